@@ -1,0 +1,165 @@
+// LAN protocol v1 between a socket and the gateway (see docs/lan-protocol.md).
+// One codec for both sides: no heap, no exceptions, no RTTI, fixed-size messages.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pbfw::proto {
+
+inline constexpr uint8_t kSof = 0xA5;        // start of frame
+inline constexpr uint8_t kVersion = 1;       // frame/protocol version
+inline constexpr size_t kHeaderSize = 5;     // SOF, version, type, payload length (u16 BE)
+inline constexpr size_t kCrcSize = 2;        // CRC-16/CCITT-FALSE over version..payload, BE
+inline constexpr size_t kMaxPayload = 240;
+inline constexpr size_t kMaxFrame = kHeaderSize + kMaxPayload + kCrcSize;
+inline constexpr size_t kCidMax = 32;        // bytes, without terminator
+inline constexpr size_t kFwVersionMax = 16;
+
+enum class MsgType : uint8_t {
+  Hello = 1,          // socket -> gateway, first frame after TLS handshake
+  HelloAck = 2,       // gateway -> socket
+  Reading = 3,        // socket -> gateway, durable record (acked)
+  Event = 4,          // socket -> gateway, durable record (acked)
+  Ack = 5,            // gateway -> socket, cumulative over records of the current boot
+  Command = 6,        // gateway -> socket
+  CommandResult = 7,  // socket -> gateway
+  Keepalive = 8,      // both directions
+};
+
+// Capability bits announced in Hello.
+enum Capability : uint32_t {
+  kCapRelay = 1u << 0,
+  kCapMeter = 1u << 1,
+  kCapOverCurrent = 1u << 2,
+  kCapCountdown = 1u << 3,
+  kCapTemperature = 1u << 4,
+};
+
+struct Hello {
+  uint8_t proto_version;
+  char cid[kCidMax + 1];               // NUL-terminated
+  char fw_version[kFwVersionMax + 1];  // NUL-terminated
+  uint32_t capabilities;
+  uint32_t boot_counter;               // increments at every boot; scopes record seqs
+  uint64_t uptime_ms;
+};
+
+struct HelloAck {
+  uint64_t unix_ms;              // gateway wall clock
+  uint32_t last_committed_seq;   // highest record seq already stored for this boot (0 = none)
+  uint16_t keepalive_s;          // socket sends Keepalive at least this often when idle
+};
+
+// Reading flags.
+enum ReadingFlag : uint8_t {
+  kVoltageValid = 1u << 0,
+  kCurrentValid = 1u << 1,
+  kPowerValid = 1u << 2,
+  kMeterOk = 1u << 3,   // a valid HLW8032 frame arrived recently; if clear the values are unavailable
+  kRelayOn = 1u << 4,
+};
+
+struct Reading {
+  uint32_t seq;            // per boot, shared with Event, starts at 1
+  uint32_t age_ms;         // time from sampling to sending (lets the gateway timestamp resends)
+  uint8_t flags;
+  uint32_t voltage_mv;
+  uint32_t current_ua;
+  uint32_t power_mw;       // active power
+  uint32_t apparent_mva;
+  uint16_t power_factor_e4;  // PF x 10000
+  uint64_t energy_mwh;     // cumulative counter, wraps to 0 at 10 000 kWh
+  uint16_t energy_epoch;   // incremented at every wrap or factory reset
+};
+
+enum class EventType : uint8_t {
+  RelayChanged = 1,   // value: 0 off / 1 on
+  OverCurrent = 2,    // value: current in mA that tripped
+  MeterLost = 3,
+  MeterRestored = 4,
+  OverPower = 5,      // value: power in W that tripped
+};
+
+enum class Cause : uint8_t {
+  Unknown = 0,
+  Button = 1,
+  Command = 2,
+  Protection = 3,
+  Countdown = 4,
+  PowerOn = 5,
+};
+
+struct Event {
+  uint32_t seq;
+  uint32_t age_ms;
+  EventType type;
+  Cause cause;
+  int32_t value;
+};
+
+struct Ack {
+  uint32_t up_to_seq;  // every record of this boot with seq <= up_to_seq is committed
+};
+
+enum class CommandKind : uint8_t {
+  SetRelay = 1,        // value 0/1
+  SetCurrentLimit = 2, // value mA
+  RequestReading = 3,  // send a reading now
+};
+
+struct Command {
+  uint32_t cmd_id;
+  CommandKind kind;
+  int32_t value;
+};
+
+enum class CommandStatus : uint8_t { Ok = 0, Unsupported = 1, InvalidValue = 2, Refused = 3 };
+
+struct CommandResult {
+  uint32_t cmd_id;
+  CommandStatus status;
+  uint8_t relay_on;
+};
+
+struct Keepalive {
+  uint64_t uptime_ms;
+};
+
+struct Message {
+  MsgType type;
+  union {
+    Hello hello;
+    HelloAck hello_ack;
+    Reading reading;
+    Event event;
+    Ack ack;
+    Command command;
+    CommandResult command_result;
+    Keepalive keepalive;
+  };
+};
+
+enum class DecodeStatus : uint8_t {
+  Ok,            // one frame decoded into `out`, `consumed` bytes used
+  NeedMore,      // not a whole frame yet
+  BadSof,
+  BadVersion,
+  TooLarge,      // declared payload length > kMaxPayload
+  BadCrc,
+  UnknownType,
+  Malformed,     // payload length/content does not fit the message type
+};
+
+const char* to_string(DecodeStatus s);
+const char* to_string(MsgType t);
+
+uint16_t crc16_ccitt(const uint8_t* data, size_t len, uint16_t crc = 0xFFFF);
+
+// Encodes one frame; returns its length, or 0 if `cap` is too small or the message is invalid.
+size_t encode(const Message& msg, uint8_t* out, size_t cap);
+
+// Decodes the first frame of buf[0..len). Stateless: the caller keeps unconsumed bytes.
+DecodeStatus decode(const uint8_t* buf, size_t len, Message& out, size_t& consumed);
+
+}  // namespace pbfw::proto

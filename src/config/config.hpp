@@ -1,0 +1,71 @@
+// plugbridged configuration: plain structs, filled by one parser (config.cpp).
+// Every default lives here, in the member initialisers.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pb::config {
+
+// "file:line: key: message"
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Limits {
+  std::optional<uint32_t> current_max_ma;  // over-current trip (socket default 5000 mA)
+  std::optional<uint32_t> power_max_w;
+};
+
+struct SocketEntry {
+  std::string cid;         // also the TLS-PSK identity
+  std::string product_id;  // Tuya product id
+  std::vector<uint8_t> secret;  // PSK, >= 16 bytes; written as hex in YAML
+  std::string name;
+  std::string location;    // install_location for devices/sync
+  Limits limits;
+  int line = 0;            // line of the entry in the config file
+};
+
+struct Uplink {
+  bool enabled = true;
+  std::string host = "127.0.0.1";
+  uint16_t port = 21883;
+  std::string ca_file;            // CA that signed the broker certificate (required if enabled)
+  std::string username;           // Tuya vendor identifier; password = md5(gateway_id + username)
+  bool verify_hostname = true;
+  int keepalive_s = 30;
+  int connect_timeout_s = 10;
+  int command_timeout_s = 5;      // socket must confirm a command within this
+};
+
+struct Lan {
+  std::string listen_address = "0.0.0.0";
+  uint16_t port = 6690;           // 0 = any free port (tests); the bound port is logged
+  int keepalive_s = 15;           // socket keepalive; a session silent for 3x this is dropped
+  int handshake_timeout_s = 10;
+};
+
+struct Config {
+  std::string source_file;
+  std::string gateway_id;         // MQTT clientId
+  Uplink uplink;
+  Lan lan;
+  std::string database = "/var/lib/plugbridge/plugbridge.db";
+  int heartbeat_s = 30;           // devices/status period (<= 60)
+  int report_period_s = 60;       // periodic full properties/report
+  std::string log_level = "info"; // debug, info, warning, error
+  std::vector<SocketEntry> sockets;
+
+  const SocketEntry* find_socket(std::string_view cid) const;
+};
+
+// Parses and validates; throws ConfigError naming file:line and the key.
+Config load_file(const std::string& path);
+Config load_string(const std::string& yaml, const std::string& source_name = "<string>");
+
+}  // namespace pb::config
