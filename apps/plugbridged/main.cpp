@@ -1,0 +1,123 @@
+// plugbridged: the gateway daemon. Wiring only; the logic lives in src/.
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "common/log.hpp"
+#include "config/config.hpp"
+#include "gateway/gateway.hpp"
+#include "store/store.hpp"
+#include "uplink/uplink.hpp"
+
+namespace {
+
+class UplinkAdapter : public pb::gateway::UplinkPort {
+ public:
+  explicit UplinkAdapter(pb::uplink::Client& c) : client_(c) {}
+  bool connected() const override { return client_.connected(); }
+  void publish(const std::string& suffix, std::string payload, std::function<void(bool)> done) override {
+    client_.publish(suffix, std::move(payload), std::move(done));
+  }
+
+ private:
+  pb::uplink::Client& client_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"plugbridged: bridges plugbridge smart sockets to the Tuya edge gateway"};
+  std::string config_path = "/etc/plugbridge/plugbridge.yaml";
+  bool check_only = false;
+  std::string log_level;
+  app.add_option("-c,--config", config_path, "configuration file (YAML)")->capture_default_str();
+  app.add_flag("--check-config", check_only, "validate the configuration and exit (0 = valid)");
+  app.add_option("--log-level", log_level, "debug, info, warning or error (overrides the config)");
+  app.set_version_flag("--version", std::string("plugbridged ") + PB_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  pb::config::Config cfg;
+  try {
+    cfg = pb::config::load_file(config_path);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "plugbridged: %s\n", ex.what());
+    return 2;
+  }
+  if (check_only) {
+    std::printf("%s: OK (%zu sockets)\n", config_path.c_str(), cfg.sockets.size());
+    return 0;
+  }
+  pb::log::Level level;
+  if (!pb::log::parse_level(log_level.empty() ? cfg.log_level : log_level, level)) {
+    std::fprintf(stderr, "plugbridged: unknown log level '%s'\n", log_level.c_str());
+    return 2;
+  }
+  pb::log::set_level(level);
+
+  try {
+    boost::asio::io_context io;
+    pb::store::Store store(cfg.database);
+    PB_LOG(Info, "main") << "database " << cfg.database << " at schema version " << store.schema_version();
+
+    std::unique_ptr<pb::uplink::Client> uplink;
+    std::unique_ptr<UplinkAdapter> adapter;
+    std::unique_ptr<pb::gateway::Gateway> gw;
+    if (cfg.uplink.enabled) {
+      pb::uplink::Options o;
+      o.host = cfg.uplink.host;
+      o.port = cfg.uplink.port;
+      o.ca_file = cfg.uplink.ca_file;
+      o.gateway_id = cfg.gateway_id;
+      o.username = cfg.uplink.username;
+      o.verify_hostname = cfg.uplink.verify_hostname;
+      o.keepalive = std::chrono::seconds(cfg.uplink.keepalive_s);
+      o.connect_timeout = std::chrono::seconds(cfg.uplink.connect_timeout_s);
+      pb::uplink::Handlers h;
+      h.on_connected = [&] { gw->on_uplink_connected(); };
+      h.on_disconnected = [&](const std::string& reason) { gw->on_uplink_disconnected(reason); };
+      h.on_message = [&](const std::string& suffix, const std::string& payload) {
+        gw->on_uplink_message(suffix, payload);
+      };
+      uplink = std::make_unique<pb::uplink::Client>(io, o, h);
+      adapter = std::make_unique<UplinkAdapter>(*uplink);
+    } else {
+      PB_LOG(Warning, "main") << "uplink disabled in the configuration: running LAN-only";
+    }
+    gw = std::make_unique<pb::gateway::Gateway>(io, cfg, store, adapter.get());
+    gw->start();
+    if (uplink) uplink->start();
+
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    boost::asio::steady_timer shutdown_deadline(io);
+    bool stopping = false;
+    auto stop_loop = [&] {
+      if (uplink)
+        uplink->stop([&] { io.stop(); });
+      else
+        io.stop();
+    };
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+      if (ec || stopping) return;
+      stopping = true;
+      PB_LOG(Info, "main") << "signal " << sig << ": shutting down";
+      // Bounded: a broker that never acks must not keep us from exiting.
+      shutdown_deadline.expires_after(std::chrono::seconds(5));
+      shutdown_deadline.async_wait([&](const boost::system::error_code& e) {
+        if (!e) {
+          PB_LOG(Warning, "main") << "shutdown took too long; exiting";
+          io.stop();
+        }
+      });
+      gw->shutdown(stop_loop);
+    });
+    io.run();
+    PB_LOG(Info, "main") << "stopped";
+  } catch (const std::exception& ex) {
+    PB_LOG(Error, "main") << ex.what();
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,711 @@
+#include "gateway/gateway.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/log.hpp"
+#include "tuya/dp.hpp"
+#include "tuya/tuya.hpp"
+
+namespace pb::gateway {
+
+namespace proto = pbfw::proto;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr size_t kMaxBatch = 512;            // records per SQLite transaction
+constexpr auto kFlushDelay = 20ms;           // how long a record may wait for companions
+constexpr size_t kStatusChunk = 200;         // sockets per devices/status message
+constexpr auto kSyncTimeout = 10s;           // no sync response → retry
+constexpr auto kStatusDebounce = 200ms;      // coalesce online/offline changes
+constexpr uint32_t kDefaultCurrentLimitMa = 5000;  // the socket's rating
+
+const char* cause_name(proto::Cause c) {
+  switch (c) {
+    case proto::Cause::Unknown: return "unknown";
+    case proto::Cause::Button: return "button";
+    case proto::Cause::Command: return "command";
+    case proto::Cause::Protection: return "protection";
+    case proto::Cause::Countdown: return "countdown";
+    case proto::Cause::PowerOn: return "power_on";
+  }
+  return "unknown";
+}
+
+const char* event_kind(proto::EventType t) {
+  switch (t) {
+    case proto::EventType::RelayChanged: return "relay";
+    case proto::EventType::OverCurrent: return "over_current";
+    case proto::EventType::MeterLost: return "meter_lost";
+    case proto::EventType::MeterRestored: return "meter_restored";
+    case proto::EventType::OverPower: return "over_power";
+  }
+  return "unknown";
+}
+
+// Dead band for on-change reports: absolute (in the DP's encoded units) or relative.
+bool changed_enough(int64_t before, int64_t now, int64_t abs_band, int percent) {
+  int64_t diff = now > before ? now - before : before - now;
+  if (diff == 0) return false;
+  if (diff >= abs_band) return true;
+  return percent > 0 && diff * 100 >= std::max<int64_t>(before, 1) * percent;
+}
+}  // namespace
+
+struct Gateway::PendingCommand {
+  uint32_t cmd_id;
+  std::string cid;
+  std::string request_id;
+  int dp;
+  json value;
+  std::unique_ptr<boost::asio::steady_timer> timer;
+};
+
+struct Gateway::SocketState {
+  const config::SocketEntry* entry = nullptr;
+  std::shared_ptr<lan::Session> session;
+  bool online = false;
+  uint32_t boot = 0;
+  std::optional<store::ReadingRow> last;
+  std::optional<bool> relay_on;
+  uint32_t current_limit_ma = kDefaultCurrentLimitMa;
+
+  bool synced = false;
+  int sync_attempts = 0;
+  std::unique_ptr<boost::asio::steady_timer> sync_timer;
+
+  std::map<int, int64_t> reported;  // last reported value per DP (bools as 0/1)
+  Clock::time_point last_full_report{};
+  bool status_dirty = false;
+};
+
+Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::Store& store, UplinkPort* uplink)
+    : io_(io),
+      cfg_(cfg),
+      store_(store),
+      uplink_(uplink),
+      flush_timer_(io),
+      heartbeat_timer_(io),
+      report_timer_(io),
+      status_timer_(io) {
+  for (const auto& entry : cfg_.sockets) {
+    auto st = std::make_unique<SocketState>();
+    st->entry = &entry;
+    if (entry.limits.current_max_ma) st->current_limit_ma = *entry.limits.current_max_ma;
+    st->sync_timer = std::make_unique<boost::asio::steady_timer>(io_);
+    roster_order_.push_back(st.get());
+    sockets_.emplace(entry.cid, std::move(st));
+  }
+}
+
+Gateway::~Gateway() = default;
+
+int64_t Gateway::now_unix_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Gateway::start() {
+  lan::ServerOptions opts;
+  opts.address = cfg_.lan.listen_address;
+  opts.port = cfg_.lan.port;
+  opts.handshake_timeout = std::chrono::seconds(cfg_.lan.handshake_timeout_s);
+  opts.idle_timeout = std::chrono::seconds(cfg_.lan.keepalive_s * 3);
+  opts.max_sessions = std::max<size_t>(cfg_.sockets.size() * 2 + 16, 64);
+
+  lan::ServerHandlers handlers;
+  handlers.on_hello = [this](const std::shared_ptr<lan::Session>& s) { on_hello(s); };
+  handlers.on_message = [this](const std::shared_ptr<lan::Session>& s, const proto::Message& m) {
+    on_lan_message(s, m);
+  };
+  handlers.on_closed = [this](const std::shared_ptr<lan::Session>& s, const std::string& reason) {
+    on_lan_closed(s, reason);
+  };
+  auto lookup = [this](std::string_view identity) -> std::optional<std::vector<uint8_t>> {
+    auto it = sockets_.find(std::string(identity));
+    if (it == sockets_.end()) return std::nullopt;
+    return it->second->entry->secret;
+  };
+  server_ = std::make_unique<lan::Server>(io_, opts, lookup, handlers);
+  server_->start();
+  PB_LOG(Info, "gateway") << "listening for sockets on " << cfg_.lan.listen_address << ":" << server_->port()
+                          << " (" << sockets_.size() << " in the roster)";
+  start_heartbeat_timer();
+  start_periodic_report_timer();
+}
+
+uint16_t Gateway::lan_port() const { return server_ ? server_->port() : 0; }
+
+// ---------------------------------------------------------------------------------------------
+// LAN side
+
+Gateway::SocketState* Gateway::socket_for(const std::shared_ptr<lan::Session>& s) {
+  auto it = sockets_.find(s->cid());
+  if (it == sockets_.end() || it->second->session != s) return nullptr;
+  return it->second.get();
+}
+
+void Gateway::on_hello(const std::shared_ptr<lan::Session>& s) {
+  auto it = sockets_.find(s->cid());
+  if (it == sockets_.end()) {  // the PSK lookup makes this unreachable; stay safe anyway
+    s->close("not in the roster");
+    return;
+  }
+  SocketState& st = *it->second;
+  if (st.session && st.session != s) {
+    auto old = std::move(st.session);
+    st.session.reset();
+    old->close("replaced by a new connection from " + s->remote());
+  }
+  if (stopping_) {
+    s->close("gateway is shutting down");
+    return;
+  }
+  const auto& hello = s->hello();
+  st.session = s;
+  st.boot = hello.boot_counter;
+
+  proto::Message ack{};
+  ack.type = proto::MsgType::HelloAck;
+  ack.hello_ack.unix_ms = static_cast<uint64_t>(now_unix_ms());
+  uint32_t committed = store_.last_seq(st.entry->cid, st.boot);
+  ack.hello_ack.last_committed_seq = committed;
+  ack.hello_ack.keepalive_s = static_cast<uint16_t>(cfg_.lan.keepalive_s);
+  s->send(ack);
+  PB_LOG(Info, "gateway") << st.entry->cid << " connected from " << s->remote() << " (fw " << hello.fw_version
+                          << ", boot " << hello.boot_counter << ", committed up to seq " << committed << ")";
+  set_online(st, true);
+}
+
+void Gateway::on_lan_closed(const std::shared_ptr<lan::Session>& s, const std::string& reason) {
+  auto it = sockets_.find(s->cid());
+  if (it == sockets_.end()) return;
+  SocketState& st = *it->second;
+  if (st.session != s) return;  // an older, replaced session
+  st.session.reset();
+  PB_LOG(Info, "gateway") << st.entry->cid << " disconnected: " << reason;
+  set_online(st, false);
+  // Commands waiting on this socket can no longer be confirmed.
+  std::vector<uint32_t> failed;
+  for (auto& [id, pc] : pending_commands_)
+    if (pc->cid == st.entry->cid) failed.push_back(id);
+  for (uint32_t id : failed) {
+    auto node = pending_commands_.extract(id);
+    node.mapped()->timer->cancel();
+    answer_command(node.mapped()->cid, node.mapped()->request_id, tuya::code::kOffline,
+                   "socket disconnected before confirming");
+  }
+}
+
+void Gateway::on_lan_message(const std::shared_ptr<lan::Session>& s, const proto::Message& m) {
+  SocketState* st = socket_for(s);
+  if (!st) return;
+  switch (m.type) {
+    case proto::MsgType::Reading: queue_reading(*st, s, m.reading); break;
+    case proto::MsgType::Event: queue_event(*st, s, m.event); break;
+    case proto::MsgType::CommandResult: on_command_result(*st, m.command_result); break;
+    case proto::MsgType::Keepalive: break;  // answered by the server
+    default:
+      s->close(std::string("unexpected ") + proto::to_string(m.type) + " from a socket");
+      break;
+  }
+}
+
+void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>& s, const proto::Reading& r) {
+  store::ReadingRow row;
+  row.cid = st.entry->cid;
+  row.boot = st.boot;
+  row.seq = r.seq;
+  row.ts_ms = now_unix_ms() - r.age_ms;
+  row.flags = r.flags;
+  row.voltage_mv = r.voltage_mv;
+  row.current_ua = r.current_ua;
+  row.power_mw = r.power_mw;
+  row.apparent_mva = r.apparent_mva;
+  row.power_factor_e4 = r.power_factor_e4;
+  row.energy_mwh = r.energy_mwh;
+  row.energy_epoch = r.energy_epoch;
+  batch_readings_.push_back(std::move(row));
+  batch_acks_.push_back({s, &st, r.seq});
+  schedule_flush();
+}
+
+void Gateway::queue_event(SocketState& st, const std::shared_ptr<lan::Session>& s, const proto::Event& e) {
+  store::EventRow row;
+  row.cid = st.entry->cid;
+  row.ts_ms = now_unix_ms() - e.age_ms;
+  row.kind = event_kind(e.type);
+  row.boot = st.boot;
+  row.seq = e.seq;
+  row.value = e.value;
+  row.detail = json{{"cause", cause_name(e.cause)}}.dump();
+  batch_events_.push_back(std::move(row));
+  batch_acks_.push_back({s, &st, e.seq});
+  schedule_flush();
+
+  if (e.type == proto::EventType::RelayChanged) {
+    st.relay_on = e.value != 0;
+    report_changes(st, false);
+  } else if (e.type == proto::EventType::OverCurrent) {
+    PB_LOG(Warning, "gateway") << st.entry->cid << ": over-current protection tripped at " << e.value << " mA";
+  }
+}
+
+void Gateway::queue_gateway_event(const std::string& cid, const std::string& kind, int64_t value,
+                                  std::string detail) {
+  store::EventRow row;
+  row.cid = cid;
+  row.ts_ms = now_unix_ms();
+  row.kind = kind;
+  row.value = value;
+  row.detail = std::move(detail);
+  batch_events_.push_back(std::move(row));
+  schedule_flush();
+}
+
+void Gateway::schedule_flush() {
+  if (batch_readings_.size() + batch_events_.size() >= kMaxBatch) {
+    flush();
+    return;
+  }
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  flush_timer_.expires_after(kFlushDelay);
+  flush_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    flush();
+  });
+}
+
+void Gateway::flush() {
+  flush_scheduled_ = false;
+  flush_timer_.cancel();
+  if (batch_readings_.empty() && batch_events_.empty()) return;
+  auto readings = std::move(batch_readings_);
+  auto events = std::move(batch_events_);
+  auto acks = std::move(batch_acks_);
+  batch_readings_.clear();
+  batch_events_.clear();
+  batch_acks_.clear();
+  try {
+    auto res = store_.commit(readings, events);
+    stats_.commits++;
+    stats_.readings_committed += res.readings_inserted;
+    stats_.readings_duplicate += res.readings_duplicate;
+    stats_.events_committed += res.events_inserted;
+    if (res.readings_duplicate || res.events_duplicate)
+      PB_LOG(Debug, "gateway") << "ignored " << res.readings_duplicate << " duplicate readings, "
+                               << res.events_duplicate << " duplicate events";
+  } catch (const std::exception& ex) {
+    // Nothing of this batch is acked: close the sessions so the sockets resend it.
+    PB_LOG(Error, "gateway") << "could not store " << readings.size() << " readings and " << events.size()
+                             << " events: " << ex.what();
+    for (auto& a : acks)
+      if (auto s = a.session.lock()) s->close("database write failed");
+    return;
+  }
+
+  // Ack the highest committed seq per session (records of a session arrive in seq order).
+  std::unordered_map<lan::Session*, std::pair<std::shared_ptr<lan::Session>, uint32_t>> highest;
+  for (auto& a : acks) {
+    auto s = a.session.lock();
+    if (!s || !s->open()) continue;
+    auto& h = highest[s.get()];
+    if (!h.first || a.seq > h.second) h = {s, std::max(a.seq, h.second)};
+  }
+  for (auto& [ptr, h] : highest) {
+    proto::Message ack{};
+    ack.type = proto::MsgType::Ack;
+    ack.ack.up_to_seq = h.second;
+    h.first->send(ack);
+  }
+
+  // Newest state per socket, then reports.
+  std::vector<SocketState*> touched;
+  for (auto& row : readings) {
+    auto it = sockets_.find(row.cid);
+    if (it == sockets_.end()) continue;
+    SocketState& st = *it->second;
+    if (!st.last || st.last->ts_ms <= row.ts_ms) {
+      st.last = row;
+      st.relay_on = (row.flags & proto::kRelayOn) != 0;
+      touched.push_back(&st);
+    }
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (SocketState* st : touched) report_changes(*st, false);
+}
+
+void Gateway::set_online(SocketState& st, bool online) {
+  if (st.online == online) return;
+  st.online = online;
+  if (stopping_) return;
+  st.status_dirty = true;
+  if (status_scheduled_) return;
+  status_scheduled_ = true;
+  status_timer_.expires_after(kStatusDebounce);
+  status_timer_.async_wait([this](const boost::system::error_code& ec) {
+    status_scheduled_ = false;
+    if (ec) return;
+    std::vector<SocketState*> dirty;
+    for (SocketState* s : roster_order_)
+      if (s->status_dirty) {
+        s->status_dirty = false;
+        dirty.push_back(s);
+      }
+    send_status(dirty);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tuya side
+
+void Gateway::on_uplink_connected() {
+  PB_LOG(Info, "gateway") << "uplink connected: syncing " << roster_order_.size() << " sockets";
+  pending_syncs_.clear();
+  for (SocketState* st : roster_order_) {
+    st->synced = false;
+    st->sync_attempts = 0;
+    st->reported.clear();
+    sync_socket(*st);
+  }
+  send_status(roster_order_);
+}
+
+void Gateway::on_uplink_disconnected(const std::string& reason) {
+  PB_LOG(Warning, "gateway") << "uplink down: " << reason;
+  pending_syncs_.clear();
+  for (SocketState* st : roster_order_) {
+    st->synced = false;
+    st->sync_timer->cancel();
+  }
+}
+
+void Gateway::sync_socket(SocketState& st) {
+  if (!uplink_ || !uplink_->connected() || stopping_) return;
+  tuya::SyncParams p;
+  p.cid = st.entry->cid;
+  p.product_id = st.entry->product_id;
+  p.name = st.entry->name;
+  p.location = st.entry->location;
+  if (st.session) {
+    auto remote = st.session->remote();
+    p.ip = remote.substr(0, remote.rfind(':'));
+  }
+  std::string rid = tuya::new_request_id();
+  pending_syncs_[rid] = &st;
+  st.sync_attempts++;
+  uplink_->publish("devices/sync", tuya::make_sync(p, now_unix_ms() / 1000, rid).dump(), {});
+  // A lost response counts as a failure.
+  st.sync_timer->expires_after(kSyncTimeout);
+  st.sync_timer->async_wait([this, &st, rid](const boost::system::error_code& ec) {
+    if (ec || st.synced) return;
+    if (pending_syncs_.erase(rid) == 0) return;
+    PB_LOG(Warning, "gateway") << st.entry->cid << ": no devices/sync response within "
+                               << std::chrono::duration_cast<std::chrono::seconds>(kSyncTimeout).count()
+                               << " s, retrying";
+    schedule_sync_retry(st);
+  });
+}
+
+void Gateway::schedule_sync_retry(SocketState& st) {
+  int exp = std::min(st.sync_attempts, 6);
+  auto delay = std::chrono::seconds(1 << exp);  // 2, 4 ... 64 s
+  st.sync_timer->expires_after(delay);
+  st.sync_timer->async_wait([this, &st](const boost::system::error_code& ec) {
+    if (ec || st.synced) return;
+    sync_socket(st);
+  });
+}
+
+void Gateway::handle_sync_response(const std::string& payload) {
+  std::string err;
+  auto r = tuya::parse_response(payload, &err);
+  if (!r) {
+    PB_LOG(Warning, "gateway") << "unreadable devices/sync response (" << err << "): " << payload;
+    return;
+  }
+  auto it = pending_syncs_.find(r->request_id);
+  if (it == pending_syncs_.end()) {
+    PB_LOG(Debug, "gateway") << "devices/sync response for an unknown request " << r->request_id;
+    return;
+  }
+  SocketState& st = *it->second;
+  pending_syncs_.erase(it);
+  if (r->code != tuya::code::kSuccess) {
+    PB_LOG(Error, "gateway") << st.entry->cid << ": devices/sync refused with code " << r->code << " ("
+                             << tuya::code_meaning(r->code) << "); retrying";
+    schedule_sync_retry(st);
+    return;
+  }
+  st.sync_timer->cancel();
+  st.synced = true;
+  st.sync_attempts = 0;
+  PB_LOG(Debug, "gateway") << st.entry->cid << " synced";
+  report_changes(st, true);
+}
+
+void Gateway::handle_report_response(const std::string& payload) {
+  std::string err;
+  auto r = tuya::parse_response(payload, &err);
+  if (!r) {
+    PB_LOG(Warning, "gateway") << "unreadable properties/report response (" << err << ")";
+    return;
+  }
+  if (r->code == tuya::code::kSuccess) return;
+  PB_LOG(Warning, "gateway") << "properties/report for " << r->cid << " refused with code " << r->code << " ("
+                             << tuya::code_meaning(r->code) << ")";
+  if (r->code == tuya::code::kNoDevice) {
+    auto it = sockets_.find(r->cid);
+    if (it != sockets_.end() && it->second->synced) {
+      it->second->synced = false;
+      sync_socket(*it->second);
+    }
+  }
+}
+
+void Gateway::report_dp(SocketState& st, int dp, const std::string& value_json) {
+  std::string payload =
+      tuya::make_report(st.entry->cid, dp, json::parse(value_json), now_unix_ms() / 1000, tuya::new_request_id())
+          .dump();
+  uplink_->publish("properties/report", std::move(payload), {});
+  stats_.reports_sent++;
+}
+
+void Gateway::report_changes(SocketState& st, bool full) {
+  if (!uplink_ || !uplink_->connected() || !st.synced || stopping_) return;
+  auto now = Clock::now();
+  if (full) {
+    st.last_full_report = now;
+    st.reported.clear();
+  }
+  auto report_int = [&](int dp, int64_t v, int64_t abs_band, int percent) {
+    auto it = st.reported.find(dp);
+    if (it != st.reported.end() && !changed_enough(it->second, v, abs_band, percent)) return;
+    st.reported[dp] = v;
+    report_dp(st, dp, std::to_string(v));
+  };
+  if (st.relay_on) {
+    int64_t v = *st.relay_on ? 1 : 0;
+    auto it = st.reported.find(1);
+    if (it == st.reported.end() || it->second != v) {
+      st.reported[1] = v;
+      report_dp(st, 1, v ? "true" : "false");
+    }
+  }
+  if (full || st.reported.find(6) == st.reported.end()) report_int(6, tuya::encode_current_max_ma(st.current_limit_ma), 1, 0);
+  if (st.last && (st.last->flags & proto::kMeterOk)) {
+    const auto& r = *st.last;
+    // Bands: 1 W or 5 %, 1 V, 10 mA or 5 %, 0.01 kWh (encoded units, scale 4).
+    report_int(3, tuya::encode_power_mw(r.power_mw), 10000, 5);
+    report_int(5, tuya::encode_voltage_mv(r.voltage_mv), 10000, 0);
+    report_int(7, tuya::encode_current_ua(r.current_ua), 100000, 5);
+    report_int(44, tuya::encode_energy_mwh(r.energy_mwh), 100, 0);
+  }
+}
+
+void Gateway::send_status(const std::vector<SocketState*>& sockets) {
+  if (!uplink_ || !uplink_->connected() || sockets.empty()) return;
+  for (size_t i = 0; i < sockets.size(); i += kStatusChunk) {
+    std::vector<std::pair<std::string, bool>> part;
+    for (size_t j = i; j < std::min(sockets.size(), i + kStatusChunk); ++j)
+      part.emplace_back(sockets[j]->entry->cid, sockets[j]->online && !stopping_);
+    uplink_->publish("devices/status", tuya::make_status(part, now_unix_ms() / 1000, tuya::new_request_id()).dump(),
+                     {});
+  }
+}
+
+void Gateway::heartbeat() { send_status(roster_order_); }
+
+void Gateway::start_heartbeat_timer() {
+  heartbeat_timer_.expires_after(std::chrono::seconds(cfg_.heartbeat_s));
+  heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    heartbeat();
+    start_heartbeat_timer();
+  });
+}
+
+void Gateway::start_periodic_report_timer() {
+  // Checked every second so sockets' periodic reports spread out instead of bursting together.
+  report_timer_.expires_after(1s);
+  report_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    auto now = Clock::now();
+    auto period = std::chrono::seconds(cfg_.report_period_s);
+    for (SocketState* st : roster_order_)
+      if (st->synced && st->online && now - st->last_full_report >= period) report_changes(*st, true);
+    start_periodic_report_timer();
+  });
+}
+
+void Gateway::answer_command(const std::string& cid, const std::string& request_id, int code,
+                             const std::string& why) {
+  if (code == tuya::code::kSuccess)
+    PB_LOG(Info, "gateway") << "command " << request_id << " for " << cid << " done";
+  else
+    PB_LOG(Warning, "gateway") << "command " << request_id << " for " << (cid.empty() ? "?" : cid)
+                               << " answered " << code << " (" << tuya::code_message(code) << "): " << why;
+  stats_.commands_answered++;
+  if (sockets_.count(cid))
+    queue_gateway_event(cid, "command", code, json{{"request_id", request_id}, {"code", code}, {"why", why}}.dump());
+  if (!uplink_ || !uplink_->connected()) return;
+  uplink_->publish("commands/response",
+                   tuya::make_command_response(cid, request_id, code, now_unix_ms() / 1000).dump(), {});
+}
+
+void Gateway::handle_command(const std::string& payload) {
+  auto parsed = tuya::parse_command(payload);
+  if (!parsed.command) {
+    if (parsed.request_id.empty()) {
+      PB_LOG(Warning, "gateway") << "ignoring a command without a readable request_id (" << parsed.error
+                                 << "): " << payload.substr(0, 200);
+      return;
+    }
+    answer_command(parsed.cid, parsed.request_id, parsed.error_code, parsed.error);
+    return;
+  }
+  const auto& cmd = *parsed.command;
+  auto it = sockets_.find(cmd.cid);
+  if (it == sockets_.end()) {
+    answer_command(cmd.cid, cmd.request_id, tuya::code::kNoDevice, "cid is not in the roster");
+    return;
+  }
+  SocketState& st = *it->second;
+
+  proto::Command out{};
+  switch (cmd.dp_id) {
+    case 1:     // switch
+    case 57: {  // switch_state
+      auto on = tuya::parse_bool(cmd.value);
+      if (!on) return answer_command(cmd.cid, cmd.request_id, tuya::code::kType, "switch wants a boolean");
+      out.kind = proto::CommandKind::SetRelay;
+      out.value = *on ? 1 : 0;
+      break;
+    }
+    case 6: {  // current_max, A scale 4
+      auto v = tuya::parse_int(cmd.value);
+      if (!v) return answer_command(cmd.cid, cmd.request_id, tuya::code::kType, "current_max wants an integer");
+      int64_t ma = *v / 10;
+      if (*v < 0 || ma < 100 || ma > 20000)
+        return answer_command(cmd.cid, cmd.request_id, tuya::code::kRange, "current_max must be 0.1..20 A");
+      out.kind = proto::CommandKind::SetCurrentLimit;
+      out.value = static_cast<int32_t>(ma);
+      break;
+    }
+    case 9: {  // status_query: a full report of that socket
+      if (!st.session) return answer_command(cmd.cid, cmd.request_id, tuya::code::kOffline, "socket is offline");
+      report_changes(st, true);
+      return answer_command(cmd.cid, cmd.request_id, tuya::code::kSuccess, "full report sent");
+    }
+    default:
+      return answer_command(cmd.cid, cmd.request_id, tuya::code::kUnsupported,
+                            "DP " + std::to_string(cmd.dp_id) + " is not supported by this socket");
+  }
+  if (!st.session) return answer_command(cmd.cid, cmd.request_id, tuya::code::kOffline, "socket is offline");
+
+  auto pc = std::make_unique<PendingCommand>();
+  pc->cmd_id = next_cmd_id_++;
+  if (next_cmd_id_ == 0) next_cmd_id_ = 1;
+  pc->cid = cmd.cid;
+  pc->request_id = cmd.request_id;
+  pc->dp = cmd.dp_id;
+  pc->value = cmd.value;
+  pc->timer = std::make_unique<boost::asio::steady_timer>(io_);
+  out.cmd_id = pc->cmd_id;
+  uint32_t id = pc->cmd_id;
+  pc->timer->expires_after(std::chrono::seconds(cfg_.uplink.command_timeout_s));
+  pc->timer->async_wait([this, id](const boost::system::error_code& ec) {
+    if (ec) return;
+    auto node = pending_commands_.extract(id);
+    if (node.empty()) return;
+    answer_command(node.mapped()->cid, node.mapped()->request_id, tuya::code::kOffline,
+                   "socket did not confirm in time");
+  });
+  pending_commands_.emplace(id, std::move(pc));
+
+  proto::Message m{};
+  m.type = proto::MsgType::Command;
+  m.command = out;
+  st.session->send(m);
+}
+
+void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) {
+  st.relay_on = r.relay_on != 0;
+  auto node = pending_commands_.extract(r.cmd_id);
+  if (node.empty()) {
+    PB_LOG(Debug, "gateway") << st.entry->cid << ": result for unknown command " << r.cmd_id;
+    report_changes(st, false);
+    return;
+  }
+  auto& pc = *node.mapped();
+  pc.timer->cancel();
+  int code = tuya::code::kSuccess;
+  std::string why = "confirmed by the socket";
+  switch (r.status) {
+    case proto::CommandStatus::Ok: break;
+    case proto::CommandStatus::Unsupported: code = tuya::code::kUnsupported; why = "socket does not support it"; break;
+    case proto::CommandStatus::InvalidValue: code = tuya::code::kRange; why = "socket rejected the value"; break;
+    case proto::CommandStatus::Refused: code = tuya::code::kSystem; why = "socket refused the command"; break;
+  }
+  if (code == tuya::code::kSuccess && pc.dp == 6) {
+    if (auto v = tuya::parse_int(pc.value)) st.current_limit_ma = static_cast<uint32_t>(*v / 10);
+  }
+  // Report the confirmed state before answering, so the cloud never sees a stale switch.
+  report_changes(st, false);
+  answer_command(pc.cid, pc.request_id, code, why);
+}
+
+void Gateway::on_uplink_message(const std::string& suffix, const std::string& payload) {
+  if (stopping_) return;
+  if (suffix == "commands") handle_command(payload);
+  else if (suffix == "devices/sync/response") handle_sync_response(payload);
+  else if (suffix == "properties/report/response") handle_report_response(payload);
+  else PB_LOG(Debug, "gateway") << "ignoring message on " << suffix;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void Gateway::shutdown(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  heartbeat_timer_.cancel();
+  report_timer_.cancel();
+  status_timer_.cancel();
+  for (SocketState* st : roster_order_) st->sync_timer->cancel();
+  if (server_) server_->stop();
+  flush();
+  for (auto& [id, pc] : pending_commands_) pc->timer->cancel();
+  pending_commands_.clear();
+
+  if (!uplink_ || !uplink_->connected()) {
+    boost::asio::post(io_, std::move(done));
+    return;
+  }
+  // Tell the cloud every socket is offline, and finish once the broker acked it (or gave up).
+  auto remaining = std::make_shared<size_t>((roster_order_.size() + kStatusChunk - 1) / kStatusChunk);
+  auto finish = std::make_shared<std::function<void()>>(std::move(done));
+  if (*remaining == 0) {
+    boost::asio::post(io_, *finish);
+    return;
+  }
+  for (size_t i = 0; i < roster_order_.size(); i += kStatusChunk) {
+    std::vector<std::pair<std::string, bool>> part;
+    for (size_t j = i; j < std::min(roster_order_.size(), i + kStatusChunk); ++j)
+      part.emplace_back(roster_order_[j]->entry->cid, false);
+    uplink_->publish("devices/status", tuya::make_status(part, now_unix_ms() / 1000, tuya::new_request_id()).dump(),
+                     [remaining, finish](bool) {
+                       if (--*remaining == 0 && *finish) {
+                         auto f = std::move(*finish);
+                         *finish = nullptr;
+                         f();
+                       }
+                     });
+  }
+}
+
+}  // namespace pb::gateway

@@ -1,0 +1,127 @@
+// The gateway core: owns every socket's state on the daemon's single io_context.
+// LAN sessions feed readings/events in; they are committed to SQLite in batches and
+// acked only after the commit; the Tuya uplink gets syncs, reports, status and
+// command responses out of the same state.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "lan/server.hpp"
+#include "store/store.hpp"
+
+namespace pb::gateway {
+
+// What the gateway needs from the Tuya uplink; implemented over uplink::Client in the
+// daemon and by fakes in tests.
+class UplinkPort {
+ public:
+  virtual ~UplinkPort() = default;
+  virtual bool connected() const = 0;
+  // QoS 1 publish to gateway_id/{id}/{suffix}; done(ok) runs on the loop.
+  virtual void publish(const std::string& suffix, std::string payload, std::function<void(bool)> done) = 0;
+};
+
+struct Stats {
+  uint64_t readings_committed = 0;
+  uint64_t readings_duplicate = 0;
+  uint64_t events_committed = 0;
+  uint64_t commits = 0;
+  uint64_t reports_sent = 0;
+  uint64_t commands_answered = 0;
+};
+
+class Gateway {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Gateway(boost::asio::io_context& io, const config::Config& cfg, store::Store& store, UplinkPort* uplink);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  void start();                               // LAN listener and timers
+  void shutdown(std::function<void()> done);  // flush writes, report offline, then done()
+  uint16_t lan_port() const;
+  const Stats& stats() const { return stats_; }
+
+  // Uplink events, called on the loop.
+  void on_uplink_connected();
+  void on_uplink_disconnected(const std::string& reason);
+  void on_uplink_message(const std::string& suffix, const std::string& payload);
+
+ private:
+  struct PendingCommand;
+  struct SocketState;
+  struct PendingRecord {
+    std::weak_ptr<lan::Session> session;
+    SocketState* socket;
+    uint32_t seq;
+  };
+
+  // LAN
+  void on_hello(const std::shared_ptr<lan::Session>& s);
+  void on_lan_message(const std::shared_ptr<lan::Session>& s, const pbfw::proto::Message& m);
+  void on_lan_closed(const std::shared_ptr<lan::Session>& s, const std::string& reason);
+  SocketState* socket_for(const std::shared_ptr<lan::Session>& s);
+  void queue_reading(SocketState& st, const std::shared_ptr<lan::Session>& s, const pbfw::proto::Reading& r);
+  void queue_event(SocketState& st, const std::shared_ptr<lan::Session>& s, const pbfw::proto::Event& e);
+  void queue_gateway_event(const std::string& cid, const std::string& kind, int64_t value, std::string detail);
+  void schedule_flush();
+  void flush();
+  void set_online(SocketState& st, bool online);
+
+  // Tuya
+  void sync_socket(SocketState& st);
+  void schedule_sync_retry(SocketState& st);
+  void handle_sync_response(const std::string& payload);
+  void handle_report_response(const std::string& payload);
+  void handle_command(const std::string& payload);
+  void answer_command(const std::string& cid, const std::string& request_id, int code, const std::string& why);
+  void on_command_result(SocketState& st, const pbfw::proto::CommandResult& r);
+  void report_changes(SocketState& st, bool full);
+  void report_dp(SocketState& st, int dp, const std::string& value_json);
+  void send_status(const std::vector<SocketState*>& sockets);
+  void heartbeat();
+  void start_heartbeat_timer();
+  void start_periodic_report_timer();
+
+  int64_t now_unix_ms() const;
+
+  boost::asio::io_context& io_;
+  const config::Config& cfg_;
+  store::Store& store_;
+  UplinkPort* uplink_;
+  std::unique_ptr<lan::Server> server_;
+  std::unordered_map<std::string, std::unique_ptr<SocketState>> sockets_;
+  std::vector<SocketState*> roster_order_;
+
+  std::vector<store::ReadingRow> batch_readings_;
+  std::vector<store::EventRow> batch_events_;
+  std::vector<PendingRecord> batch_acks_;
+  bool flush_scheduled_ = false;
+  boost::asio::steady_timer flush_timer_;
+
+  std::map<std::string, SocketState*> pending_syncs_;  // request_id → socket
+  std::unordered_map<uint32_t, std::unique_ptr<PendingCommand>> pending_commands_;
+  uint32_t next_cmd_id_ = 1;
+
+  boost::asio::steady_timer heartbeat_timer_;
+  boost::asio::steady_timer report_timer_;
+  boost::asio::steady_timer status_timer_;
+  bool status_scheduled_ = false;
+  bool stopping_ = false;
+  Stats stats_;
+};
+
+}  // namespace pb::gateway
