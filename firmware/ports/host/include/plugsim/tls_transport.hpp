@@ -1,0 +1,100 @@
+// Asio TLS-PSK client connection of one simulated socket: connect, handshake, read loop, write
+// queue, and reconnection with exponential backoff + jitter while the gateway is unreachable.
+#pragma once
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "plugsim/psk_client.hpp"
+
+namespace plugsim {
+
+class TransportListener {
+ public:
+  virtual void on_connected() = 0;
+  // Only after on_connected; `reason` is for humans.
+  virtual void on_disconnected(const std::string& reason) = 0;
+  virtual void on_bytes(const uint8_t* data, size_t len) = 0;
+
+ protected:
+  ~TransportListener() = default;
+};
+
+struct TransportOptions {
+  std::chrono::milliseconds backoff_initial{500};
+  std::chrono::milliseconds backoff_max{10000};
+  std::chrono::milliseconds connect_timeout{10000};  // TCP connect + TLS handshake
+  size_t max_queued_bytes = 16 * 1024;               // send() refuses beyond this
+};
+
+class TlsTransport {
+ public:
+  TlsTransport(boost::asio::io_context& io, boost::asio::ssl::context& ctx,
+               boost::asio::ip::tcp::endpoint gateway, PskCredentials creds, TransportListener& listener,
+               TransportOptions options = {});
+  ~TlsTransport();
+  TlsTransport(const TlsTransport&) = delete;
+  TlsTransport& operator=(const TlsTransport&) = delete;
+
+  // Starts connecting after `delay` and keeps the link up until stop().
+  void start(std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+  // Closes for good (no reconnect); notifies on_disconnected if connected.
+  void stop();
+  // Drops the connection now (simulated link loss); reconnects after a backoff.
+  void drop(const std::string& reason);
+  // The session proved healthy: the next reconnect starts from the initial backoff again.
+  void mark_healthy() { attempt_ = 0; }
+
+  // Queues bytes for sending; false when not connected or the queue is full.
+  bool send(const uint8_t* data, size_t len);
+  // Asked by the protocol layer: like drop(), but the notification is deferred so the caller
+  // is not re-entered.
+  void close();
+
+  bool connected() const { return connected_; }
+  const boost::asio::ip::tcp::endpoint& gateway() const { return gateway_; }
+  uint32_t connection_count() const { return connection_count_; }
+
+ private:
+  struct Conn {
+    Conn(boost::asio::io_context& io, boost::asio::ssl::context& ctx) : stream(io, ctx) {}
+    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream;
+    std::array<uint8_t, 4096> rbuf{};
+  };
+
+  void connect();
+  void read(const std::shared_ptr<Conn>& conn);
+  void write(const std::shared_ptr<Conn>& conn);
+  void fail(const std::shared_ptr<Conn>& conn, const std::string& reason, bool defer_notify);
+  void schedule_reconnect();
+
+  boost::asio::io_context& io_;
+  boost::asio::ssl::context& ctx_;
+  boost::asio::ip::tcp::endpoint gateway_;
+  PskCredentials creds_;
+  TransportListener& listener_;
+  TransportOptions options_;
+  boost::asio::steady_timer timer_;  // backoff wait, or connect/handshake deadline
+  std::shared_ptr<Conn> conn_;
+  std::vector<uint8_t> pending_;   // queued, not yet handed to the socket
+  std::vector<uint8_t> inflight_;  // being written
+  bool writing_ = false;
+  bool connected_ = false;
+  bool stopped_ = true;
+  uint32_t attempt_ = 0;
+  uint32_t connection_count_ = 0;
+  std::minstd_rand rng_;
+  std::shared_ptr<bool> alive_;  // guards deferred notifications against destruction
+};
+
+}  // namespace plugsim
