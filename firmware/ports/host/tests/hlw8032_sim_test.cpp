@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <pbfw/hlw8032.hpp>
 
 namespace {
 
@@ -75,6 +76,23 @@ TEST_P(Hlw8032SimLoads, SpecFormulasRecoverTheLoadWithinHalfAPercent) {
   EXPECT_NEAR(d.watts / (d.volts * d.amps), c.pf, c.pf * 0.01);
 }
 
+TEST_P(Hlw8032SimLoads, FirmwareDecoderRecoversTheLoadWithinHalfAPercent) {
+  const auto c = GetParam();
+  Hlw8032Sim sim(kKv, kKi);
+  sim.set_load({c.volts, c.watts, c.pf});
+  pbfw::Hlw8032Decoder dec(kKv, kKi);
+  bool accepted = false;
+  for (uint8_t b : sim.next_frame()) accepted = dec.feed(b);
+  ASSERT_TRUE(accepted) << static_cast<int>(dec.last_reject());
+  const auto& s = dec.sample();
+  const double amps = c.watts / (c.volts * c.pf);
+  EXPECT_NEAR(s.voltage_mv / 1e3, c.volts, c.volts * 0.005);
+  EXPECT_NEAR(s.current_ua / 1e6, amps, amps * 0.005);
+  EXPECT_NEAR(s.power_mw / 1e3, c.watts, c.watts * 0.005);
+  EXPECT_NEAR(s.apparent_mva / 1e3, c.volts * amps, c.volts * amps * 0.005);
+  EXPECT_NEAR(s.power_factor_e4 / 1e4, c.pf, 0.005);
+}
+
 INSTANTIATE_TEST_SUITE_P(Loads, Hlw8032SimLoads,
                          ::testing::Values(LoadCase{230, 60, 0.95}, LoadCase{230, 1200, 0.95},
                                            LoadCase{230, 5, 0.5}, LoadCase{110, 300, 1.0},
@@ -99,6 +117,21 @@ TEST(Hlw8032Sim, NoLoadSetsOverflowBits) {
   EXPECT_NEAR(d.volts, 230.0, 230.0 * 0.005);
   EXPECT_EQ(d.watts, 0.0);
   EXPECT_EQ(d.amps, 0.0);
+}
+
+TEST(Hlw8032Sim, NoLoadDecodesAsZeroWatts) {
+  Hlw8032Sim sim(kKv, kKi);
+  sim.set_load({230.0, 0.0, 1.0});
+  pbfw::Hlw8032Decoder dec(kKv, kKi);
+  bool accepted = false;
+  for (uint8_t b : sim.next_frame()) accepted = dec.feed(b);
+  ASSERT_TRUE(accepted) << static_cast<int>(dec.last_reject());
+  EXPECT_TRUE(dec.sample().power_overflow);
+  EXPECT_TRUE(dec.sample().current_overflow);
+  EXPECT_FALSE(dec.sample().voltage_overflow);
+  EXPECT_EQ(dec.sample().power_mw, 0u);
+  EXPECT_EQ(dec.sample().current_ua, 0u);
+  EXPECT_NEAR(dec.sample().voltage_mv / 1e3, 230.0, 230.0 * 0.005);
 }
 
 TEST(Hlw8032Sim, NoVoltageSetsAllOverflowBits) {
@@ -130,6 +163,34 @@ TEST(Hlw8032Sim, PulsesOverAnHourMatchTheEnergy) {
     EXPECT_NEAR(wh, watts, watts * 0.001) << watts << " W";
     EXPECT_EQ(toggles, counted >> 16) << watts << " W";
     EXPECT_EQ(counted, sim.total_pulses());
+  }
+}
+
+// Energy as the firmware sees it: pulses from decoded frames x energy per pulse from Pp, Kv, Ki.
+TEST(Hlw8032Sim, DecodedPulsesOverAnHourMatchTheEnergy) {
+  for (double watts : {60.0, 1200.0}) {
+    Hlw8032Sim sim(kKv, kKi);
+    sim.set_load({230.0, watts, 0.95});
+    pbfw::Hlw8032Decoder dec(kKv, kKi);
+    uint64_t pulses = 0;
+    bool first = true;
+    uint16_t last = 0;
+    uint32_t accepted = 0;
+    const int frames = 3600 * 1000 / Hlw8032Sim::kFramePeriodMs;
+    for (int i = 0; i < frames; ++i) {
+      for (uint8_t b : sim.next_frame()) {
+        if (!dec.feed(b)) continue;
+        ++accepted;
+        const uint16_t cnt = dec.sample().pf_count;
+        if (!first) pulses += static_cast<uint16_t>(cnt - last);
+        first = false;
+        last = cnt;
+      }
+    }
+    EXPECT_EQ(accepted, static_cast<uint32_t>(frames));
+    // The first frame's pulses precede the first reading; they are within the tolerance.
+    const double wh_per_pulse = dec.sample().power_param * (kKv / 1e6) * (kKi / 1e6) / 3.6e9;
+    EXPECT_NEAR(pulses * wh_per_pulse, watts, watts * 0.001) << watts << " W";
   }
 }
 
