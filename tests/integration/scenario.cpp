@@ -1,0 +1,138 @@
+#include "scenario.hpp"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace pb::itest {
+
+namespace {
+std::string random_hex(size_t bytes) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < bytes; ++i) {
+    auto b = static_cast<unsigned>(rng() & 0xff);
+    s += digits[b >> 4];
+    s += digits[b & 15];
+  }
+  return s;
+}
+}  // namespace
+
+Scenario::Scenario(ScenarioOptions opts)
+    : opts_(std::move(opts)), broker_("gw-test", opts_.username) {
+  for (int i = 0; i < opts_.sockets; ++i) {
+    char cid[32];
+    std::snprintf(cid, sizeof cid, "sock-%03d", i + 1);
+    roster_.push_back({cid, random_hex(16)});
+  }
+  emu_ = std::make_unique<test::TuyaEmulator>(broker_, "gw-test");
+  lan_port_ = test::free_tcp_port();
+
+  std::ostringstream y;
+  y << "gateway_id: gw-test\n"
+    << "uplink:\n"
+    << "  host: localhost\n"
+    << "  port: " << broker_.port() << "\n"
+    << "  ca_file: " << broker_.ca_file().string() << "\n"
+    << "  username: " << (opts_.config_username.empty() ? opts_.username : opts_.config_username) << "\n"
+    << "  command_timeout_s: " << opts_.command_timeout_s << "\n"
+    << "lan:\n"
+    << "  listen_address: 127.0.0.1\n"
+    << "  port: " << lan_port_ << "\n"
+    << "  keepalive_s: 5\n"
+    << "database: " << db_path().string() << "\n"
+    << "heartbeat_s: " << opts_.heartbeat_s << "\n"
+    << "log_level: debug\n"
+    << opts_.extra_yaml << "sockets:\n";
+  for (const auto& s : roster_) {
+    y << "  - cid: " << s.cid << "\n"
+      << "    product_id: pbtestpid\n"
+      << "    secret: " << s.secret_hex << "\n"
+      << "    name: Socket " << s.cid << "\n"
+      << "    location: lab\n";
+  }
+  std::ofstream(config_path()) << y.str();
+}
+
+void Scenario::start_daemon() {
+  daemon_ = std::make_unique<test::Process>(
+      std::vector<std::string>{test::binary("plugbridged").string(), "--config", config_path().string()});
+  ++daemon_starts_;
+  if (!daemon_->wait_for_stderr(std::regex("listening for sockets"), 15s))
+    throw std::runtime_error("plugbridged did not start:\n" + daemon_->describe());
+}
+
+void Scenario::wait_uplink_synced() {
+  for (const auto& s : roster_) {
+    bool ok = emu_->wait_for("devices/sync/response", [&](const nlohmann::json& j) {
+      return j.value("param", nlohmann::json::object()).value("cid", "") == s.cid;
+    }, 20s);
+    if (!ok) throw std::runtime_error("no devices/sync for " + s.cid + ":\n" + daemon_->describe());
+  }
+}
+
+void Scenario::start_sim(size_t count, std::vector<std::string> extra_args) {
+  std::vector<std::string> argv{test::binary("plugsim").string(),
+                                "--config",
+                                config_path().string(),
+                                "--gateway",
+                                "127.0.0.1:" + std::to_string(lan_port_),
+                                "--count",
+                                std::to_string(count),
+                                "--state-dir",
+                                (dir_.path() / "sim-state").string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  sim_ = std::make_unique<test::Process>(argv);
+}
+
+void Scenario::wait_sessions(size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    const auto& c = roster_.at(i).cid;
+    bool ok = sim_->wait_for_stdout_line([&](const std::string& line) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      return !j.is_discarded() && j.value("ev", "") == "session_up" && j.value("cid", "") == c;
+    }, 20s);
+    if (!ok) throw std::runtime_error("no session for " + c + ":\n" + sim_->describe() + "\n" + daemon_->describe());
+  }
+}
+
+std::optional<nlohmann::json> Scenario::command_response(const std::string& request_id,
+                                                         std::chrono::milliseconds deadline) {
+  std::optional<nlohmann::json> found;
+  emu_->wait_for("commands/response", [&](const nlohmann::json& j) {
+    if (j.value("request_id", "") != request_id) return false;
+    found = j;
+    return true;
+  }, deadline);
+  return found;
+}
+
+int Scenario::command_code(const std::string& cid, int dp, const std::string& value_json,
+                           const std::string& request_id) {
+  emu_->send_command(cid, dp, value_json, request_id);
+  auto r = command_response(request_id, 10s);
+  if (!r) return -1;
+  return (*r)["param"].value("code", -1);
+}
+
+std::vector<nlohmann::json> Scenario::reports(const std::string& cid, int dp) const {
+  std::vector<nlohmann::json> out;
+  for (const auto& j : emu_->seen("properties/report")) {
+    const auto& p = j["param"];
+    if (p.value("cid", "") == cid && p.value("id", "") == std::to_string(dp)) out.push_back(j);
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> sim_events(const test::Process& sim, const std::string& ev) {
+  std::vector<nlohmann::json> out;
+  for (const auto& line : sim.stdout_lines()) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("ev", "") == ev) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+}  // namespace pb::itest
