@@ -1,0 +1,351 @@
+// YAML -> Config. Every problem is reported as "file:line: key: message" so an operator can
+// go straight to the offending line; defaults live only in config.hpp.
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "common/log.hpp"
+
+namespace pb::config {
+
+const SocketEntry* Config::find_socket(std::string_view cid) const {
+  for (const auto& s : sockets) {
+    if (s.cid == cid) return &s;
+  }
+  return nullptr;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class Parser {
+ public:
+  Parser(std::string source, std::optional<fs::path> base_dir)
+      : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
+
+  Config parse(const std::string& text) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError(source_ + ":" + std::to_string(e.mark.line + 1) + ": yaml: syntax error: " + e.msg);
+    }
+
+    Config cfg;
+    cfg.source_file = source_;
+    if (root.IsNull()) fail(1, "gateway_id", "required key missing (the file is empty)");
+    if (!root.IsMap()) fail(root, "(top level)", "expected a mapping of keys, got " + kind(root));
+
+    check_keys(root, "",
+               {"gateway_id", "uplink", "lan", "database", "heartbeat_s", "report_period_s", "log_level",
+                "sockets"});
+
+    const YAML::Node gw = root["gateway_id"];
+    if (!gw) fail(root, "gateway_id", "required key missing");
+    cfg.gateway_id = get_string(gw, "gateway_id");
+    if (cfg.gateway_id.empty() || cfg.gateway_id.size() > 128 ||
+        !std::all_of(cfg.gateway_id.begin(), cfg.gateway_id.end(),
+                     [](char c) { return c > 0x20 && c < 0x7f; })) {
+      fail(gw, "gateway_id", "must be 1..128 printable characters without spaces");
+    }
+
+    if (const YAML::Node n = root["uplink"]) parse_uplink(n, cfg.uplink);
+    if (cfg.uplink.enabled) {
+      const YAML::Node up = root["uplink"];
+      const YAML::Node where = up ? up : root;
+      if (cfg.uplink.username.empty()) fail(where, "uplink.username", "required when uplink.enabled is true");
+      if (cfg.uplink.ca_file.empty()) fail(where, "uplink.ca_file", "required when uplink.enabled is true");
+    }
+    if (const YAML::Node n = root["lan"]) parse_lan(n, cfg.lan);
+
+    if (const YAML::Node n = root["database"]) {
+      cfg.database = get_string(n, "database");
+      if (cfg.database.empty()) fail(n, "database", "must not be empty");
+      if (cfg.database != ":memory:") cfg.database = resolve(cfg.database);
+    }
+    if (const YAML::Node n = root["heartbeat_s"]) cfg.heartbeat_s = get_int<int>(n, "heartbeat_s", 1, 60);
+    if (const YAML::Node n = root["report_period_s"]) {
+      cfg.report_period_s = get_int<int>(n, "report_period_s", 1, 86400);
+    }
+    if (const YAML::Node n = root["log_level"]) {
+      std::string level = get_string(n, "log_level");
+      std::transform(level.begin(), level.end(), level.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      pb::log::Level parsed{};
+      if (!pb::log::parse_level(level, parsed)) {
+        fail(n, "log_level", "unknown level '" + level + "'; valid: debug, info, warning, error");
+      }
+      static constexpr const char* kNames[] = {"debug", "info", "warning", "error"};
+      cfg.log_level = kNames[static_cast<int>(parsed)];
+    }
+    if (const YAML::Node n = root["sockets"]) parse_sockets(n, cfg.sockets);
+    return cfg;
+  }
+
+ private:
+  [[noreturn]] void fail(int line, const std::string& key, const std::string& msg) const {
+    throw ConfigError(source_ + ":" + std::to_string(line) + ": " + key + ": " + msg);
+  }
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& key, const std::string& msg) const {
+    fail(line_of(node), key, msg);
+  }
+  static int line_of(const YAML::Node& node) { return node.Mark().line + 1; }
+
+  static std::string kind(const YAML::Node& n) {
+    switch (n.Type()) {
+      case YAML::NodeType::Null:
+        return "nothing (null)";
+      case YAML::NodeType::Scalar:
+        return "the scalar '" + n.Scalar() + "'";
+      case YAML::NodeType::Sequence:
+        return "a list";
+      case YAML::NodeType::Map:
+        return "a mapping";
+      case YAML::NodeType::Undefined:
+        break;
+    }
+    return "nothing";
+  }
+
+  static std::string join(const std::vector<std::string>& keys, const std::string& prefix) {
+    std::string out;
+    for (const auto& k : keys) {
+      if (!out.empty()) out += ", ";
+      out += prefix + k;
+    }
+    return out;
+  }
+
+  // Unknown and repeated keys are errors: a typo must never silently fall back to a default.
+  void check_keys(const YAML::Node& map, const std::string& prefix,
+                  const std::vector<std::string>& valid) const {
+    std::set<std::string> seen;
+    for (const auto& kv : map) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+      if (!kv.first.IsScalar()) fail(kv.first, prefix + key, "keys must be plain names");
+      if (std::find(valid.begin(), valid.end(), key) == valid.end()) {
+        fail(kv.first, prefix + key, "unknown key; valid keys: " + join(valid, prefix));
+      }
+      if (!seen.insert(key).second) fail(kv.first, prefix + key, "key given twice");
+    }
+  }
+
+  std::string get_string(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar()) fail(n, key, "expected a string, got " + kind(n));
+    return n.Scalar();
+  }
+
+  bool get_bool(const YAML::Node& n, const std::string& key) const {
+    bool value = false;
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, value)) {
+      fail(n, key, "expected true or false, got " + kind(n));
+    }
+    return value;
+  }
+
+  template <typename T>
+  T get_int(const YAML::Node& n, const std::string& key, int64_t min, int64_t max) const {
+    if (!n.IsScalar()) fail(n, key, "expected an integer, got " + kind(n));
+    const std::string& s = n.Scalar();
+    int64_t value = 0;
+    const char* begin = s.data();
+    const char* end = s.data() + s.size();
+    if (begin != end && *begin == '+') ++begin;
+    const auto [ptr, ec] = std::from_chars(begin, end, value);
+    if (ec == std::errc::result_out_of_range) {
+      fail(n, key, "'" + s + "' out of range " + std::to_string(min) + ".." + std::to_string(max));
+    }
+    if (ec != std::errc() || ptr != end || begin == end) fail(n, key, "expected an integer, got '" + s + "'");
+    if (value < min || value > max) {
+      fail(n, key,
+           std::to_string(value) + " out of range " + std::to_string(min) + ".." + std::to_string(max));
+    }
+    return static_cast<T>(value);
+  }
+
+  void expect_map(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsMap()) fail(n, key, "expected a mapping, got " + kind(n));
+  }
+
+  std::string resolve(const std::string& path) const {
+    if (!base_dir_ || fs::path(path).is_absolute()) return path;
+    return (*base_dir_ / path).lexically_normal().string();
+  }
+
+  void parse_uplink(const YAML::Node& n, Uplink& up) const {
+    expect_map(n, "uplink");
+    check_keys(n, "uplink.",
+               {"enabled", "host", "port", "ca_file", "username", "verify_hostname", "keepalive_s",
+                "connect_timeout_s", "command_timeout_s"});
+    if (const YAML::Node v = n["enabled"]) up.enabled = get_bool(v, "uplink.enabled");
+    if (const YAML::Node v = n["host"]) {
+      up.host = get_string(v, "uplink.host");
+      if (up.host.empty()) fail(v, "uplink.host", "must not be empty");
+    }
+    if (const YAML::Node v = n["port"]) up.port = get_int<uint16_t>(v, "uplink.port", 1, 65535);
+    if (const YAML::Node v = n["ca_file"]) {
+      up.ca_file = get_string(v, "uplink.ca_file");
+      if (up.ca_file.empty()) fail(v, "uplink.ca_file", "must not be empty");
+      up.ca_file = resolve(up.ca_file);
+    }
+    if (const YAML::Node v = n["username"]) {
+      up.username = get_string(v, "uplink.username");
+      if (up.username.empty()) fail(v, "uplink.username", "must not be empty");
+    }
+    if (const YAML::Node v = n["verify_hostname"]) up.verify_hostname = get_bool(v, "uplink.verify_hostname");
+    if (const YAML::Node v = n["keepalive_s"])
+      up.keepalive_s = get_int<int>(v, "uplink.keepalive_s", 5, 3600);
+    if (const YAML::Node v = n["connect_timeout_s"]) {
+      up.connect_timeout_s = get_int<int>(v, "uplink.connect_timeout_s", 1, 300);
+    }
+    if (const YAML::Node v = n["command_timeout_s"]) {
+      up.command_timeout_s = get_int<int>(v, "uplink.command_timeout_s", 1, 300);
+    }
+  }
+
+  void parse_lan(const YAML::Node& n, Lan& lan) const {
+    expect_map(n, "lan");
+    check_keys(n, "lan.", {"listen_address", "port", "keepalive_s", "handshake_timeout_s"});
+    if (const YAML::Node v = n["listen_address"]) {
+      lan.listen_address = get_string(v, "lan.listen_address");
+      if (lan.listen_address.empty()) fail(v, "lan.listen_address", "must not be empty");
+    }
+    if (const YAML::Node v = n["port"]) lan.port = get_int<uint16_t>(v, "lan.port", 0, 65535);
+    if (const YAML::Node v = n["keepalive_s"]) lan.keepalive_s = get_int<int>(v, "lan.keepalive_s", 5, 3600);
+    if (const YAML::Node v = n["handshake_timeout_s"]) {
+      lan.handshake_timeout_s = get_int<int>(v, "lan.handshake_timeout_s", 1, 300);
+    }
+  }
+
+  static bool valid_cid(const std::string& cid) {
+    if (cid.empty() || cid.size() > 32) return false;
+    return std::all_of(cid.begin(), cid.end(), [](char c) {
+      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+             c == '-';
+    });
+  }
+
+  static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+
+  std::vector<uint8_t> parse_secret(const YAML::Node& n, const std::string& key) const {
+    const std::string s = get_string(n, key);
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (hex_digit(s[i]) < 0) {
+        fail(n, key, "not hex: bad character at position " + std::to_string(i + 1));
+      }
+    }
+    if (s.size() % 2 != 0) fail(n, key, "hex string has an odd number of digits");
+    if (s.size() < 32) {
+      fail(n, key, "too short: " + std::to_string(s.size()) + " hex digits, need at least 32 (128 bits)");
+    }
+    if (s.size() > 128) fail(n, key, "too long: at most 128 hex digits (64 bytes)");
+    std::vector<uint8_t> out;
+    out.reserve(s.size() / 2);
+    for (size_t i = 0; i < s.size(); i += 2) {
+      out.push_back(static_cast<uint8_t>(hex_digit(s[i]) * 16 + hex_digit(s[i + 1])));
+    }
+    return out;
+  }
+
+  void parse_sockets(const YAML::Node& n, std::vector<SocketEntry>& out) const {
+    if (n.IsNull()) return;  // "sockets:" with nothing under it = no sockets yet
+    if (!n.IsSequence()) fail(n, "sockets", "expected a list, got " + kind(n));
+    std::map<std::string, int> cid_lines;
+    std::map<std::vector<uint8_t>, std::string> secret_owner;
+    for (size_t i = 0; i < n.size(); ++i) {
+      const YAML::Node e = n[i];
+      const std::string p = "sockets[" + std::to_string(i) + "]";
+      expect_map(e, p);
+      check_keys(e, p + ".", {"cid", "product_id", "secret", "name", "location", "limits"});
+      SocketEntry s;
+      s.line = line_of(e);
+
+      const YAML::Node cid = e["cid"];
+      if (!cid) fail(e, p + ".cid", "required key missing");
+      s.cid = get_string(cid, p + ".cid");
+      if (!valid_cid(s.cid))
+        fail(cid, p + ".cid", "'" + s.cid + "' must be 1..32 characters of [A-Za-z0-9_-]");
+      if (const auto it = cid_lines.find(s.cid); it != cid_lines.end()) {
+        fail(cid, p + ".cid",
+             "duplicate cid '" + s.cid + "' (first at line " + std::to_string(it->second) + ")");
+      }
+      cid_lines.emplace(s.cid, line_of(cid));
+
+      const YAML::Node product = e["product_id"];
+      if (!product) fail(e, p + ".product_id", "required key missing");
+      s.product_id = get_string(product, p + ".product_id");
+      if (s.product_id.empty()) fail(product, p + ".product_id", "must not be empty");
+
+      const YAML::Node secret = e["secret"];
+      if (!secret) fail(e, p + ".secret", "required key missing");
+      s.secret = parse_secret(secret, p + ".secret");
+      if (const auto it = secret_owner.find(s.secret); it != secret_owner.end()) {
+        fail(secret, p + ".secret",
+             "same secret as socket '" + it->second + "'; every socket needs its own key");
+      }
+      secret_owner.emplace(s.secret, s.cid);
+
+      if (const YAML::Node v = e["name"]) s.name = get_string(v, p + ".name");
+      if (const YAML::Node v = e["location"]) s.location = get_string(v, p + ".location");
+      if (const YAML::Node lim = e["limits"]) {
+        const std::string lp = p + ".limits";
+        expect_map(lim, lp);
+        check_keys(lim, lp + ".", {"current_max_ma", "power_max_w"});
+        // Upper bounds are the socket's hardware rating (5 A, 1100 W).
+        if (const YAML::Node v = lim["current_max_ma"]) {
+          s.limits.current_max_ma = get_int<uint32_t>(v, lp + ".current_max_ma", 1, 5000);
+        }
+        if (const YAML::Node v = lim["power_max_w"]) {
+          s.limits.power_max_w = get_int<uint32_t>(v, lp + ".power_max_w", 1, 1100);
+        }
+      }
+      out.push_back(std::move(s));
+    }
+  }
+
+  std::string source_;
+  std::optional<fs::path> base_dir_;
+};
+
+}  // namespace
+
+Config load_string(const std::string& yaml, const std::string& source_name) {
+  return Parser(source_name, std::nullopt).parse(yaml);
+}
+
+Config load_file(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw ConfigError(path + ": cannot open config file: is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    throw ConfigError(path + ": cannot open config file: " + std::strerror(err));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ConfigError(path + ": cannot read config file");
+  fs::path dir = fs::absolute(fs::path(path), ec).parent_path();
+  if (ec) dir = fs::path(path).parent_path();
+  return Parser(path, dir).parse(text.str());
+}
+
+}  // namespace pb::config

@@ -1,0 +1,305 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace pb::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Minimal valid document; tests append to or replace parts of it.
+const std::string kHead =
+    "gateway_id: gw1\n"      // 1
+    "uplink:\n"              // 2
+    "  ca_file: ca.pem\n"    // 3
+    "  username: vendor\n";  // 4
+
+const std::string kSecretA = "00112233445566778899aabbccddeeff";
+const std::string kSecretB = "ffeeddccbbaa99887766554433221100";
+
+// Returns the ConfigError message, or fails the test if parsing succeeded.
+std::string error_of(const std::string& yaml) {
+  try {
+    load_string(yaml, "t.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a ConfigError for:\n" << yaml;
+  return {};
+}
+
+#define EXPECT_PREFIX(msg, prefix) EXPECT_EQ((msg).rfind(prefix, 0), 0u) << "message: " << (msg)
+
+TEST(Config, MinimalUsesStructDefaults) {
+  const Config c = load_string(kHead, "t.yaml");
+  const Config defaults;
+  EXPECT_EQ(c.gateway_id, "gw1");
+  EXPECT_EQ(c.source_file, "t.yaml");
+  EXPECT_EQ(c.uplink.username, "vendor");
+  EXPECT_EQ(c.uplink.ca_file, "ca.pem");  // load_string has no directory to resolve against
+  EXPECT_EQ(c.uplink.port, defaults.uplink.port);
+  EXPECT_EQ(c.uplink.host, defaults.uplink.host);
+  EXPECT_EQ(c.lan.port, defaults.lan.port);
+  EXPECT_EQ(c.heartbeat_s, defaults.heartbeat_s);
+  EXPECT_EQ(c.database, defaults.database);
+  EXPECT_TRUE(c.sockets.empty());
+}
+
+TEST(Config, FullDocumentParsed) {
+  const Config c = load_string(kHead +
+                                   "  port: 8883\n"
+                                   "  verify_hostname: false\n"
+                                   "  keepalive_s: 45\n"
+                                   "lan:\n"
+                                   "  listen_address: 127.0.0.1\n"
+                                   "  port: 0\n"
+                                   "heartbeat_s: 60\n"
+                                   "log_level: WARN\n"
+                                   "sockets:\n"
+                                   "  - cid: a_1\n"  // line 14
+                                   "    product_id: p\n"
+                                   "    secret: " +
+                                   kSecretA +
+                                   "\n"
+                                   "    limits: {current_max_ma: 3000}\n"
+                                   "  - cid: B-2\n"  // line 18
+                                   "    product_id: p\n"
+                                   "    secret: " +
+                                   kSecretB + "\n",
+                               "t.yaml");
+  EXPECT_EQ(c.uplink.port, 8883);
+  EXPECT_FALSE(c.uplink.verify_hostname);
+  EXPECT_EQ(c.uplink.keepalive_s, 45);
+  EXPECT_EQ(c.lan.port, 0);
+  EXPECT_EQ(c.lan.listen_address, "127.0.0.1");
+  EXPECT_EQ(c.heartbeat_s, 60);
+  EXPECT_EQ(c.log_level, "warning");
+  ASSERT_EQ(c.sockets.size(), 2u);
+  EXPECT_EQ(c.sockets[0].line, 14);
+  EXPECT_EQ(c.sockets[1].line, 18);
+  ASSERT_EQ(c.sockets[0].secret.size(), 16u);
+  EXPECT_EQ(c.sockets[0].secret[0], 0x00);
+  EXPECT_EQ(c.sockets[0].secret[15], 0xff);
+  EXPECT_EQ(c.sockets[0].limits.current_max_ma, 3000u);
+  EXPECT_FALSE(c.sockets[0].limits.power_max_w.has_value());
+  ASSERT_NE(c.find_socket("B-2"), nullptr);
+  EXPECT_EQ(c.find_socket("B-2")->secret[0], 0xff);
+  EXPECT_EQ(c.find_socket("nope"), nullptr);
+}
+
+TEST(Config, UplinkDisabledNeedsNoCredentials) {
+  const Config c = load_string("gateway_id: g\nuplink: {enabled: false}\n", "t.yaml");
+  EXPECT_FALSE(c.uplink.enabled);
+}
+
+TEST(Config, UnknownKeysAtEveryLevel) {
+  std::string m = error_of(kHead + "hearbeat_s: 5\n");
+  EXPECT_PREFIX(m, "t.yaml:5: hearbeat_s: unknown key");
+  EXPECT_NE(m.find("heartbeat_s"), std::string::npos) << "lists valid keys: " << m;
+
+  m = error_of(kHead + "  hots: x\n");
+  EXPECT_PREFIX(m, "t.yaml:5: uplink.hots: unknown key");
+  EXPECT_NE(m.find("uplink.host"), std::string::npos) << m;
+
+  m = error_of(kHead + "lan:\n  prot: 1\n");
+  EXPECT_PREFIX(m, "t.yaml:6: lan.prot: unknown key");
+
+  m = error_of(kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA +
+               "\n    limits:\n      amps: 3\n");
+  EXPECT_PREFIX(m, "t.yaml:10: sockets[0].limits.amps: unknown key");
+  EXPECT_NE(m.find("current_max_ma"), std::string::npos) << m;
+
+  m = error_of(kHead + "sockets:\n  - cid: a\n    colour: red\n");
+  EXPECT_PREFIX(m, "t.yaml:7: sockets[0].colour: unknown key");
+}
+
+TEST(Config, RepeatedKeyRejected) {
+  EXPECT_PREFIX(error_of(kHead + "heartbeat_s: 5\nheartbeat_s: 6\n"),
+                "t.yaml:6: heartbeat_s: key given twice");
+}
+
+TEST(Config, WrongTypes) {
+  EXPECT_PREFIX(error_of(kHead + "heartbeat_s: fast\n"), "t.yaml:5: heartbeat_s: expected an integer");
+  EXPECT_PREFIX(error_of(kHead + "heartbeat_s: 1.5\n"), "t.yaml:5: heartbeat_s: expected an integer");
+  EXPECT_PREFIX(error_of(kHead + "  enabled: maybe\n"), "t.yaml:5: uplink.enabled: expected true or false");
+  EXPECT_PREFIX(error_of(kHead + "lan: 5\n"), "t.yaml:5: lan: expected a mapping");
+  EXPECT_PREFIX(error_of(kHead + "sockets: {a: 1}\n"), "t.yaml:5: sockets: expected a list");
+  EXPECT_PREFIX(error_of(kHead + "database: [a, b]\n"), "t.yaml:5: database: expected a string");
+  EXPECT_PREFIX(error_of(kHead + "sockets:\n  - just-a-string\n"),
+                "t.yaml:6: sockets[0]: expected a mapping");
+  EXPECT_PREFIX(error_of("- a\n- b\n"), "t.yaml:1: (top level): expected a mapping");
+}
+
+TEST(Config, OutOfRange) {
+  EXPECT_PREFIX(error_of(kHead + "  port: 65536\n"), "t.yaml:5: uplink.port: 65536 out of range 1..65535");
+  EXPECT_PREFIX(error_of(kHead + "lan:\n  port: -1\n"), "t.yaml:6: lan.port: -1 out of range 0..65535");
+  EXPECT_PREFIX(error_of(kHead + "heartbeat_s: 0\n"), "t.yaml:5: heartbeat_s: 0 out of range 1..60");
+  EXPECT_PREFIX(error_of(kHead + "heartbeat_s: 61\n"), "t.yaml:5: heartbeat_s: 61 out of range 1..60");
+  EXPECT_PREFIX(error_of(kHead + "  keepalive_s: 4\n"),
+                "t.yaml:5: uplink.keepalive_s: 4 out of range 5..3600");
+  EXPECT_PREFIX(error_of(kHead + "lan: {keepalive_s: 3601}\n"),
+                "t.yaml:5: lan.keepalive_s: 3601 out of range");
+  EXPECT_PREFIX(error_of(kHead + "heartbeat_s: 99999999999999999999999\n"), "t.yaml:5: heartbeat_s: ");
+  EXPECT_PREFIX(error_of(kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA +
+                         "\n    limits: {power_max_w: 5000}\n"),
+                "t.yaml:9: sockets[0].limits.power_max_w: 5000 out of range 1..1100");
+}
+
+TEST(Config, MissingRequiredKeys) {
+  EXPECT_PREFIX(error_of("heartbeat_s: 5\n"), "t.yaml:1: gateway_id: required key missing");
+  EXPECT_PREFIX(error_of(""), "t.yaml:1: gateway_id: required key missing");
+  EXPECT_PREFIX(error_of("gateway_id: g\nuplink:\n  ca_file: c\n"),
+                "t.yaml:3: uplink.username: required when uplink.enabled");
+  EXPECT_PREFIX(error_of("gateway_id: g\nuplink:\n  username: u\n"),
+                "t.yaml:3: uplink.ca_file: required when uplink.enabled");
+  // No uplink section at all: enabled by default, so the credentials are still required.
+  EXPECT_PREFIX(error_of("gateway_id: g\n"), "t.yaml:1: uplink.username: required");
+
+  const std::string s = kHead + "sockets:\n  - name: x\n";  // entry on line 6
+  EXPECT_PREFIX(error_of(s), "t.yaml:6: sockets[0].cid: required key missing");
+  EXPECT_PREFIX(error_of(kHead + "sockets:\n  - cid: a\n    secret: " + kSecretA + "\n"),
+                "t.yaml:6: sockets[0].product_id: required key missing");
+  EXPECT_PREFIX(error_of(kHead + "sockets:\n  - cid: a\n    product_id: p\n"),
+                "t.yaml:6: sockets[0].secret: required key missing");
+}
+
+TEST(Config, DuplicateCidAndSecret) {
+  const std::string two = kHead +
+                          "sockets:\n"
+                          "  - cid: a\n"  // 6
+                          "    product_id: p\n"
+                          "    secret: " +
+                          kSecretA +
+                          "\n"
+                          "  - cid: a\n"  // 9
+                          "    product_id: p\n"
+                          "    secret: " +
+                          kSecretB + "\n";
+  const std::string m = error_of(two);
+  EXPECT_PREFIX(m, "t.yaml:9: sockets[1].cid: duplicate cid 'a'");
+  EXPECT_NE(m.find("line 6"), std::string::npos) << m;
+
+  // Same key bytes written in a different case are still the same key.
+  std::string upper = kSecretA;
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  const std::string shared = kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA +
+                             "\n  - cid: b\n    product_id: p\n    secret: " + upper + "\n";
+  EXPECT_PREFIX(error_of(shared), "t.yaml:11: sockets[1].secret: same secret as socket 'a'");
+}
+
+TEST(Config, CidCharsetAndLength) {
+  auto with_cid = [](const std::string& cid) {
+    return kHead + "sockets:\n  - cid: \"" + cid + "\"\n    product_id: p\n    secret: " + kSecretA + "\n";
+  };
+  EXPECT_PREFIX(error_of(with_cid("has space")), "t.yaml:6: sockets[0].cid: 'has space' must be 1..32");
+  EXPECT_PREFIX(error_of(with_cid("dot.ted")), "t.yaml:6: sockets[0].cid:");
+  EXPECT_PREFIX(error_of(with_cid("")), "t.yaml:6: sockets[0].cid:");
+  EXPECT_PREFIX(error_of(with_cid(std::string(33, 'x'))), "t.yaml:6: sockets[0].cid:");
+  EXPECT_NO_THROW(load_string(with_cid(std::string(32, 'x')), "t.yaml"));
+  EXPECT_NO_THROW(load_string(with_cid("Az09_-"), "t.yaml"));
+}
+
+TEST(Config, BadHexSecret) {
+  auto with_secret = [](const std::string& secret) {
+    return kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: \"" + secret + "\"\n";
+  };
+  EXPECT_PREFIX(error_of(with_secret("00112233445566778899aabbccddeegg")),
+                "t.yaml:8: sockets[0].secret: not hex");
+  EXPECT_PREFIX(error_of(with_secret(kSecretA + "0")), "t.yaml:8: sockets[0].secret: hex string has an odd");
+  EXPECT_PREFIX(error_of(with_secret(kSecretA.substr(0, 30))), "t.yaml:8: sockets[0].secret: too short");
+  EXPECT_PREFIX(error_of(with_secret(std::string(130, 'a'))), "t.yaml:8: sockets[0].secret: too long");
+}
+
+TEST(Config, YamlSyntaxErrorHasLine) {
+  const std::string m = error_of(kHead + "lan:\n  port: [1, 2\n");
+  EXPECT_PREFIX(m, "t.yaml:");
+  EXPECT_NE(m.find(": yaml: syntax error"), std::string::npos) << m;
+  // The unterminated flow sequence is reported at or after the line where it starts.
+  EXPECT_TRUE(m.rfind("t.yaml:6:", 0) == 0 || m.rfind("t.yaml:7:", 0) == 0) << m;
+
+  EXPECT_PREFIX(error_of("gateway_id: g\n  bad indent: x\n"), "t.yaml:2: yaml: syntax error");
+}
+
+TEST(Config, BadLogLevel) {
+  EXPECT_PREFIX(error_of(kHead + "log_level: loud\n"), "t.yaml:5: log_level: unknown level 'loud'");
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "pbcfgXXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+TEST(Config, LoadFileResolvesRelativePaths) {
+  TempDir dir;
+  const fs::path file = dir.path() / "pb.yaml";
+  std::ofstream(file)
+      << "gateway_id: g\nuplink:\n  ca_file: certs/ca.pem\n  username: u\ndatabase: db/x.db\n";
+  const Config c = load_file(file.string());
+  EXPECT_EQ(c.source_file, file.string());
+  EXPECT_EQ(c.uplink.ca_file, (dir.path() / "certs/ca.pem").string());
+  EXPECT_EQ(c.database, (dir.path() / "db/x.db").string());
+
+  std::ofstream(file) << "gateway_id: g\nuplink: {enabled: false}\ndatabase: /abs/x.db\n";
+  EXPECT_EQ(load_file(file.string()).database, "/abs/x.db");
+}
+
+TEST(Config, LoadFileErrorsNameTheFile) {
+  TempDir dir;
+  const fs::path file = dir.path() / "bad.yaml";
+  std::ofstream(file) << "gateway_id: g\nbogus: 1\n";
+  try {
+    load_file(file.string());
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_PREFIX(std::string(e.what()), file.string() + ":2: bogus: unknown key");
+  }
+}
+
+TEST(Config, MissingFileIsClearError) {
+  TempDir dir;
+  const std::string missing = (dir.path() / "nope.yaml").string();
+  try {
+    load_file(missing);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_PREFIX(m, missing + ": cannot open config file");
+    EXPECT_NE(m.find("No such file"), std::string::npos) << m;
+  }
+  EXPECT_THROW(load_file(dir.path().string()), ConfigError);
+}
+
+TEST(Config, ExampleFileLoads) {
+  const Config c = load_file(PB_EXAMPLE_CONFIG);
+  const Config defaults;
+  EXPECT_EQ(c.gateway_id, "pbgw0001");
+  EXPECT_TRUE(c.uplink.enabled);
+  EXPECT_EQ(c.uplink.port, defaults.uplink.port);
+  EXPECT_EQ(c.lan.port, defaults.lan.port);
+  EXPECT_EQ(c.heartbeat_s, defaults.heartbeat_s);
+  EXPECT_EQ(c.database, defaults.database);
+  EXPECT_TRUE(fs::path(c.uplink.ca_file).is_absolute());
+  ASSERT_EQ(c.sockets.size(), 2u);
+  EXPECT_EQ(c.sockets[0].cid, "kitchen-kettle");
+  EXPECT_EQ(c.sockets[0].limits.current_max_ma, 4000u);
+}
+
+}  // namespace
+}  // namespace pb::config
