@@ -1,0 +1,372 @@
+#include "store/store.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <limits>
+
+#include "common/log.hpp"
+
+namespace pb::store {
+
+namespace {
+
+constexpr const char* kReadingColumns =
+    "cid, boot, seq, ts_ms, flags, voltage_mv, current_ua, power_mw, apparent_mva, power_factor_e4, "
+    "energy_mwh, energy_epoch";
+constexpr const char* kEventColumns = "cid, ts_ms, kind, boot, seq, value, detail";
+
+// The statements the Store keeps prepared; index into Impl::stmts.
+enum Slot : size_t {
+  kInsertReading,
+  kInsertEvent,
+  kLastSeq,
+  kLatestReading,
+  kReadingsRange,
+  kEventsAll,
+  kEventsCid,
+  kCountAll,
+  kCountCid,
+  kUserVersion,
+  kSlotCount
+};
+
+std::string sql_for(Slot slot) {
+  const std::string r = kReadingColumns;
+  const std::string e = kEventColumns;
+  switch (slot) {
+    case kInsertReading:
+      return "INSERT INTO readings (" + r + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING";
+    case kInsertEvent:
+      return "INSERT INTO events (" + e + ") VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING";
+    case kLastSeq:
+      return "SELECT max(m) FROM (SELECT max(seq) AS m FROM readings WHERE cid = ?1 AND boot = ?2 "
+             "UNION ALL SELECT max(seq) FROM events WHERE cid = ?1 AND boot = ?2 AND seq IS NOT NULL)";
+    case kLatestReading:
+      return "SELECT " + r + " FROM readings WHERE cid = ? ORDER BY ts_ms DESC, boot DESC, seq DESC LIMIT 1";
+    case kReadingsRange:
+      return "SELECT " + r +
+             " FROM readings WHERE cid = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, boot, seq";
+    case kEventsAll:
+      return "SELECT " + e + " FROM events WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, id";
+    case kEventsCid:
+      return "SELECT " + e + " FROM events WHERE cid = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, id";
+    case kCountAll:
+      return "SELECT count(*) FROM readings";
+    case kCountCid:
+      return "SELECT count(*) FROM readings WHERE cid = ?";
+    case kUserVersion:
+      return "PRAGMA user_version";
+    case kSlotCount:
+      break;
+  }
+  return {};
+}
+
+// Resets a cached statement when a use of it ends, also on exceptions.
+class StmtUse {
+ public:
+  explicit StmtUse(sqlite3_stmt* s) : s_(s) {}
+  ~StmtUse() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  StmtUse(const StmtUse&) = delete;
+  StmtUse& operator=(const StmtUse&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+int max_number(const std::vector<Migration>& list) {
+  return list.empty() ? 0 : list.back().number;
+}
+
+void validate(const std::vector<Migration>& list) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i].number != static_cast<int>(i + 1)) {
+      throw StoreError("migration list is not numbered 1..N: " + std::string(list[i].name) + " at position " +
+                       std::to_string(i + 1));
+    }
+  }
+}
+
+}  // namespace
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  std::string path;
+  std::array<sqlite3_stmt*, kSlotCount> stmts{};
+
+  ~Impl() {
+    for (sqlite3_stmt* s : stmts) sqlite3_finalize(s);
+    if (db != nullptr) sqlite3_close(db);
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw StoreError(what + " (" + path + "): " + sqlite3_errmsg(db));
+  }
+
+  void exec(const std::string& sql, const std::string& what) const {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      const std::string msg = err != nullptr ? err : sqlite3_errmsg(db);
+      sqlite3_free(err);
+      throw StoreError(what + " (" + path + "): " + msg);
+    }
+  }
+
+  // Rolls back only if a transaction is still open (SQLite undoes some failures by itself).
+  void rollback_quietly() const {
+    if (sqlite3_get_autocommit(db) == 0) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  sqlite3_stmt* stmt(Slot slot) {
+    if (stmts[slot] == nullptr) {
+      const std::string sql = sql_for(slot);
+      if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmts[slot], nullptr) !=
+          SQLITE_OK) {
+        fail("cannot prepare statement");
+      }
+    }
+    return stmts[slot];
+  }
+
+  void bind_int(sqlite3_stmt* s, int index, int64_t v) const {
+    if (sqlite3_bind_int64(s, index, v) != SQLITE_OK) fail("bind");
+  }
+  void bind_text(sqlite3_stmt* s, int index, const std::string& v) const {
+    if (sqlite3_bind_text(s, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) != SQLITE_OK) {
+      fail("bind");
+    }
+  }
+
+  // Steps a statement that returns at most one row; true if there was a row.
+  bool step_row(sqlite3_stmt* s, const char* what) const {
+    const int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(what);
+  }
+
+  int user_version() {
+    StmtUse use(stmt(kUserVersion));
+    if (!step_row(use.get(), "read schema version")) fail("read schema version");
+    return sqlite3_column_int(use.get(), 0);
+  }
+
+  void migrate(const std::vector<Migration>& list) {
+    const int latest = max_number(list);
+    for (;;) {
+      exec("BEGIN IMMEDIATE", "begin migration");
+      // Re-read inside the write lock: another process may have migrated meanwhile.
+      const int version = user_version();
+      if (version >= latest) {
+        exec("COMMIT", "commit");
+        return;
+      }
+      const Migration& m = list[static_cast<size_t>(version)];
+      try {
+        exec(std::string(m.sql), "migration " + std::string(m.name) + " failed");
+        exec("PRAGMA user_version = " + std::to_string(m.number), "set schema version");
+        exec("COMMIT", "commit migration " + std::string(m.name));
+      } catch (const StoreError& e) {
+        rollback_quietly();
+        throw StoreError(std::string(e.what()) + "; rolled back, database stays at schema version " +
+                         std::to_string(version));
+      }
+      PB_LOG(Info, "store") << "applied migration " << m.name << " to " << path;
+    }
+  }
+
+  static ReadingRow read_reading(sqlite3_stmt* s) {
+    ReadingRow r;
+    r.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    r.boot = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
+    r.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 2));
+    r.ts_ms = sqlite3_column_int64(s, 3);
+    r.flags = static_cast<uint8_t>(sqlite3_column_int64(s, 4));
+    r.voltage_mv = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
+    r.current_ua = static_cast<uint32_t>(sqlite3_column_int64(s, 6));
+    r.power_mw = static_cast<uint32_t>(sqlite3_column_int64(s, 7));
+    r.apparent_mva = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
+    r.power_factor_e4 = static_cast<uint16_t>(sqlite3_column_int64(s, 9));
+    r.energy_mwh = static_cast<uint64_t>(sqlite3_column_int64(s, 10));
+    r.energy_epoch = static_cast<uint16_t>(sqlite3_column_int64(s, 11));
+    return r;
+  }
+
+  static EventRow read_event(sqlite3_stmt* s) {
+    EventRow e;
+    e.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    e.ts_ms = sqlite3_column_int64(s, 1);
+    e.kind = reinterpret_cast<const char*>(sqlite3_column_text(s, 2));
+    if (sqlite3_column_type(s, 3) != SQLITE_NULL) e.boot = static_cast<uint32_t>(sqlite3_column_int64(s, 3));
+    if (sqlite3_column_type(s, 4) != SQLITE_NULL) e.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 4));
+    e.value = sqlite3_column_int64(s, 5);
+    const unsigned char* detail = sqlite3_column_text(s, 6);
+    if (detail != nullptr) e.detail = reinterpret_cast<const char*>(detail);
+    return e;
+  }
+
+  // Inserts one row with a prepared insert; true if inserted, false if it was a duplicate.
+  bool insert(sqlite3_stmt* s) const {
+    if (sqlite3_step(s) != SQLITE_DONE) fail("insert");
+    return sqlite3_changes(db) == 1;
+  }
+};
+
+Store::Store(const std::string& path, bool read_only) : Store(path, StoreOptions{.read_only = read_only}) {}
+
+Store::Store(const std::string& path, const StoreOptions& options)
+    : path_(path), impl_(std::make_unique<Impl>()) {
+  Impl& d = *impl_;
+  d.path = path;
+  const std::vector<Migration>& list =
+      options.migrations != nullptr ? *options.migrations : embedded_migrations();
+  validate(list);
+  const int latest = max_number(list);
+
+  const int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (sqlite3_open_v2(path.c_str(), &d.db, flags, nullptr) != SQLITE_OK) {
+    const std::string msg = d.db != nullptr ? sqlite3_errmsg(d.db) : "out of memory";
+    throw StoreError("cannot open database " + path + ": " + msg);
+  }
+  sqlite3_extended_result_codes(d.db, 1);
+  sqlite3_busy_timeout(d.db, options.busy_timeout_ms);
+
+  const std::string& sync = options.synchronous;
+  if (sync != "FULL" && sync != "NORMAL" && sync != "OFF" && sync != "EXTRA") {
+    throw StoreError("invalid synchronous mode '" + sync + "' (FULL, NORMAL, OFF, EXTRA)");
+  }
+  if (options.read_only) {
+    d.exec("PRAGMA query_only = ON", "configure");
+  } else {
+    d.exec("PRAGMA journal_mode = WAL", "enable WAL");
+  }
+  d.exec("PRAGMA synchronous = " + sync, "configure");
+  d.exec("PRAGMA foreign_keys = ON", "configure");
+
+  const int version = d.user_version();
+  if (version > latest) {
+    throw StoreError(
+        "database " + path + " has schema version " + std::to_string(version) + ", newer than version " +
+        std::to_string(latest) +
+        " known by this build of plugbridge; refusing to open it (was it written by a newer release?)");
+  }
+  if (version < latest) {
+    if (options.read_only) {
+      throw StoreError("database " + path + " has schema version " + std::to_string(version) + ", expected " +
+                       std::to_string(latest) +
+                       "; a read-only open cannot migrate it (open it read-write once)");
+    }
+    d.migrate(list);
+  }
+}
+
+Store::~Store() = default;
+
+int Store::latest_schema_version() {
+  return max_number(embedded_migrations());
+}
+
+int Store::schema_version() const {
+  return impl_->user_version();
+}
+
+CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events) {
+  CommitResult result;
+  if (readings.empty() && events.empty()) return result;
+  Impl& d = *impl_;
+  d.exec("BEGIN IMMEDIATE", "begin commit");
+  try {
+    sqlite3_stmt* ins_r = d.stmt(kInsertReading);
+    for (const ReadingRow& r : readings) {
+      if (r.cid.empty()) throw StoreError("commit: reading with an empty cid");
+      StmtUse use(ins_r);
+      d.bind_text(ins_r, 1, r.cid);
+      d.bind_int(ins_r, 2, r.boot);
+      d.bind_int(ins_r, 3, r.seq);
+      d.bind_int(ins_r, 4, r.ts_ms);
+      d.bind_int(ins_r, 5, r.flags);
+      d.bind_int(ins_r, 6, r.voltage_mv);
+      d.bind_int(ins_r, 7, r.current_ua);
+      d.bind_int(ins_r, 8, r.power_mw);
+      d.bind_int(ins_r, 9, r.apparent_mva);
+      d.bind_int(ins_r, 10, r.power_factor_e4);
+      d.bind_int(ins_r, 11, static_cast<int64_t>(r.energy_mwh));
+      d.bind_int(ins_r, 12, r.energy_epoch);
+      ++(d.insert(ins_r) ? result.readings_inserted : result.readings_duplicate);
+    }
+    sqlite3_stmt* ins_e = d.stmt(kInsertEvent);
+    for (const EventRow& e : events) {
+      if (e.cid.empty()) throw StoreError("commit: event with an empty cid");
+      if (e.boot.has_value() != e.seq.has_value()) {
+        throw StoreError("commit: event '" + e.kind + "' of " + e.cid +
+                         " must have both boot and seq, or neither");
+      }
+      StmtUse use(ins_e);
+      d.bind_text(ins_e, 1, e.cid);
+      d.bind_int(ins_e, 2, e.ts_ms);
+      d.bind_text(ins_e, 3, e.kind);
+      if (e.boot) d.bind_int(ins_e, 4, *e.boot);  // unbound parameters are NULL
+      if (e.seq) d.bind_int(ins_e, 5, *e.seq);
+      d.bind_int(ins_e, 6, e.value);
+      d.bind_text(ins_e, 7, e.detail);
+      ++(d.insert(ins_e) ? result.events_inserted : result.events_duplicate);
+    }
+    d.exec("COMMIT", "commit");
+  } catch (...) {
+    d.rollback_quietly();
+    throw;
+  }
+  return result;
+}
+
+uint32_t Store::last_seq(const std::string& cid, uint32_t boot) const {
+  StmtUse use(impl_->stmt(kLastSeq));
+  impl_->bind_text(use.get(), 1, cid);
+  impl_->bind_int(use.get(), 2, boot);
+  if (!impl_->step_row(use.get(), "last_seq")) return 0;
+  return static_cast<uint32_t>(sqlite3_column_int64(use.get(), 0));  // NULL (no rows) reads as 0
+}
+
+std::optional<ReadingRow> Store::latest_reading(const std::string& cid) const {
+  StmtUse use(impl_->stmt(kLatestReading));
+  impl_->bind_text(use.get(), 1, cid);
+  if (!impl_->step_row(use.get(), "latest_reading")) return std::nullopt;
+  return Impl::read_reading(use.get());
+}
+
+std::vector<ReadingRow> Store::readings(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
+  StmtUse use(impl_->stmt(kReadingsRange));
+  impl_->bind_text(use.get(), 1, cid);
+  impl_->bind_int(use.get(), 2, from_ms);
+  impl_->bind_int(use.get(), 3, to_ms);
+  std::vector<ReadingRow> out;
+  while (impl_->step_row(use.get(), "readings")) out.push_back(Impl::read_reading(use.get()));
+  return out;
+}
+
+std::vector<EventRow> Store::events(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
+  const bool all = cid.empty();
+  StmtUse use(impl_->stmt(all ? kEventsAll : kEventsCid));
+  int i = 1;
+  if (!all) impl_->bind_text(use.get(), i++, cid);
+  impl_->bind_int(use.get(), i++, from_ms);
+  impl_->bind_int(use.get(), i, to_ms);
+  std::vector<EventRow> out;
+  while (impl_->step_row(use.get(), "events")) out.push_back(Impl::read_event(use.get()));
+  return out;
+}
+
+size_t Store::count_readings(const std::string& cid) const {
+  const bool all = cid.empty();
+  StmtUse use(impl_->stmt(all ? kCountAll : kCountCid));
+  if (!all) impl_->bind_text(use.get(), 1, cid);
+  if (!impl_->step_row(use.get(), "count_readings")) return 0;
+  return static_cast<size_t>(sqlite3_column_int64(use.get(), 0));
+}
+
+}  // namespace pb::store

@@ -1,0 +1,98 @@
+// SQLite history of socket readings and events (plain SQLite3 C API).
+// One Store = one connection; a Store must be used from one thread at a time. Several Stores
+// (processes or threads) may open the same file: WAL lets readers run while one writer commits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "store/migrations.hpp"
+
+namespace pb::store {
+
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ReadingRow {
+  std::string cid;
+  uint32_t boot = 0;
+  uint32_t seq = 0;
+  int64_t ts_ms = 0;
+  uint8_t flags = 0;
+  uint32_t voltage_mv = 0, current_ua = 0, power_mw = 0, apparent_mva = 0;
+  uint16_t power_factor_e4 = 0;
+  uint64_t energy_mwh = 0;  // stored as SQLite INTEGER (int64); values above 2^63 are not expected
+  uint16_t energy_epoch = 0;
+
+  bool operator==(const ReadingRow&) const = default;
+};
+
+struct EventRow {
+  std::string cid;
+  int64_t ts_ms = 0;
+  std::string kind;  // "relay", "over_current", "command", ...
+  // Set for events that came from the socket (dedup key), empty for gateway events.
+  std::optional<uint32_t> boot, seq;
+  int64_t value = 0;
+  std::string detail;  // short JSON/text (cause, request_id, code...)
+
+  bool operator==(const EventRow&) const = default;
+};
+
+struct CommitResult {
+  size_t readings_inserted = 0, readings_duplicate = 0, events_inserted = 0, events_duplicate = 0;
+};
+
+struct StoreOptions {
+  bool read_only = false;
+  // PRAGMA synchronous: "FULL" (default: a committed batch survives power loss, which the
+  // cumulative Ack to the socket relies on), "NORMAL", "OFF" (tests/benchmarks only).
+  std::string synchronous = "FULL";
+  int busy_timeout_ms = 5000;
+  // Test hook: migrations to apply instead of the embedded ones (must be numbered 1..N).
+  const std::vector<Migration>* migrations = nullptr;
+};
+
+class Store {
+ public:
+  // Opens/creates the database, sets WAL, synchronous, busy_timeout and foreign keys, then applies
+  // pending migrations, each in its own transaction. Refuses a database whose schema is newer than
+  // this binary knows. A read-only Store never creates or migrates; it requires the latest schema.
+  explicit Store(const std::string& path, bool read_only = false);
+  Store(const std::string& path, const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  int schema_version() const;
+  static int latest_schema_version();
+
+  // One transaction. Rows whose (cid, boot, seq) is already stored (or repeated in the batch) are
+  // counted as duplicates and ignored; gateway events (no boot/seq) are always inserted.
+  CommitResult commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events);
+
+  // Highest stored record seq (readings and socket events) of that boot, 0 if none. This is the
+  // maximum, not the end of a gap-free prefix.
+  uint32_t last_seq(const std::string& cid, uint32_t boot) const;
+  std::optional<ReadingRow> latest_reading(const std::string& cid) const;  // by ts_ms, then boot/seq
+  // Rows with from_ms <= ts_ms < to_ms, oldest first.
+  std::vector<ReadingRow> readings(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
+  std::vector<EventRow> events(const std::string& cid /* "" = all */, int64_t from_ms, int64_t to_ms) const;
+  size_t count_readings(const std::string& cid = "") const;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  std::string path_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pb::store
