@@ -1,0 +1,191 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "testsupport/testsupport.hpp"
+
+namespace pb::test {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+bool port_accepts(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string mosquitto_executable() {
+  // /usr/sbin is often not on a non-root PATH.
+  for (const char* p : {"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"})
+    if (::access(p, X_OK) == 0) return p;
+  return "mosquitto";
+}
+
+}  // namespace
+
+MosquittoBroker::MosquittoBroker(std::string gateway_id, std::string username)
+    : gateway_id_(std::move(gateway_id)), username_(std::move(username)) {
+  // A free port can be taken by someone else before mosquitto binds it: retry with another one.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    port_ = free_tcp_port();
+    Process make({(source_dir() / "tools/tuya-edge-emu/make-broker").string(), dir_.path().string(), "--port",
+                  std::to_string(port_), "--gateway-id", gateway_id_, "--username", username_});
+    const auto rc = make.wait_exit(60s);
+    if (rc != 0) throw std::runtime_error("make-broker failed:\n" + make.describe());
+    std::istringstream pw(read_file(dir_.path() / "admin.password"));
+    std::getline(pw, admin_password_);
+    if (try_start()) return;
+  }
+  throw std::runtime_error("mosquitto did not start; log:\n" + log());
+}
+
+MosquittoBroker::~MosquittoBroker() {
+  stop();
+}
+
+bool MosquittoBroker::try_start() {
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{mosquitto_executable(), "-c", (dir_.path() / "mosquitto.conf").string()});
+  const bool up = wait_until([this] { return !process_->running() || port_accepts(port_); }, 10s);
+  if (up && process_->running()) return true;
+  process_.reset();
+  return false;
+}
+
+void MosquittoBroker::start() {
+  if (process_) return;
+  if (!try_start()) throw std::runtime_error("mosquitto did not restart on port " + std::to_string(port_));
+}
+
+void MosquittoBroker::stop() {
+  if (!process_) return;
+  process_->signal(SIGTERM);
+  if (!process_->wait_exit(5s)) {
+    process_->signal(SIGKILL);
+    process_->wait_exit(5s);
+  }
+  process_.reset();
+}
+
+std::string MosquittoBroker::log() const {
+  return read_file(dir_.path() / "mosquitto.log");
+}
+
+std::string MosquittoBroker::gateway_password() const {
+  const std::string input = gateway_id_ + username_;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(input.data(), input.size(), digest, &len, EVP_md5(), nullptr) != 1)
+    throw std::runtime_error("EVP_Digest md5 failed");
+  std::string hex;
+  char byte[3];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(byte, sizeof byte, "%02x", digest[i]);
+    hex += byte;
+  }
+  return hex;
+}
+
+TuyaEmulator::TuyaEmulator(const MosquittoBroker& broker, std::string gateway_id,
+                           std::vector<std::string> extra_args)
+    : gateway_id_(std::move(gateway_id)) {
+  std::vector<std::string> argv{binary("pb-tuya-emu").string(),
+                                "--host",
+                                "127.0.0.1",
+                                "--port",
+                                std::to_string(broker.port()),
+                                "--ca",
+                                broker.ca_file().string(),
+                                "--user",
+                                broker.admin_user(),
+                                "--password",
+                                broker.admin_password(),
+                                "--gateway-id",
+                                gateway_id_};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  process_ = std::make_unique<Process>(std::move(argv));
+  if (!wait_subscribed(1, 15s))
+    throw std::runtime_error("pb-tuya-emu did not subscribe:\n" + process_->describe());
+}
+
+void TuyaEmulator::send_command(const std::string& cid, int dp, const std::string& value_json,
+                                const std::string& request_id) {
+  process_->write_stdin("command " + cid + " " + std::to_string(dp) + " " + value_json +
+                        (request_id.empty() ? "" : " " + request_id));
+}
+
+void TuyaEmulator::send_raw(const std::string& text) {
+  process_->write_stdin("raw " + text);
+}
+
+std::vector<nlohmann::json> TuyaEmulator::events() const {
+  std::vector<nlohmann::json> out;
+  for (const auto& line : process_->stdout_lines()) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> TuyaEmulator::seen(const std::string& topic_suffix) const {
+  const std::string topic = "gateway_id/" + gateway_id_ + "/" + topic_suffix;
+  std::vector<nlohmann::json> out;
+  for (auto& e : events())
+    if (e.value("dir", "") == "in" && e.value("topic", "") == topic) out.push_back(e["payload"]);
+  return out;
+}
+
+bool TuyaEmulator::wait_for(const std::string& topic_suffix, std::function<bool(const nlohmann::json&)> pred,
+                            std::chrono::milliseconds deadline) {
+  const std::string topic = "gateway_id/" + gateway_id_ + "/" + topic_suffix;
+  return process_->wait_for_stdout_line(
+      [&](const std::string& line) {
+        auto e = nlohmann::json::parse(line, nullptr, false);
+        if (e.is_discarded() || !e.is_object()) return false;
+        return e.value("dir", "") == "in" && e.value("topic", "") == topic && pred(e["payload"]);
+      },
+      deadline);
+}
+
+std::vector<std::string> TuyaEmulator::violations() const {
+  std::vector<std::string> out;
+  for (auto& e : events())
+    if (e.value("dir", "") == "violation") out.push_back(e.value("error", ""));
+  return out;
+}
+
+bool TuyaEmulator::wait_subscribed(std::size_t n, std::chrono::milliseconds deadline) {
+  std::size_t count = 0;
+  return process_->wait_for_stdout_line(
+      [&](const std::string& line) {
+        auto e = nlohmann::json::parse(line, nullptr, false);
+        if (!e.is_discarded() && e.is_object() && e.value("event", "") == "subscribed") ++count;
+        return count >= n;
+      },
+      deadline);
+}
+
+}  // namespace pb::test

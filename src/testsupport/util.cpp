@@ -1,0 +1,76 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include "testsupport/testsupport.hpp"
+
+#ifndef PB_BIN_DIR
+#error "PB_BIN_DIR must be defined by CMake"
+#endif
+#ifndef PB_SOURCE_DIR
+#error "PB_SOURCE_DIR must be defined by CMake"
+#endif
+
+namespace pb::test {
+
+uint16_t free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw std::system_error(err, std::generic_category(), "bind 127.0.0.1:0");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/pb-test-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+  path_ = templ;
+  // Readable by daemons that drop privileges (mosquitto).
+  std::filesystem::permissions(path_, std::filesystem::perms(0755));
+}
+
+TempDir::~TempDir() {
+  const char* keep = std::getenv("PB_KEEP_TEST_DIRS");
+  if (keep != nullptr && std::string(keep) == "1") return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool wait_until(std::function<bool()> cond, std::chrono::milliseconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= until) return cond();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // poll interval, not a sync point
+  }
+  return true;
+}
+
+std::filesystem::path binary(const std::string& name) {
+  const char* env = std::getenv("PB_BIN_DIR");
+  const std::filesystem::path dir = env != nullptr && *env != '\0' ? env : PB_BIN_DIR;
+  return dir / name;
+}
+
+std::filesystem::path source_dir() {
+  return PB_SOURCE_DIR;
+}
+
+}  // namespace pb::test
