@@ -65,8 +65,9 @@ class Parser {
 
     if (const YAML::Node n = root["uplink"]) parse_uplink(n, cfg.uplink);
     if (cfg.uplink.enabled) {
+      // Point at the uplink section if there is one (its "uplink:" line), else at the document.
       const YAML::Node up = root["uplink"];
-      const YAML::Node where = up ? up : root;
+      const int where = up && up.IsMap() ? line_of(up) : key_line(root, "uplink");
       if (cfg.uplink.username.empty()) fail(where, "uplink.username", "required when uplink.enabled is true");
       if (cfg.uplink.ca_file.empty()) fail(where, "uplink.ca_file", "required when uplink.enabled is true");
     }
@@ -104,6 +105,13 @@ class Parser {
     fail(line_of(node), key, msg);
   }
   static int line_of(const YAML::Node& node) { return node.Mark().line + 1; }
+  // Line of `key` in `map`, or of the map itself when the key is absent.
+  static int key_line(const YAML::Node& map, const std::string& key) {
+    for (const auto& kv : map) {
+      if (kv.first.IsScalar() && kv.first.Scalar() == key) return line_of(kv.first);
+    }
+    return line_of(map);
+  }
 
   static std::string kind(const YAML::Node& n) {
     switch (n.Type()) {
@@ -187,6 +195,7 @@ class Parser {
   }
 
   void parse_uplink(const YAML::Node& n, Uplink& up) const {
+    if (n.IsNull()) return;  // an empty section means all defaults
     expect_map(n, "uplink");
     check_keys(n, "uplink.",
                {"enabled", "host", "port", "ca_file", "username", "verify_hostname", "keepalive_s",
@@ -218,6 +227,7 @@ class Parser {
   }
 
   void parse_lan(const YAML::Node& n, Lan& lan) const {
+    if (n.IsNull()) return;
     expect_map(n, "lan");
     check_keys(n, "lan.", {"listen_address", "port", "keepalive_s", "handshake_timeout_s"});
     if (const YAML::Node v = n["listen_address"]) {

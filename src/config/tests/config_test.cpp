@@ -92,6 +92,13 @@ TEST(Config, FullDocumentParsed) {
   EXPECT_EQ(c.find_socket("nope"), nullptr);
 }
 
+TEST(Config, EmptySectionsMeanDefaults) {
+  const Config c = load_string(kHead + "lan:\nsockets:\n", "t.yaml");
+  EXPECT_EQ(c.lan.port, Config{}.lan.port);
+  EXPECT_TRUE(c.sockets.empty());
+  EXPECT_PREFIX(error_of("gateway_id: g\nuplink:\n"), "t.yaml:2: uplink.username: required");
+}
+
 TEST(Config, UplinkDisabledNeedsNoCredentials) {
   const Config c = load_string("gateway_id: g\nuplink: {enabled: false}\n", "t.yaml");
   EXPECT_FALSE(c.uplink.enabled);

@@ -320,6 +320,19 @@ TEST_F(StoreTest, NotADatabaseIsAClearError) {
   }
 }
 
+TEST_F(StoreTest, InMemoryDatabaseWorks) {
+  Store s(":memory:");
+  EXPECT_EQ(s.schema_version(), Store::latest_schema_version());
+  EXPECT_EQ(s.commit({reading("a", 1, 1, 1)}, {}).readings_inserted, 1u);
+  EXPECT_EQ(s.count_readings("a"), 1u);
+}
+
+TEST_F(StoreTest, InvalidSynchronousModeRejected) {
+  StoreOptions o;
+  o.synchronous = "FULL; DROP TABLE readings";
+  EXPECT_THROW(Store(db_, o), StoreError);
+}
+
 TEST_F(StoreTest, ThousandReadingsPerCommitIsFast) {
   Store s(db_);
   std::vector<ReadingRow> batch;
