@@ -140,7 +140,7 @@ void TlsTransport::write(const std::shared_ptr<Conn>& conn) {
                     });
 }
 
-void TlsTransport::fail(const std::shared_ptr<Conn>& conn, const std::string& reason, bool defer_notify) {
+void TlsTransport::fail(std::shared_ptr<Conn> conn, const std::string& reason, bool defer_notify) {
   if (conn != conn_) return;
   conn_.reset();
   boost::system::error_code ignored;

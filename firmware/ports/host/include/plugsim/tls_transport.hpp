@@ -75,7 +75,8 @@ class TlsTransport {
   void connect();
   void read(const std::shared_ptr<Conn>& conn);
   void write(const std::shared_ptr<Conn>& conn);
-  void fail(const std::shared_ptr<Conn>& conn, const std::string& reason, bool defer_notify);
+  void fail(std::shared_ptr<Conn> conn, const std::string& reason,
+            bool defer_notify);  // by value: callers pass conn_
   void schedule_reconnect();
 
   boost::asio::io_context& io_;

@@ -1,0 +1,170 @@
+#include "plugsim/virtual_socket.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "common/log.hpp"
+
+namespace plugsim {
+
+namespace proto = pbfw::proto;
+using nlohmann::json;
+
+const char* cause_name(proto::Cause c) {
+  switch (c) {
+    case proto::Cause::Button:
+      return "button";
+    case proto::Cause::Command:
+      return "command";
+    case proto::Cause::Protection:
+      return "protection";
+    case proto::Cause::Countdown:
+      return "countdown";
+    case proto::Cause::PowerOn:
+      return "power_on";
+    case proto::Cause::Unknown:
+      break;
+  }
+  return "unknown";
+}
+
+const char* command_kind_name(proto::CommandKind k) {
+  switch (k) {
+    case proto::CommandKind::SetRelay:
+      return "set_relay";
+    case proto::CommandKind::SetCurrentLimit:
+      return "set_current_limit";
+    case proto::CommandKind::RequestReading:
+      return "request_reading";
+  }
+  return "unknown";
+}
+
+const char* command_status_name(proto::CommandStatus s) {
+  switch (s) {
+    case proto::CommandStatus::Ok:
+      return "ok";
+    case proto::CommandStatus::Unsupported:
+      return "unsupported";
+    case proto::CommandStatus::InvalidValue:
+      return "invalid_value";
+    case proto::CommandStatus::Refused:
+      return "refused";
+  }
+  return "unknown";
+}
+
+namespace {
+
+pbfw::SocketConfig make_config(const SocketSpec& spec) {
+  pbfw::SocketConfig c{};
+  c.cid = spec.cid.c_str();
+  c.fw_version = VirtualSocket::kFwVersion;
+  c.kv_e6 = spec.kv_e6;
+  c.ki_e6 = spec.ki_e6;
+  c.reading_interval_ms = spec.reading_interval_ms;
+  c.current_limit_ma = spec.current_limit_ma;
+  c.persist_interval_ms = spec.persist_interval_ms;
+  return c;
+}
+
+}  // namespace
+
+VirtualSocket::VirtualSocket(boost::asio::io_context& io, boost::asio::ssl::context& tls,
+                             const boost::asio::ip::tcp::endpoint& gateway, SocketSpec spec,
+                             std::unique_ptr<HostStorage> storage, EventSink& events,
+                             TransportOptions transport_options)
+    : spec_(std::move(spec)),
+      events_(events),
+      storage_(std::move(storage)),
+      meter_(spec_.kv_e6, spec_.ki_e6),
+      transport_(io, tls, gateway, PskCredentials{spec_.cid, spec_.psk}, *this, transport_options),
+      records_(std::make_unique<pbfw::Record[]>(kResendCapacity)),
+      config_(make_config(spec_)),
+      core_(hal_, *storage_, *this, config_, records_.get(), kResendCapacity) {
+  core_.set_observer(this);
+}
+
+VirtualSocket::~VirtualSocket() = default;
+
+void VirtualSocket::start(std::chrono::milliseconds connect_delay) {
+  core_.boot();
+  after_core_call();
+  transport_.start(connect_delay);
+}
+
+void VirtualSocket::stop() {
+  transport_.stop();
+}
+
+void VirtualSocket::meter_period(uint32_t elapsed_ms) {
+  meter_.set_load({spec_.volts, hal_.relay() ? spec_.watts : 0.0, spec_.power_factor});
+  const auto frame = meter_.next_frame(elapsed_ms);
+  for (uint8_t b : frame) core_.on_meter_byte(b, false);
+  core_.tick();
+  after_core_call();
+}
+
+void VirtualSocket::button_click() {
+  core_.button_click();
+  after_core_call();
+}
+
+void VirtualSocket::on_connected() {
+  emit(json{{"ev", "connected"}, {"cid", spec_.cid}}.dump());
+  core_.on_transport_connected();
+  after_core_call();
+}
+
+void VirtualSocket::on_disconnected(const std::string& reason) {
+  emit(json{{"ev", "disconnected"}, {"cid", spec_.cid}, {"reason", reason}}.dump());
+  core_.on_transport_disconnected();
+  session_reported_ = false;
+  after_core_call();
+}
+
+void VirtualSocket::on_bytes(const uint8_t* data, size_t len) {
+  core_.on_transport_bytes(data, len);
+  after_core_call();
+}
+
+bool VirtualSocket::send(const uint8_t* data, size_t len) {
+  return transport_.send(data, len);
+}
+
+void VirtualSocket::on_relay_changed(bool on, proto::Cause cause) {
+  emit(json{{"ev", "relay"}, {"cid", spec_.cid}, {"on", on}, {"cause", cause_name(cause)}}.dump());
+}
+
+void VirtualSocket::on_command_handled(const proto::Command& cmd, proto::CommandStatus status) {
+  emit(json{{"ev", "command"},
+            {"cid", spec_.cid},
+            {"cmd_id", cmd.cmd_id},
+            {"kind", command_kind_name(cmd.kind)},
+            {"value", cmd.value},
+            {"status", command_status_name(status)}}
+           .dump());
+}
+
+void VirtualSocket::on_over_current(uint32_t current_ma) {
+  emit(json{{"ev", "over_current"}, {"cid", spec_.cid}, {"current_ma", current_ma}}.dump());
+}
+
+void VirtualSocket::after_core_call() {
+  auto& lan = core_.lan();
+  if (lan.session_up() && !session_reported_) {
+    session_reported_ = true;
+    transport_.mark_healthy();
+    emit(json{{"ev", "session_up"}, {"cid", spec_.cid}, {"boot", core_.boot_counter()}}.dump());
+  } else if (!lan.session_up()) {
+    session_reported_ = false;
+  }
+  // The ack is cumulative: every record of this boot up to it is committed by the gateway.
+  const uint32_t acked = lan.last_acked_seq();
+  while (acked_seq_ < acked) {
+    ++acked_seq_;
+    emit(json{{"ev", "acked"}, {"cid", spec_.cid}, {"boot", core_.boot_counter()}, {"seq", acked_seq_}}
+             .dump());
+  }
+}
+
+}  // namespace plugsim
