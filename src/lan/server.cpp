@@ -1,0 +1,647 @@
+#include "lan/server.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+#include "common/log.hpp"
+
+namespace pb::lan {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+namespace proto = pbfw::proto;
+
+struct Session::Token {
+  explicit Token() = default;
+};
+
+namespace {
+
+constexpr size_t kReadChunk = 4096;
+constexpr std::chrono::milliseconds kAcceptRetry{100};
+constexpr size_t kMaxLoggedIdentity = 64;
+
+std::string openssl_error() {
+  unsigned long e = ERR_get_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+[[noreturn]] void throw_ssl(const std::string& what) {
+  throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                          "lan: " + what + ": " + openssl_error());
+}
+
+// Identities come from the network: keep log lines printable and short.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, kMaxLoggedIdentity)) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u >= 0x20 && u < 0x7f) ? c : '?';
+  }
+  if (s.size() > kMaxLoggedIdentity) out += "...";
+  return out;
+}
+
+std::string endpoint_string(const tcp::endpoint& ep) {
+  auto addr = ep.address();
+  std::string host = addr.to_string();
+  if (addr.is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(ep.port());
+}
+
+void apply_common_tls_settings(SSL_CTX* h) {
+  // TLS 1.2 only: the socket firmware's stack speaks nothing else.
+  if (SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION) != 1) throw_ssl("cannot set minimum TLS version");
+  if (SSL_CTX_set_max_proto_version(h, TLS1_2_VERSION) != 1) throw_ssl("cannot set maximum TLS version");
+  if (SSL_CTX_set_cipher_list(h, kPskCipherList) != 1) throw_ssl("cannot set PSK cipher list");
+  // No resumption: it would skip the PSK lookup, so a revoked key could keep connecting.
+  SSL_CTX_set_options(h, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_session_cache_mode(h, SSL_SESS_CACHE_OFF);
+  // Thousands of mostly idle sessions: don't keep 2x16 KiB record buffers each.
+  SSL_CTX_set_mode(h, SSL_MODE_RELEASE_BUFFERS);
+}
+
+// asio uses the SSL/SSL_CTX "app data" slot for its verify callback, so we need our own slots.
+int core_ex_index() {
+  static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+int session_ex_index() {
+  static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+struct ClientCredentials {
+  std::string identity;
+  std::vector<uint8_t> key;
+};
+
+void free_client_credentials(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  auto* creds = static_cast<ClientCredentials*>(ptr);
+  if (creds == nullptr) return;
+  OPENSSL_cleanse(creds->key.data(), creds->key.size());
+  delete creds;
+}
+
+int client_ex_index() {
+  static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_client_credentials);
+  return idx;
+}
+
+unsigned int client_psk_callback(SSL* ssl, const char* /*hint*/, char* identity,
+                                 unsigned int max_identity_len, unsigned char* psk,
+                                 unsigned int max_psk_len) {
+  auto* creds = static_cast<ClientCredentials*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), client_ex_index()));
+  if (creds == nullptr) return 0;
+  if (creds->identity.size() + 1 > max_identity_len || creds->key.size() > max_psk_len) return 0;
+  std::memcpy(identity, creds->identity.c_str(), creds->identity.size() + 1);
+  std::memcpy(psk, creds->key.data(), creds->key.size());
+  return static_cast<unsigned int>(creds->key.size());
+}
+
+unsigned int server_psk_callback(SSL* ssl, const char* identity, unsigned char* psk,
+                                 unsigned int max_psk_len);
+
+}  // namespace
+
+ssl::context make_psk_client_context(std::string identity, std::vector<uint8_t> key) {
+  if (identity.empty() || identity.size() > PSK_MAX_IDENTITY_LEN)
+    throw std::invalid_argument("lan: PSK identity must be 1.." + std::to_string(PSK_MAX_IDENTITY_LEN) +
+                                " bytes");
+  if (key.empty() || key.size() > PSK_MAX_PSK_LEN)
+    throw std::invalid_argument("lan: PSK must be 1.." + std::to_string(PSK_MAX_PSK_LEN) + " bytes");
+  ssl::context ctx(ssl::context::tls_client);
+  SSL_CTX* h = ctx.native_handle();
+  apply_common_tls_settings(h);
+  auto* creds = new ClientCredentials{std::move(identity), std::move(key)};
+  if (SSL_CTX_set_ex_data(h, client_ex_index(), creds) != 1) {
+    free_client_credentials(nullptr, creds, nullptr, 0, 0, nullptr);
+    throw_ssl("cannot attach PSK credentials");
+  }
+  SSL_CTX_set_psk_client_callback(h, &client_psk_callback);
+  return ctx;
+}
+
+namespace detail {
+
+// Shared by the Server and its sessions, so it outlives every pending handler and every SSL*
+// (the PSK callback reaches it through the SSL_CTX).
+struct Core : std::enable_shared_from_this<Core> {
+  Core(asio::io_context& io_, ServerOptions options_, PskLookup lookup_, ServerHandlers handlers_)
+      : io(io_),
+        options(std::move(options_)),
+        lookup(std::move(lookup_)),
+        handlers(std::move(handlers_)),
+        ssl_ctx(ssl::context::tls_server),
+        acceptor(io_),
+        accept_retry(io_),
+        started(std::chrono::steady_clock::now()) {
+    SSL_CTX* h = ssl_ctx.native_handle();
+    apply_common_tls_settings(h);
+    SSL_CTX_set_psk_server_callback(h, &server_psk_callback);
+    if (SSL_CTX_set_ex_data(h, core_ex_index(), this) != 1) throw_ssl("cannot attach server state");
+  }
+
+  void accept() {
+    acceptor.async_accept([self = shared_from_this()](const boost::system::error_code& ec, tcp::socket sock) {
+      self->on_accept(ec, std::move(sock));
+    });
+  }
+
+  void on_accept(const boost::system::error_code& ec, tcp::socket sock) {
+    if (!accepting) return;
+    if (ec) {
+      // e.g. EMFILE: back off instead of spinning on the failing accept.
+      PB_LOG(Warning, "lan") << "accept failed: " << ec.message();
+      accept_retry.expires_after(kAcceptRetry);
+      accept_retry.async_wait([self = shared_from_this()](const boost::system::error_code& wec) {
+        if (!wec && self->accepting) self->accept();
+      });
+      return;
+    }
+    boost::system::error_code ignored;
+    if (sessions.size() >= options.max_sessions) {
+      auto ep = sock.remote_endpoint(ignored);
+      PB_LOG(Warning, "lan") << "refusing connection from " << endpoint_string(ep) << ": session limit "
+                             << options.max_sessions << " reached";
+      sock.close(ignored);
+    } else {
+      sock.set_option(tcp::no_delay(true), ignored);  // small frames, latency matters
+      uint64_t id = next_id++;
+      auto s = std::make_shared<Session>(Session::Token{}, shared_from_this(), std::move(sock), id);
+      sessions.emplace(id, s);
+      s->start();
+    }
+    accept();
+  }
+
+  static unsigned int psk_for(Core& core, Session& s, const char* identity, unsigned char* psk,
+                              unsigned int max_psk_len) {
+    s.psk_identity_ = identity;
+    std::optional<std::vector<uint8_t>> key;
+    try {
+      if (core.lookup) key = core.lookup(s.psk_identity_);
+    } catch (const std::exception& e) {
+      s.auth_failure_ = std::string("key lookup failed: ") + e.what();
+      return 0;
+    }
+    if (!key || key->empty()) {
+      s.auth_failure_ = "unknown identity";
+      return 0;
+    }
+    unsigned int n = 0;
+    if (key->size() > max_psk_len) {
+      s.auth_failure_ = "configured key too long";
+    } else {
+      std::memcpy(psk, key->data(), key->size());
+      n = static_cast<unsigned int>(key->size());
+      s.key_found_ = true;
+    }
+    OPENSSL_cleanse(key->data(), key->size());
+    return n;
+  }
+
+  void close_all(const std::string& reason) {
+    if (!sessions.empty()) {
+      PB_LOG(Info, "lan") << "closing " << sessions.size() << " sessions: " << reason;
+    }
+    auto copy = sessions;  // closing erases from the map
+    for (auto& [id, s] : copy) s->begin_close(reason, /*graceful=*/true);
+  }
+
+  uint64_t uptime_ms() const {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+            .count());
+  }
+
+  asio::io_context& io;
+  ServerOptions options;
+  PskLookup lookup;
+  ServerHandlers handlers;
+  ssl::context ssl_ctx;
+  tcp::acceptor acceptor;
+  asio::steady_timer accept_retry;
+  std::unordered_map<uint64_t, std::shared_ptr<Session>> sessions;  // not closing
+  uint64_t next_id = 1;
+  bool accepting = false;
+  bool alive = true;  // false once the Server is destroyed: no more handler calls
+  std::chrono::steady_clock::time_point started;
+};
+
+}  // namespace detail
+
+namespace {
+unsigned int server_psk_callback(SSL* ssl, const char* identity, unsigned char* psk,
+                                 unsigned int max_psk_len) {
+  auto* core = static_cast<detail::Core*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), core_ex_index()));
+  auto* session = static_cast<Session*>(SSL_get_ex_data(ssl, session_ex_index()));
+  if (core == nullptr || session == nullptr || identity == nullptr) return 0;
+  return detail::Core::psk_for(*core, *session, identity, psk, max_psk_len);
+}
+}  // namespace
+
+// ---- Session ----
+
+Session::Session(const Token&, std::shared_ptr<detail::Core> core, tcp::socket socket, uint64_t id)
+    : core_(std::move(core)),
+      stream_(std::move(socket), core_->ssl_ctx),
+      timer_(core_->io),
+      close_timer_(core_->io),
+      id_(id),
+      rchunk_(kReadChunk) {
+  boost::system::error_code ec;
+  auto ep = stream_.lowest_layer().remote_endpoint(ec);
+  remote_ = ec ? std::string("?") : endpoint_string(ep);
+}
+
+Session::~Session() = default;
+
+void Session::start() {
+  SSL_set_ex_data(stream_.native_handle(), session_ex_index(), this);
+  arm_handshake_timer();
+  stream_.async_handshake(
+      ssl::stream_base::server,
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_handshake(ec); });
+}
+
+void Session::arm_handshake_timer() {
+  timer_.expires_after(core_->options.handshake_timeout);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (self->state_ == State::Handshake) {
+      self->fail("TLS handshake timed out");
+    } else if (self->state_ == State::AwaitHello) {
+      self->fail("no Hello within the handshake timeout");
+    }
+  });
+}
+
+void Session::on_handshake(const boost::system::error_code& ec) {
+  if (state_ != State::Handshake) return;
+  if (ec) {
+    std::string reason;
+    if (!auth_failure_.empty()) {
+      reason = auth_failure_;
+    } else if (key_found_) {
+      reason = "handshake failed after key lookup (wrong key?): " + ec.message();
+    } else {
+      reason = "handshake failed: " + ec.message();
+    }
+    fail(reason);
+    return;
+  }
+  state_ = State::AwaitHello;
+  read_more();
+}
+
+void Session::read_more() {
+  reading_ = true;
+  stream_.async_read_some(
+      asio::buffer(rchunk_),
+      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) { self->on_read(ec, n); });
+}
+
+void Session::on_read(const boost::system::error_code& ec, size_t n) {
+  reading_ = false;
+  if (state_ == State::Closing) {
+    continue_close();
+    return;
+  }
+  if (state_ != State::AwaitHello && state_ != State::Open) return;
+  if (ec) {
+    std::string reason;
+    if (ec == asio::error::eof) {
+      reason = "peer closed the connection";
+    } else if (ec == ssl::error::stream_truncated) {
+      reason = "peer closed the connection without close_notify";
+    } else {
+      reason = "read error: " + ec.message();
+    }
+    PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
+                        << "' from " << remote_ << " closed: " << reason;
+    close_now(std::move(reason));
+    return;
+  }
+  rbuf_.insert(rbuf_.end(), rchunk_.begin(), rchunk_.begin() + static_cast<std::ptrdiff_t>(n));
+  if (process_frames()) read_more();
+}
+
+bool Session::process_frames() {
+  size_t off = 0;
+  bool ok = true;
+  while (off < rbuf_.size()) {
+    if (state_ != State::AwaitHello && state_ != State::Open) {
+      ok = false;
+      break;
+    }
+    proto::Message m{};
+    size_t consumed = 0;
+    auto st = proto::decode(rbuf_.data() + off, rbuf_.size() - off, m, consumed);
+    if (st == proto::DecodeStatus::NeedMore) break;
+    if (st != proto::DecodeStatus::Ok || consumed == 0 || consumed > rbuf_.size() - off) {
+      fail(std::string("bad frame: ") + proto::to_string(st));
+      ok = false;
+      break;
+    }
+    off += consumed;
+    handle_frame(m);
+  }
+  rbuf_.erase(rbuf_.begin(), rbuf_.begin() + static_cast<std::ptrdiff_t>(off));
+  if (ok && (state_ == State::AwaitHello || state_ == State::Open)) {
+    // The codec asks for more only while a frame can still complete; never buffer beyond that.
+    if (rbuf_.size() > proto::kMaxFrame) {
+      fail("bad frame: incomplete frame exceeds the maximum frame size");
+      return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+void Session::handle_frame(const proto::Message& m) {
+  last_rx_ = std::chrono::steady_clock::now();
+  if (state_ == State::AwaitHello) {
+    if (m.type != proto::MsgType::Hello) {
+      fail(std::string("first frame is ") + proto::to_string(m.type) + ", not Hello");
+      return;
+    }
+    handle_hello(m.hello);
+    return;
+  }
+  switch (m.type) {
+    case proto::MsgType::Reading:
+    case proto::MsgType::Event:
+    case proto::MsgType::CommandResult:
+    case proto::MsgType::Keepalive:
+      break;
+    default:
+      fail(std::string("unexpected ") + proto::to_string(m.type) + " frame from the socket");
+      return;
+  }
+  if (m.type == proto::MsgType::Keepalive) {
+    proto::Message reply{};
+    reply.type = proto::MsgType::Keepalive;
+    reply.keepalive.uptime_ms = core_->uptime_ms();
+    send(reply);
+    if (state_ != State::Open) return;
+  }
+  if (!core_->alive || !core_->handlers.on_message) return;
+  try {
+    core_->handlers.on_message(shared_from_this(), m);
+  } catch (const std::exception& e) {
+    PB_LOG(Error, "lan") << "on_message handler threw for cid '" << printable(cid_) << "': " << e.what();
+    close("internal error handling a frame");
+  }
+}
+
+void Session::handle_hello(const proto::Hello& h) {
+  size_t cid_len = strnlen(h.cid, sizeof h.cid);
+  if (cid_len == sizeof h.cid) {
+    fail("bad frame: Hello cid is not terminated");
+    return;
+  }
+  if (h.proto_version != proto::kVersion) {
+    fail("unsupported Hello proto_version " + std::to_string(h.proto_version));
+    return;
+  }
+  std::string cid(h.cid, cid_len);
+  if (cid != psk_identity_) {
+    fail("Hello cid '" + printable(cid) + "' does not match the PSK identity");
+    return;
+  }
+  cid_ = std::move(cid);
+  hello_ = h;
+  hello_.fw_version[proto::kFwVersionMax] = '\0';
+  state_ = State::Open;
+  hello_seen_ = true;
+  PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_) << "' connected from " << remote_
+                      << " (fw " << printable(hello_.fw_version) << ", boot " << hello_.boot_counter << ")";
+  arm_idle_timer();
+  if (!core_->alive || !core_->handlers.on_hello) return;
+  try {
+    core_->handlers.on_hello(shared_from_this());
+  } catch (const std::exception& e) {
+    PB_LOG(Error, "lan") << "on_hello handler threw for cid '" << printable(cid_) << "': " << e.what();
+    close("internal error handling Hello");
+  }
+}
+
+void Session::arm_idle_timer() {
+  // One wait chain; it re-arms itself from last_rx_ so frames don't have to touch the timer.
+  timer_.expires_at(last_rx_ + core_->options.idle_timeout);
+  timer_.async_wait(
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_idle_timer(ec); });
+}
+
+void Session::on_idle_timer(const boost::system::error_code& ec) {
+  if (ec || state_ != State::Open) return;
+  auto deadline = last_rx_ + core_->options.idle_timeout;
+  if (std::chrono::steady_clock::now() >= deadline) {
+    fail("idle timeout: no frame for " + std::to_string(core_->options.idle_timeout.count()) + " s");
+    return;
+  }
+  timer_.expires_at(deadline);
+  timer_.async_wait(
+      [self = shared_from_this()](const boost::system::error_code& wec) { self->on_idle_timer(wec); });
+}
+
+void Session::send(const proto::Message& m) {
+  if (state_ != State::Open && state_ != State::AwaitHello) return;
+  uint8_t frame[proto::kMaxFrame];
+  size_t n = proto::encode(m, frame, sizeof frame);
+  if (n == 0) {
+    PB_LOG(Error, "lan") << "cannot encode " << proto::to_string(m.type) << " for cid '" << printable(cid_)
+                         << "'; frame dropped";
+    return;
+  }
+  if (pending_.size() + inflight_.size() + n > core_->options.max_write_queue_bytes) {
+    PB_LOG(Warning, "lan") << "session " << id_ << " cid '" << printable(cid_) << "' from " << remote_
+                           << " dropped: write queue over " << core_->options.max_write_queue_bytes
+                           << " bytes (peer not reading)";
+    close_now("write queue full (peer not reading)");
+    return;
+  }
+  pending_.insert(pending_.end(), frame, frame + n);
+  if (!writing_) start_write();
+}
+
+void Session::start_write() {
+  inflight_.swap(pending_);
+  pending_.clear();
+  writing_ = true;
+  asio::async_write(
+      stream_, asio::buffer(inflight_),
+      [self = shared_from_this()](const boost::system::error_code& ec, size_t) { self->on_write(ec); });
+}
+
+void Session::on_write(const boost::system::error_code& ec) {
+  writing_ = false;
+  inflight_.clear();
+  if (state_ == State::Closing) {
+    continue_close();
+    return;
+  }
+  if (state_ != State::AwaitHello && state_ != State::Open) return;
+  if (ec) {
+    PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_) << "' from " << remote_
+                        << " closed: write error: " << ec.message();
+    close_now("write error: " + ec.message());
+    return;
+  }
+  if (!pending_.empty()) start_write();
+}
+
+void Session::fail(const std::string& why) {
+  if (state_ == State::Closing || state_ == State::Closed) return;
+  if (state_ == State::Handshake) {
+    PB_LOG(Warning, "lan") << "TLS-PSK handshake from " << remote_ << " identity '"
+                           << (psk_identity_.empty() ? std::string("(none)") : printable(psk_identity_))
+                           << "' failed: " << why;
+  } else {
+    PB_LOG(Warning, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
+                           << "' from " << remote_ << " closed: " << why;
+  }
+  begin_close(why, /*graceful=*/true);
+}
+
+void Session::close(std::string reason) {
+  if (state_ == State::Closing || state_ == State::Closed) return;
+  PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_) << "' from " << remote_
+                      << " closed: " << reason;
+  begin_close(std::move(reason), /*graceful=*/true);
+}
+
+void Session::close_now(std::string reason) {
+  if (state_ == State::Closing || state_ == State::Closed) return;
+  begin_close(std::move(reason), /*graceful=*/false);
+}
+
+void Session::begin_close(std::string reason, bool graceful) {
+  bool handshake_done = state_ != State::Handshake;
+  state_ = State::Closing;
+  timer_.cancel();
+  pending_.clear();
+  core_->sessions.erase(id_);  // `self` below keeps us alive
+  auto self = shared_from_this();
+  if (hello_seen_ && core_->alive) {
+    asio::post(core_->io, [core = core_, self, reason = std::move(reason)] {
+      if (!core->alive || !core->handlers.on_closed) return;
+      try {
+        core->handlers.on_closed(self, reason);
+      } catch (const std::exception& e) {
+        PB_LOG(Error, "lan") << "on_closed handler threw for cid '" << printable(self->cid_)
+                             << "': " << e.what();
+      }
+    });
+  }
+  if (!graceful || !handshake_done) {
+    finish();
+    return;
+  }
+  close_timer_.expires_after(core_->options.shutdown_timeout);
+  close_timer_.async_wait([self](const boost::system::error_code& ec) {
+    if (!ec) self->finish();
+  });
+  continue_close();
+}
+
+void Session::continue_close() {
+  if (state_ != State::Closing || shutting_down_) return;
+  if (writing_) return;  // on_write comes back here; a half-written record must not be cut
+  if (reading_) {
+    // No write is in flight, so this cancels just the read; on_read comes back here.
+    boost::system::error_code ignored;
+    stream_.lowest_layer().cancel(ignored);
+    return;
+  }
+  shutting_down_ = true;
+  stream_.async_shutdown([self = shared_from_this()](const boost::system::error_code&) { self->finish(); });
+}
+
+void Session::finish() {
+  if (state_ == State::Closed) return;
+  state_ = State::Closed;
+  timer_.cancel();
+  close_timer_.cancel();
+  boost::system::error_code ignored;
+  stream_.lowest_layer().close(ignored);
+}
+
+// ---- Server ----
+
+Server::Server(asio::io_context& io, ServerOptions options, PskLookup lookup, ServerHandlers handlers)
+    : core_(std::make_shared<detail::Core>(io, std::move(options), std::move(lookup), std::move(handlers))) {}
+
+Server::~Server() {
+  stop();
+  core_->alive = false;
+}
+
+void Server::start() {
+  auto& c = *core_;
+  if (c.acceptor.is_open())
+    throw std::system_error(std::make_error_code(std::errc::already_connected), "lan: already started");
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(c.options.address, ec);
+  if (ec) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "lan: invalid listen address '" + c.options.address + "'");
+  }
+  tcp::endpoint ep(addr, c.options.port);
+  auto check = [&](const char* what) {
+    if (!ec) return;
+    boost::system::error_code ignored;
+    c.acceptor.close(ignored);
+    throw std::system_error(std::error_code(ec.value(), std::system_category()),
+                            std::string("lan: cannot ") + what + " " + endpoint_string(ep));
+  };
+  c.acceptor.open(ep.protocol(), ec);
+  check("open a socket for");
+  c.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  check("set SO_REUSEADDR on");
+  c.acceptor.bind(ep, ec);
+  check("bind");
+  c.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  check("listen on");
+  c.accepting = true;
+  PB_LOG(Info, "lan") << "listening on " << endpoint_string(c.acceptor.local_endpoint());
+  c.accept();
+}
+
+uint16_t Server::port() const {
+  boost::system::error_code ec;
+  auto ep = core_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void Server::stop() {
+  auto& c = *core_;
+  c.accepting = false;
+  boost::system::error_code ignored;
+  c.acceptor.close(ignored);
+  c.accept_retry.cancel();
+  c.close_all("server stopping");
+}
+
+size_t Server::session_count() const {
+  return core_->sessions.size();
+}
+
+}  // namespace pb::lan

@@ -1,0 +1,145 @@
+// The gateway's LAN server: sockets connect over TCP + TLS 1.2 with pre-shared keys (the PSK
+// identity is the socket's cid), say Hello, then exchange pbfw::proto frames.
+//
+// Everything runs on the daemon's single io_context; nothing here is thread-safe and no
+// internal threads are started. Handlers are never called from inside send()/close()/stop():
+// on_closed is always posted, so a handler may freely close sessions or erase them from maps.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <pbfw/proto.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pb::lan {
+
+// TLS 1.2 only; both sides use exactly these suites.
+inline constexpr const char* kPskCipherList = "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256";
+
+// A client context that authenticates as `identity` with `key` (plugsim, tests).
+// Throws std::system_error if OpenSSL rejects the setup.
+boost::asio::ssl::context make_psk_client_context(std::string identity, std::vector<uint8_t> key);
+
+// Returns the key for a PSK identity, or nullopt if the identity is unknown.
+using PskLookup = std::function<std::optional<std::vector<uint8_t>>(std::string_view identity)>;
+
+namespace detail {
+struct Core;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  struct Token;  // only the server can create sessions
+  Session(const Token&, std::shared_ptr<detail::Core> core, boost::asio::ip::tcp::socket socket, uint64_t id);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const std::string& cid() const { return cid_; }  // PSK identity (== Hello.cid, checked)
+  const pbfw::proto::Hello& hello() const { return hello_; }
+  std::string remote() const { return remote_; }  // "ip:port" for logs
+  // Queued; frames go out in order; never blocks. No-op once closed. A peer whose
+  // unsent backlog would exceed max_write_queue_bytes is dropped.
+  void send(const pbfw::proto::Message& m);
+  // Idempotent. Unsent frames are dropped, the TLS shutdown is bounded by a timer.
+  void close(std::string reason);
+  bool open() const { return state_ == State::Open; }
+  uint64_t id() const { return id_; }
+
+ private:
+  friend struct detail::Core;
+  enum class State { Handshake, AwaitHello, Open, Closing, Closed };
+
+  void start();
+  void on_handshake(const boost::system::error_code& ec);
+  void read_more();
+  void on_read(const boost::system::error_code& ec, size_t n);
+  bool process_frames();  // false once the session stopped processing
+  void handle_frame(const pbfw::proto::Message& m);
+  void handle_hello(const pbfw::proto::Hello& h);
+  void arm_handshake_timer();
+  void arm_idle_timer();
+  void on_idle_timer(const boost::system::error_code& ec);
+  void start_write();
+  void on_write(const boost::system::error_code& ec);
+  void fail(const std::string& why);   // close with a Warning naming cid, remote and why
+  void close_now(std::string reason);  // no TLS shutdown (dead or misbehaving peer)
+  void begin_close(std::string reason, bool graceful);
+  void continue_close();
+  void finish();
+
+  std::shared_ptr<detail::Core> core_;
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  boost::asio::steady_timer timer_;        // handshake deadline, then idle check
+  boost::asio::steady_timer close_timer_;  // bounds the TLS shutdown
+  uint64_t id_;
+  std::string remote_;
+  State state_ = State::Handshake;
+  bool hello_seen_ = false;  // on_hello delivered, so on_closed is owed
+
+  // Set by the PSK callback during the handshake (for the log line when it fails).
+  std::string psk_identity_;
+  std::string auth_failure_;
+  bool key_found_ = false;
+
+  std::string cid_;
+  pbfw::proto::Hello hello_{};
+
+  std::vector<uint8_t> rbuf_;    // received, not yet decoded
+  std::vector<uint8_t> rchunk_;  // target of the next read
+  bool reading_ = false;
+  std::chrono::steady_clock::time_point last_rx_;
+
+  std::vector<uint8_t> pending_;   // encoded, waiting for the current write to finish
+  std::vector<uint8_t> inflight_;  // being written
+  bool writing_ = false;
+  bool shutting_down_ = false;
+};
+
+struct ServerOptions {
+  std::string address = "0.0.0.0";
+  uint16_t port = 0;
+  std::chrono::seconds handshake_timeout{10};        // TCP accept → valid Hello
+  std::chrono::seconds idle_timeout{45};             // no frame received for this long → close
+  size_t max_sessions = 5000;                        // connections beyond this are refused at accept
+  size_t max_write_queue_bytes = 256 * 1024;         // a peer that doesn't read is dropped
+  std::chrono::milliseconds shutdown_timeout{2000};  // TLS close_notify exchange
+};
+
+struct ServerHandlers {
+  std::function<void(const std::shared_ptr<Session>&)> on_hello;  // after TLS + valid Hello
+  // Every frame after Hello (Keepalive too; it is also answered by the server itself).
+  std::function<void(const std::shared_ptr<Session>&, const pbfw::proto::Message&)> on_message;
+  // Only for sessions that got on_hello; exactly once; always posted.
+  std::function<void(const std::shared_ptr<Session>&, const std::string& reason)> on_closed;
+};
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerOptions options, PskLookup lookup, ServerHandlers handlers);
+  ~Server();  // stops; no handler runs after destruction
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  void start();  // bind + listen; throws std::system_error with a clear message on failure
+  uint16_t port() const;
+  void stop();  // stop accepting, close all sessions
+  // Connections being served (handshaking or open); closing ones are not counted.
+  size_t session_count() const;
+
+ private:
+  std::shared_ptr<detail::Core> core_;
+};
+
+}  // namespace pb::lan

@@ -1,0 +1,560 @@
+// pb::lan::Server against real TLS-PSK clients on 127.0.0.1, all on one io_context run by the test thread.
+#include "lan/server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+namespace proto = pbfw::proto;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+using pb::lan::Server;
+using pb::lan::ServerHandlers;
+using pb::lan::ServerOptions;
+using pb::lan::Session;
+
+std::vector<uint8_t> key_for(const std::string& identity) {
+  std::vector<uint8_t> key(32);
+  for (size_t i = 0; i < key.size(); ++i)
+    key[i] = static_cast<uint8_t>(identity[i % identity.size()] + i * 7);
+  return key;
+}
+
+proto::Message make_hello(const std::string& cid, uint8_t version = proto::kVersion) {
+  proto::Message m{};
+  m.type = proto::MsgType::Hello;
+  m.hello.proto_version = version;
+  std::snprintf(m.hello.cid, sizeof m.hello.cid, "%s", cid.c_str());
+  std::snprintf(m.hello.fw_version, sizeof m.hello.fw_version, "1.2.3");
+  m.hello.capabilities = proto::kCapRelay | proto::kCapMeter;
+  m.hello.boot_counter = 7;
+  m.hello.uptime_ms = 1234;
+  return m;
+}
+
+proto::Message make_reading(uint32_t seq) {
+  proto::Message m{};
+  m.type = proto::MsgType::Reading;
+  m.reading.seq = seq;
+  m.reading.flags = proto::kVoltageValid | proto::kMeterOk;
+  m.reading.voltage_mv = 230000 + seq;
+  return m;
+}
+
+proto::Message make_keepalive(uint64_t uptime) {
+  proto::Message m{};
+  m.type = proto::MsgType::Keepalive;
+  m.keepalive.uptime_ms = uptime;
+  return m;
+}
+
+proto::Message make_command(uint32_t id) {
+  proto::Message m{};
+  m.type = proto::MsgType::Command;
+  m.command.cmd_id = id;
+  m.command.kind = proto::CommandKind::SetRelay;
+  m.command.value = 1;
+  return m;
+}
+
+std::vector<uint8_t> encode(const proto::Message& m) {
+  std::vector<uint8_t> out(proto::kMaxFrame);
+  size_t n = proto::encode(m, out.data(), out.size());
+  EXPECT_GT(n, 0u);
+  out.resize(n);
+  return out;
+}
+
+// A TLS-PSK socket as the firmware would behave, built on make_psk_client_context.
+class TestClient {
+ public:
+  TestClient(asio::io_context& io, const std::string& identity, const std::vector<uint8_t>& key)
+      : ctx_(pb::lan::make_psk_client_context(identity, key)), stream_(io, ctx_) {}
+
+  void connect(uint16_t port, bool tls = true) {
+    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
+    stream_.lowest_layer().async_connect(ep, [this, tls](const boost::system::error_code& ec) {
+      if (ec || !tls) {
+        connected = !ec;
+        handshake_ec = ec;
+        handshake_done = true;
+        return;
+      }
+      connected = true;
+      stream_.async_handshake(ssl::stream_base::client, [this](const boost::system::error_code& hec) {
+        handshake_ec = hec;
+        handshake_done = true;
+        if (hec) return;
+        read();
+        if (!queue_.empty()) write_next();
+      });
+    });
+  }
+
+  void send(const proto::Message& m) { send_raw(encode(m)); }
+
+  void send_raw(std::vector<uint8_t> bytes) {
+    // Frames sent before the handshake completes wait for it.
+    queue_.push_back(std::move(bytes));
+    if (queue_.size() == 1 && ok()) write_next();
+  }
+
+  // For the non-TLS client: read until the server drops the TCP connection.
+  void read_plain() {
+    stream_.next_layer().async_read_some(asio::buffer(chunk_),
+                                         [this](const boost::system::error_code& ec, size_t) {
+                                           if (ec) {
+                                             closed = true;
+                                             read_ec = ec;
+                                             return;
+                                           }
+                                           read_plain();
+                                         });
+  }
+
+  bool ok() const { return handshake_done && !handshake_ec; }
+  size_t count(proto::MsgType t) const {
+    size_t n = 0;
+    for (auto& m : received) n += m.type == t;
+    return n;
+  }
+
+  bool connected = false;
+  bool handshake_done = false;
+  boost::system::error_code handshake_ec;
+  bool closed = false;
+  boost::system::error_code read_ec;
+  std::vector<proto::Message> received;
+
+ private:
+  void write_next() {
+    asio::async_write(stream_, asio::buffer(queue_.front()),
+                      [this](const boost::system::error_code& ec, size_t) {
+                        if (ec) return;
+                        queue_.pop_front();
+                        if (!queue_.empty()) write_next();
+                      });
+  }
+
+  void read() {
+    stream_.async_read_some(asio::buffer(chunk_), [this](const boost::system::error_code& ec, size_t n) {
+      if (ec) {
+        closed = true;
+        read_ec = ec;
+        return;
+      }
+      rbuf_.insert(rbuf_.end(), chunk_.begin(), chunk_.begin() + static_cast<std::ptrdiff_t>(n));
+      for (;;) {
+        proto::Message m{};
+        size_t consumed = 0;
+        auto st = proto::decode(rbuf_.data(), rbuf_.size(), m, consumed);
+        if (st == proto::DecodeStatus::NeedMore) break;
+        ASSERT_EQ(st, proto::DecodeStatus::Ok);
+        received.push_back(m);
+        rbuf_.erase(rbuf_.begin(), rbuf_.begin() + static_cast<std::ptrdiff_t>(consumed));
+      }
+      read();
+    });
+  }
+
+  ssl::context ctx_;
+  ssl::stream<tcp::socket> stream_;
+  std::array<uint8_t, 4096> chunk_{};
+  std::vector<uint8_t> rbuf_;
+  std::deque<std::vector<uint8_t>> queue_;
+};
+
+class LanServerTest : public ::testing::Test {
+ protected:
+  void start_server(ServerOptions opts = {}) {
+    opts.address = "127.0.0.1";
+    opts.port = 0;
+    ServerHandlers h;
+    h.on_hello = [this](const std::shared_ptr<Session>& s) { hellos.push_back(s); };
+    h.on_message = [this](const std::shared_ptr<Session>& s, const proto::Message& m) {
+      messages.emplace_back(s->id(), m);
+    };
+    h.on_closed = [this](const std::shared_ptr<Session>& s, const std::string& reason) {
+      EXPECT_FALSE(s->open());
+      closed.emplace_back(s->id(), reason);
+    };
+    auto lookup = [this](std::string_view identity) -> std::optional<std::vector<uint8_t>> {
+      ++lookups;
+      std::string id(identity);
+      if (id.rfind("sock-", 0) != 0) return std::nullopt;
+      return key_for(id);
+    };
+    server = std::make_unique<Server>(io, opts, lookup, h);
+    server->start();
+    ASSERT_NE(server->port(), 0);
+  }
+
+  TestClient& add_client(const std::string& identity, std::vector<uint8_t> key = {}) {
+    if (key.empty()) key = key_for(identity);
+    clients.push_back(std::make_unique<TestClient>(io, identity, key));
+    clients.back()->connect(server->port());
+    return *clients.back();
+  }
+
+  // Connects, handshakes and says Hello; waits for on_hello.
+  TestClient& connect_hello(const std::string& cid) {
+    size_t before = hellos.size();
+    auto& c = add_client(cid);
+    c.send(make_hello(cid));
+    EXPECT_TRUE(run_until([&] { return hellos.size() > before || c.closed; }));
+    EXPECT_FALSE(c.closed);
+    return c;
+  }
+
+  bool run_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!cond()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      io.restart();
+      io.run_one_for(10ms);
+    }
+    return true;
+  }
+
+  std::shared_ptr<Session> session_for(const std::string& cid) {
+    for (auto& s : hellos)
+      if (s->cid() == cid) return s;
+    return nullptr;
+  }
+
+  size_t closed_count(uint64_t id) const {
+    size_t n = 0;
+    for (auto& [sid, reason] : closed) n += sid == id;
+    return n;
+  }
+
+  asio::io_context io;
+  std::vector<std::shared_ptr<Session>> hellos;
+  std::vector<std::pair<uint64_t, proto::Message>> messages;
+  std::vector<std::pair<uint64_t, std::string>> closed;
+  int lookups = 0;
+  std::unique_ptr<Server> server;
+  std::vector<std::unique_ptr<TestClient>> clients;  // destroyed before the server and io
+};
+
+TEST_F(LanServerTest, HandshakeAndHelloDeliverOnHelloWithCid) {
+  start_server();
+  auto& c = connect_hello("sock-a1");
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(hellos.size(), 1u);
+  auto s = hellos[0];
+  EXPECT_EQ(s->cid(), "sock-a1");
+  EXPECT_TRUE(s->open());
+  EXPECT_STREQ(s->hello().fw_version, "1.2.3");
+  EXPECT_EQ(s->hello().boot_counter, 7u);
+  EXPECT_EQ(s->remote().rfind("127.0.0.1:", 0), 0u) << s->remote();
+  EXPECT_EQ(server->session_count(), 1u);
+  EXPECT_TRUE(messages.empty());  // Hello itself is not an on_message frame
+}
+
+TEST_F(LanServerTest, MessagesRoundTripBothWays) {
+  start_server();
+  auto& c = connect_hello("sock-rt");
+  auto s = hellos.at(0);
+
+  // Several frames in one write, and one frame dribbled in byte by byte.
+  std::vector<uint8_t> two = encode(make_reading(1));
+  auto second = encode(make_reading(2));
+  two.insert(two.end(), second.begin(), second.end());
+  c.send_raw(two);
+  for (uint8_t b : encode(make_reading(3))) c.send_raw({b});
+  ASSERT_TRUE(run_until([&] { return messages.size() == 3; }));
+  for (uint32_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(messages[i].first, s->id());
+    ASSERT_EQ(messages[i].second.type, proto::MsgType::Reading);
+    EXPECT_EQ(messages[i].second.reading.seq, i + 1);
+    EXPECT_EQ(messages[i].second.reading.voltage_mv, 230001 + i);
+  }
+
+  for (uint32_t i = 1; i <= 5; ++i) s->send(make_command(i));
+  ASSERT_TRUE(run_until([&] { return c.received.size() == 5; }));
+  for (uint32_t i = 0; i < 5; ++i) {
+    ASSERT_EQ(c.received[i].type, proto::MsgType::Command);
+    EXPECT_EQ(c.received[i].command.cmd_id, i + 1);  // in order
+  }
+}
+
+TEST_F(LanServerTest, KeepaliveIsAnsweredAndPassedOn) {
+  start_server();
+  auto& c = connect_hello("sock-ka");
+  c.send(make_keepalive(99));
+  ASSERT_TRUE(run_until([&] { return c.count(proto::MsgType::Keepalive) == 1 && messages.size() == 1; }));
+  EXPECT_EQ(messages[0].second.type, proto::MsgType::Keepalive);
+  EXPECT_EQ(messages[0].second.keepalive.uptime_ms, 99u);
+}
+
+TEST_F(LanServerTest, UnknownIdentityFailsHandshakeAndIsLogged) {
+  start_server();
+  testing::internal::CaptureStderr();
+  auto& bad = add_client("intruder-9", key_for("sock-x"));
+  ASSERT_TRUE(run_until([&] { return bad.handshake_done && server->session_count() == 0 && lookups == 1; }));
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(bad.handshake_ec) << "handshake should fail";
+  EXPECT_TRUE(hellos.empty());
+  EXPECT_NE(log.find("unknown identity"), std::string::npos) << log;
+  EXPECT_NE(log.find("intruder-9"), std::string::npos) << log;
+  EXPECT_NE(log.find("127.0.0.1:"), std::string::npos) << log;
+
+  // The server carries on.
+  auto& good = connect_hello("sock-ok");
+  EXPECT_TRUE(good.ok());
+  EXPECT_EQ(hellos.size(), 1u);
+}
+
+TEST_F(LanServerTest, WrongKeyFailsHandshake) {
+  start_server();
+  testing::internal::CaptureStderr();
+  auto& bad = add_client("sock-wk", key_for("sock-other"));
+  ASSERT_TRUE(run_until([&] { return bad.handshake_done && server->session_count() == 0; }));
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(bad.handshake_ec);
+  EXPECT_TRUE(hellos.empty());
+  EXPECT_NE(log.find("sock-wk"), std::string::npos) << log;
+  EXPECT_NE(log.find("wrong key"), std::string::npos) << log;
+
+  auto& good = connect_hello("sock-wk");
+  EXPECT_TRUE(good.ok());
+  EXPECT_EQ(hellos.size(), 1u);
+}
+
+TEST_F(LanServerTest, HelloCidMismatchIsClosed) {
+  start_server();
+  auto& c = add_client("sock-m1");
+  c.send(make_hello("sock-m2"));
+  ASSERT_TRUE(run_until([&] { return c.closed; }));
+  EXPECT_TRUE(hellos.empty());
+  EXPECT_TRUE(closed.empty());  // on_closed only for sessions that got on_hello
+  EXPECT_EQ(server->session_count(), 0u);
+}
+
+TEST_F(LanServerTest, WrongProtoVersionAndNonHelloFirstFrameAreClosed) {
+  start_server();
+  auto& v2 = add_client("sock-v2");
+  v2.send(make_hello("sock-v2", 2));
+  auto& rd = add_client("sock-rd");
+  rd.send(make_reading(1));
+  ASSERT_TRUE(run_until([&] { return v2.closed && rd.closed; }));
+  EXPECT_TRUE(hellos.empty());
+  EXPECT_TRUE(messages.empty());
+}
+
+class BadFrameTest : public LanServerTest, public ::testing::WithParamInterface<const char*> {};
+
+std::vector<uint8_t> bad_frame(const std::string& kind) {
+  if (kind == "crc") {
+    auto f = encode(make_keepalive(5));
+    f.back() ^= 0x01;
+    return f;
+  }
+  if (kind == "oversized") return {proto::kSof, proto::kVersion, 3, 0x10, 0x00};
+  // Unknown type 0x63 with an empty payload and a correct CRC.
+  std::vector<uint8_t> f{proto::kSof, proto::kVersion, 0x63, 0x00, 0x00};
+  uint16_t crc = proto::crc16_ccitt(f.data() + 1, f.size() - 1);
+  f.push_back(static_cast<uint8_t>(crc >> 8));
+  f.push_back(static_cast<uint8_t>(crc));
+  return f;
+}
+
+TEST_P(BadFrameTest, ClosesOnlyThatSession) {
+  start_server();
+  auto& victim = connect_hello("sock-bad");
+  auto& other = connect_hello("sock-good");
+  auto bad_session = session_for("sock-bad");
+  ASSERT_TRUE(bad_session);
+
+  testing::internal::CaptureStderr();
+  victim.send_raw(bad_frame(GetParam()));
+  ASSERT_TRUE(run_until([&] { return victim.closed && closed_count(bad_session->id()) == 1; }));
+  std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("sock-bad"), std::string::npos) << log;
+  EXPECT_NE(log.find("bad frame"), std::string::npos) << log;
+  EXPECT_FALSE(bad_session->open());
+  EXPECT_EQ(server->session_count(), 1u);
+
+  other.send(make_reading(42));
+  ASSERT_TRUE(run_until([&] { return messages.size() == 1; }));
+  EXPECT_EQ(messages[0].second.reading.seq, 42u);
+  EXPECT_TRUE(session_for("sock-good")->open());
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, BadFrameTest, ::testing::Values("crc", "oversized", "unknown_type"));
+
+TEST_F(LanServerTest, IdleTimeoutCloses) {
+  ServerOptions o;
+  o.idle_timeout = 1s;
+  start_server(o);
+  auto& c = connect_hello("sock-idle");
+  auto s = hellos.at(0);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until([&] { return c.closed && closed.size() == 1; }, 5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 900ms);
+  EXPECT_NE(closed[0].second.find("idle"), std::string::npos) << closed[0].second;
+}
+
+TEST_F(LanServerTest, FramesKeepTheSessionAlivePastIdleTimeout) {
+  ServerOptions o;
+  o.idle_timeout = 1s;
+  start_server(o);
+  auto& c = connect_hello("sock-busy");
+  // Keepalives every ~300 ms for 1.6 s: longer than the idle timeout, never idle for it.
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 1; i <= 5; ++i) {
+    auto when = t0 + i * 300ms;
+    run_until([&] { return std::chrono::steady_clock::now() >= when || c.closed; }, 2s);
+    c.send(make_keepalive(static_cast<uint64_t>(i)));
+  }
+  ASSERT_TRUE(run_until([&] { return messages.size() == 5 || c.closed; }));
+  EXPECT_FALSE(c.closed);
+  EXPECT_TRUE(closed.empty());
+}
+
+TEST_F(LanServerTest, HandshakeTimeoutDropsSilentConnection) {
+  ServerOptions o;
+  o.handshake_timeout = 1s;
+  start_server(o);
+  clients.push_back(std::make_unique<TestClient>(io, "sock-silent", key_for("sock-silent")));
+  auto& c = *clients.back();
+  c.connect(server->port(), /*tls=*/false);
+  ASSERT_TRUE(run_until([&] { return c.connected && server->session_count() == 1; }));
+  c.read_plain();
+  ASSERT_TRUE(run_until([&] { return c.closed; }, 5s));
+  EXPECT_EQ(server->session_count(), 0u);
+}
+
+TEST_F(LanServerTest, PeerThatDoesNotReadIsDropped) {
+  ServerOptions o;
+  o.max_write_queue_bytes = 1024;
+  start_server(o);
+  connect_hello("sock-slow");
+  auto s = hellos.at(0);
+  // Far more than 1 KiB queued before the loop can write anything.
+  for (uint32_t i = 0; i < 500 && s->open(); ++i) s->send(make_command(i));
+  EXPECT_FALSE(s->open());
+  ASSERT_TRUE(run_until([&] { return closed.size() == 1; }));
+  EXPECT_NE(closed[0].second.find("write queue"), std::string::npos) << closed[0].second;
+}
+
+TEST_F(LanServerTest, CloseFromGatewayIsIdempotentAndNotifiesOnce) {
+  start_server();
+  auto& c = connect_hello("sock-cl");
+  auto s = hellos.at(0);
+  s->send(make_command(1));
+  s->close("replaced");
+  s->close("again");
+  EXPECT_FALSE(s->open());
+  EXPECT_TRUE(closed.empty());  // posted, not called from inside close()
+  s->send(make_command(2));     // no-op once closed
+  ASSERT_TRUE(run_until([&] { return c.closed && closed.size() == 1; }));
+  // Let any stray duplicate arrive.
+  run_until([] { return false; }, 50ms);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].second, "replaced");
+  EXPECT_EQ(server->session_count(), 0u);
+}
+
+TEST_F(LanServerTest, TwoHundredConcurrentSessions) {
+  start_server();
+  constexpr int kN = 200;
+  std::vector<TestClient*> cs;
+  for (int i = 0; i < kN; ++i) {
+    std::string cid = "sock-" + std::to_string(i);
+    auto& c = add_client(cid);
+    c.send(make_hello(cid));
+    cs.push_back(&c);
+  }
+  ASSERT_TRUE(run_until([&] { return hellos.size() == kN; }, 30s)) << hellos.size();
+  EXPECT_EQ(server->session_count(), static_cast<size_t>(kN));
+  for (int i = 0; i < kN; ++i) cs[static_cast<size_t>(i)]->send(make_reading(static_cast<uint32_t>(i + 1)));
+  ASSERT_TRUE(run_until([&] { return messages.size() == kN; }, 30s));
+  for (auto& s : hellos) s->send(make_command(static_cast<uint32_t>(s->id())));
+  ASSERT_TRUE(run_until(
+      [&] {
+        for (auto* c : cs)
+          if (c->received.empty()) return false;
+        return true;
+      },
+      30s));
+  // Each socket got exactly its own session's command.
+  std::map<uint64_t, std::string> cid_of;
+  for (auto& s : hellos) cid_of[s->id()] = s->cid();
+  for (int i = 0; i < kN; ++i) {
+    auto& r = cs[static_cast<size_t>(i)]->received;
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(cid_of[r[0].command.cmd_id], "sock-" + std::to_string(i));
+  }
+}
+
+TEST_F(LanServerTest, StopClosesEverything) {
+  start_server();
+  auto& a = connect_hello("sock-s1");
+  auto& b = connect_hello("sock-s2");
+  auto& pending = add_client("sock-s3");  // handshaken, no Hello yet
+  ASSERT_TRUE(run_until([&] { return pending.ok() && server->session_count() == 3; }));
+  uint16_t port = server->port();
+
+  server->stop();
+  EXPECT_EQ(server->session_count(), 0u);
+  ASSERT_TRUE(run_until([&] { return a.closed && b.closed && pending.closed && closed.size() == 2; }));
+  EXPECT_EQ(a.read_ec, asio::error::eof);  // clean TLS close_notify
+
+  // No longer accepting.
+  auto& late = *clients.emplace_back(std::make_unique<TestClient>(io, "sock-late", key_for("sock-late")));
+  late.connect(port);
+  ASSERT_TRUE(run_until([&] { return late.handshake_done; }));
+  EXPECT_TRUE(late.handshake_ec);
+  EXPECT_TRUE(hellos.size() == 2);
+}
+
+TEST_F(LanServerTest, DestroyedServerCallsNoHandlers) {
+  start_server();
+  auto& c = connect_hello("sock-d");
+  c.send(make_reading(1));
+  server.reset();
+  ASSERT_TRUE(run_until([&] { return c.closed; }));
+  run_until([] { return false; }, 50ms);
+  EXPECT_TRUE(closed.empty());
+  EXPECT_TRUE(messages.empty());
+}
+
+TEST_F(LanServerTest, StartFailsClearlyWhenPortIsTaken) {
+  start_server();
+  ServerOptions o;
+  o.address = "127.0.0.1";
+  o.port = server->port();
+  Server second(io, o, [](std::string_view) { return std::nullopt; }, {});
+  try {
+    second.start();
+    FAIL() << "expected std::system_error";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bind"), std::string::npos) << e.what();
+    EXPECT_EQ(e.code().value(), EADDRINUSE);
+  }
+  o.address = "not-an-address";
+  Server third(io, o, [](std::string_view) { return std::nullopt; }, {});
+  EXPECT_THROW(third.start(), std::system_error);
+}
+
+TEST(LanClientContext, RejectsEmptyCredentials) {
+  EXPECT_THROW(pb::lan::make_psk_client_context("", {1, 2, 3}), std::invalid_argument);
+  EXPECT_THROW(pb::lan::make_psk_client_context("sock", {}), std::invalid_argument);
+}
+
+}  // namespace
