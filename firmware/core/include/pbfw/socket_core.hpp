@@ -15,8 +15,8 @@
 namespace pbfw {
 
 struct SocketConfig {
-  const char* cid;
-  const char* fw_version;
+  const char* cid;         // not copied: must outlive the core
+  const char* fw_version;  // not copied: must outlive the core
   uint32_t kv_e6 = kDefaultKvE6, ki_e6 = kDefaultKiE6;
   uint32_t reading_interval_ms = 1000;
   uint32_t current_limit_ma = 5000;
@@ -85,6 +85,7 @@ class SocketCore {
   uint32_t boot_counter() const { return state_.boot_counter; }
   LedColor led() const { return led_; }
   LanClient& lan() { return *lan_; }  // valid after boot()
+  const LanClient& lan() const { return *lan_; }
   const Hlw8032Decoder& meter() const { return meter_; }
   const EnergyCounter& energy() const { return energy_; }
   // The reading that would be sent now.
