@@ -94,6 +94,7 @@ class TestClient {
         return;
       }
       connected = true;
+      stream_.lowest_layer().set_option(tcp::no_delay(true));
       stream_.async_handshake(ssl::stream_base::client, [this](const boost::system::error_code& hec) {
         handshake_ec = hec;
         handshake_done = true;
@@ -468,6 +469,36 @@ TEST_F(LanServerTest, CloseFromGatewayIsIdempotentAndNotifiesOnce) {
   ASSERT_EQ(closed.size(), 1u);
   EXPECT_EQ(closed[0].second, "replaced");
   EXPECT_EQ(server->session_count(), 0u);
+}
+
+TEST_F(LanServerTest, ShutdownIsBoundedWhenPeerNeverAnswersCloseNotify) {
+  ServerOptions o;
+  o.shutdown_timeout = 200ms;
+  start_server(o);
+  auto& c = connect_hello("sock-mute");
+  std::weak_ptr<Session> weak = hellos.at(0);
+  hellos.clear();
+  weak.lock()->close("test");
+  // The client sees close_notify but never answers it nor closes TCP: the server must still let go.
+  ASSERT_TRUE(run_until([&] { return c.closed && closed.size() == 1; }));
+  ASSERT_TRUE(run_until([&] { return weak.expired(); }, 3s));
+}
+
+TEST_F(LanServerTest, ConnectionsBeyondMaxSessionsAreRefused) {
+  ServerOptions o;
+  o.max_sessions = 2;
+  start_server(o);
+  connect_hello("sock-1");
+  connect_hello("sock-2");
+  auto& third = add_client("sock-3");
+  ASSERT_TRUE(run_until([&] { return third.handshake_done; }));
+  EXPECT_TRUE(third.handshake_ec);
+  EXPECT_EQ(server->session_count(), 2u);
+
+  hellos.at(0)->close("make room");
+  connect_hello("sock-4");
+  EXPECT_EQ(hellos.size(), 3u);
+  EXPECT_EQ(server->session_count(), 2u);
 }
 
 TEST_F(LanServerTest, TwoHundredConcurrentSessions) {
