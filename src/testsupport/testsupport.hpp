@@ -19,6 +19,10 @@
 
 namespace pb::test {
 
+// pb_testsupport disables OpenSSL's atexit cleanup before main (Paho threads outliving main would
+// crash in it at exit); true if that worked.
+bool openssl_atexit_disabled();
+
 // Binds 127.0.0.1:0, reads the kernel-chosen port back and closes the socket.
 uint16_t free_tcp_port();
 

@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +20,16 @@
 #endif
 
 namespace pb::test {
+
+namespace {
+// Tests that use Paho over TLS: Paho's detached worker threads can outlive main, and OpenSSL's
+// atexit cleanup would then crash their thread-exit handlers. Runs before main, so before Paho.
+const bool openssl_without_atexit = OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr) == 1;
+}  // namespace
+
+bool openssl_atexit_disabled() {
+  return openssl_without_atexit;
+}
 
 uint16_t free_tcp_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -2,11 +2,13 @@
 // Connects to a broker made by make-broker, answers devices/sync and properties/report, and
 // publishes commands typed on stdin. Every message seen or sent is one JSON line on stdout.
 #include <mqtt/async_client.h>
+#include <openssl/crypto.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -201,9 +203,26 @@ bool handle_command_line(Emulator& emu, EventLog& log, const std::string& rest) 
   return true;
 }
 
+// Paho's worker threads are detached and wind down after the last client is destroyed. Let them
+// finish before exit so their OpenSSL thread state is freed (else LeakSanitizer reports it).
+void wait_for_paho_threads(std::chrono::milliseconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  auto threads = [] {
+    std::error_code ec;
+    auto n = std::distance(std::filesystem::directory_iterator("/proc/self/task", ec),
+                           std::filesystem::directory_iterator());
+    return ec ? 1 : n;
+  };
+  while (threads() > 1 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Paho's detached worker threads can outlive main; OpenSSL's atexit cleanup would then pull the
+  // library out from under their thread-exit handlers (segfault at exit). Must be the first OpenSSL call.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
   CLI::App app{"Tuya edge gateway emulator (platform side)"};
   std::string host = "127.0.0.1";
   int port = 21883;
@@ -242,7 +261,13 @@ int main(int argc, char** argv) {
 
   const std::string uri = "ssl://" + host + ":" + std::to_string(port);
   const std::string client_id = "tuya-edge-emu-" + pb::tuyaemu::make_uuid().substr(0, 8);
-  Emulator emu(uri, client_id, Responder(ropts), log);
+  auto emu = std::make_unique<Emulator>(uri, client_id, Responder(ropts), log);
+  auto finish = [&emu, &log](int rc) {
+    emu.reset();
+    wait_for_paho_threads(std::chrono::seconds(2));
+    log.write({{"dir", "event"}, {"event", "exit"}, {"rc", rc}});
+    return rc;
+  };
 
   auto ssl = mqtt::ssl_options_builder()
                  .trust_store(ca_file)
@@ -263,9 +288,9 @@ int main(int argc, char** argv) {
                        .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(2))
                        .finalize();
 
-  if (!emu.connect(conn_opts, std::chrono::seconds(connect_timeout_s))) {
+  if (!emu->connect(conn_opts, std::chrono::seconds(connect_timeout_s))) {
     std::cerr << "pb-tuya-emu: cannot connect to " << uri << '\n';
-    return 1;
+    return finish(1);
   }
 
   std::string line;
@@ -277,14 +302,13 @@ int main(int argc, char** argv) {
     const std::string rest = space == std::string::npos ? std::string() : line.substr(space + 1);
     if (verb == "quit") break;
     if (verb == "command") {
-      handle_command_line(emu, log, rest);
+      handle_command_line(*emu, log, rest);
     } else if (verb == "raw") {
-      emu.publish_text("gateway_id/" + gateway_id + "/commands", rest);
+      emu->publish_text("gateway_id/" + gateway_id + "/commands", rest);
     } else {
       log.write({{"dir", "error"}, {"error", "unknown stdin command"}, {"line", line}});
     }
   }
-  emu.disconnect();
-  log.write({{"dir", "event"}, {"event", "exit"}});
-  return 0;
+  emu->disconnect();
+  return finish(0);
 }

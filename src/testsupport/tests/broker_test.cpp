@@ -224,7 +224,7 @@ TEST(TuyaEmulator, ForwardsStdinCommands) {
       "commands", [](const json& p) { return p.value("request_id", "") == "cmd-1"; }, 5s));
 
   emu.process().write_stdin("quit");
-  EXPECT_EQ(emu.process().wait_exit(5s), 0);
+  EXPECT_EQ(emu.process().wait_exit(5s), 0) << emu.process().describe(60);
 }
 
 TEST(MosquittoBroker, StopStartSamePortAndEmulatorResubscribes) {

@@ -105,3 +105,9 @@ TEST(Binary, HonoursEnvironment) {
 }
 
 }  // namespace
+
+namespace {
+TEST(OpenSsl, AtexitCleanupDisabled) {
+  EXPECT_TRUE(pb::test::openssl_atexit_disabled());
+}
+}  // namespace
