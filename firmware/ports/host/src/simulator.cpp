@@ -94,6 +94,10 @@ Simulator::ControlResult Simulator::control(std::string_view line) {
   in >> cmd;
   if (cmd.empty()) return ControlResult::Ok;
   if (cmd == "quit") return ControlResult::Quit;
+  if (cmd != "load" && cmd != "button" && cmd != "disconnect") {
+    PB_LOG(Warning, "plugsim") << "control: unknown command (want load/button/disconnect/quit): " << line;
+    return ControlResult::Error;
+  }
   in >> cid;
   VirtualSocket* s = find(cid);
   if (s == nullptr) {
@@ -109,11 +113,8 @@ Simulator::ControlResult Simulator::control(std::string_view line) {
     s->set_watts(watts);
   } else if (cmd == "button") {
     s->button_click();
-  } else if (cmd == "disconnect") {
-    s->drop_connection();
   } else {
-    PB_LOG(Warning, "plugsim") << "control: unknown command: " << line;
-    return ControlResult::Error;
+    s->drop_connection();
   }
   return ControlResult::Ok;
 }
