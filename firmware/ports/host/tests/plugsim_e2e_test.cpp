@@ -401,6 +401,47 @@ TEST(PlugsimE2e, GatewayDownThenUp) {
   sim.stop();
 }
 
+struct CountingListener final : plugsim::TransportListener {
+  virtual ~CountingListener() = default;
+  void on_connected() override { ++connected; }
+  void on_disconnected(const std::string&) override { ++disconnected; }
+  void on_bytes(const uint8_t*, size_t n) override { bytes += n; }
+  int connected = 0, disconnected = 0;
+  size_t bytes = 0;
+};
+
+TEST(PlugsimTransport, SendIsRefusedWhenDisconnectedOrQueueFull) {
+  asio::io_context io;
+  TestGateway gw(io, {{"sock-1", kKey}});
+  auto ctx = plugsim::make_psk_client_context();
+  CountingListener l;
+  plugsim::TransportOptions o;
+  o.max_queued_bytes = 160;
+  o.backoff_initial = 20ms;
+  plugsim::TlsTransport t(io, ctx, gw.endpoint(), {"sock-1", kKey}, l, o);
+  proto::Message ka{};
+  ka.type = proto::MsgType::Keepalive;
+  ka.keepalive.uptime_ms = 1;
+  uint8_t frame[proto::kMaxFrame];
+  const size_t len = proto::encode(ka, frame, sizeof frame);
+  ASSERT_GT(len, 0u);
+  EXPECT_FALSE(t.send(frame, len)) << "not connected yet";
+  t.start();
+  ASSERT_TRUE(run_until(io, [&] { return l.connected == 1; }));
+  // Without running the io_context nothing drains: the bound must hold.
+  size_t accepted = 0;
+  for (int i = 0; i < 100; ++i) accepted += t.send(frame, len) ? 1 : 0;
+  EXPECT_EQ(accepted, o.max_queued_bytes / len);
+  io.run_for(50ms);
+  EXPECT_TRUE(t.send(frame, len)) << "the queue drained";
+  t.drop("test");
+  EXPECT_EQ(l.disconnected, 1);
+  EXPECT_FALSE(t.send(frame, len));
+  ASSERT_TRUE(run_until(io, [&] { return l.connected == 2; })) << "reconnects after a drop";
+  t.stop();
+  EXPECT_EQ(l.disconnected, 2);
+}
+
 TEST(PlugsimStorage, FileRoundTripAndCorruption) {
   const auto dir = std::filesystem::temp_directory_path() / ("plugsim-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
