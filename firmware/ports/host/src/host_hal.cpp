@@ -26,15 +26,21 @@ void HostHal::set_led(uint8_t r, uint8_t g, uint8_t b) {
 
 // File format: one line "plugsim-state 1 <boot_counter> <energy_mwh> <energy_epoch> <relay_on>".
 bool FileStorage::load(pbfw::PersistentState& out) {
+  const auto fresh = [&] {
+    if (fresh_boot_counter_ == 0) return false;
+    out = pbfw::PersistentState{};
+    out.boot_counter = fresh_boot_counter_;
+    return true;
+  };
   std::ifstream in(path_);
-  if (!in) return false;
+  if (!in) return fresh();
   std::string magic;
   int version = 0;
   uint64_t boot = 0, energy = 0, epoch = 0, relay = 0;
   if (!(in >> magic >> version >> boot >> energy >> epoch >> relay) || magic != "plugsim-state" ||
       version != 1 || boot > UINT32_MAX || epoch > UINT16_MAX || relay > 1) {
     PB_LOG(Warning, "plugsim") << "ignoring unreadable state file " << path_;
-    return false;
+    return fresh();
   }
   out.boot_counter = static_cast<uint32_t>(boot);
   out.energy_mwh = energy;

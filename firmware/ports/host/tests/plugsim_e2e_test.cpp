@@ -462,6 +462,11 @@ TEST(PlugsimStorage, FileRoundTripAndCorruption) {
   EXPECT_EQ(r.relay_on, 1);
   { std::ofstream(dir / "a.state") << "garbage\n"; }
   EXPECT_FALSE(st.load(r));
+  plugsim::FileStorage seeded(dir / "b.state", 1700000000u);
+  ASSERT_TRUE(seeded.load(r)) << "missing file: fresh state with the seed boot counter";
+  EXPECT_EQ(r.boot_counter, 1700000000u);
+  EXPECT_EQ(r.energy_mwh, 0u);
+  EXPECT_EQ(r.relay_on, 0);
   std::filesystem::remove_all(dir);
 }
 

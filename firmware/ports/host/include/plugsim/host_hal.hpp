@@ -44,16 +44,20 @@ class HostStorage : public pbfw::Storage {
   virtual ~HostStorage() = default;
 };
 
-// One small text file per socket; saves are atomic (temp file + rename).
+// One small text file per socket; saves are atomic (temp file + rename). With no (readable) file
+// the boot counter starts at `fresh_boot_counter` (plugsim: the wall clock in seconds), not 0: a lost
+// state dir must not reuse boot numbers the gateway already holds records for.
 class FileStorage : public HostStorage {
  public:
-  explicit FileStorage(std::filesystem::path path) : path_(std::move(path)) {}
+  explicit FileStorage(std::filesystem::path path, uint32_t fresh_boot_counter = 0)
+      : path_(std::move(path)), fresh_boot_counter_(fresh_boot_counter) {}
   bool load(pbfw::PersistentState& out) override;
   void save(const pbfw::PersistentState& state) override;
   const std::filesystem::path& path() const { return path_; }
 
  private:
   std::filesystem::path path_;
+  uint32_t fresh_boot_counter_;
 };
 
 // No state directory: nothing survives the process, so the boot counter starts from the wall
