@@ -1,4 +1,6 @@
 // plugbridged: the gateway daemon. Wiring only; the logic lives in src/.
+#include <openssl/crypto.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -29,6 +31,9 @@ class UplinkAdapter : public pb::gateway::UplinkPort {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Paho's threads may still run TLS code while exit() runs; OpenSSL's atexit cleanup would pull
+  // the library out from under them.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
   CLI::App app{"plugbridged: bridges plugbridge smart sockets to the Tuya edge gateway"};
   std::string config_path = "/etc/plugbridge/plugbridge.yaml";
   bool check_only = false;

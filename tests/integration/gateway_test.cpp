@@ -84,10 +84,15 @@ TEST(EndToEnd, SyncComesBeforeReportsAndReportsMatchTheSimulatedLoad) {
   sc.start_daemon();
   sc.start_sim(2, {"--watts", "100,800", "--pf", "1.0", "--volts", "230"});
   sc.wait_sessions(2);
+  sc.wait_uplink_synced();
+  // A fresh socket starts with its relay off: switch the loads on from the cloud.
+  for (size_t i = 0; i < 2; ++i) ASSERT_EQ(sc.command_code(sc.cid(i), 1, "true", "on-" + sc.cid(i)), 0);
   for (size_t i = 0; i < 2; ++i) {
     const auto& cid = sc.cid(i);
-    ASSERT_TRUE(test::wait_until([&] { return !sc.reports(cid, 3).empty() && !sc.reports(cid, 44).empty(); }, 20s))
-        << cid << "\n" << sc.daemon().describe();
+    ASSERT_TRUE(test::wait_until([&] {
+      auto p = sc.reports(cid, 3);
+      return !p.empty() && report_value(p.back()) > 0 && !sc.reports(cid, 44).empty();
+    }, 20s)) << cid << "\n" << sc.daemon().describe();
   }
   // Order, as the broker delivered it: the first report of a cid follows its sync.
   std::map<std::string, bool> synced;
@@ -96,7 +101,9 @@ TEST(EndToEnd, SyncComesBeforeReportsAndReportsMatchTheSimulatedLoad) {
     auto topic = e.value("topic", "");
     const auto& p = e["payload"]["param"];
     if (topic.ends_with("/devices/sync")) synced[p.value("cid", "")] = true;
-    if (topic.ends_with("/properties/report")) EXPECT_TRUE(synced[p.value("cid", "")]) << e.dump();
+    if (topic.ends_with("/properties/report")) {
+      EXPECT_TRUE(synced[p.value("cid", "")]) << e.dump();
+    }
   }
   // Metering tolerance: 2 % on power, voltage and current.
   const double watts[] = {100, 800};
@@ -115,6 +122,7 @@ TEST(EndToEnd, SyncComesBeforeReportsAndReportsMatchTheSimulatedLoad) {
   auto latest = db.latest_reading(sc.cid(1));
   ASSERT_TRUE(latest);
   EXPECT_NEAR(latest->power_mw, 800000, 16000);
+  EXPECT_NEAR(latest->voltage_mv, 230000, 4600);
   EXPECT_TRUE(sc.emu().violations().empty());
 }
 
@@ -243,7 +251,10 @@ TEST(Lan, WrongPskIsRefusedAndLogged) {
   sc.start_daemon();
   sc.start_sim(2, {"--psk-override", sc.cid(0) + "=00112233445566778899aabbccddeeff"});
   // The right key still works for the other socket.
-  ASSERT_TRUE(sc.sim().wait_for_stdout(std::regex("\"session_up\".*" + sc.cid(1)), 20s)) << sc.sim().describe();
+  ASSERT_TRUE(sc.sim().wait_for_stdout_line([&](const std::string& line) {
+    auto j = json::parse(line, nullptr, false);
+    return !j.is_discarded() && j.value("ev", "") == "session_up" && j.value("cid", "") == sc.cid(1);
+  }, 20s)) << sc.sim().describe();
   ASSERT_TRUE(sc.daemon().wait_for_stderr(std::regex("handshake.*" + sc.cid(0) + "|" + sc.cid(0) + ".*handshake"), 20s))
       << sc.daemon().describe();
   for (const auto& l : sc.daemon().stderr_lines()) EXPECT_EQ(l.find("00112233445566778899"), std::string::npos);
