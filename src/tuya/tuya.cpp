@@ -68,7 +68,9 @@ std::string connack_meaning(int code) {
     case 4:
       return "bad user name or password (check uplink.username; password is md5(gateway_id + username))";
     case 5:
-      return "not authorized (this gateway is not permitted to connect; check gateway_id/username with Tuya)";
+      // mosquitto also answers a wrong password with 5 on MQTT 3.1.1.
+      return "not authorized (this gateway may not connect: check gateway_id, uplink.username and the md5 "
+             "password with Tuya)";
     default:
       return "unknown CONNACK return code " + std::to_string(code);
   }

@@ -1,0 +1,525 @@
+#include "uplink/uplink.hpp"
+
+#include <mqtt/async_client.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "common/log.hpp"
+#include "tuya/tuya.hpp"
+
+namespace pb::uplink {
+
+namespace {
+
+constexpr const char* kLog = "uplink";
+constexpr int kQos = 1;
+// Upper bound for a graceful disconnect in stop().
+constexpr std::chrono::milliseconds kDisconnectTimeout{1000};
+
+// Op ids travel through Paho as the token's user context.
+void* to_context(uint64_t id) {
+  return reinterpret_cast<void*>(static_cast<uintptr_t>(id));
+}
+uint64_t from_context(void* ctx) {
+  return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(ctx));
+}
+
+// What a Paho action listener saw, copied on Paho's thread and handed to the loop.
+struct ActionEvent {
+  mqtt::token::Type type = mqtt::token::CONNECT;
+  uint64_t id = 0;
+  bool ok = false;
+  int rc = 0;
+  int reason = 0;
+  std::string topic;  // first topic of a SUBSCRIBE
+};
+
+std::string server_uri(const Options& o) {
+  // IPv6 literals need brackets in a URI.
+  std::string host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
+  return "ssl://" + host + ":" + std::to_string(o.port);
+}
+
+// One TLS handshake with the same trust settings as Paho, to tell an operator why a connect
+// failed: DNS, TCP, an unknown CA or a certificate issued for another host name.
+class TlsProbe : public std::enable_shared_from_this<TlsProbe> {
+ public:
+  using Done = std::function<void(const std::string&)>;
+  TlsProbe(boost::asio::io_context& io, const Options& o, Done done)
+      : opt_(o),
+        resolver_(io),
+        ctx_(boost::asio::ssl::context::tls_client),
+        stream_(io, ctx_),
+        timer_(io),
+        done_(std::move(done)) {}
+
+  void run() {
+    const std::string hint = "; check uplink.ca_file / broker host name (uplink.host = " + opt_.host + ")";
+    boost::system::error_code ec;
+    ctx_.load_verify_file(opt_.ca_file, ec);
+    if (ec)
+      return finish("cannot read CA file \"" + opt_.ca_file + "\" (" + ec.message() +
+                    "); check uplink.ca_file");
+    stream_.set_verify_mode(boost::asio::ssl::verify_peer);
+    SSL* ssl = stream_.native_handle();
+    if (opt_.verify_hostname) {
+      boost::asio::ip::make_address(opt_.host, ec);
+      if (!ec) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), opt_.host.c_str());
+      } else {
+        SSL_set1_host(ssl, opt_.host.c_str());
+        SSL_set_tlsext_host_name(ssl, opt_.host.c_str());
+      }
+    }
+    timer_.expires_after(opt_.connect_timeout);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+      if (!e)
+        self->finish("no TLS answer within " + std::to_string(self->opt_.connect_timeout.count()) + " s");
+    });
+    resolver_.async_resolve(
+        opt_.host, std::to_string(opt_.port),
+        [self = shared_from_this(), hint](const boost::system::error_code& e, auto results) {
+          if (e)
+            return self->finish("cannot resolve \"" + self->opt_.host + "\" (" + e.message() +
+                                "); check uplink.host");
+          self->connect(results, hint);
+        });
+  }
+
+ private:
+  void connect(const boost::asio::ip::tcp::resolver::results_type& results, const std::string& hint) {
+    boost::asio::async_connect(
+        stream_.lowest_layer(), results,
+        [self = shared_from_this(), hint](const boost::system::error_code& e, auto) {
+          if (e) {
+            return self->finish("broker not reachable (" + e.message() +
+                                "); check uplink.host / uplink.port and that the Tuya edge broker runs");
+          }
+          self->stream_.async_handshake(
+              boost::asio::ssl::stream_base::client,
+              [self, hint](const boost::system::error_code& he) { self->handshaken(he, hint); });
+        });
+  }
+
+  void handshaken(const boost::system::error_code& e, const std::string& hint) {
+    if (!e) return finish("TLS handshake succeeds, the broker closed the MQTT connection");
+    long verify = SSL_get_verify_result(stream_.native_handle());
+    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+      return finish("TLS: broker certificate is not valid for host name \"" + opt_.host + "\" (" +
+                    X509_verify_cert_error_string(verify) + ")" + hint);
+    }
+    if (verify != X509_V_OK) {
+      return finish(std::string("TLS: broker certificate verify failed (") +
+                    X509_verify_cert_error_string(verify) + ")" + hint);
+    }
+    finish("TLS handshake failed (" + e.message() + ")" + hint);
+  }
+
+  void finish(const std::string& diagnosis) {
+    if (!done_) return;
+    auto done = std::move(done_);
+    done_ = nullptr;
+    timer_.cancel();
+    resolver_.cancel();
+    boost::system::error_code ignored;
+    stream_.lowest_layer().close(ignored);
+    done(diagnosis);
+  }
+
+  Options opt_;
+  boost::asio::ip::tcp::resolver resolver_;
+  boost::asio::ssl::context ctx_;
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  boost::asio::steady_timer timer_;
+  Done done_;
+};
+
+void probe_tls(boost::asio::io_context& io, const Options& o, TlsProbe::Done done) {
+  std::make_shared<TlsProbe>(io, o, std::move(done))->run();
+}
+
+}  // namespace
+
+// Loop-thread state. Paho threads never touch it directly: they post closures holding a
+// weak_ptr, so a destroyed Client simply makes them no-ops.
+struct Client::State : std::enable_shared_from_this<State> {
+  enum class Phase { Idle, Connecting, Subscribing, Connected };
+
+  class Listener : public mqtt::iaction_listener {
+   public:
+    Listener(boost::asio::io_context& io) : io_(io) {}
+    void attach(std::weak_ptr<State> state) { state_ = std::move(state); }
+    void on_success(const mqtt::token& tok) override { forward(tok, true); }
+    void on_failure(const mqtt::token& tok) override { forward(tok, false); }
+
+   private:
+    void forward(const mqtt::token& tok, bool ok) {
+      ActionEvent ev;
+      ev.type = tok.get_type();
+      ev.id = from_context(tok.get_user_context());
+      ev.ok = ok;
+      ev.rc = tok.get_return_code();
+      ev.reason = static_cast<int>(tok.get_reason_code());
+      if (auto topics = tok.get_topics(); topics && !topics->empty()) ev.topic = (*topics)[0];
+      boost::asio::post(io_, [w = state_, ev = std::move(ev)] {
+        if (auto s = w.lock()) s->on_action(ev);
+      });
+    }
+    boost::asio::io_context& io_;
+    std::weak_ptr<State> state_;
+  };
+
+  State(boost::asio::io_context& io_ctx, Options o, Handlers hs)
+      : io(io_ctx),
+        opt(std::move(o)),
+        h(std::move(hs)),
+        prefix(tuya::topic(opt.gateway_id, "")),
+        retry_timer(io_ctx),
+        stop_timer(io_ctx),
+        rng(std::random_device{}()),
+        listener(io_ctx) {
+    mqtt::ssl_options ssl;
+    ssl.set_trust_store(opt.ca_file);
+    ssl.set_enable_server_cert_auth(true);
+    // Without verify Paho checks the chain but not that it was issued for opt.host.
+    ssl.set_verify(opt.verify_hostname);
+    // No ssl.set_error_handler(): Paho C++ 1.2.0 calls it through a pointer to the ssl_options
+    // object it was set on, which is gone after the options are copied (crash). probe_tls()
+    // explains TLS failures instead.
+
+    conn_opts.set_mqtt_version(MQTTVERSION_3_1_1);
+    conn_opts.set_clean_session(false);
+    conn_opts.set_keep_alive_interval(opt.keepalive);
+    conn_opts.set_connect_timeout(opt.connect_timeout);
+    conn_opts.set_user_name(opt.username);
+    conn_opts.set_password(tuya::md5_password(opt.gateway_id, opt.username));
+    conn_opts.set_automatic_reconnect(false);  // we reconnect and resubscribe ourselves
+    conn_opts.set_ssl(std::move(ssl));
+
+    cli = std::make_unique<mqtt::async_client>(server_uri(opt), opt.gateway_id);
+  }
+
+  void attach() {
+    std::weak_ptr<State> w = weak_from_this();
+    listener.attach(w);
+    auto& ioc = io;
+    cli->set_connection_lost_handler([&ioc, w](const std::string& cause) {
+      boost::asio::post(ioc, [w, cause] {
+        if (auto s = w.lock()) s->on_connection_lost(cause);
+      });
+    });
+    cli->set_message_callback([&ioc, w](mqtt::const_message_ptr msg) {
+      boost::asio::post(ioc, [w, topic = msg->get_topic(), payload = msg->to_string()] {
+        if (auto s = w.lock()) s->on_message(topic, payload);
+      });
+    });
+  }
+
+  // Synchronous teardown: after this no Paho thread calls back into us.
+  void shutdown() {
+    destroyed = true;
+    retry_timer.cancel();
+    stop_timer.cancel();
+    pending.clear();
+    if (cli) {
+      try {
+        cli->disable_callbacks();
+      } catch (const std::exception&) {
+        // Paho refuses while connected; the weak_ptr guard covers that case.
+      }
+      cli.reset();
+    }
+  }
+
+  // --- loop thread ---------------------------------------------------------------------
+
+  void start() {
+    if (destroyed) return;
+    stopping = false;
+    if (phase != Phase::Idle || retry_pending) return;  // already running
+    attempt_connect();
+  }
+
+  void attempt_connect() {
+    retry_pending = false;
+    if (stopping || destroyed) return;
+    phase = Phase::Connecting;
+    ++generation;
+    PB_LOG(Debug, kLog) << "connecting to " << server_uri(opt) << " as " << opt.gateway_id;
+    try {
+      cli->connect(conn_opts, to_context(generation), listener);
+    } catch (const std::exception& e) {
+      connect_failed(std::string("cannot start a connection: ") + e.what());
+    }
+  }
+
+  // CONNACK refusals are explained directly; for anything else Paho only says "failure", so a
+  // separate TLS probe finds out whether it was TCP, the CA or the host name.
+  void explain_connect_failure(const ActionEvent& ev) {
+    if (ev.rc >= 1 && ev.rc <= 5) {
+      connect_failed("broker refused the connection: CONNACK " + std::to_string(ev.rc) + " " +
+                     tuya::connack_meaning(ev.rc));
+      return;
+    }
+    std::string paho = "Paho rc " + std::to_string(ev.rc) + ": " + mqtt::exception::error_str(ev.rc);
+    probe_tls(io, opt, [w = weak_from_this(), gen = generation, paho](const std::string& diagnosis) {
+      auto s = w.lock();
+      if (!s || s->destroyed || gen != s->generation || s->phase != Phase::Connecting) return;
+      s->connect_failed("cannot connect to " + server_uri(s->opt) + ": " + diagnosis + " (" + paho + ")");
+    });
+  }
+
+  void on_action(const ActionEvent& ev) {
+    if (destroyed) return;
+    switch (ev.type) {
+      case mqtt::token::CONNECT:
+        if (ev.id != generation || phase != Phase::Connecting) {
+          // A connect that completed after stop() or was superseded: do not stay connected.
+          if (ev.ok && stopping) disconnect_quietly();
+          return;
+        }
+        if (!ev.ok) {
+          explain_connect_failure(ev);
+          return;
+        }
+        subscribe();
+        return;
+      case mqtt::token::SUBSCRIBE:
+        if (ev.id != generation || phase != Phase::Subscribing) return;
+        on_subscribed(ev);
+        return;
+      case mqtt::token::PUBLISH: {
+        auto it = pending.find(ev.id);
+        if (it == pending.end()) return;
+        auto done = std::move(it->second);
+        pending.erase(it);
+        if (!ev.ok) {
+          PB_LOG(Warning, kLog) << "publish not acknowledged (Paho rc " << ev.rc << ")";
+        }
+        if (done) done(ev.ok);
+        return;
+      }
+      case mqtt::token::DISCONNECT:
+        if (stopping) finish_stop();
+        return;
+      default:
+        return;
+    }
+  }
+
+  // One SUBSCRIBE per topic: Paho reports a refused single topic (SUBACK 0x80) as a failure,
+  // whereas its multi-topic SUBACK code list is not reliable in Paho C++ 1.2.
+  void subscribe() {
+    phase = Phase::Subscribing;
+    const std::string_view suffixes[] = {tuya::suffix::kCommands, tuya::suffix::kSyncResponse,
+                                         tuya::suffix::kReportResponse};
+    subscribes_outstanding = std::size(suffixes);
+    for (auto suffix : suffixes) {
+      try {
+        cli->subscribe(tuya::topic(opt.gateway_id, suffix), kQos, to_context(generation), listener);
+      } catch (const std::exception& e) {
+        disconnect_quietly();
+        connect_failed(std::string("cannot subscribe: ") + e.what());
+        return;
+      }
+    }
+  }
+
+  void on_subscribed(const ActionEvent& ev) {
+    if (!ev.ok) {
+      disconnect_quietly();
+      connect_failed("broker refused the subscription to " + ev.topic + " (check the broker ACL for user " +
+                     opt.username + ")");
+      return;
+    }
+    if (--subscribes_outstanding > 0) return;
+    phase = Phase::Connected;
+    failures = 0;
+    PB_LOG(Info, kLog) << "connected to " << server_uri(opt) << " and subscribed as " << opt.gateway_id;
+    if (h.on_connected) h.on_connected();
+  }
+
+  void connect_failed(const std::string& reason) {
+    phase = Phase::Idle;
+    ++generation;  // ignore late completions of this attempt
+    PB_LOG(Warning, kLog) << "uplink down: " << reason;
+    if (h.on_disconnected) h.on_disconnected(reason);
+    if (destroyed) return;
+    schedule_retry();
+  }
+
+  void on_connection_lost(const std::string& cause) {
+    if (destroyed || stopping) return;
+    if (phase != Phase::Connected && phase != Phase::Subscribing) return;  // a connect failure reports itself
+    connect_failed(cause.empty() ? "connection lost" : "connection lost: " + cause);
+  }
+
+  void on_message(const std::string& topic, const std::string& payload) {
+    if (destroyed) return;
+    if (topic.compare(0, prefix.size(), prefix) != 0) {
+      PB_LOG(Warning, kLog) << "ignoring message on unexpected topic " << topic;
+      return;
+    }
+    if (h.on_message) h.on_message(topic.substr(prefix.size()), payload);
+  }
+
+  void schedule_retry() {
+    if (stopping || destroyed) return;
+    // Exponential backoff with jitter in [delay/2, delay] so gateways do not retry in lockstep.
+    auto delay = opt.retry_min;
+    for (unsigned i = 0; i < failures && delay < opt.retry_max; ++i) delay *= 2;
+    delay = std::min(delay, opt.retry_max);
+    ++failures;
+    auto half = delay.count() / 2;
+    std::uniform_int_distribution<int64_t> dist(half, std::max<int64_t>(half, delay.count()));
+    std::chrono::milliseconds wait{dist(rng)};
+    PB_LOG(Info, kLog) << "reconnecting in " << wait.count() << " ms";
+    retry_pending = true;
+    retry_timer.expires_after(wait);
+    retry_timer.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto s = w.lock()) s->attempt_connect();
+    });
+  }
+
+  void disconnect_quietly() {
+    try {
+      cli->disconnect(0);
+    } catch (const std::exception&) {
+      // Already disconnected.
+    }
+  }
+
+  void stop(std::function<void()> done) {
+    stop_done.push_back(std::move(done));
+    if (stopping) return;  // a stop is in progress; done() joins it
+    stopping = true;
+    retry_timer.cancel();
+    retry_pending = false;
+    ++generation;
+    bool was_up = phase == Phase::Connected || phase == Phase::Subscribing;
+    phase = Phase::Idle;
+    if (was_up) {
+      PB_LOG(Info, kLog) << "disconnecting from " << server_uri(opt);
+      if (h.on_disconnected) h.on_disconnected("stopped");
+      if (destroyed) return;
+    }
+    bool waiting = false;
+    if (cli->is_connected()) {
+      try {
+        cli->disconnect(static_cast<int>(kDisconnectTimeout.count()), nullptr, listener);
+        waiting = true;
+      } catch (const std::exception& e) {
+        PB_LOG(Debug, kLog) << "disconnect: " << e.what();
+      }
+    }
+    if (waiting) {
+      // Bounded: finish even if Paho never completes the disconnect.
+      stop_timer.expires_after(kDisconnectTimeout + std::chrono::milliseconds(500));
+      stop_timer.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
+        if (ec) return;
+        if (auto s = w.lock()) s->finish_stop();
+      });
+    } else {
+      boost::asio::post(io, [w = weak_from_this()] {
+        if (auto s = w.lock()) s->finish_stop();
+      });
+    }
+  }
+
+  void finish_stop() {
+    if (destroyed || stop_done.empty()) return;
+    stop_timer.cancel();
+    auto failed = std::move(pending);
+    pending.clear();
+    for (auto& [id, done] : failed) {
+      if (done) done(false);
+      if (destroyed) return;
+    }
+    auto dones = std::move(stop_done);
+    stop_done.clear();
+    for (auto& d : dones) {
+      if (d) d();
+      if (destroyed) return;
+    }
+  }
+
+  void publish(const std::string& suffix, std::string payload, std::function<void(bool)> done) {
+    if (destroyed) return;
+    if (phase != Phase::Connected || stopping) {
+      PB_LOG(Debug, kLog) << "not connected: dropping publish to " << suffix;
+      if (done) boost::asio::post(io, [d = std::move(done)] { d(false); });
+      return;
+    }
+    uint64_t id = next_op++;
+    auto msg = mqtt::make_message(prefix + suffix, payload.data(), payload.size(), kQos, false);
+    pending.emplace(id, std::move(done));
+    try {
+      cli->publish(msg, to_context(id), listener);
+    } catch (const std::exception& e) {
+      PB_LOG(Warning, kLog) << "publish to " << suffix << " failed: " << e.what();
+      auto it = pending.find(id);
+      auto d = std::move(it->second);
+      pending.erase(it);
+      if (d) boost::asio::post(io, [d = std::move(d)] { d(false); });
+    }
+  }
+
+  boost::asio::io_context& io;
+  Options opt;
+  Handlers h;
+  std::string prefix;  // "gateway_id/{id}/"
+  boost::asio::steady_timer retry_timer;
+  boost::asio::steady_timer stop_timer;
+  std::mt19937_64 rng;
+  mqtt::connect_options conn_opts;
+  Listener listener;  // declared before cli: Paho holds a reference until cli is gone
+  std::unique_ptr<mqtt::async_client> cli;
+
+  Phase phase = Phase::Idle;
+  bool stopping = false;
+  bool destroyed = false;
+  bool retry_pending = false;
+  uint64_t generation = 0;  // connect attempt; CONNECT/SUBSCRIBE completions carry it
+  unsigned failures = 0;
+  size_t subscribes_outstanding = 0;
+  uint64_t next_op = 1;
+  std::map<uint64_t, std::function<void(bool)>> pending;  // publishes awaiting PUBACK
+  std::vector<std::function<void()>> stop_done;
+};
+
+Client::Client(boost::asio::io_context& io, Options options, Handlers handlers)
+    : state_(std::make_shared<State>(io, std::move(options), std::move(handlers))) {
+  state_->attach();
+}
+
+Client::~Client() {
+  state_->shutdown();
+}
+
+void Client::start() {
+  state_->start();
+}
+
+void Client::stop(std::function<void()> done) {
+  state_->stop(std::move(done));
+}
+
+bool Client::connected() const {
+  return state_->phase == State::Phase::Connected;
+}
+
+void Client::publish(const std::string& suffix, std::string payload, std::function<void(bool ok)> done) {
+  state_->publish(suffix, std::move(payload), std::move(done));
+}
+
+}  // namespace pb::uplink
