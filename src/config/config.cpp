@@ -51,7 +51,7 @@ class Parser {
     if (!root.IsMap()) fail(root, "(top level)", "expected a mapping of keys, got " + kind(root));
 
     check_keys(root, "",
-               {"gateway_id", "uplink", "lan", "database", "heartbeat_s", "report_period_s", "log_level",
+               {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report_period_s", "log_level",
                 "sockets"});
 
     const YAML::Node gw = root["gateway_id"];
@@ -77,6 +77,12 @@ class Parser {
       cfg.database = get_string(n, "database");
       if (cfg.database.empty()) fail(n, "database", "must not be empty");
       if (cfg.database != ":memory:") cfg.database = resolve(cfg.database);
+    }
+    if (const YAML::Node n = root["control_socket"]) {
+      cfg.control_socket = get_string(n, "control_socket");
+      if (!cfg.control_socket.empty()) cfg.control_socket = resolve(cfg.control_socket);
+      if (cfg.control_socket.size() > 107)  // sockaddr_un.sun_path
+        fail(n, "control_socket", "path longer than 107 bytes cannot be a Unix socket");
     }
     if (const YAML::Node n = root["heartbeat_s"]) cfg.heartbeat_s = get_int<int>(n, "heartbeat_s", 1, 60);
     if (const YAML::Node n = root["report_period_s"]) {

@@ -56,6 +56,8 @@ struct Config {
   Uplink uplink;
   Lan lan;
   std::string database = "/var/lib/plugbridge/plugbridge.db";
+  // Unix socket for local control (the `plugbridge` CLI); "" disables it.
+  std::string control_socket = "/run/plugbridge/control.sock";
   int heartbeat_s = 30;           // devices/status period (<= 60)
   int report_period_s = 60;       // periodic full properties/report
   std::string log_level = "info"; // debug, info, warning, error

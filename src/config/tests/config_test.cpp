@@ -267,6 +267,22 @@ TEST(Config, LoadFileResolvesRelativePaths) {
   EXPECT_EQ(load_file(file.string()).database, "/abs/x.db");
 }
 
+TEST(Config, ControlSocket) {
+  const Config defaults;
+  EXPECT_EQ(defaults.control_socket, "/run/plugbridge/control.sock");
+  EXPECT_EQ(load_string(kHead, "t.yaml").control_socket, defaults.control_socket);
+  EXPECT_EQ(load_string(kHead + "control_socket: /tmp/pb.sock\n", "t.yaml").control_socket, "/tmp/pb.sock");
+  EXPECT_EQ(load_string(kHead + "control_socket: ''\n", "t.yaml").control_socket, "");  // disabled
+  EXPECT_PREFIX(error_of(kHead + "control_socket: /" + std::string(120, 'x') + "\n"),
+                "t.yaml:5: control_socket: path longer than 107 bytes");
+  EXPECT_PREFIX(error_of(kHead + "control_socket: [a]\n"), "t.yaml:5: control_socket: expected a string");
+
+  TempDir dir;
+  const fs::path file = dir.path() / "pb.yaml";
+  std::ofstream(file) << "gateway_id: g\nuplink: {enabled: false}\ncontrol_socket: run/c.sock\n";
+  EXPECT_EQ(load_file(file.string()).control_socket, (dir.path() / "run/c.sock").string());
+}
+
 TEST(Config, LoadFileErrorsNameTheFile) {
   TempDir dir;
   const fs::path file = dir.path() / "bad.yaml";
@@ -302,6 +318,7 @@ TEST(Config, ExampleFileLoads) {
   EXPECT_EQ(c.lan.port, defaults.lan.port);
   EXPECT_EQ(c.heartbeat_s, defaults.heartbeat_s);
   EXPECT_EQ(c.database, defaults.database);
+  EXPECT_EQ(c.control_socket, defaults.control_socket);
   EXPECT_TRUE(fs::path(c.uplink.ca_file).is_absolute());
   ASSERT_EQ(c.sockets.size(), 2u);
   EXPECT_EQ(c.sockets[0].cid, "kitchen-kettle");
