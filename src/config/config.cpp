@@ -51,8 +51,8 @@ class Parser {
     if (!root.IsMap()) fail(root, "(top level)", "expected a mapping of keys, got " + kind(root));
 
     check_keys(root, "",
-               {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report_period_s", "log_level",
-                "sockets"});
+               {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report_period_s",
+                "log_level", "sockets"});
 
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");
