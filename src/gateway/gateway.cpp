@@ -21,6 +21,8 @@ constexpr size_t kStatusChunk = 200;         // sockets per devices/status messa
 constexpr auto kSyncTimeout = 10s;           // no sync response → retry
 constexpr auto kStatusDebounce = 200ms;      // coalesce online/offline changes
 constexpr uint32_t kDefaultCurrentLimitMa = 5000;  // the socket's rating
+constexpr const char* kNoConfirmInTime = "socket did not confirm in time";
+constexpr const char* kLocalPrefix = "local-";  // request ids of commands from the control socket
 
 const char* cause_name(proto::Cause c) {
   switch (c) {
@@ -41,6 +43,9 @@ const char* event_kind(proto::EventType t) {
     case proto::EventType::MeterLost: return "meter_lost";
     case proto::EventType::MeterRestored: return "meter_restored";
     case proto::EventType::OverPower: return "over_power";
+    case proto::EventType::OverVoltage: return "over_voltage";
+    case proto::EventType::UnderVoltage: return "under_voltage";
+    case proto::EventType::FactoryReset: return "factory_reset";
   }
   return "unknown";
 }
@@ -551,6 +556,23 @@ void Gateway::answer_command(const std::string& cid, const std::string& request_
     PB_LOG(Warning, "gateway") << "command " << request_id << " for " << (cid.empty() ? "?" : cid)
                                << " answered " << code << " (" << tuya::code_message(code) << "): " << why;
   stats_.commands_answered++;
+  if (auto w = local_waiters_.find(request_id); w != local_waiters_.end()) {
+    auto done = std::move(w->second);
+    local_waiters_.erase(w);
+    queue_gateway_event(cid, "command", code,
+                        json{{"request_id", request_id}, {"code", code}, {"why", why}, {"from", "local"}}.dump());
+    LocalResult r;
+    r.why = why;
+    if (code == tuya::code::kSuccess) r.status = LocalResult::Status::Confirmed;
+    else if (code == tuya::code::kUnsupported) r.status = LocalResult::Status::Unsupported;
+    else if (code == tuya::code::kOffline)
+      r.status = why == kNoConfirmInTime ? LocalResult::Status::Timeout : LocalResult::Status::Offline;
+    else r.status = LocalResult::Status::Rejected;
+    if (auto it = sockets_.find(cid); it != sockets_.end() && code == tuya::code::kSuccess)
+      r.relay_on = it->second->relay_on;
+    done(std::move(r));
+    return;
+  }
   if (sockets_.count(cid))
     queue_gateway_event(cid, "command", code, json{{"request_id", request_id}, {"code", code}, {"why", why}}.dump());
   if (!uplink_ || !uplink_->connected()) return;
@@ -623,8 +645,7 @@ void Gateway::handle_command(const std::string& payload) {
     if (ec) return;
     auto node = pending_commands_.extract(id);
     if (node.empty()) return;
-    answer_command(node.mapped()->cid, node.mapped()->request_id, tuya::code::kOffline,
-                   "socket did not confirm in time");
+    answer_command(node.mapped()->cid, node.mapped()->request_id, tuya::code::kOffline, kNoConfirmInTime);
   });
   pending_commands_.emplace(id, std::move(pc));
 
@@ -660,6 +681,97 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
   answer_command(pc.cid, pc.request_id, code, why);
 }
 
+const char* to_string(LocalResult::Status s) {
+  switch (s) {
+    case LocalResult::Status::Confirmed: return "confirmed";
+    case LocalResult::Status::UnknownCid: return "unknown_cid";
+    case LocalResult::Status::Offline: return "offline";
+    case LocalResult::Status::Timeout: return "timeout";
+    case LocalResult::Status::Unsupported: return "unsupported";
+    case LocalResult::Status::Rejected: return "rejected";
+    case LocalResult::Status::BadRequest: return "bad_request";
+    case LocalResult::Status::ShuttingDown: return "shutting_down";
+  }
+  return "unknown";
+}
+
+std::vector<LiveSocket> Gateway::live_status() const {
+  std::vector<LiveSocket> out;
+  out.reserve(roster_order_.size());
+  for (const SocketState* st : roster_order_) {
+    LiveSocket l;
+    l.cid = st->entry->cid;
+    l.name = st->entry->name;
+    l.online = st->online;
+    l.relay_on = st->relay_on;
+    l.last = st->last;
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+void Gateway::local_command(const std::string& cid, const std::string& kind, int64_t value,
+                            std::function<void(LocalResult)> done) {
+  // Answers always run later on the loop, never inside this call.
+  auto answer = [this, &done](LocalResult::Status status, std::string why) {
+    boost::asio::post(io_, [done = std::move(done), status, why = std::move(why)] {
+      done(LocalResult{status, std::nullopt, why});
+    });
+  };
+  if (stopping_) return answer(LocalResult::Status::ShuttingDown, "the daemon is shutting down");
+  auto it = sockets_.find(cid);
+  if (it == sockets_.end()) return answer(LocalResult::Status::UnknownCid, "cid '" + cid + "' is not in the roster");
+  SocketState& st = *it->second;
+  if (!st.session) return answer(LocalResult::Status::Offline, "socket is offline");
+
+  proto::Command out{};
+  int dp = 1;
+  if (kind == "relay") {
+    if (value == -1) {
+      if (!st.relay_on) return answer(LocalResult::Status::Rejected, "relay state not known yet; say on or off");
+      value = *st.relay_on ? 0 : 1;
+    }
+    if (value != 0 && value != 1) return answer(LocalResult::Status::BadRequest, "relay wants on, off or toggle");
+    out.kind = proto::CommandKind::SetRelay;
+    out.value = static_cast<int32_t>(value);
+  } else if (kind == "countdown") {
+    // The LAN protocol has no countdown command yet (kCapCountdown is announced but unused).
+    bool cap = (st.session->hello().capabilities & proto::kCapCountdown) != 0;
+    return answer(LocalResult::Status::Unsupported,
+                  cap ? "this plugbridged cannot forward a countdown to the socket yet"
+                      : "the socket firmware does not support countdown");
+  } else {
+    return answer(LocalResult::Status::BadRequest, "unknown command kind '" + kind + "'");
+  }
+
+  std::string rid = kLocalPrefix + std::to_string(next_local_id_++);
+  local_waiters_.emplace(rid, std::move(done));
+  auto pc = std::make_unique<PendingCommand>();
+  pc->cmd_id = next_cmd_id_++;
+  if (next_cmd_id_ == 0) next_cmd_id_ = 1;
+  pc->cid = cid;
+  pc->request_id = rid;
+  pc->dp = dp;
+  pc->value = value != 0;
+  pc->timer = std::make_unique<boost::asio::steady_timer>(io_);
+  out.cmd_id = pc->cmd_id;
+  uint32_t id = pc->cmd_id;
+  pc->timer->expires_after(std::chrono::seconds(cfg_.uplink.command_timeout_s));
+  pc->timer->async_wait([this, id](const boost::system::error_code& ec) {
+    if (ec) return;
+    auto node = pending_commands_.extract(id);
+    if (node.empty()) return;
+    answer_command(node.mapped()->cid, node.mapped()->request_id, tuya::code::kOffline, kNoConfirmInTime);
+  });
+  pending_commands_.emplace(id, std::move(pc));
+  PB_LOG(Info, "gateway") << "local command " << rid << ": " << cid << " " << kind << " " << value;
+
+  proto::Message m{};
+  m.type = proto::MsgType::Command;
+  m.command = out;
+  st.session->send(m);
+}
+
 void Gateway::on_uplink_message(const std::string& suffix, const std::string& payload) {
   if (stopping_) return;
   if (suffix == "commands") handle_command(payload);
@@ -681,6 +793,10 @@ void Gateway::shutdown(std::function<void()> done) {
   flush();
   for (auto& [id, pc] : pending_commands_) pc->timer->cancel();
   pending_commands_.clear();
+  auto waiters = std::move(local_waiters_);
+  local_waiters_.clear();
+  for (auto& [rid, w] : waiters)
+    w(LocalResult{LocalResult::Status::ShuttingDown, std::nullopt, "the daemon is shutting down"});
 
   if (!uplink_ || !uplink_->connected()) {
     boost::asio::post(io_, std::move(done));

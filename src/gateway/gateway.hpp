@@ -41,6 +41,33 @@ struct Stats {
   uint64_t commands_answered = 0;
 };
 
+// Live view of one roster socket (for the local control socket).
+struct LiveSocket {
+  std::string cid;
+  std::string name;
+  bool online = false;
+  std::optional<bool> relay_on;
+  std::optional<store::ReadingRow> last;  // newest committed reading since the daemon started
+};
+
+// Outcome of a local command; `relay_on` is the state the socket confirmed (when it answered).
+struct LocalResult {
+  enum class Status {
+    Confirmed,
+    UnknownCid,
+    Offline,
+    Timeout,
+    Unsupported,
+    Rejected,
+    BadRequest,
+    ShuttingDown
+  };
+  Status status = Status::Confirmed;
+  std::optional<bool> relay_on;
+  std::string why;
+};
+const char* to_string(LocalResult::Status s);
+
 class Gateway {
  public:
   using Clock = std::chrono::steady_clock;
@@ -59,6 +86,13 @@ class Gateway {
   void on_uplink_connected();
   void on_uplink_disconnected(const std::string& reason);
   void on_uplink_message(const std::string& suffix, const std::string& payload);
+
+  // Local control (works with the uplink down), called on the loop.
+  std::vector<LiveSocket> live_status() const;
+  // kind "relay": value 1 = on, 0 = off, -1 = toggle; kind "countdown": value = seconds. Goes the
+  // cloud commands' way (pending command, timeout, "command" event); done runs on the loop once.
+  void local_command(const std::string& cid, const std::string& kind, int64_t value,
+                     std::function<void(LocalResult)> done);
 
  private:
   struct PendingCommand;
@@ -115,6 +149,8 @@ class Gateway {
   std::map<std::string, SocketState*> pending_syncs_;  // request_id → socket
   std::unordered_map<uint32_t, std::unique_ptr<PendingCommand>> pending_commands_;
   uint32_t next_cmd_id_ = 1;
+  std::map<std::string, std::function<void(LocalResult)>> local_waiters_;  // request_id → CLI answer
+  uint64_t next_local_id_ = 1;
 
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer report_timer_;
