@@ -9,6 +9,7 @@
 #include <mqtt/async_client.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -120,6 +121,7 @@ class Broker {
   void start() {
     pid_ = ::fork();
     if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // no orphaned broker if the test process dies
       // Not the test's stdout: a leaked broker must not hold a pipe open.
       int null_fd = ::open("/dev/null", O_RDWR);
       ::dup2(null_fd, STDIN_FILENO);
@@ -414,6 +416,22 @@ TEST(Uplink, UnknownCaIsRefusedWithReason) {
   EXPECT_NE(r.find("certificate verify failed"), std::string::npos) << r;
   EXPECT_NE(r.find("uplink.ca_file"), std::string::npos) << r;
   EXPECT_TRUE(h.stop());
+}
+
+TEST(Uplink, UnreachableBrokerIsExplainedAndStopEndsRetrying) {
+  Broker broker;
+  auto o = options_for(broker);
+  o.port = free_port();  // nothing listens here
+  Harness h(o);
+  h.start();
+  ASSERT_TRUE(eventually([&] { return h.reasons().size() >= 2; })) << h.describe();
+  auto r = h.reasons().front();
+  EXPECT_NE(r.find("broker not reachable"), std::string::npos) << r;
+  EXPECT_NE(r.find("uplink.port"), std::string::npos) << r;
+  EXPECT_TRUE(h.stop());
+  auto after_stop = h.reasons().size();
+  // No further attempts once stopped: a retry would add a reason within a few backoff periods.
+  EXPECT_FALSE(eventually([&] { return h.reasons().size() > after_stop; }, 1s)) << h.describe();
 }
 
 TEST(Uplink, DestroyWhileConnectedIsSafe) {
