@@ -8,7 +8,8 @@ namespace {
 // Exact payload sizes of the fixed-size messages.
 constexpr size_t kHelloFixed = 1 + 1 + 1 + 4 + 4 + 8;  // + cid bytes + fw_version bytes
 constexpr size_t kHelloAckSize = 8 + 4 + 2;
-constexpr size_t kReadingSize = 4 + 4 + 1 + 4 + 4 + 4 + 4 + 2 + 8 + 2;
+constexpr size_t kLegacyReadingSize = 4 + 4 + 1 + 4 + 4 + 4 + 4 + 2 + 8 + 2;
+constexpr size_t kReadingSize = kLegacyReadingSize + 4 + 4;  // + countdown_s, switch_count
 constexpr size_t kEventSize = 4 + 4 + 1 + 1 + 4;
 constexpr size_t kAckSize = 4;
 constexpr size_t kCommandSize = 4 + 1 + 4;
@@ -19,13 +20,13 @@ static_assert(kHelloFixed + kCidMax + kFwVersionMax <= kMaxPayload);
 static_assert(kMaxPayload <= 0xFFFF);
 
 bool valid(EventType t) {
-  return t >= EventType::RelayChanged && t <= EventType::OverPower;
+  return t >= EventType::RelayChanged && t <= EventType::FactoryReset;
 }
 bool valid(Cause c) {
   return c <= Cause::PowerOn;
 }
 bool valid(CommandKind k) {
-  return k >= CommandKind::SetRelay && k <= CommandKind::RequestReading;
+  return k >= CommandKind::SetRelay && k <= CommandKind::CalibratePower;
 }
 bool valid(CommandStatus s) {
   return s <= CommandStatus::Refused;
@@ -164,6 +165,8 @@ bool encode_payload(const Message& m, Writer& w) {
       w.u16(r.power_factor_e4);
       w.u64(r.energy_mwh);
       w.u16(r.energy_epoch);
+      w.u32(r.countdown_s);
+      w.u32(r.switch_count);
       return true;
     }
     case MsgType::Event: {
@@ -220,7 +223,7 @@ bool decode_payload(MsgType type, const uint8_t* p, size_t len, Message& out) {
       out.hello_ack.keepalive_s = r.u16();
       return r.done();
     case MsgType::Reading: {
-      if (len != kReadingSize) return false;
+      if (len != kReadingSize && len != kLegacyReadingSize) return false;
       Reading& rd = out.reading;
       rd.seq = r.u32();
       rd.age_ms = r.u32();
@@ -232,6 +235,12 @@ bool decode_payload(MsgType type, const uint8_t* p, size_t len, Message& out) {
       rd.power_factor_e4 = r.u16();
       rd.energy_mwh = r.u64();
       rd.energy_epoch = r.u16();
+      rd.countdown_s = 0;
+      rd.switch_count = 0;
+      if (len == kReadingSize) {
+        rd.countdown_s = r.u32();
+        rd.switch_count = r.u32();
+      }
       return r.done();
     }
     case MsgType::Event: {

@@ -28,7 +28,7 @@ void SocketCore::boot() {
   boot_ms_ = now;
 
   PersistentState loaded{};
-  if (!storage_.load(loaded)) loaded = PersistentState{0, 0, 0, 0};
+  if (!storage_.load(loaded)) loaded = PersistentState{};
   state_ = loaded;
   ++state_.boot_counter;
   if (state_.boot_counter == 0) state_.boot_counter = 1;  // 0 is never a valid boot

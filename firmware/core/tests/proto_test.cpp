@@ -65,7 +65,7 @@ Message make_hello(const char* cid, const char* fw) {
 Message make_reading() {
   Message m{};
   m.type = MsgType::Reading;
-  m.reading = Reading{42, 1500, 0x1F, 230123, 1234567, 250000, 284000, 8803, 1234567890, 2};
+  m.reading = Reading{42, 1500, 0x1F, 230123, 1234567, 250000, 284000, 8803, 1234567890, 2, 600, 17};
   return m;
 }
 
@@ -74,10 +74,15 @@ const Bytes kGoldenHello = {0xA5, 0x01, 0x01, 0x00, 0x21, 0x01, 0x09, 0x73, 0x6F
                             0x6B, 0x2D, 0x30, 0x30, 0x30, 0x31, 0x05, 0x31, 0x2E, 0x32,
                             0x2E, 0x30, 0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00, 0x07,
                             0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xE2, 0x40, 0x01, 0x52};
-const Bytes kGoldenReading = {0xA5, 0x01, 0x03, 0x00, 0x25, 0x00, 0x00, 0x00, 0x2A, 0x00, 0x00,
-                              0x05, 0xDC, 0x1F, 0x00, 0x03, 0x82, 0xEB, 0x00, 0x12, 0xD6, 0x87,
-                              0x00, 0x03, 0xD0, 0x90, 0x00, 0x04, 0x55, 0x60, 0x22, 0x63, 0x00,
-                              0x00, 0x00, 0x00, 0x49, 0x96, 0x02, 0xD2, 0x00, 0x02, 0xC4, 0x2D};
+const Bytes kGoldenReading = {0xA5, 0x01, 0x03, 0x00, 0x2D, 0x00, 0x00, 0x00, 0x2A, 0x00, 0x00, 0x05, 0xDC,
+                              0x1F, 0x00, 0x03, 0x82, 0xEB, 0x00, 0x12, 0xD6, 0x87, 0x00, 0x03, 0xD0, 0x90,
+                              0x00, 0x04, 0x55, 0x60, 0x22, 0x63, 0x00, 0x00, 0x00, 0x00, 0x49, 0x96, 0x02,
+                              0xD2, 0x00, 0x02, 0x00, 0x00, 0x02, 0x58, 0x00, 0x00, 0x00, 0x11, 0x09, 0xE2};
+// The 37-byte layout before countdown_s/switch_count were appended: still decoded.
+const Bytes kGoldenLegacyReading = {0xA5, 0x01, 0x03, 0x00, 0x25, 0x00, 0x00, 0x00, 0x2A, 0x00, 0x00,
+                                    0x05, 0xDC, 0x1F, 0x00, 0x03, 0x82, 0xEB, 0x00, 0x12, 0xD6, 0x87,
+                                    0x00, 0x03, 0xD0, 0x90, 0x00, 0x04, 0x55, 0x60, 0x22, 0x63, 0x00,
+                                    0x00, 0x00, 0x00, 0x49, 0x96, 0x02, 0xD2, 0x00, 0x02, 0xC4, 0x2D};
 
 TEST(ProtoCrc, CheckValue) {
   const char* s = "123456789";
@@ -114,6 +119,18 @@ TEST(ProtoGolden, Reading) {
   EXPECT_EQ(m.reading.power_factor_e4, 8803);
   EXPECT_EQ(m.reading.energy_mwh, 1234567890u);
   EXPECT_EQ(m.reading.energy_epoch, 2);
+  EXPECT_EQ(m.reading.countdown_s, 600u);
+  EXPECT_EQ(m.reading.switch_count, 17u);
+}
+
+TEST(ProtoGolden, LegacyReadingDecodesWithZeroExtension) {
+  const Message m = decode_ok(kGoldenLegacyReading);
+  ASSERT_EQ(m.type, MsgType::Reading);
+  EXPECT_EQ(m.reading.seq, 42u);
+  EXPECT_EQ(m.reading.energy_mwh, 1234567890u);
+  EXPECT_EQ(m.reading.energy_epoch, 2);
+  EXPECT_EQ(m.reading.countdown_s, 0u);
+  EXPECT_EQ(m.reading.switch_count, 0u);
 }
 
 TEST(ProtoRoundTrip, HelloEdgeLengths) {
@@ -168,11 +185,13 @@ TEST(ProtoRoundTrip, ReadingExtremes) {
     EXPECT_EQ(d.reading.power_factor_e4, static_cast<uint16_t>(all));
     EXPECT_EQ(d.reading.energy_mwh, all);
     EXPECT_EQ(d.reading.energy_epoch, static_cast<uint16_t>(all));
+    EXPECT_EQ(d.reading.countdown_s, static_cast<uint32_t>(all));
+    EXPECT_EQ(d.reading.switch_count, static_cast<uint32_t>(all));
   }
 }
 
 TEST(ProtoRoundTrip, EventAllTypesAndCauses) {
-  for (uint8_t t = 1; t <= 5; ++t) {
+  for (uint8_t t = 1; t <= 8; ++t) {
     for (uint8_t c = 0; c <= 5; ++c) {
       for (int32_t v : {std::numeric_limits<int32_t>::min(), -1, 0, std::numeric_limits<int32_t>::max()}) {
         Message m{};
@@ -196,7 +215,7 @@ TEST(ProtoRoundTrip, AckCommandResultKeepalive) {
   m.ack.up_to_seq = 0xDEADBEEF;
   EXPECT_EQ(decode_ok(encode_vec(m)).ack.up_to_seq, 0xDEADBEEFu);
 
-  for (uint8_t k = 1; k <= 3; ++k) {
+  for (uint8_t k = 1; k <= 13; ++k) {
     m = Message{};
     m.type = MsgType::Command;
     m.command = Command{0xFFFFFFFFu, static_cast<CommandKind>(k), -5000};
@@ -252,6 +271,8 @@ TEST(ProtoEncode, RejectsSmallBufferAndInvalidMessages) {
   m = Message{};
   m.type = MsgType::Command;
   m.command = Command{1, static_cast<CommandKind>(0), 0};
+  EXPECT_EQ(encode(m, buf, sizeof buf), 0u);
+  m.command = Command{1, static_cast<CommandKind>(14), 0};
   EXPECT_EQ(encode(m, buf, sizeof buf), 0u);
 
   m = Message{};
@@ -359,8 +380,8 @@ TEST(ProtoDecode, UnknownType) {
 TEST(ProtoDecode, MalformedPayloadLengths) {
   // Every fixed-size type with one byte too few and one too many.
   const std::pair<MsgType, size_t> sizes[] = {
-      {MsgType::HelloAck, 14}, {MsgType::Reading, 37},      {MsgType::Event, 14},   {MsgType::Ack, 4},
-      {MsgType::Command, 9},   {MsgType::CommandResult, 6}, {MsgType::Keepalive, 8}};
+      {MsgType::HelloAck, 14}, {MsgType::Reading, 37}, {MsgType::Reading, 45},      {MsgType::Event, 14},
+      {MsgType::Ack, 4},       {MsgType::Command, 9},  {MsgType::CommandResult, 6}, {MsgType::Keepalive, 8}};
   for (auto [type, size] : sizes) {
     // A valid payload for the enum-checked types: all-ones except the enum bytes.
     Bytes payload(size, 0x01);
@@ -384,7 +405,7 @@ TEST(ProtoDecode, MalformedEnums) {
   m.event = Event{1, 0, EventType::RelayChanged, Cause::Button, 1};
   Bytes ok = encode_vec(m);
   const size_t type_at = kHeaderSize + 8;
-  for (uint8_t bad : {0, 6, 0xFF}) {
+  for (uint8_t bad : {0, 9, 0xFF}) {
     Bytes b = ok;
     b[type_at] = bad;  // EventType
     fix_crc(b);
@@ -395,10 +416,10 @@ TEST(ProtoDecode, MalformedEnums) {
   fix_crc(b);
   EXPECT_EQ(decode_status(b), DecodeStatus::Malformed);
 
-  EXPECT_EQ(decode_status(raw_frame(6, {0, 0, 0, 1, 0, 0, 0, 0, 1})), DecodeStatus::Malformed);  // kind 0
-  EXPECT_EQ(decode_status(raw_frame(6, {0, 0, 0, 1, 4, 0, 0, 0, 1})), DecodeStatus::Malformed);  // kind 4
-  EXPECT_EQ(decode_status(raw_frame(7, {0, 0, 0, 1, 4, 0})), DecodeStatus::Malformed);           // status 4
-  EXPECT_EQ(decode_status(raw_frame(7, {0, 0, 0, 1, 0, 2})), DecodeStatus::Malformed);           // relay_on 2
+  EXPECT_EQ(decode_status(raw_frame(6, {0, 0, 0, 1, 0, 0, 0, 0, 1})), DecodeStatus::Malformed);   // kind 0
+  EXPECT_EQ(decode_status(raw_frame(6, {0, 0, 0, 1, 14, 0, 0, 0, 1})), DecodeStatus::Malformed);  // kind 14
+  EXPECT_EQ(decode_status(raw_frame(7, {0, 0, 0, 1, 4, 0})), DecodeStatus::Malformed);            // status 4
+  EXPECT_EQ(decode_status(raw_frame(7, {0, 0, 0, 1, 0, 2})), DecodeStatus::Malformed);  // relay_on 2
 }
 
 TEST(ProtoDecode, MalformedHelloStrings) {

@@ -7,13 +7,13 @@
 
 namespace pbfw::proto {
 
-inline constexpr uint8_t kSof = 0xA5;        // start of frame
-inline constexpr uint8_t kVersion = 1;       // frame/protocol version
-inline constexpr size_t kHeaderSize = 5;     // SOF, version, type, payload length (u16 BE)
-inline constexpr size_t kCrcSize = 2;        // CRC-16/CCITT-FALSE over version..payload, BE
+inline constexpr uint8_t kSof = 0xA5;     // start of frame
+inline constexpr uint8_t kVersion = 1;    // frame/protocol version
+inline constexpr size_t kHeaderSize = 5;  // SOF, version, type, payload length (u16 BE)
+inline constexpr size_t kCrcSize = 2;     // CRC-16/CCITT-FALSE over version..payload, BE
 inline constexpr size_t kMaxPayload = 240;
 inline constexpr size_t kMaxFrame = kHeaderSize + kMaxPayload + kCrcSize;
-inline constexpr size_t kCidMax = 32;        // bytes, without terminator
+inline constexpr size_t kCidMax = 32;  // bytes, without terminator
 inline constexpr size_t kFwVersionMax = 16;
 
 enum class MsgType : uint8_t {
@@ -41,14 +41,14 @@ struct Hello {
   char cid[kCidMax + 1];               // NUL-terminated
   char fw_version[kFwVersionMax + 1];  // NUL-terminated
   uint32_t capabilities;
-  uint32_t boot_counter;               // increments at every boot; scopes record seqs
+  uint32_t boot_counter;  // increments at every boot; scopes record seqs
   uint64_t uptime_ms;
 };
 
 struct HelloAck {
-  uint64_t unix_ms;              // gateway wall clock
-  uint32_t last_committed_seq;   // highest record seq already stored for this boot (0 = none)
-  uint16_t keepalive_s;          // socket sends Keepalive at least this often when idle
+  uint64_t unix_ms;             // gateway wall clock
+  uint32_t last_committed_seq;  // highest record seq already stored for this boot (0 = none)
+  uint16_t keepalive_s;         // socket sends Keepalive at least this often when idle
 };
 
 // Reading flags.
@@ -56,29 +56,36 @@ enum ReadingFlag : uint8_t {
   kVoltageValid = 1u << 0,
   kCurrentValid = 1u << 1,
   kPowerValid = 1u << 2,
-  kMeterOk = 1u << 3,   // a valid HLW8032 frame arrived recently; if clear the values are unavailable
+  kMeterOk = 1u << 3,  // a valid HLW8032 frame arrived recently; if clear the values are unavailable
   kRelayOn = 1u << 4,
+  kTripped = 1u << 5,  // relay forced off by a protection; stays until switched on by the user or gateway
 };
 
 struct Reading {
-  uint32_t seq;            // per boot, shared with Event, starts at 1
-  uint32_t age_ms;         // time from sampling to sending (lets the gateway timestamp resends)
+  uint32_t seq;     // per boot, shared with Event, starts at 1
+  uint32_t age_ms;  // time from sampling to sending (lets the gateway timestamp resends)
   uint8_t flags;
   uint32_t voltage_mv;
   uint32_t current_ua;
-  uint32_t power_mw;       // active power
+  uint32_t power_mw;  // active power
   uint32_t apparent_mva;
   uint16_t power_factor_e4;  // PF x 10000
-  uint64_t energy_mwh;     // cumulative counter, wraps to 0 at 10 000 kWh
-  uint16_t energy_epoch;   // incremented at every wrap or factory reset
+  uint64_t energy_mwh;       // cumulative counter, wraps to 0 at 10 000 kWh
+  uint16_t energy_epoch;     // incremented at every wrap or factory reset
+  // v1 extension (issue 3): absent in 37-byte legacy readings, decoded as 0.
+  uint32_t countdown_s;   // seconds until the relay flips; 0 = no countdown running
+  uint32_t switch_count;  // relay switchings since the last factory reset (DP 42), persisted
 };
 
 enum class EventType : uint8_t {
-  RelayChanged = 1,   // value: 0 off / 1 on
-  OverCurrent = 2,    // value: current in mA that tripped
+  RelayChanged = 1,  // value: 0 off / 1 on
+  OverCurrent = 2,   // value: current in mA that tripped
   MeterLost = 3,
   MeterRestored = 4,
-  OverPower = 5,      // value: power in W that tripped
+  OverPower = 5,     // value: power in W that tripped
+  OverVoltage = 6,   // value: voltage in mV that tripped
+  UnderVoltage = 7,  // value: voltage in mV that tripped
+  FactoryReset = 8,  // value: the new energy epoch
 };
 
 enum class Cause : uint8_t {
@@ -103,9 +110,20 @@ struct Ack {
 };
 
 enum class CommandKind : uint8_t {
-  SetRelay = 1,        // value 0/1
-  SetCurrentLimit = 2, // value mA
-  RequestReading = 3,  // send a reading now
+  SetRelay = 1,         // value 0/1
+  SetCurrentLimit = 2,  // value mA
+  RequestReading = 3,   // send a reading now
+  // v1 extension (issue 3). Limits and calibration persist in the socket; 0 = "off" where noted.
+  SetCountdown = 4,            // value s (0 cancels, max 86400): the relay flips when it runs out
+  SetOverCurrentDuration = 5,  // value ms the over-limit condition must last (0 = first frame), max 600000
+  SetPowerLimit = 6,           // value W (0 = off), max 6000
+  SetVoltageMax = 7,           // value V (0 = off), max 300
+  SetVoltageMin = 8,           // value V (0 = off), max 300
+  SetKv = 9,                   // value Kv x 1e6
+  SetKi = 10,                  // value Ki x 1e6
+  CalibrateVoltage = 11,       // value: true mV now (known load); sets Kv from the current registers
+  CalibrateCurrent = 12,       // value: true mA now; sets Ki
+  CalibratePower = 13,         // value: true mW now (resistive load); sets Ki keeping Kv (VoltageSet first)
 };
 
 struct Command {
@@ -141,14 +159,14 @@ struct Message {
 };
 
 enum class DecodeStatus : uint8_t {
-  Ok,            // one frame decoded into `out`, `consumed` bytes used
-  NeedMore,      // not a whole frame yet
+  Ok,        // one frame decoded into `out`, `consumed` bytes used
+  NeedMore,  // not a whole frame yet
   BadSof,
   BadVersion,
-  TooLarge,      // declared payload length > kMaxPayload
+  TooLarge,  // declared payload length > kMaxPayload
   BadCrc,
   UnknownType,
-  Malformed,     // payload length/content does not fit the message type
+  Malformed,  // payload length/content does not fit the message type
 };
 
 const char* to_string(DecodeStatus s);
