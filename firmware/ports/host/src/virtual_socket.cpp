@@ -35,6 +35,26 @@ const char* command_kind_name(proto::CommandKind k) {
       return "set_current_limit";
     case proto::CommandKind::RequestReading:
       return "request_reading";
+    case proto::CommandKind::SetCountdown:
+      return "set_countdown";
+    case proto::CommandKind::SetOverCurrentDuration:
+      return "set_over_current_duration";
+    case proto::CommandKind::SetPowerLimit:
+      return "set_power_limit";
+    case proto::CommandKind::SetVoltageMax:
+      return "set_voltage_max";
+    case proto::CommandKind::SetVoltageMin:
+      return "set_voltage_min";
+    case proto::CommandKind::SetKv:
+      return "set_kv";
+    case proto::CommandKind::SetKi:
+      return "set_ki";
+    case proto::CommandKind::CalibrateVoltage:
+      return "calibrate_voltage";
+    case proto::CommandKind::CalibrateCurrent:
+      return "calibrate_current";
+    case proto::CommandKind::CalibratePower:
+      return "calibrate_power";
   }
   return "unknown";
 }
@@ -164,6 +184,21 @@ void VirtualSocket::after_core_call() {
     ++acked_seq_;
     emit(json{{"ev", "acked"}, {"cid", spec_.cid}, {"boot", core_.boot_counter()}, {"seq", acked_seq_}}
              .dump());
+  }
+  if (latency_ != nullptr) time_records(acked);
+}
+
+void VirtualSocket::time_records(uint32_t acked) {
+  // Records are created inside core calls (tick() takes the reading), so "now" is their creation time.
+  const auto now = std::chrono::steady_clock::now();
+  const uint32_t newest = core_.lan().next_seq() - 1;
+  while (timed_seq_ < newest) {
+    created_.emplace_back(++timed_seq_, now);
+    if (created_.size() > kMaxTimedRecords) created_.pop_front();
+  }
+  while (!created_.empty() && created_.front().first <= acked) {
+    latency_->add(now - created_.front().second);
+    created_.pop_front();
   }
 }
 
