@@ -291,6 +291,7 @@ struct Client::State : std::enable_shared_from_this<State> {
           explain_connect_failure(ev);
           return;
         }
+        PB_LOG(Debug, kLog) << "MQTT session up, subscribing";
         subscribe();
         return;
       case mqtt::token::SUBSCRIBE:

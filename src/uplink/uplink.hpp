@@ -1,7 +1,8 @@
 // MQTT uplink to the Tuya edge broker: Paho MQTT C++ async client bridged onto a
 // boost::asio::io_context. Paho's threads only post onto the io_context; every handler and
 // every completion runs on the loop thread. Reconnects itself (exponential backoff with
-// jitter) and resubscribes after every connect.
+// jitter) and resubscribes after every connect. All member functions must be called on the
+// io_context thread; the io_context must outlive the Client.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -36,7 +37,7 @@ class Client {
  public:
   Client(boost::asio::io_context& io, Options options, Handlers handlers);
   // Stops callbacks and tears the Paho client down synchronously (no graceful disconnect:
-  // use stop() for that). Pending publish completions are dropped.
+  // use stop() for that). Pending publish completions and a pending stop's done are dropped.
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

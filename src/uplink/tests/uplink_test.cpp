@@ -295,7 +295,7 @@ class Harness {
   std::atomic<bool> wrong_thread_{false};
 };
 
-Options options_for(const Broker& b, const std::string& host = "localhost") {
+Options options_for(const Broker& b, const std::string& host = "127.0.0.1") {
   Options o;
   o.host = host;
   o.port = b.port();
