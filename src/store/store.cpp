@@ -28,6 +28,12 @@ enum Slot : size_t {
   kCountAll,
   kCountCid,
   kUserVersion,
+  kUpsertBucket,
+  kUpsertState,
+  kEnergyStates,
+  kBucketsRange,
+  kEnergySum,
+  kPruneReadings,
   kSlotCount
 };
 
@@ -57,6 +63,40 @@ std::string sql_for(Slot slot) {
       return "SELECT count(*) FROM readings WHERE cid = ?";
     case kUserVersion:
       return "PRAGMA user_version";
+    case kUpsertBucket:
+      // Multi-argument min()/max() are NULL if any argument is, hence the coalesce.
+      return "INSERT INTO energy_buckets (cid, start_ms, energy_mwh, samples, power_sum_mw, power_min_mw, "
+             "power_max_mw, voltage_min_mv, voltage_max_mv, current_max_ua) VALUES (?,?,?,?,?,?,?,?,?,?) "
+             "ON CONFLICT (cid, start_ms) DO UPDATE SET energy_mwh = energy_mwh + excluded.energy_mwh, "
+             "samples = samples + excluded.samples, power_sum_mw = power_sum_mw + excluded.power_sum_mw, "
+             "power_min_mw = coalesce(min(power_min_mw, excluded.power_min_mw), power_min_mw, "
+             "excluded.power_min_mw), "
+             "power_max_mw = coalesce(max(power_max_mw, excluded.power_max_mw), power_max_mw, "
+             "excluded.power_max_mw), "
+             "voltage_min_mv = coalesce(min(voltage_min_mv, excluded.voltage_min_mv), voltage_min_mv, "
+             "excluded.voltage_min_mv), "
+             "voltage_max_mv = coalesce(max(voltage_max_mv, excluded.voltage_max_mv), voltage_max_mv, "
+             "excluded.voltage_max_mv), "
+             "current_max_ua = coalesce(max(current_max_ua, excluded.current_max_ua), current_max_ua, "
+             "excluded.current_max_ua)";
+    case kUpsertState:
+      return "INSERT OR REPLACE INTO energy_state (cid, boot, seq, ts_ms, energy_mwh, energy_epoch, "
+             "total_mwh) "
+             "VALUES (?,?,?,?,?,?,?)";
+    case kEnergyStates:
+      return "SELECT cid, boot, seq, ts_ms, energy_mwh, energy_epoch, total_mwh FROM energy_state ORDER BY "
+             "cid";
+    case kBucketsRange:
+      return "SELECT cid, start_ms, energy_mwh, samples, power_sum_mw, power_min_mw, power_max_mw, "
+             "voltage_min_mv, voltage_max_mv, current_max_ua FROM energy_buckets "
+             "WHERE cid = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms";
+    case kEnergySum:
+      return "SELECT coalesce(sum(energy_mwh), 0) FROM energy_buckets WHERE cid = ? AND start_ms >= ? AND "
+             "start_ms < ?";
+    case kPruneReadings:
+      // Uses readings_cid_ts; the LIMIT keeps each delete (and the write lock) short.
+      return "DELETE FROM readings WHERE (cid, boot, seq) IN (SELECT cid, boot, seq FROM readings "
+             "WHERE cid = ?1 AND ts_ms < ?2 ORDER BY ts_ms LIMIT ?3)";
     case kSlotCount:
       break;
   }
@@ -276,8 +316,14 @@ int Store::schema_version() const {
 }
 
 CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events) {
+  static const EnergyUpdate kNone;
+  return commit(readings, events, kNone);
+}
+
+CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
+                           const EnergyUpdate& energy) {
   CommitResult result;
-  if (readings.empty() && events.empty()) return result;
+  if (readings.empty() && events.empty() && energy.buckets.empty() && energy.states.empty()) return result;
   Impl& d = *impl_;
   d.exec("BEGIN IMMEDIATE", "begin commit");
   try {
@@ -315,6 +361,37 @@ CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::v
       d.bind_int(ins_e, 6, e.value);
       d.bind_text(ins_e, 7, e.detail);
       ++(d.insert(ins_e) ? result.events_inserted : result.events_duplicate);
+    }
+    for (const BucketUpdate& b : energy.buckets) {
+      if (b.cid.empty()) throw StoreError("commit: bucket with an empty cid");
+      StmtUse use(d.stmt(kUpsertBucket));
+      sqlite3_stmt* s = use.get();
+      d.bind_text(s, 1, b.cid);
+      d.bind_int(s, 2, b.start_ms);
+      d.bind_int(s, 3, b.energy_mwh);
+      d.bind_int(s, 4, b.samples);
+      d.bind_int(s, 5, b.power_sum_mw);
+      if (b.samples > 0) {  // unbound parameters are NULL
+        d.bind_int(s, 6, b.power_min_mw);
+        d.bind_int(s, 7, b.power_max_mw);
+        d.bind_int(s, 8, b.voltage_min_mv);
+        d.bind_int(s, 9, b.voltage_max_mv);
+        d.bind_int(s, 10, b.current_max_ua);
+      }
+      if (sqlite3_step(s) != SQLITE_DONE) d.fail("upsert bucket");
+    }
+    for (const EnergyStateRow& st : energy.states) {
+      if (st.cid.empty()) throw StoreError("commit: energy state with an empty cid");
+      StmtUse use(d.stmt(kUpsertState));
+      sqlite3_stmt* s = use.get();
+      d.bind_text(s, 1, st.cid);
+      d.bind_int(s, 2, st.boot);
+      d.bind_int(s, 3, st.seq);
+      d.bind_int(s, 4, st.ts_ms);
+      d.bind_int(s, 5, static_cast<int64_t>(st.energy_mwh));
+      d.bind_int(s, 6, st.energy_epoch);
+      d.bind_int(s, 7, st.total_mwh);
+      if (sqlite3_step(s) != SQLITE_DONE) d.fail("store energy state");
     }
     d.exec("COMMIT", "commit");
   } catch (...) {
@@ -367,6 +444,67 @@ size_t Store::count_readings(const std::string& cid) const {
   if (!all) impl_->bind_text(use.get(), 1, cid);
   if (!impl_->step_row(use.get(), "count_readings")) return 0;
   return static_cast<size_t>(sqlite3_column_int64(use.get(), 0));
+}
+
+std::vector<EnergyStateRow> Store::energy_states() const {
+  StmtUse use(impl_->stmt(kEnergyStates));
+  sqlite3_stmt* s = use.get();
+  std::vector<EnergyStateRow> out;
+  while (impl_->step_row(s, "energy_states")) {
+    EnergyStateRow r;
+    r.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    r.boot = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
+    r.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 2));
+    r.ts_ms = sqlite3_column_int64(s, 3);
+    r.energy_mwh = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
+    r.energy_epoch = static_cast<uint16_t>(sqlite3_column_int64(s, 5));
+    r.total_mwh = sqlite3_column_int64(s, 6);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<BucketRow> Store::buckets(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
+  StmtUse use(impl_->stmt(kBucketsRange));
+  sqlite3_stmt* s = use.get();
+  impl_->bind_text(s, 1, cid);
+  impl_->bind_int(s, 2, from_ms);
+  impl_->bind_int(s, 3, to_ms);
+  std::vector<BucketRow> out;
+  while (impl_->step_row(s, "buckets")) {
+    BucketRow b;
+    b.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    b.start_ms = sqlite3_column_int64(s, 1);
+    b.energy_mwh = sqlite3_column_int64(s, 2);
+    b.samples = sqlite3_column_int64(s, 3);
+    b.power_sum_mw = sqlite3_column_int64(s, 4);
+    b.power_min_mw = sqlite3_column_int64(s, 5);  // NULL reads as 0
+    b.power_max_mw = sqlite3_column_int64(s, 6);
+    b.voltage_min_mv = sqlite3_column_int64(s, 7);
+    b.voltage_max_mv = sqlite3_column_int64(s, 8);
+    b.current_max_ua = sqlite3_column_int64(s, 9);
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+int64_t Store::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
+  StmtUse use(impl_->stmt(kEnergySum));
+  impl_->bind_text(use.get(), 1, cid);
+  impl_->bind_int(use.get(), 2, from_ms);
+  impl_->bind_int(use.get(), 3, to_ms);
+  if (!impl_->step_row(use.get(), "energy_sum")) return 0;
+  return sqlite3_column_int64(use.get(), 0);
+}
+
+size_t Store::prune_readings(const std::string& cid, int64_t before_ms, size_t limit) {
+  Impl& d = *impl_;
+  StmtUse use(d.stmt(kPruneReadings));
+  d.bind_text(use.get(), 1, cid);
+  d.bind_int(use.get(), 2, before_ms);
+  d.bind_int(use.get(), 3, static_cast<int64_t>(limit));
+  if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("prune readings");
+  return static_cast<size_t>(sqlite3_changes(d.db));
 }
 
 }  // namespace pb::store

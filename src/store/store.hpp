@@ -50,6 +50,37 @@ struct CommitResult {
   size_t readings_inserted = 0, readings_duplicate = 0, events_inserted = 0, events_duplicate = 0;
 };
 
+// Energy accounting rows (tables energy_buckets / energy_state, see docs/schema.md).
+// A bucket update is added to the stored bucket (sums added, min/max merged).
+struct BucketUpdate {
+  std::string cid;
+  int64_t start_ms = 0;  // multiple of 900000
+  int64_t energy_mwh = 0;
+  int64_t samples = 0;
+  int64_t power_sum_mw = 0;
+  // Meaningful only when samples > 0 (stored as NULL otherwise).
+  int64_t power_min_mw = 0, power_max_mw = 0, voltage_min_mv = 0, voltage_max_mv = 0, current_max_ua = 0;
+
+  bool operator==(const BucketUpdate&) const = default;
+};
+using BucketRow = BucketUpdate;  // a stored bucket reads back in the same shape
+
+struct EnergyStateRow {
+  std::string cid;
+  uint32_t boot = 0, seq = 0;
+  int64_t ts_ms = 0;
+  uint64_t energy_mwh = 0;
+  uint16_t energy_epoch = 0;
+  int64_t total_mwh = 0;
+
+  bool operator==(const EnergyStateRow&) const = default;
+};
+
+struct EnergyUpdate {
+  std::vector<BucketUpdate> buckets;
+  std::vector<EnergyStateRow> states;  // replace the stored state of that cid
+};
+
 struct StoreOptions {
   bool read_only = false;
   // PRAGMA synchronous: "FULL" (default: a committed batch survives power loss, which the
@@ -77,6 +108,19 @@ class Store {
   // One transaction. Rows whose (cid, boot, seq) is already stored (or repeated in the batch) are
   // counted as duplicates and ignored; gateway events (no boot/seq) are always inserted.
   CommitResult commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events);
+  // Same, plus the energy accounting of these readings in the same transaction.
+  CommitResult commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
+                      const EnergyUpdate& energy);
+
+  // Energy accounting state of every socket that has one.
+  std::vector<EnergyStateRow> energy_states() const;
+  // Buckets with from_ms <= start_ms < to_ms, oldest first.
+  std::vector<BucketRow> buckets(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
+  // Sum of bucket energy (mWh) with from_ms <= start_ms < to_ms.
+  int64_t energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
+  // Deletes at most `limit` raw readings of cid older than before_ms (one short transaction);
+  // returns how many were deleted. Buckets and events are kept.
+  size_t prune_readings(const std::string& cid, int64_t before_ms, size_t limit);
 
   // Highest stored record seq (readings and socket events) of that boot, 0 if none. This is the
   // maximum, not the end of a gap-free prefix.

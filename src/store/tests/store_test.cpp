@@ -348,5 +348,56 @@ TEST_F(StoreTest, ThousandReadingsPerCommitIsFast) {
             << std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count() << " us\n";
 }
 
+TEST_F(StoreTest, BucketUpsertAddsSumsAndMergesMinMax) {
+  Store s(db_);
+  EnergyUpdate u1;
+  u1.buckets.push_back({"a", 900000, 100, 2, 300, 100, 200, 229000, 231000, 500});
+  u1.buckets.push_back({"a", 1800000, 7, 0, 0, 0, 0, 0, 0, 0});  // gap energy only: NULL stats
+  u1.states.push_back({"a", 1, 5, 1000, 12345, 2, 107});
+  const CommitResult r = s.commit({reading("a", 1, 5, 1000)}, {}, u1);
+  EXPECT_EQ(r.readings_inserted, 1u);
+  EnergyUpdate u2;
+  u2.buckets.push_back({"a", 900000, 50, 1, 50, 50, 50, 232000, 232000, 400});
+  u2.buckets.push_back({"a", 1800000, 3, 1, 80, 80, 80, 230000, 230000, 300});
+  u2.states.push_back({"a", 1, 6, 2000, 12400, 2, 160});
+  s.commit({}, {}, u2);
+  const auto b = s.buckets("a", 0, 10'000'000);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0], (BucketRow{"a", 900000, 150, 3, 350, 50, 200, 229000, 232000, 500}));
+  EXPECT_EQ(b[1], (BucketRow{"a", 1800000, 10, 1, 80, 80, 80, 230000, 230000, 300}));
+  EXPECT_EQ(s.energy_sum("a", 0, 1800000), 150);
+  EXPECT_EQ(s.energy_sum("a", 0, 1800001), 160);
+  EXPECT_EQ(s.energy_sum("b", 0, 1800001), 0);
+  const auto states = s.energy_states();
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0], (EnergyStateRow{"a", 1, 6, 2000, 12400, 2, 160}));
+}
+
+TEST_F(StoreTest, EnergyUpdateRollsBackWithTheReadings) {
+  Store s(db_);
+  EnergyUpdate u;
+  u.buckets.push_back({"a", 0, 100, 1, 1, 1, 1, 1, 1, 1});
+  u.states.push_back({"", 1, 1, 0, 0, 0, 0});  // invalid: the whole commit fails
+  EXPECT_THROW(s.commit({reading("a", 1, 1, 1)}, {}, u), StoreError);
+  EXPECT_EQ(s.count_readings(), 0u);
+  EXPECT_TRUE(s.buckets("a", INT64_MIN, INT64_MAX).empty());
+  EXPECT_TRUE(s.energy_states().empty());
+}
+
+TEST_F(StoreTest, PruneDeletesOldReadingsInBoundedBatches) {
+  Store s(db_);
+  std::vector<ReadingRow> rows;
+  for (uint32_t i = 1; i <= 10; ++i) rows.push_back(reading("a", 1, i, i * 1000));
+  rows.push_back(reading("b", 1, 1, 1000));
+  s.commit(rows, {});
+  EXPECT_EQ(s.prune_readings("a", 8000, 3), 3u);  // oldest first, at most 3
+  EXPECT_EQ(s.readings("a", 0, 100000).front().seq, 4u);
+  EXPECT_EQ(s.prune_readings("a", 8000, 100), 4u);
+  EXPECT_EQ(s.prune_readings("a", 8000, 100), 0u);
+  EXPECT_EQ(s.count_readings("a"), 3u);
+  EXPECT_EQ(s.count_readings("b"), 1u);  // other sockets untouched
+  EXPECT_EQ(s.last_seq("a", 1), 10u);
+}
+
 }  // namespace
 }  // namespace pb::store

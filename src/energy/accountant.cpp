@@ -1,0 +1,138 @@
+#include "energy/accountant.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+#include "common/log.hpp"
+
+namespace pb::energy {
+
+namespace {
+
+// Largest increment (mWh) a socket can plausibly report after elapsed_ms: max power over the
+// elapsed time plus 10 s, plus 1 Wh for rounding and timestamp jitter. mWh = W * ms / 3600.
+int64_t plausible_limit_mwh(uint32_t max_power_w, int64_t elapsed_ms) {
+  const int64_t ms = std::max<int64_t>(elapsed_ms, 0) + 10'000;
+  return static_cast<int64_t>(max_power_w) * ms / 3600 + 1000;
+}
+
+void add_sample(store::BucketUpdate& b, const store::ReadingRow& r) {
+  const int64_t p = r.power_mw, v = r.voltage_mv, i = r.current_ua;
+  if (b.samples == 0) {
+    b.power_min_mw = b.power_max_mw = p;
+    b.voltage_min_mv = b.voltage_max_mv = v;
+    b.current_max_ua = i;
+  } else {
+    b.power_min_mw = std::min(b.power_min_mw, p);
+    b.power_max_mw = std::max(b.power_max_mw, p);
+    b.voltage_min_mv = std::min(b.voltage_min_mv, v);
+    b.voltage_max_mv = std::max(b.voltage_max_mv, v);
+    b.current_max_ua = std::max(b.current_max_ua, i);
+  }
+  ++b.samples;
+  b.power_sum_mw += p;
+}
+
+}  // namespace
+
+void Accountant::load(const store::Store& store, const std::vector<std::string>& cids) {
+  states_.clear();
+  for (store::EnergyStateRow& s : store.energy_states()) states_[s.cid] = std::move(s);
+  for (const std::string& cid : cids) {
+    if (states_.count(cid) != 0) continue;
+    const std::optional<store::ReadingRow> r = store.latest_reading(cid);
+    if (!r || (r->flags & kMeterOkFlag) == 0) continue;
+    states_[cid] = {cid, r->boot, r->seq, r->ts_ms, r->energy_mwh, r->energy_epoch, 0};
+  }
+}
+
+Prepared Accountant::prepare(const std::vector<store::ReadingRow>& readings) const {
+  // Record order per socket, whatever order the batch came in.
+  std::vector<const store::ReadingRow*> order;
+  order.reserve(readings.size());
+  for (const store::ReadingRow& r : readings) order.push_back(&r);
+  std::stable_sort(order.begin(), order.end(), [](const store::ReadingRow* a, const store::ReadingRow* b) {
+    return std::tie(a->cid, a->boot, a->seq) < std::tie(b->cid, b->boot, b->seq);
+  });
+
+  Prepared out;
+  std::map<std::string, store::EnergyStateRow> changed;
+  std::map<std::pair<std::string, int64_t>, store::BucketUpdate> buckets;
+
+  for (const store::ReadingRow* rp : order) {
+    const store::ReadingRow& r = *rp;
+    if ((r.flags & kMeterOkFlag) == 0) continue;  // unavailable: no energy, baseline unchanged
+
+    std::optional<store::EnergyStateRow> prev;
+    if (auto it = changed.find(r.cid); it != changed.end()) {
+      prev = it->second;
+    } else if (auto st = states_.find(r.cid); st != states_.end()) {
+      prev = st->second;
+    }
+    // Duplicates, resends and out-of-order records: the counter of a later record already
+    // contains their energy.
+    if (prev && std::tie(r.boot, r.seq) <= std::tie(prev->boot, prev->seq)) continue;
+
+    int64_t delta = 0;
+    if (prev) {
+      const int64_t limit = plausible_limit_mwh(options_.max_power_w, r.ts_ms - prev->ts_ms);
+      const auto old_counter = static_cast<int64_t>(prev->energy_mwh);
+      const auto new_counter = static_cast<int64_t>(r.energy_mwh);
+      const auto epoch_step = static_cast<uint16_t>(r.energy_epoch - prev->energy_epoch);
+      if (epoch_step == 0) {
+        // Going down without a new epoch (e.g. a reboot from an older persisted value): count
+        // nothing and re-base, so nothing is invented when it climbs back.
+        delta = std::max<int64_t>(new_counter - old_counter, 0);
+      } else if (epoch_step == 1 && static_cast<int64_t>(kWrapMwh) - old_counter + new_counter <= limit) {
+        delta = static_cast<int64_t>(kWrapMwh) - old_counter + new_counter;  // 10 000 kWh wrap
+      } else {
+        delta = new_counter;  // factory reset: the new epoch counts from 0
+      }
+      if (delta > limit) {
+        const int64_t seconds = (r.ts_ms - prev->ts_ms) / 1000;
+        PB_LOG(Warning, "energy") << r.cid << ": rejected an implausible jump of " << delta << " mWh in "
+                                  << seconds << " s (counter " << prev->energy_mwh << "/"
+                                  << prev->energy_epoch << " -> " << r.energy_mwh << "/" << r.energy_epoch
+                                  << ", limit " << options_.max_power_w << " W)";
+        out.events.push_back({r.cid, r.ts_ms, "rejected_jump", std::nullopt, std::nullopt, delta,
+                              "counter " + std::to_string(prev->energy_mwh) + "/" +
+                                  std::to_string(prev->energy_epoch) + " -> " + std::to_string(r.energy_mwh) +
+                                  "/" + std::to_string(r.energy_epoch) + " in " + std::to_string(seconds) +
+                                  " s, limit " + std::to_string(options_.max_power_w) + " W"});
+        delta = 0;
+      }
+    }
+
+    const int64_t start = bucket_start(r.ts_ms);
+    store::BucketUpdate& b = buckets[{r.cid, start}];
+    b.cid = r.cid;
+    b.start_ms = start;
+    b.energy_mwh += delta;
+    add_sample(b, r);
+    out.accepted_mwh += delta;
+
+    const int64_t total = (prev ? prev->total_mwh : 0) + delta;
+    changed[r.cid] = {r.cid, r.boot, r.seq, r.ts_ms, r.energy_mwh, r.energy_epoch, total};
+  }
+
+  for (auto& [key, b] : buckets) out.update.buckets.push_back(std::move(b));
+  for (auto& [cid, s] : changed) out.update.states.push_back(std::move(s));
+  return out;
+}
+
+void Accountant::committed(const Prepared& p) {
+  for (const store::EnergyStateRow& s : p.update.states) states_[s.cid] = s;
+}
+
+std::optional<store::EnergyStateRow> Accountant::state(const std::string& cid) const {
+  auto it = states_.find(cid);
+  if (it == states_.end()) return std::nullopt;
+  return it->second;
+}
+
+int64_t Accountant::total_mwh(const std::string& cid) const {
+  auto it = states_.find(cid);
+  return it == states_.end() ? 0 : it->second.total_mwh;
+}
+
+}  // namespace pb::energy

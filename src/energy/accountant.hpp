@@ -1,0 +1,62 @@
+// Energy accounting: turns each socket's cumulative counter (energy_mwh + energy_epoch) into
+// increments that are never negative and never counted twice, and into 15-minute buckets.
+// The rules are documented in docs/schema.md ("Energy tables").
+//
+// Use: prepare() a batch of readings before Store::commit, pass the result's update and events
+// to the same commit, then committed() on success (a failed commit leaves the state untouched
+// and the resent readings are accounted again).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/store.hpp"
+
+namespace pb::energy {
+
+inline constexpr int64_t kBucketMs = 15 * 60 * 1000;
+inline constexpr uint64_t kWrapMwh = 10'000'000'000ull;  // the socket counter wraps at 10 000 kWh
+inline constexpr uint8_t kMeterOkFlag = 1u << 3;         // pbfw::proto kMeterOk
+
+inline int64_t bucket_start(int64_t ts_ms) {
+  const int64_t r = ts_ms % kBucketMs;
+  return ts_ms - (r < 0 ? r + kBucketMs : r);
+}
+
+struct AccountantOptions {
+  uint32_t max_power_w = 3500;  // increments implying more are rejected ("rejected_jump" event)
+};
+
+struct Prepared {
+  store::EnergyUpdate update;
+  std::vector<store::EventRow> events;  // rejected_jump events
+  int64_t accepted_mwh = 0;             // energy added by this batch (all sockets)
+};
+
+class Accountant {
+ public:
+  explicit Accountant(AccountantOptions options = {}) : options_(options) {}
+
+  // Loads the persisted states; a socket listed in cids without a state starts from its latest
+  // stored reading (a database from before the energy tables), counting nothing before it.
+  void load(const store::Store& store, const std::vector<std::string>& cids = {});
+
+  // Pure: computes the bucket updates, new states and events of these readings (any order, any
+  // sockets) against the current states, without changing them.
+  Prepared prepare(const std::vector<store::ReadingRow>& readings) const;
+  // Adopts the states of a successfully committed Prepared.
+  void committed(const Prepared& p);
+
+  std::optional<store::EnergyStateRow> state(const std::string& cid) const;
+  int64_t total_mwh(const std::string& cid) const;  // all-time accounted, 0 if unknown
+  const AccountantOptions& options() const { return options_; }
+
+ private:
+  AccountantOptions options_;
+  std::map<std::string, store::EnergyStateRow> states_;
+};
+
+}  // namespace pb::energy

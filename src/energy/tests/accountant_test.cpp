@@ -1,0 +1,273 @@
+// Accounting rules against a real (temporary) SQLite store: every prepared batch goes through
+// Store::commit like in the daemon, so restarts are tested by reopening the file.
+#include "energy/accountant.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "energy/totals.hpp"
+#include "store/store.hpp"
+
+namespace pb::energy {
+namespace {
+
+constexpr int64_t kT0 = 1'790'000'100'000;  // a UTC quarter-hour + 100 s (2026-09-21)
+constexpr uint8_t kOk = kMeterOkFlag;
+
+class TempDb {
+ public:
+  TempDb() {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("pb_energy_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) + ".db"))
+                .string();
+    std::filesystem::remove(path_);
+  }
+  ~TempDb() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string path_;
+};
+
+store::ReadingRow reading(uint32_t boot, uint32_t seq, int64_t ts_ms, uint64_t mwh, uint16_t epoch = 0,
+                          uint32_t power_mw = 100'000, uint8_t flags = kOk) {
+  store::ReadingRow r;
+  r.cid = "s1";
+  r.boot = boot;
+  r.seq = seq;
+  r.ts_ms = ts_ms;
+  r.flags = flags;
+  r.voltage_mv = 230'000 + seq;
+  r.current_ua = 400'000 + seq;
+  r.power_mw = power_mw;
+  r.energy_mwh = mwh;
+  r.energy_epoch = epoch;
+  return r;
+}
+
+class AccountantTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+  void open() {
+    store_ = std::make_unique<store::Store>(db_.path(), store::StoreOptions{.synchronous = "OFF"});
+    acc_ = Accountant(options_);
+    acc_.load(*store_, {"s1"});
+  }
+  // One gateway flush: prepare, commit together, adopt.
+  Prepared feed(const std::vector<store::ReadingRow>& rows) {
+    Prepared p = acc_.prepare(rows);
+    store_->commit(rows, p.events, p.update);
+    acc_.committed(p);
+    return p;
+  }
+  int64_t total() const { return all_time_total(*store_, "s1"); }
+
+  TempDb db_;
+  AccountantOptions options_;
+  std::unique_ptr<store::Store> store_;
+  Accountant acc_;
+};
+
+TEST_F(AccountantTest, FirstReadingIsTheBaselineAndIncrementsAdd) {
+  feed({reading(1, 1, kT0, 5'000'000)});
+  EXPECT_EQ(total(), 0);  // energy before the first reading is not ours to count
+  feed({reading(1, 2, kT0 + 10'000, 5'000'300), reading(1, 3, kT0 + 20'000, 5'000'600)});
+  EXPECT_EQ(total(), 600);
+  EXPECT_EQ(acc_.total_mwh("s1"), 600);
+  ASSERT_TRUE(acc_.state("s1"));
+  EXPECT_EQ(acc_.state("s1")->seq, 3u);
+}
+
+TEST_F(AccountantTest, DuplicatesAndResendsAreIgnored) {
+  feed({reading(1, 1, kT0, 1000), reading(1, 2, kT0 + 10'000, 1200)});
+  const auto before = store_->buckets("s1", 0, INT64_MAX);
+  // The same records again (lost Ack), also repeated inside one batch.
+  feed({reading(1, 1, kT0, 1000), reading(1, 2, kT0 + 10'000, 1200), reading(1, 2, kT0 + 10'000, 1200)});
+  EXPECT_EQ(total(), 200);
+  EXPECT_EQ(store_->buckets("s1", 0, INT64_MAX), before);  // samples not counted twice either
+  feed({reading(1, 3, kT0 + 20'000, 1300), reading(1, 3, kT0 + 20'000, 1300)});
+  EXPECT_EQ(total(), 300);
+}
+
+TEST_F(AccountantTest, OutOfOrderRecordsCountOnce) {
+  feed({reading(1, 1, kT0, 1000)});
+  // Arrives 3 before 2 in one batch: sorted by seq, same result as in order.
+  feed({reading(1, 3, kT0 + 20'000, 1500), reading(1, 2, kT0 + 10'000, 1200)});
+  EXPECT_EQ(total(), 500);
+  // A late record older than what is accounted adds nothing (the later counter contains it).
+  feed({reading(1, 4, kT0 + 40'000, 1900)});
+  store::ReadingRow late = reading(1, 0, kT0 + 5'000, 1100);
+  feed({late});
+  EXPECT_EQ(total(), 900);
+  EXPECT_EQ(acc_.state("s1")->seq, 4u);
+}
+
+TEST_F(AccountantTest, WrapAt10000KwhIsCountedAcross) {
+  const uint64_t near_end = kWrapMwh - 200;
+  feed({reading(1, 1, kT0, near_end, 3)});
+  feed({reading(1, 2, kT0 + 10'000, 50, 4)});
+  EXPECT_EQ(total(), 250);  // 200 to the wrap + 50 after it
+  feed({reading(1, 3, kT0 + 20'000, 350, 4)});
+  EXPECT_EQ(total(), 550);
+}
+
+TEST_F(AccountantTest, FactoryResetCountsTheNewEpochFromZero) {
+  feed({reading(1, 1, kT0, 123'456'789, 0), reading(1, 2, kT0 + 10'000, 123'457'089, 0)});
+  EXPECT_EQ(total(), 300);
+  // Reset: counter back to near 0 with a new epoch; the 40 mWh since the reset count, the old
+  // counter value is neither lost from history nor subtracted.
+  feed({reading(1, 3, kT0 + 20'000, 40, 1)});
+  EXPECT_EQ(total(), 340);
+  // Reset that comes with a reboot (new boot, seq from 1).
+  feed({reading(2, 1, kT0 + 60'000, 25, 2)});
+  EXPECT_EQ(total(), 365);
+  feed({reading(2, 2, kT0 + 70'000, 125, 2)});
+  EXPECT_EQ(total(), 465);
+}
+
+TEST_F(AccountantTest, CounterGoingBackWithinAnEpochInventsNothing) {
+  feed({reading(1, 1, kT0, 10'000), reading(1, 2, kT0 + 10'000, 10'500)});
+  // Reboot restoring an older persisted value: no negative increment, no re-count later.
+  feed({reading(2, 1, kT0 + 30'000, 10'100)});
+  EXPECT_EQ(total(), 500);
+  feed({reading(2, 2, kT0 + 40'000, 10'400)});
+  EXPECT_EQ(total(), 800);
+}
+
+TEST_F(AccountantTest, ImplausibleJumpIsRejectedAndRecordedAsEvent) {
+  feed({reading(1, 1, kT0, 1'000'000)});
+  // 10 s later +50 Wh = 18 kW: impossible for a 1 100 W socket (limit 3 500 W).
+  Prepared p = feed({reading(1, 2, kT0 + 10'000, 1'050'000)});
+  EXPECT_EQ(total(), 0);
+  ASSERT_EQ(p.events.size(), 1u);
+  EXPECT_EQ(p.events[0].kind, "rejected_jump");
+  EXPECT_EQ(p.events[0].value, 50'000);
+  const auto ev = store_->events("s1", 0, INT64_MAX);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, "rejected_jump");
+  // The baseline moved: normal increments after the jump count again.
+  feed({reading(1, 3, kT0 + 20'000, 1'050'800)});
+  EXPECT_EQ(total(), 800);
+  // Just below the limit is accepted: 3 500 W over 10 s (+10 s slack) + 1 Wh = 20 444 mWh.
+  feed({reading(1, 4, kT0 + 30'000, 1'050'800 + 20'444)});
+  EXPECT_EQ(total(), 800 + 20'444);
+  feed({reading(1, 5, kT0 + 40'000, 1'050'800 + 20'444 + 20'445)});
+  EXPECT_EQ(total(), 800 + 20'444);
+}
+
+TEST_F(AccountantTest, MaxPowerIsConfigurable) {
+  options_.max_power_w = 100;
+  open();
+  feed({reading(1, 1, kT0, 0)});
+  // 100 W over 10+10 s + 1 Wh = 1 555 mWh; 2 000 mWh is rejected.
+  Prepared p = feed({reading(1, 2, kT0 + 10'000, 2'000)});
+  EXPECT_EQ(p.events.size(), 1u);
+  EXPECT_EQ(total(), 0);
+}
+
+TEST_F(AccountantTest, UnavailableReadingsContributeNothingAndKeepTheBaseline) {
+  feed({reading(1, 1, kT0, 7'000)});
+  // Meter unavailable: zeros that must not become a drop and a jump back.
+  feed({reading(1, 2, kT0 + 10'000, 0, 0, 0, 0), reading(1, 3, kT0 + 20'000, 0, 0, 0, 0)});
+  EXPECT_EQ(total(), 0);
+  EXPECT_EQ(acc_.state("s1")->seq, 1u);
+  feed({reading(1, 4, kT0 + 30'000, 7'300)});
+  EXPECT_EQ(total(), 300);
+  const auto b = store_->buckets("s1", 0, INT64_MAX);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].samples, 2);  // the unavailable readings are not samples either
+  EXPECT_EQ(b[0].power_min_mw, 100'000);
+}
+
+TEST_F(AccountantTest, GapEnergyGoesToTheBucketOfTheClosingReading) {
+  feed({reading(1, 1, kT0, 0)});
+  // 2 h offline at ~500 W: 1 000 Wh arrive with the first reading after the gap.
+  const int64_t after = kT0 + 2 * 3600 * 1000;
+  feed({reading(1, 2, after, 1'000'000)});
+  const auto b = store_->buckets("s1", 0, INT64_MAX);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].start_ms, bucket_start(kT0));
+  EXPECT_EQ(b[0].energy_mwh, 0);
+  EXPECT_EQ(b[1].start_ms, bucket_start(after));
+  EXPECT_EQ(b[1].energy_mwh, 1'000'000);
+  EXPECT_EQ(energy_between(*store_, "s1", bucket_start(after), bucket_start(after) + kBucketMs), 1'000'000);
+}
+
+TEST_F(AccountantTest, BucketStatisticsAcrossBuckets) {
+  const int64_t q = bucket_start(kT0);
+  feed({reading(1, 1, q + 1000, 0, 0, 50'000), reading(1, 2, q + 2000, 10, 0, 150'000),
+        reading(1, 3, q + kBucketMs - 1, 30, 0, 100'000), reading(1, 4, q + kBucketMs, 45, 0, 20'000)});
+  const auto b = store_->buckets("s1", 0, INT64_MAX);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].start_ms, q);
+  EXPECT_EQ(b[0].energy_mwh, 30);
+  EXPECT_EQ(b[0].samples, 3);
+  EXPECT_EQ(b[0].power_sum_mw, 300'000);
+  EXPECT_EQ(b[0].power_min_mw, 50'000);
+  EXPECT_EQ(b[0].power_max_mw, 150'000);
+  EXPECT_EQ(b[0].voltage_min_mv, 230'001);
+  EXPECT_EQ(b[0].voltage_max_mv, 230'003);
+  EXPECT_EQ(b[0].current_max_ua, 400'003);
+  EXPECT_EQ(b[1].start_ms, q + kBucketMs);
+  EXPECT_EQ(b[1].energy_mwh, 15);
+  EXPECT_EQ(b[1].samples, 1);
+}
+
+TEST_F(AccountantTest, DaemonRestartInTheMiddleOfABucket) {
+  const int64_t q = bucket_start(kT0);
+  feed({reading(1, 1, q + 1000, 100, 0, 80'000), reading(1, 2, q + 11'000, 300, 0, 120'000)});
+  // Restart: new Store and Accountant on the same file; the same bucket continues.
+  open();
+  ASSERT_TRUE(acc_.state("s1"));
+  EXPECT_EQ(acc_.state("s1")->energy_mwh, 300u);
+  EXPECT_EQ(acc_.total_mwh("s1"), 200);
+  // The socket resends what was not acked before the restart plus new records.
+  feed({reading(1, 2, q + 11'000, 300, 0, 120'000), reading(1, 3, q + 21'000, 600, 0, 60'000)});
+  const auto b = store_->buckets("s1", 0, INT64_MAX);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].energy_mwh, 500);
+  EXPECT_EQ(b[0].samples, 3);
+  EXPECT_EQ(b[0].power_min_mw, 60'000);
+  EXPECT_EQ(b[0].power_max_mw, 120'000);
+  EXPECT_EQ(total(), 500);
+  EXPECT_EQ(acc_.total_mwh("s1"), 500);
+}
+
+TEST_F(AccountantTest, FailedCommitLeavesTheStateUntouched) {
+  feed({reading(1, 1, kT0, 100)});
+  Prepared p = acc_.prepare({reading(1, 2, kT0 + 10'000, 400)});
+  EXPECT_EQ(p.accepted_mwh, 300);
+  // Not committed: the resend is accounted again, once.
+  feed({reading(1, 2, kT0 + 10'000, 400)});
+  EXPECT_EQ(total(), 300);
+}
+
+TEST(AccountantLoad, StartsFromTheLatestReadingOfAnOlderDatabase) {
+  TempDb db;
+  store::Store s(db.path(), store::StoreOptions{.synchronous = "OFF"});
+  // Readings stored without accounting (as before schema version 2).
+  s.commit({reading(1, 1, kT0, 1000), reading(1, 2, kT0 + 10'000, 2000)}, {});
+  Accountant acc;
+  acc.load(s, {"s1", "never-seen"});
+  ASSERT_TRUE(acc.state("s1"));
+  EXPECT_EQ(acc.state("s1")->energy_mwh, 2000u);
+  EXPECT_FALSE(acc.state("never-seen"));
+  Prepared p = acc.prepare({reading(1, 3, kT0 + 20'000, 2100)});
+  EXPECT_EQ(p.accepted_mwh, 100);
+}
+
+TEST(BucketStart, FloorsToUtcQuarterHours) {
+  EXPECT_EQ(bucket_start(0), 0);
+  EXPECT_EQ(bucket_start(899'999), 0);
+  EXPECT_EQ(bucket_start(900'000), 900'000);
+  EXPECT_EQ(bucket_start(-1), -900'000);
+}
+
+}  // namespace
+}  // namespace pb::energy

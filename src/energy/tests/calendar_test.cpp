@@ -1,0 +1,165 @@
+// Local days and months in real IANA zones (system zoneinfo), and day/month totals from buckets.
+#include "energy/calendar.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "energy/accountant.hpp"
+#include "energy/totals.hpp"
+
+namespace pb::energy {
+namespace {
+
+using namespace date::literals;  // NOLINT(google-build-using-namespace)
+
+constexpr int64_t kHourMs = 3600 * 1000;
+
+TEST(Calendar, BerlinDstDaysAre23And25Hours) {
+  const Calendar cal("Europe/Berlin");
+  EXPECT_EQ(cal.zone_name(), "Europe/Berlin");
+  const Range spring = cal.day(2026_y / date::March / 29);
+  EXPECT_EQ(spring.from_ms, 1'774'738'800'000);  // 2026-03-28 23:00 UTC
+  EXPECT_EQ(spring.to_ms - spring.from_ms, 23 * kHourMs);
+  const Range autumn = cal.day(2026_y / date::October / 25);
+  EXPECT_EQ(autumn.from_ms, 1'792'879'200'000);  // 2026-10-24 22:00 UTC
+  EXPECT_EQ(autumn.to_ms - autumn.from_ms, 25 * kHourMs);
+  const Range normal = cal.day(2026_y / date::November / 23);
+  EXPECT_EQ(normal.to_ms - normal.from_ms, 24 * kHourMs);
+  // Months containing the switch: 31 days minus / plus one hour.
+  const Range march = cal.month(2026_y / date::March);
+  EXPECT_EQ(march.to_ms - march.from_ms, (31 * 24 - 1) * kHourMs);
+  const Range october = cal.month(2026_y / date::October);
+  EXPECT_EQ(october.to_ms - october.from_ms, (31 * 24 + 1) * kHourMs);
+}
+
+TEST(Calendar, NewYorkDstDays) {
+  const Calendar cal("America/New_York");
+  const Range spring = cal.day(2026_y / date::March / 8);
+  EXPECT_EQ(spring.from_ms, 1'772'946'000'000);  // 05:00 UTC
+  EXPECT_EQ(spring.to_ms - spring.from_ms, 23 * kHourMs);
+  const Range autumn = cal.day(2026_y / date::November / 1);
+  EXPECT_EQ(autumn.from_ms, 1'793'505'600'000);  // 04:00 UTC
+  EXPECT_EQ(autumn.to_ms - autumn.from_ms, 25 * kHourMs);
+  // The local date of instants just before / after local midnight.
+  EXPECT_EQ(cal.local_date(autumn.from_ms - 1), 2026_y / date::October / 31);
+  EXPECT_EQ(cal.local_date(autumn.from_ms), 2026_y / date::November / 1);
+  // 01:30 happens twice that day; both are still November 1st.
+  EXPECT_EQ(cal.local_date(autumn.from_ms + 90 * 60 * 1000), 2026_y / date::November / 1);
+  EXPECT_EQ(cal.local_date(autumn.from_ms + 150 * 60 * 1000), 2026_y / date::November / 1);
+}
+
+TEST(Calendar, QuarterHourOffsetsStartOnBucketBoundaries) {
+  const Calendar kathmandu("Asia/Kathmandu");  // +5:45
+  const Range d = kathmandu.day(2026_y / date::November / 23);
+  EXPECT_EQ(d.from_ms, 1'795'371'300'000);  // 2026-11-22 18:15 UTC
+  EXPECT_EQ(d.from_ms % kBucketMs, 0);
+  EXPECT_EQ(d.to_ms - d.from_ms, 24 * kHourMs);
+  EXPECT_EQ(kathmandu.local_time_string(d.from_ms), "2026-11-23 00:00:00");
+
+  const Calendar chatham("Pacific/Chatham");  // +12:45 / +13:45
+  const Range dst_end = chatham.day(2026_y / date::April / 5);
+  EXPECT_EQ(dst_end.from_ms, 1'775'297'700'000);
+  EXPECT_EQ(dst_end.to_ms - dst_end.from_ms, 25 * kHourMs);
+  const Range dst_start = chatham.day(2026_y / date::September / 27);
+  EXPECT_EQ(dst_start.from_ms, 1'790'421'300'000);
+  EXPECT_EQ(dst_start.to_ms - dst_start.from_ms, 23 * kHourMs);
+  EXPECT_EQ(dst_start.from_ms % kBucketMs, 0);
+  EXPECT_EQ(dst_start.to_ms % kBucketMs, 0);
+}
+
+TEST(Calendar, MonthEndsAndYearEnd) {
+  const Calendar utc("UTC");
+  EXPECT_EQ(utc.month(2028_y / date::February).to_ms - utc.month(2028_y / date::February).from_ms,
+            29 * 24 * kHourMs);
+  EXPECT_EQ(utc.month(2026_y / date::February).to_ms - utc.month(2026_y / date::February).from_ms,
+            28 * 24 * kHourMs);
+  const Calendar chatham("Pacific/Chatham");
+  const Range dec = chatham.month(2026_y / date::December);
+  EXPECT_EQ(dec.to_ms, chatham.day(2027_y / date::January / 1).from_ms);
+  EXPECT_EQ(chatham.local_date(dec.to_ms - 1), 2026_y / date::December / 31);
+  EXPECT_EQ(chatham.local_time_string(dec.to_ms), "2027-01-01 00:00:00");
+}
+
+TEST(Calendar, SystemZoneAndUnknownZone) {
+  EXPECT_FALSE(Calendar().zone_name().empty());
+  EXPECT_THROW(Calendar("Mars/Olympus_Mons"), std::runtime_error);
+}
+
+class TotalsTest : public ::testing::Test {
+ protected:
+  TotalsTest()
+      : path_((std::filesystem::temp_directory_path() /
+               ("pb_totals_test_" + std::to_string(::getpid()) + ".db"))
+                  .string()) {
+    std::filesystem::remove(path_);
+    store_ = std::make_unique<store::Store>(path_, store::StoreOptions{.synchronous = "OFF"});
+  }
+  ~TotalsTest() override {
+    store_.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+  }
+  // 1 Wh in the bucket of each given instant.
+  void put(const std::vector<int64_t>& instants) {
+    store::EnergyUpdate u;
+    for (int64_t t : instants)
+      u.buckets.push_back({.cid = "s1", .start_ms = bucket_start(t), .energy_mwh = 1000});
+    store_->commit({}, {}, u);
+  }
+  std::string path_;
+  std::unique_ptr<store::Store> store_;
+};
+
+TEST_F(TotalsTest, DayAndMonthTotalsFollowLocalMidnight) {
+  const Calendar cal("Asia/Kathmandu");
+  const Range d = cal.day(2026_y / date::November / 23);
+  // Last bucket of the 22nd, first and last of the 23rd, first of the 24th.
+  put({d.from_ms - 1, d.from_ms, d.to_ms - 1, d.to_ms});
+  EXPECT_EQ(day_total(*store_, cal, "s1", 2026_y / date::November / 22), 1000);
+  EXPECT_EQ(day_total(*store_, cal, "s1", 2026_y / date::November / 23), 2000);
+  EXPECT_EQ(day_total(*store_, cal, "s1", 2026_y / date::November / 24), 1000);
+  EXPECT_EQ(month_total(*store_, cal, "s1", 2026_y / date::November), 4000);
+  EXPECT_EQ(all_time_total(*store_, "s1"), 4000);
+
+  const Summary s = summary(*store_, cal, "s1", d.from_ms + 5 * kHourMs);
+  EXPECT_EQ(s, (Summary{.today_mwh = 2000,
+                        .yesterday_mwh = 1000,
+                        .this_month_mwh = 4000,
+                        .last_month_mwh = 0,
+                        .all_time_mwh = 4000}));
+}
+
+TEST_F(TotalsTest, BerlinShortDayHoldsExactly23HoursOfBuckets) {
+  const Calendar cal("Europe/Berlin");
+  const Range d = cal.day(2026_y / date::March / 29);
+  std::vector<int64_t> every_bucket;
+  for (int64_t t = d.from_ms - kHourMs; t < d.to_ms + kHourMs; t += kBucketMs) every_bucket.push_back(t);
+  put(every_bucket);
+  EXPECT_EQ(day_total(*store_, cal, "s1", 2026_y / date::March / 29), 23 * 4 * 1000);
+  EXPECT_EQ(day_total(*store_, cal, "s1", 2026_y / date::March / 28), 4 * 1000);  // its last hour
+  EXPECT_EQ(month_total(*store_, cal, "s1", 2026_y / date::March), (23 + 1 + 1) * 4 * 1000);
+  EXPECT_EQ(month_total(*store_, cal, "s1", 2026_y / date::April), 0);
+}
+
+TEST_F(TotalsTest, LiveTotalsFollowCommitsAndTheDayChange) {
+  const Calendar cal("America/New_York");
+  const Range d = cal.day(2026_y / date::November / 1);
+  put({d.from_ms + kHourMs});
+  LiveTotals live(cal);
+  const int64_t now = d.from_ms + 2 * kHourMs;
+  EXPECT_EQ(live.get(*store_, "s1", now).day_mwh, 1000);
+  store::EnergyUpdate u;
+  u.buckets.push_back({.cid = "s1", .start_ms = bucket_start(now), .energy_mwh = 500});
+  store_->commit({}, {}, u);
+  live.add(u);
+  EXPECT_EQ(live.get(*store_, "s1", now).day_mwh, 1500);
+  EXPECT_EQ(live.get(*store_, "s1", now).month_mwh, 1500);
+  // Next local day: re-read, today's total starts from what is stored for it (nothing).
+  const auto& next = live.get(*store_, "s1", d.to_ms + 1);
+  EXPECT_EQ(next.day_mwh, 0);
+  EXPECT_EQ(next.month_mwh, 1500);
+}
+
+}  // namespace
+}  // namespace pb::energy

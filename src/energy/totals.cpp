@@ -1,0 +1,62 @@
+#include "energy/totals.hpp"
+
+#include <limits>
+
+namespace pb::energy {
+
+int64_t energy_between(const store::Store& store, const std::string& cid, int64_t from_ms, int64_t to_ms) {
+  return store.energy_sum(cid, from_ms, to_ms);
+}
+
+int64_t day_total(const store::Store& store, const Calendar& cal, const std::string& cid,
+                  date::year_month_day day) {
+  const Range r = cal.day(day);
+  return store.energy_sum(cid, r.from_ms, r.to_ms);
+}
+
+int64_t month_total(const store::Store& store, const Calendar& cal, const std::string& cid,
+                    date::year_month month) {
+  const Range r = cal.month(month);
+  return store.energy_sum(cid, r.from_ms, r.to_ms);
+}
+
+int64_t all_time_total(const store::Store& store, const std::string& cid) {
+  return store.energy_sum(cid, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
+}
+
+Summary summary(const store::Store& store, const Calendar& cal, const std::string& cid, int64_t now_ms) {
+  const date::year_month_day today = cal.local_date(now_ms);
+  const date::year_month this_month = today.year() / today.month();
+  Summary s;
+  s.today_mwh = day_total(store, cal, cid, today);
+  s.yesterday_mwh = day_total(store, cal, cid, date::year_month_day{date::sys_days{today} - date::days{1}});
+  s.this_month_mwh = month_total(store, cal, cid, this_month);
+  s.last_month_mwh = month_total(store, cal, cid, this_month - date::months{1});
+  s.all_time_mwh = all_time_total(store, cid);
+  return s;
+}
+
+const LiveTotals::Totals& LiveTotals::get(const store::Store& store, const std::string& cid, int64_t now_ms) {
+  auto it = cache_.find(cid);
+  if (it != cache_.end() && now_ms >= it->second.day.from_ms && now_ms < it->second.day.to_ms)
+    return it->second;
+  const date::year_month_day today = cal_.local_date(now_ms);
+  Totals t;
+  t.day = cal_.day(today);
+  t.month = cal_.month(today.year() / today.month());
+  t.day_mwh = store.energy_sum(cid, t.day.from_ms, t.day.to_ms);
+  t.month_mwh = store.energy_sum(cid, t.month.from_ms, t.month.to_ms);
+  return cache_[cid] = t;
+}
+
+void LiveTotals::add(const store::EnergyUpdate& committed) {
+  for (const store::BucketUpdate& b : committed.buckets) {
+    auto it = cache_.find(b.cid);
+    if (it == cache_.end()) continue;  // read from the store when first asked
+    Totals& t = it->second;
+    if (b.start_ms >= t.day.from_ms && b.start_ms < t.day.to_ms) t.day_mwh += b.energy_mwh;
+    if (b.start_ms >= t.month.from_ms && b.start_ms < t.month.to_ms) t.month_mwh += b.energy_mwh;
+  }
+}
+
+}  // namespace pb::energy

@@ -1,0 +1,46 @@
+// Energy totals over calendar periods, from the 15-minute buckets (never from raw readings).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "energy/calendar.hpp"
+#include "store/store.hpp"
+
+namespace pb::energy {
+
+// mWh of the buckets starting in [from_ms, to_ms) (bucket = UTC quarter-hour).
+int64_t energy_between(const store::Store& store, const std::string& cid, int64_t from_ms, int64_t to_ms);
+int64_t day_total(const store::Store& store, const Calendar& cal, const std::string& cid,
+                  date::year_month_day day);
+int64_t month_total(const store::Store& store, const Calendar& cal, const std::string& cid,
+                    date::year_month month);
+int64_t all_time_total(const store::Store& store, const std::string& cid);
+
+// What the CLI's `energy` shows, at now_ms in the calendar's zone.
+struct Summary {
+  int64_t today_mwh = 0, yesterday_mwh = 0, this_month_mwh = 0, last_month_mwh = 0, all_time_mwh = 0;
+  bool operator==(const Summary&) const = default;
+};
+Summary summary(const store::Store& store, const Calendar& cal, const std::string& cid, int64_t now_ms);
+
+// Today's and this month's energy per socket for the daemon's reports, kept in memory: read from
+// the store once per socket and local day, then advanced by the committed bucket updates.
+class LiveTotals {
+ public:
+  explicit LiveTotals(const Calendar& cal) : cal_(cal) {}
+
+  struct Totals {
+    Range day, month;
+    int64_t day_mwh = 0, month_mwh = 0;
+  };
+  const Totals& get(const store::Store& store, const std::string& cid, int64_t now_ms);
+  void add(const store::EnergyUpdate& committed);
+
+ private:
+  const Calendar& cal_;
+  std::map<std::string, Totals> cache_;
+};
+
+}  // namespace pb::energy
