@@ -2,6 +2,7 @@
 // go straight to the offending line; defaults live only in config.hpp.
 #include "config/config.hpp"
 
+#include <date/tz.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -52,7 +53,7 @@ class Parser {
 
     check_keys(root, "",
                {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report_period_s",
-                "log_level", "sockets"});
+                "log_level", "sockets", "timezone", "retention", "energy"});
 
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");
@@ -100,6 +101,30 @@ class Parser {
       cfg.log_level = kNames[static_cast<int>(parsed)];
     }
     if (const YAML::Node n = root["sockets"]) parse_sockets(n, cfg.sockets);
+    if (const YAML::Node n = root["timezone"]) {
+      cfg.timezone = get_string(n, "timezone");
+      try {
+        if (!cfg.timezone.empty()) date::locate_zone(cfg.timezone);
+      } catch (const std::exception&) {
+        fail(n, "timezone",
+             "unknown time zone '" + cfg.timezone +
+                 "'; use an IANA name such as Europe/Berlin (see /usr/share/zoneinfo), or leave "
+                 "it out for the system's zone");
+      }
+    }
+    if (const YAML::Node n = root["retention"]; n && !n.IsNull()) {
+      expect_map(n, "retention");
+      check_keys(n, "retention.", {"raw_days"});
+      if (const YAML::Node v = n["raw_days"])
+        cfg.retention.raw_days = get_int<int>(v, "retention.raw_days", 1, 36500);
+    }
+    if (const YAML::Node n = root["energy"]; n && !n.IsNull()) {
+      expect_map(n, "energy");
+      check_keys(n, "energy.", {"max_power_w"});
+      if (const YAML::Node v = n["max_power_w"]) {
+        cfg.energy.max_power_w = get_int<uint32_t>(v, "energy.max_power_w", 100, 100000);
+      }
+    }
     return cfg;
   }
 

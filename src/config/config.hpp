@@ -50,6 +50,14 @@ struct Lan {
   int handshake_timeout_s = 10;
 };
 
+struct Retention {
+  int raw_days = 35;  // raw readings older than this are pruned; 15-minute buckets are kept forever
+};
+
+struct Energy {
+  uint32_t max_power_w = 3500;  // counter increments implying more are rejected (socket rated 1 100 W)
+};
+
 struct Config {
   std::string source_file;
   std::string gateway_id;         // MQTT clientId
@@ -62,6 +70,9 @@ struct Config {
   int report_period_s = 60;       // periodic full properties/report
   std::string log_level = "info"; // debug, info, warning, error
   std::vector<SocketEntry> sockets;
+  std::string timezone;           // IANA zone for energy days/months; "" = the system's
+  Retention retention;
+  Energy energy;
 
   const SocketEntry* find_socket(std::string_view cid) const;
 };

@@ -325,5 +325,32 @@ TEST(Config, ExampleFileLoads) {
   EXPECT_EQ(c.sockets[0].limits.current_max_ma, 4000u);
 }
 
+TEST(Config, EnergyKeys) {
+  const Config d = load_string(kHead, "t.yaml");
+  EXPECT_EQ(d.timezone, "");
+  EXPECT_EQ(d.retention.raw_days, 35);
+  EXPECT_EQ(d.energy.max_power_w, 3500u);
+  const Config c = load_string(kHead +
+                                   "timezone: Asia/Kathmandu\n"
+                                   "retention: {raw_days: 7}\n"
+                                   "energy:\n"
+                                   "  max_power_w: 2000\n",
+                               "t.yaml");
+  EXPECT_EQ(c.timezone, "Asia/Kathmandu");
+  EXPECT_EQ(c.retention.raw_days, 7);
+  EXPECT_EQ(c.energy.max_power_w, 2000u);
+  EXPECT_NO_THROW(load_string(kHead + "retention:\nenergy:\n", "t.yaml"));
+}
+
+TEST(Config, EnergyKeysValidated) {
+  EXPECT_PREFIX(error_of(kHead + "timezone: Europe/Atlantis\n"), "t.yaml:5: timezone: unknown time zone");
+  EXPECT_PREFIX(error_of(kHead + "retention:\n  raw_days: 0\n"),
+                "t.yaml:6: retention.raw_days: 0 out of range");
+  EXPECT_PREFIX(error_of(kHead + "retention:\n  days: 3\n"), "t.yaml:6: retention.days: unknown key");
+  EXPECT_PREFIX(error_of(kHead + "energy:\n  max_power_w: 10\n"),
+                "t.yaml:6: energy.max_power_w: 10 out of range");
+  EXPECT_PREFIX(error_of(kHead + "energy: 5\n"), "t.yaml:5: energy: expected a mapping");
+}
+
 }  // namespace
 }  // namespace pb::config
