@@ -156,7 +156,7 @@ struct Client::State : std::enable_shared_from_this<State> {
 
   class Listener : public mqtt::iaction_listener {
    public:
-    Listener(boost::asio::io_context& io) : io_(io) {}
+    explicit Listener(boost::asio::io_context& io) : io_(io) {}
     void attach(std::weak_ptr<State> state) { state_ = std::move(state); }
     void on_success(const mqtt::token& tok) override { forward(tok, true); }
     void on_failure(const mqtt::token& tok) override { forward(tok, false); }
