@@ -1,0 +1,276 @@
+#include "control/control_server.hpp"
+
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <stdexcept>
+#include <vector>
+
+#include "common/log.hpp"
+#include "gateway/gateway.hpp"
+
+namespace pb::control {
+
+using json = nlohmann::json;
+using boost::asio::local::stream_protocol;
+
+class Server::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server* server, stream_protocol::socket sock, size_t max_line)
+      : server_(server), sock_(std::move(sock)), buf_(max_line) {}
+
+  void start() { read_next(); }
+
+  // From the server's stop(): the server is going away, never touch it again.
+  void detach() {
+    server_ = nullptr;
+    close();
+  }
+
+ private:
+  void read_next() {
+    if (closed_) return;
+    boost::asio::async_read_until(
+        sock_, buf_, '\n',
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t n) { self->on_line(ec, n); });
+  }
+
+  void on_line(const boost::system::error_code& ec, size_t n) {
+    if (closed_) return;
+    if (ec) {
+      if (ec == boost::asio::error::not_found)
+        PB_LOG(Warning, "control") << "closing a client whose request line exceeds " << buf_.max_size()
+                                   << " bytes";
+      else if (ec != boost::asio::error::eof && ec != boost::asio::error::operation_aborted)
+        PB_LOG(Debug, "control") << "client read: " << ec.message();
+      close();
+      return;
+    }
+    std::string line(boost::asio::buffers_begin(buf_.data()), boost::asio::buffers_begin(buf_.data()) + n);
+    buf_.consume(n);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (line.empty()) return read_next();
+
+    json req = json::parse(line, nullptr, false);
+    if (req.is_discarded()) {
+      send({{"ok", false}, {"error", "bad_request"}, {"message", "request is not valid JSON"}});
+      return read_next();
+    }
+    // One request at a time per client: the next line is read once this one is answered.
+    auto answered = std::make_shared<bool>(false);
+    json id = req.is_object() && req.contains("id") ? req["id"] : json();
+    std::weak_ptr<Session> weak = shared_from_this();
+    server_->handler_(req, [weak, answered, id](json response) {
+      if (*answered) return;
+      *answered = true;
+      auto self = weak.lock();
+      if (!self || self->closed_) return;
+      if (!id.is_null()) response["id"] = id;
+      self->send(response);
+      self->read_next();
+    });
+  }
+
+  void send(const json& response) {
+    out_.push_back(response.dump() + "\n");
+    if (out_.size() == 1) write_front();
+  }
+
+  void write_front() {
+    boost::asio::async_write(sock_, boost::asio::buffer(out_.front()),
+                             [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                               if (self->closed_) return;
+                               if (ec) return self->close();
+                               self->out_.pop_front();
+                               if (!self->out_.empty()) self->write_front();
+                             });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    sock_.close(ignored);
+    if (server_) {
+      Server* s = server_;
+      server_ = nullptr;
+      s->sessions_.erase(shared_from_this());
+    }
+  }
+
+  Server* server_;
+  stream_protocol::socket sock_;
+  boost::asio::streambuf buf_;
+  std::deque<std::string> out_;
+  bool closed_ = false;
+};
+
+namespace {
+
+// True if something accepts connections on `path`.
+bool someone_listens(boost::asio::io_context& io, const std::string& path) {
+  stream_protocol::socket probe(io);
+  boost::system::error_code ec;
+  probe.connect(stream_protocol::endpoint(path), ec);
+  return !ec;
+}
+
+}  // namespace
+
+Server::Server(boost::asio::io_context& io, ServerOptions opts, Handler handler)
+    : io_(io), opts_(std::move(opts)), handler_(std::move(handler)), acceptor_(io) {
+  const std::string& path = opts_.path;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      throw std::runtime_error("control socket " + path +
+                               ": exists and is not a socket; remove it or change control_socket");
+    if (someone_listens(io_, path))
+      throw std::runtime_error("control socket " + path +
+                               ": another process (a second plugbridged?) already listens there");
+    ::unlink(path.c_str());  // stale, from a daemon that did not exit cleanly
+  }
+  boost::system::error_code ec;
+  acceptor_.open(stream_protocol(), ec);
+  if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
+  if (ec)
+    throw std::runtime_error("control socket " + path + ": cannot bind: " + ec.message() +
+                             " (does the directory exist and is it writable by this user?)");
+  // Nobody can connect before listen(), so fixing the mode here leaves no window.
+  if (::chmod(path.c_str(), opts_.mode) != 0)
+    PB_LOG(Warning, "control") << "chmod " << path << ": " << std::strerror(errno);
+  if (!opts_.group.empty()) {
+    std::vector<char> scratch(4096);
+    struct group gr {};
+    struct group* found = nullptr;
+    if (::getgrnam_r(opts_.group.c_str(), &gr, scratch.data(), scratch.size(), &found) == 0 && found) {
+      if (::chown(path.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0)
+        PB_LOG(Warning, "control") << "chgrp " << opts_.group << " " << path << ": " << std::strerror(errno);
+    }
+  }
+  acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    ::unlink(path.c_str());
+    throw std::runtime_error("control socket " + path + ": listen: " + ec.message());
+  }
+  PB_LOG(Info, "control") << "control socket at " << path;
+  accept();
+}
+
+Server::~Server() {
+  stop();
+}
+
+void Server::accept() {
+  acceptor_.async_accept([this](const boost::system::error_code& ec, stream_protocol::socket sock) {
+    if (ec == boost::asio::error::operation_aborted || stopped_) return;  // `this` may be gone when aborted
+    if (!ec) {
+      if (sessions_.size() >= opts_.max_clients) {
+        PB_LOG(Warning, "control") << "refusing a client: " << sessions_.size() << " already connected";
+        boost::system::error_code ignored;
+        sock.close(ignored);
+      } else {
+        auto s = std::make_shared<Session>(this, std::move(sock), opts_.max_line);
+        sessions_.insert(s);
+        s->start();
+      }
+    } else {
+      PB_LOG(Warning, "control") << "accept: " << ec.message();
+    }
+    accept();
+  });
+}
+
+void Server::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  auto sessions = std::move(sessions_);
+  sessions_.clear();
+  for (const auto& s : sessions) s->detach();
+  ::unlink(opts_.path.c_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+json error(const std::string& code, const std::string& message) {
+  return {{"ok", false}, {"error", code}, {"message", message}};
+}
+
+json socket_json(const gateway::LiveSocket& s) {
+  json j{{"cid", s.cid}, {"name", s.name}, {"online", s.online}};
+  j["relay"] = s.relay_on ? json(*s.relay_on) : json();
+  if (s.last) {
+    const auto& r = *s.last;
+    j["reading"] = {{"ts_ms", r.ts_ms},
+                    {"meter_ok", (r.flags & pbfw::proto::kMeterOk) != 0},
+                    {"power_mw", r.power_mw},
+                    {"voltage_mv", r.voltage_mv},
+                    {"current_ua", r.current_ua},
+                    {"energy_mwh", r.energy_mwh},
+                    {"energy_epoch", r.energy_epoch}};
+  } else {
+    j["reading"] = nullptr;
+  }
+  return j;
+}
+
+std::string string_field(const json& req, const char* key) {
+  auto it = req.find(key);
+  return it != req.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+Handler gateway_handler(gateway::Gateway& gw) {
+  return [&gw](const json& req, Reply reply) {
+    if (!req.is_object()) return reply(error("bad_request", "a request is a JSON object with a \"cmd\""));
+    const std::string cmd = string_field(req, "cmd");
+    if (cmd == "status") {
+      json sockets = json::array();
+      for (const auto& s : gw.live_status()) sockets.push_back(socket_json(s));
+      return reply({{"ok", true}, {"sockets", std::move(sockets)}});
+    }
+    if (cmd != "relay" && cmd != "countdown")
+      return reply(error("bad_request", "unknown cmd '" + cmd + "'; valid: status, relay, countdown"));
+    const std::string cid = string_field(req, "cid");
+    if (cid.empty()) return reply(error("bad_request", cmd + " needs a \"cid\" string"));
+    int64_t value = 0;
+    if (cmd == "relay") {
+      const std::string state = string_field(req, "state");
+      if (state == "on")
+        value = 1;
+      else if (state == "off")
+        value = 0;
+      else if (state == "toggle")
+        value = -1;
+      else
+        return reply(error("bad_request", "relay needs \"state\": \"on\", \"off\" or \"toggle\""));
+    } else {
+      auto it = req.find("seconds");
+      if (it == req.end() || !it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 86400)
+        return reply(error("bad_request", "countdown needs \"seconds\": an integer 0..86400"));
+      value = it->get<int64_t>();
+    }
+    gw.local_command(cid, cmd, value, [reply, cid](gateway::LocalResult r) {
+      bool ok = r.status == gateway::LocalResult::Status::Confirmed;
+      json j{{"ok", ok}, {"cid", cid}};
+      if (r.relay_on) j["relay"] = *r.relay_on;
+      if (!ok) j["error"] = gateway::to_string(r.status);
+      j["message"] = r.why;
+      reply(std::move(j));
+    });
+  };
+}
+
+}  // namespace pb::control
