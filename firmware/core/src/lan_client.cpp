@@ -208,9 +208,87 @@ bool LanClient::send_command_result(const proto::CommandResult& r) {
   return send_msg(m, now_ms_);
 }
 
+namespace {
+
+uint16_t weight_of(const Record& r) {
+  return r.weight == 0 ? 1 : r.weight;
+}
+
+// Weighted mean of one quantity; a value the meter marked invalid does not count.
+uint32_t merge_value(uint32_t older, uint32_t newer, uint32_t w_old, uint32_t w_new, bool old_ok,
+                     bool new_ok) {
+  if (old_ok && new_ok) {
+    return static_cast<uint32_t>(
+        (static_cast<uint64_t>(older) * w_old + static_cast<uint64_t>(newer) * w_new + (w_old + w_new) / 2) /
+        (w_old + w_new));
+  }
+  return old_ok ? older : newer;
+}
+
+}  // namespace
+
+bool LanClient::coarsen() {
+  // Candidates: adjacent readings of the same energy epoch that are not in flight. A merge must not
+  // make a reading coarser than its older neighbour, so the weights never increase from old to new;
+  // among those, the lightest pair goes first, the oldest among equals. The result is a binary-counter
+  // like spread: resolution halves step by step towards the old end and recent readings stay fine.
+  size_t best = count_;
+  uint32_t best_weight = UINT32_MAX;
+  for (size_t i = sent_; i + 1 < count_; ++i) {
+    const Record& a = at(i);
+    const Record& b = at(i + 1);
+    if (a.type != proto::MsgType::Reading || b.type != proto::MsgType::Reading) continue;
+    if (a.reading.energy_epoch != b.reading.energy_epoch) continue;  // a wrap or reset lies between
+    const uint32_t w = uint32_t{weight_of(a)} + weight_of(b);
+    if (i > sent_) {
+      const Record& left = at(i - 1);
+      if (left.type == proto::MsgType::Reading && left.reading.energy_epoch == a.reading.energy_epoch &&
+          weight_of(left) < w) {
+        continue;
+      }
+    }
+    if (w < best_weight) {
+      best_weight = w;
+      best = i;
+    }
+  }
+  if (best == count_) return false;
+
+  // The newer reading survives with its seq, time and cumulative energy (so no energy is lost); the
+  // instantaneous values become the weighted mean over both.
+  const Record& a = at(best);
+  Record& b = at(best + 1);
+  const uint32_t wa = weight_of(a);
+  const uint32_t wb = weight_of(b);
+  proto::Reading& r = b.reading;
+  const proto::Reading& o = a.reading;
+  const auto valid = [](const proto::Reading& x, uint8_t bit) { return (x.flags & bit) != 0; };
+  const bool v_old = valid(o, proto::kVoltageValid), v_new = valid(r, proto::kVoltageValid);
+  const bool c_old = valid(o, proto::kCurrentValid), c_new = valid(r, proto::kCurrentValid);
+  const bool p_old = valid(o, proto::kPowerValid), p_new = valid(r, proto::kPowerValid);
+  r.voltage_mv = merge_value(o.voltage_mv, r.voltage_mv, wa, wb, v_old, v_new);
+  r.current_ua = merge_value(o.current_ua, r.current_ua, wa, wb, c_old, c_new);
+  r.power_mw = merge_value(o.power_mw, r.power_mw, wa, wb, p_old, p_new);
+  r.apparent_mva = merge_value(o.apparent_mva, r.apparent_mva, wa, wb, p_old, p_new);
+  r.power_factor_e4 =
+      static_cast<uint16_t>(merge_value(o.power_factor_e4, r.power_factor_e4, wa, wb, p_old, p_new));
+  r.flags |=
+      static_cast<uint8_t>(o.flags & (proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid));
+  b.weight = static_cast<uint16_t>(wa + wb > UINT16_MAX ? UINT16_MAX : wa + wb);
+  remove_at(best);
+  ++coarsened_readings_;
+  return true;
+}
+
 void LanClient::push(const Record& rec) {
+  if (count_ == capacity_ && coarsen()) {
+    at(count_) = rec;
+    ++count_;
+    return;
+  }
   if (count_ == capacity_) {
-    // Full: drop the oldest reading (the new one counts as a candidate), else the oldest event.
+    // Full and nothing to coarsen: drop the oldest reading (the new one counts as a candidate), else the
+    // oldest event.
     size_t victim = count_;
     for (size_t i = 0; i < count_; ++i) {
       if (at(i).type == proto::MsgType::Reading) {

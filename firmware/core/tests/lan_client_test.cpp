@@ -271,22 +271,106 @@ TEST_F(LanClientTest, HelloAckAheadOfLocalSeqMovesSeqForward) {
   EXPECT_EQ(client_->add_reading(reading(0), 20), 41u);
 }
 
-TEST_F(LanClientTest, BufferFullDropsOldestReadingKeepsEvents) {
+TEST_F(LanClientTest, BufferFullCoarsensThenDropsOldestReadingKeepsEvents) {
   make(4);
   client_->add_event(proto::EventType::RelayChanged, proto::Cause::Button, 1, 0);        // 1
   client_->add_reading(reading(2), 0);                                                   // 2
   client_->add_reading(reading(3), 0);                                                   // 3
   client_->add_event(proto::EventType::OverCurrent, proto::Cause::Protection, 5100, 0);  // 4
   EXPECT_EQ(client_->dropped(), 0u);
-  client_->add_reading(reading(5), 0);  // drops reading 2
+  client_->add_reading(reading(5), 0);  // reading 2 merged into 3
+  EXPECT_EQ(client_->dropped(), 0u);
+  EXPECT_EQ(client_->coarsened(), 1u);
+  // E1 R3 E4 R5: no two readings are adjacent, so the oldest reading goes.
+  client_->add_event(proto::EventType::MeterLost, proto::Cause::Unknown, 0, 0);
   EXPECT_EQ(client_->dropped(), 1u);
-  client_->add_event(proto::EventType::MeterLost, proto::Cause::Unknown, 0, 0);  // drops reading 3
-  EXPECT_EQ(client_->dropped(), 2u);
   EXPECT_EQ(client_->unacked(), 4u);
 
   bring_up(0);
   EXPECT_EQ(record_seqs(transport_.take()), (std::vector<uint32_t>{1, 4, 5, 6}));
   EXPECT_EQ(client_->dropped_events(), 0u);
+}
+
+proto::Reading metered(uint32_t i, uint16_t epoch = 0) {
+  proto::Reading r = reading(i * 1000);
+  r.flags |= proto::kVoltageValid;
+  r.voltage_mv = 230000 + i;
+  r.energy_mwh = 1000ull * i * i;  // cumulative, strictly increasing
+  r.energy_epoch = epoch;
+  return r;
+}
+
+TEST_F(LanClientTest, OfflineReadingsAreCoarsenedOldestFirstAndKeepEnergy) {
+  make(8);
+  const uint32_t n = 100;
+  for (uint32_t i = 1; i <= n; ++i) client_->add_reading(metered(i), i * 1000ull);
+  EXPECT_EQ(client_->unacked(), 8u);
+  EXPECT_EQ(client_->dropped(), 0u);
+  EXPECT_EQ(client_->coarsened(), n - 8);
+
+  bring_up(200000);
+  const auto msgs = transport_.take();
+  ASSERT_EQ(msgs.size(), 8u);
+  // Each surviving reading stands for the readings since the previous one: its power is their mean,
+  // its energy the counter at its own (newest) sample.
+  uint32_t prev = 0;
+  uint32_t prev_span = UINT32_MAX;
+  for (const auto& m : msgs) {
+    ASSERT_EQ(m.type, proto::MsgType::Reading);
+    const proto::Reading& r = m.reading;
+    const uint32_t span = r.seq - prev;
+    double mean_power = 0, mean_volts = 0;
+    for (uint32_t i = prev + 1; i <= r.seq; ++i) {
+      mean_power += i * 1000.0 / span;
+      mean_volts += (230000.0 + i) / span;
+    }
+    EXPECT_NEAR(r.power_mw, mean_power, span) << r.seq;  // rounding per merge
+    EXPECT_NEAR(r.voltage_mv, mean_volts, span) << r.seq;
+    EXPECT_EQ(r.energy_mwh, 1000ull * r.seq * r.seq);
+    EXPECT_EQ(r.age_ms, 200000 - r.seq * 1000ull);
+    EXPECT_LE(span, prev_span) << "older records must be at least as coarse";
+    prev_span = span;
+    prev = r.seq;
+  }
+  EXPECT_EQ(prev, n);  // the newest reading, and so the energy total, survives
+  EXPECT_EQ(msgs.back().reading.power_mw, n * 1000);
+}
+
+TEST_F(LanClientTest, CoarseningNeverMergesAcrossAnEnergyEpoch) {
+  make(4);
+  client_->add_reading(metered(1), 0);
+  client_->add_reading(metered(2), 0);  // last reading before a factory reset
+  client_->add_reading(metered(1, 1), 0);
+  client_->add_reading(metered(2, 1), 0);
+  client_->add_reading(metered(3, 1), 0);  // merges 1+2 (lightest, oldest)
+  client_->add_reading(metered(4, 1), 0);  // epoch-1 pair 3+4 is next: the epoch boundary stays
+  bring_up(0);
+  const auto msgs = transport_.take();
+  ASSERT_EQ(msgs.size(), 4u);
+  EXPECT_EQ(msgs[0].reading.energy_epoch, 0u);
+  EXPECT_EQ(msgs[0].reading.energy_mwh, 4000u);  // epoch 0 total kept
+  EXPECT_EQ(msgs[1].reading.energy_epoch, 1u);
+  EXPECT_EQ(msgs.back().reading.energy_mwh, 16000u);
+  EXPECT_EQ(client_->coarsened(), 2u);
+  EXPECT_EQ(client_->dropped(), 0u);
+}
+
+TEST_F(LanClientTest, CoarseningLeavesInFlightRecordsAlone) {
+  make(4);
+  bring_up(0);
+  transport_.refuse = false;
+  client_->add_reading(metered(1), 0);  // 1, 2 in flight
+  client_->add_reading(metered(2), 0);
+  transport_.refuse = true;  // the link stalls: 3, 4, 5 stay queued
+  client_->add_reading(metered(3), 0);
+  client_->add_reading(metered(4), 0);
+  client_->add_reading(metered(5), 0);  // merges 3 into 4, not the in-flight 1+2
+  EXPECT_EQ(client_->coarsened(), 1u);
+  EXPECT_EQ(client_->in_flight(), 2u);
+  transport_.refuse = false;
+  transport_.take();
+  feed(ack(2), 1);
+  EXPECT_EQ(record_seqs(transport_.take()), (std::vector<uint32_t>{4, 5}));
 }
 
 TEST_F(LanClientTest, BufferFullOfEventsDropsOldestEventOrNewReading) {

@@ -54,6 +54,7 @@ struct Record {
     proto::Event event;
   };
   uint64_t sampled_at_ms;
+  uint16_t weight;  // readings merged into this one by coarsening (0 means 1)
 
   uint32_t seq() const { return type == proto::MsgType::Reading ? reading.seq : event.seq; }
 };
@@ -77,9 +78,12 @@ class LanClient {
 
   bool connected() const { return state_ != State::Disconnected; }
   bool session_up() const { return state_ == State::Up; }
-  size_t unacked() const { return count_; }               // records held
-  size_t in_flight() const { return sent_; }              // records sent in this session and not yet acked
-  uint32_t dropped() const { return dropped_readings_; }  // readings dropped because the buffer was full
+  size_t unacked() const { return count_; }   // records held
+  size_t in_flight() const { return sent_; }  // records sent in this session and not yet acked
+  // Buffer full: readings merged into their neighbour (energy kept), and readings dropped when no
+  // neighbour could take them (only events or in-flight records around).
+  uint32_t coarsened() const { return coarsened_readings_; }
+  uint32_t dropped() const { return dropped_readings_; }
   uint32_t dropped_events() const { return dropped_events_; }
   uint32_t last_acked_seq() const { return last_acked_seq_; }
   uint32_t next_seq() const { return next_seq_; }
@@ -92,6 +96,7 @@ class LanClient {
   Record& at(size_t i) { return storage_[(head_ + i) % capacity_]; }
   void push(const Record& r);
   void remove_at(size_t i);
+  bool coarsen();  // merges the lightest pair of adjacent older readings; false if none
   void release_up_to(uint32_t seq);
   void pump(uint64_t now_ms);
   bool send_msg(const proto::Message& m, uint64_t now_ms);
@@ -111,6 +116,7 @@ class LanClient {
   size_t sent_ = 0;  // records [0, sent_) of the buffer were sent in this session
   uint32_t next_seq_ = 1;
   uint32_t last_acked_seq_ = 0;
+  uint32_t coarsened_readings_ = 0;
   uint32_t dropped_readings_ = 0;
   uint32_t dropped_events_ = 0;
 
