@@ -230,8 +230,8 @@ uint32_t merge_value(uint32_t older, uint32_t newer, uint32_t w_old, uint32_t w_
 bool LanClient::coarsen() {
   // Candidates: adjacent readings of the same energy epoch that are not in flight. A merge must not
   // make a reading coarser than its older neighbour, so the weights never increase from old to new;
-  // among those, the lightest pair goes first, the oldest among equals. The result is a binary-counter
-  // like spread: resolution halves step by step towards the old end and recent readings stay fine.
+  // among those, the lightest pair goes first, the oldest among equals. Older readings are never finer
+  // than newer ones and the spans even out as an outage grows (see docs/lan-protocol.md, Durability).
   size_t best = count_;
   uint32_t best_weight = UINT32_MAX;
   for (size_t i = sent_; i + 1 < count_; ++i) {

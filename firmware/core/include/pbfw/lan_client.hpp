@@ -96,7 +96,7 @@ class LanClient {
   Record& at(size_t i) { return storage_[(head_ + i) % capacity_]; }
   void push(const Record& r);
   void remove_at(size_t i);
-  bool coarsen();  // merges the lightest pair of adjacent older readings; false if none
+  bool coarsen();  // merges the lightest allowed pair of adjacent unsent readings; false if none
   void release_up_to(uint32_t seq);
   void pump(uint64_t now_ms);
   bool send_msg(const proto::Message& m, uint64_t now_ms);
