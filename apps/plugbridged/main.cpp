@@ -10,6 +10,7 @@
 
 #include "common/log.hpp"
 #include "config/config.hpp"
+#include "control/control_server.hpp"
 #include "gateway/gateway.hpp"
 #include "store/store.hpp"
 #include "uplink/uplink.hpp"
@@ -94,11 +95,23 @@ int main(int argc, char** argv) {
     gw = std::make_unique<pb::gateway::Gateway>(io, cfg, store, adapter.get());
     gw->start();
     if (uplink) uplink->start();
+    // A convenience for the CLI: without it the daemon still bridges, so a failure is not fatal.
+    std::unique_ptr<pb::control::Server> control;
+    if (!cfg.control_socket.empty()) {
+      pb::control::ServerOptions co;
+      co.path = cfg.control_socket;
+      try {
+        control = std::make_unique<pb::control::Server>(io, co, pb::control::gateway_handler(*gw));
+      } catch (const std::exception& ex) {
+        PB_LOG(Error, "main") << ex.what() << "; the plugbridge CLI cannot reach this daemon";
+      }
+    }
 
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     boost::asio::steady_timer shutdown_deadline(io);
     bool stopping = false;
     auto stop_loop = [&] {
+      if (control) control->stop();
       if (uplink)
         uplink->stop([&] { io.stop(); });
       else
