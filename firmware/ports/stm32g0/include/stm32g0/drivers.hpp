@@ -51,14 +51,14 @@ inline bool pin_read(Pin p) {
 class Usart {
  public:
   static constexpr uint32_t kRxRing = 256;
-  explicit Usart(uint32_t base) : base_(base) {}
+  explicit Usart(uintptr_t base) : base_(base) {}
   void init(uint32_t brr, UartFormat format, bool rx, bool tx);  // clocks and pins are the caller's job
   void write(const uint8_t* data, size_t len);                   // blocks until the data is in the shifter
   void on_irq();                                                 // call from the USART's interrupt handler
   SpscRing<RxByte, kRxRing>& rx() { return rx_; }
 
  private:
-  uint32_t base_;
+  uintptr_t base_;
   SpscRing<RxByte, kRxRing> rx_;
 };
 

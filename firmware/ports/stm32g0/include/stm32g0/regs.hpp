@@ -97,7 +97,8 @@ inline constexpr unsigned kUsart1 = 27, kUsart2 = 28;
 inline constexpr unsigned kCount = 32;
 }  // namespace irq
 
-inline volatile uint32_t& reg(uint32_t base, uint32_t offset) {
+// uintptr_t so host tests can point a driver at a fake register block in ordinary memory.
+inline volatile uint32_t& reg(uintptr_t base, uint32_t offset) {
   return *reinterpret_cast<volatile uint32_t*>(base + offset);
 }
 
