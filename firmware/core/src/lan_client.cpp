@@ -24,7 +24,7 @@ void copy_field(char (&dst)[N], const char* src) {
 }
 
 bool valid_event(proto::EventType t, proto::Cause c) {
-  return t >= proto::EventType::RelayChanged && t <= proto::EventType::OverPower &&
+  return t >= proto::EventType::RelayChanged && t <= proto::EventType::FactoryReset &&
          c <= proto::Cause::PowerOn;
 }
 
