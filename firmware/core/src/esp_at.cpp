@@ -116,6 +116,7 @@ bool EspAt::send(const uint8_t* data, size_t len) {
   if (!link_up_ || data == nullptr || len == 0 || len > kTxRing - tx_len_) return false;
   for (size_t i = 0; i < len; ++i) tx_[(tx_head_ + tx_len_ + i) % kTxRing] = data[i];
   tx_len_ += len;
+  if (cur_ == Cmd::None) advance();  // start the CIPSEND now rather than at the next tick
   return true;
 }
 

@@ -77,7 +77,8 @@ class EspAt final : public LanTransport {
   void start_smartconfig(uint64_t now_ms);
 
   // pbfw::LanTransport
-  bool send(const uint8_t* data, size_t len) override;  // queued; false if no link or no room
+  // Queued (the AT+CIPSEND starts at once when the modem is idle); false if no link or no room.
+  bool send(const uint8_t* data, size_t len) override;
   void close() override;  // drops the link now (on_link_down comes from the next tick), reconnects
 
   Phase phase() const { return phase_; }
