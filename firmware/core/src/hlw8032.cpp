@@ -92,6 +92,11 @@ Hlw8032Reject Hlw8032Decoder::decode_frame(const uint8_t* f, uint32_t kv_e6, uin
     s.power_factor_e4 = pf > U128(10000u) ? 10000 : static_cast<uint16_t>(pf.lo);
   }
   s.power_param = pp;
+  s.voltage_param = vp;
+  s.voltage_reg = s.voltage_overflow ? 0 : v;
+  s.current_param = ip;
+  s.current_reg = s.current_overflow ? 0 : i;
+  s.power_reg = s.power_overflow ? 0 : p;
   s.data_update = f[20];
   s.pf_wrap_bit = (f[20] & kPfWrapBit) != 0;
   s.pf_count = static_cast<uint16_t>((f[21] << 8) | f[22]);

@@ -1,11 +1,21 @@
 #include <pbfw/socket_core.hpp>
 
+#include "wide_math.hpp"
+
 namespace pbfw {
 
 namespace {
 constexpr uint32_t kLedMediumFromMw = 300'000;
 constexpr uint32_t kLedHighFromMw = 500'000;
 constexpr uint32_t kLedVeryHighFromMw = 800'000;
+
+bool in_range(int32_t v, uint32_t lo, uint32_t hi) {
+  return v >= 0 && static_cast<uint32_t>(v) >= lo && static_cast<uint32_t>(v) <= hi;
+}
+
+bool calibration_ok(uint64_t e6) {
+  return e6 >= SocketCore::kMinCalibrationE6 && e6 <= SocketCore::kMaxCalibrationE6;
+}
 }  // namespace
 
 SocketCore::SocketCore(Hal& hal, Storage& storage, LanTransport& transport, const SocketConfig& cfg,
@@ -16,9 +26,21 @@ SocketCore::SocketCore(Hal& hal, Storage& storage, LanTransport& transport, cons
       cfg_(cfg),
       records_(records),
       capacity_(capacity),
-      meter_(cfg.kv_e6, cfg.ki_e6),
-      current_limit_ma_(cfg.current_limit_ma) {
+      meter_(cfg.kv_e6, cfg.ki_e6) {
   if (cfg_.reading_interval_ms == 0) cfg_.reading_interval_ms = 1;
+  load_defaults();
+}
+
+void SocketCore::load_defaults() {
+  state_.has_settings = 1;
+  state_.current_limit_ma = cfg_.current_limit_ma;
+  state_.over_current_duration_ms = cfg_.over_current_duration_ms;
+  state_.power_limit_w = cfg_.power_limit_w;
+  state_.voltage_max_v = cfg_.voltage_max_v;
+  state_.voltage_min_v = cfg_.voltage_min_v;
+  state_.kv_e6 = cfg_.kv_e6;
+  state_.ki_e6 = cfg_.ki_e6;
+  meter_.set_calibration(state_.kv_e6, state_.ki_e6);
 }
 
 void SocketCore::boot() {
@@ -29,11 +51,25 @@ void SocketCore::boot() {
 
   PersistentState loaded{};
   if (!storage_.load(loaded)) loaded = PersistentState{};
+  const PersistentState defaults = state_;
   state_ = loaded;
   ++state_.boot_counter;
   if (state_.boot_counter == 0) state_.boot_counter = 1;  // 0 is never a valid boot
+  if (state_.has_settings == 0 || !calibration_ok(state_.kv_e6) || !calibration_ok(state_.ki_e6)) {
+    // Nothing stored yet (or an older storage format): the configured defaults.
+    state_.has_settings = 1;
+    state_.current_limit_ma = defaults.current_limit_ma;
+    state_.over_current_duration_ms = defaults.over_current_duration_ms;
+    state_.power_limit_w = defaults.power_limit_w;
+    state_.voltage_max_v = defaults.voltage_max_v;
+    state_.voltage_min_v = defaults.voltage_min_v;
+    state_.kv_e6 = defaults.kv_e6;
+    state_.ki_e6 = defaults.ki_e6;
+  }
+  meter_.set_calibration(state_.kv_e6, state_.ki_e6);
   energy_.restore(state_.energy_mwh, state_.energy_epoch);
   relay_on_ = state_.relay_on != 0;
+  if (state_.tripped != 0) relay_on_ = false;  // a tripped load stays off across a power cut
   // Save before anything is sent: a second boot must never reuse this boot counter.
   persist(now);
 
@@ -59,12 +95,42 @@ void SocketCore::on_frame(uint64_t now) {
   }
   meter_state_ = MeterState::Ok;
   const MeterSample& s = meter_.sample();
+  // Protection first: the relay opens in this very call, before any bookkeeping.
+  check_protection(s, now);
   energy_.on_frame(s.pf_count, s.pf_wrap_bit, s.power_param, meter_.kv_e6(), meter_.ki_e6());
-
-  if (relay_on_ && uint64_t{s.current_ua} > uint64_t{current_limit_ma_} * 1000u) {
-    apply_relay(false, proto::Cause::Protection, now, static_cast<int32_t>((s.current_ua + 500u) / 1000u));
-  }
   update_led();
+}
+
+void SocketCore::check_protection(const MeterSample& s, uint64_t now) {
+  if (!relay_on_) {
+    for (uint64_t& since : exceeded_since_) since = kNever;
+    return;
+  }
+  const bool voltage_known = !s.voltage_overflow;  // overflow = ~0 V: a glitch, the MCU runs on mains
+  const TripInfo checks[4] = {
+      {Trip::OverCurrent, proto::EventType::OverCurrent, static_cast<int32_t>((s.current_ua + 500u) / 1000u)},
+      {Trip::OverPower, proto::EventType::OverPower, static_cast<int32_t>((s.power_mw + 500u) / 1000u)},
+      {Trip::OverVoltage, proto::EventType::OverVoltage, static_cast<int32_t>(s.voltage_mv)},
+      {Trip::UnderVoltage, proto::EventType::UnderVoltage, static_cast<int32_t>(s.voltage_mv)},
+  };
+  const bool exceeded[4] = {
+      uint64_t{s.current_ua} > uint64_t{state_.current_limit_ma} * 1000u,
+      state_.power_limit_w != 0 && uint64_t{s.power_mw} > uint64_t{state_.power_limit_w} * 1000u,
+      state_.voltage_max_v != 0 && voltage_known && s.voltage_mv > uint32_t{state_.voltage_max_v} * 1000u,
+      state_.voltage_min_v != 0 && voltage_known && s.voltage_mv < uint32_t{state_.voltage_min_v} * 1000u,
+  };
+  for (size_t k = 0; k < 4; ++k) {
+    if (!exceeded[k]) {
+      exceeded_since_[k] = kNever;
+      continue;
+    }
+    if (exceeded_since_[k] == kNever) exceeded_since_[k] = now;
+    if (now - exceeded_since_[k] >= state_.over_current_duration_ms) {
+      apply_relay(false, proto::Cause::Protection, now, &checks[k]);
+      for (uint64_t& since : exceeded_since_) since = kNever;
+      return;
+    }
+  }
 }
 
 bool SocketCore::meter_fresh(uint64_t now) const {
@@ -75,9 +141,17 @@ proto::Reading SocketCore::current_reading() const {
   return reading_at(hal_.now_ms());
 }
 
+uint32_t SocketCore::countdown_remaining_s() const {
+  if (!countdown_active_) return 0;
+  const uint64_t now = hal_.now_ms();
+  if (now >= countdown_end_ms_) return 0;
+  return static_cast<uint32_t>((countdown_end_ms_ - now + 999) / 1000);  // 0 only when it ran out
+}
+
 proto::Reading SocketCore::reading_at(uint64_t now) const {
   proto::Reading r{};
   r.flags = relay_on_ ? proto::kRelayOn : 0;
+  if (state_.tripped != 0) r.flags |= proto::kTripped;
   if (meter_fresh(now)) {
     // Overflowed quantities are real near-zero measurements, so they stay flagged valid.
     r.flags |= proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid;
@@ -91,6 +165,10 @@ proto::Reading SocketCore::reading_at(uint64_t now) const {
   // The energy counter is persisted state, not a live measurement: always reported.
   r.energy_mwh = energy_.energy_mwh();
   r.energy_epoch = energy_.epoch();
+  if (countdown_active_ && countdown_end_ms_ > now) {
+    r.countdown_s = static_cast<uint32_t>((countdown_end_ms_ - now + 999) / 1000);
+  }
+  r.switch_count = state_.switch_count;
   return r;
 }
 
@@ -104,10 +182,12 @@ void SocketCore::on_transport_connected() {
 
 void SocketCore::on_transport_disconnected() {
   if (lan_) lan_->on_disconnected();
+  if (booted_) update_led();
 }
 
 void SocketCore::on_transport_bytes(const uint8_t* d, size_t n) {
   if (lan_) lan_->on_bytes(d, n, hal_.now_ms());
+  if (booted_) update_led();  // the session may have come up
 }
 
 void SocketCore::tick() {
@@ -120,8 +200,16 @@ void SocketCore::tick() {
   if (meter_state_ != MeterState::Lost && now - last_seen >= cfg_.meter_timeout_ms) {
     meter_state_ = MeterState::Lost;
     lan_->add_event(proto::EventType::MeterLost, proto::Cause::Unknown, 0, now);
-    update_led();
   }
+
+  sample_button(now);
+
+  if (countdown_active_ && now >= countdown_end_ms_) {
+    countdown_active_ = false;
+    apply_relay(!relay_on_, proto::Cause::Countdown, now);
+  }
+  if (provisioning_ && now >= provisioning_until_ms_) stop_provisioning();
+  if (reset_flashing_ && now >= reset_flash_until_ms_) reset_flashing_ = false;
 
   if (now >= next_reading_ms_) {
     send_reading(now);
@@ -134,6 +222,63 @@ void SocketCore::tick() {
   if (energy_changed && now - last_persist_ms_ >= cfg_.persist_interval_ms) persist(now);
 
   flush_results();
+  update_led();
+}
+
+void SocketCore::sample_button(uint64_t now) {
+  if (button_raw_ != button_sampled_) {
+    button_sampled_ = button_raw_;
+    button_edge_ms_ = now;
+  }
+  if (button_sampled_ != button_stable_ && now - button_edge_ms_ >= cfg_.button_debounce_ms) {
+    button_stable_ = button_sampled_;
+    if (button_stable_) {
+      button_down_ms_ = button_edge_ms_;
+      button_hold_fired_ = false;
+    } else {
+      on_button_released(button_edge_ms_ - button_down_ms_);
+    }
+  }
+  if (button_stable_ && !button_hold_fired_ && now - button_down_ms_ >= cfg_.reset_hold_ms) {
+    button_hold_fired_ = true;  // the release that follows does nothing more
+    factory_reset();
+  }
+}
+
+void SocketCore::on_button_released(uint64_t held_ms) {
+  if (button_hold_fired_) return;
+  if (held_ms >= cfg_.provisioning_hold_ms) {
+    start_provisioning();
+  } else {
+    button_click();
+  }
+}
+
+void SocketCore::start_provisioning() {
+  if (!booted_) return;
+  provisioning_ = true;
+  provisioning_until_ms_ = hal_.now_ms() + cfg_.provisioning_timeout_ms;
+  hal_.start_provisioning();
+  if (observer_ != nullptr) observer_->on_provisioning(true);
+  update_led();
+}
+
+void SocketCore::provisioning_done() {
+  if (provisioning_) stop_provisioning();
+}
+
+void SocketCore::stop_provisioning() {
+  provisioning_ = false;
+  hal_.stop_provisioning();
+  if (observer_ != nullptr) observer_->on_provisioning(false);
+  update_led();
+}
+
+bool SocketCore::set_countdown(uint32_t seconds) {
+  if (!booted_ || seconds > kMaxCountdownS) return false;
+  countdown_active_ = seconds != 0;
+  countdown_end_ms_ = hal_.now_ms() + uint64_t{seconds} * 1000u;
+  return true;
 }
 
 void SocketCore::button_click() {
@@ -145,15 +290,21 @@ void SocketCore::set_relay(bool on, proto::Cause cause) {
   apply_relay(on, cause, hal_.now_ms());
 }
 
-void SocketCore::apply_relay(bool on, proto::Cause cause, uint64_t now, int32_t trip_ma) {
+void SocketCore::apply_relay(bool on, proto::Cause cause, uint64_t now, const TripInfo* trip) {
   relay_on_ = on;
   hal_.set_relay(on);  // first: protection must cut the load before any bookkeeping
-  if (trip_ma >= 0) {
-    tripped_ = true;
-    lan_->add_event(proto::EventType::OverCurrent, proto::Cause::Protection, trip_ma, now);
-    if (observer_ != nullptr) observer_->on_over_current(static_cast<uint32_t>(trip_ma));
+  ++state_.switch_count;
+  if (cause != proto::Cause::Countdown) countdown_active_ = false;
+  if (trip != nullptr) {
+    state_.tripped = 1;
+    last_trip_ = trip->trip;
+    lan_->add_event(trip->event, proto::Cause::Protection, trip->value, now);
+    if (observer_ != nullptr) {
+      if (trip->trip == Trip::OverCurrent) observer_->on_over_current(static_cast<uint32_t>(trip->value));
+      observer_->on_trip(trip->event, trip->value);
+    }
   } else if (on) {
-    tripped_ = false;  // switched on again: back to normal
+    state_.tripped = 0;  // switched on again: back to normal
   }
   lan_->add_event(proto::EventType::RelayChanged, cause, on ? 1 : 0, now);
   if (observer_ != nullptr) observer_->on_relay_changed(on, cause);
@@ -164,14 +315,20 @@ void SocketCore::apply_relay(bool on, proto::Cause cause, uint64_t now, int32_t 
 void SocketCore::factory_reset() {
   if (!booted_) return;
   const uint64_t now = hal_.now_ms();
+  if (relay_on_) apply_relay(false, proto::Cause::Button, now);
   energy_.factory_reset();
-  tripped_ = false;
-  if (relay_on_) {
-    apply_relay(false, proto::Cause::Button, now);  // persists too
-  } else {
-    persist(now);
-    update_led();
-  }
+  load_defaults();
+  state_.switch_count = 0;
+  state_.tripped = 0;
+  last_trip_ = Trip::None;
+  countdown_active_ = false;
+  if (provisioning_) stop_provisioning();
+  reset_flashing_ = true;
+  reset_flash_until_ms_ = now + cfg_.reset_flash_ms;
+  persist(now);
+  lan_->add_event(proto::EventType::FactoryReset, proto::Cause::Button, energy_.epoch(), now);
+  if (observer_ != nullptr) observer_->on_factory_reset();
+  update_led();
 }
 
 void SocketCore::persist(uint64_t now) {
@@ -182,48 +339,143 @@ void SocketCore::persist(uint64_t now) {
   last_persist_ms_ = now;
 }
 
-void SocketCore::update_led() {
-  LedColor c = kLedStandby;
-  if (relay_on_) {
-    const uint32_t mw = meter_fresh(hal_.now_ms()) ? meter_.sample().power_mw : 0;
-    c = mw >= kLedVeryHighFromMw ? kLedVeryHigh
-        : mw >= kLedHighFromMw   ? kLedHigh
-        : mw >= kLedMediumFromMw ? kLedMedium
-                                 : kLedLow;
-  } else if (tripped_) {
-    c = kLedOverCurrent;
+LedPattern SocketCore::led_pattern() const {
+  if (reset_flashing_) return {LedMode::Flashing, kLedReset};
+  if (provisioning_) return {LedMode::Flashing, kLedConnecting};
+  if (state_.tripped != 0 && !relay_on_) return {LedMode::Flashing, kLedOverCurrent};
+  if (cfg_.led_shows_connecting && lan_ && !lan_->session_up()) return {LedMode::Flashing, kLedConnecting};
+  if (!relay_on_) return {LedMode::Steady, kLedStandby};
+  const uint32_t mw = meter_fresh(hal_.now_ms()) ? meter_.sample().power_mw : 0;
+  const LedColor c = mw >= kLedVeryHighFromMw ? kLedVeryHigh
+                     : mw >= kLedHighFromMw   ? kLedHigh
+                     : mw >= kLedMediumFromMw ? kLedMedium
+                                              : kLedLow;
+  return {LedMode::Breathing, c};
+}
+
+LedColor SocketCore::led_output(const LedPattern& p, uint64_t t) {
+  switch (p.mode) {
+    case LedMode::Steady:
+      return p.color;
+    case LedMode::Flashing:
+      return t % kFlashPeriodMs < kFlashPeriodMs / 2 ? p.color : LedColor{0, 0, 0};
+    case LedMode::Breathing: {
+      // Triangle 0..1024..0 over the period, through smoothstep (3x^2 - 2x^3): no kinks at the ends.
+      constexpr uint32_t kHalf = kBreathingPeriodMs / 2;
+      const auto phase = static_cast<uint32_t>(t % kBreathingPeriodMs);
+      const uint32_t x = (phase < kHalf ? phase : kBreathingPeriodMs - phase) * 1024u / kHalf;
+      const uint32_t smooth = x * x / 1024u * (3u * 1024u - 2u * x) / 1024u;  // 0..1024
+      const uint32_t level = kBreathingMinLevel + (255u - kBreathingMinLevel) * smooth / 1024u;
+      auto scale = [level](uint8_t c) { return static_cast<uint8_t>(c * level / 255u); };
+      return {scale(p.color.r), scale(p.color.g), scale(p.color.b)};
+    }
   }
+  return p.color;
+}
+
+void SocketCore::update_led() {
+  const LedColor c = led_output(led_pattern(), hal_.now_ms());
   if (led_set_ && c == led_) return;
   led_ = c;
   led_set_ = true;
   hal_.set_led(c.r, c.g, c.b);
 }
 
-void SocketCore::on_command(const proto::Command& cmd) {
-  proto::CommandStatus status = proto::CommandStatus::Ok;
+bool SocketCore::set_calibration(uint32_t kv_e6, uint32_t ki_e6) {
+  if (!booted_ || !calibration_ok(kv_e6) || !calibration_ok(ki_e6)) return false;
+  state_.kv_e6 = kv_e6;
+  state_.ki_e6 = ki_e6;
+  meter_.set_calibration(kv_e6, ki_e6);
+  persist(hal_.now_ms());
+  return true;
+}
+
+// V = Vp / Vreg x Kv  =>  Kv = V x Vreg / Vp.
+bool SocketCore::calibrate_voltage(uint32_t true_mv) {
+  const MeterSample& s = meter_.sample();
+  if (!meter_fresh(hal_.now_ms()) || true_mv == 0 || s.voltage_reg == 0 || s.voltage_param == 0) return false;
+  const uint64_t kv = (uint64_t{true_mv} * 1000u * s.voltage_reg + s.voltage_param / 2) / s.voltage_param;
+  return calibration_ok(kv) && set_calibration(static_cast<uint32_t>(kv), state_.ki_e6);
+}
+
+// I = Ip / Ireg x Ki  =>  Ki = I x Ireg / Ip.
+bool SocketCore::calibrate_current(uint32_t true_ma) {
+  const MeterSample& s = meter_.sample();
+  if (!meter_fresh(hal_.now_ms()) || true_ma == 0 || s.current_reg == 0 || s.current_param == 0) return false;
+  const uint64_t ki = (uint64_t{true_ma} * 1000u * s.current_reg + s.current_param / 2) / s.current_param;
+  return calibration_ok(ki) && set_calibration(state_.kv_e6, static_cast<uint32_t>(ki));
+}
+
+// P = Pp / Preg x Kv x Ki  =>  Ki = P x Preg / (Pp x Kv); in x1e6 units: mW x Preg x 1e9 / (Pp x kv_e6).
+bool SocketCore::calibrate_power(uint32_t true_mw) {
+  const MeterSample& s = meter_.sample();
+  if (!meter_fresh(hal_.now_ms()) || true_mw == 0 || s.power_reg == 0 || s.power_param == 0) return false;
+  const detail::U128 ki = detail::div_round(detail::mul(detail::mul64(true_mw, s.power_reg), 1'000'000'000u),
+                                            detail::mul64(s.power_param, state_.kv_e6));
+  if (!ki.fits_u64() || !calibration_ok(ki.lo)) return false;
+  return set_calibration(state_.kv_e6, static_cast<uint32_t>(ki.lo));
+}
+
+proto::CommandStatus SocketCore::execute(const proto::Command& cmd) {
+  using proto::CommandKind;
+  using proto::CommandStatus;
+  const int32_t v = cmd.value;
+  const uint64_t now = hal_.now_ms();
+  // Setting changes persist at once: they are rare and must survive a power cut.
+  auto set_setting = [&](bool ok, auto apply) {
+    if (!ok) return CommandStatus::InvalidValue;
+    apply(static_cast<uint32_t>(v));
+    persist(now);
+    return CommandStatus::Ok;
+  };
   switch (cmd.kind) {
-    case proto::CommandKind::SetRelay:
-      if (cmd.value == 0 || cmd.value == 1) {
-        set_relay(cmd.value == 1, proto::Cause::Command);
-      } else {
-        status = proto::CommandStatus::InvalidValue;
-      }
-      break;
-    case proto::CommandKind::SetCurrentLimit:
-      if (cmd.value >= static_cast<int32_t>(kMinCurrentLimitMa) &&
-          cmd.value <= static_cast<int32_t>(kMaxCurrentLimitMa)) {
-        current_limit_ma_ = static_cast<uint32_t>(cmd.value);
-      } else {
-        status = proto::CommandStatus::InvalidValue;
-      }
-      break;
-    case proto::CommandKind::RequestReading:
-      send_reading(hal_.now_ms());
-      break;
-    default:
-      status = proto::CommandStatus::Unsupported;
-      break;
+    case CommandKind::SetRelay:
+      if (v != 0 && v != 1) return CommandStatus::InvalidValue;
+      set_relay(v == 1, proto::Cause::Command);
+      return CommandStatus::Ok;
+    case CommandKind::SetCurrentLimit:
+      return set_setting(in_range(v, kMinCurrentLimitMa, kMaxCurrentLimitMa),
+                         [&](uint32_t x) { state_.current_limit_ma = x; });
+    case CommandKind::RequestReading:
+      send_reading(now);
+      return CommandStatus::Ok;
+    case CommandKind::SetCountdown:
+      if (!in_range(v, 0, kMaxCountdownS)) return CommandStatus::InvalidValue;
+      set_countdown(static_cast<uint32_t>(v));
+      send_reading(now);  // the gateway sees the new remaining time at once
+      return CommandStatus::Ok;
+    case CommandKind::SetOverCurrentDuration:
+      return set_setting(in_range(v, 0, kMaxOverCurrentDurationMs),
+                         [&](uint32_t x) { state_.over_current_duration_ms = x; });
+    case CommandKind::SetPowerLimit:
+      return set_setting(in_range(v, 0, kMaxPowerLimitW), [&](uint32_t x) { state_.power_limit_w = x; });
+    case CommandKind::SetVoltageMax:
+      return set_setting(in_range(v, 0, kMaxVoltageLimitV),
+                         [&](uint32_t x) { state_.voltage_max_v = static_cast<uint16_t>(x); });
+    case CommandKind::SetVoltageMin:
+      return set_setting(in_range(v, 0, kMaxVoltageLimitV),
+                         [&](uint32_t x) { state_.voltage_min_v = static_cast<uint16_t>(x); });
+    case CommandKind::SetKv:
+      return v >= 0 && set_calibration(static_cast<uint32_t>(v), state_.ki_e6) ? CommandStatus::Ok
+                                                                               : CommandStatus::InvalidValue;
+    case CommandKind::SetKi:
+      return v >= 0 && set_calibration(state_.kv_e6, static_cast<uint32_t>(v)) ? CommandStatus::Ok
+                                                                               : CommandStatus::InvalidValue;
+    case CommandKind::CalibrateVoltage:
+      if (v <= 0) return CommandStatus::InvalidValue;
+      return calibrate_voltage(static_cast<uint32_t>(v)) ? CommandStatus::Ok : CommandStatus::Refused;
+    case CommandKind::CalibrateCurrent:
+      if (v <= 0) return CommandStatus::InvalidValue;
+      return calibrate_current(static_cast<uint32_t>(v)) ? CommandStatus::Ok : CommandStatus::Refused;
+    case CommandKind::CalibratePower:
+      if (v <= 0) return CommandStatus::InvalidValue;
+      return calibrate_power(static_cast<uint32_t>(v)) ? CommandStatus::Ok : CommandStatus::Refused;
   }
+  return CommandStatus::Unsupported;
+}
+
+void SocketCore::on_command(const proto::Command& cmd) {
+  const proto::CommandStatus status = execute(cmd);
   if (observer_ != nullptr) observer_->on_command_handled(cmd, status);
   const proto::CommandResult result{cmd.cmd_id, status, static_cast<uint8_t>(relay_on_ ? 1 : 0)};
   if (pending_count_ == 0 && lan_->send_command_result(result)) return;

@@ -17,9 +17,15 @@ class FakeHal final : public Hal {
  public:
   uint64_t now_ms() override { return now; }
   void set_relay(bool on) override {
+    if (relay && !on) relay_off_at = now;
     relay = on;
     ++relay_calls;
   }
+  void start_provisioning() override { ++provisioning_starts; }
+  void stop_provisioning() override { ++provisioning_stops; }
+  uint64_t relay_off_at = 0;
+  int provisioning_starts = 0;
+  int provisioning_stops = 0;
   void set_led(uint8_t r, uint8_t g, uint8_t b) override {
     led = LedColor{r, g, b};
     ++led_calls;
@@ -202,6 +208,8 @@ TEST(SocketCore, RelayRestoredAfterPowerCut) {
   Rig rig;
   rig.power_on();
   EXPECT_FALSE(rig.hal.relay);
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedConnecting}));
+  rig.session_up();
   EXPECT_EQ(rig.hal.led, SocketCore::kLedStandby);
   rig.core->button_click();
   EXPECT_TRUE(rig.core->relay_on());
@@ -242,7 +250,7 @@ TEST(SocketCore, ReadingsCadenceAndContent) {
   EXPECT_GT(r.energy_mwh, 0u);
   EXPECT_LE(r.energy_mwh, rig.core->energy().energy_mwh());
   EXPECT_EQ(rig.core->energy().energy_mwh(), uint64_t{99} * 3 * 5313000 * 188 / 100 / 3600000);  // 824
-  EXPECT_EQ(rig.hal.led, SocketCore::kLedLow);
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Breathing, SocketCore::kLedLow}));
 }
 
 TEST(SocketCore, RequestReadingSendsOneNow) {
@@ -306,8 +314,10 @@ TEST(SocketCore, OverCurrentTripsInTheSameCall) {
   EXPECT_FALSE(rig.hal.relay);  // no tick needed
   EXPECT_FALSE(rig.core->relay_on());
   EXPECT_TRUE(rig.core->over_current_tripped());
-  EXPECT_EQ(rig.hal.led, SocketCore::kLedOverCurrent);
+  EXPECT_EQ(rig.core->last_trip(), Trip::OverCurrent);
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedOverCurrent}));
   EXPECT_EQ(rig.storage.stored->relay_on, 0u);
+  EXPECT_EQ(rig.storage.stored->tripped, 1u);
   const auto events = rig.events();
   ASSERT_EQ(events.size(), events_before + 2);
   EXPECT_EQ(events[events_before].type, proto::EventType::OverCurrent);
@@ -321,7 +331,8 @@ TEST(SocketCore, OverCurrentTripsInTheSameCall) {
   rig.run(500, &kLoad6A, 1);
   EXPECT_FALSE(rig.hal.relay);
   EXPECT_EQ(rig.events().size(), events_before + 2);
-  EXPECT_EQ(rig.hal.led, SocketCore::kLedOverCurrent);
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedOverCurrent}));
+  EXPECT_NE(rig.core->current_reading().flags & proto::kTripped, 0);
 
   // Switched on again: back to normal.
   rig.core->button_click();
@@ -441,20 +452,398 @@ TEST(SocketCore, FactoryResetClearsEnergyKeepsBootCounter) {
   EXPECT_EQ(rig.storage.stored->boot_counter, 1u);
 }
 
-TEST(SocketCore, LedColourByPower) {
+// --- issue 3: protection, countdown, switch count, button, LED, calibration ---
+
+int count_events(const Rig& rig, proto::EventType type) {
+  int n = 0;
+  for (const auto& e : rig.events()) n += e.type == type;
+  return n;
+}
+
+// Advances time in 10 ms ticks without meter frames (button sampling, countdown, LED).
+void idle(Rig& rig, uint64_t ms) {
+  for (uint64_t t = 0; t < ms; t += 10) {
+    rig.hal.now += 10;
+    rig.core->tick();
+  }
+  rig.ack_all();
+}
+
+// Presses the button for `ms` (10 ms ticks), then releases it and lets the debounce settle.
+void press(Rig& rig, uint64_t ms) {
+  rig.core->button(true);
+  idle(rig, ms);
+  rig.core->button(false);
+  idle(rig, 100);
+}
+
+TEST(SocketProtection, OverCurrentRelayOffWithin100msOfTheFrame) {
   Rig rig;
   rig.power_on();
-  EXPECT_EQ(rig.hal.led, SocketCore::kLedStandby);
+  rig.session_up();
   rig.core->button_click();
-  rig.run(100, &kLoad100W, 0);
-  EXPECT_EQ(rig.hal.led, SocketCore::kLedLow);
-  const int calls = rig.hal.led_calls;
-  rig.run(1000, &kLoad100W, 0);
-  EXPECT_EQ(rig.hal.led_calls, calls);  // only on change
-  rig.run(100, &kLoad600W, 0);
-  EXPECT_EQ(rig.hal.led, SocketCore::kLedHigh);
+  rig.run(500, &kLoad1500mA, 1);
+  ASSERT_TRUE(rig.hal.relay);
+  const testing::Hlw8032Frame f = testing::build_frame(kLoad6A);
+  rig.hal.now += 50;
+  for (size_t k = 0; k + 1 < f.size(); ++k) rig.core->on_meter_byte(f[k], false);
+  EXPECT_TRUE(rig.hal.relay);  // the frame is not complete yet
+  const uint64_t frame_done = rig.hal.now;
+  rig.core->on_meter_byte(f.back(), false);
+  ASSERT_FALSE(rig.hal.relay);
+  EXPECT_LE(rig.hal.relay_off_at, frame_done + 100);
+  EXPECT_EQ(count_events(rig, proto::EventType::OverCurrent), 1);
+}
+
+TEST(SocketProtection, OverCurrentDurationMustPersist) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  rig.command(1, proto::CommandKind::SetOverCurrentDuration, 1000);
+  EXPECT_EQ(rig.core->over_current_duration_ms(), 1000u);
   rig.core->button_click();
-  EXPECT_EQ(rig.hal.led, SocketCore::kLedStandby);
+  // A 500 ms spike is tolerated, and the timer restarts after it.
+  rig.run(500, &kLoad6A, 1);
+  rig.run(100, &kLoad1500mA, 1);
+  EXPECT_TRUE(rig.hal.relay);
+  const uint64_t first_offending = rig.hal.now + 50;
+  rig.run(1000, &kLoad6A, 1);  // frames at +0 .. +950 ms
+  EXPECT_TRUE(rig.hal.relay);
+  rig.run(50, &kLoad6A, 1);  // the frame at +1000 ms
+  EXPECT_FALSE(rig.hal.relay);
+  EXPECT_EQ(rig.hal.relay_off_at, first_offending + 1000);
+  EXPECT_EQ(rig.core->last_trip(), Trip::OverCurrent);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Ok);
+}
+
+TEST(SocketProtection, OverPowerAndVoltageLimits) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  const auto load_260v = testing::regs_for(260000, 500000, 100000, 0);
+  const auto load_180v = testing::regs_for(180000, 500000, 80000, 0);
+  rig.core->button_click();
+  rig.run(200, &load_260v, 1);  // voltage limits are off by default
+  EXPECT_TRUE(rig.hal.relay);
+
+  rig.command(1, proto::CommandKind::SetPowerLimit, 500);
+  rig.run(100, &kLoad600W, 1);
+  EXPECT_FALSE(rig.hal.relay);
+  EXPECT_EQ(rig.core->last_trip(), Trip::OverPower);
+  auto events = rig.events();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[events.size() - 2].type, proto::EventType::OverPower);
+  EXPECT_NEAR(events[events.size() - 2].value, 600, 2);
+  EXPECT_EQ(events.back().cause, proto::Cause::Protection);
+
+  rig.command(2, proto::CommandKind::SetVoltageMax, 250);
+  rig.command(3, proto::CommandKind::SetRelay, 1);
+  EXPECT_FALSE(rig.core->over_current_tripped());
+  rig.run(100, &load_260v, 1);
+  EXPECT_FALSE(rig.hal.relay);
+  EXPECT_EQ(rig.core->last_trip(), Trip::OverVoltage);
+  events = rig.events();
+  EXPECT_EQ(events[events.size() - 2].type, proto::EventType::OverVoltage);
+  EXPECT_NEAR(events[events.size() - 2].value, 260000, 300);
+
+  rig.command(4, proto::CommandKind::SetVoltageMin, 200);
+  rig.command(5, proto::CommandKind::SetRelay, 1);
+  rig.run(100, &kLoad100W, 1);  // 230 V: within both limits
+  EXPECT_TRUE(rig.hal.relay);
+  rig.run(100, &load_180v, 1);
+  EXPECT_FALSE(rig.hal.relay);
+  EXPECT_EQ(rig.core->last_trip(), Trip::UnderVoltage);
+  EXPECT_EQ(count_events(rig, proto::EventType::UnderVoltage), 1);
+
+  // Out-of-range settings are refused and change nothing.
+  rig.command(6, proto::CommandKind::SetPowerLimit, 6001);
+  rig.command(7, proto::CommandKind::SetVoltageMax, -1);
+  rig.command(8, proto::CommandKind::SetOverCurrentDuration, 600001);
+  const auto results = rig.results();
+  for (size_t k = results.size() - 3; k < results.size(); ++k)
+    EXPECT_EQ(results[k].status, proto::CommandStatus::InvalidValue);
+  EXPECT_EQ(rig.core->power_limit_w(), 500u);
+  EXPECT_EQ(rig.core->voltage_max_v(), 250u);
+}
+
+TEST(SocketProtection, LimitsPersistAndTripSurvivesPowerCut) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  rig.command(1, proto::CommandKind::SetCurrentLimit, 2000);
+  rig.command(2, proto::CommandKind::SetOverCurrentDuration, 300);
+  rig.command(3, proto::CommandKind::SetPowerLimit, 900);
+  rig.command(4, proto::CommandKind::SetVoltageMax, 255);
+  rig.command(5, proto::CommandKind::SetVoltageMin, 190);
+  rig.core->button_click();
+  rig.run(500, &kLoad6A, 1);
+  ASSERT_TRUE(rig.core->over_current_tripped());
+
+  rig.power_on();
+  EXPECT_EQ(rig.core->current_limit_ma(), 2000u);
+  EXPECT_EQ(rig.core->over_current_duration_ms(), 300u);
+  EXPECT_EQ(rig.core->power_limit_w(), 900u);
+  EXPECT_EQ(rig.core->voltage_max_v(), 255u);
+  EXPECT_EQ(rig.core->voltage_min_v(), 190u);
+  EXPECT_FALSE(rig.hal.relay);
+  EXPECT_TRUE(rig.core->over_current_tripped());  // still flashing red until switched on
+  rig.core->button_click();
+  EXPECT_FALSE(rig.core->over_current_tripped());
+}
+
+TEST(SocketCountdown, FlipsRelayAtZeroAndIsReported) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  rig.command(1, proto::CommandKind::SetCountdown, 3);
+  ASSERT_FALSE(rig.readings().empty());
+  EXPECT_EQ(rig.readings().back().countdown_s, 3u);  // reported at once
+  EXPECT_EQ(rig.core->countdown_remaining_s(), 3u);
+  rig.run(1000);
+  EXPECT_EQ(rig.readings().back().countdown_s, 2u);
+  // Survives a lost connection: it runs in the socket.
+  rig.core->on_transport_disconnected();
+  rig.run(1900);
+  EXPECT_FALSE(rig.hal.relay);
+  rig.run(100);
+  EXPECT_TRUE(rig.hal.relay);  // off -> on
+  EXPECT_EQ(rig.core->countdown_remaining_s(), 0u);
+  ASSERT_FALSE(rig.observer.relay.empty());
+  EXPECT_EQ(rig.observer.relay.back(), std::make_pair(true, proto::Cause::Countdown));
+  rig.session_up();
+  rig.run(1000);
+  EXPECT_EQ(rig.readings().back().countdown_s, 0u);
+
+  rig.command(2, proto::CommandKind::SetCountdown, 1);
+  rig.run(1000);
+  EXPECT_FALSE(rig.hal.relay);  // on -> off
+  const auto events = rig.events();
+  EXPECT_EQ(events.back().type, proto::EventType::RelayChanged);
+  EXPECT_EQ(events.back().cause, proto::Cause::Countdown);
+
+  rig.command(3, proto::CommandKind::SetCountdown, 86401);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::InvalidValue);
+}
+
+TEST(SocketCountdown, CancelledByOtherRelayChangesAndTrips) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  rig.core->button_click();
+  ASSERT_TRUE(rig.core->set_countdown(2));
+  rig.core->button_click();  // manual off: countdown cancelled
+  EXPECT_EQ(rig.core->countdown_remaining_s(), 0u);
+  rig.run(3000);
+  EXPECT_FALSE(rig.hal.relay);
+
+  rig.core->button_click();
+  ASSERT_TRUE(rig.core->set_countdown(2));
+  rig.run(100, &kLoad6A, 1);  // trips
+  EXPECT_FALSE(rig.hal.relay);
+  rig.run(3000);
+  EXPECT_FALSE(rig.hal.relay);  // a countdown never re-energises a tripped load
+  EXPECT_TRUE(rig.core->set_countdown(0));
+}
+
+TEST(SocketCore, SwitchCountPersistedAndReported) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  for (int k = 0; k < 5; ++k) rig.core->button_click();
+  EXPECT_EQ(rig.core->switch_count(), 5u);
+  EXPECT_EQ(rig.storage.stored->switch_count, 5u);
+  rig.power_on();  // the restore at boot is not a switching
+  EXPECT_EQ(rig.core->switch_count(), 5u);
+  rig.session_up();
+  rig.run(1000);
+  EXPECT_EQ(rig.readings().back().switch_count, 5u);
+  rig.core->factory_reset();
+  EXPECT_EQ(rig.core->switch_count(), 0u);
+}
+
+TEST(SocketButton, DebouncedClickToggles) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  press(rig, 20);  // shorter than the 30 ms debounce: a glitch
+  EXPECT_FALSE(rig.hal.relay);
+  // Contact bounce: several short changes, then held.
+  for (int k = 0; k < 4; ++k) {
+    rig.core->button(k % 2 == 0);
+    idle(rig, 10);
+  }
+  press(rig, 200);
+  EXPECT_TRUE(rig.hal.relay);
+  EXPECT_EQ(rig.core->switch_count(), 1u);
+  EXPECT_EQ(rig.observer.relay.back(), std::make_pair(true, proto::Cause::Button));
+  press(rig, 4000);  // under 5 s: still a click
+  EXPECT_FALSE(rig.hal.relay);
+  EXPECT_EQ(rig.hal.provisioning_starts, 0);
+}
+
+TEST(SocketButton, HoldFiveSecondsStartsProvisioningWithTimeout) {
+  Rig rig;
+  rig.cfg.provisioning_timeout_ms = 60000;
+  rig.power_on();
+  rig.session_up();
+  rig.core->button(true);
+  idle(rig, 6000);
+  EXPECT_FALSE(rig.core->provisioning());  // starts on release
+  rig.core->button(false);
+  idle(rig, 100);
+  EXPECT_TRUE(rig.core->provisioning());
+  EXPECT_EQ(rig.hal.provisioning_starts, 1);
+  EXPECT_FALSE(rig.hal.relay);  // not a click
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedConnecting}));
+  idle(rig, 59000);
+  EXPECT_TRUE(rig.core->provisioning());
+  idle(rig, 1000);
+  EXPECT_FALSE(rig.core->provisioning());
+  EXPECT_EQ(rig.hal.provisioning_stops, 1);
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Steady, SocketCore::kLedStandby}));
+
+  rig.core->start_provisioning();
+  rig.core->provisioning_done();
+  EXPECT_FALSE(rig.core->provisioning());
+}
+
+TEST(SocketButton, HoldTenSecondsFactoryResets) {
+  Rig rig;
+  rig.cfg.reset_flash_ms = 2000;
+  rig.power_on();
+  rig.session_up();
+  rig.command(1, proto::CommandKind::SetCurrentLimit, 3000);
+  rig.command(2, proto::CommandKind::SetKv, 2000000);
+  rig.core->button_click();
+  rig.run(1000, &kLoad600W, 50);
+  const uint64_t energy = rig.core->energy().energy_mwh();
+  ASSERT_GT(energy, 0u);
+  const uint16_t epoch = rig.core->energy().epoch();
+
+  rig.core->button(true);
+  idle(rig, 9900);
+  EXPECT_TRUE(rig.hal.relay);
+  idle(rig, 200);  // 10 s reached while still held: reset without waiting for the release
+  EXPECT_FALSE(rig.hal.relay);
+  EXPECT_EQ(rig.core->energy().energy_mwh(), 0u);
+  EXPECT_EQ(rig.core->energy().epoch(), epoch + 1);
+  EXPECT_EQ(rig.core->current_limit_ma(), 5000u);
+  EXPECT_EQ(rig.core->kv_e6(), kDefaultKvE6);
+  EXPECT_EQ(rig.core->switch_count(), 0u);
+  EXPECT_EQ(rig.storage.stored->energy_mwh, 0u);
+  EXPECT_EQ(rig.storage.stored->current_limit_ma, 5000u);
+  EXPECT_EQ(rig.storage.stored->boot_counter, 1u);  // not an identity reset
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedReset}));
+  EXPECT_EQ(count_events(rig, proto::EventType::FactoryReset), 1);
+  EXPECT_EQ(rig.events().back().value, epoch + 1);
+  rig.core->button(false);
+  idle(rig, 100);
+  EXPECT_FALSE(rig.hal.relay);  // the release does nothing more
+  EXPECT_EQ(rig.hal.provisioning_starts, 0);
+  idle(rig, 2000);
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Steady, SocketCore::kLedStandby}));
+  rig.power_on();
+  EXPECT_EQ(rig.core->energy().energy_mwh(), 0u);
+  EXPECT_EQ(rig.core->kv_e6(), kDefaultKvE6);
+}
+
+TEST(SocketLed, StateToPattern) {
+  const testing::FrameRegs kLoad400W = testing::regs_for(230000, 2000000, 400000, 0);
+  Rig rig;
+  rig.power_on();
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedConnecting}));
+  rig.session_up();
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Steady, SocketCore::kLedStandby}));
+  rig.core->button_click();
+  const std::pair<const testing::FrameRegs*, LedColor> by_power[] = {
+      {&kLoad100W, SocketCore::kLedLow},
+      {&kLoad400W, SocketCore::kLedMedium},
+      {&kLoad600W, SocketCore::kLedHigh},
+      {&kLoad6A, SocketCore::kLedVeryHigh},  // 1300 W (limit raised so it does not trip)
+  };
+  rig.command(1, proto::CommandKind::SetCurrentLimit, 10000);
+  for (const auto& [regs, colour] : by_power) {
+    rig.run(100, regs, 1);
+    EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Breathing, colour}));
+  }
+  rig.core->on_transport_disconnected();
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedConnecting}));
+  EXPECT_EQ(rig.hal.led, SocketCore::led_output(rig.core->led_pattern(), rig.hal.now));
+}
+
+TEST(SocketLed, OutputAtSampledTimes) {
+  const LedPattern steady{LedMode::Steady, SocketCore::kLedStandby};
+  for (uint64_t t : {0u, 250u, 999u, 123456u})
+    EXPECT_EQ(SocketCore::led_output(steady, t), SocketCore::kLedStandby);
+
+  const LedPattern flash{LedMode::Flashing, SocketCore::kLedOverCurrent};
+  const LedColor off{0, 0, 0};
+  EXPECT_EQ(SocketCore::led_output(flash, 0), SocketCore::kLedOverCurrent);
+  EXPECT_EQ(SocketCore::led_output(flash, 499), SocketCore::kLedOverCurrent);
+  EXPECT_EQ(SocketCore::led_output(flash, 500), off);
+  EXPECT_EQ(SocketCore::led_output(flash, 999), off);
+  EXPECT_EQ(SocketCore::led_output(flash, 1000), SocketCore::kLedOverCurrent);
+
+  // Breathing: dimmest at the period start, full colour at mid-period, rising then falling smoothly.
+  const LedPattern breathe{LedMode::Breathing, SocketCore::kLedHigh};  // yellow
+  constexpr uint64_t kPeriod = SocketCore::kBreathingPeriodMs;
+  EXPECT_EQ(SocketCore::led_output(breathe, 0).r, SocketCore::kBreathingMinLevel);
+  EXPECT_EQ(SocketCore::led_output(breathe, kPeriod / 2), SocketCore::kLedHigh);
+  int previous = -1;
+  int max_step = 0;
+  for (uint64_t t = 0; t <= kPeriod / 2; t += 20) {
+    const LedColor c = SocketCore::led_output(breathe, t);
+    EXPECT_EQ(c.r, c.g);  // hue kept
+    EXPECT_EQ(c.b, 0);
+    EXPECT_GE(c.r, previous) << t;
+    if (previous >= 0) max_step = std::max(max_step, c.r - previous);
+    previous = c.r;
+    EXPECT_EQ(c, SocketCore::led_output(breathe, kPeriod - t)) << t;  // symmetric
+    EXPECT_EQ(c, SocketCore::led_output(breathe, t + 7 * kPeriod));   // periodic
+  }
+  EXPECT_LE(max_step, 8);  // smooth at 50 Hz
+  // Eases in and out: slow near the ends, fast in the middle.
+  const auto r_at = [&](uint64_t t) { return int{SocketCore::led_output(breathe, t).r}; };
+  EXPECT_LT(r_at(100) - r_at(0), r_at(800) - r_at(700));
+  EXPECT_LT(r_at(1500) - r_at(1400), r_at(800) - r_at(700));
+}
+
+TEST(SocketCalibration, FromAKnownResistiveLoad) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  // The board's true constants differ from the defaults the core starts with.
+  constexpr uint32_t kTrueKv = 2'050'000, kTrueKi = 1'120'000;
+  const testing::FrameRegs load = testing::regs_for(230000, 4000000, 920000, 0, false, kTrueKv, kTrueKi);
+  rig.command(1, proto::CommandKind::CalibrateVoltage, 230000);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Refused);  // no meter reading yet
+  rig.run(200, &load, 1);
+  EXPECT_NEAR(rig.core->meter().sample().voltage_mv, 230000.0 * 1.88 / 2.05, 300);
+
+  rig.command(2, proto::CommandKind::CalibrateVoltage, 230000);
+  rig.command(3, proto::CommandKind::CalibratePower, 920000);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Ok);
+  EXPECT_NEAR(rig.core->kv_e6(), kTrueKv, kTrueKv / 2000);
+  EXPECT_NEAR(rig.core->ki_e6(), kTrueKi, kTrueKi / 2000);
+  rig.run(100, &load, 1);
+  const MeterSample& s = rig.core->meter().sample();
+  EXPECT_NEAR(s.voltage_mv, 230000, 230);
+  EXPECT_NEAR(s.current_ua, 4000000, 4000);
+  EXPECT_NEAR(s.power_mw, 920000, 920);
+
+  rig.command(4, proto::CommandKind::CalibrateCurrent, 4000);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Ok);
+  EXPECT_NEAR(rig.core->ki_e6(), kTrueKi, kTrueKi / 2000);
+  rig.command(5, proto::CommandKind::CalibrateVoltage, 1);  // would give Kv below 0.01
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Refused);
+  rig.command(6, proto::CommandKind::SetKi, 0);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::InvalidValue);
+
+  const uint32_t kv = rig.core->kv_e6(), ki = rig.core->ki_e6();
+  rig.power_on();
+  EXPECT_EQ(rig.core->kv_e6(), kv);
+  EXPECT_EQ(rig.core->ki_e6(), ki);
+  EXPECT_EQ(rig.storage.stored->kv_e6, kv);
 }
 
 }  // namespace

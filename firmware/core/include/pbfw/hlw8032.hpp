@@ -22,9 +22,13 @@ struct MeterSample {
   uint32_t apparent_mva = 0;     // V x I
   uint16_t power_factor_e4 = 0;  // P / S x 10000, clamped to 10000; 0 when S or P is 0
   uint32_t power_param = 0;      // Pp, needed for energy per PF pulse
-  uint16_t pf_count = 0;         // free-running PF pulse counter
-  bool pf_wrap_bit = false;      // data-update register bit 7: toggles at each PF counter wrap
-  uint8_t data_update = 0;       // raw data-update register
+  // Raw registers, for calibration from a known load (period registers are 0 when overflowed).
+  uint32_t voltage_param = 0, voltage_reg = 0;
+  uint32_t current_param = 0, current_reg = 0;
+  uint32_t power_reg = 0;
+  uint16_t pf_count = 0;     // free-running PF pulse counter
+  bool pf_wrap_bit = false;  // data-update register bit 7: toggles at each PF counter wrap
+  uint8_t data_update = 0;   // raw data-update register
 };
 
 // Why a frame with a good checksum was not accepted.

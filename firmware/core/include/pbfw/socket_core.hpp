@@ -1,5 +1,6 @@
 // The smart socket's application logic, shared by the MCU firmware and plugsim: metering,
-// readings, relay with over-current protection, LED, persistence and the LAN session.
+// readings, relay with protections (over-current/-power/-voltage, under-voltage), countdown,
+// button, LED patterns, calibration, persistence and the LAN session.
 // Single-threaded: the port calls every method from one context. No heap, no exceptions, no RTTI.
 #pragma once
 
@@ -14,15 +15,42 @@
 
 namespace pbfw {
 
+struct LedColor {
+  uint8_t r, g, b;
+  friend bool operator==(const LedColor&, const LedColor&) = default;
+};
+
 struct SocketConfig {
   const char* cid;         // not copied: must outlive the core
   const char* fw_version;  // not copied: must outlive the core
   uint32_t kv_e6 = kDefaultKvE6, ki_e6 = kDefaultKiE6;
   uint32_t reading_interval_ms = 1000;
+  // Defaults of the persisted settings (used until the gateway changes them, and after a factory reset).
   uint32_t current_limit_ma = 5000;
-  uint32_t meter_timeout_ms = 3000;      // no valid frame for this long -> readings "unavailable"
-  uint32_t persist_interval_ms = 60000;  // energy saved at most this often (flash wear)
+  uint32_t over_current_duration_ms = 0;          // limits must be exceeded this long (0 = first frame trips)
+  uint32_t power_limit_w = 0;                     // 0 = off
+  uint16_t voltage_max_v = 0, voltage_min_v = 0;  // 0 = off
+  uint32_t meter_timeout_ms = 3000;               // no valid frame for this long -> readings "unavailable"
+  uint32_t persist_interval_ms = 60000;           // energy saved at most this often (flash wear)
+  // Button (sampled in tick()): debounce, then click / hold-and-release / hold.
+  uint32_t button_debounce_ms = 30;
+  uint32_t provisioning_hold_ms = 5000;  // held at least this long, then released: provisioning
+  uint32_t reset_hold_ms = 10000;        // held this long: factory reset (no release needed)
+  uint32_t provisioning_timeout_ms = 180000;
+  uint32_t reset_flash_ms = 3000;    // white flashing after a factory reset
+  bool led_shows_connecting = true;  // blue flashing while the LAN session is down
 };
+
+// What the LED is doing; led_output() turns it into a colour at a given time.
+enum class LedMode : uint8_t { Steady, Flashing, Breathing };
+struct LedPattern {
+  LedMode mode;
+  LedColor color;  // full-brightness colour
+  friend bool operator==(const LedPattern&, const LedPattern&) = default;
+};
+
+// Which protection tripped last (None = not tripped).
+enum class Trip : uint8_t { None, OverCurrent, OverPower, OverVoltage, UnderVoltage };
 
 // Optional notifications for the port (plugsim prints them); all default to no-ops.
 class SocketObserver {
@@ -30,14 +58,13 @@ class SocketObserver {
   virtual void on_relay_changed(bool /*on*/, proto::Cause /*cause*/) {}
   virtual void on_command_handled(const proto::Command& /*cmd*/, proto::CommandStatus /*status*/) {}
   virtual void on_over_current(uint32_t /*current_ma*/) {}
+  // Any protection trip (over-current too); value as in the event (mA, W, mV).
+  virtual void on_trip(proto::EventType /*type*/, int32_t /*value*/) {}
+  virtual void on_provisioning(bool /*active*/) {}
+  virtual void on_factory_reset() {}
 
  protected:
   ~SocketObserver() = default;
-};
-
-struct LedColor {
-  uint8_t r, g, b;
-  friend bool operator==(const LedColor&, const LedColor&) = default;
 };
 
 // Not itself polymorphic: pbfw_core is built with -fno-rtti, and a polymorphic class whose vtable lives
@@ -47,10 +74,22 @@ class SocketCore {
  public:
   static constexpr uint32_t kMinCurrentLimitMa = 100;
   static constexpr uint32_t kMaxCurrentLimitMa = 20000;
-  static constexpr uint32_t kCapabilities = proto::kCapRelay | proto::kCapMeter | proto::kCapOverCurrent;
+  static constexpr uint32_t kMaxCountdownS = 86400;
+  static constexpr uint32_t kMaxOverCurrentDurationMs = 600000;
+  static constexpr uint32_t kMaxPowerLimitW = 6000;
+  static constexpr uint32_t kMaxVoltageLimitV = 300;
+  static constexpr uint32_t kMinCalibrationE6 = 10'000;       // 0.01
+  static constexpr uint32_t kMaxCalibrationE6 = 100'000'000;  // 100
+  static constexpr uint32_t kFlashPeriodMs = 1000;            // flashing: half on, half off
+  static constexpr uint32_t kBreathingPeriodMs = 3000;
+  static constexpr uint8_t kBreathingMinLevel = 24;  // of 255: never fully dark while on
+  static constexpr uint32_t kCapabilities =
+      proto::kCapRelay | proto::kCapMeter | proto::kCapOverCurrent | proto::kCapCountdown;
   static constexpr LedColor kLedStandby{0, 255, 0};      // steady green: relay off
-  static constexpr LedColor kLedOverCurrent{255, 0, 0};  // red: load cut by protection
-  // Relay on, by load power (spec's breathing table; breathing itself is not done yet).
+  static constexpr LedColor kLedOverCurrent{255, 0, 0};  // flashing red: load cut by a protection
+  static constexpr LedColor kLedConnecting{0, 0, 255};   // flashing blue: connecting / provisioning
+  static constexpr LedColor kLedReset{255, 255, 255};    // flashing white: factory reset
+  // Relay on: breathing, colour by load power (spec's table).
   static constexpr LedColor kLedLow{0, 0, 255};       // < 300 W
   static constexpr LedColor kLedMedium{0, 255, 0};    // 300..500 W
   static constexpr LedColor kLedHigh{255, 255, 0};    // 500..800 W
@@ -71,19 +110,49 @@ class SocketCore {
   void on_transport_bytes(const uint8_t* d, size_t n);
   void tick();  // call often (e.g. every 10-50 ms): readings, meter watchdog, persistence, LAN
 
-  void button_click();  // toggles the relay
+  // Raw button level from the port (any rate); debounced and interpreted in tick().
+  void button(bool pressed) { button_raw_ = pressed; }
+  void button_click();  // toggles the relay (what a debounced short press does)
   void set_relay(bool on, proto::Cause cause);
-  // Hold-10-s action: energy to 0 (epoch + 1), relay off. The boot counter is kept: it scopes seqs.
+  // Hold-10-s action: energy to 0 (epoch + 1), settings and calibration back to the SocketConfig
+  // defaults, switch count 0, relay off. Identity (cid, secret) is not ours; the boot counter is kept.
   void factory_reset();
+  // Hold-5-s-release action; ends on timeout or provisioning_done() (the port got credentials).
+  void start_provisioning();
+  void provisioning_done();
+  // Countdown (also by command): the relay flips when it runs out. 0 cancels. Any other relay change
+  // (button, command, protection) cancels it too, so a countdown never re-energises a tripped load.
+  bool set_countdown(uint32_t seconds);
+  // Calibration from a known load (Tasmota's VoltageSet/CurrentSet/PowerSet): false if the meter has
+  // no fresh, non-overflowed reading of that quantity or the result is out of range. Persisted.
+  bool calibrate_voltage(uint32_t true_mv);
+  bool calibrate_current(uint32_t true_ma);
+  bool calibrate_power(uint32_t true_mw);  // adjusts Ki, keeping Kv: calibrate the voltage first
+  bool set_calibration(uint32_t kv_e6, uint32_t ki_e6);
 
   void set_observer(SocketObserver* observer) { observer_ = observer; }
 
   bool relay_on() const { return relay_on_; }
-  bool over_current_tripped() const { return tripped_; }
+  bool over_current_tripped() const { return state_.tripped != 0; }  // any protection
+  Trip last_trip() const { return last_trip_; }
   bool meter_ok() const { return meter_state_ == MeterState::Ok; }
-  uint32_t current_limit_ma() const { return current_limit_ma_; }
+  bool provisioning() const { return provisioning_; }
+  bool button_pressed() const { return button_stable_; }  // debounced
+  uint32_t countdown_remaining_s() const;
+  uint32_t switch_count() const { return state_.switch_count; }
+  uint32_t current_limit_ma() const { return state_.current_limit_ma; }
+  uint32_t over_current_duration_ms() const { return state_.over_current_duration_ms; }
+  uint32_t power_limit_w() const { return state_.power_limit_w; }
+  uint16_t voltage_max_v() const { return state_.voltage_max_v; }
+  uint16_t voltage_min_v() const { return state_.voltage_min_v; }
+  uint32_t kv_e6() const { return meter_.kv_e6(); }
+  uint32_t ki_e6() const { return meter_.ki_e6(); }
   uint32_t boot_counter() const { return state_.boot_counter; }
-  LedColor led() const { return led_; }
+  LedColor led() const { return led_; }  // last colour written to the HAL
+  LedPattern led_pattern() const;        // what the LED shows in the current state
+  // The colour of a pattern at time t (flashing: on in the first half of each period; breathing:
+  // smoothstep brightness ramp up and down, never below kBreathingMinLevel).
+  static LedColor led_output(const LedPattern& p, uint64_t t);
   LanClient& lan() { return *lan_; }  // valid after boot()
   const LanClient& lan() const { return *lan_; }
   const Hlw8032Decoder& meter() const { return meter_; }
@@ -111,11 +180,22 @@ class SocketCore {
   void on_frame(uint64_t now);
   bool meter_fresh(uint64_t now) const;
   proto::Reading reading_at(uint64_t now) const;
-  // trip_ma >= 0: over-current trip with that current (OverCurrent event before RelayChanged).
-  void apply_relay(bool on, proto::Cause cause, uint64_t now, int32_t trip_ma = -1);
+  struct TripInfo {
+    Trip trip;
+    proto::EventType event;
+    int32_t value;
+  };
+  // A trip's event goes out before the RelayChanged one; the relay is cut before any bookkeeping.
+  void apply_relay(bool on, proto::Cause cause, uint64_t now, const TripInfo* trip = nullptr);
+  void check_protection(const MeterSample& s, uint64_t now);
+  void sample_button(uint64_t now);
+  void on_button_released(uint64_t held_ms);
+  void stop_provisioning();
+  void load_defaults();  // settings and calibration from cfg_
   void persist(uint64_t now);
   void send_reading(uint64_t now);
   void update_led();
+  proto::CommandStatus execute(const proto::Command& cmd);
   void flush_results();
 
   Hal& hal_;
@@ -133,9 +213,23 @@ class SocketCore {
   PersistentState state_{};
   bool booted_ = false;
   bool relay_on_ = false;
-  bool tripped_ = false;
-  uint32_t current_limit_ma_;
+  Trip last_trip_ = Trip::None;
   MeterState meter_state_ = MeterState::Unknown;
+  // Protection: since when each limit has been exceeded (kNever = it is not).
+  static constexpr uint64_t kNever = UINT64_MAX;
+  uint64_t exceeded_since_[4] = {kNever, kNever, kNever, kNever};
+  bool countdown_active_ = false;
+  uint64_t countdown_end_ms_ = 0;
+  bool button_raw_ = false;
+  bool button_sampled_ = false;  // last raw level seen by tick()
+  bool button_stable_ = false;   // debounced
+  bool button_hold_fired_ = false;
+  uint64_t button_edge_ms_ = 0;  // when the raw level last changed
+  uint64_t button_down_ms_ = 0;  // when the debounced press started (its raw edge)
+  bool provisioning_ = false;
+  uint64_t provisioning_until_ms_ = 0;
+  uint64_t reset_flash_until_ms_ = 0;
+  bool reset_flashing_ = false;
   uint64_t boot_ms_ = 0;
   uint64_t last_frame_ms_ = 0;
   uint64_t next_reading_ms_ = 0;
