@@ -31,16 +31,27 @@ uint32_t take_errors() {
   return e;
 }
 
+volatile bool g_ecc_double_error = false;
+
 bool in_data_area(uint32_t addr, uint32_t len) {
   return addr >= kLayout.data_start && addr + len <= kLayout.flash_end() && addr + len > addr;
 }
 }  // namespace
 
+bool flash_read_double_word(uint32_t addr, uint64_t& out) {
+  g_ecc_double_error = false;
+  const auto* p = reinterpret_cast<const volatile uint32_t*>(addr);
+  const uint32_t lo = p[0], hi = p[1];
+  __asm volatile("dsb\n isb" ::: "memory");  // a pending ECC NMI is taken before the check below
+  out = (uint64_t{hi} << 32) | lo;
+  return !g_ecc_double_error;
+}
+
 FlashStatus flash_program_double_word(uint32_t addr, uint64_t value) {
   if (!in_data_area(addr, 8)) return FlashStatus::OutOfRange;
   if (addr % 8 != 0) return FlashStatus::Misaligned;
-  const auto* cur = reinterpret_cast<const volatile uint32_t*>(addr);
-  if (cur[0] != 0xFFFF'FFFFu || cur[1] != 0xFFFF'FFFFu) return FlashStatus::NotErased;
+  uint64_t cur;
+  if (!flash_read_double_word(addr, cur) || cur != ~uint64_t{0}) return FlashStatus::NotErased;
 
   wait_idle();
   unlock();
@@ -76,3 +87,16 @@ FlashStatus flash_erase_page(uint32_t page) {
 }
 
 }  // namespace stm32g0
+
+// Only flash ECC double errors raise the NMI on this board: note it for flash_read_double_word and go on.
+extern "C" void NMI_Handler() {
+  using namespace stm32g0;
+  const uint32_t eccr = reg(kFlashRegBase, flash::ECCR);
+  if (eccr & flash::ECCR_ECCD) {
+    reg(kFlashRegBase, flash::ECCR) = eccr | flash::ECCR_ECCD;  // write 1 to clear (keeps ECCC's enable)
+    g_ecc_double_error = true;
+    return;
+  }
+  for (;;) {  // anything else is unexpected: the watchdog resets us
+  }
+}

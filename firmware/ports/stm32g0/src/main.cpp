@@ -10,6 +10,12 @@
 #define PBFW_HAVE_ESP_AT 1
 #endif
 
+#if __has_include(<pbfw/flash_storage.hpp>)
+#include <pbfw/flash_storage.hpp>
+#include <stm32g0/data_flash.hpp>
+#define PBFW_HAVE_FLASH_STORAGE 1
+#endif
+
 #ifndef PBFW_RECORDS
 #define PBFW_RECORDS 16
 #endif
@@ -21,8 +27,9 @@ using namespace stm32g0;
 
 namespace {
 
-Usart g_meter_uart(kUsart2Base);
-Usart g_esp_uart(kUsart1Base);
+// 4800 baud is ~0.5 byte/ms: 64 bytes cover any main-loop stall. 115200 is ~11.5 bytes/ms.
+Usart<64> g_meter_uart(kUsart2Base);
+Usart<256> g_esp_uart(kUsart1Base);
 
 class BoardHal final : public pbfw::Hal {
  public:
@@ -40,8 +47,12 @@ class BoardHal final : public pbfw::Hal {
   uint8_t r_ = 0, g_ = 0, b_ = 0;
 };
 
-// Placeholder until the wear-levelled flash log (pbfw::FlashStorage) is wired to flash_program_double_word /
-// flash_erase_page: nothing survives a power cut yet.
+#if PBFW_HAVE_FLASH_STORAGE
+// Energy, relay state, limits and calibration in the wear-levelled log on the data pages.
+DataFlash g_flash;
+pbfw::FlashStorage g_storage(g_flash);
+#else
+// Stand-in while the flash log is not available: nothing survives a power cut.
 class VolatileStorage final : public pbfw::Storage {
  public:
   bool load(pbfw::PersistentState& out) override {
@@ -58,6 +69,8 @@ class VolatileStorage final : public pbfw::Storage {
   pbfw::PersistentState state_{};
   bool valid_ = false;
 };
+VolatileStorage g_storage;
+#endif
 
 // cid from the 96-bit unique device ID until the device-information page is parsed.
 char g_cid[pbfw::proto::kCidMax + 1];
@@ -74,7 +87,6 @@ void make_cid() {
 pbfw::Record g_records[PBFW_RECORDS];
 
 BoardHal g_hal;
-VolatileStorage g_storage;
 
 #if PBFW_HAVE_ESP_AT
 class EspUart final : public pbfw::EspAtUart {
@@ -162,19 +174,20 @@ extern "C" void app_main() {
   watchdog_start(4000);
   make_cid();
 
-  const pbfw::SocketConfig cfg{.cid = g_cid, .fw_version = PBFW_FW_VERSION};
+  // The big objects are static so they count in the linker's RAM budget instead of hiding on the stack.
+  static const pbfw::SocketConfig cfg{.cid = g_cid, .fw_version = PBFW_FW_VERSION};
 #if PBFW_HAVE_ESP_AT
-  pbfw::EspAtConfig esp_cfg;
+  static pbfw::EspAtConfig esp_cfg;
   esp_cfg.cid = g_cid;
   esp_cfg.seed = *reinterpret_cast<const volatile uint32_t*>(kUidBase) ^ static_cast<uint32_t>(millis());
   // The gateway address and PSK come from the device-information page (not parsed yet): without them
   // the link is not started and the socket works offline.
-  pbfw::EspAt esp(g_esp_port, g_link, esp_cfg);
-  pbfw::SocketCore core(g_hal, g_storage, esp, cfg, g_records, PBFW_RECORDS);
+  static pbfw::EspAt esp(g_esp_port, g_link, esp_cfg);
+  static pbfw::SocketCore core(g_hal, g_storage, esp, cfg, g_records, PBFW_RECORDS);
   g_link.attach(&core);
   const bool link_configured = esp_cfg.host != nullptr && esp_cfg.psk_len > 0;
 #else
-  pbfw::SocketCore core(g_hal, g_storage, g_offline, cfg, g_records, PBFW_RECORDS);
+  static pbfw::SocketCore core(g_hal, g_storage, g_offline, cfg, g_records, PBFW_RECORDS);
 #endif
   core.boot();
 #if PBFW_HAVE_ESP_AT

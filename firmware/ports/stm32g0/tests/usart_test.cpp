@@ -3,7 +3,7 @@
 
 #include <array>
 #include <cstdint>
-#include <stm32g0/drivers.hpp>
+#include <stm32g0/usart.hpp>
 
 namespace {
 using namespace stm32g0;
@@ -16,7 +16,7 @@ struct FakeUsart {
 
 TEST(Usart, InitProgramsDivisorAndFrameFormat) {
   FakeUsart f;
-  Usart u(f.base());
+  Usart<16> u(f.base());
   u.init(kMeterBrr, UartFormat::k8E1, true, false);
   EXPECT_EQ(f.at(usart::BRR), 13333u);
   EXPECT_EQ(f.at(usart::CR1), usart_cr1(UartFormat::k8E1, true, false));
@@ -26,7 +26,7 @@ TEST(Usart, InitProgramsDivisorAndFrameFormat) {
 
 TEST(Usart, ReceivedBytesCarryLineErrorFlags) {
   FakeUsart f;
-  Usart u(f.base());
+  Usart<16> u(f.base());
   // A good byte.
   f.at(usart::ISR) = usart::ISR_RXNE;
   f.at(usart::RDR) = 0x5A;
@@ -62,7 +62,7 @@ TEST(Usart, ReceivedBytesCarryLineErrorFlags) {
 
 TEST(Usart, WriteWaitsForTransmitterEmpty) {
   FakeUsart f;
-  Usart u(f.base());
+  Usart<16> u(f.base());
   f.at(usart::ISR) = usart::ISR_TXE;
   const uint8_t msg[] = {'A', 'T', '\r', '\n'};
   u.write(msg, sizeof msg);
@@ -71,9 +71,9 @@ TEST(Usart, WriteWaitsForTransmitterEmpty) {
 
 TEST(Usart, FullRingCountsLostBytes) {
   FakeUsart f;
-  Usart u(f.base());
+  Usart<16> u(f.base());
   f.at(usart::ISR) = usart::ISR_RXNE;
-  for (uint32_t i = 0; i < Usart::kRxRing + 10; ++i) {
+  for (uint32_t i = 0; i < decltype(u)::kRxRing + 10; ++i) {
     f.at(usart::RDR) = i & 0xFF;
     u.on_irq();
   }

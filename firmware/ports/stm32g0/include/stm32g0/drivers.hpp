@@ -6,6 +6,7 @@
 #include <stm32g0/clock_config.hpp>
 #include <stm32g0/regs.hpp>
 #include <stm32g0/ring_buffer.hpp>
+#include <stm32g0/usart.hpp>
 
 namespace stm32g0 {
 
@@ -47,28 +48,13 @@ inline bool pin_read(Pin p) {
   return (reg(p.port, gpio::IDR) >> p.n) & 1u;
 }
 
-// --- USART: interrupt-driven receive into a ring, polled transmit ---
-class Usart {
- public:
-  static constexpr uint32_t kRxRing = 256;
-  explicit Usart(uintptr_t base) : base_(base) {}
-  void init(uint32_t brr, UartFormat format, bool rx, bool tx);  // clocks and pins are the caller's job
-  void write(const uint8_t* data, size_t len);                   // blocks until the data is in the shifter
-  void on_irq();                                                 // call from the USART's interrupt handler
-  SpscRing<RxByte, kRxRing>& rx() { return rx_; }
-
- private:
-  uintptr_t base_;
-  SpscRing<RxByte, kRxRing> rx_;
-};
-
 // --- FLASH (data area only; the program, vector table and device-information page are refused) ---
 enum class FlashStatus : uint8_t { Ok, OutOfRange, Misaligned, NotErased, HwError };
 FlashStatus flash_program_double_word(uint32_t addr, uint64_t value);  // 8-byte aligned, once after erase
 FlashStatus flash_erase_page(uint32_t page);                           // page number from the flash base
-inline const uint8_t* flash_ptr(uint32_t addr) {
-  return reinterpret_cast<const uint8_t*>(addr);
-}
+// Reads a double word (little-endian); false = uncorrectable ECC error (a half-programmed word after a power
+// cut), which the NMI handler clears instead of faulting.
+bool flash_read_double_word(uint32_t addr, uint64_t& out);
 
 // --- WS2812 on one pin (bit-banged from SRAM with interrupts off for ~30 us) ---
 void ws2812_init(Pin p);

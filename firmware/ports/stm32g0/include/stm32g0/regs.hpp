@@ -43,7 +43,7 @@ inline constexpr uint32_t CSR_LSION = 1u << 0, CSR_LSIRDY = 1u << 1;
 
 // --- FLASH interface ---
 namespace flash {
-inline constexpr uint32_t ACR = 0x00, KEYR = 0x08, SR = 0x10, CR = 0x14;
+inline constexpr uint32_t ACR = 0x00, KEYR = 0x08, SR = 0x10, CR = 0x14, ECCR = 0x18;
 inline constexpr uint32_t ACR_LATENCY_MASK = 0x7, ACR_PRFTEN = 1u << 8, ACR_ICEN = 1u << 9;
 inline constexpr uint32_t KEY1 = 0x4567'0123, KEY2 = 0xCDEF'89AB;
 inline constexpr uint32_t SR_EOP = 1u << 0, SR_OPERR = 1u << 1, SR_PROGERR = 1u << 3, SR_WRPERR = 1u << 4,
@@ -54,6 +54,8 @@ inline constexpr uint32_t SR_ERRORS = SR_OPERR | SR_PROGERR | SR_WRPERR | SR_PGA
                                       SR_MISSERR | SR_FASTERR | SR_RDERR | SR_OPTVERR;
 inline constexpr uint32_t CR_PG = 1u << 0, CR_PER = 1u << 1, CR_PNB_SHIFT = 3, CR_PNB_MASK = 0x7Fu << 3,
                           CR_STRT = 1u << 16, CR_LOCK = 1u << 31;
+// ECC: a double (uncorrectable) error sets ECCD and raises an NMI; write 1 to clear.
+inline constexpr uint32_t ECCR_ECCC = 1u << 30, ECCR_ECCD = 1u << 31;
 }  // namespace flash
 
 // --- GPIO ---
