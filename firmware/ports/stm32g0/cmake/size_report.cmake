@@ -1,6 +1,6 @@
 # Size report and budget check of one firmware image (run by the build after linking; fails the build).
 # Budget = the FLASH (program) and RAM regions of the image's linker script; the stack is a section, so it
-# is counted in RAM. Also refuses any heap: malloc must not be linked.
+# is counted in RAM. Also refuses any heap: malloc must not be linked. -DQUIET=ON: print only on failure.
 foreach(v ELF SIZE NM LD NAME)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "size_report.cmake: ${v} not set")
@@ -51,9 +51,11 @@ endforeach()
 
 math(EXPR flash_pct "${flash_used} * 100 / ${flash_budget}")
 math(EXPR ram_pct "${ram_used} * 100 / ${ram_budget}")
-message("== ${NAME}\n${berkeley}"
-        "flash: ${flash_used} / ${flash_budget} bytes (${flash_pct} %) for the program region\n"
-        "RAM:   ${ram_used} / ${ram_budget} bytes (${ram_pct} %) including ${stack} bytes of stack")
+if(NOT QUIET OR flash_used GREATER flash_budget OR ram_used GREATER ram_budget)
+  message("== ${NAME}\n${berkeley}"
+          "flash: ${flash_used} / ${flash_budget} bytes (${flash_pct} %) for the program region\n"
+          "RAM:   ${ram_used} / ${ram_budget} bytes (${ram_pct} %) including ${stack} bytes of stack")
+endif()
 if(flash_used GREATER flash_budget OR ram_used GREATER ram_budget)
   message(FATAL_ERROR "${NAME}: over budget")
 endif()
