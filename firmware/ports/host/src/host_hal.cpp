@@ -24,7 +24,9 @@ void HostHal::set_led(uint8_t r, uint8_t g, uint8_t b) {
   led_rgb_ = (uint32_t{r} << 16) | (uint32_t{g} << 8) | b;
 }
 
-// File format: one line "plugsim-state 1 <boot_counter> <energy_mwh> <energy_epoch> <relay_on>".
+// File format: one line "plugsim-state 2 <boot_counter> <energy_mwh> <energy_epoch> <relay_on> <tripped>
+// <switch_count> <has_settings> <current_limit_ma> <over_current_duration_ms> <power_limit_w> <voltage_max_v>
+// <voltage_min_v> <kv_e6> <ki_e6>". Version 1 files (the first four values only) still load: no settings.
 bool FileStorage::load(pbfw::PersistentState& out) {
   const auto fresh = [&] {
     if (fresh_boot_counter_ == 0) return false;
@@ -37,15 +39,36 @@ bool FileStorage::load(pbfw::PersistentState& out) {
   std::string magic;
   int version = 0;
   uint64_t boot = 0, energy = 0, epoch = 0, relay = 0;
-  if (!(in >> magic >> version >> boot >> energy >> epoch >> relay) || magic != "plugsim-state" ||
-      version != 1 || boot > UINT32_MAX || epoch > UINT16_MAX || relay > 1) {
+  uint64_t v2[10] = {};  // tripped .. ki_e6
+  bool ok = static_cast<bool>(in >> magic >> version >> boot >> energy >> epoch >> relay) &&
+            magic == "plugsim-state" && (version == 1 || version == 2);
+  if (ok && version == 2) {
+    for (uint64_t& v : v2) ok = ok && static_cast<bool>(in >> v);
+    ok = ok && v2[0] <= 1 && v2[1] <= UINT32_MAX && v2[2] <= 1 && v2[3] <= UINT32_MAX &&
+         v2[4] <= UINT32_MAX && v2[5] <= UINT32_MAX && v2[6] <= UINT16_MAX && v2[7] <= UINT16_MAX &&
+         v2[8] <= UINT32_MAX && v2[9] <= UINT32_MAX;
+  }
+  if (!ok || boot > UINT32_MAX || epoch > UINT16_MAX || relay > 1) {
     PB_LOG(Warning, "plugsim") << "ignoring unreadable state file " << path_;
     return fresh();
   }
+  out = pbfw::PersistentState{};
   out.boot_counter = static_cast<uint32_t>(boot);
   out.energy_mwh = energy;
   out.energy_epoch = static_cast<uint16_t>(epoch);
   out.relay_on = static_cast<uint8_t>(relay);
+  if (version == 2) {
+    out.tripped = static_cast<uint8_t>(v2[0]);
+    out.switch_count = static_cast<uint32_t>(v2[1]);
+    out.has_settings = static_cast<uint8_t>(v2[2]);
+    out.current_limit_ma = static_cast<uint32_t>(v2[3]);
+    out.over_current_duration_ms = static_cast<uint32_t>(v2[4]);
+    out.power_limit_w = static_cast<uint32_t>(v2[5]);
+    out.voltage_max_v = static_cast<uint16_t>(v2[6]);
+    out.voltage_min_v = static_cast<uint16_t>(v2[7]);
+    out.kv_e6 = static_cast<uint32_t>(v2[8]);
+    out.ki_e6 = static_cast<uint32_t>(v2[9]);
+  }
   return true;
 }
 
@@ -54,8 +77,11 @@ void FileStorage::save(const pbfw::PersistentState& state) {
   tmp += ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << "plugsim-state 1 " << state.boot_counter << ' ' << state.energy_mwh << ' ' << state.energy_epoch
-        << ' ' << unsigned{state.relay_on} << '\n';
+    out << "plugsim-state 2 " << state.boot_counter << ' ' << state.energy_mwh << ' ' << state.energy_epoch
+        << ' ' << unsigned{state.relay_on} << ' ' << unsigned{state.tripped} << ' ' << state.switch_count
+        << ' ' << unsigned{state.has_settings} << ' ' << state.current_limit_ma << ' '
+        << state.over_current_duration_ms << ' ' << state.power_limit_w << ' ' << state.voltage_max_v << ' '
+        << state.voltage_min_v << ' ' << state.kv_e6 << ' ' << state.ki_e6 << '\n';
     if (!out.flush()) {
       PB_LOG(Error, "plugsim") << "cannot write " << tmp;
       return;

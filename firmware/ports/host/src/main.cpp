@@ -17,6 +17,7 @@
 
 #include "common/log.hpp"
 #include "config/config.hpp"
+#include "plugsim/decode.hpp"
 #include "plugsim/simulator.hpp"
 
 namespace asio = boost::asio;
@@ -101,6 +102,7 @@ class StdinControl {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "decode") return plugsim::decode_main(argc - 1, argv + 1);
   CLI::App app{"plugsim: simulated smart sockets for plugbridged"};
   std::string config_path, gateway, watts_list = "60,1200,5", state_dir, log_level = "info", default_psk;
   size_t count = 0;
