@@ -1,14 +1,11 @@
 // The socket firmware image: wires the portable core (pbfw::SocketCore) to the STM32G0 drivers.
 // Interrupts only move bytes (UART RX -> ring) and count milliseconds; everything else runs in this loop.
+#include <pbfw/device_info.hpp>
+#include <pbfw/esp_at.hpp>
 #include <pbfw/socket_core.hpp>
 #include <stm32g0/board.hpp>
 #include <stm32g0/drivers.hpp>
 #include <stm32g0/layout.hpp>
-
-#if __has_include(<pbfw/esp_at.hpp>)
-#include <pbfw/esp_at.hpp>
-#define PBFW_HAVE_ESP_AT 1
-#endif
 
 #if __has_include(<pbfw/flash_storage.hpp>)
 #include <pbfw/flash_storage.hpp>
@@ -72,7 +69,7 @@ class VolatileStorage final : public pbfw::Storage {
 VolatileStorage g_storage;
 #endif
 
-// cid from the 96-bit unique device ID until the device-information page is parsed.
+// Unprovisioned units name themselves after the 96-bit unique device ID (shown in logs, never joins).
 char g_cid[pbfw::proto::kCidMax + 1];
 void make_cid() {
   const auto* uid = reinterpret_cast<const volatile uint32_t*>(kUidBase);
@@ -88,7 +85,6 @@ pbfw::Record g_records[PBFW_RECORDS];
 
 BoardHal g_hal;
 
-#if PBFW_HAVE_ESP_AT
 class EspUart final : public pbfw::EspAtUart {
  public:
   void write(const uint8_t* data, size_t len) override { g_esp_uart.write(data, len); }
@@ -101,42 +97,23 @@ class Link final : public pbfw::EspAtListener {
   void on_link_up() override { core_->on_transport_connected(); }
   void on_link_down() override { core_->on_transport_disconnected(); }
   void on_link_bytes(const uint8_t* d, size_t n) override { core_->on_transport_bytes(d, n); }
+  void on_smartconfig_done(bool /*ok*/) override { core_->provisioning_done(); }
 
  private:
   pbfw::SocketCore* core_ = nullptr;
 };
 Link g_link;
-#else
-// Stand-in while no ESP-AT driver is available: always offline; the core keeps its records.
-class OfflineTransport final : public pbfw::LanTransport {
- public:
-  bool send(const uint8_t*, size_t) override { return false; }
-  void close() override {}
-};
-OfflineTransport g_offline;
-#endif
 
-// Button: pressed = low. Debounced by requiring a stable level for kDebounceMs.
-class Button {
+// Hold 5 s and release: ESP-Touch provisioning in the modem (the core shows it on the LED and times out).
+class ProvisioningObserver final : public pbfw::SocketObserver {
  public:
-  static constexpr uint32_t kDebounceMs = 30;
-  // Returns true on a debounced release after a press (a click).
-  bool poll(uint64_t now) {
-    const bool raw = !pin_read(board::kButton);
-    if (raw != last_raw_) {
-      last_raw_ = raw;
-      changed_at_ = now;
-    }
-    if (raw != stable_ && now - changed_at_ >= kDebounceMs) {
-      stable_ = raw;
-      return !stable_;
-    }
-    return false;
+  explicit ProvisioningObserver(pbfw::EspAt& esp) : esp_(esp) {}
+  void on_provisioning(bool active) override {
+    if (active) esp_.start_smartconfig(millis());
   }
 
  private:
-  bool last_raw_ = false, stable_ = false;
-  uint64_t changed_at_ = 0;
+  pbfw::EspAt& esp_;
 };
 
 void board_init() {
@@ -172,47 +149,44 @@ extern "C" void USART2_IRQHandler() {
 extern "C" void app_main() {
   board_init();
   watchdog_start(4000);
-  make_cid();
+
+  // Identity, gateway and calibration defaults from the device-information page. Without a valid page the
+  // socket never joins (it has no PSK) but still works locally: relay, button, metering, protection.
+  static pbfw::DeviceInfo info{};
+  const pbfw::DeviceInfoStatus devinfo = pbfw::decode_device_info(
+      reinterpret_cast<const uint8_t*>(kLayout.devinfo_start), kLayout.devinfo_size, info);
+  const bool provisioned = devinfo == pbfw::DeviceInfoStatus::Ok;
+  if (!provisioned) make_cid();
 
   // The big objects are static so they count in the linker's RAM budget instead of hiding on the stack.
-  static const pbfw::SocketConfig cfg{.cid = g_cid, .fw_version = PBFW_FW_VERSION};
-#if PBFW_HAVE_ESP_AT
+  static pbfw::SocketConfig cfg{.cid = provisioned ? info.cid : g_cid, .fw_version = PBFW_FW_VERSION};
+  if (provisioned) cfg.kv_e6 = info.kv_e6, cfg.ki_e6 = info.ki_e6;
   static pbfw::EspAtConfig esp_cfg;
-  esp_cfg.cid = g_cid;
+  esp_cfg.cid = cfg.cid;
+  esp_cfg.host = info.gateway_host;
+  esp_cfg.port = info.gateway_port;
+  esp_cfg.psk = info.psk;
+  esp_cfg.psk_len = info.psk_len;
   esp_cfg.seed = *reinterpret_cast<const volatile uint32_t*>(kUidBase) ^ static_cast<uint32_t>(millis());
-  // The gateway address and PSK come from the device-information page (not parsed yet): without them
-  // the link is not started and the socket works offline.
   static pbfw::EspAt esp(g_esp_port, g_link, esp_cfg);
   static pbfw::SocketCore core(g_hal, g_storage, esp, cfg, g_records, PBFW_RECORDS);
   g_link.attach(&core);
-  const bool link_configured = esp_cfg.host != nullptr && esp_cfg.psk_len > 0;
-#else
-  static pbfw::SocketCore core(g_hal, g_storage, g_offline, cfg, g_records, PBFW_RECORDS);
-#endif
+  static ProvisioningObserver observer(esp);
+  core.set_observer(&observer);
   core.boot();
-#if PBFW_HAVE_ESP_AT
-  if (link_configured) esp.start(millis());
-#endif
+  if (provisioned) esp.start(millis());
 
-  Button button;
   uint64_t next_tick = 0;
   for (;;) {
     RxByte rx;
     if (g_meter_uart.rx().take_overflow()) core.on_meter_byte(0, true);  // bytes were lost: resync
     while (g_meter_uart.rx().pop(rx)) core.on_meter_byte(rx.value, rx.error);
-#if PBFW_HAVE_ESP_AT
     while (g_esp_uart.rx().pop(rx)) esp.on_uart_byte(rx.value);
-#else
-    while (g_esp_uart.rx().pop(rx)) {
-    }
-#endif
     const uint64_t now = millis();
-    if (button.poll(now)) core.button_click();
+    core.button(!pin_read(board::kButton));  // pressed = low; the core debounces and times holds
     if (now >= next_tick) {
       next_tick = now + 10;
-#if PBFW_HAVE_ESP_AT
       esp.tick(now);
-#endif
       core.tick();
       watchdog_feed();
     }
