@@ -18,6 +18,7 @@
 #include "common/log.hpp"
 #include "config/config.hpp"
 #include "plugsim/decode.hpp"
+#include "plugsim/scenario.hpp"
 #include "plugsim/simulator.hpp"
 
 namespace asio = boost::asio;
@@ -211,9 +212,11 @@ int main(int argc, char** argv) {
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer duration_timer(io);
     std::unique_ptr<StdinControl> control;
+    plugsim::Scenario scenario(io, sim, events);
     auto shutdown = [&](const char* why) {
       PB_LOG(Info, "plugsim") << "stopping: " << why;
       sim.stop();
+      scenario.stop();
       signals.cancel();
       duration_timer.cancel();
       if (control) control->stop();
@@ -228,6 +231,8 @@ int main(int argc, char** argv) {
       });
     }
     control = std::make_unique<StdinControl>(io, [&](const std::string& line) {
+      bool scenario_ok = true;
+      if (scenario.control(line, scenario_ok)) return;  // profile, press, hold, power-cut, *-loss
       if (sim.control(line) == plugsim::Simulator::ControlResult::Quit) shutdown("quit");
     });
     sim.start();

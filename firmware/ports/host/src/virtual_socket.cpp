@@ -117,6 +117,7 @@ void VirtualSocket::stop() {
 }
 
 void VirtualSocket::meter_period(uint32_t elapsed_ms) {
+  if (!powered_) return;
   meter_.set_load({spec_.volts, hal_.relay() ? spec_.watts : 0.0, spec_.power_factor});
   const auto frame = meter_.next_frame(elapsed_ms);
   for (uint8_t b : frame) core_.on_meter_byte(b, false);

@@ -57,6 +57,10 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
 
   void set_watts(double watts) { spec_.watts = watts; }
   void button_click();
+  // Mains loss (virtual_socket_power.cpp): off = relay open, link down, no meter; on = cold boot from storage.
+  void power_off();
+  void power_on();
+  bool powered() const { return powered_; }
   void drop_connection(const std::string& reason = "dropped by plugsim") { transport_.drop(reason); }
 
   const std::string& cid() const { return spec_.cid; }
@@ -96,6 +100,7 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   pbfw::SocketCore core_;
 
   bool session_reported_ = false;
+  bool powered_ = true;
   uint32_t acked_seq_ = 0;
 };
 
