@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(50, 3600000));
   app.add_option("--state-dir", state_dir, "persist each socket's boot counter and energy here");
+  bool flash_state = false;
+  app.add_flag("--flash", flash_state,
+               "with --state-dir: keep the state in the firmware's flash log (<cid>.flash, 8 x 2 KB pages)");
   app.add_option("--duration", duration_s, "exit after S seconds (0 = until SIGINT/SIGTERM or 'quit')")
       ->capture_default_str();
   app.add_option("--psk-override", psk_overrides, "CID=HEX: use this key instead of the roster's");
@@ -203,6 +206,7 @@ int main(int argc, char** argv) {
     opts.gateway = endpoints.begin()->endpoint();
     opts.sockets = std::move(roster);
     if (!state_dir.empty()) opts.state_dir = state_dir;
+    opts.flash_state = flash_state;
     // About 2 ms per socket, at most 5 s: 1000 TLS handshakes do not all land at once.
     opts.start_spread =
         std::chrono::milliseconds(std::min<int64_t>(5000, 2 * static_cast<int64_t>(opts.sockets.size())));

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "common/log.hpp"
+#include "plugsim/file_flash.hpp"
 #include "plugsim/host_hal.hpp"
 #include "plugsim/psk_client.hpp"
 
@@ -16,9 +17,13 @@ namespace {
 constexpr std::chrono::milliseconds kMeterPeriod{Hlw8032Sim::kFramePeriodMs};
 
 std::unique_ptr<HostStorage> make_storage(const SimulatorOptions& o, const std::string& cid) {
-  if (o.state_dir) return std::make_unique<FileStorage>(*o.state_dir / (cid + ".state"));
   const auto secs =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  if (o.state_dir && o.flash_state) {
+    return std::make_unique<FlashFileStorage>(*o.state_dir / (cid + ".flash"),
+                                              static_cast<uint32_t>(secs.count()));
+  }
+  if (o.state_dir) return std::make_unique<FileStorage>(*o.state_dir / (cid + ".state"));
   return std::make_unique<MemoryStorage>(static_cast<uint32_t>(secs.count()));
 }
 

@@ -26,6 +26,8 @@ struct SimulatorOptions {
   std::vector<SocketSpec> sockets;
   // One state file per socket ("<cid>.state"); none = in-memory, boot counter from the wall clock.
   std::optional<std::filesystem::path> state_dir;
+  // With state_dir: "<cid>.flash" files holding the firmware's flash log (pbfw::FlashStorage) instead.
+  bool flash_state = false;
   TransportOptions transport;
   // First connections are spread over this window so N sockets do not handshake at once.
   std::chrono::milliseconds start_spread{0};
