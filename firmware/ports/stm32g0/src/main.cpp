@@ -38,8 +38,15 @@ class BoardHal final : public pbfw::Hal {
     r_ = r, g_ = g, b_ = b;
     ws2812_show(r, g, b);
   }
+  // Button held 5 s and released: ESP-Touch in the modem. The driver has its own timeout and reconnects
+  // afterwards; the core's own timeout only ends the LED pattern.
+  void start_provisioning() override {
+    if (esp_ != nullptr) esp_->start_smartconfig(millis());
+  }
+  void attach(pbfw::EspAt* esp) { esp_ = esp; }
 
  private:
+  pbfw::EspAt* esp_ = nullptr;
   bool shown_ = false;
   uint8_t r_ = 0, g_ = 0, b_ = 0;
 };
@@ -104,18 +111,6 @@ class Link final : public pbfw::EspAtListener {
 };
 Link g_link;
 
-// Hold 5 s and release: ESP-Touch provisioning in the modem (the core shows it on the LED and times out).
-class ProvisioningObserver final : public pbfw::SocketObserver {
- public:
-  explicit ProvisioningObserver(pbfw::EspAt& esp) : esp_(esp) {}
-  void on_provisioning(bool active) override {
-    if (active) esp_.start_smartconfig(millis());
-  }
-
- private:
-  pbfw::EspAt& esp_;
-};
-
 void board_init() {
   clock_init();
   systick_init();
@@ -171,8 +166,7 @@ extern "C" void app_main() {
   static pbfw::EspAt esp(g_esp_port, g_link, esp_cfg);
   static pbfw::SocketCore core(g_hal, g_storage, esp, cfg, g_records, PBFW_RECORDS);
   g_link.attach(&core);
-  static ProvisioningObserver observer(esp);
-  core.set_observer(&observer);
+  g_hal.attach(&esp);
   core.boot();
   if (provisioned) esp.start(millis());
 

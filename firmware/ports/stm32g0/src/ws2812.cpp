@@ -7,6 +7,7 @@
 namespace stm32g0 {
 namespace {
 Pin g_led{kGpioABase, 0};
+uint64_t g_last_frame_ms = 0;
 
 // Busy loop of n iterations, kDelayLoopCycles each (sub 1 + taken bne 2). GCC emits inline asm in
 // divided syntax for Thumb-1, where "sub rX, #1" is the flag-setting 16-bit form.
@@ -45,14 +46,15 @@ void ws2812_init(Pin p) {
 }
 
 void ws2812_show(uint8_t r, uint8_t g, uint8_t b) {
+  // Latch: the line must stay low for the reset time between frames. Only wait if the previous frame was
+  // sent within the last 1-2 ms (the usual case costs nothing).
+  while (millis() <= g_last_frame_ms + kWsResetUs / 1000 + 1) {
+  }
   {
     IrqLock irq;
     send_bits(&reg(g_led.port, gpio::BSRR), &reg(g_led.port, gpio::BRR), 1u << g_led.n, ws2812_word(r, g, b));
   }
-  // Latch: keep the line low for the reset time before the next frame.
-  const uint64_t until = millis() + 1 + kWsResetUs / 1000;
-  while (millis() < until) {
-  }
+  g_last_frame_ms = millis();
 }
 
 }  // namespace stm32g0
