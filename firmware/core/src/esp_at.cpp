@@ -99,6 +99,19 @@ void EspAt::start(uint64_t now_ms) {
   retry_at_ = now_ms + last_backoff_ms_;
 }
 
+void EspAt::stop() {
+  phase_ = Phase::Off;
+  cur_ = Cmd::None;
+  busy_resend_at_ = 0;
+  modem_ready_ = wifi_up_ = psk_set_ = need_close_ = link_up_ = down_pending_ = false;
+  attempt_ = 0;
+  tx_len_ = 0;
+  sending_ = 0;
+  line_len_ = 0;
+  line_overflow_ = false;
+  ipd_remaining_ = 0;
+}
+
 void EspAt::start_smartconfig(uint64_t now_ms) {
   now_ = now_ms;
   if (link_up_) {

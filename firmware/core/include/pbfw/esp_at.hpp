@@ -68,6 +68,9 @@ class EspAt final : public LanTransport {
   // Starts connecting after a random delay in [0, backoff_initial_ms] (sockets that power up
   // together do not all talk at once).
   void start(uint64_t now_ms);
+  // Forgets everything (the modem is powered off with the MCU's Wi-Fi rail); start() begins anew.
+  // No on_link_down: the owner is the one stopping.
+  void stop();
   void on_uart_bytes(const uint8_t* data, size_t len);  // UART receive, any chunking
   void on_uart_byte(uint8_t b) { on_uart_bytes(&b, 1); }
   void tick(uint64_t now_ms);  // timeouts, backoff, sending; call every few ms

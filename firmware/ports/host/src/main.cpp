@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   double pf = 0.95, volts = 230.0, duration_s = 0;
   uint32_t reading_interval_ms = 1000;
   std::vector<std::string> psk_overrides;
+  std::string link = "direct";
   app.add_option("--config", config_path, "plugbridged config file (socket roster + lan.port)");
   app.add_option("--gateway", gateway, "gateway HOST:PORT (default: from --config)");
   app.add_option("--count", count, "simulate the first N roster sockets (default: all)");
@@ -130,6 +131,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--psk-override", psk_overrides, "CID=HEX: use this key instead of the roster's");
   app.add_option("--psk", default_psk, "without --config: key (hex) shared by sockets plugsim-0001..N");
+  app.add_option("--link", link, "how sockets reach the gateway: direct (asio TLS) or esp-at (firmware driver + emulated ESP8266)")
+      ->check(CLI::IsMember({"direct", "esp-at"}))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warning, error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -205,6 +209,7 @@ int main(int argc, char** argv) {
     if (endpoints.empty()) throw std::runtime_error("cannot resolve " + host);
     opts.gateway = endpoints.begin()->endpoint();
     opts.sockets = std::move(roster);
+    opts.transport.link = link == "esp-at" ? plugsim::LinkKind::EspAt : plugsim::LinkKind::Direct;
     if (!state_dir.empty()) opts.state_dir = state_dir;
     opts.flash_state = flash_state;
     // About 2 ms per socket, at most 5 s: 1000 TLS handshakes do not all land at once.

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "plugsim/esp_at_link.hpp"
 #include "plugsim/host_hal.hpp"
 #include "plugsim/simulator.hpp"
 
@@ -58,6 +59,14 @@ class TestGateway {
 
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
   tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
+
+  // Stops listening and drops the connection (a gateway restart); the object stays alive for the
+  // handlers still queued.
+  void shutdown() {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    drop();
+  }
 
   void drop() {
     if (conn_) {
@@ -238,9 +247,11 @@ bool run_until(asio::io_context& io, Pred pred, std::chrono::milliseconds timeou
   return true;
 }
 
-plugsim::SimulatorOptions options_for(const TestGateway& gw, std::vector<uint8_t> key = kKey) {
+plugsim::SimulatorOptions options_for(const TestGateway& gw, std::vector<uint8_t> key = kKey,
+                                      plugsim::LinkKind link = plugsim::LinkKind::Direct) {
   plugsim::SimulatorOptions o;
   o.gateway = gw.endpoint();
+  o.transport.link = link;
   plugsim::SocketSpec s;
   s.cid = "sock-1";
   s.psk = std::move(key);
@@ -253,11 +264,19 @@ plugsim::SimulatorOptions options_for(const TestGateway& gw, std::vector<uint8_t
   return o;
 }
 
-TEST(PlugsimE2e, ReadingsCommandAndResendAfterReconnect) {
+// The end-to-end tests run over both links: asio TLS directly, and the firmware's ESP-AT driver
+// through the emulated ESP8266.
+class PlugsimLinks : public ::testing::TestWithParam<plugsim::LinkKind> {};
+
+std::string link_name(const ::testing::TestParamInfo<plugsim::LinkKind>& info) {
+  return info.param == plugsim::LinkKind::EspAt ? "EspAt" : "Direct";
+}
+
+TEST_P(PlugsimLinks, ReadingsCommandAndResendAfterReconnect) {
   asio::io_context io;
   TestGateway gw(io, {{"sock-1", kKey}});
   CollectingSink sink;
-  plugsim::Simulator sim(io, options_for(gw), sink);
+  plugsim::Simulator sim(io, options_for(gw, kKey, GetParam()), sink);
   sim.start();
 
   // Session up, the relay command is confirmed, readings arrive and are acked.
@@ -318,12 +337,12 @@ TEST(PlugsimE2e, ReadingsCommandAndResendAfterReconnect) {
   sim.stop();
 }
 
-TEST(PlugsimE2e, ControlLines) {
+TEST_P(PlugsimLinks, ControlLines) {
   asio::io_context io;
   TestGateway gw(io, {{"sock-1", kKey}});
   gw.send_command = false;
   CollectingSink sink;
-  plugsim::Simulator sim(io, options_for(gw), sink);
+  plugsim::Simulator sim(io, options_for(gw, kKey, GetParam()), sink);
   sim.start();
   ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).session_up(); }));
 
@@ -349,18 +368,18 @@ TEST(PlugsimE2e, ControlLines) {
   }));
 
   EXPECT_EQ(sim.control("disconnect sock-1"), R::Ok);
-  ASSERT_NE(sink.find("disconnected", "cid", "sock-1"), nullptr);
+  ASSERT_TRUE(run_until(io, [&] { return sink.find("disconnected", "cid", "sock-1") != nullptr; }));
   ASSERT_TRUE(run_until(io, [&] { return sink.count("session_up") >= 2; }));
   sim.stop();
 }
 
-TEST(PlugsimE2e, WrongPskNeverConnectsAndKeepsRetrying) {
+TEST_P(PlugsimLinks, WrongPskNeverConnectsAndKeepsRetrying) {
   asio::io_context io;
   TestGateway gw(io, {{"sock-1", kKey}});
   CollectingSink sink;
   auto wrong = kKey;
   wrong[0] ^= 0xFF;
-  plugsim::Simulator sim(io, options_for(gw, wrong), sink);
+  plugsim::Simulator sim(io, options_for(gw, wrong, GetParam()), sink);
   sim.start();
   ASSERT_TRUE(run_until(io, [&] { return gw.handshake_failures >= 3; }));
   EXPECT_EQ(gw.handshakes, 0);
@@ -369,7 +388,7 @@ TEST(PlugsimE2e, WrongPskNeverConnectsAndKeepsRetrying) {
   sim.stop();
 }
 
-TEST(PlugsimE2e, GatewayDownThenUp) {
+TEST_P(PlugsimLinks, GatewayDownThenUp) {
   asio::io_context io;
   // Reserve a free port and release it: connecting there is refused until the gateway appears.
   tcp::endpoint ep;
@@ -383,6 +402,7 @@ TEST(PlugsimE2e, GatewayDownThenUp) {
   o.sockets.push_back({.cid = "sock-1", .psk = kKey, .reading_interval_ms = 100});
   o.transport.backoff_initial = 20ms;
   o.transport.backoff_max = 100ms;
+  o.transport.link = GetParam();
   plugsim::Simulator sim(io, o, sink);
   sim.start();
   io.run_for(150ms);
@@ -398,6 +418,166 @@ TEST(PlugsimE2e, GatewayDownThenUp) {
   gw->send_command = false;
   ASSERT_TRUE(run_until(io, [&] { return sink.count("session_up") == 1 && gw->committed >= 2; }));
   EXPECT_EQ(gw->handshakes, 1);
+  sim.stop();
+}
+
+TEST_P(PlugsimLinks, GatewayRestartReconnectsByItself) {
+  asio::io_context io;
+  auto gw = std::make_unique<TestGateway>(io, std::map<std::string, std::vector<uint8_t>>{{"sock-1", kKey}});
+  gw->send_command = false;
+  const tcp::endpoint ep = gw->endpoint();
+  CollectingSink sink;
+  plugsim::Simulator sim(io, options_for(*gw, kKey, GetParam()), sink);
+  sim.start();
+  ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).session_up() && gw->committed >= 2; }));
+
+  gw->shutdown();  // the gateway process goes away...
+  auto old_gw = std::move(gw);
+  ASSERT_TRUE(run_until(io, [&] { return !sim.socket(0).connected(); }));
+  io.run_for(100ms);  // ...for a while, during which connects are refused
+  EXPECT_FALSE(sim.socket(0).connected());
+  try {
+    gw = std::make_unique<TestGateway>(io, std::map<std::string, std::vector<uint8_t>>{{"sock-1", kKey}}, ep);
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "port " << ep.port() << " was taken meanwhile: " << e.what();
+  }
+  gw->send_command = false;
+  // (This gateway forgot what it committed, so it only counts what arrives.)
+  ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).session_up() && gw->received.size() >= 2; }));
+  EXPECT_EQ(gw->hellos, 1);
+  EXPECT_EQ(sink.count("session_up"), 2u);
+  sim.stop();
+}
+
+TEST_P(PlugsimLinks, WifiLossRejoinsAndResendsWhatWasTakenOffline) {
+  asio::io_context io;
+  TestGateway gw(io, {{"sock-1", kKey}});
+  gw.send_command = false;
+  CollectingSink sink;
+  plugsim::Simulator sim(io, options_for(gw, kKey, GetParam()), sink);
+  sim.start();
+  ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).session_up() && gw.committed >= 2; }));
+  if (!sim.socket(0).wifi_loss(400ms)) GTEST_SKIP() << "the direct link has no Wi-Fi";
+  ASSERT_TRUE(run_until(io, [&] { return !sim.socket(0).connected(); }));
+  const uint32_t next_seq = sim.socket(0).core().lan().next_seq();
+  // Readings keep being taken (every 100 ms) while the access point is gone, then reach the gateway.
+  ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).core().lan().next_seq() >= next_seq + 3; }));
+  ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).session_up() && gw.committed >= next_seq + 3; }));
+  auto* link = dynamic_cast<plugsim::EspAtLink*>(&sim.socket(0).transport());
+  ASSERT_NE(link, nullptr);
+  EXPECT_GE(link->driver().failures(), 1u);
+  EXPECT_EQ(sink.count("session_up"), 2u);
+  sim.stop();
+}
+
+TEST_P(PlugsimLinks, StopThenStartComesBack) {
+  // What a power cut does to the link (the Wi-Fi module loses power with the MCU).
+  asio::io_context io;
+  TestGateway gw(io, {{"sock-1", kKey}});
+  gw.send_command = false;
+  CollectingSink sink;
+  plugsim::Simulator sim(io, options_for(gw, kKey, GetParam()), sink);
+  sim.start();
+  for (int round = 1; round <= 2; ++round) {
+    ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).session_up(); })) << round;
+    sim.socket(0).transport().stop();
+    EXPECT_FALSE(sim.socket(0).connected());
+    io.run_for(50ms);
+    EXPECT_FALSE(sim.socket(0).connected());
+    sim.socket(0).transport().start(0ms);
+  }
+  ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).session_up(); }));
+  EXPECT_EQ(sink.count("session_up"), 3u);
+  sim.stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(Links, PlugsimLinks, ::testing::Values(plugsim::LinkKind::Direct, plugsim::LinkKind::EspAt),
+                         link_name);
+
+// Accepts any number of TLS-PSK connections (every identity has kKey) and holds them open without
+// speaking the protocol: enough to bring many links up and then lose them all at once.
+class HoldingGateway {
+ public:
+  explicit HoldingGateway(asio::io_context& io)
+      : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), ctx_(asio::ssl::context::tls_server) {
+    SSL_CTX* c = ctx_.native_handle();
+    SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
+    SSL_CTX_set_cipher_list(c, "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256");
+    SSL_CTX_set_psk_server_callback(c, [](SSL*, const char*, unsigned char* psk, unsigned int max_len) -> unsigned {
+      if (kKey.size() > max_len) return 0;
+      std::copy(kKey.begin(), kKey.end(), psk);
+      return static_cast<unsigned>(kKey.size());
+    });
+    accept();
+  }
+  tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
+  size_t handshakes = 0;
+
+ private:
+  using Stream = asio::ssl::stream<tcp::socket>;
+  void accept() {
+    auto conn = std::make_shared<Stream>(acceptor_.get_executor(), ctx_);
+    acceptor_.async_accept(conn->lowest_layer(), [this, conn](const boost::system::error_code& ec) {
+      if (ec) return;
+      conn->async_handshake(asio::ssl::stream_base::server, [this, conn](const boost::system::error_code& hec) {
+        if (hec) return;
+        ++handshakes;
+        conns_.push_back(conn);
+      });
+      accept();
+    });
+  }
+  tcp::acceptor acceptor_;
+  asio::ssl::context ctx_;
+  std::vector<std::shared_ptr<Stream>> conns_;
+};
+
+TEST(PlugsimEspAt, HundredSocketsSpreadTheirReconnects) {
+  asio::io_context io;
+  plugsim::SimulatorOptions o;
+  for (int i = 0; i < 100; ++i) {
+    o.sockets.push_back({.cid = "sock-" + std::to_string(i), .psk = kKey, .reading_interval_ms = 1000});
+  }
+  auto gw = std::make_unique<HoldingGateway>(io);
+  o.gateway = gw->endpoint();
+  o.transport.link = plugsim::LinkKind::EspAt;
+  o.transport.backoff_initial = 2000ms;
+  o.transport.backoff_max = 8000ms;
+  CollectingSink sink;
+  plugsim::Simulator sim(io, o, sink);
+  sim.start();
+  auto all_up = [&] {
+    for (size_t i = 0; i < sim.size(); ++i) {
+      if (!sim.socket(i).connected()) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(run_until(io, all_up, 30s));
+  EXPECT_EQ(gw->handshakes, 100u);
+
+  // The gateway dies: every socket sees CLOSED at about the same moment and schedules a retry.
+  gw.reset();
+  auto all_down = [&] {
+    for (size_t i = 0; i < sim.size(); ++i) {
+      if (sim.socket(i).connected()) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(run_until(io, all_down));
+  std::vector<uint32_t> delays;
+  for (size_t i = 0; i < sim.size(); ++i) {
+    auto& link = dynamic_cast<plugsim::EspAtLink&>(sim.socket(i).transport());
+    delays.push_back(link.driver().last_backoff_ms());
+  }
+  // First retry: equal jitter over [1, 2] s. Spread means no 100 ms slot holds more than a few.
+  const auto [mn, mx] = std::minmax_element(delays.begin(), delays.end());
+  EXPECT_GE(*mn, 1000u);
+  EXPECT_LE(*mx, 2000u);
+  EXPECT_GE(*mx - *mn, 700u);
+  std::vector<int> slots(11, 0);
+  for (uint32_t d : delays) ++slots[(d - 1000) / 100];
+  EXPECT_LE(*std::max_element(slots.begin(), slots.end()), 25);
   sim.stop();
 }
 

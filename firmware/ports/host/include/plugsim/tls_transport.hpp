@@ -15,55 +15,46 @@
 #include <string>
 #include <vector>
 
+#include "plugsim/link.hpp"
 #include "plugsim/psk_client.hpp"
 
 namespace plugsim {
-
-class TransportListener {
- public:
-  virtual void on_connected() = 0;
-  // Only after on_connected; `reason` is for humans.
-  virtual void on_disconnected(const std::string& reason) = 0;
-  virtual void on_bytes(const uint8_t* data, size_t len) = 0;
-
- protected:
-  ~TransportListener() = default;
-};
 
 struct TransportOptions {
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{10000};
   std::chrono::milliseconds connect_timeout{10000};  // TCP connect + TLS handshake
   size_t max_queued_bytes = 16 * 1024;               // send() refuses beyond this
+  LinkKind link = LinkKind::Direct;                  // which Link a VirtualSocket builds
 };
 
-class TlsTransport {
+class TlsTransport final : public Link {
  public:
   TlsTransport(boost::asio::io_context& io, boost::asio::ssl::context& ctx,
                boost::asio::ip::tcp::endpoint gateway, PskCredentials creds, TransportListener& listener,
                TransportOptions options = {});
-  ~TlsTransport();
+  ~TlsTransport() override;
   TlsTransport(const TlsTransport&) = delete;
   TlsTransport& operator=(const TlsTransport&) = delete;
 
   // Starts connecting after `delay` and keeps the link up until stop().
-  void start(std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+  void start(std::chrono::milliseconds delay = std::chrono::milliseconds(0)) override;
   // Closes for good (no reconnect); notifies on_disconnected if connected.
-  void stop();
+  void stop() override;
   // Drops the connection now (simulated link loss); reconnects after a backoff.
-  void drop(const std::string& reason);
+  void drop(const std::string& reason) override;
   // The session proved healthy: the next reconnect starts from the initial backoff again.
-  void mark_healthy() { attempt_ = 0; }
+  void mark_healthy() override { attempt_ = 0; }
 
   // Queues bytes for sending; false when not connected or the queue is full.
-  bool send(const uint8_t* data, size_t len);
+  bool send(const uint8_t* data, size_t len) override;
   // Asked by the protocol layer: like drop(), but the notification is deferred so the caller
   // is not re-entered.
-  void close();
+  void close() override;
 
-  bool connected() const { return connected_; }
+  bool connected() const override { return connected_; }
   const boost::asio::ip::tcp::endpoint& gateway() const { return gateway_; }
-  uint32_t connection_count() const { return connection_count_; }
+  uint32_t connection_count() const override { return connection_count_; }
 
  private:
   struct Conn {

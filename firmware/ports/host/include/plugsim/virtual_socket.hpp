@@ -17,6 +17,7 @@
 #include "plugsim/events.hpp"
 #include "plugsim/hlw8032_sim.hpp"
 #include "plugsim/host_hal.hpp"
+#include "plugsim/link.hpp"
 #include "plugsim/tls_transport.hpp"
 
 namespace plugsim {
@@ -61,16 +62,18 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   void power_off();
   void power_on();
   bool powered() const { return powered_; }
-  void drop_connection(const std::string& reason = "dropped by plugsim") { transport_.drop(reason); }
+  void drop_connection(const std::string& reason = "dropped by plugsim") { transport_->drop(reason); }
 
   const std::string& cid() const { return spec_.cid; }
   bool relay_on() const { return hal_.relay(); }
-  bool connected() const { return transport_.connected(); }
+  bool connected() const { return transport_->connected(); }
+  // Wi-Fi gone for `duration` (esp-at link only; false otherwise).
+  bool wifi_loss(std::chrono::milliseconds duration) { return transport_->wifi_loss(duration); }
   bool session_up() { return core_.lan().session_up(); }
   uint32_t boot() { return core_.boot_counter(); }
   uint32_t acked_seq() const { return acked_seq_; }
   pbfw::SocketCore& core() { return core_; }
-  TlsTransport& transport() { return transport_; }
+  Link& transport() { return *transport_; }
 
  private:
   // TransportListener
@@ -79,7 +82,7 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   void on_bytes(const uint8_t* data, size_t len) override;
   // pbfw::LanTransport (the core's view of the link)
   bool send(const uint8_t* data, size_t len) override;
-  void close() override { transport_.close(); }
+  void close() override { transport_->close(); }
 
   // pbfw::SocketObserver
   void on_relay_changed(bool on, pbfw::proto::Cause cause) override;
@@ -94,7 +97,7 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   HostHal hal_;
   std::unique_ptr<HostStorage> storage_;
   Hlw8032Sim meter_;
-  TlsTransport transport_;
+  std::unique_ptr<Link> transport_;  // TlsTransport or EspAtLink (TransportOptions::link)
   std::unique_ptr<pbfw::Record[]> records_;
   pbfw::SocketConfig config_;
   pbfw::SocketCore core_;

@@ -1,0 +1,116 @@
+#include "plugsim/esp_at_link.hpp"
+
+#include <random>
+
+#include "common/log.hpp"
+
+namespace plugsim {
+
+namespace {
+
+pbfw::EspAtConfig make_driver_config(const std::string& ssid, const std::string& password,
+                                     const std::string& host, uint16_t port, const PskCredentials& creds,
+                                     const TransportOptions& o) {
+  pbfw::EspAtConfig c;
+  c.ssid = ssid.c_str();
+  c.password = password.c_str();
+  c.host = host.c_str();
+  c.port = port;
+  c.cid = creds.identity.c_str();
+  c.psk = creds.key.data();
+  c.psk_len = creds.key.size();
+  c.seed = std::random_device{}();  // the MCU would use its hardware RNG / unique ID
+  c.backoff_initial_ms = static_cast<uint32_t>(o.backoff_initial.count());
+  c.backoff_max_ms = static_cast<uint32_t>(o.backoff_max.count());
+  c.connect_timeout_ms = static_cast<uint32_t>(o.connect_timeout.count());
+  return c;
+}
+
+}  // namespace
+
+EspAtLink::EspAtLink(boost::asio::io_context& io, boost::asio::ssl::context& ctx,
+                     const boost::asio::ip::tcp::endpoint& gateway, PskCredentials creds,
+                     TransportListener& listener, TransportOptions options, EspAtModemOptions modem_options)
+    : io_(io),
+      listener_(listener),
+      host_(gateway.address().to_string()),
+      creds_(std::move(creds)),
+      ssid_(modem_options.ssid),
+      password_(modem_options.password),
+      epoch_(std::chrono::steady_clock::now()),
+      modem_(
+          io, ctx,
+          [this](const uint8_t* d, size_t n) {
+            driver_.on_uart_bytes(d, n);  // modem -> MCU
+          },
+          modem_options),
+      driver_(*this, *this, make_driver_config(ssid_, password_, host_, gateway.port(), creds_, options)),
+      timer_(io),
+      alive_(std::make_shared<bool>(true)) {}
+
+EspAtLink::~EspAtLink() {
+  *alive_ = false;
+  modem_.shutdown();
+}
+
+uint64_t EspAtLink::now_ms() const {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - epoch_)
+          .count());
+}
+
+void EspAtLink::start(std::chrono::milliseconds delay) {
+  if (running_) return;
+  running_ = true;
+  modem_.power_on();
+  timer_.expires_after(delay);
+  timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (!*alive || ec || !running_) return;
+    driver_.start(now_ms());
+    driver_.tick(now_ms());
+    arm_tick();
+  });
+}
+
+void EspAtLink::arm_tick() {
+  timer_.expires_after(kTickPeriod);
+  timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
+    if (!*alive || ec || !running_) return;
+    driver_.tick(now_ms());
+    arm_tick();
+  });
+}
+
+void EspAtLink::stop() {
+  running_ = false;
+  timer_.cancel();
+  modem_.power_off();  // no more bytes towards the driver
+  driver_.stop();
+  if (reported_up_) {
+    reported_up_ = false;
+    listener_.on_disconnected("shutdown");
+  }
+}
+
+void EspAtLink::drop(const std::string& reason) {
+  PB_LOG(Debug, "plugsim") << creds_.identity << ": esp-at link drop: " << reason;
+  modem_.drop_connection();
+}
+
+bool EspAtLink::wifi_loss(std::chrono::milliseconds duration) {
+  modem_.wifi_loss(duration);
+  return true;
+}
+
+void EspAtLink::on_link_up() {
+  reported_up_ = true;
+  listener_.on_connected();
+}
+
+void EspAtLink::on_link_down() {
+  if (!reported_up_) return;
+  reported_up_ = false;
+  listener_.on_disconnected("esp-at link down");
+}
+
+}  // namespace plugsim
