@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
+#include "plugsim/esp_at_link.hpp"
 
 namespace plugsim {
 
@@ -87,6 +88,15 @@ pbfw::SocketConfig make_config(const SocketSpec& spec) {
   return c;
 }
 
+std::unique_ptr<Link> make_link(boost::asio::io_context& io, boost::asio::ssl::context& tls,
+                                const boost::asio::ip::tcp::endpoint& gateway, PskCredentials creds,
+                                TransportListener& listener, const TransportOptions& options) {
+  if (options.link == LinkKind::EspAt) {
+    return std::make_unique<EspAtLink>(io, tls, gateway, std::move(creds), listener, options);
+  }
+  return std::make_unique<TlsTransport>(io, tls, gateway, std::move(creds), listener, options);
+}
+
 }  // namespace
 
 VirtualSocket::VirtualSocket(boost::asio::io_context& io, boost::asio::ssl::context& tls,
@@ -97,7 +107,7 @@ VirtualSocket::VirtualSocket(boost::asio::io_context& io, boost::asio::ssl::cont
       events_(events),
       storage_(std::move(storage)),
       meter_(spec_.kv_e6, spec_.ki_e6),
-      transport_(io, tls, gateway, PskCredentials{spec_.cid, spec_.psk}, *this, transport_options),
+      transport_(make_link(io, tls, gateway, PskCredentials{spec_.cid, spec_.psk}, *this, transport_options)),
       records_(std::make_unique<pbfw::Record[]>(kResendCapacity)),
       config_(make_config(spec_)),
       core_(hal_, *storage_, *this, config_, records_.get(), kResendCapacity) {
@@ -109,11 +119,11 @@ VirtualSocket::~VirtualSocket() = default;
 void VirtualSocket::start(std::chrono::milliseconds connect_delay) {
   core_.boot();
   after_core_call();
-  transport_.start(connect_delay);
+  transport_->start(connect_delay);
 }
 
 void VirtualSocket::stop() {
-  transport_.stop();
+  transport_->stop();
 }
 
 void VirtualSocket::meter_period(uint32_t elapsed_ms) {
@@ -149,7 +159,7 @@ void VirtualSocket::on_bytes(const uint8_t* data, size_t len) {
 }
 
 bool VirtualSocket::send(const uint8_t* data, size_t len) {
-  return transport_.send(data, len);
+  return transport_->send(data, len);
 }
 
 void VirtualSocket::on_relay_changed(bool on, proto::Cause cause) {
@@ -174,7 +184,7 @@ void VirtualSocket::after_core_call() {
   auto& lan = core_.lan();
   if (lan.session_up() && !session_reported_) {
     session_reported_ = true;
-    transport_.mark_healthy();
+    transport_->mark_healthy();
     emit(json{{"ev", "session_up"}, {"cid", spec_.cid}, {"boot", core_.boot_counter()}}.dump());
   } else if (!lan.session_up()) {
     session_reported_ = false;
