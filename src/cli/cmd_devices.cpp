@@ -1,0 +1,144 @@
+// `plugbridge devices`: every socket with online/offline, relay, power now, today's kWh, last
+// seen. Live from the daemon when it runs, else from the database (and said so).
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "cli/control_client.hpp"
+#include "energy/totals.hpp"
+
+namespace pb::cli {
+namespace {
+
+using json = nlohmann::json;
+constexpr uint8_t kMeterOk = 1u << 3, kRelayOn = 1u << 4;  // pbfw::proto reading flags
+
+struct Row {
+  std::string cid, name;
+  std::optional<bool> online, relay;
+  std::optional<int64_t> power_mw, last_ms;
+  int64_t today_mwh = 0;
+};
+
+std::string ago(int64_t now, int64_t then) {
+  int64_t s = (now - then) / 1000;
+  if (s < 0) s = 0;
+  if (s < 120) return std::to_string(s) + " s ago";
+  if (s < 7200) return std::to_string(s / 60) + " min ago";
+  if (s < 172800) return std::to_string(s / 3600) + " h ago";
+  return std::to_string(s / 86400) + " days ago";
+}
+
+class Devices : public Command {
+ public:
+  CLI::App* add(CLI::App& app) override {
+    auto* sub =
+        app.add_subcommand("devices", "every socket: online, relay, power now, today's kWh, last seen");
+    add_format_option(sub, format_);
+    sub->add_flag("--offline", offline_, "do not ask the daemon; show the database's view only");
+    return sub;
+  }
+
+  int run(Context& ctx) override {
+    auto& store = ctx.store();
+    const int64_t now = ctx.now_ms();
+    std::vector<Row> rows;
+    for (const auto& s : ctx.sockets()) rows.push_back({s.cid, s.name, {}, {}, {}, {}, 0});
+
+    std::string live_error;
+    bool live = false;
+    if (!offline_) {
+      try {
+        json r = control_request(ctx.socket_path(), {{"cmd", "status"}}, std::chrono::seconds(5));
+        if (r.value("ok", false) && r["sockets"].is_array()) {
+          live = true;
+          std::map<std::string, const json*> by_cid;
+          for (const auto& s : r["sockets"]) by_cid[s.value("cid", "")] = &s;
+          for (auto& row : rows) {
+            auto it = by_cid.find(row.cid);
+            if (it == by_cid.end()) continue;
+            const json& s = *it->second;
+            row.online = s.value("online", false);
+            if (s["relay"].is_boolean()) row.relay = s["relay"].get<bool>();
+            if (s["reading"].is_object()) {
+              const json& rd = s["reading"];
+              row.last_ms = rd.value("ts_ms", int64_t{0});
+              if (rd.value("meter_ok", false)) row.power_mw = rd.value("power_mw", int64_t{0});
+            }
+          }
+        } else {
+          live_error = r.value("message", std::string("unexpected answer"));
+        }
+      } catch (const CliError& e) {
+        live_error = e.what();
+        live_error = live_error.substr(0, live_error.find('\n'));
+      }
+    }
+    for (auto& row : rows) {
+      // The daemon only knows readings since it started; the database fills the rest.
+      if (!row.last_ms) {
+        if (auto r = store.latest_reading(row.cid)) {
+          row.last_ms = r->ts_ms;
+          if (!live) row.relay = (r->flags & kRelayOn) != 0;
+          if ((r->flags & kMeterOk) && !live) row.power_mw = r->power_mw;
+        }
+      }
+      row.today_mwh = energy::day_total(store, ctx.calendar(), row.cid, ctx.calendar().local_date(now));
+    }
+
+    auto& out = ctx.term().out;
+    if (format_ == "json") {
+      json arr = json::array();
+      for (const auto& r : rows) {
+        json j{{"cid", r.cid}, {"name", r.name}};
+        j["online"] = r.online ? json(*r.online) : json();
+        j["relay"] = r.relay ? json(*r.relay) : json();
+        j["power_mw"] = r.power_mw ? json(*r.power_mw) : json();
+        j["today_mwh"] = r.today_mwh;
+        j["last_seen_ms"] = r.last_ms ? json(*r.last_ms) : json();
+        arr.push_back(j);
+      }
+      out << json{{"source", live ? "daemon" : "database"}, {"sockets", arr}}.dump(2) << '\n';
+    } else {
+      Table t;
+      t.columns = {{"CID", "cid"},
+                   {"NAME", "name"},
+                   {"ONLINE", "online"},
+                   {"RELAY", "relay"},
+                   {"POWER W", "power_w", true},
+                   {"TODAY kWh", "today_kwh", true},
+                   {"LAST SEEN", "last_seen"}};
+      for (const auto& r : rows) {
+        std::string online = r.online ? (*r.online ? "online" : "offline") : "?";
+        std::string relay = r.relay ? (*r.relay ? "on" : "off") : "-";
+        std::string power = r.power_mw ? fixed(*r.power_mw, 1000, 1) : "-";
+        std::string seen = "never";
+        if (r.last_ms)
+          seen = format_ == "csv" ? ctx.iso_time(*r.last_ms)
+                                  : ctx.local_time(*r.last_ms) + " (" + ago(now, *r.last_ms) + ")";
+        t.rows.push_back({r.cid, r.name, online, relay, power, fixed(r.today_mwh, 1000000, 3), seen});
+      }
+      if (format_ == "csv")
+        t.print_csv(out);
+      else
+        t.print(out);
+      if (!live && format_ == "table")
+        out << "\n(from the database: " << (offline_ ? "--offline" : live_error)
+            << "; ONLINE unknown, RELAY and POWER as last stored)\n";
+    }
+    return exit_code::kOk;
+  }
+
+ private:
+  std::string format_ = "table";
+  bool offline_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_devices() {
+  return std::make_unique<Devices>();
+}
+
+}  // namespace pb::cli

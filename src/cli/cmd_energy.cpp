@@ -1,0 +1,96 @@
+// `plugbridge energy`: per socket and in total, today, yesterday, this month, last month, all
+// time, from the 15-minute buckets in the configured time zone.
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "energy/totals.hpp"
+
+namespace pb::cli {
+namespace {
+
+using json = nlohmann::json;
+
+class Energy : public Command {
+ public:
+  CLI::App* add(CLI::App& app) override {
+    auto* sub = app.add_subcommand(
+        "energy", "kWh per socket and in total: today, yesterday, this month, last month, all time");
+    sub->add_option("cid", cid_, "only this socket (default: all, with a total)");
+    add_format_option(sub, format_);
+    return sub;
+  }
+
+  int run(Context& ctx) override {
+    auto& store = ctx.store();
+    const auto& cal = ctx.calendar();
+    const int64_t now = ctx.now_ms();
+    std::vector<std::pair<Context::SocketInfo, energy::Summary>> rows;
+    if (!cid_.empty()) ctx.require_known_cid(cid_);
+    for (const auto& s : ctx.sockets())
+      if (cid_.empty() || s.cid == cid_) rows.push_back({s, energy::summary(store, cal, s.cid, now)});
+    energy::Summary total;
+    for (const auto& [s, e] : rows) {
+      total.today_mwh += e.today_mwh;
+      total.yesterday_mwh += e.yesterday_mwh;
+      total.this_month_mwh += e.this_month_mwh;
+      total.last_month_mwh += e.last_month_mwh;
+      total.all_time_mwh += e.all_time_mwh;
+    }
+
+    auto& out = ctx.term().out;
+    if (format_ == "json") {
+      auto to_json = [](const energy::Summary& e) {
+        return json{{"today_mwh", e.today_mwh},
+                    {"yesterday_mwh", e.yesterday_mwh},
+                    {"this_month_mwh", e.this_month_mwh},
+                    {"last_month_mwh", e.last_month_mwh},
+                    {"all_time_mwh", e.all_time_mwh}};
+      };
+      json arr = json::array();
+      for (const auto& [s, e] : rows) {
+        json j = to_json(e);
+        j["cid"] = s.cid;
+        j["name"] = s.name;
+        arr.push_back(j);
+      }
+      json doc{{"zone", std::string(ctx.zone().name())}, {"at", ctx.iso_time(now)}, {"sockets", arr}};
+      if (cid_.empty()) doc["total"] = to_json(total);
+      out << doc.dump(2) << '\n';
+      return exit_code::kOk;
+    }
+    Table t;
+    t.columns = {{"CID", "cid"},
+                 {"NAME", "name"},
+                 {"TODAY kWh", "today_kwh", true},
+                 {"YESTERDAY kWh", "yesterday_kwh", true},
+                 {"THIS MONTH kWh", "this_month_kwh", true},
+                 {"LAST MONTH kWh", "last_month_kwh", true},
+                 {"ALL TIME kWh", "all_time_kwh", true}};
+    auto add = [&](const std::string& cid, const std::string& name, const energy::Summary& e) {
+      t.rows.push_back({cid, name, fixed(e.today_mwh, 1000000, 3), fixed(e.yesterday_mwh, 1000000, 3),
+                        fixed(e.this_month_mwh, 1000000, 3), fixed(e.last_month_mwh, 1000000, 3),
+                        fixed(e.all_time_mwh, 1000000, 3)});
+    };
+    for (const auto& [s, e] : rows) add(s.cid, s.name, e);
+    if (cid_.empty()) add("TOTAL", "", total);
+    if (format_ == "csv") {
+      t.print_csv(out);
+    } else {
+      t.print(out);
+      out << "\n(days and months in " << ctx.zone().name() << ")\n";
+    }
+    return exit_code::kOk;
+  }
+
+ private:
+  std::string cid_;
+  std::string format_ = "table";
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_energy() {
+  return std::make_unique<Energy>();
+}
+
+}  // namespace pb::cli

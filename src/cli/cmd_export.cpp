@@ -1,0 +1,130 @@
+// `plugbridge export [--from] [--to] --csv FILE`: streams raw readings (or, with --buckets, the
+// 15-minute buckets, kept forever) to CSV without holding them in memory; a progress bar on a
+// terminal.
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "cli/commands.hpp"
+#include "cli/db.hpp"
+
+namespace pb::cli {
+namespace {
+
+constexpr uint8_t kMeterOk = 1u << 3, kRelayOn = 1u << 4;
+
+class Progress {
+ public:
+  Progress(std::ostream& err, bool enabled, size_t total)
+      : err_(err), enabled_(enabled && total > 0), total_(total) {}
+  void step() {
+    ++done_;
+    if (!enabled_) return;
+    int pct = static_cast<int>(done_ * 100 / total_);
+    if (pct == last_pct_) return;
+    last_pct_ = pct;
+    constexpr int kWidth = 30;
+    int filled = pct * kWidth / 100;
+    err_ << "\rexporting [" << std::string(static_cast<size_t>(filled), '#')
+         << std::string(static_cast<size_t>(kWidth - filled), '.') << "] " << pct << "% (" << done_ << "/"
+         << total_ << ")" << std::flush;
+  }
+  void finish() {
+    if (enabled_ && last_pct_ >= 0) err_ << "\r\x1b[K" << std::flush;
+  }
+  size_t done() const { return done_; }
+
+ private:
+  std::ostream& err_;
+  bool enabled_;
+  size_t total_, done_ = 0;
+  int last_pct_ = -1;
+};
+
+class Export : public Command {
+ public:
+  CLI::App* add(CLI::App& app) override {
+    auto* sub = app.add_subcommand("export", "stream readings (or 15-minute buckets) to a CSV file");
+    sub->add_option("--csv", file_, "output file, - for standard output")->required();
+    sub->add_option("--from", from_, "start (default: everything stored)");
+    sub->add_option("--to", to_, "end, exclusive (default: now)");
+    sub->add_option("--cid", cid_, "only this socket (default: all)");
+    sub->add_flag("--buckets", buckets_,
+                  "export the 15-minute buckets instead of raw readings (raw readings are kept only for "
+                  "retention.raw_days)");
+    return sub;
+  }
+
+  int run(Context& ctx) override {
+    auto& store = ctx.store();
+    if (!cid_.empty()) ctx.require_known_cid(cid_);
+    int64_t from = from_.empty() ? INT64_MIN / 2 : ctx.parse_time(from_, "--from");
+    int64_t to = to_.empty() ? ctx.now_ms() + 1 : ctx.parse_time(to_, "--to");
+    std::ofstream file;
+    std::ostream* out = &ctx.term().out;
+    if (file_ != "-") {
+      file.open(file_, std::ios::binary | std::ios::trunc);
+      if (!file)
+        throw CliError(exit_code::kFailed, "cannot write " + file_ + ": " + std::strerror(errno) +
+                                               "\n  fix: choose a writable path");
+      out = &file;
+    }
+    ReadDb db(store.path());
+    size_t rows = 0;
+    if (buckets_) {
+      *out << "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n";
+      db.each_bucket(cid_, from, to, [&](const store::BucketRow& b) {
+        *out << csv_field(b.cid) << ',' << ctx.iso_time(b.start_ms) << ','
+             << ctx.iso_time(b.start_ms + 900000) << ',' << b.start_ms << ','
+             << fixed(b.energy_mwh, 1000000, 6) << ',' << b.samples << ',';
+        if (b.samples > 0)
+          *out << fixed(b.power_sum_mw / b.samples, 1000, 3) << ',' << fixed(b.power_min_mw, 1000, 3) << ','
+               << fixed(b.power_max_mw, 1000, 3) << ',' << fixed(b.voltage_min_mv, 1000, 3) << ','
+               << fixed(b.voltage_max_mv, 1000, 3) << ',' << fixed(b.current_max_ua, 1000000, 6) << '\n';
+        else
+          *out << ",,,,,\n";
+        ++rows;
+      });
+    } else {
+      Progress progress(ctx.term().err, ctx.term().err_is_tty && file_ != "-",
+                        ctx.term().err_is_tty ? db.count_readings(cid_, from, to) : 0);
+      *out << "cid,time,ts_ms,boot,seq,relay,meter_ok,voltage_v,current_a,power_w,apparent_va,power_factor,"
+              "energy_counter_kwh,energy_epoch\n";
+      db.each_reading(cid_, from, to, [&](const store::ReadingRow& r) {
+        bool ok = r.flags & kMeterOk;
+        *out << csv_field(r.cid) << ',' << ctx.iso_time(r.ts_ms) << ',' << r.ts_ms << ',' << r.boot << ','
+             << r.seq << ',' << ((r.flags & kRelayOn) ? "on" : "off") << ',' << (ok ? "yes" : "no") << ',';
+        if (ok)
+          *out << fixed(r.voltage_mv, 1000, 3) << ',' << fixed(r.current_ua, 1000000, 6) << ','
+               << fixed(r.power_mw, 1000, 3) << ',' << fixed(r.apparent_mva, 1000, 3) << ','
+               << fixed(r.power_factor_e4, 10000, 4) << ',';
+        else
+          *out << ",,,,,";
+        *out << fixed(static_cast<int64_t>(r.energy_mwh), 1000000, 6) << ',' << r.energy_epoch << '\n';
+        progress.step();
+        ++rows;
+        return static_cast<bool>(*out);
+      });
+      progress.finish();
+    }
+    out->flush();
+    if (!*out)
+      throw CliError(exit_code::kFailed,
+                     "writing " + file_ + " failed after " + std::to_string(rows) + " rows (disk full?)");
+    if (file_ != "-")
+      ctx.term().err << "wrote " << rows << (buckets_ ? " buckets" : " readings") << " to " << file_ << '\n';
+    return exit_code::kOk;
+  }
+
+ private:
+  std::string file_, from_, to_, cid_;
+  bool buckets_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_export() {
+  return std::make_unique<Export>();
+}
+
+}  // namespace pb::cli

@@ -1,0 +1,358 @@
+// `plugbridge history CID|--all`: energy and power statistics per 15 min, hour, day, week or
+// month (local calendar of the configured zone), from the 15-minute buckets; a table, CSV, JSON
+// or a terminal bar chart.
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cli/commands.hpp"
+#include "cli/db.hpp"
+#include "energy/accountant.hpp"
+
+namespace pb::cli {
+namespace {
+
+using json = nlohmann::json;
+constexpr int64_t kQuarter = energy::kBucketMs;
+
+int64_t floor_div(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
+int64_t floor_mod(int64_t a, int64_t b) {
+  return a - floor_div(a, b) * b;
+}
+
+struct Period {
+  int64_t start = 0, end = 0;
+  int64_t energy_mwh = 0, samples = 0, power_sum_mw = 0;
+  int64_t power_min_mw = 0, power_max_mw = 0, voltage_min_mv = 0, voltage_max_mv = 0, current_max_ua = 0;
+  std::set<std::string> cids;  // sockets with buckets here (--all)
+};
+
+// UTC offset lookups, cached over the zone's current rule interval.
+class Offsets {
+ public:
+  explicit Offsets(const date::time_zone& z) : zone_(z) {}
+  int64_t at(int64_t ms) {
+    if (ms < begin_ || ms >= end_) {
+      auto info = zone_.get_info(date::sys_seconds{std::chrono::seconds{floor_div(ms, 1000)}});
+      auto clamp_ms = [](date::sys_seconds s) {
+        auto c = s.time_since_epoch().count();
+        constexpr int64_t kLimit = INT64_MAX / 2000;
+        return std::clamp<int64_t>(c, -kLimit, kLimit) * 1000;
+      };
+      begin_ = clamp_ms(info.begin);
+      end_ = clamp_ms(info.end);
+      offset_ = std::chrono::duration_cast<std::chrono::milliseconds>(info.offset).count();
+    }
+    return offset_;
+  }
+
+ private:
+  const date::time_zone& zone_;
+  int64_t begin_ = 1, end_ = 0, offset_ = 0;
+};
+
+class History : public Command {
+ public:
+  CLI::App* add(CLI::App& app) override {
+    auto* sub = app.add_subcommand("history", "energy and power per 15 min, hour, day, week or month");
+    sub->add_option("cid", cid_, "socket id");
+    sub->add_flag("--all", all_, "all sockets together");
+    sub->add_option("--from", from_, "start (default: depends on --by: today, 30 days, 12 weeks, 12 months)");
+    sub->add_option("--to", to_, "end, exclusive (default: now)");
+    sub->add_option("--by", by_, "15m, hour, day, week or month")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"15m", "hour", "day", "week", "month"}));
+    add_format_option(sub, format_);
+    sub->add_flag("--chart", chart_, "draw a bar chart of the energy instead of the table");
+    sub->footer(
+        "Dates: YYYY-MM-DD, 'YYYY-MM-DD HH:MM', today, yesterday, now, -7d, -12h, @UNIX_MS; local to the "
+        "configured "
+        "time zone (--tz to override).");
+    return sub;
+  }
+
+  int run(Context& ctx) override {
+    if (all_ == !cid_.empty())
+      throw CliError(exit_code::kUsage,
+                     "history needs a socket id or --all (not both)\n  fix: plugbridge history "
+                     "CID, or plugbridge history --all");
+    if (chart_ && format_ != "table")
+      throw CliError(exit_code::kUsage,
+                     "--chart draws instead of the table; it cannot be combined with --format " + format_);
+    auto& store = ctx.store();
+    if (!cid_.empty()) ctx.require_known_cid(cid_);
+    const int64_t now = ctx.now_ms();
+    int64_t from = from_.empty() ? default_from(ctx, now) : ctx.parse_time(from_, "--from");
+    int64_t to = to_.empty() ? now : ctx.parse_time(to_, "--to");
+    if (to <= from)
+      throw CliError(exit_code::kUsage, "--to (" + ctx.local_time(to) + ") is not after --from (" +
+                                            ctx.local_time(from) + ")\n  fix: swap them or widen the range");
+    // Whole buckets: the range is widened to quarter-hours.
+    from = floor_div(from, kQuarter) * kQuarter;
+    to = floor_div(to + kQuarter - 1, kQuarter) * kQuarter;
+    if ((to - from) / kQuarter > 4 * 366 * 96)
+      throw CliError(exit_code::kUsage, "range longer than 4 years\n  fix: narrow --from/--to");
+
+    std::vector<Period> periods = make_periods(ctx, from, to);
+    ReadDb db(store.path());
+    size_t i = 0;
+    db.each_bucket(cid_, from, to, [&](const store::BucketRow& b) {
+      while (i < periods.size() && b.start_ms >= periods[i].end) ++i;
+      if (i == periods.size()) return;
+      Period& p = periods[i];
+      p.energy_mwh += b.energy_mwh;
+      if (all_) p.cids.insert(b.cid);
+      if (b.samples == 0) return;
+      if (p.samples == 0) {
+        p.power_min_mw = b.power_min_mw;
+        p.power_max_mw = b.power_max_mw;
+        p.voltage_min_mv = b.voltage_min_mv;
+        p.voltage_max_mv = b.voltage_max_mv;
+        p.current_max_ua = b.current_max_ua;
+      } else {
+        p.power_min_mw = std::min(p.power_min_mw, b.power_min_mw);
+        p.power_max_mw = std::max(p.power_max_mw, b.power_max_mw);
+        p.voltage_min_mv = std::min(p.voltage_min_mv, b.voltage_min_mv);
+        p.voltage_max_mv = std::max(p.voltage_max_mv, b.voltage_max_mv);
+        p.current_max_ua = std::max(p.current_max_ua, b.current_max_ua);
+      }
+      p.samples += b.samples;
+      p.power_sum_mw += b.power_sum_mw;
+    });
+
+    if (chart_) return draw_chart(ctx, periods);
+    if (format_ == "json") return print_json(ctx, periods, from, to);
+    return print_table(ctx, periods);
+  }
+
+ private:
+  int64_t default_from(Context& ctx, int64_t now) {
+    const auto& cal = ctx.calendar();
+    date::sys_days today{cal.local_date(now)};
+    if (by_ == "15m" || by_ == "hour") return cal.day_start_ms(today);
+    if (by_ == "day") return cal.day_start_ms(today - date::days{29});
+    if (by_ == "week") {
+      auto monday = today - (date::weekday{today} - date::Monday);
+      return cal.day_start_ms(monday - date::weeks{11});
+    }
+    date::year_month_day ymd{today};
+    auto ym = ymd.year() / ymd.month() - date::months{11};
+    return cal.month(ym).from_ms;
+  }
+
+  std::string label(Context& ctx, int64_t start) {
+    if (by_ == "15m" || by_ == "hour") return ctx.local_time(start, "%Y-%m-%d %H:%M");
+    if (by_ == "day") return ctx.local_time(start, "%Y-%m-%d %a");
+    if (by_ == "week") return ctx.local_time(start, "%G-W%V");
+    return ctx.local_time(start, "%Y-%m");
+  }
+
+  // Consecutive quarter-hours with the same local hour/day/week/month form one period. Every real
+  // zone's offset is a multiple of 15 min, so local boundaries fall on quarter-hours.
+  std::vector<Period> make_periods(Context& ctx, int64_t from, int64_t to) {
+    Offsets off(ctx.zone());
+    auto key = [&](int64_t t) -> int64_t {
+      int64_t local = t + off.at(t);
+      if (by_ == "15m") return t;
+      if (by_ == "hour") return t - floor_mod(local, 3600000);
+      int64_t days = floor_div(local, 86400000);
+      if (by_ == "day") return days;
+      if (by_ == "week") return days - floor_mod(days + 3, 7);  // 1970-01-01 was a Thursday
+      date::year_month_day ymd{date::sys_days{date::days{days}}};
+      return static_cast<int>(ymd.year()) * 12 + static_cast<unsigned>(ymd.month());
+    };
+    std::vector<Period> out;
+    int64_t last_key = 0;
+    for (int64_t q = from; q < to; q += kQuarter) {
+      int64_t k = key(q);
+      if (out.empty() || k != last_key) {
+        out.push_back({});
+        out.back().start = q;
+        last_key = k;
+      }
+      out.back().end = q + kQuarter;
+    }
+    return out;
+  }
+
+  int print_table(Context& ctx, const std::vector<Period>& periods) {
+    auto& out = ctx.term().out;
+    bool csv = format_ == "csv";
+    Table t;
+    int64_t total = 0;
+    if (all_) {
+      t.columns = {{"PERIOD", "start"},
+                   {"kWh", "energy_kwh", true},
+                   {"AVG W", "avg_w", true},
+                   {"SOCKETS", "sockets", true}};
+      if (csv) t.columns.insert(t.columns.begin() + 1, {"END", "end"});
+    } else {
+      t.columns = {{"PERIOD", "start"},      {"kWh", "energy_kwh", true}, {"MEAN W", "mean_w", true},
+                   {"MIN W", "min_w", true}, {"MAX W", "max_w", true},    {"MIN V", "min_v", true},
+                   {"MAX V", "max_v", true}, {"MAX A", "max_a", true},    {"SAMPLES", "samples", true}};
+      if (csv) t.columns.insert(t.columns.begin() + 1, {"END", "end"});
+    }
+    for (const auto& p : periods) {
+      total += p.energy_mwh;
+      std::vector<std::string> r;
+      r.push_back(csv ? ctx.iso_time(p.start) : label(ctx, p.start));
+      if (csv) r.push_back(ctx.iso_time(p.end));
+      r.push_back(fixed(p.energy_mwh, 1000000, csv ? 6 : 3));
+      if (all_) {
+        // Energy over the period's length (a 25 h day has 25 h).
+        r.push_back(fixed(p.energy_mwh * 3600, p.end - p.start, 1));
+        r.push_back(std::to_string(p.cids.size()));
+      } else if (p.samples == 0) {
+        for (int c = 0; c < 6; ++c) r.push_back(csv ? "" : "-");
+        r.push_back("0");
+      } else {
+        r.push_back(fixed(p.power_sum_mw / p.samples, 1000, 1));
+        r.push_back(fixed(p.power_min_mw, 1000, 1));
+        r.push_back(fixed(p.power_max_mw, 1000, 1));
+        r.push_back(fixed(p.voltage_min_mv, 1000, 1));
+        r.push_back(fixed(p.voltage_max_mv, 1000, 1));
+        r.push_back(fixed(p.current_max_ua, 1000000, 3));
+        r.push_back(std::to_string(p.samples));
+      }
+      t.rows.push_back(std::move(r));
+    }
+    if (csv) {
+      t.print_csv(out);
+      return exit_code::kOk;
+    }
+    t.rows.push_back({"TOTAL", fixed(total, 1000000, 3)});
+    t.print(out);
+    out << "\n(" << (all_ ? std::string("all sockets") : cid_) << ", by " << by_ << ", " << ctx.zone().name()
+        << ")\n";
+    return exit_code::kOk;
+  }
+
+  int print_json(Context& ctx, const std::vector<Period>& periods, int64_t from, int64_t to) {
+    json arr = json::array();
+    int64_t total = 0;
+    for (const auto& p : periods) {
+      total += p.energy_mwh;
+      json j{{"start", ctx.iso_time(p.start)},
+             {"end", ctx.iso_time(p.end)},
+             {"start_ms", p.start},
+             {"end_ms", p.end},
+             {"energy_mwh", p.energy_mwh}};
+      if (all_) {
+        j["sockets"] = p.cids.size();
+      } else {
+        j["samples"] = p.samples;
+        bool any = p.samples > 0;
+        j["mean_power_mw"] = any ? json(p.power_sum_mw / p.samples) : json();
+        j["min_power_mw"] = any ? json(p.power_min_mw) : json();
+        j["max_power_mw"] = any ? json(p.power_max_mw) : json();
+        j["min_voltage_mv"] = any ? json(p.voltage_min_mv) : json();
+        j["max_voltage_mv"] = any ? json(p.voltage_max_mv) : json();
+        j["max_current_ua"] = any ? json(p.current_max_ua) : json();
+      }
+      arr.push_back(std::move(j));
+    }
+    json doc{{"cid", all_ ? json() : json(cid_)},
+             {"by", by_},
+             {"zone", std::string(ctx.zone().name())},
+             {"from", ctx.iso_time(from)},
+             {"to", ctx.iso_time(to)},
+             {"total_energy_mwh", total},
+             {"periods", std::move(arr)}};
+    ctx.term().out << doc.dump(2) << '\n';
+    return exit_code::kOk;
+  }
+
+  int draw_chart(Context& ctx, const std::vector<Period>& periods);
+
+  std::string cid_;
+  bool all_ = false;
+  std::string from_, to_;
+  std::string by_ = "day";
+  std::string format_ = "table";
+  bool chart_ = false;
+};
+
+// "Nice" axis maximum >= v: 1, 2 or 5 x 10^n.
+int64_t nice_ceiling(int64_t v) {
+  if (v <= 0) return 1;
+  int64_t p = 1;
+  while (p * 10 <= v) p *= 10;
+  for (int64_t m : {1, 2, 5, 10})
+    if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+int History::draw_chart(Context& ctx, const std::vector<Period>& periods) {
+  auto& out = ctx.term().out;
+  int64_t max_mwh = 0;
+  for (const auto& p : periods) max_mwh = std::max(max_mwh, p.energy_mwh);
+  // Wh below 1 kWh, so the axis numbers stay short.
+  const bool kwh = max_mwh >= 1000000;
+  const int64_t unit = kwh ? 1000000 : 1000;  // mWh per axis unit
+  const char* unit_name = kwh ? "kWh" : "Wh";
+  // Axis maximum in thousandths of the unit, rounded to a nice value.
+  int64_t axis_milli = nice_ceiling((max_mwh * 1000 + unit - 1) / unit);
+  const int64_t axis_mwh = axis_milli * unit / 1000;
+
+  std::vector<std::string> labels;
+  size_t label_w = 0;
+  for (const auto& p : periods) {
+    labels.push_back(label(ctx, p.start));
+    label_w = std::max(label_w, display_width(labels.back()));
+  }
+  const int decimals = axis_milli >= 10000 ? 0 : axis_milli >= 1000 ? 1 : 3;
+  std::vector<std::string> values;
+  size_t value_w = 0;
+  for (const auto& p : periods) {
+    values.push_back(fixed(p.energy_mwh, unit, decimals));
+    value_w = std::max(value_w, values.back().size());
+  }
+  const int width = ctx.term().out_is_tty ? ctx.term().width : 80;
+  const int bar_w = std::max(10, width - static_cast<int>(label_w + value_w) - 4);
+
+  static const char* kEighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+  const bool color = ctx.color();
+  out << (all_ ? std::string("all sockets") : cid_) << ": energy per " << by_ << " in " << unit_name << " ("
+      << ctx.zone().name() << ")\n";
+  for (size_t i = 0; i < periods.size(); ++i) {
+    // Bar length in eighths of a cell, rounded.
+    int64_t eighths = axis_mwh > 0 ? (periods[i].energy_mwh * bar_w * 8 + axis_mwh / 2) / axis_mwh : 0;
+    std::string bar;
+    for (int64_t c = 0; c < eighths / 8; ++c) bar += "█";
+    bar += kEighths[eighths % 8];
+    size_t used = static_cast<size_t>(eighths / 8 + (eighths % 8 ? 1 : 0));
+    out << pad_right(labels[i], label_w) << " │";
+    if (color && !bar.empty())
+      out << "\x1b[32m" << bar << "\x1b[0m";
+    else
+      out << bar;
+    out << std::string(static_cast<size_t>(bar_w) - std::min(used, static_cast<size_t>(bar_w)), ' ') << ' '
+        << pad_left(values[i], value_w) << '\n';
+  }
+  // Axis: ticks at 0, half and full scale.
+  std::string axis = std::string(label_w, ' ') + " └";
+  for (int c = 0; c < bar_w; ++c) axis += (c == bar_w / 2 - 1 || c == bar_w - 1) ? "┬" : "─";
+  out << axis << '\n';
+  std::string zero = "0", half = fixed(axis_milli / 2, 1000, decimals),
+              full = fixed(axis_milli, 1000, decimals);
+  std::string ticks = std::string(label_w + 2, ' ') + zero;
+  auto place = [&](const std::string& text, size_t end_col) {
+    size_t start = end_col + 1 > text.size() ? end_col + 1 - text.size() : 0;
+    if (start <= display_width(ticks)) start = display_width(ticks) + 1;
+    ticks += std::string(start - display_width(ticks), ' ') + text;
+  };
+  place(half, label_w + 2 + static_cast<size_t>(bar_w / 2 - 1));
+  place(full, label_w + 2 + static_cast<size_t>(bar_w - 1));
+  out << ticks << ' ' << unit_name << '\n';
+  return exit_code::kOk;
+}
+
+}  // namespace
+
+std::unique_ptr<Command> make_history() {
+  return std::make_unique<History>();
+}
+
+}  // namespace pb::cli

@@ -1,0 +1,35 @@
+// Streaming read-only queries the Store API does not offer (bucket scans, raw exports). Its own
+// SQLite connection, opened read-only: never blocks the daemon's writer (WAL).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "store/store.hpp"
+
+struct sqlite3;
+
+namespace pb::cli {
+
+class ReadDb {
+ public:
+  explicit ReadDb(const std::string& path);  // throws std::runtime_error
+  ~ReadDb();
+  ReadDb(const ReadDb&) = delete;
+  ReadDb& operator=(const ReadDb&) = delete;
+
+  // Buckets with from_ms <= start_ms < to_ms, by start_ms; cid "" = all sockets (then several
+  // rows may share a start_ms).
+  void each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,
+                   const std::function<void(const store::BucketRow&)>& fn);
+  // Raw readings with from_ms <= ts_ms < to_ms, by cid then time; fn returns false to stop.
+  size_t count_readings(const std::string& cid, int64_t from_ms, int64_t to_ms);
+  void each_reading(const std::string& cid, int64_t from_ms, int64_t to_ms,
+                    const std::function<bool(const store::ReadingRow&)>& fn);
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace pb::cli

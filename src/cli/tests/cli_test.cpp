@@ -1,0 +1,452 @@
+// The CLI in-process on a prepared database (exact outputs), and against a control socket
+// served by pb::control::Server with a scripted handler.
+#include "cli/cli.hpp"
+
+#include <date/tz.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include "cli/context.hpp"
+#include "control/control_server.hpp"
+#include "store/store.hpp"
+
+namespace pb::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr const char* kZone = "Europe/Berlin";
+
+// Unix ms of a Berlin wall time "YYYY-MM-DD HH:MM".
+int64_t berlin(const std::string& text) {
+  std::istringstream in(text);
+  date::local_seconds lt;
+  in >> date::parse("%Y-%m-%d %H:%M", lt);
+  EXPECT_FALSE(in.fail()) << text;
+  auto zt = date::make_zoned(date::locate_zone(kZone), lt, date::choose::earliest);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(zt.get_sys_time().time_since_epoch()).count();
+}
+
+store::BucketUpdate bucket(const std::string& cid, const std::string& local, int64_t mwh, int64_t samples = 0,
+                           int64_t mean_mw = 0) {
+  store::BucketUpdate b;
+  b.cid = cid;
+  b.start_ms = berlin(local);
+  b.energy_mwh = mwh;
+  b.samples = samples;
+  b.power_sum_mw = mean_mw * samples;
+  if (samples) {
+    b.power_min_mw = mean_mw * 9 / 10;
+    b.power_max_mw = mean_mw * 11 / 10;
+    b.voltage_min_mv = 229000;
+    b.voltage_max_mv = 231500;
+    b.current_max_ua = mean_mw * 1000 / 230;
+  }
+  return b;
+}
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "pbcli-XXXXXX").string();
+    dir_ = ::mkdtemp(tmpl.data());
+    std::ofstream(config_path()) << "gateway_id: g\n"
+                                    "uplink: {enabled: false}\n"
+                                    "database: pb.db\n"
+                                    "control_socket: c.sock\n"
+                                    "timezone: Europe/Berlin\n"
+                                    "sockets:\n"
+                                    "  - cid: kettle\n"
+                                    "    product_id: p\n"
+                                    "    secret: 00112233445566778899aabbccddeeff\n"
+                                    "    name: Kettle\n"
+                                    "  - cid: lamp\n"
+                                    "    product_id: p\n"
+                                    "    secret: ffeeddccbbaa99887766554433221100\n"
+                                    "    name: Desk lamp\n";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string config_path() const { return (dir_ / "pb.yaml").string(); }
+  std::string db_path() const { return (dir_ / "pb.db").string(); }
+  std::string sock_path() const { return (dir_ / "c.sock").string(); }
+
+  // kettle: 1 kWh on 31 Oct, 0.25 kWh yesterday 10:00, 0.125 kWh today 08:00; lamp 10 Wh today 00:00.
+  void fill() {
+    store::Store db(db_path());
+    store::EnergyUpdate up;
+    up.buckets = {bucket("kettle", "2026-10-31 20:00", 1000000, 90, 1000000),
+                  bucket("kettle", "2026-11-22 10:00", 250000, 90, 1000000),
+                  bucket("kettle", "2026-11-23 08:00", 125000, 45, 1000000),
+                  bucket("lamp", "2026-11-23 00:00", 10000, 90, 40000)};
+    std::vector<store::ReadingRow> readings;
+    store::ReadingRow r;
+    r.cid = "kettle";
+    r.boot = 3;
+    r.seq = 17;
+    r.ts_ms = berlin("2026-11-23 08:10") + 500;
+    r.flags = (1u << 3) | (1u << 4);
+    r.voltage_mv = 230100;
+    r.current_ua = 4347000;
+    r.power_mw = 1000250;
+    r.apparent_mva = 1000300;
+    r.power_factor_e4 = 9999;
+    r.energy_mwh = 123456789;
+    r.energy_epoch = 1;
+    readings.push_back(r);
+    r.seq = 18;
+    r.ts_ms += 10000;
+    r.flags = 1u << 4;  // meter unavailable
+    readings.push_back(r);
+    std::vector<store::EventRow> events;
+    events.push_back({"kettle", berlin("2026-11-23 08:00"), "relay", 3, 5, 1, R"({"cause":"button"})"});
+    events.push_back(
+        {"kettle", berlin("2026-11-23 08:30"), "over_current", 3, 6, 5230, R"({"cause":"protection"})"});
+    events.push_back({"lamp", berlin("2026-11-23 09:00"), "command", std::nullopt, std::nullopt, 2001,
+                      R"({"code":2001,"from":"local","request_id":"local-1","why":"socket is offline"})"});
+    db.commit(readings, events, up);
+  }
+
+  Result run(std::vector<std::string> args, bool tty = false, bool no_color = false) {
+    std::ostringstream out, err;
+    Terminal t{out, err};
+    t.out_is_tty = tty;
+    t.no_color = no_color;
+    t.width = 60;
+    t.now_ms = berlin("2026-11-23 12:00");
+    args.insert(args.begin(), {"--config", config_path()});
+    int code = pb::cli::run(args, t);
+    return {code, out.str(), err.str()};
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CliTest, HelpListsSubcommandsAndExitCodes) {
+  auto r = run({"--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* s : {"devices", "energy", "history", "events", "relay", "countdown", "export",
+                        "Exit codes:", "4  daemon not reachable"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  auto h = run({"history", "--help"});
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("--chart"), std::string::npos);
+  EXPECT_NE(h.out.find("Exit codes:"), std::string::npos);
+  EXPECT_EQ(run({"bogus"}).code, exit_code::kUsage);
+  EXPECT_EQ(run({"history", "kettle", "--by", "year"}).code, exit_code::kUsage);
+}
+
+TEST_F(CliTest, NoDatabaseYetNamesTheFix) {
+  auto r = run({"energy"});
+  EXPECT_EQ(r.code, exit_code::kNoData);
+  EXPECT_EQ(r.err, "plugbridge energy: no database at " + db_path() +
+                       " yet\n  fix: start plugbridged once (it creates the database), or pass --db FILE\n");
+}
+
+TEST_F(CliTest, MissingConfigNamesTheFix) {
+  std::ostringstream out, err;
+  Terminal t{out, err};
+  int code = pb::cli::run({"--config", (dir_ / "nope.yaml").string(), "energy"}, t);
+  EXPECT_EQ(code, exit_code::kNoData);
+  EXPECT_NE(err.str().find("cannot open config file"), std::string::npos) << err.str();
+  EXPECT_NE(err.str().find("fix: pass --config FILE"), std::string::npos) << err.str();
+}
+
+TEST_F(CliTest, EnergyTable) {
+  fill();
+  auto r = run({"energy"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "CID     NAME       TODAY kWh  YESTERDAY kWh  THIS MONTH kWh  LAST MONTH kWh  ALL TIME kWh\n"
+            "kettle  Kettle         0.125          0.250           0.375           1.000         1.375\n"
+            "lamp    Desk lamp      0.010          0.000           0.010           0.000         0.010\n"
+            "TOTAL                  0.135          0.250           0.385           1.000         1.385\n"
+            "\n"
+            "(days and months in Europe/Berlin)\n");
+}
+
+TEST_F(CliTest, EnergyCsvAndJson) {
+  fill();
+  auto c = run({"energy", "--format", "csv"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(c.out,
+            "cid,name,today_kwh,yesterday_kwh,this_month_kwh,last_month_kwh,all_time_kwh\n"
+            "kettle,Kettle,0.125,0.250,0.375,1.000,1.375\n"
+            "lamp,Desk lamp,0.010,0.000,0.010,0.000,0.010\n"
+            "TOTAL,,0.135,0.250,0.385,1.000,1.385\n");
+  auto j = run({"energy", "kettle", "--format", "json"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_EQ(json::parse(j.out), json::parse(R"({
+    "zone": "Europe/Berlin", "at": "2026-11-23T12:00:00+01:00",
+    "sockets": [{"cid": "kettle", "name": "Kettle", "today_mwh": 125000, "yesterday_mwh": 250000,
+                 "this_month_mwh": 375000, "last_month_mwh": 1000000, "all_time_mwh": 1375000}]})"));
+}
+
+TEST_F(CliTest, HistoryByDayTable) {
+  fill();
+  auto r = run({"history", "kettle", "--from", "2026-11-21", "--to", "2026-11-24"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "PERIOD            kWh  MEAN W  MIN W   MAX W  MIN V  MAX V  MAX A  SAMPLES\n"
+            "2026-11-21 Sat  0.000       -      -       -      -      -      -        0\n"
+            "2026-11-22 Sun  0.250  1000.0  900.0  1100.0  229.0  231.5  4.348       90\n"
+            "2026-11-23 Mon  0.125  1000.0  900.0  1100.0  229.0  231.5  4.348       45\n"
+            "TOTAL           0.375\n"
+            "\n"
+            "(kettle, by day, Europe/Berlin)\n");
+}
+
+TEST_F(CliTest, HistoryCsvAndJson) {
+  fill();
+  auto c = run({"history", "kettle", "--from", "2026-11-22", "--to", "2026-11-24", "--format", "csv"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(c.out,
+            "start,end,energy_kwh,mean_w,min_w,max_w,min_v,max_v,max_a,samples\n"
+            "2026-11-22T00:00:00+01:00,2026-11-23T00:00:00+01:00,0.250000,1000.0,900.0,1100.0,229.0,231.5,4."
+            "348,90\n"
+            "2026-11-23T00:00:00+01:00,2026-11-24T00:00:00+01:00,0.125000,1000.0,900.0,1100.0,229.0,231.5,4."
+            "348,45\n");
+  auto j = run({"history", "--all", "--by", "month", "--from", "2026-10-01", "--to", "2026-12-01", "--format",
+                "json"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_EQ(json::parse(j.out), json::parse(R"({
+    "cid": null, "by": "month", "zone": "Europe/Berlin",
+    "from": "2026-10-01T00:00:00+02:00", "to": "2026-12-01T00:00:00+01:00", "total_energy_mwh": 1385000,
+    "periods": [
+      {"start": "2026-10-01T00:00:00+02:00", "end": "2026-11-01T00:00:00+01:00",
+       "start_ms": 1790805600000, "end_ms": 1793487600000, "energy_mwh": 1000000, "sockets": 1},
+      {"start": "2026-11-01T00:00:00+01:00", "end": "2026-12-01T00:00:00+01:00",
+       "start_ms": 1793487600000, "end_ms": 1796079600000, "energy_mwh": 385000, "sockets": 2}]})"));
+}
+
+TEST_F(CliTest, HistoryByHourOverTheAutumnDstChangeHas25Hours) {
+  {
+    store::Store db(db_path());
+    store::EnergyUpdate up;
+    // 02:00-03:00 happens twice on 2026-10-25 in Berlin: once at +02:00, once at +01:00.
+    up.buckets = {bucket("kettle", "2026-10-25 01:45", 1000), store::BucketUpdate{}};
+    up.buckets[1] = up.buckets[0];
+    up.buckets[1].start_ms = berlin("2026-10-25 02:00") + 3600000;  // the second 02:00
+    up.buckets[1].energy_mwh = 2000;
+    db.commit({}, {}, up);
+  }
+  auto h = run(
+      {"history", "kettle", "--by", "hour", "--from", "2026-10-25", "--to", "2026-10-26", "--format", "csv"});
+  ASSERT_EQ(h.code, 0) << h.err;
+  std::vector<std::string> lines;
+  std::istringstream in(h.out);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 26u) << h.out;  // header + 25 hours
+  EXPECT_EQ(lines[2].substr(0, 60), "2026-10-25T01:00:00+02:00,2026-10-25T02:00:00+02:00,0.001000");
+  EXPECT_EQ(lines[3].substr(0, 51), "2026-10-25T02:00:00+02:00,2026-10-25T02:00:00+01:00");
+  EXPECT_EQ(lines[4].substr(0, 60), "2026-10-25T02:00:00+01:00,2026-10-25T03:00:00+01:00,0.002000");
+  auto d = run({"history", "--all", "--from", "2026-10-25", "--to", "2026-10-26", "--format", "csv"});
+  // Average power over the 25-hour day: 3 Wh / 25 h = 0.12 W.
+  EXPECT_EQ(d.out,
+            "start,end,energy_kwh,avg_w,sockets\n"
+            "2026-10-25T00:00:00+02:00,2026-10-26T00:00:00+01:00,0.003000,0.1,1\n");
+}
+
+TEST_F(CliTest, HistoryChartFitsTheWidthWithAxisAndUnits) {
+  fill();
+  auto r = run({"history", "kettle", "--from", "2026-11-21", "--to", "2026-11-24", "--chart"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Not a TTY: 80 columns, no colour.
+  EXPECT_EQ(r.out,
+            "kettle: energy per day in Wh (Europe/Berlin)\n"
+            "2026-11-21 Sat │                                                              0\n"
+            "2026-11-22 Sun │█████████████████████████████▌                              250\n"
+            "2026-11-23 Mon │██████████████▊                                             125\n"
+            "               └────────────────────────────┬─────────────────────────────┬\n"
+            "                0                         250                           500 Wh\n");
+  auto tty = run({"history", "kettle", "--from", "2026-11-22", "--to", "2026-11-23", "--chart"}, true);
+  EXPECT_NE(tty.out.find("\x1b[32m"), std::string::npos);
+  std::istringstream in(tty.out);
+  for (std::string l; std::getline(in, l);) EXPECT_LE(display_width(l), 60u + 9u) << l;  // + colour codes
+  auto plain =
+      run({"history", "kettle", "--from", "2026-11-22", "--to", "2026-11-23", "--chart"}, true, true);
+  EXPECT_EQ(plain.out.find("\x1b["), std::string::npos) << "NO_COLOR honoured";
+  std::istringstream in2(plain.out);
+  for (std::string l; std::getline(in2, l);) EXPECT_LE(display_width(l), 60u) << l;
+}
+
+TEST_F(CliTest, HistoryErrors) {
+  fill();
+  auto u = run({"history", "kitchen"});
+  EXPECT_EQ(u.code, exit_code::kUsage);
+  EXPECT_EQ(u.err,
+            "plugbridge history: unknown cid 'kitchen'\n  fix: use one of: kettle, lamp (see `plugbridge "
+            "devices`)\n");
+  auto d = run({"history", "kettle", "--from", "2026-13-01"});
+  EXPECT_EQ(d.code, exit_code::kUsage);
+  EXPECT_NE(d.err.find("bad date for --from: '2026-13-01'"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find("fix: use YYYY-MM-DD"), std::string::npos) << d.err;
+  EXPECT_EQ(run({"history"}).code, exit_code::kUsage);
+  EXPECT_EQ(run({"history", "kettle", "--from", "today", "--to", "yesterday"}).code, exit_code::kUsage);
+  EXPECT_EQ(run({"history", "kettle", "--chart", "--format", "csv"}).code, exit_code::kUsage);
+}
+
+TEST_F(CliTest, Events) {
+  fill();
+  auto r = run({"events", "--from", "2026-11-23"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(
+      r.out,
+      "TIME                 CID     KIND          WHAT\n"
+      "2026-11-23 08:00:00  kettle  relay         switched on (button)\n"
+      "2026-11-23 08:30:00  kettle  over_current  over-current protection tripped at 5.230 A\n"
+      "2026-11-23 09:00:00  lamp    command       local command failed (code 2001): socket is offline\n");
+  auto k = run({"events", "kettle", "--from", "2026-11-23", "--format", "csv", "--limit", "1"});
+  EXPECT_EQ(k.out,
+            "time,cid,kind,what\n"
+            "2026-11-23T08:30:00+01:00,kettle,over_current,over-current protection tripped at 5.230 A\n");
+}
+
+TEST_F(CliTest, ExportReadingsAndBuckets) {
+  fill();
+  std::string file = (dir_ / "out.csv").string();
+  auto r = run({"export", "--csv", file, "--from", "2026-11-23"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "wrote 2 readings to " + file + "\n");
+  std::ifstream in(file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(
+      text,
+      "cid,time,ts_ms,boot,seq,relay,meter_ok,voltage_v,current_a,power_w,apparent_va,power_factor,"
+      "energy_counter_kwh,energy_epoch\n"
+      "kettle,2026-11-23T08:10:00+01:00,1795417800500,3,17,on,yes,230.100,4.347000,1000.250,1000.300,0.9999,"
+      "123.456789,1\n"
+      "kettle,2026-11-23T08:10:10+01:00,1795417810500,3,18,on,no,,,,,,123.456789,1\n");
+  auto b = run({"export", "--csv", "-", "--buckets", "--cid", "lamp"});
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(
+      b.out,
+      "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n"
+      "lamp,2026-11-23T00:00:00+01:00,2026-11-23T00:15:00+01:00,1795388400000,0.010000,90,40.000,36.000,"
+      "44.000,229.000,231.500,0.173913\n");
+  auto bad = run({"export", "--csv", (dir_ / "no/such/dir.csv").string()});
+  EXPECT_EQ(bad.code, exit_code::kFailed);
+  EXPECT_NE(bad.err.find("cannot write"), std::string::npos);
+}
+
+TEST_F(CliTest, DevicesFallsBackToTheDatabaseWhenTheDaemonIsNotRunning) {
+  fill();
+  auto r = run({"devices"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "CID     NAME       ONLINE  RELAY  POWER W  TODAY kWh  LAST SEEN\n"
+            "kettle  Kettle     ?       on           -      0.125  2026-11-23 08:10:10 (3 h ago)\n"
+            "lamp    Desk lamp  ?       -            -      0.010  never\n"
+            "\n"
+            "(from the database: daemon not reachable at " +
+                sock_path() +
+                ": No such file or directory; ONLINE unknown, RELAY and POWER as last stored)\n");
+}
+
+TEST_F(CliTest, RelayWithoutDaemonIsExitCode4) {
+  fill();
+  auto r = run({"relay", "kettle", "on"});
+  EXPECT_EQ(r.code, exit_code::kNoDaemon);
+  EXPECT_EQ(r.err,
+            "plugbridge relay: daemon not reachable at " + sock_path() +
+                ": No such file or directory\n  fix: is plugbridged running? start it (systemctl start "
+                "plugbridged), or pass --socket PATH if its control_socket is elsewhere\n");
+}
+
+// A control socket answering like the daemon, on its own thread.
+class FakeDaemon {
+ public:
+  FakeDaemon(const std::string& path, control::Handler h) {
+    control::ServerOptions o;
+    o.path = path;
+    server_ = std::make_unique<control::Server>(io_, o, std::move(h));
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~FakeDaemon() {
+    boost::asio::post(io_, [this] { server_.reset(); });
+    work_.reset();
+    thread_.join();
+  }
+  std::vector<json> requests;  // written on the io thread, read after the CLI returned
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(io_);
+  std::unique_ptr<control::Server> server_;
+  std::thread thread_;
+};
+
+TEST_F(CliTest, DevicesLiveFromTheDaemon) {
+  fill();
+  FakeDaemon d(sock_path(), [](const json& req, control::Reply reply) {
+    ASSERT_EQ(req["cmd"], "status");
+    reply(json::parse(R"({"ok": true, "sockets": [
+      {"cid": "kettle", "name": "Kettle", "online": true, "relay": true,
+       "reading": {"ts_ms": 1795428000000, "meter_ok": true, "power_mw": 998700, "voltage_mv": 230000,
+                   "current_ua": 4342000, "energy_mwh": 1, "energy_epoch": 0}},
+      {"cid": "lamp", "name": "Desk lamp", "online": false, "relay": null, "reading": null}]})"));
+  });
+  auto r = run({"devices"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "CID     NAME       ONLINE   RELAY  POWER W  TODAY kWh  LAST SEEN\n"
+            "kettle  Kettle     online   on       998.7      0.125  2026-11-23 11:00:00 (60 min ago)\n"
+            "lamp    Desk lamp  offline  -            -      0.010  never\n");
+}
+
+TEST_F(CliTest, RelayAndCountdownAnswers) {
+  fill();
+  FakeDaemon d(sock_path(), [](const json& req, control::Reply reply) {
+    const std::string cid = req.value("cid", "");
+    if (req["cmd"] == "countdown")
+      return reply({{"ok", false},
+                    {"cid", cid},
+                    {"error", "unsupported"},
+                    {"message", "the socket firmware does not support countdown"}});
+    if (cid == "lamp")
+      return reply({{"ok", false}, {"cid", cid}, {"error", "offline"}, {"message", "socket is offline"}});
+    if (cid != "kettle")
+      return reply({{"ok", false},
+                    {"cid", cid},
+                    {"error", "unknown_cid"},
+                    {"message", "cid 'x' is not in the roster"}});
+    reply({{"ok", true},
+           {"cid", cid},
+           {"relay", req["state"] != "off"},
+           {"message", "confirmed by the socket"}});
+  });
+  auto on = run({"relay", "kettle", "on"});
+  EXPECT_EQ(on.code, 0) << on.err;
+  EXPECT_EQ(on.out, "kettle: relay on (confirmed by the socket)\n");
+  EXPECT_EQ(run({"relay", "kettle", "off"}).out, "kettle: relay off (confirmed by the socket)\n");
+  auto off = run({"relay", "lamp", "off"});
+  EXPECT_EQ(off.code, exit_code::kFailed);
+  EXPECT_EQ(off.err,
+            "plugbridge relay: lamp: socket is offline\n  fix: check that the socket is powered and on the "
+            "network (plugbridge devices)\n");
+  EXPECT_EQ(run({"relay", "x", "on"}).code, exit_code::kUsage);
+  EXPECT_EQ(run({"relay", "kettle", "dim"}).code, exit_code::kUsage);
+  auto cd = run({"countdown", "kettle", "60"});
+  EXPECT_EQ(cd.code, exit_code::kFailed);
+  EXPECT_EQ(cd.err,
+            "plugbridge countdown: kettle: the socket firmware does not support countdown\n  fix: update "
+            "the socket firmware\n");
+}
+
+}  // namespace
+}  // namespace pb::cli
