@@ -99,6 +99,16 @@ void EspAt::start(uint64_t now_ms) {
   retry_at_ = now_ms + last_backoff_ms_;
 }
 
+uint64_t EspAt::next_wakeup_ms() const {
+  if (down_pending_) return now_;
+  uint64_t t = UINT64_MAX;
+  if (cur_ != Cmd::None) t = deadline_;
+  if (busy_resend_at_ != 0 && busy_resend_at_ < t) t = busy_resend_at_;
+  if (phase_ == Phase::Backoff && retry_at_ < t) t = retry_at_;
+  if (phase_ == Phase::SmartConfig && smart_step_ == 2 && smart_deadline_ < t) t = smart_deadline_;
+  return t;
+}
+
 void EspAt::stop() {
   phase_ = Phase::Off;
   cur_ = Cmd::None;

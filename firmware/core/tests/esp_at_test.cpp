@@ -334,6 +334,23 @@ TEST(EspAt, SmartConfigTimesOut) {
   EXPECT_EQ(r.next(), "AT\r\n");
 }
 
+TEST(EspAt, NextWakeupIsTheNearestDeadline) {
+  Rig r;
+  EXPECT_EQ(r.esp.next_wakeup_ms(), UINT64_MAX);  // not started
+  r.esp.start(r.now);
+  EXPECT_EQ(r.esp.next_wakeup_ms(), r.esp.retry_at_ms());
+  EXPECT_EQ(r.next(), "AT\r\n");
+  EXPECT_EQ(r.esp.next_wakeup_ms(), r.now + 3000);  // the command timeout
+
+  Rig c;
+  c.connect();
+  EXPECT_EQ(c.esp.next_wakeup_ms(), UINT64_MAX);  // connected and idle: nothing to time
+  ASSERT_TRUE(c.esp.send(reinterpret_cast<const uint8_t*>("a"), 1));
+  EXPECT_EQ(c.esp.next_wakeup_ms(), c.now + 5000);  // the send timeout
+  c.esp.close();
+  EXPECT_EQ(c.esp.next_wakeup_ms(), c.now);  // owes on_link_down
+}
+
 TEST(EspAt, ReconnectDelaysAreSpreadAcrossSockets) {
   // 100 sockets lose the gateway at the same instant: their retries must not line up.
   std::vector<uint32_t> delays;

@@ -74,6 +74,9 @@ class EspAt final : public LanTransport {
   void on_uart_bytes(const uint8_t* data, size_t len);  // UART receive, any chunking
   void on_uart_byte(uint8_t b) { on_uart_bytes(&b, 1); }
   void tick(uint64_t now_ms);  // timeouts, backoff, sending; call every few ms
+  // When tick() has something to do next (UINT64_MAX: only UART input or send() can change
+  // anything), for ports that sleep between events instead of ticking periodically.
+  uint64_t next_wakeup_ms() const;
 
   // Button provisioning: drops the link, runs ESP-Touch (AT+CWSTARTSMART) until the modem joins an
   // access point or the timeout passes, then reconnects (using the stored access point on success).

@@ -42,6 +42,7 @@ EspAtLink::EspAtLink(boost::asio::io_context& io, boost::asio::ssl::context& ctx
           io, ctx,
           [this](const uint8_t* d, size_t n) {
             driver_.on_uart_bytes(d, n);  // modem -> MCU
+            schedule();
           },
           modem_options),
       driver_(*this, *this, make_driver_config(ssid_, password_, host_, gateway.port(), creds_, options)),
@@ -63,26 +64,46 @@ void EspAtLink::start(std::chrono::milliseconds delay) {
   if (running_) return;
   running_ = true;
   modem_.power_on();
+  armed_ = false;
   timer_.expires_after(delay);
-  timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-    if (!*alive || ec || !running_) return;
+  timer_.async_wait([this, alive = alive_, gen = ++timer_gen_](const boost::system::error_code&) {
+    if (!*alive || gen != timer_gen_ || !running_) return;
     driver_.start(now_ms());
     driver_.tick(now_ms());
-    arm_tick();
+    schedule();
   });
 }
 
-void EspAtLink::arm_tick() {
-  timer_.expires_after(kTickPeriod);
-  timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
-    if (!*alive || ec || !running_) return;
+void EspAtLink::schedule() {
+  if (!running_) return;
+  const uint64_t at = driver_.next_wakeup_ms();
+  if (at == UINT64_MAX || (armed_ && at >= armed_at_)) return;  // a stale wakeup is harmless
+  armed_ = true;
+  armed_at_ = at;
+  timer_.expires_at(epoch_ + std::chrono::milliseconds(at));
+  timer_.async_wait([this, alive = alive_, gen = ++timer_gen_](const boost::system::error_code&) {
+    if (!*alive || gen != timer_gen_ || !running_) return;
+    armed_ = false;
     driver_.tick(now_ms());
-    arm_tick();
+    schedule();
   });
+}
+
+bool EspAtLink::send(const uint8_t* data, size_t len) {
+  const bool ok = driver_.send(data, len);
+  schedule();  // a CIPSEND may have started: its timeout
+  return ok;
+}
+
+void EspAtLink::close() {
+  driver_.close();
+  schedule();  // on_link_down is delivered from the next tick, right away
 }
 
 void EspAtLink::stop() {
   running_ = false;
+  armed_ = false;
+  ++timer_gen_;
   timer_.cancel();
   modem_.power_off();  // no more bytes towards the driver
   driver_.stop();

@@ -20,8 +20,6 @@ namespace plugsim {
 
 class EspAtLink final : public Link, private pbfw::EspAtUart, private pbfw::EspAtListener {
  public:
-  static constexpr std::chrono::milliseconds kTickPeriod{20};  // driver timeouts and backoff
-
   EspAtLink(boost::asio::io_context& io, boost::asio::ssl::context& ctx,
             const boost::asio::ip::tcp::endpoint& gateway, PskCredentials creds, TransportListener& listener,
             TransportOptions options = {}, EspAtModemOptions modem_options = {});
@@ -33,8 +31,8 @@ class EspAtLink final : public Link, private pbfw::EspAtUart, private pbfw::EspA
   void stop() override;
   void drop(const std::string& reason) override;  // the modem's TCP connection breaks
   bool wifi_loss(std::chrono::milliseconds duration) override;
-  bool send(const uint8_t* data, size_t len) override { return driver_.send(data, len); }
-  void close() override { driver_.close(); }
+  bool send(const uint8_t* data, size_t len) override;
+  void close() override;
   bool connected() const override { return driver_.link_up(); }
   uint32_t connection_count() const override { return driver_.connects(); }
 
@@ -50,7 +48,9 @@ class EspAtLink final : public Link, private pbfw::EspAtUart, private pbfw::EspA
   void on_link_bytes(const uint8_t* data, size_t len) override { listener_.on_bytes(data, len); }
 
   uint64_t now_ms() const;
-  void arm_tick();
+  // Arms the timer for the driver's next deadline: an idle link costs no wakeups, so a thousand
+  // simulated sockets do not poll.
+  void schedule();
 
   boost::asio::io_context& io_;
   TransportListener& listener_;
@@ -63,6 +63,9 @@ class EspAtLink final : public Link, private pbfw::EspAtUart, private pbfw::EspA
   pbfw::EspAt driver_;
   boost::asio::steady_timer timer_;
   bool running_ = false;
+  bool armed_ = false;
+  uint64_t armed_at_ = 0;
+  uint64_t timer_gen_ = 0;
   bool reported_up_ = false;
   std::shared_ptr<bool> alive_;
 };
