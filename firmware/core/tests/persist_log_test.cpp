@@ -400,24 +400,32 @@ TEST(PowerLoss, LifeWithoutCutsRotatesSeveralTimes) {
 
 // One cut at every single program and erase of the life. Besides the state, checks that the log never
 // programs a word that is not erased, not even one that only reads as erased.
-TEST(PowerLoss, CutAtEveryOperation) {
+void cut_at_every_operation(uint32_t pages, uint32_t page_size) {
   uint64_t total_ops = 0;
   {
-    SimFlash flash(kTestPages, kTestPageSize);
+    SimFlash flash(pages, page_size);
     total_ops = live(flash, -1, 0, 1).ops;
   }
   ASSERT_GT(total_ops, 300u);
   uint64_t weak = 0, dirty = 0;
   for (uint64_t k = 0; k < total_ops; ++k) {
-    SimFlash flash(kTestPages, kTestPageSize, static_cast<uint32_t>(k));
+    SimFlash flash(pages, page_size, static_cast<uint32_t>(k));
     const PowerLossResult r = live(flash, static_cast<int64_t>(k), 0, static_cast<uint32_t>(k));
-    ASSERT_FALSE(HasFailure()) << "cut at op " << k;
+    ASSERT_FALSE(::testing::Test::HasFailure()) << "cut at op " << k;
     ASSERT_EQ(r.reboots, 1) << "cut at op " << k;
     weak += flash.programs_on_weak();
     dirty += flash.programs_on_dirty();
   }
   EXPECT_EQ(weak, 0u);
   EXPECT_EQ(dirty, 0u);
+}
+
+TEST(PowerLoss, CutAtEveryOperation) {
+  cut_at_every_operation(kTestPages, kTestPageSize);
+}
+
+TEST(PowerLoss, CutAtEveryOperationWithTheMinimumOfTwoPages) {
+  cut_at_every_operation(2, kTestPageSize);
 }
 
 // The same with every torn outcome the simulator knows (several seeds per step) and further cuts after each
