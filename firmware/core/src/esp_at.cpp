@@ -178,8 +178,8 @@ void EspAt::schedule_retry() {
 
 void EspAt::step_failed(bool modem_suspect) {
   ++failures_;
-  if (modem_suspect) modem_ready_ = false;  // resynchronise from a plain "AT"
-  schedule_retry();
+  if (modem_suspect) modem_ready_ = false;             // resynchronise from a plain "AT"
+  if (phase_ != Phase::SmartConfig) schedule_retry();  // a late result must not end provisioning
 }
 
 void EspAt::tick(uint64_t now_ms) {
@@ -197,6 +197,7 @@ void EspAt::tick(uint64_t now_ms) {
     cur_ = Cmd::None;
     busy_resend_at_ = 0;
     modem_ready_ = false;  // a silent modem may have rebooted or lost sync
+    ipd_remaining_ = 0;    // e.g. a corrupted +IPD length swallowing the replies
     if (timed_out == Cmd::SendPrompt || timed_out == Cmd::SendData) {
       need_close_ = true;
       link_lost();
@@ -549,7 +550,7 @@ void EspAt::on_uart_bytes(const uint8_t* data, size_t len) {
         }
       }
       line_len_ = 0;
-      if (!bad && digits) ipd_remaining_ = n;
+      if (!bad && digits && n <= kMaxIpd) ipd_remaining_ = n;
       continue;
     }
     if (line_len_ < sizeof line_) {

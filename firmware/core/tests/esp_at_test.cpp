@@ -320,6 +320,28 @@ TEST(EspAt, SmartConfigSucceedsThenUsesTheStoredAccessPoint) {
   EXPECT_EQ(r.next(), "AT+CWJAP\r\n");
 }
 
+TEST(EspAt, SmartConfigStartedDuringAJoinIsNotCutShortByItsFailure) {
+  Rig r;
+  r.esp.start(r.now);
+  r.expect_ok("AT");
+  r.expect_ok("ATE0");
+  r.expect_ok("AT+CWMODE=1");
+  r.expect_ok("AT+CIPMUX=0");
+  EXPECT_EQ(r.next(), "AT+CWJAP=\"home\\,net\",\"pa\\\"ss\"\r\n");
+  r.esp.start_smartconfig(r.now);  // button held while joining
+  r.feed("+CWJAP:3\r\n\r\nFAIL\r\n");
+  EXPECT_EQ(r.esp.phase(), EspAt::Phase::SmartConfig);
+  r.expect_ok("AT+CWMODE=1");
+  EXPECT_EQ(r.next(), "AT+CWSTARTSMART=1\r\n");
+}
+
+TEST(EspAt, ImplausibleIpdLengthIsIgnored) {
+  Rig r;
+  r.connect();
+  r.feed("+IPD,999999:xyz\r\n+IPD,2:ok");
+  EXPECT_EQ(r.listener.rx, "ok");
+}
+
 TEST(EspAt, SmartConfigTimesOut) {
   Rig r;
   r.esp.start_smartconfig(r.now);

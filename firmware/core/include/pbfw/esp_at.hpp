@@ -58,6 +58,7 @@ class EspAt final : public LanTransport {
   static constexpr size_t kTxRing = 1024;       // queued outgoing bytes
   static constexpr size_t kMaxSendChunk = 512;  // bytes per AT+CIPSEND (firmware limit 2048)
   static constexpr size_t kLineMax = 160;       // longer lines are garbage and dropped
+  static constexpr size_t kMaxIpd = 4096;       // a longer +IPD length is taken for line noise
 
   enum class Phase : uint8_t { Off, Backoff, Connecting, Connected, SmartConfig };
 
