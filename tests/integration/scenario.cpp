@@ -43,6 +43,7 @@ Scenario::Scenario(ScenarioOptions opts)
     << "  port: " << lan_port_ << "\n"
     << "  keepalive_s: 5\n"
     << "database: " << db_path().string() << "\n"
+    << "control_socket: " << control_socket().string() << "\n"
     << "heartbeat_s: " << opts_.heartbeat_s << "\n"
     << "log_level: debug\n"
     << opts_.extra_yaml << "sockets:\n";

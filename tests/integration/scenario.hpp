@@ -40,6 +40,7 @@ class Scenario {
   const std::filesystem::path& dir() const { return dir_.path(); }
   std::filesystem::path db_path() const { return dir_.path() / "plugbridge.db"; }
   std::filesystem::path config_path() const { return dir_.path() / "plugbridge.yaml"; }
+  std::filesystem::path control_socket() const { return dir_.path() / "control.sock"; }
   uint16_t lan_port() const { return lan_port_; }
 
   // Starts plugbridged and waits until it listens on the LAN port.
