@@ -206,8 +206,12 @@ bool Scenario::control(std::string_view line, bool& ok) {
   if (!duration(1000, d)) return fail("usage: " + cmd + " CID SECONDS");
   if (cmd == "power-cut") {
     power_cut(*s, d);
+  } else if (s->powered() && s->wifi_loss(d)) {
+    // The esp-at link's emulated modem reports WIFI DISCONNECT and refuses to join for that long.
+    events_.emit(
+        nlohmann::json{{"ev", "link_down"}, {"cid", s->cid()}, {"why", "wifi"}, {"ms", d.count()}}.dump());
   } else {
-    link_outage(*s, d, "wifi");
+    link_outage(*s, d, "wifi");  // direct link: no Wi-Fi to lose, so the connection goes instead
   }
   return true;
 }
