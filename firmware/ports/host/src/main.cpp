@@ -65,6 +65,18 @@ std::vector<double> parse_watts(const std::string& list) {
   return out;
 }
 
+// Drops the per-record "acked" events (1 000 lines/s in a load run) and passes everything else on.
+class NoAckEventsSink : public plugsim::EventSink {
+ public:
+  explicit NoAckEventsSink(plugsim::EventSink& next) : next_(next) {}
+  void emit(const std::string& json) override {
+    if (json.find(R"("ev":"acked")") == std::string::npos) next_.emit(json);
+  }
+
+ private:
+  plugsim::EventSink& next_;
+};
+
 // Reads control lines from stdin when it is a pipe or terminal (epoll cannot watch files).
 class StdinControl {
  public:
@@ -110,6 +122,7 @@ int main(int argc, char** argv) {
   double pf = 0.95, volts = 230.0, duration_s = 0;
   uint32_t reading_interval_ms = 1000;
   std::vector<std::string> psk_overrides;
+  bool no_ack_events = false;
   std::string link = "direct";
   app.add_option("--config", config_path, "plugbridged config file (socket roster + lan.port)");
   app.add_option("--gateway", gateway, "gateway HOST:PORT (default: from --config)");
@@ -134,6 +147,7 @@ int main(int argc, char** argv) {
   app.add_option("--link", link, "how sockets reach the gateway: direct (asio TLS) or esp-at (firmware driver + emulated ESP8266)")
       ->check(CLI::IsMember({"direct", "esp-at"}))
       ->capture_default_str();
+  app.add_flag("--no-ack-events", no_ack_events, "do not print an \"acked\" event per record (load runs)");
   app.add_option("--log-level", log_level, "debug, info, warning, error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -216,7 +230,10 @@ int main(int argc, char** argv) {
     opts.start_spread =
         std::chrono::milliseconds(std::min<int64_t>(5000, 2 * static_cast<int64_t>(opts.sockets.size())));
 
-    plugsim::StdioEventSink events;
+    plugsim::StdioEventSink stdio_events;
+    NoAckEventsSink quiet_events(stdio_events);
+    plugsim::EventSink& events =
+        no_ack_events ? static_cast<plugsim::EventSink&>(quiet_events) : stdio_events;
     plugsim::Simulator sim(io, std::move(opts), events);
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer duration_timer(io);

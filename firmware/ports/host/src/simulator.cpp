@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
@@ -42,6 +43,7 @@ Simulator::Simulator(boost::asio::io_context& io, SimulatorOptions options, Even
                                              make_storage(options_, spec.cid), events_, options_.transport);
     if (!by_cid_.emplace(spec.cid, s.get()).second)
       throw std::invalid_argument("duplicate socket cid " + spec.cid);
+    s->set_latency_stats(&latency_);
     sockets_.push_back(std::move(s));
   }
 }
@@ -88,6 +90,32 @@ void Simulator::arm_meter_timer() {
   });
 }
 
+std::string Simulator::stats_json() const {
+  size_t up = 0, unacked = 0;
+  uint64_t dropped = 0;
+  // The cores' LAN clients exist only once start() booted them.
+  for (const auto& s : sockets_) {
+    if (!running_) break;
+    const auto& lan = s->core().lan();
+    up += lan.session_up() ? 1 : 0;
+    unacked += lan.unacked();
+    dropped += lan.dropped();
+  }
+  return nlohmann::json{{"ev", "stats"},
+                        {"sockets", sockets_.size()},
+                        {"sessions_up", up},
+                        {"unacked", unacked},
+                        {"dropped", dropped},
+                        {"acked", latency_.count()},
+                        {"latency_ms",
+                         {{"p50", latency_.percentile_ms(0.50)},
+                          {"p90", latency_.percentile_ms(0.90)},
+                          {"p99", latency_.percentile_ms(0.99)},
+                          {"max", latency_.max_ms()},
+                          {"mean", latency_.mean_ms()}}}}
+      .dump();
+}
+
 VirtualSocket* Simulator::find(std::string_view cid) {
   auto it = by_cid_.find(std::string(cid));
   return it == by_cid_.end() ? nullptr : it->second;
@@ -99,8 +127,22 @@ Simulator::ControlResult Simulator::control(std::string_view line) {
   in >> cmd;
   if (cmd.empty()) return ControlResult::Ok;
   if (cmd == "quit") return ControlResult::Quit;
+  if (cmd == "stats") {
+    std::string arg;
+    in >> arg;
+    if (arg == "reset") {
+      latency_.reset();
+    } else if (arg.empty()) {
+      events_.emit(stats_json());
+    } else {
+      PB_LOG(Warning, "plugsim") << "control: usage: stats [reset]";
+      return ControlResult::Error;
+    }
+    return ControlResult::Ok;
+  }
   if (cmd != "load" && cmd != "button" && cmd != "disconnect") {
-    PB_LOG(Warning, "plugsim") << "control: unknown command (want load/button/disconnect/quit): " << line;
+    PB_LOG(Warning, "plugsim") << "control: unknown command (want load/button/disconnect/stats/quit): "
+                               << line;
     return ControlResult::Error;
   }
   in >> cid;

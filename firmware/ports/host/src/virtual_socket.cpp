@@ -196,6 +196,26 @@ void VirtualSocket::after_core_call() {
     emit(json{{"ev", "acked"}, {"cid", spec_.cid}, {"boot", core_.boot_counter()}, {"seq", acked_seq_}}
              .dump());
   }
+  if (latency_ != nullptr) time_records(acked);
+}
+
+void VirtualSocket::time_records(uint32_t acked) {
+  // Records are created inside core calls (tick() takes the reading), so "now" is their creation time.
+  const auto now = std::chrono::steady_clock::now();
+  if (core_.boot_counter() != timed_boot_) {  // a (cold) boot restarts the seqs
+    timed_boot_ = core_.boot_counter();
+    timed_seq_ = 0;
+    created_.clear();
+  }
+  const uint32_t newest = core_.lan().next_seq() - 1;
+  while (timed_seq_ < newest) {
+    created_.emplace_back(++timed_seq_, now);
+    if (created_.size() > kMaxTimedRecords) created_.pop_front();
+  }
+  while (!created_.empty() && created_.front().first <= acked) {
+    latency_->add(now - created_.front().second);
+    created_.pop_front();
+  }
 }
 
 }  // namespace plugsim

@@ -671,4 +671,57 @@ TEST(PlugsimE2e, StateDirGivesEachRestartANewBoot) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(PlugsimE2e, StatsTimeEachRecordUntilItsAck) {
+  asio::io_context io;
+  TestGateway gw(io, {{"sock-1", kKey}});
+  gw.send_command = false;
+  CollectingSink sink;
+  plugsim::Simulator sim(io, options_for(gw), sink);
+  sim.start();
+  ASSERT_TRUE(run_until(io, [&] { return sim.latency().count() >= 3; }));
+  EXPECT_LE(sim.latency().percentile_ms(0.5), sim.latency().max_ms());
+
+  using R = plugsim::Simulator::ControlResult;
+  EXPECT_EQ(sim.control("stats reset"), R::Ok);
+  EXPECT_EQ(sim.latency().count(), 0u);
+  EXPECT_EQ(sim.control("stats nonsense"), R::Error);
+
+  // Acks withheld for three more reading intervals (100 ms each): the oldest waits >= ~200 ms.
+  gw.ack_enabled = false;
+  const size_t received_before = gw.received.size();
+  ASSERT_TRUE(run_until(io, [&] { return gw.received.size() >= received_before + 3; }));
+  EXPECT_EQ(sim.latency().count(), 0u);
+  gw.drop();  // the records are resent and acked after the reconnect
+  gw.ack_enabled = true;
+  ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).acked_seq() >= gw.received.back() && gw.hellos >= 2; }));
+  EXPECT_GE(sim.latency().count(), 3u);
+  EXPECT_GE(sim.latency().max_ms(), 150.0);
+
+  EXPECT_EQ(sim.control("stats"), R::Ok);
+  const json* stats = sink.find("stats");
+  ASSERT_NE(stats, nullptr);
+  EXPECT_EQ(stats->at("sockets"), 1);
+  EXPECT_EQ(stats->at("acked"), sim.latency().count());
+  EXPECT_GE(stats->at("latency_ms").at("max").get<double>(), 150.0);
+  EXPECT_LE(stats->at("latency_ms").at("p50").get<double>(), stats->at("latency_ms").at("p99").get<double>());
+  sim.stop();
+}
+
+TEST(PlugsimLatencyStats, Percentiles) {
+  plugsim::LatencyStats st;
+  EXPECT_EQ(st.percentile_ms(0.99), 0.0);
+  for (int ms = 1; ms <= 100; ++ms) st.add(std::chrono::milliseconds(ms));
+  EXPECT_EQ(st.count(), 100u);
+  EXPECT_NEAR(st.percentile_ms(0.50), 50.0, 0.11);
+  EXPECT_NEAR(st.percentile_ms(0.99), 99.0, 0.11);
+  EXPECT_NEAR(st.percentile_ms(1.0), 100.0, 0.001);
+  EXPECT_NEAR(st.max_ms(), 100.0, 0.001);
+  EXPECT_NEAR(st.mean_ms(), 50.5, 0.001);
+  st.add(std::chrono::seconds(40));  // beyond the histogram: still counted, max exact
+  EXPECT_NEAR(st.percentile_ms(1.0), 40000.0, 0.001);
+  st.reset();
+  EXPECT_EQ(st.count(), 0u);
+  EXPECT_EQ(st.max_ms(), 0.0);
+}
+
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "plugsim/events.hpp"
+#include "plugsim/latency_stats.hpp"
 #include "plugsim/tls_transport.hpp"
 #include "plugsim/virtual_socket.hpp"
 
@@ -46,11 +47,17 @@ class Simulator {
   void stop();   // closes every connection, stops the timer
 
   // "load CID WATTS", "button CID", "disconnect CID", "quit"; errors are logged.
+  // "stats" emits a stats event (see stats_json); "stats reset" restarts the latency window.
   ControlResult control(std::string_view line);
 
   size_t size() const { return sockets_.size(); }
   VirtualSocket& socket(size_t i) { return *sockets_[i]; }
   VirtualSocket* find(std::string_view cid);
+
+  // {"ev":"stats","sockets":N,"sessions_up":U,"unacked":R,"dropped":D,"acked":A,
+  //  "latency_ms":{"p50","p90","p99","max","mean"}}: record creation → Ack since start or last reset.
+  std::string stats_json() const;
+  LatencyStats& latency() { return latency_; }
 
  private:
   void arm_meter_timer();
@@ -64,6 +71,7 @@ class Simulator {
   boost::asio::steady_timer meter_timer_;
   std::chrono::steady_clock::time_point next_period_;
   bool running_ = false;
+  LatencyStats latency_;
 };
 
 }  // namespace plugsim

@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <pbfw/lan_client.hpp>
 #include <pbfw/proto.hpp>
@@ -17,6 +18,7 @@
 #include "plugsim/events.hpp"
 #include "plugsim/hlw8032_sim.hpp"
 #include "plugsim/host_hal.hpp"
+#include "plugsim/latency_stats.hpp"
 #include "plugsim/link.hpp"
 #include "plugsim/tls_transport.hpp"
 
@@ -74,6 +76,8 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   uint32_t acked_seq() const { return acked_seq_; }
   pbfw::SocketCore& core() { return core_; }
   Link& transport() { return *transport_; }
+  // Time each record from its creation to the Ack covering it into `stats` (null = off).
+  void set_latency_stats(LatencyStats* stats) { latency_ = stats; }
 
  private:
   // TransportListener
@@ -90,6 +94,7 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   void on_over_current(uint32_t current_ma) override;
 
   void after_core_call();  // reports session/ack changes
+  void time_records(uint32_t acked);
   void emit(const std::string& json) { events_.emit(json); }
 
   SocketSpec spec_;
@@ -105,6 +110,12 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   bool session_reported_ = false;
   bool powered_ = true;
   uint32_t acked_seq_ = 0;
+
+  static constexpr size_t kMaxTimedRecords = 4096;  // bounded while the gateway is unreachable
+  LatencyStats* latency_ = nullptr;
+  uint32_t timed_boot_ = 0;
+  uint32_t timed_seq_ = 0;  // highest seq of timed_boot_ whose creation time is in created_
+  std::deque<std::pair<uint32_t, std::chrono::steady_clock::time_point>> created_;
 };
 
 const char* cause_name(pbfw::proto::Cause c);
