@@ -3,7 +3,6 @@
 // or a terminal bar chart.
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "cli/commands.hpp"
 #include "cli/db.hpp"
@@ -26,7 +25,8 @@ struct Period {
   int64_t start = 0, end = 0;
   int64_t energy_mwh = 0, samples = 0, power_sum_mw = 0;
   int64_t power_min_mw = 0, power_max_mw = 0, voltage_min_mv = 0, voltage_max_mv = 0, current_max_ua = 0;
-  std::set<std::string> cids;  // sockets with buckets here (--all)
+  int sockets = 0;  // sockets with buckets here (--all)
+  int last_socket = -1;
 };
 
 // UTC offset lookups, cached over the zone's current rule interval.
@@ -97,30 +97,17 @@ class History : public Command {
 
     std::vector<Period> periods = make_periods(ctx, from, to);
     ReadDb db(store.path());
-    size_t i = 0;
-    db.each_bucket(cid_, from, to, [&](const store::BucketRow& b) {
-      while (i < periods.size() && b.start_ms >= periods[i].end) ++i;
-      if (i == periods.size()) return;
-      Period& p = periods[i];
-      p.energy_mwh += b.energy_mwh;
-      if (all_) p.cids.insert(b.cid);
-      if (b.samples == 0) return;
-      if (p.samples == 0) {
-        p.power_min_mw = b.power_min_mw;
-        p.power_max_mw = b.power_max_mw;
-        p.voltage_min_mv = b.voltage_min_mv;
-        p.voltage_max_mv = b.voltage_max_mv;
-        p.current_max_ua = b.current_max_ua;
-      } else {
-        p.power_min_mw = std::min(p.power_min_mw, b.power_min_mw);
-        p.power_max_mw = std::max(p.power_max_mw, b.power_max_mw);
-        p.voltage_min_mv = std::min(p.voltage_min_mv, b.voltage_min_mv);
-        p.voltage_max_mv = std::max(p.voltage_max_mv, b.voltage_max_mv);
-        p.current_max_ua = std::max(p.current_max_ua, b.current_max_ua);
-      }
-      p.samples += b.samples;
-      p.power_sum_mw += b.power_sum_mw;
-    });
+    // One primary-key range scan per socket: already in time order, no sort of the whole table.
+    std::vector<std::string> cids;
+    if (all_)
+      for (const auto& s : ctx.sockets()) cids.push_back(s.cid);
+    else
+      cids.push_back(cid_);
+    for (int socket = 0; socket < static_cast<int>(cids.size()); ++socket) {
+      size_t i = 0;
+      db.each_bucket(cids[static_cast<size_t>(socket)], from, to,
+                     [&](const store::BucketRow& b) { add(periods, i, socket, b); });
+    }
 
     if (chart_) return draw_chart(ctx, periods);
     if (format_ == "json") return print_json(ctx, periods, from, to);
@@ -128,6 +115,33 @@ class History : public Command {
   }
 
  private:
+  static void add(std::vector<Period>& periods, size_t& i, int socket, const store::BucketRow& b) {
+    while (i < periods.size() && b.start_ms >= periods[i].end) ++i;
+    if (i == periods.size()) return;
+    Period& p = periods[i];
+    p.energy_mwh += b.energy_mwh;
+    if (p.last_socket != socket) {
+      p.last_socket = socket;
+      ++p.sockets;
+    }
+    if (b.samples == 0) return;
+    if (p.samples == 0) {
+      p.power_min_mw = b.power_min_mw;
+      p.power_max_mw = b.power_max_mw;
+      p.voltage_min_mv = b.voltage_min_mv;
+      p.voltage_max_mv = b.voltage_max_mv;
+      p.current_max_ua = b.current_max_ua;
+    } else {
+      p.power_min_mw = std::min(p.power_min_mw, b.power_min_mw);
+      p.power_max_mw = std::max(p.power_max_mw, b.power_max_mw);
+      p.voltage_min_mv = std::min(p.voltage_min_mv, b.voltage_min_mv);
+      p.voltage_max_mv = std::max(p.voltage_max_mv, b.voltage_max_mv);
+      p.current_max_ua = std::max(p.current_max_ua, b.current_max_ua);
+    }
+    p.samples += b.samples;
+    p.power_sum_mw += b.power_sum_mw;
+  }
+
   int64_t default_from(Context& ctx, int64_t now) {
     const auto& cal = ctx.calendar();
     date::sys_days today{cal.local_date(now)};
@@ -203,7 +217,7 @@ class History : public Command {
       if (all_) {
         // Energy over the period's length (a 25 h day has 25 h).
         r.push_back(fixed(p.energy_mwh * 3600, p.end - p.start, 1));
-        r.push_back(std::to_string(p.cids.size()));
+        r.push_back(std::to_string(p.sockets));
       } else if (p.samples == 0) {
         for (int c = 0; c < 6; ++c) r.push_back(csv ? "" : "-");
         r.push_back("0");
@@ -240,7 +254,7 @@ class History : public Command {
              {"end_ms", p.end},
              {"energy_mwh", p.energy_mwh}};
       if (all_) {
-        j["sockets"] = p.cids.size();
+        j["sockets"] = p.sockets;
       } else {
         j["samples"] = p.samples;
         bool any = p.samples > 0;
