@@ -9,7 +9,7 @@ void set_field(uint32_t base, uint32_t offset, unsigned shift, uint32_t width_ma
 }  // namespace
 
 void gpio_clocks_on() {
-  reg(kRccBase, rcc::IOPENR) |= rcc::IOPENR_GPIOA | rcc::IOPENR_GPIOB | rcc::IOPENR_GPIOC;
+  set_bits(reg(kRccBase, rcc::IOPENR), rcc::IOPENR_GPIOA | rcc::IOPENR_GPIOB | rcc::IOPENR_GPIOC);
 }
 
 void pin_output(Pin p, bool initial) {

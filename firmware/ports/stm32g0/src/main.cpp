@@ -115,8 +115,8 @@ void board_init() {
   clock_init();
   systick_init();
   gpio_clocks_on();
-  reg(kRccBase, rcc::APBENR1) |= rcc::APBENR1_USART2;
-  reg(kRccBase, rcc::APBENR2) |= rcc::APBENR2_USART1 | rcc::APBENR2_SYSCFG;
+  set_bits(reg(kRccBase, rcc::APBENR1), rcc::APBENR1_USART2);
+  set_bits(reg(kRccBase, rcc::APBENR2), rcc::APBENR2_USART1 | rcc::APBENR2_SYSCFG);
 
   pin_output(board::kRelay, false);  // off until the core restores the saved state
   pin_input(board::kButton, gpio::Pull::Up);

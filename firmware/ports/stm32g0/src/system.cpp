@@ -14,20 +14,20 @@ void clock_init() {
                                    flash_latency(kSysClockHz) | flash::ACR_PRFTEN | flash::ACR_ICEN;
   while ((reg(kFlashRegBase, flash::ACR) & flash::ACR_LATENCY_MASK) != flash_latency(kSysClockHz)) {
   }
-  reg(kRccBase, CR) |= CR_HSION;
+  set_bits(reg(kRccBase, CR), CR_HSION);
   while (!(reg(kRccBase, CR) & CR_HSIRDY)) {
   }
-  reg(kRccBase, CR) &= ~CR_PLLON;
+  clear_bits(reg(kRccBase, CR), CR_PLLON);  // PLLCFGR may only change while the PLL is off
   while (reg(kRccBase, CR) & CR_PLLRDY) {
   }
   reg(kRccBase, PLLCFGR) = kPll.pllcfgr();
-  reg(kRccBase, CR) |= CR_PLLON;
+  set_bits(reg(kRccBase, CR), CR_PLLON);
   while (!(reg(kRccBase, CR) & CR_PLLRDY)) {
   }
   reg(kRccBase, CFGR) = (reg(kRccBase, CFGR) & ~CFGR_SW_MASK) | CFGR_SW_PLLRCLK;  // AHB/APB prescalers 1
   while (((reg(kRccBase, CFGR) >> CFGR_SWS_SHIFT) & CFGR_SW_MASK) != CFGR_SW_PLLRCLK) {
   }
-  reg(kRccBase, AHBENR) |= AHBENR_FLASH;
+  set_bits(reg(kRccBase, AHBENR), AHBENR_FLASH);
 }
 
 void systick_init() {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <stm32g0/clock_config.hpp>
+#include <stm32g0/flash_ctl.hpp>
 #include <stm32g0/regs.hpp>
 #include <stm32g0/ring_buffer.hpp>
 #include <stm32g0/usart.hpp>
@@ -49,7 +50,6 @@ inline bool pin_read(Pin p) {
 }
 
 // --- FLASH (data area only; the program, vector table and device-information page are refused) ---
-enum class FlashStatus : uint8_t { Ok, OutOfRange, Misaligned, NotErased, HwError };
 FlashStatus flash_program_double_word(uint32_t addr, uint64_t value);  // 8-byte aligned, once after erase
 FlashStatus flash_erase_page(uint32_t page);                           // page number from the flash base
 // Reads a double word (little-endian); false = uncorrectable ECC error (a half-programmed word after a power

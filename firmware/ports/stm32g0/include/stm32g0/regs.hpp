@@ -103,5 +103,12 @@ inline constexpr unsigned kCount = 32;
 inline volatile uint32_t& reg(uintptr_t base, uint32_t offset) {
   return *reinterpret_cast<volatile uint32_t*>(base + offset);
 }
+// Read-modify-write (C++20 deprecates compound assignment to volatile).
+inline void set_bits(volatile uint32_t& r, uint32_t mask) {
+  r = r | mask;
+}
+inline void clear_bits(volatile uint32_t& r, uint32_t mask) {
+  r = r & ~mask;
+}
 
 }  // namespace stm32g0
