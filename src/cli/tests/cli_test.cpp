@@ -343,6 +343,20 @@ TEST_F(CliTest, ExportReadingsAndBuckets) {
   EXPECT_NE(bad.err.find("cannot write"), std::string::npos);
 }
 
+TEST_F(CliTest, ExportShowsProgressOnlyOnATerminal) {
+  fill();
+  std::string file = (dir_ / "p.csv").string();
+  std::ostringstream out, err;
+  Terminal t{out, err};
+  t.err_is_tty = true;
+  t.now_ms = berlin("2026-11-23 12:00");
+  ASSERT_EQ(pb::cli::run({"--config", config_path(), "export", "--csv", file}, t), 0) << err.str();
+  EXPECT_NE(err.str().find("\rexporting [###############...............] 50% (1/2)"), std::string::npos)
+      << err.str();
+  EXPECT_NE(err.str().find("] 100% (2/2)\r\x1b[K"), std::string::npos) << err.str();
+  EXPECT_EQ(run({"export", "--csv", file}).err, "wrote 2 readings to " + file + "\n");  // not a TTY: no bar
+}
+
 TEST_F(CliTest, DevicesFallsBackToTheDatabaseWhenTheDaemonIsNotRunning) {
   fill();
   auto r = run({"devices"});
