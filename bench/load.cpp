@@ -1,0 +1,544 @@
+// pb-bench-load: the load benchmark. Brings up mosquitto + the Tuya edge emulator, plugbridged
+// with N sockets and plugsim running them (one reading per second each), waits until every socket
+// has a session, then measures over a window: committed readings/s, reading→commit latency (from
+// plugsim: reading taken → gateway's Ack), command round trip (cloud-side MQTT client → commands/
+// response code 0), daemon CPU and peak RSS. Prints one table with each figure against its target.
+// Everything runs on 127.0.0.1.
+#include <mqtt/async_client.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "testsupport/testsupport.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+namespace test = pb::test;
+
+constexpr const char* kGatewayId = "gw-bench";
+constexpr const char* kUsername = "bench-vendor";
+
+struct Options {
+  size_t sockets = 1000;
+  double seconds = 60;
+  double warmup_s = 5;
+  double command_rate = 5;
+  uint32_t reading_interval_ms = 1000;
+  double session_timeout_s = 180;
+  bool strict = false;
+  bool broker_nodelay = false;
+  std::string json_out;
+};
+
+void progress(const std::string& msg) {
+  std::cerr << "[bench] " << msg << std::endl;
+}
+
+std::string random_hex(std::mt19937_64& rng, size_t bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < bytes; ++i) {
+    const auto b = static_cast<unsigned>(rng() & 0xff);
+    s += digits[b >> 4];
+    s += digits[b & 15];
+  }
+  return s;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+// utime + stime of a process in seconds (/proc/PID/stat fields 14 and 15).
+double cpu_seconds(int pid) {
+  const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  // Field 3 (state) is the first after the name; utime is field 14.
+  for (int i = 3; i <= 13; ++i) in >> field;
+  in >> utime >> stime;
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// A "Vm...:" line of /proc/PID/status in MB.
+double status_mb(int pid, const std::string& key) {
+  std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0) {
+      std::istringstream v(line.substr(key.size() + 1));
+      double kb = 0;
+      v >> kb;
+      return kb / 1024.0;
+    }
+  }
+  return 0;
+}
+
+std::string loadavg() {
+  std::string s = read_text("/proc/loadavg");
+  std::istringstream in(s);
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+// Rows in the readings table, via a read-only connection (WAL lets it read while the daemon writes).
+int64_t count_readings(const std::filesystem::path& db_path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    const std::string err = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw std::runtime_error("open " + db_path.string() + ": " + err);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* st = nullptr;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM readings", -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  const std::string err = sqlite3_errmsg(db);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  if (n < 0) throw std::runtime_error("count readings: " + err);
+  return n;
+}
+
+// Nearest-rank percentile of a sample (sorted in place), 0 when empty.
+double percentile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<size_t>(std::max(1.0, std::ceil(q * static_cast<double>(v.size()))));
+  return v[std::min(rank, v.size()) - 1];
+}
+
+// The cloud side of commands: publishes DP 1 commands as the platform and times each until its
+// commands/response arrives.
+class Commander {
+ public:
+  Commander(const test::MosquittoBroker& broker, const std::string& gateway_id)
+      : prefix_("gateway_id/" + gateway_id + "/"),
+        client_("ssl://127.0.0.1:" + std::to_string(broker.port()), "pb-bench-commander") {
+    client_.set_message_callback([this](mqtt::const_message_ptr msg) { on_message(msg); });
+    auto ssl = mqtt::ssl_options_builder()
+                   .trust_store(broker.ca_file().string())
+                   .enable_server_cert_auth(true)
+                   .verify(true)
+                   .finalize();
+    auto opts = mqtt::connect_options_builder()
+                    .mqtt_version(MQTTVERSION_3_1_1)
+                    .user_name(broker.admin_user())
+                    .password(broker.admin_password())
+                    .ssl(std::move(ssl))
+                    .clean_session(true)
+                    .keep_alive_interval(std::chrono::seconds(20))
+                    .connect_timeout(std::chrono::seconds(10))
+                    .finalize();
+    client_.connect(opts)->wait();
+    client_.subscribe(prefix_ + "commands/response", 1)->wait();
+  }
+  ~Commander() {
+    try {
+      client_.disconnect()->wait_for(std::chrono::seconds(2));
+    } catch (const mqtt::exception&) {
+    }
+  }
+
+  void send(const std::string& cid, bool on) {
+    const std::string rid = "bench-" + std::to_string(next_id_++);
+    const json cmd{{"t", std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count()},
+                   {"cid", cid},
+                   {"request_id", rid},
+                   {"param", {{"id", 1}, {"value", on}}}};
+    const std::string text = cmd.dump();
+    {
+      std::lock_guard lock(mutex_);
+      pending_[rid] = Clock::now();
+      ++sent_;
+    }
+    client_.publish(prefix_ + "commands", text.data(), text.size(), 1, false);
+  }
+
+  struct Result {
+    size_t sent = 0, ok = 0, failed = 0;
+    std::vector<double> rtt_ms;  // code-0 answers only
+  };
+  Result result() {
+    std::lock_guard lock(mutex_);
+    return {sent_, ok_, failed_, rtt_ms_};
+  }
+  size_t outstanding() {
+    std::lock_guard lock(mutex_);
+    return pending_.size();
+  }
+
+ private:
+  void on_message(const mqtt::const_message_ptr& msg) {
+    const auto now = Clock::now();
+    const auto j = json::parse(msg->to_string(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return;
+    const std::string rid = j.value("request_id", "");
+    const int code = j.value("param", json::object()).value("code", -1);
+    std::lock_guard lock(mutex_);
+    auto it = pending_.find(rid);
+    if (it == pending_.end()) return;
+    if (code == 0) {
+      ++ok_;
+      rtt_ms_.push_back(std::chrono::duration<double, std::milli>(now - it->second).count());
+    } else {
+      ++failed_;
+    }
+    pending_.erase(it);
+  }
+
+  std::string prefix_;
+  mqtt::async_client client_;
+  std::atomic<uint64_t> next_id_{1};
+  std::mutex mutex_;
+  std::map<std::string, Clock::time_point> pending_;
+  size_t sent_ = 0, ok_ = 0, failed_ = 0;
+  std::vector<double> rtt_ms_;
+};
+
+// Asks plugsim for a stats line and returns it (the n-th stats line of the run).
+class SimStats {
+ public:
+  explicit SimStats(test::Process& sim) : sim_(sim) {}
+  json get() {
+    sim_.write_stdin("stats");
+    const size_t want = ++requested_;
+    size_t n = 0;
+    json out;
+    const bool ok = sim_.wait_for_stdout_line(
+        [&](const std::string& line) {
+          if (line.find(R"("ev":"stats")") == std::string::npos || ++n < want) return false;
+          out = json::parse(line, nullptr, false);
+          return true;
+        },
+        15s);
+    if (!ok || !out.is_object())
+      throw std::runtime_error("plugsim did not answer 'stats':\n" + sim_.describe());
+    return out;
+  }
+
+ private:
+  test::Process& sim_;
+  size_t requested_ = 0;
+};
+
+// Paho's worker threads are detached and wind down after the last client is gone; let them finish
+// so their OpenSSL thread state is freed before exit (LeakSanitizer).
+void wait_for_paho_threads(std::chrono::milliseconds deadline) {
+  test::wait_until(
+      [] {
+        std::error_code ec;
+        const auto n = std::distance(std::filesystem::directory_iterator("/proc/self/task", ec),
+                                     std::filesystem::directory_iterator());
+        return ec || n <= 1;
+      },
+      deadline);
+}
+
+struct Row {
+  std::string what;
+  std::string value;
+  std::string target;
+  bool pass;
+};
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+int run(const Options& o) {
+  std::mt19937_64 rng{std::random_device{}()};
+  test::TempDir dir;
+  const auto config_path = dir.path() / "plugbridge.yaml";
+  const auto db_path = dir.path() / "plugbridge.db";
+  progress("load average at start: " + loadavg());
+
+  progress("starting mosquitto and the Tuya edge emulator");
+  test::MosquittoBroker broker(kGatewayId, kUsername);
+  if (o.broker_nodelay) {
+    broker.stop();
+    std::ofstream(broker.dir() / "mosquitto.conf", std::ios::app) << "set_tcp_nodelay true\n";
+    broker.start();
+  }
+  test::TuyaEmulator emu(broker, kGatewayId);
+
+  std::vector<std::string> cids;
+  std::ostringstream y;
+  const uint16_t lan_port = test::free_tcp_port();
+  y << "gateway_id: " << kGatewayId << "\n"
+    << "uplink:\n"
+    << "  host: localhost\n"
+    << "  port: " << broker.port() << "\n"
+    << "  ca_file: " << broker.ca_file().string() << "\n"
+    << "  username: " << kUsername << "\n"
+    << "  command_timeout_s: 5\n"
+    << "lan:\n"
+    << "  listen_address: 127.0.0.1\n"
+    << "  port: " << lan_port << "\n"
+    << "database: " << db_path.string() << "\n"
+    << "heartbeat_s: 30\n"
+    << "log_level: info\n"
+    << "sockets:\n";
+  for (size_t i = 0; i < o.sockets; ++i) {
+    char cid[32];
+    std::snprintf(cid, sizeof cid, "bench-%04zu", i + 1);
+    cids.emplace_back(cid);
+    y << "  - cid: " << cid << "\n"
+      << "    product_id: pbbenchpid\n"
+      << "    secret: " << random_hex(rng, 16) << "\n"
+      << "    name: Bench " << cid << "\n"
+      << "    location: bench\n";
+  }
+  std::ofstream(config_path) << y.str();
+
+  progress("starting plugbridged with " + std::to_string(o.sockets) + " sockets in the roster");
+  test::Process daemon({test::binary("plugbridged").string(), "--config", config_path.string()});
+  if (!daemon.wait_for_stderr(std::regex("listening for sockets"), 30s))
+    throw std::runtime_error("plugbridged did not start:\n" + daemon.describe());
+
+  // Every roster socket synced, so reports flow during the window as in production.
+  size_t synced = 0;
+  const bool all_synced = emu.process().wait_for_stdout_line(
+      [&](const std::string& line) {
+        if (line.find("devices/sync/response") == std::string::npos ||
+            line.find(R"("dir":"out")") == std::string::npos)
+          return false;
+        const auto j = json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j["payload"]["param"].value("code", -1) == 0) ++synced;
+        return synced >= o.sockets;
+      },
+      std::chrono::seconds(60 + o.sockets / 20));
+  if (!all_synced)
+    throw std::runtime_error("only " + std::to_string(synced) + " sockets synced:\n" + daemon.describe());
+
+  progress("connecting the cloud-side command client");
+  Commander commander(broker, kGatewayId);
+
+  progress("starting plugsim");
+  test::Process sim({test::binary("plugsim").string(), "--config", config_path.string(), "--gateway",
+                     "127.0.0.1:" + std::to_string(lan_port), "--count", std::to_string(o.sockets),
+                     "--reading-interval-ms", std::to_string(o.reading_interval_ms), "--no-ack-events",
+                     "--log-level", "warning"});
+  SimStats stats(sim);
+  const auto sessions_start = Clock::now();
+  json st;
+  for (;;) {
+    st = stats.get();
+    if (st.value("sessions_up", 0u) >= o.sockets) break;
+    if (Clock::now() - sessions_start > std::chrono::duration<double>(o.session_timeout_s))
+      throw std::runtime_error("only " + std::to_string(st.value("sessions_up", 0u)) + " of " +
+                               std::to_string(o.sockets) + " sessions up:\n" + sim.describe() + "\n" +
+                               daemon.describe());
+    std::this_thread::sleep_for(500ms);  // polling cadence, not synchronisation
+  }
+  const double connect_s = std::chrono::duration<double>(Clock::now() - sessions_start).count();
+  progress("all " + std::to_string(o.sockets) + " sessions up after " + fmt("%.1f", connect_s) +
+           " s; warming up " + fmt("%.0f", o.warmup_s) + " s");
+  std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup_s));
+
+  // Measurement window.
+  progress("measuring for " + fmt("%.0f", o.seconds) + " s (load average " + loadavg() + ")");
+  const std::string load_before = loadavg();
+  const size_t sim_lines_before = sim.stdout_lines().size();
+  const auto dropped_before = stats.get().value("dropped", 0u);
+  sim.write_stdin("stats reset");
+  const int64_t readings_before = count_readings(db_path);
+  const double cpu_before = cpu_seconds(daemon.pid());
+  const double sim_cpu_before = cpu_seconds(sim.pid());
+  const auto t0 = Clock::now();
+
+  std::uniform_int_distribution<size_t> pick(0, o.sockets - 1);
+  std::vector<bool> relay_on(o.sockets, false);
+  const auto window = std::chrono::duration<double>(o.seconds);
+  size_t commands = 0;
+  if (o.command_rate > 0) {
+    for (;;) {
+      const auto at = t0 + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(static_cast<double>(commands) / o.command_rate));
+      if (at - t0 >= window) break;
+      std::this_thread::sleep_until(at);  // command pacing
+      const size_t i = pick(rng);
+      relay_on[i] = !relay_on[i];
+      commander.send(cids[i], relay_on[i]);
+      ++commands;
+    }
+  }
+  std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(window));
+
+  const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu_after = cpu_seconds(daemon.pid());
+  const double sim_cpu_after = cpu_seconds(sim.pid());
+  const int64_t readings_after = count_readings(db_path);
+  const json end = stats.get();
+  const std::string load_after = loadavg();
+  test::wait_until([&] { return commander.outstanding() == 0; }, 10s);
+  auto cmd = commander.result();
+
+  const double peak_rss_mb = status_mb(daemon.pid(), "VmHWM");
+  const double rss_mb = status_mb(daemon.pid(), "VmRSS");
+  size_t disconnects = 0;
+  const auto lines = sim.stdout_lines();
+  for (size_t i = sim_lines_before; i < lines.size(); ++i)
+    disconnects += lines[i].find(R"("ev":"disconnected")") != std::string::npos ? 1 : 0;
+
+  progress("stopping");
+  sim.signal(SIGTERM);
+  sim.wait_exit(10s);
+  daemon.signal(SIGTERM);
+  const auto daemon_rc = daemon.wait_exit(30s);
+
+  // Figures.
+  const double expected_rate = static_cast<double>(o.sockets) * 1000.0 / o.reading_interval_ms;
+  const double readings_per_s = static_cast<double>(readings_after - readings_before) / elapsed;
+  const double cpu_pct = (cpu_after - cpu_before) / elapsed * 100.0;
+  const double sim_cpu_pct = (sim_cpu_after - sim_cpu_before) / elapsed * 100.0;
+  const auto& lat = end["latency_ms"];
+  const double commit_p50 = lat.value("p50", 0.0), commit_p99 = lat.value("p99", 0.0);
+  std::vector<double> rtt = cmd.rtt_ms;
+  const double cmd_p50 = percentile(rtt, 0.50), cmd_p99 = percentile(rtt, 0.99);
+  const double cmd_max = rtt.empty() ? 0 : rtt.back();
+  const size_t held = end.value("sessions_up", 0u);
+  const uint64_t dropped = end.value("dropped", 0u) - dropped_before;
+
+  std::vector<Row> rows{
+      {"sockets held (sessions up, disconnects in window)",
+       std::to_string(held) + "/" + std::to_string(o.sockets) + ", " + std::to_string(disconnects), "all, 0",
+       held == o.sockets && disconnects == 0},
+      {"sustained readings committed /s", fmt("%.1f", readings_per_s),
+       ">= " + fmt("%.1f", 0.99 * expected_rate), readings_per_s >= 0.99 * expected_rate},
+      {"reading->commit latency p50 (ms)", fmt("%.1f", commit_p50), "-", true},
+      {"reading->commit latency p99 (ms)", fmt("%.1f", commit_p99), "< 250", commit_p99 < 250.0},
+      {"command round trip p50 (ms)", fmt("%.1f", cmd_p50), "-", true},
+      {"command round trip p99 (ms)", fmt("%.1f", cmd_p99), "< 50", cmd_p99 < 50.0 && !rtt.empty()},
+      {"commands answered code 0", std::to_string(cmd.ok) + "/" + std::to_string(cmd.sent), "all",
+       cmd.ok == cmd.sent},
+      {"daemon CPU (% of one core)", fmt("%.1f", cpu_pct), "< 50", cpu_pct < 50.0},
+      {"daemon peak RSS (MB, VmHWM)", fmt("%.1f", peak_rss_mb), "< 100", peak_rss_mb < 100.0},
+  };
+
+  std::printf(
+      "\nplugbridge load benchmark: %zu sockets, 1 reading / %u ms each, %.1f s window, %.1f commands/s\n",
+      o.sockets, o.reading_interval_ms, elapsed, o.command_rate);
+  std::printf("%-52s %16s %10s  %s\n", "figure", "measured", "target", "");
+  bool all_pass = true;
+  for (const auto& r : rows) {
+    const bool has_target = r.target != "-";
+    std::printf("%-52s %16s %10s  %s\n", r.what.c_str(), r.value.c_str(), r.target.c_str(),
+                has_target ? (r.pass ? "PASS" : "MISS") : "");
+    all_pass = all_pass && r.pass;
+  }
+  std::printf(
+      "\ncontext: records acked in window %llu (p90 %.1f ms, max %.1f ms, mean %.1f ms); "
+      "readings dropped by sockets %llu;\n"
+      "         command rtt max %.1f ms, failed answers %zu, unanswered %zu; daemon RSS at end %.1f MB;\n"
+      "         plugsim CPU %.1f %% of one core; all sessions up after %.1f s; daemon exit %s;\n"
+      "         load average before window %s, after %s (%ld CPUs online)\n",
+      static_cast<unsigned long long>(end.value("acked", 0ull)), lat.value("p90", 0.0), lat.value("max", 0.0),
+      lat.value("mean", 0.0), static_cast<unsigned long long>(dropped), cmd_max, cmd.failed,
+      cmd.sent - cmd.ok - cmd.failed, rss_mb, sim_cpu_pct, connect_s,
+      daemon_rc ? std::to_string(*daemon_rc).c_str() : "timeout", load_before.c_str(), load_after.c_str(),
+      ::sysconf(_SC_NPROCESSORS_ONLN));
+  std::fflush(stdout);
+
+  if (!o.json_out.empty()) {
+    json j{{"sockets", o.sockets},
+           {"window_s", elapsed},
+           {"sessions_held", held},
+           {"disconnects", disconnects},
+           {"readings_per_s", readings_per_s},
+           {"commit_latency_ms", lat},
+           {"command_rtt_ms", {{"p50", cmd_p50}, {"p99", cmd_p99}, {"max", cmd_max}}},
+           {"commands", {{"sent", cmd.sent}, {"ok", cmd.ok}, {"failed", cmd.failed}}},
+           {"daemon_cpu_pct", cpu_pct},
+           {"daemon_peak_rss_mb", peak_rss_mb},
+           {"plugsim_cpu_pct", sim_cpu_pct},
+           {"loadavg_before", load_before},
+           {"loadavg_after", load_after},
+           {"pass", all_pass}};
+    std::ofstream(o.json_out) << j.dump(2) << "\n";
+  }
+
+  // Broken benchmark (nothing measured) always fails; missed targets only with --strict.
+  if (readings_after <= readings_before || end.value("acked", 0ull) == 0 ||
+      (o.command_rate > 0 && cmd.ok == 0) || daemon_rc != 0) {
+    std::fprintf(stderr,
+                 "[bench] FAILED: no readings, acks or command answers measured, or daemon exit != 0\n%s\n",
+                 daemon.describe().c_str());
+    return 1;
+  }
+  return (o.strict && !all_pass) ? 3 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pb-bench-load: plugbridged under N simulated sockets (see bench/README.md)"};
+  Options o;
+  app.add_option("--sockets", o.sockets, "simulated sockets")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 20000));
+  app.add_option("--seconds", o.seconds, "measurement window")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
+  app.add_option("--warmup", o.warmup_s, "seconds after all sessions are up before measuring")
+      ->capture_default_str();
+  app.add_option("--command-rate", o.command_rate, "DP 1 commands per second during the window (0 = none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--reading-interval-ms", o.reading_interval_ms, "per-socket reading interval")
+      ->capture_default_str()
+      ->check(CLI::Range(50, 60000));
+  app.add_option("--session-timeout", o.session_timeout_s,
+                 "give up if not all sessions are up after S seconds")
+      ->capture_default_str();
+  app.add_flag("--broker-nodelay", o.broker_nodelay,
+               "mosquitto with set_tcp_nodelay (isolates Nagle delays)");
+  app.add_flag("--strict", o.strict, "exit 3 if any target is missed");
+  app.add_option("--json", o.json_out, "also write the figures to this file as JSON");
+  CLI11_PARSE(app, argc, argv);
+
+  int rc = 1;
+  try {
+    rc = run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[bench] error: %s\n", e.what());
+    rc = 1;
+  }
+  wait_for_paho_threads(2s);
+  return rc;
+}
