@@ -1,5 +1,6 @@
 // `plugbridge energy`: per socket and in total, today, yesterday, this month, last month, all
 // time, from the 15-minute buckets in the configured time zone.
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
@@ -26,8 +27,24 @@ class Energy : public Command {
     const int64_t now = ctx.now_ms();
     std::vector<std::pair<Context::SocketInfo, energy::Summary>> rows;
     if (!cid_.empty()) ctx.require_known_cid(cid_);
-    for (const auto& s : ctx.sockets())
-      if (cid_.empty() || s.cid == cid_) rows.push_back({s, energy::summary(store, cal, s.cid, now)});
+    // The all-time total is kept in energy_state (= the sum of the socket's buckets), so it costs
+    // one row instead of a scan of every bucket; sockets without a state fall back to the scan.
+    std::map<std::string, int64_t> totals;
+    for (const auto& st : store.energy_states()) totals[st.cid] = st.total_mwh;
+    const date::year_month_day today = cal.local_date(now);
+    const date::year_month_day yesterday{date::sys_days(today) - date::days{1}};
+    const date::year_month this_month = today.year() / today.month();
+    for (const auto& s : ctx.sockets()) {
+      if (!cid_.empty() && s.cid != cid_) continue;
+      energy::Summary e;
+      e.today_mwh = energy::day_total(store, cal, s.cid, today);
+      e.yesterday_mwh = energy::day_total(store, cal, s.cid, yesterday);
+      e.this_month_mwh = energy::month_total(store, cal, s.cid, this_month);
+      e.last_month_mwh = energy::month_total(store, cal, s.cid, this_month - date::months{1});
+      auto t = totals.find(s.cid);
+      e.all_time_mwh = t != totals.end() ? t->second : energy::all_time_total(store, s.cid);
+      rows.push_back({s, e});
+    }
     energy::Summary total;
     for (const auto& [s, e] : rows) {
       total.today_mwh += e.today_mwh;

@@ -93,6 +93,11 @@ class CliTest : public ::testing::Test {
                   bucket("kettle", "2026-11-22 10:00", 250000, 90, 1000000),
                   bucket("kettle", "2026-11-23 08:00", 125000, 45, 1000000),
                   bucket("lamp", "2026-11-23 00:00", 10000, 90, 40000)};
+    // kettle's all-time total comes from its state; lamp has none (summed from its buckets).
+    store::EnergyStateRow st;
+    st.cid = "kettle";
+    st.total_mwh = 1375000;
+    up.states.push_back(st);
     std::vector<store::ReadingRow> readings;
     store::ReadingRow r;
     r.cid = "kettle";
