@@ -180,6 +180,24 @@ void VirtualSocket::on_over_current(uint32_t current_ma) {
   emit(json{{"ev", "over_current"}, {"cid", spec_.cid}, {"current_ma", current_ma}}.dump());
 }
 
+// Every protection trip (over-current also has its own "over_current" event, kept for compatibility).
+void VirtualSocket::on_trip(proto::EventType type, int32_t value) {
+  const char* name = type == proto::EventType::OverCurrent    ? "over_current"
+                     : type == proto::EventType::OverPower    ? "over_power"
+                     : type == proto::EventType::OverVoltage  ? "over_voltage"
+                     : type == proto::EventType::UnderVoltage ? "under_voltage"
+                                                              : "unknown";
+  emit(json{{"ev", "trip"}, {"cid", spec_.cid}, {"protection", name}, {"value", value}}.dump());
+}
+
+void VirtualSocket::on_provisioning(bool active) {
+  emit(json{{"ev", "provisioning"}, {"cid", spec_.cid}, {"active", active}}.dump());
+}
+
+void VirtualSocket::on_factory_reset() {
+  emit(json{{"ev", "factory_reset"}, {"cid", spec_.cid}}.dump());
+}
+
 void VirtualSocket::after_core_call() {
   auto& lan = core_.lan();
   if (lan.session_up() && !session_reported_) {

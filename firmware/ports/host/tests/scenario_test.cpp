@@ -122,6 +122,16 @@ TEST(ScenarioControl, ProfileDrivesTheSimulatedMeter) {
   EXPECT_FALSE(rig.control("profile nobody constant 1"));
 }
 
+TEST(ScenarioControl, OverloadTripsAndIsReported) {
+  Rig rig;
+  ASSERT_TRUE(rig.control("button sock-1"));
+  ASSERT_TRUE(rig.control("profile sock-1 ramp 100 1500 0.2"));  // ends at 6.9 A: over the 5 A default
+  ASSERT_TRUE(run_until(rig.io, [&] { return !rig.socket().relay_on(); }));
+  EXPECT_TRUE(rig.socket().core().over_current_tripped());
+  EXPECT_EQ(rig.sink.count(R"("ev":"trip","protection":"over_current")"), 1u);
+  EXPECT_EQ(rig.sink.count(R"("cause":"protection")"), 1u);
+}
+
 TEST(ScenarioControl, PressGoesThroughTheDebouncedButton) {
   Rig rig;
   ASSERT_FALSE(rig.socket().relay_on());

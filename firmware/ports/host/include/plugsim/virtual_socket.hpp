@@ -60,7 +60,8 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
 
   void set_watts(double watts) { spec_.watts = watts; }
   void button_click();
-  // Mains loss (virtual_socket_power.cpp): off = relay open, link down, no meter; on = cold boot from storage.
+  // Mains loss (virtual_socket_power.cpp): off = relay open, link down, no meter; on = cold boot from
+  // storage.
   void power_off();
   void power_on();
   bool powered() const { return powered_; }
@@ -92,6 +93,9 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   void on_relay_changed(bool on, pbfw::proto::Cause cause) override;
   void on_command_handled(const pbfw::proto::Command& cmd, pbfw::proto::CommandStatus status) override;
   void on_over_current(uint32_t current_ma) override;
+  void on_trip(pbfw::proto::EventType type, int32_t value) override;
+  void on_provisioning(bool active) override;
+  void on_factory_reset() override;
 
   void after_core_call();  // reports session/ack changes
   void time_records(uint32_t acked);
