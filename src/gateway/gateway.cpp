@@ -86,7 +86,8 @@ struct Gateway::SocketState {
   bool status_dirty = false;
 };
 
-Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::Store& store, UplinkPort* uplink)
+Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::Store& store,
+                 UplinkPort* uplink)
     : io_(io),
       cfg_(cfg),
       store_(store),
@@ -94,7 +95,16 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
       flush_timer_(io),
       heartbeat_timer_(io),
       report_timer_(io),
-      status_timer_(io) {
+      status_timer_(io),
+      calendar_(cfg.timezone),
+      accountant_(energy::AccountantOptions{.max_power_w = cfg.energy.max_power_w}),
+      live_totals_(calendar_),
+      retention_timer_(io) {
+  std::vector<std::string> cids;
+  for (const auto& entry : cfg_.sockets) cids.push_back(entry.cid);
+  accountant_.load(store_, cids);
+  PB_LOG(Info, "gateway") << "energy days in time zone " << calendar_.zone_name() << ", raw readings kept "
+                          << cfg_.retention.raw_days << " days";
   for (const auto& entry : cfg_.sockets) {
     auto st = std::make_unique<SocketState>();
     st->entry = &entry;
@@ -140,6 +150,7 @@ void Gateway::start() {
                           << " (" << sockets_.size() << " in the roster)";
   start_heartbeat_timer();
   start_periodic_report_timer();
+  start_retention_timer(std::chrono::seconds(60));
 }
 
 uint16_t Gateway::lan_port() const { return server_ ? server_->port() : 0; }
@@ -296,7 +307,11 @@ void Gateway::flush() {
   batch_events_.clear();
   batch_acks_.clear();
   try {
-    auto res = store_.commit(readings, events);
+    energy::Prepared energy = accountant_.prepare(readings);
+    events.insert(events.end(), energy.events.begin(), energy.events.end());
+    auto res = store_.commit(readings, events, energy.update);
+    accountant_.committed(energy);
+    live_totals_.add(energy.update);
     stats_.commits++;
     stats_.readings_committed += res.readings_inserted;
     stats_.readings_duplicate += res.readings_duplicate;
@@ -509,8 +524,57 @@ void Gateway::report_changes(SocketState& st, bool full) {
     report_int(3, tuya::encode_power_mw(r.power_mw), 10000, 5);
     report_int(5, tuya::encode_voltage_mv(r.voltage_mv), 10000, 0);
     report_int(7, tuya::encode_current_ua(r.current_ua), 100000, 5);
-    report_int(44, tuya::encode_energy_mwh(r.energy_mwh), 100, 0);
   }
+  // Energy from the accounted history (never the raw, wrapping counter).
+  const std::string& cid = st.entry->cid;
+  if (st.last || accountant_.state(cid)) {
+    const energy::LiveTotals::Totals& t = live_totals_.get(store_, cid, now_unix_ms());
+    report_int(44, tuya::encode_energy_mwh(accountant_.total_mwh(cid)), 100, 0);
+    report_int(45, tuya::encode_energy_mwh(t.day_mwh), 100, 0);
+    report_int(46, tuya::encode_energy_mwh(t.month_mwh), 100, 0);
+    // End-of-day / end-of-month reading times: the local midnight the daily / monthly counters
+    // last restarted at, "YYYY-MM-DD HH:MM:SS" in the configured zone.
+    auto report_time = [&](int dp, int64_t at_ms) {
+      auto it = st.reported.find(dp);
+      if (it != st.reported.end() && it->second == at_ms) return;
+      st.reported[dp] = at_ms;
+      report_dp(st, dp, json(calendar_.local_time_string(at_ms)).dump());
+    };
+    report_time(58, t.day.from_ms);
+    report_time(59, t.month.from_ms);
+  }
+}
+
+void Gateway::start_retention_timer(std::chrono::seconds delay) {
+  retention_timer_.expires_after(delay);
+  retention_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    prune_step(0);
+  });
+}
+
+// One short delete per loop turn, so commits and sessions never wait long behind the pruning.
+void Gateway::prune_step(size_t index) {
+  constexpr size_t kPruneBatch = 2000;
+  if (stopping_) return;
+  if (index >= roster_order_.size()) {
+    start_retention_timer(std::chrono::hours(1));
+    return;
+  }
+  const int64_t cutoff = now_unix_ms() - int64_t{cfg_.retention.raw_days} * 86'400'000;
+  size_t deleted = 0;
+  try {
+    deleted = store_.prune_readings(roster_order_[index]->entry->cid, cutoff, kPruneBatch);
+  } catch (const std::exception& ex) {
+    PB_LOG(Warning, "gateway") << "pruning old readings failed (retried in an hour): " << ex.what();
+    start_retention_timer(std::chrono::hours(1));
+    return;
+  }
+  if (deleted > 0) {
+    PB_LOG(Debug, "gateway") << "pruned " << deleted << " readings of " << roster_order_[index]->entry->cid;
+  }
+  const size_t next = deleted == kPruneBatch ? index : index + 1;
+  boost::asio::post(io_, [this, next] { prune_step(next); });
 }
 
 void Gateway::send_status(const std::vector<SocketState*>& sockets) {
@@ -788,6 +852,7 @@ void Gateway::shutdown(std::function<void()> done) {
   heartbeat_timer_.cancel();
   report_timer_.cancel();
   status_timer_.cancel();
+  retention_timer_.cancel();
   for (SocketState* st : roster_order_) st->sync_timer->cancel();
   if (server_) server_->stop();
   flush();

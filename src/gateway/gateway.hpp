@@ -17,6 +17,9 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "energy/accountant.hpp"
+#include "energy/calendar.hpp"
+#include "energy/totals.hpp"
 #include "lan/server.hpp"
 #include "store/store.hpp"
 
@@ -158,6 +161,15 @@ class Gateway {
   bool status_scheduled_ = false;
   bool stopping_ = false;
   Stats stats_;
+
+  // Energy accounting: increments and 15-minute buckets are committed with the readings; the
+  // retention timer prunes old raw readings in small batches.
+  void start_retention_timer(std::chrono::seconds delay);
+  void prune_step(size_t index);
+  energy::Calendar calendar_;
+  energy::Accountant accountant_;
+  energy::LiveTotals live_totals_;
+  boost::asio::steady_timer retention_timer_;
 };
 
 }  // namespace pb::gateway
