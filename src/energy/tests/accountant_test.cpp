@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <string>
 
 #include "energy/totals.hpp"
@@ -260,6 +262,35 @@ TEST(AccountantLoad, StartsFromTheLatestReadingOfAnOlderDatabase) {
   EXPECT_FALSE(acc.state("never-seen"));
   Prepared p = acc.prepare({reading(1, 3, kT0 + 20'000, 2100)});
   EXPECT_EQ(p.accepted_mwh, 100);
+}
+
+TEST(AccountantPerf, ThousandSocketBatchWithBucketsIsFast) {
+  // The daemon's worst batch: one reading from each of 1 000 sockets (1 000 bucket UPSERTs and
+  // 1 000 state rows in the commit).
+  TempDb db;
+  store::Store s(db.path(), store::StoreOptions{.synchronous = "OFF"});
+  Accountant acc;
+  auto batch = [](uint32_t seq) {
+    std::vector<store::ReadingRow> rows;
+    for (int i = 0; i < 1000; ++i) {
+      store::ReadingRow r = reading(1, seq, kT0 + seq * 1000, seq * 100ull);
+      r.cid = "sock-" + std::to_string(i);
+      rows.push_back(r);
+    }
+    return rows;
+  };
+  for (uint32_t seq = 1; seq <= 2; ++seq) {  // the first batch creates the rows
+    const auto rows = batch(seq);
+    const auto t0 = std::chrono::steady_clock::now();
+    Prepared p = acc.prepare(rows);
+    s.commit(rows, p.events, p.update);
+    acc.committed(p);
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    std::cout << "1000 readings accounted and committed in " << us.count() << " us\n";
+    EXPECT_LT(us.count(), 1'000'000);  // a few ms natively; loose for sanitizers and busy CI
+  }
+  EXPECT_EQ(acc.total_mwh("sock-7"), 100);
 }
 
 TEST(BucketStart, FloorsToUtcQuarterHours) {
