@@ -1,14 +1,19 @@
 #include "uplink/uplink.hpp"
 
 #include <mqtt/async_client.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <vector>
@@ -345,6 +350,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     if (--subscribes_outstanding > 0) return;
     phase = Phase::Connected;
     failures = 0;
+    disable_nagle_to_port(opt.port);
     PB_LOG(Info, kLog) << "connected to " << server_uri(opt) << " and subscribed as " << opt.gateway_id;
     if (h.on_connected) h.on_connected();
   }
@@ -521,6 +527,37 @@ bool Client::connected() const {
 
 void Client::publish(const std::string& suffix, std::string payload, std::function<void(bool ok)> done) {
   state_->publish(suffix, std::move(payload), std::move(done));
+}
+
+size_t disable_nagle_to_port(uint16_t port) {
+  size_t done = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;
+    uint16_t peer_port = 0;
+    if (peer.ss_family == AF_INET)
+      peer_port = ntohs(reinterpret_cast<const sockaddr_in*>(&peer)->sin_port);
+    else if (peer.ss_family == AF_INET6)
+      peer_port = ntohs(reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_port);
+    else
+      continue;
+    const int one = 1;
+    if (peer_port == port && ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++done;
+  }
+  return done;
 }
 
 }  // namespace pb::uplink

@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -54,5 +55,10 @@ class Client {
  private:
   std::shared_ptr<State> state_;
 };
+
+// Sets TCP_NODELAY on this process's TCP sockets connected to a peer on `port`; returns how many.
+// Paho C has no option for it, and with Nagle a PUBLISH written right after a small unacked write
+// (e.g. the PUBACK of the command it answers) waits for the broker's delayed ACK: up to 40 ms.
+size_t disable_nagle_to_port(uint16_t port);
 
 }  // namespace pb::uplink

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <mqtt/async_client.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -295,6 +296,25 @@ class Harness {
   std::atomic<bool> wrong_thread_{false};
 };
 
+// This process's TCP sockets connected to `port` whose TCP_NODELAY equals `nodelay`.
+size_t tcp_sockets_to_port(uint16_t port, bool nodelay) {
+  size_t n = 0;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    sockaddr_in peer{};
+    socklen_t plen = sizeof peer;
+    int type = 0, flag = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0 || peer.sin_family != AF_INET ||
+        ntohs(peer.sin_port) != port)
+      continue;
+    len = sizeof flag;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &flag, &len) == 0 && (flag != 0) == nodelay) ++n;
+  }
+  return n;
+}
+
 Options options_for(const Broker& b, const std::string& host = "127.0.0.1") {
   Options o;
   o.host = host;
@@ -325,6 +345,9 @@ TEST(Uplink, ConnectsSubscribesPublishesAndReceivesOnLoopThread) {
   h.start();
   ASSERT_TRUE(eventually([&] { return h.connects() == 1; })) << h.describe();
   EXPECT_TRUE(h.connected());
+  // Nagle is off on the connection to the broker (the scan also covers the in-process platform's).
+  EXPECT_GE(tcp_sockets_to_port(broker.port(), true), 1u);
+  EXPECT_EQ(tcp_sockets_to_port(broker.port(), false), 0u);
 
   const std::string sync = R"({"t":1,"request_id":"r1","param":{"cid":"c1","product_id":"p"}})";
   EXPECT_EQ(h.publish("devices/sync", sync), true);
@@ -443,6 +466,35 @@ TEST(Uplink, DestroyWhileConnectedIsSafe) {
   platform.publish("commands", "x");
   EXPECT_TRUE(eventually([&] { return h.got("commands", "x"); }));
   // ~Harness destroys the Client on the loop without stop(): no callbacks may follow.
+}
+
+TEST(Uplink, DisableNagleToPortTouchesOnlySocketsToThatPort) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t alen = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &alen), 0);
+  const uint16_t port = ntohs(addr.sin_port);
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int accepted = ::accept(listener, nullptr, nullptr);
+  ASSERT_GE(accepted, 0);
+  auto nodelay = [](int fd) {
+    int flag = 0;
+    socklen_t len = sizeof flag;
+    ::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &flag, &len);
+    return flag != 0;
+  };
+  EXPECT_FALSE(nodelay(client));
+  EXPECT_EQ(disable_nagle_to_port(port), 1u);  // the client only: the accepted side's peer is elsewhere
+  EXPECT_TRUE(nodelay(client));
+  EXPECT_FALSE(nodelay(accepted));
+  ::close(accepted);
+  ::close(client);
+  ::close(listener);
 }
 
 }  // namespace
