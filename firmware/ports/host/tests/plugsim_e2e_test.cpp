@@ -491,24 +491,26 @@ TEST_P(PlugsimLinks, StopThenStartComesBack) {
   sim.stop();
 }
 
-INSTANTIATE_TEST_SUITE_P(Links, PlugsimLinks, ::testing::Values(plugsim::LinkKind::Direct, plugsim::LinkKind::EspAt),
-                         link_name);
+INSTANTIATE_TEST_SUITE_P(Links, PlugsimLinks,
+                         ::testing::Values(plugsim::LinkKind::Direct, plugsim::LinkKind::EspAt), link_name);
 
 // Accepts any number of TLS-PSK connections (every identity has kKey) and holds them open without
 // speaking the protocol: enough to bring many links up and then lose them all at once.
 class HoldingGateway {
  public:
   explicit HoldingGateway(asio::io_context& io)
-      : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), ctx_(asio::ssl::context::tls_server) {
+      : acceptor_(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        ctx_(asio::ssl::context::tls_server) {
     SSL_CTX* c = ctx_.native_handle();
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_cipher_list(c, "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256");
-    SSL_CTX_set_psk_server_callback(c, [](SSL*, const char*, unsigned char* psk, unsigned int max_len) -> unsigned {
-      if (kKey.size() > max_len) return 0;
-      std::copy(kKey.begin(), kKey.end(), psk);
-      return static_cast<unsigned>(kKey.size());
-    });
+    SSL_CTX_set_psk_server_callback(
+        c, [](SSL*, const char*, unsigned char* psk, unsigned int max_len) -> unsigned {
+          if (kKey.size() > max_len) return 0;
+          std::copy(kKey.begin(), kKey.end(), psk);
+          return static_cast<unsigned>(kKey.size());
+        });
     accept();
   }
   tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
@@ -520,11 +522,12 @@ class HoldingGateway {
     auto conn = std::make_shared<Stream>(acceptor_.get_executor(), ctx_);
     acceptor_.async_accept(conn->lowest_layer(), [this, conn](const boost::system::error_code& ec) {
       if (ec) return;
-      conn->async_handshake(asio::ssl::stream_base::server, [this, conn](const boost::system::error_code& hec) {
-        if (hec) return;
-        ++handshakes;
-        conns_.push_back(conn);
-      });
+      conn->async_handshake(asio::ssl::stream_base::server,
+                            [this, conn](const boost::system::error_code& hec) {
+                              if (hec) return;
+                              ++handshakes;
+                              conns_.push_back(conn);
+                            });
       accept();
     });
   }
