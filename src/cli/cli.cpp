@@ -43,7 +43,8 @@ int run(const std::vector<std::string>& args, Terminal& term) {
   std::vector<std::pair<CLI::App*, Command*>> subs;
   for (auto& c : commands) {
     CLI::App* sub = c->add(app);
-    sub->footer(kExitCodes);
+    const std::string own = sub->get_footer();
+    sub->footer(own.empty() ? std::string(kExitCodes) : own + "\n\n" + kExitCodes);
     subs.emplace_back(sub, c.get());
   }
 

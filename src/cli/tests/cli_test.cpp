@@ -151,6 +151,7 @@ TEST_F(CliTest, HelpListsSubcommandsAndExitCodes) {
   EXPECT_EQ(h.code, 0);
   EXPECT_NE(h.out.find("--chart"), std::string::npos);
   EXPECT_NE(h.out.find("Exit codes:"), std::string::npos);
+  EXPECT_NE(h.out.find("Dates: YYYY-MM-DD"), std::string::npos) << h.out;
   EXPECT_EQ(run({"bogus"}).code, exit_code::kUsage);
   EXPECT_EQ(run({"history", "kettle", "--by", "year"}).code, exit_code::kUsage);
 }
