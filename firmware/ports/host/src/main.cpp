@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
   uint32_t reading_interval_ms = 1000;
   std::vector<std::string> psk_overrides;
   bool no_ack_events = false;
-  std::string link = "direct";
+  std::string link = "esp-at";
   app.add_option("--config", config_path, "plugbridged config file (socket roster + lan.port)");
   app.add_option("--gateway", gateway, "gateway HOST:PORT (default: from --config)");
   app.add_option("--count", count, "simulate the first N roster sockets (default: all)");
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--psk-override", psk_overrides, "CID=HEX: use this key instead of the roster's");
   app.add_option("--psk", default_psk, "without --config: key (hex) shared by sockets plugsim-0001..N");
-  app.add_option("--link", link, "how sockets reach the gateway: direct (asio TLS) or esp-at (firmware driver + emulated ESP8266)")
+  app.add_option("--link", link, "how sockets reach the gateway: esp-at (the firmware's ESP-AT driver + an emulated ESP8266) or direct (asio TLS)")
       ->check(CLI::IsMember({"direct", "esp-at"}))
       ->capture_default_str();
   app.add_flag("--no-ack-events", no_ack_events, "do not print an \"acked\" event per record (load runs)");
