@@ -373,6 +373,22 @@ TEST(EspAt, NextWakeupIsTheNearestDeadline) {
   EXPECT_EQ(c.esp.next_wakeup_ms(), c.now);  // owes on_link_down
 }
 
+TEST(EspAt, DeadlinesStartFromTheLatestTimeSeen) {
+  // A port that sleeps between deadlines only reports the time with the next event.
+  Rig r;
+  r.connect();
+  r.now += 60000;  // a quiet minute without ticks
+  r.esp.set_time(r.now);
+  ASSERT_TRUE(r.esp.send(reinterpret_cast<const uint8_t*>("a"), 1));
+  EXPECT_EQ(r.esp.next_wakeup_ms(), r.now + 5000);
+  r.esp.tick(r.now + 10);
+  EXPECT_TRUE(r.esp.link_up());  // not timed out against the stale clock
+  r.now += 60000;
+  r.esp.set_time(r.now);
+  r.feed("CLOSED\r\n");
+  EXPECT_GE(r.esp.retry_at_ms(), r.now + 500);  // the backoff too
+}
+
 TEST(EspAt, ReconnectDelaysAreSpreadAcrossSockets) {
   // 100 sockets lose the gateway at the same instant: their retries must not line up.
   std::vector<uint32_t> delays;

@@ -78,6 +78,13 @@ class EspAt final : public LanTransport {
   // When tick() has something to do next (UINT64_MAX: only UART input or send() can change
   // anything), for ports that sleep between events instead of ticking periodically.
   uint64_t next_wakeup_ms() const;
+  // Moves the driver's clock without doing anything else. Timeouts and backoff are measured from
+  // the latest time seen; a port that does not tick() continuously (it sleeps until
+  // next_wakeup_ms()) calls this before on_uart_bytes()/send()/close(), or they would start their
+  // deadlines from a stale time.
+  void set_time(uint64_t now_ms) {
+    if (now_ms > now_) now_ = now_ms;
+  }
 
   // Button provisioning: drops the link, runs ESP-Touch (AT+CWSTARTSMART) until the modem joins an
   // access point or the timeout passes, then reconnects (using the stored access point on success).

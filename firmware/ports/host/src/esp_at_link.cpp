@@ -41,6 +41,7 @@ EspAtLink::EspAtLink(boost::asio::io_context& io, boost::asio::ssl::context& ctx
       modem_(
           io, ctx,
           [this](const uint8_t* d, size_t n) {
+            driver_.set_time(now_ms());   // no periodic tick here: keep the driver's clock fresh
             driver_.on_uart_bytes(d, n);  // modem -> MCU
             schedule();
           },
@@ -90,12 +91,14 @@ void EspAtLink::schedule() {
 }
 
 bool EspAtLink::send(const uint8_t* data, size_t len) {
+  driver_.set_time(now_ms());
   const bool ok = driver_.send(data, len);
   schedule();  // a CIPSEND may have started: its timeout
   return ok;
 }
 
 void EspAtLink::close() {
+  driver_.set_time(now_ms());
   driver_.close();
   schedule();  // on_link_down is delivered from the next tick, right away
 }
