@@ -20,7 +20,9 @@ bool any_line(const std::vector<std::string>& lines, const std::regex& re) {
   return false;
 }
 
-int64_t report_value(const json& j) { return j["param"]["value"].get<int64_t>(); }
+int64_t report_value(const json& j) {
+  return j["param"]["value"].get<int64_t>();
+}
 
 TEST(Uplink, ConnectsWithMd5PasswordAndSyncsEveryRosterSocket) {
   Scenario sc({.sockets = 3});
@@ -48,15 +50,20 @@ TEST(Uplink, ConnectsWithMd5PasswordAndSyncsEveryRosterSocket) {
 TEST(Uplink, WrongCredentialsAreRefusedWithTheReasonAndRetried) {
   Scenario sc({.sockets = 1, .config_username = "not-the-vendor"});
   sc.start_daemon();
-  ASSERT_TRUE(sc.daemon().wait_for_stderr(std::regex("bad user name or password", std::regex::icase), 20s))
+  ASSERT_TRUE(sc.daemon().wait_for_stderr(
+      std::regex("bad user name or password|not authorized", std::regex::icase), 20s))
       << sc.daemon().describe();
   // Still running and trying again.
-  ASSERT_TRUE(test::wait_until([&] {
-    int n = 0;
-    for (const auto& l : sc.daemon().stderr_lines())
-      if (std::regex_search(l, std::regex("bad user name or password", std::regex::icase))) ++n;
-    return n >= 2;
-  }, 30s)) << sc.daemon().describe();
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        int n = 0;
+        for (const auto& l : sc.daemon().stderr_lines())
+          if (std::regex_search(l, std::regex("bad user name or password|not authorized", std::regex::icase)))
+            ++n;
+        return n >= 2;
+      },
+      30s))
+      << sc.daemon().describe();
   EXPECT_TRUE(sc.daemon().running());
   EXPECT_TRUE(sc.emu().seen("devices/sync").empty());
 }
@@ -65,12 +72,11 @@ TEST(Uplink, HeartbeatCadence) {
   Scenario sc({.sockets = 2, .heartbeat_s = 2});
   sc.start_daemon();
   sc.wait_uplink_synced();
-  ASSERT_TRUE(sc.emu().wait_for("devices/status", [&](const json&) {
-    return sc.emu().seen("devices/status").size() >= 5;
-  }, 20s));
+  ASSERT_TRUE(test::wait_until([&] { return sc.emu().seen("devices/status").size() >= 5; }, 20s));
   std::vector<int64_t> at;
   for (const auto& e : sc.emu().events())
-    if (e.value("dir", "") == "in" && e.value("topic", "").ends_with("/devices/status")) at.push_back(e["at_ms"]);
+    if (e.value("dir", "") == "in" && e.value("topic", "").ends_with("/devices/status"))
+      at.push_back(e["at_ms"]);
   ASSERT_GE(at.size(), 5u);
   for (size_t i = 1; i < at.size(); ++i) EXPECT_LE(at[i] - at[i - 1], 3000) << "gap before status #" << i;
   auto last = sc.emu().seen("devices/status").back();
@@ -89,10 +95,14 @@ TEST(EndToEnd, SyncComesBeforeReportsAndReportsMatchTheSimulatedLoad) {
   for (size_t i = 0; i < 2; ++i) ASSERT_EQ(sc.command_code(sc.cid(i), 1, "true", "on-" + sc.cid(i)), 0);
   for (size_t i = 0; i < 2; ++i) {
     const auto& cid = sc.cid(i);
-    ASSERT_TRUE(test::wait_until([&] {
-      auto p = sc.reports(cid, 3);
-      return !p.empty() && report_value(p.back()) > 0 && !sc.reports(cid, 44).empty();
-    }, 20s)) << cid << "\n" << sc.daemon().describe();
+    ASSERT_TRUE(test::wait_until(
+        [&] {
+          auto p = sc.reports(cid, 3);
+          return !p.empty() && report_value(p.back()) > 0 && !sc.reports(cid, 44).empty();
+        },
+        20s))
+        << cid << "\n"
+        << sc.daemon().describe();
   }
   // Order, as the broker delivered it: the first report of a cid follows its sync.
   std::map<std::string, bool> synced;
@@ -136,32 +146,41 @@ TEST(EndToEnd, RelayCommandIsForwardedConfirmedAndAnswered) {
   ASSERT_TRUE(test::wait_until([&] { return !sc.reports(cid, 1).empty(); }, 15s));
 
   ASSERT_EQ(sc.command_code(cid, 1, "false", "req-off"), 0) << sc.daemon().describe();
-  ASSERT_TRUE(test::wait_until([&] {
-    for (const auto& e : sim_events(sc.sim(), "relay"))
-      if (e.value("cid", "") == cid && e.value("on", true) == false) return true;
-    return false;
-  }, 5s)) << sc.sim().describe();
-  ASSERT_TRUE(test::wait_until([&] {
-    auto r = sc.reports(cid, 1);
-    return !r.empty() && r.back()["param"]["value"] == false;
-  }, 5s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        for (const auto& e : sim_events(sc.sim(), "relay"))
+          if (e.value("cid", "") == cid && e.value("on", true) == false) return true;
+        return false;
+      },
+      5s))
+      << sc.sim().describe();
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto r = sc.reports(cid, 1);
+        return !r.empty() && r.back()["param"]["value"] == false;
+      },
+      5s));
   // The vendor sample's spelling of true.
   ASSERT_EQ(sc.command_code(cid, 1, "\"1\"", "req-on"), 0);
-  ASSERT_TRUE(test::wait_until([&] {
-    auto r = sc.reports(cid, 1);
-    return !r.empty() && r.back()["param"]["value"] == true;
-  }, 5s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto r = sc.reports(cid, 1);
+        return !r.empty() && r.back()["param"]["value"] == true;
+      },
+      5s));
 
   // Relay changes and the commands are stored as events.
-  ASSERT_TRUE(test::wait_until([&] {
-    store::Store db(sc.db_path().string(), true);
-    int relay = 0, command = 0;
-    for (const auto& e : db.events(cid, 0, INT64_MAX)) {
-      relay += e.kind == "relay";
-      command += e.kind == "command";
-    }
-    return relay >= 2 && command >= 2;
-  }, 5s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        store::Store db(sc.db_path().string(), true);
+        int relay = 0, command = 0;
+        for (const auto& e : db.events(cid, 0, INT64_MAX)) {
+          relay += e.kind == "relay";
+          command += e.kind == "command";
+        }
+        return relay >= 2 && command >= 2;
+      },
+      5s));
 }
 
 TEST(EndToEnd, EveryCommandErrorCodeIsAnswered) {
@@ -174,8 +193,8 @@ TEST(EndToEnd, EveryCommandErrorCodeIsAnswered) {
 
   EXPECT_EQ(sc.command_code("no-such-socket", 1, "true", "e-2003"), 2003);
   EXPECT_EQ(sc.command_code(off, 1, "true", "e-2001"), 2001);
-  EXPECT_EQ(sc.command_code(on, 13, "5", "e-2002-rw"), 2002);     // leakage: not on this hardware
-  EXPECT_EQ(sc.command_code(on, 3, "5", "e-2002-ro"), 2002);      // power is read-only
+  EXPECT_EQ(sc.command_code(on, 13, "5", "e-2002-rw"), 2002);  // leakage: not on this hardware
+  EXPECT_EQ(sc.command_code(on, 3, "5", "e-2002-ro"), 2002);   // power is read-only
   EXPECT_EQ(sc.command_code(on, 1, "\"maybe\"", "e-1103"), 1103);
   EXPECT_EQ(sc.command_code(on, 6, "999999999", "e-1101"), 1101);
   sc.emu().send_raw(R"({"t":1,"cid":")" + on + R"(","request_id":"e-11xx"})");
@@ -207,7 +226,8 @@ TEST(Resilience, BrokerRestartReconnectsResubscribesAndResyncs) {
   ASSERT_TRUE(sc.emu().wait_subscribed(2, 30s));
   ASSERT_TRUE(test::wait_until([&] { return sc.emu().seen("devices/sync").size() > syncs_before; }, 60s))
       << sc.daemon().describe();
-  ASSERT_TRUE(test::wait_until([&] { return sc.emu().seen("devices/sync/response").size() > syncs_before; }, 20s));
+  ASSERT_TRUE(
+      test::wait_until([&] { return sc.emu().seen("devices/sync/response").size() > syncs_before; }, 20s));
   // Commands reach the daemon again: it resubscribed.
   EXPECT_EQ(sc.command_code(cid, 1, "true", "after"), 0) << sc.daemon().describe();
 }
@@ -223,7 +243,8 @@ TEST(Durability, SigkillUnderLoadLosesNoAckedReadingAndStoresNoneTwice) {
   ASSERT_TRUE(sc.daemon().wait_exit(10s));
   auto acked_at_kill = sim_events(sc.sim(), "acked").size();
   sc.start_daemon();
-  ASSERT_TRUE(test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > acked_at_kill + 2000; }, 40s))
+  ASSERT_TRUE(
+      test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > acked_at_kill + 2000; }, 40s))
       << sc.sim().describe();
   sc.sim().signal(SIGTERM);
   ASSERT_TRUE(sc.sim().wait_exit(20s));
@@ -251,13 +272,18 @@ TEST(Lan, WrongPskIsRefusedAndLogged) {
   sc.start_daemon();
   sc.start_sim(2, {"--psk-override", sc.cid(0) + "=00112233445566778899aabbccddeeff"});
   // The right key still works for the other socket.
-  ASSERT_TRUE(sc.sim().wait_for_stdout_line([&](const std::string& line) {
-    auto j = json::parse(line, nullptr, false);
-    return !j.is_discarded() && j.value("ev", "") == "session_up" && j.value("cid", "") == sc.cid(1);
-  }, 20s)) << sc.sim().describe();
-  ASSERT_TRUE(sc.daemon().wait_for_stderr(std::regex("handshake.*" + sc.cid(0) + "|" + sc.cid(0) + ".*handshake"), 20s))
+  ASSERT_TRUE(sc.sim().wait_for_stdout_line(
+      [&](const std::string& line) {
+        auto j = json::parse(line, nullptr, false);
+        return !j.is_discarded() && j.value("ev", "") == "session_up" && j.value("cid", "") == sc.cid(1);
+      },
+      20s))
+      << sc.sim().describe();
+  ASSERT_TRUE(sc.daemon().wait_for_stderr(
+      std::regex("handshake.*" + sc.cid(0) + "|" + sc.cid(0) + ".*handshake"), 20s))
       << sc.daemon().describe();
-  for (const auto& l : sc.daemon().stderr_lines()) EXPECT_EQ(l.find("00112233445566778899"), std::string::npos);
+  for (const auto& l : sc.daemon().stderr_lines())
+    EXPECT_EQ(l.find("00112233445566778899"), std::string::npos);
   for (const auto& e : sim_events(sc.sim(), "session_up")) EXPECT_NE(e.value("cid", ""), sc.cid(0));
 }
 
@@ -267,24 +293,28 @@ TEST(Daemon, SigtermReportsSocketsOfflineAndExitsZero) {
   sc.start_sim(2, {"--watts", "60"});
   sc.wait_uplink_synced();
   sc.wait_sessions(2);
-  ASSERT_TRUE(test::wait_until([&] {
-    auto st = sc.emu().seen("devices/status");
-    if (st.empty()) return false;
-    for (const auto& p : st.back()["param"])
-      if (!p.value("status", false)) return false;
-    return true;
-  }, 10s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto st = sc.emu().seen("devices/status");
+        if (st.empty()) return false;
+        for (const auto& p : st.back()["param"])
+          if (!p.value("status", false)) return false;
+        return true;
+      },
+      10s));
   sc.daemon().signal(SIGTERM);
   auto code = sc.daemon().wait_exit(15s);
   ASSERT_TRUE(code);
   EXPECT_EQ(*code, 0) << sc.daemon().describe();
-  ASSERT_TRUE(test::wait_until([&] {
-    auto st = sc.emu().seen("devices/status");
-    if (st.empty()) return false;
-    size_t offline = 0;
-    for (const auto& p : st.back()["param"]) offline += !p.value("status", true);
-    return offline == 2;
-  }, 5s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto st = sc.emu().seen("devices/status");
+        if (st.empty()) return false;
+        size_t offline = 0;
+        for (const auto& p : st.back()["param"]) offline += !p.value("status", true);
+        return offline == 2;
+      },
+      5s));
 }
 
 TEST(Daemon, CheckConfigNamesFileLineAndKey) {

@@ -20,8 +20,7 @@ std::string random_hex(size_t bytes) {
 }
 }  // namespace
 
-Scenario::Scenario(ScenarioOptions opts)
-    : opts_(std::move(opts)), broker_("gw-test", opts_.username) {
+Scenario::Scenario(ScenarioOptions opts) : opts_(std::move(opts)), broker_("gw-test", opts_.username) {
   for (int i = 0; i < opts_.sockets; ++i) {
     char cid[32];
     std::snprintf(cid, sizeof cid, "sock-%03d", i + 1);
@@ -67,23 +66,21 @@ void Scenario::start_daemon() {
 
 void Scenario::wait_uplink_synced() {
   for (const auto& s : roster_) {
-    bool ok = emu_->wait_for("devices/sync/response", [&](const nlohmann::json& j) {
-      return j.value("param", nlohmann::json::object()).value("cid", "") == s.cid;
-    }, 20s);
+    bool ok = emu_->wait_for(
+        "devices/sync/response",
+        [&](const nlohmann::json& j) {
+          return j.value("param", nlohmann::json::object()).value("cid", "") == s.cid;
+        },
+        20s);
     if (!ok) throw std::runtime_error("no devices/sync for " + s.cid + ":\n" + daemon_->describe());
   }
 }
 
 void Scenario::start_sim(size_t count, std::vector<std::string> extra_args) {
-  std::vector<std::string> argv{test::binary("plugsim").string(),
-                                "--config",
-                                config_path().string(),
-                                "--gateway",
-                                "127.0.0.1:" + std::to_string(lan_port_),
-                                "--count",
-                                std::to_string(count),
-                                "--state-dir",
-                                (dir_.path() / "sim-state").string()};
+  std::vector<std::string> argv{
+      test::binary("plugsim").string(),         "--config", config_path().string(), "--gateway",
+      "127.0.0.1:" + std::to_string(lan_port_), "--count",  std::to_string(count),  "--state-dir",
+      (dir_.path() / "sim-state").string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   sim_ = std::make_unique<test::Process>(argv);
 }
@@ -91,22 +88,28 @@ void Scenario::start_sim(size_t count, std::vector<std::string> extra_args) {
 void Scenario::wait_sessions(size_t count) {
   for (size_t i = 0; i < count; ++i) {
     const auto& c = roster_.at(i).cid;
-    bool ok = sim_->wait_for_stdout_line([&](const std::string& line) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      return !j.is_discarded() && j.value("ev", "") == "session_up" && j.value("cid", "") == c;
-    }, 20s);
-    if (!ok) throw std::runtime_error("no session for " + c + ":\n" + sim_->describe() + "\n" + daemon_->describe());
+    bool ok = sim_->wait_for_stdout_line(
+        [&](const std::string& line) {
+          auto j = nlohmann::json::parse(line, nullptr, false);
+          return !j.is_discarded() && j.value("ev", "") == "session_up" && j.value("cid", "") == c;
+        },
+        20s);
+    if (!ok)
+      throw std::runtime_error("no session for " + c + ":\n" + sim_->describe() + "\n" + daemon_->describe());
   }
 }
 
 std::optional<nlohmann::json> Scenario::command_response(const std::string& request_id,
                                                          std::chrono::milliseconds deadline) {
   std::optional<nlohmann::json> found;
-  emu_->wait_for("commands/response", [&](const nlohmann::json& j) {
-    if (j.value("request_id", "") != request_id) return false;
-    found = j;
-    return true;
-  }, deadline);
+  emu_->wait_for(
+      "commands/response",
+      [&](const nlohmann::json& j) {
+        if (j.value("request_id", "") != request_id) return false;
+        found = j;
+        return true;
+      },
+      deadline);
   return found;
 }
 

@@ -22,9 +22,9 @@ struct ScenarioOptions {
   int sockets = 2;
   int heartbeat_s = 30;
   int command_timeout_s = 3;
-  std::string username = "tuya-vendor";       // what the broker knows
-  std::string config_username;                // what the daemon is told (default: username)
-  std::string extra_yaml;                     // appended at top level
+  std::string username = "tuya-vendor";  // what the broker knows
+  std::string config_username;           // what the daemon is told (default: username)
+  std::string extra_yaml;                // appended at top level
 };
 
 class Scenario {
@@ -53,9 +53,11 @@ class Scenario {
   void wait_sessions(size_t count);
 
   // The emulator's answer to a command, or nullopt.
-  std::optional<nlohmann::json> command_response(const std::string& request_id, std::chrono::milliseconds deadline);
+  std::optional<nlohmann::json> command_response(const std::string& request_id,
+                                                 std::chrono::milliseconds deadline);
   // Sends a command and returns the answered code (or -1 if none arrived).
-  int command_code(const std::string& cid, int dp, const std::string& value_json, const std::string& request_id);
+  int command_code(const std::string& cid, int dp, const std::string& value_json,
+                   const std::string& request_id);
 
   // properties/report payloads for one cid and DP, in arrival order.
   std::vector<nlohmann::json> reports(const std::string& cid, int dp) const;
