@@ -1,9 +1,13 @@
 // The daemon reports energy from its accounted history: DP 44 total, DP 45 today, DP 46 this
 // month, DP 58/59 the local midnight the daily/monthly counters restarted at.
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <algorithm>
 #include <regex>
+#include <tuple>
 
+#include "energy/accountant.hpp"
 #include "energy/calendar.hpp"
 #include "energy/totals.hpp"
 #include "scenario.hpp"
@@ -71,6 +75,51 @@ TEST(Energy, TotalDailyMonthlyAndReadingTimesAreReported) {
   EXPECT_TRUE(std::regex_match(d59.back()["param"]["value"].get<std::string>(),
                                std::regex(R"(\d{4}-\d\d-01 00:00:00)")));
   EXPECT_TRUE(sc.emu().violations().empty());
+}
+
+TEST(Energy, SigkillAndRestartNeitherLoseNorDoubleCountEnergy) {
+  Scenario sc({.sockets = 4});
+  sc.start_daemon();
+  sc.start_sim(4, {"--watts", "300,1000", "--reading-interval-ms", "100"});
+  sc.wait_sessions(4);
+  sc.wait_uplink_synced();
+  for (size_t i = 0; i < 4; ++i) ASSERT_EQ(sc.command_code(sc.cid(i), 1, "true", "on-" + sc.cid(i)), 0);
+  ASSERT_TRUE(test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > 400; }, 30s));
+
+  // Killed in the middle of a bucket with batches in flight; the sockets resend what was not acked.
+  sc.daemon().signal(SIGKILL);
+  ASSERT_TRUE(sc.daemon().wait_exit(10s));
+  const size_t acked_at_kill = sim_events(sc.sim(), "acked").size();
+  sc.start_daemon();
+  ASSERT_TRUE(
+      test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > acked_at_kill + 400; }, 40s))
+      << sc.sim().describe();
+  sc.sim().signal(SIGTERM);
+  ASSERT_TRUE(sc.sim().wait_exit(20s));
+  sc.daemon().signal(SIGTERM);
+  ASSERT_TRUE(sc.daemon().wait_exit(20s));
+
+  // Accounted energy = the counter's climb between the first and the last stored reading, exactly.
+  store::Store db(sc.db_path().string(), true);
+  const auto states = db.energy_states();
+  ASSERT_EQ(states.size(), 4u);
+  for (const auto& st : states) {
+    std::vector<store::ReadingRow> rows;  // the ones with a valid meter value
+    for (const auto& r : db.readings(st.cid, 0, INT64_MAX))
+      if (r.flags & energy::kMeterOkFlag) rows.push_back(r);
+    ASSERT_FALSE(rows.empty());
+    const auto [first, last] = std::minmax_element(
+        rows.begin(), rows.end(),
+        [](const auto& a, const auto& b) { return std::tie(a.boot, a.seq) < std::tie(b.boot, b.seq); });
+    ASSERT_EQ(first->energy_epoch, last->energy_epoch) << st.cid;
+    const auto climb = static_cast<int64_t>(last->energy_mwh - first->energy_mwh);
+    EXPECT_GT(climb, 0) << st.cid;
+    EXPECT_EQ(st.total_mwh, climb) << st.cid;
+    EXPECT_EQ(energy::all_time_total(db, st.cid), climb) << st.cid;
+    EXPECT_EQ(st.seq, last->seq) << st.cid;
+  }
+  EXPECT_TRUE(db.events("", 0, INT64_MAX).size() > 0);
+  for (const auto& e : db.events("", 0, INT64_MAX)) EXPECT_NE(e.kind, "rejected_jump") << e.detail;
 }
 
 }  // namespace
