@@ -15,37 +15,51 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr size_t kMaxBatch = 512;            // records per SQLite transaction
-constexpr auto kFlushDelay = 20ms;           // how long a record may wait for companions
-constexpr size_t kStatusChunk = 200;         // sockets per devices/status message
-constexpr auto kSyncTimeout = 10s;           // no sync response → retry
-constexpr auto kStatusDebounce = 200ms;      // coalesce online/offline changes
+constexpr size_t kMaxBatch = 512;                  // records per SQLite transaction
+constexpr auto kFlushDelay = 20ms;                 // how long a record may wait for companions
+constexpr size_t kStatusChunk = 200;               // sockets per devices/status message
+constexpr auto kSyncTimeout = 10s;                 // no sync response → retry
+constexpr auto kStatusDebounce = 200ms;            // coalesce online/offline changes
 constexpr uint32_t kDefaultCurrentLimitMa = 5000;  // the socket's rating
 constexpr const char* kNoConfirmInTime = "socket did not confirm in time";
 constexpr const char* kLocalPrefix = "local-";  // request ids of commands from the control socket
 
 const char* cause_name(proto::Cause c) {
   switch (c) {
-    case proto::Cause::Unknown: return "unknown";
-    case proto::Cause::Button: return "button";
-    case proto::Cause::Command: return "command";
-    case proto::Cause::Protection: return "protection";
-    case proto::Cause::Countdown: return "countdown";
-    case proto::Cause::PowerOn: return "power_on";
+    case proto::Cause::Unknown:
+      return "unknown";
+    case proto::Cause::Button:
+      return "button";
+    case proto::Cause::Command:
+      return "command";
+    case proto::Cause::Protection:
+      return "protection";
+    case proto::Cause::Countdown:
+      return "countdown";
+    case proto::Cause::PowerOn:
+      return "power_on";
   }
   return "unknown";
 }
 
 const char* event_kind(proto::EventType t) {
   switch (t) {
-    case proto::EventType::RelayChanged: return "relay";
-    case proto::EventType::OverCurrent: return "over_current";
-    case proto::EventType::MeterLost: return "meter_lost";
-    case proto::EventType::MeterRestored: return "meter_restored";
-    case proto::EventType::OverPower: return "over_power";
-    case proto::EventType::OverVoltage: return "over_voltage";
-    case proto::EventType::UnderVoltage: return "under_voltage";
-    case proto::EventType::FactoryReset: return "factory_reset";
+    case proto::EventType::RelayChanged:
+      return "relay";
+    case proto::EventType::OverCurrent:
+      return "over_current";
+    case proto::EventType::MeterLost:
+      return "meter_lost";
+    case proto::EventType::MeterRestored:
+      return "meter_restored";
+    case proto::EventType::OverPower:
+      return "over_power";
+    case proto::EventType::OverVoltage:
+      return "over_voltage";
+    case proto::EventType::UnderVoltage:
+      return "under_voltage";
+    case proto::EventType::FactoryReset:
+      return "factory_reset";
   }
   return "unknown";
 }
@@ -153,7 +167,9 @@ void Gateway::start() {
   start_retention_timer(std::chrono::seconds(60));
 }
 
-uint16_t Gateway::lan_port() const { return server_ ? server_->port() : 0; }
+uint16_t Gateway::lan_port() const {
+  return server_ ? server_->port() : 0;
+}
 
 // ---------------------------------------------------------------------------------------------
 // LAN side
@@ -220,17 +236,25 @@ void Gateway::on_lan_message(const std::shared_ptr<lan::Session>& s, const proto
   SocketState* st = socket_for(s);
   if (!st) return;
   switch (m.type) {
-    case proto::MsgType::Reading: queue_reading(*st, s, m.reading); break;
-    case proto::MsgType::Event: queue_event(*st, s, m.event); break;
-    case proto::MsgType::CommandResult: on_command_result(*st, m.command_result); break;
-    case proto::MsgType::Keepalive: break;  // answered by the server
+    case proto::MsgType::Reading:
+      queue_reading(*st, s, m.reading);
+      break;
+    case proto::MsgType::Event:
+      queue_event(*st, s, m.event);
+      break;
+    case proto::MsgType::CommandResult:
+      on_command_result(*st, m.command_result);
+      break;
+    case proto::MsgType::Keepalive:
+      break;  // answered by the server
     default:
       s->close(std::string("unexpected ") + proto::to_string(m.type) + " from a socket");
       break;
   }
 }
 
-void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>& s, const proto::Reading& r) {
+void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>& s,
+                            const proto::Reading& r) {
   store::ReadingRow row;
   row.cid = st.entry->cid;
   row.boot = st.boot;
@@ -266,7 +290,8 @@ void Gateway::queue_event(SocketState& st, const std::shared_ptr<lan::Session>& 
     st.relay_on = e.value != 0;
     report_changes(st, false);
   } else if (e.type == proto::EventType::OverCurrent) {
-    PB_LOG(Warning, "gateway") << st.entry->cid << ": over-current protection tripped at " << e.value << " mA";
+    PB_LOG(Warning, "gateway") << st.entry->cid << ": over-current protection tripped at " << e.value
+                               << " mA";
   }
 }
 
@@ -489,9 +514,9 @@ void Gateway::handle_report_response(const std::string& payload) {
 }
 
 void Gateway::report_dp(SocketState& st, int dp, const std::string& value_json) {
-  std::string payload =
-      tuya::make_report(st.entry->cid, dp, json::parse(value_json), now_unix_ms() / 1000, tuya::new_request_id())
-          .dump();
+  std::string payload = tuya::make_report(st.entry->cid, dp, json::parse(value_json), now_unix_ms() / 1000,
+                                          tuya::new_request_id())
+                            .dump();
   uplink_->publish("properties/report", std::move(payload), {});
   stats_.reports_sent++;
 }
@@ -517,7 +542,8 @@ void Gateway::report_changes(SocketState& st, bool full) {
       report_dp(st, 1, v ? "true" : "false");
     }
   }
-  if (full || st.reported.find(6) == st.reported.end()) report_int(6, tuya::encode_current_max_ma(st.current_limit_ma), 1, 0);
+  if (full || st.reported.find(6) == st.reported.end())
+    report_int(6, tuya::encode_current_max_ma(st.current_limit_ma), 1, 0);
   if (st.last && (st.last->flags & proto::kMeterOk)) {
     const auto& r = *st.last;
     // Bands: 1 W or 5 %, 1 V, 10 mA or 5 %, 0.01 kWh (encoded units, scale 4).
@@ -583,12 +609,14 @@ void Gateway::send_status(const std::vector<SocketState*>& sockets) {
     std::vector<std::pair<std::string, bool>> part;
     for (size_t j = i; j < std::min(sockets.size(), i + kStatusChunk); ++j)
       part.emplace_back(sockets[j]->entry->cid, sockets[j]->online && !stopping_);
-    uplink_->publish("devices/status", tuya::make_status(part, now_unix_ms() / 1000, tuya::new_request_id()).dump(),
-                     {});
+    uplink_->publish("devices/status",
+                     tuya::make_status(part, now_unix_ms() / 1000, tuya::new_request_id()).dump(), {});
   }
 }
 
-void Gateway::heartbeat() { send_status(roster_order_); }
+void Gateway::heartbeat() {
+  send_status(roster_order_);
+}
 
 void Gateway::start_heartbeat_timer() {
   heartbeat_timer_.expires_after(std::chrono::seconds(cfg_.heartbeat_s));
@@ -623,22 +651,27 @@ void Gateway::answer_command(const std::string& cid, const std::string& request_
   if (auto w = local_waiters_.find(request_id); w != local_waiters_.end()) {
     auto done = std::move(w->second);
     local_waiters_.erase(w);
-    queue_gateway_event(cid, "command", code,
-                        json{{"request_id", request_id}, {"code", code}, {"why", why}, {"from", "local"}}.dump());
+    queue_gateway_event(
+        cid, "command", code,
+        json{{"request_id", request_id}, {"code", code}, {"why", why}, {"from", "local"}}.dump());
     LocalResult r;
     r.why = why;
-    if (code == tuya::code::kSuccess) r.status = LocalResult::Status::Confirmed;
-    else if (code == tuya::code::kUnsupported) r.status = LocalResult::Status::Unsupported;
+    if (code == tuya::code::kSuccess)
+      r.status = LocalResult::Status::Confirmed;
+    else if (code == tuya::code::kUnsupported)
+      r.status = LocalResult::Status::Unsupported;
     else if (code == tuya::code::kOffline)
       r.status = why == kNoConfirmInTime ? LocalResult::Status::Timeout : LocalResult::Status::Offline;
-    else r.status = LocalResult::Status::Rejected;
+    else
+      r.status = LocalResult::Status::Rejected;
     if (auto it = sockets_.find(cid); it != sockets_.end() && code == tuya::code::kSuccess)
       r.relay_on = it->second->relay_on;
     done(std::move(r));
     return;
   }
   if (sockets_.count(cid))
-    queue_gateway_event(cid, "command", code, json{{"request_id", request_id}, {"code", code}, {"why", why}}.dump());
+    queue_gateway_event(cid, "command", code,
+                        json{{"request_id", request_id}, {"code", code}, {"why", why}}.dump());
   if (!uplink_ || !uplink_->connected()) return;
   uplink_->publish("commands/response",
                    tuya::make_command_response(cid, request_id, code, now_unix_ms() / 1000).dump(), {});
@@ -675,7 +708,8 @@ void Gateway::handle_command(const std::string& payload) {
     }
     case 6: {  // current_max, A scale 4
       auto v = tuya::parse_int(cmd.value);
-      if (!v) return answer_command(cmd.cid, cmd.request_id, tuya::code::kType, "current_max wants an integer");
+      if (!v)
+        return answer_command(cmd.cid, cmd.request_id, tuya::code::kType, "current_max wants an integer");
       int64_t ma = *v / 10;
       if (*v < 0 || ma < 100 || ma > 20000)
         return answer_command(cmd.cid, cmd.request_id, tuya::code::kRange, "current_max must be 0.1..20 A");
@@ -684,7 +718,8 @@ void Gateway::handle_command(const std::string& payload) {
       break;
     }
     case 9: {  // status_query: a full report of that socket
-      if (!st.session) return answer_command(cmd.cid, cmd.request_id, tuya::code::kOffline, "socket is offline");
+      if (!st.session)
+        return answer_command(cmd.cid, cmd.request_id, tuya::code::kOffline, "socket is offline");
       report_changes(st, true);
       return answer_command(cmd.cid, cmd.request_id, tuya::code::kSuccess, "full report sent");
     }
@@ -694,16 +729,22 @@ void Gateway::handle_command(const std::string& payload) {
   }
   if (!st.session) return answer_command(cmd.cid, cmd.request_id, tuya::code::kOffline, "socket is offline");
 
+  send_command(st, out, cmd.request_id, cmd.dp_id, cmd.value);
+}
+
+void Gateway::send_command(SocketState& st, proto::Command out, const std::string& request_id, int dp,
+                           json value) {
   auto pc = std::make_unique<PendingCommand>();
   pc->cmd_id = next_cmd_id_++;
   if (next_cmd_id_ == 0) next_cmd_id_ = 1;
-  pc->cid = cmd.cid;
-  pc->request_id = cmd.request_id;
-  pc->dp = cmd.dp_id;
-  pc->value = cmd.value;
+  pc->cid = st.entry->cid;
+  pc->request_id = request_id;
+  pc->dp = dp;
+  pc->value = std::move(value);
   pc->timer = std::make_unique<boost::asio::steady_timer>(io_);
   out.cmd_id = pc->cmd_id;
   uint32_t id = pc->cmd_id;
+  // A socket that never confirms still gets its command answered.
   pc->timer->expires_after(std::chrono::seconds(cfg_.uplink.command_timeout_s));
   pc->timer->async_wait([this, id](const boost::system::error_code& ec) {
     if (ec) return;
@@ -732,10 +773,20 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
   int code = tuya::code::kSuccess;
   std::string why = "confirmed by the socket";
   switch (r.status) {
-    case proto::CommandStatus::Ok: break;
-    case proto::CommandStatus::Unsupported: code = tuya::code::kUnsupported; why = "socket does not support it"; break;
-    case proto::CommandStatus::InvalidValue: code = tuya::code::kRange; why = "socket rejected the value"; break;
-    case proto::CommandStatus::Refused: code = tuya::code::kSystem; why = "socket refused the command"; break;
+    case proto::CommandStatus::Ok:
+      break;
+    case proto::CommandStatus::Unsupported:
+      code = tuya::code::kUnsupported;
+      why = "socket does not support it";
+      break;
+    case proto::CommandStatus::InvalidValue:
+      code = tuya::code::kRange;
+      why = "socket rejected the value";
+      break;
+    case proto::CommandStatus::Refused:
+      code = tuya::code::kSystem;
+      why = "socket refused the command";
+      break;
   }
   if (code == tuya::code::kSuccess && pc.dp == 6) {
     if (auto v = tuya::parse_int(pc.value)) st.current_limit_ma = static_cast<uint32_t>(*v / 10);
@@ -747,14 +798,22 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
 
 const char* to_string(LocalResult::Status s) {
   switch (s) {
-    case LocalResult::Status::Confirmed: return "confirmed";
-    case LocalResult::Status::UnknownCid: return "unknown_cid";
-    case LocalResult::Status::Offline: return "offline";
-    case LocalResult::Status::Timeout: return "timeout";
-    case LocalResult::Status::Unsupported: return "unsupported";
-    case LocalResult::Status::Rejected: return "rejected";
-    case LocalResult::Status::BadRequest: return "bad_request";
-    case LocalResult::Status::ShuttingDown: return "shutting_down";
+    case LocalResult::Status::Confirmed:
+      return "confirmed";
+    case LocalResult::Status::UnknownCid:
+      return "unknown_cid";
+    case LocalResult::Status::Offline:
+      return "offline";
+    case LocalResult::Status::Timeout:
+      return "timeout";
+    case LocalResult::Status::Unsupported:
+      return "unsupported";
+    case LocalResult::Status::Rejected:
+      return "rejected";
+    case LocalResult::Status::BadRequest:
+      return "bad_request";
+    case LocalResult::Status::ShuttingDown:
+      return "shutting_down";
   }
   return "unknown";
 }
@@ -784,7 +843,8 @@ void Gateway::local_command(const std::string& cid, const std::string& kind, int
   };
   if (stopping_) return answer(LocalResult::Status::ShuttingDown, "the daemon is shutting down");
   auto it = sockets_.find(cid);
-  if (it == sockets_.end()) return answer(LocalResult::Status::UnknownCid, "cid '" + cid + "' is not in the roster");
+  if (it == sockets_.end())
+    return answer(LocalResult::Status::UnknownCid, "cid '" + cid + "' is not in the roster");
   SocketState& st = *it->second;
   if (!st.session) return answer(LocalResult::Status::Offline, "socket is offline");
 
@@ -792,56 +852,42 @@ void Gateway::local_command(const std::string& cid, const std::string& kind, int
   int dp = 1;
   if (kind == "relay") {
     if (value == -1) {
-      if (!st.relay_on) return answer(LocalResult::Status::Rejected, "relay state not known yet; say on or off");
+      if (!st.relay_on)
+        return answer(LocalResult::Status::Rejected, "relay state not known yet; say on or off");
       value = *st.relay_on ? 0 : 1;
     }
-    if (value != 0 && value != 1) return answer(LocalResult::Status::BadRequest, "relay wants on, off or toggle");
+    if (value != 0 && value != 1)
+      return answer(LocalResult::Status::BadRequest, "relay wants on, off or toggle");
     out.kind = proto::CommandKind::SetRelay;
     out.value = static_cast<int32_t>(value);
   } else if (kind == "countdown") {
-    // The LAN protocol has no countdown command yet (kCapCountdown is announced but unused).
-    bool cap = (st.session->hello().capabilities & proto::kCapCountdown) != 0;
-    return answer(LocalResult::Status::Unsupported,
-                  cap ? "this plugbridged cannot forward a countdown to the socket yet"
-                      : "the socket firmware does not support countdown");
+    if ((st.session->hello().capabilities & proto::kCapCountdown) == 0)
+      return answer(LocalResult::Status::Unsupported, "the socket firmware does not support countdown");
+    if (value < 0 || value > 86400)
+      return answer(LocalResult::Status::BadRequest, "countdown wants 0..86400 s");
+    out.kind = proto::CommandKind::SetCountdown;
+    out.value = static_cast<int32_t>(value);
+    dp = 0;  // not a Tuya DP: the cloud's countdown mapping comes with the full DP table
   } else {
     return answer(LocalResult::Status::BadRequest, "unknown command kind '" + kind + "'");
   }
 
   std::string rid = kLocalPrefix + std::to_string(next_local_id_++);
   local_waiters_.emplace(rid, std::move(done));
-  auto pc = std::make_unique<PendingCommand>();
-  pc->cmd_id = next_cmd_id_++;
-  if (next_cmd_id_ == 0) next_cmd_id_ = 1;
-  pc->cid = cid;
-  pc->request_id = rid;
-  pc->dp = dp;
-  pc->value = value != 0;
-  pc->timer = std::make_unique<boost::asio::steady_timer>(io_);
-  out.cmd_id = pc->cmd_id;
-  uint32_t id = pc->cmd_id;
-  pc->timer->expires_after(std::chrono::seconds(cfg_.uplink.command_timeout_s));
-  pc->timer->async_wait([this, id](const boost::system::error_code& ec) {
-    if (ec) return;
-    auto node = pending_commands_.extract(id);
-    if (node.empty()) return;
-    answer_command(node.mapped()->cid, node.mapped()->request_id, tuya::code::kOffline, kNoConfirmInTime);
-  });
-  pending_commands_.emplace(id, std::move(pc));
   PB_LOG(Info, "gateway") << "local command " << rid << ": " << cid << " " << kind << " " << value;
-
-  proto::Message m{};
-  m.type = proto::MsgType::Command;
-  m.command = out;
-  st.session->send(m);
+  send_command(st, out, rid, dp, value);
 }
 
 void Gateway::on_uplink_message(const std::string& suffix, const std::string& payload) {
   if (stopping_) return;
-  if (suffix == "commands") handle_command(payload);
-  else if (suffix == "devices/sync/response") handle_sync_response(payload);
-  else if (suffix == "properties/report/response") handle_report_response(payload);
-  else PB_LOG(Debug, "gateway") << "ignoring message on " << suffix;
+  if (suffix == "commands")
+    handle_command(payload);
+  else if (suffix == "devices/sync/response")
+    handle_sync_response(payload);
+  else if (suffix == "properties/report/response")
+    handle_report_response(payload);
+  else
+    PB_LOG(Debug, "gateway") << "ignoring message on " << suffix;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -878,7 +924,8 @@ void Gateway::shutdown(std::function<void()> done) {
     std::vector<std::pair<std::string, bool>> part;
     for (size_t j = i; j < std::min(roster_order_.size(), i + kStatusChunk); ++j)
       part.emplace_back(roster_order_[j]->entry->cid, false);
-    uplink_->publish("devices/status", tuya::make_status(part, now_unix_ms() / 1000, tuya::new_request_id()).dump(),
+    uplink_->publish("devices/status",
+                     tuya::make_status(part, now_unix_ms() / 1000, tuya::new_request_id()).dump(),
                      [remaining, finish](bool) {
                        if (--*remaining == 0 && *finish) {
                          auto f = std::move(*finish);

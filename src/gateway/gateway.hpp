@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -113,7 +114,8 @@ class Gateway {
   SocketState* socket_for(const std::shared_ptr<lan::Session>& s);
   void queue_reading(SocketState& st, const std::shared_ptr<lan::Session>& s, const pbfw::proto::Reading& r);
   void queue_event(SocketState& st, const std::shared_ptr<lan::Session>& s, const pbfw::proto::Event& e);
-  void queue_gateway_event(const std::string& cid, const std::string& kind, int64_t value, std::string detail);
+  void queue_gateway_event(const std::string& cid, const std::string& kind, int64_t value,
+                           std::string detail);
   void schedule_flush();
   void flush();
   void set_online(SocketState& st, bool online);
@@ -124,7 +126,11 @@ class Gateway {
   void handle_sync_response(const std::string& payload);
   void handle_report_response(const std::string& payload);
   void handle_command(const std::string& payload);
-  void answer_command(const std::string& cid, const std::string& request_id, int code, const std::string& why);
+  // Forwards a validated command to the socket and tracks it until confirmed or timed out.
+  void send_command(SocketState& st, pbfw::proto::Command out, const std::string& request_id, int dp,
+                    nlohmann::json value);
+  void answer_command(const std::string& cid, const std::string& request_id, int code,
+                      const std::string& why);
   void on_command_result(SocketState& st, const pbfw::proto::CommandResult& r);
   void report_changes(SocketState& st, bool full);
   void report_dp(SocketState& st, int dp, const std::string& value_json);

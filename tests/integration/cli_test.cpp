@@ -68,8 +68,20 @@ TEST(Cli, RelayThroughTheControlSocketIsConfirmedEvenWithTheUplinkDown) {
   EXPECT_NE(unknown.err.find("not in the roster"), std::string::npos) << unknown.err;
 
   auto cd = cli(sc, {"countdown", a, "30"});
-  EXPECT_EQ(cd.code, cli::exit_code::kFailed);
-  EXPECT_NE(cd.err.find("countdown"), std::string::npos) << cd.err;
+  EXPECT_EQ(cd.code, 0) << cd.err;
+  EXPECT_EQ(cd.out, a + ": relay flips in 30 s (confirmed by the socket)\n");
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        for (const auto& e : sim_events(sc.sim(), "command"))
+          if (e.value("cid", "") == a && e.value("kind", "") == "set_countdown" &&
+              e.value("status", "") == "ok")
+            return true;
+        return false;
+      },
+      5s))
+      << sc.sim().describe();
+  auto bad = cli(sc, {"countdown", a, "90000"});
+  EXPECT_NE(bad.code, 0);
 
   auto dev = cli(sc, {"devices"});
   ASSERT_EQ(dev.code, 0) << dev.err;
