@@ -48,6 +48,7 @@ struct Options {
   double session_timeout_s = 180;
   bool strict = false;
   bool broker_nodelay = false;
+  std::string sim_link;  // plugsim --link (empty: plugsim's default)
   std::string json_out;
 };
 
@@ -350,10 +351,20 @@ int run(const Options& o) {
   Commander commander(broker, kGatewayId);
 
   progress("starting plugsim");
-  test::Process sim({test::binary("plugsim").string(), "--config", config_path.string(), "--gateway",
-                     "127.0.0.1:" + std::to_string(lan_port), "--count", std::to_string(o.sockets),
-                     "--reading-interval-ms", std::to_string(o.reading_interval_ms), "--no-ack-events",
-                     "--log-level", "warning"});
+  std::vector<std::string> sim_argv{test::binary("plugsim").string(),
+                                    "--config",
+                                    config_path.string(),
+                                    "--gateway",
+                                    "127.0.0.1:" + std::to_string(lan_port),
+                                    "--count",
+                                    std::to_string(o.sockets),
+                                    "--reading-interval-ms",
+                                    std::to_string(o.reading_interval_ms),
+                                    "--no-ack-events",
+                                    "--log-level",
+                                    "warning"};
+  if (!o.sim_link.empty()) sim_argv.insert(sim_argv.end(), {"--link", o.sim_link});
+  test::Process sim(sim_argv);
   SimStats stats(sim);
   const auto sessions_start = Clock::now();
   json st;
@@ -528,6 +539,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--broker-nodelay", o.broker_nodelay,
                "mosquitto with set_tcp_nodelay (isolates Nagle delays)");
+  app.add_option("--sim-link", o.sim_link,
+                 "plugsim --link: direct (asio TLS) or esp-at (default: plugsim's)");
   app.add_flag("--strict", o.strict, "exit 3 if any target is missed");
   app.add_option("--json", o.json_out, "also write the figures to this file as JSON");
   CLI11_PARSE(app, argc, argv);
