@@ -13,7 +13,7 @@ function(pb_add_gtest name)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${ARG_LABELS}")
 endfunction()
 
-# GCC 12 reports impossible memcmp bounds inside libstdc++ at -O3 (GCC bug 105651 family):
+# GCC 12 reports impossible memcmp bounds inside libstdc++ at -O3:
 # a false positive that breaks Release builds with -Werror.
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
   add_compile_options(-Wno-stringop-overread)
