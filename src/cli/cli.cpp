@@ -40,6 +40,7 @@ int run(const std::vector<std::string>& args, Terminal& term) {
   commands.push_back(make_relay());
   commands.push_back(make_countdown());
   commands.push_back(make_export());
+  commands.push_back(make_provision());
   std::vector<std::pair<CLI::App*, Command*>> subs;
   for (auto& c : commands) {
     CLI::App* sub = c->add(app);

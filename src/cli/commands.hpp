@@ -25,6 +25,7 @@ std::unique_ptr<Command> make_events();
 std::unique_ptr<Command> make_relay();
 std::unique_ptr<Command> make_countdown();
 std::unique_ptr<Command> make_export();
+std::unique_ptr<Command> make_provision();
 
 // A text table (columns padded, numbers right-aligned) that also prints as CSV.
 struct Table {

@@ -1,0 +1,297 @@
+// `plugbridge provision` in-process: roster appended as text (comments kept), unique identities across
+// runs, HEX images that decode to a valid device-information page, and the exit codes of bad input.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <pbfw/device_info.hpp>
+#include <set>
+#include <sstream>
+
+#include "cli/cli.hpp"
+#include "cli/context.hpp"
+#include "cli/roster_writer.hpp"
+#include "config/config.hpp"
+#include "ihex/intel_hex.hpp"
+
+namespace pb::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kConfig =
+    "# plant gateway\n"
+    "gateway_id: g\n"
+    "uplink: {enabled: false}   # no cloud here\n"
+    "database: pb.db\n"
+    "\n"
+    "# The sockets on the shop floor.\n"
+    "sockets:\n"
+    "    # the kettle, first unit\n"
+    "  - cid: kettle\n"
+    "    product_id: p\n"
+    "    secret: 00112233445566778899aabbccddeeff\n"
+    "  - cid: socket-0007   # provisioned by hand\n"
+    "    product_id: p\n"
+    "    secret: ffeeddccbbaa99887766554433221100\n"
+    "\n"
+    "# Keep raw readings for a year.\n"
+    "retention:\n"
+    "  raw_days: 365\n";
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+class ProvisionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "pbprov-XXXXXX").string();
+    dir_ = ::mkdtemp(tmpl.data());
+    std::ofstream(config_path()) << kConfig;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path config_path() const { return dir_ / "plugbridge.yaml"; }
+  fs::path out_dir() const { return dir_ / "hex"; }
+
+  Result run(std::vector<std::string> args) {
+    std::ostringstream out, err;
+    Terminal term{out, err};
+    term.now_ms = 1'795'000'000'000;
+    const int code = cli::run(args, term);
+    return {code, out.str(), err.str()};
+  }
+  Result provision(int count, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{
+        "provision", "--config", config_path().string(), "--count", std::to_string(count), "--product-id",
+        "pbsock1",   "--out",    out_dir().string()};
+    if (std::find(extra.begin(), extra.end(), "--gateway") == extra.end())
+      args.insert(args.end(), {"--gateway", "192.168.1.10:6690"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args);
+  }
+
+  fs::path dir_;
+};
+
+// Every line of `before` is still in `after`, in order, unchanged.
+void expect_lines_kept(const std::string& before, const std::string& after) {
+  std::istringstream b(before), a(after);
+  std::string want, got;
+  while (std::getline(b, want)) {
+    bool found = false;
+    while (std::getline(a, got)) {
+      if (got == want) {
+        found = true;
+        break;
+      }
+    }
+    EXPECT_TRUE(found) << "line lost or changed: '" << want << "'";
+  }
+}
+
+TEST_F(ProvisionTest, AppendsSocketsKeepingExistingOnesAndComments) {
+  const Result r = provision(3);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string text = slurp(config_path());
+  expect_lines_kept(kConfig, text);
+  // The new items sit in the sockets list, before the comment that introduces `retention:`.
+  EXPECT_LT(text.find("socket-0010"), text.find("# Keep raw readings"));
+
+  const config::Config cfg = config::load_file(config_path().string());
+  ASSERT_EQ(cfg.sockets.size(), 5u);
+  EXPECT_EQ(cfg.sockets[0].cid, "kettle");
+  EXPECT_EQ(cfg.sockets[1].cid, "socket-0007");
+  EXPECT_EQ(cfg.sockets[2].cid, "socket-0008");  // continues after the highest number in use
+  EXPECT_EQ(cfg.sockets[4].cid, "socket-0010");
+  EXPECT_EQ(cfg.retention.raw_days, 365);
+  for (size_t i = 2; i < 5; ++i) {
+    EXPECT_EQ(cfg.sockets[i].product_id, "pbsock1");
+    EXPECT_EQ(cfg.sockets[i].secret.size(), 16u);
+    EXPECT_TRUE(fs::exists(out_dir() / (cfg.sockets[i].cid + ".hex")));
+    EXPECT_EQ(fs::status(out_dir() / (cfg.sockets[i].cid + ".hex")).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+  }
+  EXPECT_NE(r.out.find("added 3 sockets"), std::string::npos) << r.out;
+}
+
+TEST_F(ProvisionTest, TwoRunsNeverRepeatACidOrASecret) {
+  ASSERT_EQ(provision(20).code, 0);
+  ASSERT_EQ(provision(20, {"--prefix", "kettle"}).code, 0);
+  ASSERT_EQ(provision(20).code, 0);
+  const config::Config cfg = config::load_file(config_path().string());  // itself rejects duplicates
+  ASSERT_EQ(cfg.sockets.size(), 62u);
+  std::set<std::string> cids;
+  std::set<std::vector<uint8_t>> secrets;
+  for (const auto& s : cfg.sockets) {
+    EXPECT_TRUE(cids.insert(s.cid).second) << s.cid;
+    EXPECT_TRUE(secrets.insert(s.secret).second) << s.cid;
+  }
+  EXPECT_TRUE(cids.count("kettle-0001"));  // "kettle" itself has no number: the sequence starts at 1
+  EXPECT_TRUE(cids.count("socket-0047"));
+}
+
+pbfw::DeviceInfo decode_hex(const fs::path& file, uint32_t page_address, pbfw::DeviceInfoStatus expect) {
+  const auto mem = ihex::parse(slurp(file));
+  EXPECT_FALSE(mem.empty());
+  std::vector<uint8_t> page(4096, 0xFF);  // erased flash
+  for (const auto& [addr, byte] : mem) {
+    EXPECT_GE(addr, page_address);
+    EXPECT_LT(addr, page_address + page.size());
+    if (addr >= page_address && addr < page_address + page.size()) page[addr - page_address] = byte;
+  }
+  pbfw::DeviceInfo info{};
+  EXPECT_EQ(pbfw::decode_device_info(page.data(), page.size(), info), expect);
+  return info;
+}
+
+TEST_F(ProvisionTest, HexDecodesToAValidPageWithTheRosterIdentity) {
+  ASSERT_EQ(provision(2, {"--kv", "1.9", "--ki", "0.95"}).code, 0);
+  const config::Config cfg = config::load_file(config_path().string());
+  for (size_t i = 2; i < 4; ++i) {
+    const auto& s = cfg.sockets[i];
+    const pbfw::DeviceInfo info =
+        decode_hex(out_dir() / (s.cid + ".hex"), 0x0801B000, pbfw::DeviceInfoStatus::Ok);
+    EXPECT_STREQ(info.cid, s.cid.c_str());
+    EXPECT_STREQ(info.product_id, "pbsock1");
+    ASSERT_EQ(info.psk_len, s.secret.size());
+    EXPECT_TRUE(std::equal(s.secret.begin(), s.secret.end(), info.psk));
+    EXPECT_STREQ(info.gateway_host, "192.168.1.10");
+    EXPECT_EQ(info.gateway_port, 6690);
+    EXPECT_EQ(info.kv_e6, 1'900'000u);
+    EXPECT_EQ(info.ki_e6, 950'000u);
+  }
+}
+
+TEST_F(ProvisionTest, G030PageAddressAndDefaultCalibration) {
+  ASSERT_EQ(provision(1, {"--mcu", "g030k8", "--gateway", "gw.local:7000"}).code, 0);
+  const pbfw::DeviceInfo info =
+      decode_hex(out_dir() / "socket-0008.hex", 0x0800B000, pbfw::DeviceInfoStatus::Ok);
+  EXPECT_STREQ(info.gateway_host, "gw.local");
+  EXPECT_EQ(info.gateway_port, 7000);
+  EXPECT_EQ(info.kv_e6, 1'880'000u);
+  EXPECT_EQ(info.ki_e6, 1'000'000u);
+}
+
+TEST_F(ProvisionTest, CorruptedHexPageFailsTheFirmwareCrc) {
+  ASSERT_EQ(provision(1).code, 0);
+  auto mem = ihex::parse(slurp(out_dir() / "socket-0008.hex"));
+  mem[0x0801B000 + 20] ^= 0x01;  // one bit of the cid
+  std::vector<uint8_t> page(4096, 0xFF);
+  for (const auto& [addr, byte] : mem) page[addr - 0x0801B000] = byte;
+  pbfw::DeviceInfo info{};
+  EXPECT_EQ(pbfw::decode_device_info(page.data(), page.size(), info), pbfw::DeviceInfoStatus::BadCrc);
+}
+
+TEST_F(ProvisionTest, BadArgumentsExitTwoAndChangeNothing) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases{
+      {{"provision", "--config", config_path().string(), "--count", "0", "--product-id", "p", "--gateway",
+        "h:1"},
+       "--count must be"},
+      {{"provision", "--config", config_path().string(), "--count", "1"}, "--product-id is required"},
+      {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p p", "--gateway",
+        "h:1"},
+       "--product-id must be"},
+      {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p", "--gateway",
+        "h"},
+       "--gateway must be HOST:PORT"},
+      {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p", "--gateway",
+        "h:70000"},
+       "port must be 1..65535"},
+      {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p"},
+       "--gateway HOST:PORT is required"},  // lan.listen_address defaults to 0.0.0.0
+      {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p", "--gateway",
+        "h:1", "--prefix", "bad/prefix"},
+       "--prefix must be"},
+      {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p", "--gateway",
+        "h:1", "--kv", "0"},
+       "--kv must be"},
+      {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p", "--gateway",
+        "h:1", "--mcu", "f103"},
+       "--mcu"},
+  };
+  for (const Case& c : cases) {
+    const Result r = run(c.args);
+    EXPECT_EQ(r.code, exit_code::kUsage) << c.message << ": " << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(slurp(config_path()), kConfig);
+  EXPECT_FALSE(fs::exists(out_dir()));
+}
+
+TEST_F(ProvisionTest, UnreadableOrFlowStyleConfigExitsThree) {
+  Result r = run({"provision", "--config", (dir_ / "missing.yaml").string(), "--count", "1", "--product-id",
+                  "p", "--gateway", "h:1", "--out", out_dir().string()});
+  EXPECT_EQ(r.code, exit_code::kNoData) << r.err;
+
+  const std::string flow =
+      "gateway_id: g\nuplink: {enabled: false}\nsockets: [{cid: a, product_id: p, secret: "
+      "00112233445566778899aabbccddeeff}]\n";
+  std::ofstream(config_path()) << flow;
+  r = provision(2);
+  EXPECT_EQ(r.code, exit_code::kNoData);
+  EXPECT_NE(r.err.find("flow style"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(config_path()), flow);
+  EXPECT_TRUE(fs::is_empty(out_dir())) << "no HEX file may outlive a roster that was not written";
+}
+
+TEST_F(ProvisionTest, ExistingHexFileIsNotOverwritten) {
+  fs::create_directories(out_dir());
+  std::ofstream(out_dir() / "socket-0009.hex") << "mine";
+  const Result r = provision(3);
+  EXPECT_EQ(r.code, exit_code::kFailed);
+  EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(out_dir() / "socket-0009.hex"), "mine");
+  EXPECT_FALSE(fs::exists(out_dir() / "socket-0008.hex"));
+  EXPECT_EQ(slurp(config_path()), kConfig);
+}
+
+NewSocket sock(const std::string& cid, uint8_t fill) {
+  return {cid, "p", std::vector<uint8_t>(16, fill)};
+}
+
+TEST(AppendSockets, CreatesTheListWhenMissing) {
+  const std::string text = append_sockets("gateway_id: g\nuplink: {enabled: false}", {sock("a", 1)});
+  EXPECT_EQ(text,
+            "gateway_id: g\nuplink: {enabled: false}\nsockets:\n  - cid: a\n    product_id: p\n"
+            "    secret: 01010101010101010101010101010101\n");
+  EXPECT_EQ(config::load_string(text).sockets.size(), 1u);
+}
+
+TEST(AppendSockets, EmptyFlowListAndNullBecomeABlockList) {
+  for (const std::string v : {"sockets: []  # none yet\n", "sockets:\n", "sockets: ~\n"}) {
+    const std::string text = append_sockets(
+        "gateway_id: g\nuplink: {enabled: false}\n" + v + "log_level: info\n", {sock("a", 1), sock("b", 2)});
+    const config::Config cfg = config::load_string(text);
+    ASSERT_EQ(cfg.sockets.size(), 2u) << text;
+    EXPECT_EQ(cfg.sockets[1].cid, "b");
+    EXPECT_EQ(cfg.log_level, "info");
+  }
+  EXPECT_NE(append_sockets("sockets: []  # none yet\n", {sock("a", 1)}).find("sockets:  # none yet\n"),
+            std::string::npos);
+}
+
+TEST(AppendSockets, FollowsTheIndentationOfExistingItems) {
+  const std::string base =
+      "gateway_id: g\nuplink: {enabled: false}\nsockets:\n- cid: x\n  product_id: p\n"
+      "  secret: 00112233445566778899aabbccddeeff\n---\n";
+  const std::string text = append_sockets(base, {sock("a", 1)}, "batch 1");
+  EXPECT_NE(text.find("# batch 1\n- cid: a\n  product_id: p\n"), std::string::npos) << text;
+  EXPECT_LT(text.find("- cid: a"), text.find("---"));
+}
+
+}  // namespace
+}  // namespace pb::cli
