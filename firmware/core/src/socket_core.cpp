@@ -343,6 +343,7 @@ LedPattern SocketCore::led_pattern() const {
   if (reset_flashing_) return {LedMode::Flashing, kLedReset};
   if (provisioning_) return {LedMode::Flashing, kLedConnecting};
   if (state_.tripped != 0 && !relay_on_) return {LedMode::Flashing, kLedOverCurrent};
+  if (!cfg_.provisioned) return {LedMode::Flashing, kLedNotProvisioned};
   if (cfg_.led_shows_connecting && lan_ && !lan_->session_up()) return {LedMode::Flashing, kLedConnecting};
   if (!relay_on_) return {LedMode::Steady, kLedStandby};
   const uint32_t mw = meter_fresh(hal_.now_ms()) ? meter_.sample().power_mw : 0;

@@ -204,6 +204,21 @@ TEST(SocketCore, BootCounterIncrementsAcrossBoots) {
   EXPECT_EQ(rig.transport.sent[0].hello.capabilities, SocketCore::kCapabilities);
 }
 
+// Without a valid device-information page the port never starts the link; the LED must not pretend to be
+// connecting. The socket still switches locally, and Wi-Fi provisioning still shows blue.
+TEST(SocketCore, UnprovisionedSocketFlashesPurpleAndStillSwitches) {
+  Rig rig;
+  rig.cfg.provisioned = false;
+  rig.power_on();
+  const LedPattern not_provisioned{LedMode::Flashing, SocketCore::kLedNotProvisioned};
+  EXPECT_EQ(rig.core->led_pattern(), not_provisioned);
+  rig.core->button_click();
+  EXPECT_TRUE(rig.core->relay_on());
+  EXPECT_EQ(rig.core->led_pattern(), not_provisioned);
+  rig.core->start_provisioning();
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedConnecting}));
+}
+
 TEST(SocketCore, RelayRestoredAfterPowerCut) {
   Rig rig;
   rig.power_on();

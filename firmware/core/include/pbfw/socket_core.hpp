@@ -39,6 +39,9 @@ struct SocketConfig {
   uint32_t provisioning_timeout_ms = 180000;
   uint32_t reset_flash_ms = 3000;    // white flashing after a factory reset
   bool led_shows_connecting = true;  // blue flashing while the LAN session is down
+  // False without a valid device-information page: the socket never joins, and the LED says so (flashing
+  // purple) where it would otherwise flash "connecting" forever.
+  bool provisioned = true;
 };
 
 // What the LED is doing; led_output() turns it into a colour at a given time.
@@ -85,10 +88,11 @@ class SocketCore {
   static constexpr uint8_t kBreathingMinLevel = 24;  // of 255: never fully dark while on
   static constexpr uint32_t kCapabilities =
       proto::kCapRelay | proto::kCapMeter | proto::kCapOverCurrent | proto::kCapCountdown;
-  static constexpr LedColor kLedStandby{0, 255, 0};      // steady green: relay off
-  static constexpr LedColor kLedOverCurrent{255, 0, 0};  // flashing red: load cut by a protection
-  static constexpr LedColor kLedConnecting{0, 0, 255};   // flashing blue: connecting / provisioning
-  static constexpr LedColor kLedReset{255, 255, 255};    // flashing white: factory reset
+  static constexpr LedColor kLedStandby{0, 255, 0};           // steady green: relay off
+  static constexpr LedColor kLedOverCurrent{255, 0, 0};       // flashing red: load cut by a protection
+  static constexpr LedColor kLedConnecting{0, 0, 255};        // flashing blue: connecting / provisioning
+  static constexpr LedColor kLedReset{255, 255, 255};         // flashing white: factory reset
+  static constexpr LedColor kLedNotProvisioned{160, 0, 255};  // flashing purple: no identity, never joins
   // Relay on: breathing, colour by load power (spec's table).
   static constexpr LedColor kLedLow{0, 0, 255};       // < 300 W
   static constexpr LedColor kLedMedium{0, 255, 0};    // 300..500 W

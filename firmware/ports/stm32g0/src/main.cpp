@@ -156,6 +156,7 @@ extern "C" void app_main() {
   // The big objects are static so they count in the linker's RAM budget instead of hiding on the stack.
   static pbfw::SocketConfig cfg{.cid = provisioned ? info.cid : g_cid, .fw_version = PBFW_FW_VERSION};
   if (provisioned) cfg.kv_e6 = info.kv_e6, cfg.ki_e6 = info.ki_e6;
+  cfg.provisioned = provisioned;  // the LED flashes purple instead of "connecting" forever
   static pbfw::EspAtConfig esp_cfg;
   esp_cfg.cid = cfg.cid;
   esp_cfg.host = info.gateway_host;
