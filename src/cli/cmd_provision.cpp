@@ -206,6 +206,12 @@ class Provision : public Command {
     if (port < 1 || port > 65535) throw CliError(exit_code::kUsage, "--gateway port must be 1..65535");
     if (host.size() > pbfw::DeviceInfo::kHostMax)
       throw CliError(exit_code::kUsage, "gateway host is longer than 63 characters");
+    // The socket passes the host to ESP-AT inside a quoted AT command: a name or an IPv4 address only.
+    if (!std::all_of(host.begin(), host.end(), [](char c) {
+          return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                 c == '-';
+        }))
+      throw CliError(exit_code::kUsage, "gateway host '" + host + "' must be a host name or IPv4 address");
     return {host, static_cast<uint16_t>(port)};
   }
 

@@ -211,6 +211,9 @@ TEST_F(ProvisionTest, BadArgumentsExitTwoAndChangeNothing) {
       {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p", "--gateway",
         "h:70000"},
        "port must be 1..65535"},
+      {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p", "--gateway",
+        "gw\",x:6690"},
+       "must be a host name or IPv4 address"},
       {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p"},
        "--gateway HOST:PORT is required"},  // lan.listen_address defaults to 0.0.0.0
       {{"provision", "--config", config_path().string(), "--count", "1", "--product-id", "p", "--gateway",
