@@ -1,6 +1,6 @@
 // `plugbridge history CID|--all`: energy and power statistics per 15 min, hour, day, week or
-// month (local calendar of the configured zone), from the 15-minute buckets; a table, CSV, JSON
-// or a terminal bar chart.
+// month (local calendar of the configured zone), from the hourly rollup and the 15-minute buckets;
+// a table, CSV, JSON or a terminal bar chart.
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -103,10 +103,12 @@ class History : public Command {
       for (const auto& s : ctx.sockets()) cids.push_back(s.cid);
     else
       cids.push_back(cid_);
+    const std::vector<Scan> scans = plan_scans(periods, from, to);
     for (int socket = 0; socket < static_cast<int>(cids.size()); ++socket) {
       size_t i = 0;
-      db.each_bucket(cids[static_cast<size_t>(socket)], from, to,
-                     [&](const store::BucketRow& b) { add(periods, i, socket, b); });
+      for (const Scan& scan : scans)
+        db.each_row(scan.table, cids[static_cast<size_t>(socket)], scan.from, scan.to,
+                    [&](const store::BucketRow& b) { add(periods, i, socket, b); });
     }
 
     if (chart_) return draw_chart(ctx, periods);
@@ -115,6 +117,44 @@ class History : public Command {
   }
 
  private:
+  struct Scan {
+    ReadDb::Rollup table;
+    int64_t from, to;
+  };
+
+  // Whole UTC hours come from the hourly rollup, unless a period boundary falls inside them (a
+  // :30/:45 zone, or a range that does not start on an hour): those hours are read as quarter-hours.
+  // Either way each row lies in exactly one period, so the sums, minima and maxima are the same as
+  // from the quarter-hours alone. Returns the scans in time order.
+  std::vector<Scan> plan_scans(const std::vector<Period>& periods, int64_t from, int64_t to) const {
+    constexpr int64_t kHour = 3600000;
+    if (by_ == "15m") return {{ReadDb::Rollup::kQuarter, from, to}};
+    std::vector<int64_t> split;  // starts of the hours a boundary splits, ascending
+    auto consider = [&](int64_t boundary) {
+      if (floor_mod(boundary, kHour) == 0) return;
+      const int64_t h = boundary - floor_mod(boundary, kHour);
+      if (split.empty() || split.back() != h) split.push_back(h);
+    };
+    for (const Period& p : periods) consider(p.start);
+    consider(to);
+    // Mostly split (e.g. --by hour in a :45 zone): one quarter-hour scan beats many small ones.
+    if (static_cast<int64_t>(split.size()) * 4 * kHour > to - from)
+      return {{ReadDb::Rollup::kQuarter, from, to}};
+    std::vector<Scan> out;
+    int64_t cursor = from;  // on an hour whenever an hour scan starts from it
+    for (int64_t h : split) {
+      const int64_t q_from = std::max(h, from), q_to = std::min(h + kHour, to);
+      if (q_from > cursor) out.push_back({ReadDb::Rollup::kHour, cursor, q_from});
+      if (!out.empty() && out.back().table == ReadDb::Rollup::kQuarter && out.back().to == q_from)
+        out.back().to = q_to;
+      else
+        out.push_back({ReadDb::Rollup::kQuarter, q_from, q_to});
+      cursor = q_to;
+    }
+    if (cursor < to) out.push_back({ReadDb::Rollup::kHour, cursor, to});
+    return out;
+  }
+
   static void add(std::vector<Period>& periods, size_t& i, int socket, const store::BucketRow& b) {
     while (i < periods.size() && b.start_ms >= periods[i].end) ++i;
     if (i == periods.size()) return;

@@ -49,7 +49,45 @@ ReadDb::ReadDb(const std::string& path) {
 }
 
 ReadDb::~ReadDb() {
+  for (sqlite3_stmt* st : rollup_stmt_) sqlite3_finalize(st);
   sqlite3_close(db_);
+}
+
+void ReadDb::each_row(Rollup table, const std::string& cid, int64_t from_ms, int64_t to_ms,
+                      const std::function<void(const store::BucketRow&)>& fn) {
+  sqlite3_stmt*& st = rollup_stmt_[table == Rollup::kHour ? 1 : 0];
+  if (st == nullptr) {
+    const std::string sql =
+        std::string(
+            "SELECT start_ms, energy_mwh, samples, power_sum_mw, coalesce(power_min_mw, 0), "
+            "coalesce(power_max_mw, 0), coalesce(voltage_min_mv, 0), coalesce(voltage_max_mv, 0), "
+            "coalesce(current_max_ua, 0) FROM ") +
+        (table == Rollup::kHour ? "energy_hours" : "energy_buckets") +
+        " WHERE cid = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms";
+    if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK)
+      throw std::runtime_error(std::string("query failed: ") + sqlite3_errmsg(db_));
+  }
+  sqlite3_reset(st);
+  sqlite3_bind_text(st, 1, cid.c_str(), static_cast<int>(cid.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, from_ms);
+  sqlite3_bind_int64(st, 3, to_ms);
+  store::BucketRow b;
+  b.cid = cid;
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    b.start_ms = sqlite3_column_int64(st, 0);
+    b.energy_mwh = sqlite3_column_int64(st, 1);
+    b.samples = sqlite3_column_int64(st, 2);
+    b.power_sum_mw = sqlite3_column_int64(st, 3);
+    b.power_min_mw = sqlite3_column_int64(st, 4);
+    b.power_max_mw = sqlite3_column_int64(st, 5);
+    b.voltage_min_mv = sqlite3_column_int64(st, 6);
+    b.voltage_max_mv = sqlite3_column_int64(st, 7);
+    b.current_max_ua = sqlite3_column_int64(st, 8);
+    fn(b);
+  }
+  if (rc != SQLITE_DONE) throw std::runtime_error(std::string("query failed: ") + sqlite3_errmsg(db_));
+  sqlite3_reset(st);  // ends the read transaction of this scan
 }
 
 void ReadDb::each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,

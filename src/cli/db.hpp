@@ -9,6 +9,7 @@
 #include "store/store.hpp"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace pb::cli {
 
@@ -23,6 +24,12 @@ class ReadDb {
   // rows may share a start_ms).
   void each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,
                    const std::function<void(const store::BucketRow&)>& fn);
+  // Rows of energy_buckets (kQuarter) or of its hourly rollup energy_hours (kHour) of one socket
+  // with from_ms <= start_ms < to_ms, by start_ms. The statements are prepared once per ReadDb, so
+  // many short scans stay cheap.
+  enum class Rollup { kQuarter, kHour };
+  void each_row(Rollup table, const std::string& cid, int64_t from_ms, int64_t to_ms,
+                const std::function<void(const store::BucketRow&)>& fn);
   // Raw readings with from_ms <= ts_ms < to_ms, by cid then time; fn returns false to stop.
   size_t count_readings(const std::string& cid, int64_t from_ms, int64_t to_ms);
   void each_reading(const std::string& cid, int64_t from_ms, int64_t to_ms,
@@ -30,6 +37,7 @@ class ReadDb {
 
  private:
   sqlite3* db_ = nullptr;
+  sqlite3_stmt* rollup_stmt_[2] = {nullptr, nullptr};
 };
 
 }  // namespace pb::cli

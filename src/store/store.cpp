@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -91,8 +92,13 @@ std::string sql_for(Slot slot) {
              "voltage_min_mv, voltage_max_mv, current_max_ua FROM energy_buckets "
              "WHERE cid = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms";
     case kEnergySum:
-      return "SELECT coalesce(sum(energy_mwh), 0) FROM energy_buckets WHERE cid = ? AND start_ms >= ? AND "
-             "start_ms < ?";
+      // Whole hours [?4, ?5) from the hourly rollup, the quarter-hours around them from the buckets.
+      return "SELECT (SELECT coalesce(sum(energy_mwh), 0) FROM energy_hours "
+             "WHERE cid = ?1 AND start_ms >= ?4 AND start_ms < ?5) + "
+             "(SELECT coalesce(sum(energy_mwh), 0) FROM energy_buckets "
+             "WHERE cid = ?1 AND start_ms >= ?2 AND start_ms < ?4) + "
+             "(SELECT coalesce(sum(energy_mwh), 0) FROM energy_buckets "
+             "WHERE cid = ?1 AND start_ms >= ?5 AND start_ms < ?3)";
     case kPruneReadings:
       // Uses readings_cid_ts; the LIMIT keeps each delete (and the write lock) short.
       return "DELETE FROM readings WHERE (cid, boot, seq) IN (SELECT cid, boot, seq FROM readings "
@@ -489,10 +495,22 @@ std::vector<BucketRow> Store::buckets(const std::string& cid, int64_t from_ms, i
 }
 
 int64_t Store::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
+  // The whole UTC hours inside [from_ms, to_ms): [hours_from, hours_to), empty if there are none.
+  constexpr int64_t kHour = 3'600'000;
+  auto floor_hour = [](int64_t t) { return t - ((t % kHour) + kHour) % kHour; };
+  // Clamped so the rounding cannot overflow (all_time_total passes the int64 limits).
+  const int64_t from_c = std::max(from_ms, std::numeric_limits<int64_t>::min() / 2),
+                to_c = std::min(to_ms, std::numeric_limits<int64_t>::max() / 2);
+  int64_t hours_from = floor_hour(from_c);
+  if (hours_from < from_c) hours_from += kHour;
+  int64_t hours_to = floor_hour(to_c);
+  if (hours_to <= hours_from) hours_from = hours_to = std::max(from_ms, to_ms);
   StmtUse use(impl_->stmt(kEnergySum));
   impl_->bind_text(use.get(), 1, cid);
   impl_->bind_int(use.get(), 2, from_ms);
   impl_->bind_int(use.get(), 3, to_ms);
+  impl_->bind_int(use.get(), 4, hours_from);
+  impl_->bind_int(use.get(), 5, hours_to);
   if (!impl_->step_row(use.get(), "energy_sum")) return 0;
   return sqlite3_column_int64(use.get(), 0);
 }
