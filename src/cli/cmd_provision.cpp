@@ -2,7 +2,10 @@
 // [--mcu g070kb|g030k8] [--kv K] [--ki K]`: mints N socket identities (cid + 128-bit PSK from OpenSSL's
 // CSPRNG), writes one Intel HEX image of the device-information page per socket, then appends the
 // sockets to the configuration's roster. The daemon picks them up on restart.
+#include <fcntl.h>
 #include <openssl/rand.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -53,6 +56,30 @@ std::string utc_stamp(int64_t ms) {
   return buf;
 }
 
+// An exclusive flock on the configuration's directory: the file itself is replaced by rename, so a lock
+// on it would not be seen by a run that opens the new file. No lock if the directory cannot be opened
+// (loading the configuration then fails with the real reason).
+class DirLock {
+ public:
+  explicit DirLock(const std::string& file) {
+    const fs::path p(file);
+    const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
+    fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ >= 0) {
+      while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+      }
+    }
+  }
+  ~DirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 class Provision : public Command {
  public:
   CLI::App* add(CLI::App& app) override {
@@ -93,7 +120,10 @@ class Provision : public Command {
       throw CliError(exit_code::kUsage, "--prefix must be 1..27 characters of [A-Za-z0-9_-]");
     const uint32_t kv = calibration_e6(kv_, "--kv"), ki = calibration_e6(ki_, "--ki");
 
-    const config::Config cfg = load_config(ctx);
+    // Held until the roster is renamed into place, so concurrent runs cannot mint the same cids.
+    const std::string config_path = config_.empty() ? ctx.require_config().source_file : config_;
+    const DirLock lock(config_path);
+    const config::Config cfg = load_config(config_path);
     const auto [host, port] = gateway(cfg);
     const uint32_t page = mcu_ == "g030k8" ? stm32g0::kG030K8.devinfo_start : stm32g0::kG070KB.devinfo_start;
 
@@ -163,10 +193,9 @@ class Provision : public Command {
   }
 
  private:
-  config::Config load_config(Context& ctx) {
-    if (config_.empty()) return ctx.require_config();
+  static config::Config load_config(const std::string& path) {
     try {
-      return config::load_file(config_);
+      return config::load_file(path);
     } catch (const std::exception& e) {
       throw CliError(exit_code::kNoData, std::string("cannot read the configuration: ") + e.what());
     }

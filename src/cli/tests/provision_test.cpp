@@ -9,6 +9,7 @@
 #include <pbfw/device_info.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cli/cli.hpp"
 #include "cli/context.hpp"
@@ -152,6 +153,20 @@ pbfw::DeviceInfo decode_hex(const fs::path& file, uint32_t page_address, pbfw::D
   pbfw::DeviceInfo info{};
   EXPECT_EQ(pbfw::decode_device_info(page.data(), page.size(), info), expect);
   return info;
+}
+
+TEST_F(ProvisionTest, ConcurrentRunsOnOneRosterNeverCollide) {
+  std::vector<std::thread> runs;
+  std::vector<int> codes(4, -1);
+  for (size_t i = 0; i < codes.size(); ++i) runs.emplace_back([&, i] { codes[i] = provision(10).code; });
+  for (auto& t : runs) t.join();
+  for (int c : codes) EXPECT_EQ(c, 0);
+  const config::Config cfg = config::load_file(config_path().string());  // rejects duplicate cids/secrets
+  EXPECT_EQ(cfg.sockets.size(), 42u);
+  for (const auto& s : cfg.sockets) {
+    if (s.cid == "kettle" || s.cid == "socket-0007") continue;
+    EXPECT_TRUE(fs::exists(out_dir() / (s.cid + ".hex"))) << s.cid;
+  }
 }
 
 TEST_F(ProvisionTest, HexDecodesToAValidPageWithTheRosterIdentity) {
