@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
+#include "gateway/dp_map.hpp"
 #include "tuya/dp.hpp"
 #include "tuya/tuya.hpp"
 
@@ -79,6 +80,7 @@ struct Gateway::PendingCommand {
   std::string request_id;
   int dp;
   json value;
+  proto::Command command{};  // as sent, to record the setting once confirmed
   std::unique_ptr<boost::asio::steady_timer> timer;
 };
 
@@ -90,12 +92,18 @@ struct Gateway::SocketState {
   std::optional<store::ReadingRow> last;
   std::optional<bool> relay_on;
   uint32_t current_limit_ma = kDefaultCurrentLimitMa;
+  bool switch_enabled = true;            // DP 17, gateway-side
+  DpSettings settings;                   // DP 11/12/18/48 as last confirmed
+  uint32_t faults = 0;                   // DP 19 bitmap, cleared when the relay is switched on
+  std::string fault_detail;              // DP 21 text of the last protection event
+  std::optional<uint32_t> switch_count;  // DP 42, from v1 readings
 
   bool synced = false;
   int sync_attempts = 0;
   std::unique_ptr<boost::asio::steady_timer> sync_timer;
 
-  std::map<int, int64_t> reported;  // last reported value per DP (bools as 0/1)
+  std::map<int, int64_t> reported;           // last reported value per DP (bools as 0/1)
+  std::map<int, std::string> reported_text;  // last reported JSON of string/object DPs
   Clock::time_point last_full_report{};
   bool status_dirty = false;
 };
@@ -268,6 +276,8 @@ void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>
   row.power_factor_e4 = r.power_factor_e4;
   row.energy_mwh = r.energy_mwh;
   row.energy_epoch = r.energy_epoch;
+  // Legacy (pre-v1) readings carry no switch count; v1 firmware announces countdown support.
+  if (s->hello().capabilities & proto::kCapCountdown) st.switch_count = r.switch_count;
   batch_readings_.push_back(std::move(row));
   batch_acks_.push_back({s, &st, r.seq});
   schedule_flush();
@@ -288,10 +298,13 @@ void Gateway::queue_event(SocketState& st, const std::shared_ptr<lan::Session>& 
 
   if (e.type == proto::EventType::RelayChanged) {
     st.relay_on = e.value != 0;
+    if (e.value != 0) st.faults = 0;  // switching on again clears the fault (DP 19)
     report_changes(st, false);
-  } else if (e.type == proto::EventType::OverCurrent) {
-    PB_LOG(Warning, "gateway") << st.entry->cid << ": over-current protection tripped at " << e.value
-                               << " mA";
+  } else if (uint32_t bits = fault_bits_for(e.type)) {
+    st.faults |= bits;
+    st.fault_detail = protection_detail(e.type, e.value);
+    PB_LOG(Warning, "gateway") << st.entry->cid << ": " << st.fault_detail;
+    report_changes(st, false);
   }
 }
 
@@ -416,6 +429,7 @@ void Gateway::on_uplink_connected() {
     st->synced = false;
     st->sync_attempts = 0;
     st->reported.clear();
+    st->reported_text.clear();
     sync_socket(*st);
   }
   send_status(roster_order_);
@@ -527,6 +541,7 @@ void Gateway::report_changes(SocketState& st, bool full) {
   if (full) {
     st.last_full_report = now;
     st.reported.clear();
+    st.reported_text.clear();
   }
   auto report_int = [&](int dp, int64_t v, int64_t abs_band, int percent) {
     auto it = st.reported.find(dp);
@@ -534,28 +549,61 @@ void Gateway::report_changes(SocketState& st, bool full) {
     st.reported[dp] = v;
     report_dp(st, dp, std::to_string(v));
   };
+  auto report_bool = [&](int dp, bool b) {
+    auto it = st.reported.find(dp);
+    if (it != st.reported.end() && it->second == (b ? 1 : 0)) return;
+    st.reported[dp] = b ? 1 : 0;
+    report_dp(st, dp, b ? "true" : "false");
+  };
+  // String and object DPs: sent when their JSON changes.
+  auto report_text = [&](int dp, const json& v) {
+    std::string text = v.dump();
+    auto it = st.reported_text.find(dp);
+    if (it != st.reported_text.end() && it->second == text) return;
+    st.reported_text[dp] = text;
+    report_dp(st, dp, text);
+  };
   if (st.relay_on) {
-    int64_t v = *st.relay_on ? 1 : 0;
-    auto it = st.reported.find(1);
-    if (it == st.reported.end() || it->second != v) {
-      st.reported[1] = v;
-      report_dp(st, 1, v ? "true" : "false");
-    }
+    report_bool(1, *st.relay_on);
+    report_bool(57, *st.relay_on);
   }
+  report_bool(17, st.switch_enabled);
+  // Faults at once (no dead band): DP 19 bitmap, 20 level, 21 text.
+  report_int(19, st.faults, 1, 0);
+  report_text(20, alarm_level_for(st.faults));
+  report_text(21, device_alarm_text(st.faults, st.fault_detail));
   if (full || st.reported.find(6) == st.reported.end())
     report_int(6, tuya::encode_current_max_ma(st.current_limit_ma), 1, 0);
+  // Protection settings once the socket confirmed them (the firmware does not report its limits).
+  if (st.settings.over_current_duration_ms) report_int(18, *st.settings.over_current_duration_ms / 10, 1, 0);
+  if (st.settings.power_limit_w) report_int(48, tuya::rescale(*st.settings.power_limit_w, 4), 1, 0);
+  if (st.settings.voltage_min_v) report_int(11, tuya::rescale(*st.settings.voltage_min_v, 4), 1, 0);
+  if (st.settings.voltage_max_v) report_int(12, tuya::rescale(*st.settings.voltage_max_v, 4), 1, 0);
+  if (st.switch_count) report_int(42, *st.switch_count, 1, 0);
+  bool meter_moved = false;  // DP 30 follows DP 3/5/7's dead bands
   if (st.last && (st.last->flags & proto::kMeterOk)) {
     const auto& r = *st.last;
+    const uint64_t sent_before = stats_.reports_sent;
     // Bands: 1 W or 5 %, 1 V, 10 mA or 5 %, 0.01 kWh (encoded units, scale 4).
     report_int(3, tuya::encode_power_mw(r.power_mw), 10000, 5);
     report_int(5, tuya::encode_voltage_mv(r.voltage_mv), 10000, 0);
     report_int(7, tuya::encode_current_ua(r.current_ua), 100000, 5);
+    meter_moved = stats_.reports_sent != sent_before;
+    report_int(37, tuya::encode_power_mw(r.power_mw), 10000, 5);
+    report_int(52, encode_apparent_power_mva(r.apparent_mva), 10000, 5);
+    report_int(38, encode_reactive_power(r.power_mw, r.apparent_mva), 10000, 5);
+    report_int(40, tuya::encode_power_factor_e4(r.power_factor_e4), 100, 0);  // 0.01
   }
   // Energy from the accounted history (never the raw, wrapping counter).
   const std::string& cid = st.entry->cid;
   if (st.last || accountant_.state(cid)) {
     const energy::LiveTotals::Totals& t = live_totals_.get(store_, cid, now_unix_ms());
     report_int(44, tuya::encode_energy_mwh(accountant_.total_mwh(cid)), 100, 0);
+    report_int(50, encode_forward_energy_mwh(accountant_.total_mwh(cid)), 100, 0);
+    if (meter_moved && st.last) {
+      const auto& r = *st.last;
+      report_text(30, phase_a_object(r.voltage_mv, r.current_ua, r.power_mw, accountant_.total_mwh(cid)));
+    }
     report_int(45, tuya::encode_energy_mwh(t.day_mwh), 100, 0);
     report_int(46, tuya::encode_energy_mwh(t.month_mwh), 100, 0);
     // End-of-day / end-of-month reading times: the local midnight the daily / monthly counters
@@ -696,40 +744,26 @@ void Gateway::handle_command(const std::string& payload) {
   }
   SocketState& st = *it->second;
 
-  proto::Command out{};
-  switch (cmd.dp_id) {
-    case 1:     // switch
-    case 57: {  // switch_state
-      auto on = tuya::parse_bool(cmd.value);
-      if (!on) return answer_command(cmd.cid, cmd.request_id, tuya::code::kType, "switch wants a boolean");
-      out.kind = proto::CommandKind::SetRelay;
-      out.value = *on ? 1 : 0;
-      break;
-    }
-    case 6: {  // current_max, A scale 4
-      auto v = tuya::parse_int(cmd.value);
-      if (!v)
-        return answer_command(cmd.cid, cmd.request_id, tuya::code::kType, "current_max wants an integer");
-      int64_t ma = *v / 10;
-      if (*v < 0 || ma < 100 || ma > 20000)
-        return answer_command(cmd.cid, cmd.request_id, tuya::code::kRange, "current_max must be 0.1..20 A");
-      out.kind = proto::CommandKind::SetCurrentLimit;
-      out.value = static_cast<int32_t>(ma);
-      break;
-    }
-    case 9: {  // status_query: a full report of that socket
-      if (!st.session)
-        return answer_command(cmd.cid, cmd.request_id, tuya::code::kOffline, "socket is offline");
+  // Validated against the DP table and the firmware's limits (dp_map.cpp, docs/dp-mapping.md).
+  DpCommandPlan plan =
+      plan_dp_command(cmd.dp_id, cmd.value,
+                      DpCommandContext{.online = st.session != nullptr, .switch_enabled = st.switch_enabled});
+  switch (plan.action) {
+    case DpCommandPlan::Action::Reject:
+      return answer_command(cmd.cid, cmd.request_id, plan.code, plan.why);
+    case DpCommandPlan::Action::StatusQuery:
       report_changes(st, true);
       return answer_command(cmd.cid, cmd.request_id, tuya::code::kSuccess, "full report sent");
-    }
-    default:
-      return answer_command(cmd.cid, cmd.request_id, tuya::code::kUnsupported,
-                            "DP " + std::to_string(cmd.dp_id) + " is not supported by this socket");
+    case DpCommandPlan::Action::SwitchEnabled:
+      st.switch_enabled = plan.enable;
+      PB_LOG(Info, "gateway") << cmd.cid << ": switching " << (plan.enable ? "enabled" : "disabled");
+      report_changes(st, false);
+      return answer_command(cmd.cid, cmd.request_id, tuya::code::kSuccess,
+                            plan.enable ? "switching enabled" : "switching disabled");
+    case DpCommandPlan::Action::Socket:
+      break;
   }
-  if (!st.session) return answer_command(cmd.cid, cmd.request_id, tuya::code::kOffline, "socket is offline");
-
-  send_command(st, out, cmd.request_id, cmd.dp_id, cmd.value);
+  send_command(st, plan.command, cmd.request_id, cmd.dp_id, cmd.value);
 }
 
 void Gateway::send_command(SocketState& st, proto::Command out, const std::string& request_id, int dp,
@@ -741,6 +775,7 @@ void Gateway::send_command(SocketState& st, proto::Command out, const std::strin
   pc->request_id = request_id;
   pc->dp = dp;
   pc->value = std::move(value);
+  pc->command = out;
   pc->timer = std::make_unique<boost::asio::steady_timer>(io_);
   out.cmd_id = pc->cmd_id;
   uint32_t id = pc->cmd_id;
@@ -791,6 +826,7 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
   if (code == tuya::code::kSuccess && pc.dp == 6) {
     if (auto v = tuya::parse_int(pc.value)) st.current_limit_ma = static_cast<uint32_t>(*v / 10);
   }
+  if (code == tuya::code::kSuccess) apply_confirmed(st.settings, pc.command);
   // Report the confirmed state before answering, so the cloud never sees a stale switch.
   report_changes(st, false);
   answer_command(pc.cid, pc.request_id, code, why);
@@ -851,6 +887,8 @@ void Gateway::local_command(const std::string& cid, const std::string& kind, int
   proto::Command out{};
   int dp = 1;
   if (kind == "relay") {
+    if (!st.switch_enabled)
+      return answer(LocalResult::Status::Rejected, "switching is disabled (switch_enabled is false)");
     if (value == -1) {
       if (!st.relay_on)
         return answer(LocalResult::Status::Rejected, "relay state not known yet; say on or off");
