@@ -1,0 +1,262 @@
+// pb-bench-history: a year of history for N sockets, then the CLI's history and energy queries
+// timed beside a naive SQL aggregation over the raw readings (bench/README.md).
+//
+// Generation: every socket's 10-second readings are simulated for the whole span, but only the
+// 15-minute buckets are written for all of it (Store::commit with an EnergyUpdate, so the hourly
+// rollup is kept by its triggers as in the daemon); raw readings only for the last --raw-days
+// (the daemon prunes older ones). Big transactions, synchronous=OFF.
+#include <date/date.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/cli.hpp"
+#include "store/store.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+std::string cid_of(int i) {
+  std::ostringstream s;
+  s << "hist-" << std::setw(4) << std::setfill('0') << i;
+  return s.str();
+}
+
+// Deterministic per-socket load: a base load, a daily cycle and a socket-specific appliance that
+// runs a few hours a day. Power in mW at unix second t.
+uint32_t power_mw(int socket, int64_t t) {
+  const double day = static_cast<double>(t % 86400) / 86400.0;
+  const double base = 5000.0 + 400.0 * socket;
+  const double cycle = 60000.0 * (1.0 + std::sin(6.283185307 * (day + socket * 0.01)));
+  const bool appliance = ((t / 3600 + socket) % 24) < 3;
+  return static_cast<uint32_t>(base + cycle + (appliance ? 900000.0 : 0.0));
+}
+
+// The median of `runs` timings of fn (ms).
+template <class F>
+double median_ms(int runs, F fn) {
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    auto t0 = Clock::now();
+    fn();
+    t.push_back(ms_since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+int run_cli(const std::vector<std::string>& args, int64_t now_ms, std::string* out_text = nullptr) {
+  std::ostringstream out, err;
+  pb::cli::Terminal term{out, err};
+  term.now_ms = now_ms;
+  const int code = pb::cli::run(args, term);
+  if (code != 0) std::cerr << "plugbridge exited " << code << ": " << err.str();
+  if (out_text) *out_text = out.str();
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int sockets = 100, days = 365, raw_days = 35, interval_s = 10, runs = 5;
+  std::string dir, zone = "Europe/Berlin";
+  bool keep = false;
+  CLI::App app{"pb-bench-history: history/energy query times on N sockets x a year of readings"};
+  app.add_option("--sockets", sockets, "sockets")->capture_default_str();
+  app.add_option("--days", days, "days of history")->capture_default_str();
+  app.add_option("--raw-days", raw_days, "raw readings kept for the last N days")->capture_default_str();
+  app.add_option("--interval-s", interval_s, "reading interval")->capture_default_str();
+  app.add_option("--runs", runs, "timed runs per query (median)")->capture_default_str();
+  app.add_option("--zone", zone, "IANA time zone of the calendar")->capture_default_str();
+  app.add_option("--dir", dir, "work directory (default: a new temporary one)");
+  app.add_flag("--keep", keep, "keep the database");
+  CLI11_PARSE(app, argc, argv);
+  raw_days = std::min(raw_days, days);
+
+  if (dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "pb-bench-history-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) return 1;
+    dir = tmpl;
+  }
+  fs::create_directories(dir);
+  const std::string db_path = (fs::path(dir) / "pb.db").string();
+  const std::string config_path = (fs::path(dir) / "pb.yaml").string();
+  fs::remove(db_path);
+  {
+    std::ofstream cfg(config_path);
+    cfg << "gateway_id: bench\nuplink: {enabled: false}\ndatabase: " << db_path
+        << "\ncontrol_socket: " << (fs::path(dir) / "c.sock").string() << "\ntimezone: " << zone
+        << "\nsockets:\n";
+    for (int i = 0; i < sockets; ++i)
+      cfg << "  - cid: " << cid_of(i) << "\n    product_id: p\n    secret: 0011223344556677889900000000"
+          << std::setw(4) << std::setfill('0') << i << std::setfill(' ') << "\n";
+  }
+
+  // The history ends at a local midnight, so "yesterday" and the months are complete.
+  const date::sys_days end_day = date::sys_days{date::year{2026} / 11 / 23};
+  const int64_t end_s = std::chrono::duration_cast<std::chrono::seconds>(end_day.time_since_epoch()).count();
+  const int64_t start_s = end_s - int64_t{days} * 86400;
+  const int64_t raw_from_s = end_s - int64_t{raw_days} * 86400;
+  const int64_t now_ms = end_s * 1000 + 12 * 3600 * 1000;  // noon of the day after
+
+  auto t_gen = Clock::now();
+  int64_t readings_written = 0, buckets_written = 0, total_mwh = 0;
+  {
+    pb::store::Store store(db_path, pb::store::StoreOptions{.synchronous = "OFF"});
+    constexpr int64_t kDayBatch = 1;  // one day of all sockets per transaction (864 000 raw readings)
+    std::vector<uint64_t> counter_mwh_x3600(static_cast<size_t>(sockets), 0);  // mWh * 3600 (mW * s)
+    std::vector<uint32_t> seq(static_cast<size_t>(sockets), 0);
+    for (int64_t chunk = start_s; chunk < end_s; chunk += kDayBatch * 86400) {
+      const int64_t chunk_end = std::min(end_s, chunk + kDayBatch * 86400);
+      pb::store::EnergyUpdate up;
+      std::vector<pb::store::ReadingRow> raw;
+      for (int s = 0; s < sockets; ++s) {
+        const std::string cid = cid_of(s);
+        uint64_t& acc = counter_mwh_x3600[static_cast<size_t>(s)];
+        for (int64_t q = chunk; q < chunk_end; q += 900) {
+          pb::store::BucketUpdate b;
+          b.cid = cid;
+          b.start_ms = q * 1000;
+          const uint64_t before = acc / 3600;
+          for (int64_t t = q; t < q + 900; t += interval_s) {
+            const uint32_t p = power_mw(s, t);
+            acc += static_cast<uint64_t>(p) * static_cast<uint64_t>(interval_s);
+            const uint32_t v = 229000 + static_cast<uint32_t>((t / 60 + s) % 4000);
+            const uint32_t i = static_cast<uint32_t>(uint64_t{p} * 1000000 / v);
+            if (b.samples == 0) {
+              b.power_min_mw = b.power_max_mw = p;
+              b.voltage_min_mv = b.voltage_max_mv = v;
+              b.current_max_ua = i;
+            } else {
+              b.power_min_mw = std::min<int64_t>(b.power_min_mw, p);
+              b.power_max_mw = std::max<int64_t>(b.power_max_mw, p);
+              b.voltage_min_mv = std::min<int64_t>(b.voltage_min_mv, v);
+              b.voltage_max_mv = std::max<int64_t>(b.voltage_max_mv, v);
+              b.current_max_ua = std::max<int64_t>(b.current_max_ua, i);
+            }
+            ++b.samples;
+            b.power_sum_mw += p;
+            if (t >= raw_from_s) {
+              pb::store::ReadingRow r;
+              r.cid = cid;
+              r.boot = 1;
+              r.seq = ++seq[static_cast<size_t>(s)];
+              r.ts_ms = t * 1000;
+              r.flags = 1u << 3;
+              r.voltage_mv = v;
+              r.current_ua = i;
+              r.power_mw = p;
+              r.apparent_mva = p + p / 50;
+              r.power_factor_e4 = 9800;
+              r.energy_mwh = acc / 3600;
+              r.energy_epoch = 0;
+              raw.push_back(std::move(r));
+            }
+          }
+          b.energy_mwh = static_cast<int64_t>(acc / 3600 - before);
+          total_mwh += b.energy_mwh;
+          up.buckets.push_back(std::move(b));
+        }
+      }
+      buckets_written += static_cast<int64_t>(up.buckets.size());
+      readings_written += static_cast<int64_t>(raw.size());
+      store.commit(raw, {}, up);
+    }
+  }
+  const double gen_s = ms_since(t_gen) / 1000.0;
+  {
+    // Fold the WAL into the main file so its size is the database's.
+    sqlite3* db = nullptr;
+    sqlite3_open(db_path.c_str(), &db);
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  const double db_bytes = static_cast<double>(fs::file_size(db_path));
+  const double socket_years = sockets * (days / 365.0);
+
+  // The CLI queries, in-process (what `plugbridge` runs, minus process start).
+  const std::string from = date::format("%F", end_day - date::days{days});
+  const std::string to = date::format("%F", end_day);
+  std::vector<std::string> hist = {"--config", config_path, "history", "--all", "--by",     "day",
+                                   "--from",   from,        "--to",    to,      "--format", "csv"};
+  std::string hist_out;
+  if (run_cli(hist, now_ms, &hist_out) != 0) return 1;
+  const double t_history = median_ms(runs, [&] { run_cli(hist, now_ms); });
+  std::vector<std::string> energy = {"--config", config_path, "energy", "--format", "csv"};
+  if (run_cli(energy, now_ms) != 0) return 1;
+  const double t_energy = median_ms(runs, [&] { run_cli(energy, now_ms); });
+
+  // Naive: per socket and local day from the raw readings (counter climb), over the raw window
+  // (all raw there is), with SQLite's own localtime; and the same days over the quarter-hour buckets.
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  int64_t naive_rows = 0;
+  auto naive = [&](const std::string& sql) {
+    return median_ms(std::max(1, runs / 2), [&] {
+      sqlite3_stmt* st = nullptr;
+      sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
+      naive_rows = 0;
+      while (sqlite3_step(st) == SQLITE_ROW) ++naive_rows;
+      sqlite3_finalize(st);
+    });
+  };
+  setenv("TZ", zone.c_str(), 1);
+  tzset();
+  const double t_naive_raw = naive(
+      "SELECT cid, date(ts_ms / 1000, 'unixepoch', 'localtime') AS d, max(energy_mwh) - min(energy_mwh) "
+      "FROM readings GROUP BY cid, d");
+  const int64_t naive_raw_rows = naive_rows;
+  const double t_naive_buckets = naive(
+      "SELECT date(start_ms / 1000, 'unixepoch', 'localtime') AS d, sum(energy_mwh), count(DISTINCT cid) "
+      "FROM energy_buckets GROUP BY d");
+  const int64_t naive_bucket_rows = naive_rows;
+  sqlite3_close(db);
+
+  const double per_raw_day = t_naive_raw / std::max(1, raw_days);
+  auto row = [](const std::string& label, double ms, const std::string& note) {
+    std::cout << std::left << std::setw(52) << label << std::right << std::setw(10) << ms << "   " << note
+              << "\n";
+  };
+  auto target = [](double ms) { return std::string("< 100 ms ") + (ms < 100 ? "PASS" : "MISS"); };
+  std::cout << std::fixed << std::setprecision(1);
+  std::cout << "pb-bench-history: " << sockets << " sockets x " << days << " days of " << interval_s
+            << "-s readings (raw for the last " << raw_days << " days), zone " << zone << "\n"
+            << "generated in " << gen_s << " s: " << buckets_written << " buckets, " << readings_written
+            << " raw readings, " << total_mwh / 1e6 << " kWh\n"
+            << "database: " << db_bytes / 1e6 << " MB = " << db_bytes / socket_years / 1e6
+            << " MB per socket-year (raw window included)\n\n"
+            << std::left << std::setw(52) << "query" << std::right << std::setw(10) << "median ms"
+            << "\n";
+  row("plugbridge history --all --by day (" + std::to_string(days) + " days)", t_history, target(t_history));
+  row("plugbridge energy (all sockets)", t_energy, target(t_energy));
+  std::ostringstream extra;
+  extra << std::fixed << std::setprecision(0) << naive_raw_rows << " rows; ~" << per_raw_day * days
+        << " ms for " << days << " days if raw were kept";
+  row("naive SQL: raw readings by cid, day (" + std::to_string(raw_days) + " days)", t_naive_raw,
+      extra.str());
+  row("naive SQL: 15-min buckets by day (" + std::to_string(days) + " days)", t_naive_buckets,
+      std::to_string(naive_bucket_rows) + " rows");
+  std::cout << std::setprecision(0) << "ratios: naive raw (" << days
+            << " days, extrapolated) / history = " << per_raw_day * days / std::max(t_history, 0.001)
+            << "x; naive buckets / history = " << t_naive_buckets / std::max(t_history, 0.001) << "x\n";
+  if (!keep) fs::remove_all(dir);
+  // Fails only if nothing was measured.
+  return hist_out.empty() || readings_written == 0 ? 1 : 0;
+}
