@@ -2,6 +2,9 @@
 // switch_enabled, a protection trip reported as fault/alarm DPs, and the measured DPs.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
+#include "cli/cli.hpp"
 #include "scenario.hpp"
 
 namespace pb::itest {
@@ -47,6 +50,13 @@ TEST(DpMapping, ValidationCodesForNewDpsOnlineAndOffline) {
   EXPECT_TRUE(wait_value(sc, on, 17, false));
   EXPECT_EQ(sc.command_code(on, 1, "false", "v-1-refused"), 2002);
   EXPECT_EQ(sc.command_code(on, 57, "false", "v-57-refused"), 2002);
+  {  // The local control socket's relay command is refused too.
+    std::ostringstream out, err;
+    cli::Terminal t{out, err};
+    int code = cli::run({"--config", sc.config_path().string(), "relay", on, "off"}, t);
+    EXPECT_NE(code, 0) << out.str();
+    EXPECT_NE(err.str().find("switch_enabled"), std::string::npos) << err.str();
+  }
   EXPECT_EQ(sc.command_code(on, 17, "\"true\"", "v-17t"), 0);
   EXPECT_EQ(sc.command_code(on, 57, "false", "v-57"), 0);
   EXPECT_TRUE(wait_value(sc, on, 57, false));
