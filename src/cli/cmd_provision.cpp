@@ -166,9 +166,6 @@ class Provision : public Command {
     try {
       for (const NewSocket& s : fresh) {
         const fs::path file = out_dir / (s.cid + ".hex");
-        if (fs::exists(file))
-          throw CliError(exit_code::kFailed,
-                         file.string() + " already exists; remove it or choose another --out");
         write_hex(file, device_info(s, host, port, kv, ki), page);
         written.push_back(file);
       }
@@ -264,11 +261,26 @@ class Provision : public Command {
 
   static void write_hex(const fs::path& file, const std::vector<uint8_t>& page_bytes, uint32_t address) {
     const std::string text = ihex::write(address, page_bytes);
-    std::ofstream f(file, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.close();
-    if (!f) throw CliError(exit_code::kFailed, "cannot write " + file.string() + ": " + std::strerror(errno));
-    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);  // it holds the secret
+    // Created 0600 (it holds the secret) and never over an existing file.
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST)
+      throw CliError(exit_code::kFailed,
+                     file.string() + " already exists; remove it or choose another --out");
+    if (fd < 0)
+      throw CliError(exit_code::kFailed, "cannot create " + file.string() + ": " + std::strerror(errno));
+    size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = errno;
+        ::close(fd);
+        ::unlink(file.c_str());
+        throw CliError(exit_code::kFailed, "cannot write " + file.string() + ": " + std::strerror(err));
+      }
+      done += static_cast<size_t>(n);
+    }
+    ::close(fd);
   }
 
   int count_ = 0;
