@@ -96,6 +96,7 @@ class History : public Command {
       throw CliError(exit_code::kUsage, "range longer than 4 years\n  fix: narrow --from/--to");
 
     std::vector<Period> periods = make_periods(ctx, from, to);
+    // --all shows energy and socket counts only, so it reads energy only (fewer columns decoded).
     ReadDb db(store.path());
     // One primary-key range scan per socket: already in time order, no sort of the whole table.
     std::vector<std::string> cids;
@@ -107,8 +108,9 @@ class History : public Command {
     for (int socket = 0; socket < static_cast<int>(cids.size()); ++socket) {
       size_t i = 0;
       for (const Scan& scan : scans)
-        db.each_row(scan.table, cids[static_cast<size_t>(socket)], scan.from, scan.to,
-                    [&](const store::BucketRow& b) { add(periods, i, socket, b); });
+        db.each_row(
+            scan.table, cids[static_cast<size_t>(socket)], scan.from, scan.to,
+            [&](const store::BucketRow& b) { add(periods, i, socket, b); }, all_);
     }
 
     if (chart_) return draw_chart(ctx, periods);

@@ -54,14 +54,15 @@ ReadDb::~ReadDb() {
 }
 
 void ReadDb::each_row(Rollup table, const std::string& cid, int64_t from_ms, int64_t to_ms,
-                      const std::function<void(const store::BucketRow&)>& fn) {
-  sqlite3_stmt*& st = rollup_stmt_[table == Rollup::kHour ? 1 : 0];
+                      const std::function<void(const store::BucketRow&)>& fn, bool energy_only) {
+  sqlite3_stmt*& st = rollup_stmt_[(table == Rollup::kHour ? 1 : 0) + (energy_only ? 2 : 0)];
   if (st == nullptr) {
     const std::string sql =
-        std::string(
-            "SELECT start_ms, energy_mwh, samples, power_sum_mw, coalesce(power_min_mw, 0), "
-            "coalesce(power_max_mw, 0), coalesce(voltage_min_mv, 0), coalesce(voltage_max_mv, 0), "
-            "coalesce(current_max_ua, 0) FROM ") +
+        std::string(energy_only
+                        ? "SELECT start_ms, energy_mwh FROM "
+                        : "SELECT start_ms, energy_mwh, samples, power_sum_mw, coalesce(power_min_mw, 0), "
+                          "coalesce(power_max_mw, 0), coalesce(voltage_min_mv, 0), "
+                          "coalesce(voltage_max_mv, 0), coalesce(current_max_ua, 0) FROM ") +
         (table == Rollup::kHour ? "energy_hours" : "energy_buckets") +
         " WHERE cid = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms";
     if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr) != SQLITE_OK)
@@ -77,6 +78,10 @@ void ReadDb::each_row(Rollup table, const std::string& cid, int64_t from_ms, int
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     b.start_ms = sqlite3_column_int64(st, 0);
     b.energy_mwh = sqlite3_column_int64(st, 1);
+    if (energy_only) {
+      fn(b);
+      continue;
+    }
     b.samples = sqlite3_column_int64(st, 2);
     b.power_sum_mw = sqlite3_column_int64(st, 3);
     b.power_min_mw = sqlite3_column_int64(st, 4);

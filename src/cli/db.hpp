@@ -28,8 +28,9 @@ class ReadDb {
   // with from_ms <= start_ms < to_ms, by start_ms. The statements are prepared once per ReadDb, so
   // many short scans stay cheap.
   enum class Rollup { kQuarter, kHour };
+  // energy_only: only start_ms and energy_mwh are read (the rest stays 0; --all needs no more).
   void each_row(Rollup table, const std::string& cid, int64_t from_ms, int64_t to_ms,
-                const std::function<void(const store::BucketRow&)>& fn);
+                const std::function<void(const store::BucketRow&)>& fn, bool energy_only = false);
   // Raw readings with from_ms <= ts_ms < to_ms, by cid then time; fn returns false to stop.
   size_t count_readings(const std::string& cid, int64_t from_ms, int64_t to_ms);
   void each_reading(const std::string& cid, int64_t from_ms, int64_t to_ms,
@@ -37,7 +38,7 @@ class ReadDb {
 
  private:
   sqlite3* db_ = nullptr;
-  sqlite3_stmt* rollup_stmt_[2] = {nullptr, nullptr};
+  sqlite3_stmt* rollup_stmt_[4] = {nullptr, nullptr, nullptr, nullptr};
 };
 
 }  // namespace pb::cli
