@@ -19,4 +19,6 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_L
   add_compile_options(-Wno-stringop-overread)
   # Same family: date/date.h's parser trips -Wmaybe-uninitialized once inlined at -O2.
   add_compile_options(-Wno-maybe-uninitialized)
+  # And `"literal" + std::string&&` inlined at -O3 gives a bogus -Wrestrict (GCC bug 105329).
+  add_compile_options(-Wno-restrict)
 endif()
