@@ -51,9 +51,14 @@ class Parser {
     if (root.IsNull()) fail(1, "gateway_id", "required key missing (the file is empty)");
     if (!root.IsMap()) fail(root, "(top level)", "expected a mapping of keys, got " + kind(root));
 
+    // Moved into the report section; say where instead of only "unknown key".
+    for (const auto& kv : root)
+      if (kv.first.IsScalar() && kv.first.Scalar() == "report_period_s")
+        fail(kv.first, "report_period_s", "moved: write it as report.period_s");
     check_keys(root, "",
-               {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report_period_s",
+               {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report",
                 "log_level", "sockets", "timezone", "retention", "energy"});
+
 
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");
@@ -86,9 +91,7 @@ class Parser {
         fail(n, "control_socket", "path longer than 107 bytes cannot be a Unix socket");
     }
     if (const YAML::Node n = root["heartbeat_s"]) cfg.heartbeat_s = get_int<int>(n, "heartbeat_s", 1, 60);
-    if (const YAML::Node n = root["report_period_s"]) {
-      cfg.report_period_s = get_int<int>(n, "report_period_s", 1, 86400);
-    }
+    if (const YAML::Node n = root["report"]) parse_report(n, cfg.report);
     if (const YAML::Node n = root["log_level"]) {
       std::string level = get_string(n, "log_level");
       std::transform(level.begin(), level.end(), level.begin(),
@@ -216,6 +219,42 @@ class Parser {
     return static_cast<T>(value);
   }
 
+  // A non-negative decimal such as "5", "0.25" with at most `digits` decimals, as an integer in
+  // units of 10^-digits (no floating point, so "0.01" is exactly 100 at 4 digits).
+  int64_t get_decimal(const YAML::Node& n, const std::string& key, int digits, int64_t max_scaled) const {
+    if (!n.IsScalar()) fail(n, key, "expected a number, got " + kind(n));
+    std::string s = n.Scalar();
+    if (!s.empty() && s[0] == '+') s.erase(0, 1);
+    const size_t dot = s.find('.');
+    const std::string whole = s.substr(0, dot);
+    const std::string frac = dot == std::string::npos ? "" : s.substr(dot + 1);
+    auto digits_only = [](const std::string& t) {
+      return std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+    };
+    if (whole.empty() || !digits_only(whole) || !digits_only(frac) ||
+        (dot != std::string::npos && frac.empty()))
+      fail(n, key, "expected a non-negative number such as 5 or 0.25, got '" + n.Scalar() + "'");
+    if (frac.size() > static_cast<size_t>(digits))
+      fail(n, key, "'" + n.Scalar() + "' has more than " + std::to_string(digits) + " decimals");
+    const std::string max_text = decimal_text(max_scaled, digits);
+    if (whole.size() > 12) fail(n, key, "'" + n.Scalar() + "' out of range 0.." + max_text);
+    int64_t value = std::stoll(whole) * pow10(digits);
+    if (!frac.empty()) value += std::stoll(frac) * pow10(digits - static_cast<int>(frac.size()));
+    if (value > max_scaled) fail(n, key, "'" + n.Scalar() + "' out of range 0.." + max_text);
+    return value;
+  }
+  static int64_t pow10(int e) {
+    int64_t p = 1;
+    while (e-- > 0) p *= 10;
+    return p;
+  }
+  static std::string decimal_text(int64_t scaled, int digits) {
+    std::string f = std::to_string(scaled % pow10(digits));
+    f.insert(0, static_cast<size_t>(digits) - f.size(), '0');
+    while (!f.empty() && f.back() == '0') f.pop_back();
+    return std::to_string(scaled / pow10(digits)) + (f.empty() ? "" : "." + f);
+  }
+
   void expect_map(const YAML::Node& n, const std::string& key) const {
     if (!n.IsMap()) fail(n, key, "expected a mapping, got " + kind(n));
   }
@@ -270,6 +309,32 @@ class Parser {
     if (const YAML::Node v = n["handshake_timeout_s"]) {
       lan.handshake_timeout_s = get_int<int>(v, "lan.handshake_timeout_s", 1, 300);
     }
+  }
+
+  void parse_report(const YAML::Node& n, Report& r) const {
+    if (n.IsNull()) return;
+    expect_map(n, "report");
+    check_keys(n, "report.",
+               {"period_s", "min_interval_s", "power_w", "power_percent", "voltage_v", "current_ma",
+                "current_percent", "energy_kwh", "power_factor"});
+    if (const YAML::Node v = n["period_s"]) r.period_s = get_int<int>(v, "report.period_s", 1, 86400);
+    if (const YAML::Node v = n["min_interval_s"])
+      r.min_interval_s = get_int<int>(v, "report.min_interval_s", 0, 3600);
+    // Bands in the socket's integer units: W -> mW, V -> mV, mA -> uA, kWh -> 0.1 Wh (the DP's step).
+    if (const YAML::Node v = n["power_w"])
+      r.power_mw = static_cast<uint32_t>(get_decimal(v, "report.power_w", 3, 100'000'000));
+    if (const YAML::Node v = n["power_percent"])
+      r.power_percent = get_int<uint32_t>(v, "report.power_percent", 0, 100);
+    if (const YAML::Node v = n["voltage_v"])
+      r.voltage_mv = static_cast<uint32_t>(get_decimal(v, "report.voltage_v", 3, 300'000));
+    if (const YAML::Node v = n["current_ma"])
+      r.current_ua = static_cast<uint32_t>(get_decimal(v, "report.current_ma", 3, 100'000'000));
+    if (const YAML::Node v = n["current_percent"])
+      r.current_percent = get_int<uint32_t>(v, "report.current_percent", 0, 100);
+    if (const YAML::Node v = n["energy_kwh"])
+      r.energy_mwh = static_cast<uint32_t>(get_decimal(v, "report.energy_kwh", 4, 10'000'000) * 100);
+    if (const YAML::Node v = n["power_factor"])
+      r.power_factor_e4 = static_cast<uint32_t>(get_decimal(v, "report.power_factor", 4, 10000));
   }
 
   static bool valid_cid(const std::string& cid) {

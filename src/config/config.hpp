@@ -58,6 +58,21 @@ struct Energy {
   uint32_t max_power_w = 3500;  // counter increments implying more are rejected (socket rated 1 100 W)
 };
 
+// Tuya property reports (src/gateway/report_policy.hpp; README "Reports to Tuya"). A measurement
+// DP goes out on change when it moved by its absolute band or (power, current) by the percent of
+// its last reported value; 0 disables a band.
+struct Report {
+  int period_s = 300;        // full report of every DP (like Tasmota's TelePeriod)
+  int min_interval_s = 10;   // between two on-change reports of one measurement DP
+  uint32_t power_mw = 5000;  // DP 3/37, and 38/52 in var/VA
+  uint32_t power_percent = 10;
+  uint32_t voltage_mv = 2000;   // DP 5
+  uint32_t current_ua = 20000;  // DP 7
+  uint32_t current_percent = 10;
+  uint32_t energy_mwh = 10000;     // DP 44/45/46/50
+  uint32_t power_factor_e4 = 500;  // DP 40
+};
+
 struct Config {
   std::string source_file;
   std::string gateway_id;         // MQTT clientId
@@ -67,12 +82,12 @@ struct Config {
   // Unix socket for local control (the `plugbridge` CLI); "" disables it.
   std::string control_socket = "/run/plugbridge/control.sock";
   int heartbeat_s = 30;           // devices/status period (<= 60)
-  int report_period_s = 60;       // periodic full properties/report
   std::string log_level = "info"; // debug, info, warning, error
   std::vector<SocketEntry> sockets;
   std::string timezone;           // IANA zone for energy days/months; "" = the system's
   Retention retention;
   Energy energy;
+  Report report;
 
   const SocketEntry* find_socket(std::string_view cid) const;
 };

@@ -6,6 +6,7 @@
 
 #include "common/log.hpp"
 #include "gateway/dp_map.hpp"
+#include "gateway/report_policy.hpp"
 #include "tuya/dp.hpp"
 #include "tuya/tuya.hpp"
 
@@ -65,13 +66,6 @@ const char* event_kind(proto::EventType t) {
   return "unknown";
 }
 
-// Dead band for on-change reports: absolute (in the DP's encoded units) or relative.
-bool changed_enough(int64_t before, int64_t now, int64_t abs_band, int percent) {
-  int64_t diff = now > before ? now - before : before - now;
-  if (diff == 0) return false;
-  if (diff >= abs_band) return true;
-  return percent > 0 && diff * 100 >= std::max<int64_t>(before, 1) * percent;
-}
 }  // namespace
 
 struct Gateway::PendingCommand {
@@ -102,9 +96,7 @@ struct Gateway::SocketState {
   int sync_attempts = 0;
   std::unique_ptr<boost::asio::steady_timer> sync_timer;
 
-  std::map<int, int64_t> reported;           // last reported value per DP (bools as 0/1)
-  std::map<int, std::string> reported_text;  // last reported JSON of string/object DPs
-  Clock::time_point last_full_report{};
+  ReportPolicy report;  // what was reported when; decides the next reports
   bool status_dirty = false;
 };
 
@@ -130,6 +122,7 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
   for (const auto& entry : cfg_.sockets) {
     auto st = std::make_unique<SocketState>();
     st->entry = &entry;
+    st->report = ReportPolicy(report_rules(cfg_.report));
     if (entry.limits.current_max_ma) st->current_limit_ma = *entry.limits.current_max_ma;
     st->sync_timer = std::make_unique<boost::asio::steady_timer>(io_);
     roster_order_.push_back(st.get());
@@ -428,8 +421,7 @@ void Gateway::on_uplink_connected() {
   for (SocketState* st : roster_order_) {
     st->synced = false;
     st->sync_attempts = 0;
-    st->reported.clear();
-    st->reported_text.clear();
+    st->report.forget();
     sync_socket(*st);
   }
   send_status(roster_order_);
@@ -537,86 +529,37 @@ void Gateway::report_dp(SocketState& st, int dp, const std::string& value_json) 
 
 void Gateway::report_changes(SocketState& st, bool full) {
   if (!uplink_ || !uplink_->connected() || !st.synced || stopping_) return;
-  auto now = Clock::now();
-  if (full) {
-    st.last_full_report = now;
-    st.reported.clear();
-    st.reported_text.clear();
-  }
-  auto report_int = [&](int dp, int64_t v, int64_t abs_band, int percent) {
-    auto it = st.reported.find(dp);
-    if (it != st.reported.end() && !changed_enough(it->second, v, abs_band, percent)) return;
-    st.reported[dp] = v;
-    report_dp(st, dp, std::to_string(v));
-  };
-  auto report_bool = [&](int dp, bool b) {
-    auto it = st.reported.find(dp);
-    if (it != st.reported.end() && it->second == (b ? 1 : 0)) return;
-    st.reported[dp] = b ? 1 : 0;
-    report_dp(st, dp, b ? "true" : "false");
-  };
-  // String and object DPs: sent when their JSON changes.
-  auto report_text = [&](int dp, const json& v) {
-    std::string text = v.dump();
-    auto it = st.reported_text.find(dp);
-    if (it != st.reported_text.end() && it->second == text) return;
-    st.reported_text[dp] = text;
-    report_dp(st, dp, text);
-  };
-  if (st.relay_on) {
-    report_bool(1, *st.relay_on);
-    report_bool(57, *st.relay_on);
-  }
-  report_bool(17, st.switch_enabled);
-  // Faults at once (no dead band): DP 19 bitmap, 20 level, 21 text.
-  report_int(19, st.faults, 1, 0);
-  report_text(20, alarm_level_for(st.faults));
-  report_text(21, device_alarm_text(st.faults, st.fault_detail));
-  if (full || st.reported.find(6) == st.reported.end())
-    report_int(6, tuya::encode_current_max_ma(st.current_limit_ma), 1, 0);
-  // Protection settings once the socket confirmed them (the firmware does not report its limits).
-  if (st.settings.over_current_duration_ms) report_int(18, *st.settings.over_current_duration_ms / 10, 1, 0);
-  if (st.settings.power_limit_w) report_int(48, tuya::rescale(*st.settings.power_limit_w, 4), 1, 0);
-  if (st.settings.voltage_min_v) report_int(11, tuya::rescale(*st.settings.voltage_min_v, 4), 1, 0);
-  if (st.settings.voltage_max_v) report_int(12, tuya::rescale(*st.settings.voltage_max_v, 4), 1, 0);
-  if (st.switch_count) report_int(42, *st.switch_count, 1, 0);
-  bool meter_moved = false;  // DP 30 follows DP 3/5/7's dead bands
+  // What to send is ReportPolicy's decision (report_policy.hpp: bands, minimum interval, full).
+  ReportInputs in;
+  in.relay_on = st.relay_on;
+  in.switch_enabled = st.switch_enabled;
+  in.faults = st.faults;
+  in.fault_detail = st.fault_detail;
+  in.current_limit_ma = st.current_limit_ma;
+  in.settings = st.settings;
+  in.switch_count = st.switch_count;
   if (st.last && (st.last->flags & proto::kMeterOk)) {
     const auto& r = *st.last;
-    const uint64_t sent_before = stats_.reports_sent;
-    // Bands: 1 W or 5 %, 1 V, 10 mA or 5 %, 0.01 kWh (encoded units, scale 4).
-    report_int(3, tuya::encode_power_mw(r.power_mw), 10000, 5);
-    report_int(5, tuya::encode_voltage_mv(r.voltage_mv), 10000, 0);
-    report_int(7, tuya::encode_current_ua(r.current_ua), 100000, 5);
-    meter_moved = stats_.reports_sent != sent_before;
-    report_int(37, tuya::encode_power_mw(r.power_mw), 10000, 5);
-    report_int(52, encode_apparent_power_mva(r.apparent_mva), 10000, 5);
-    report_int(38, encode_reactive_power(r.power_mw, r.apparent_mva), 10000, 5);
-    report_int(40, tuya::encode_power_factor_e4(r.power_factor_e4), 100, 0);  // 0.01
+    in.meter = ReportInputs::Meter{.voltage_mv = r.voltage_mv,
+                                   .current_ua = r.current_ua,
+                                   .power_mw = r.power_mw,
+                                   .apparent_mva = r.apparent_mva,
+                                   .power_factor_e4 = r.power_factor_e4};
   }
   // Energy from the accounted history (never the raw, wrapping counter).
   const std::string& cid = st.entry->cid;
   if (st.last || accountant_.state(cid)) {
     const energy::LiveTotals::Totals& t = live_totals_.get(store_, cid, now_unix_ms());
-    report_int(44, tuya::encode_energy_mwh(accountant_.total_mwh(cid)), 100, 0);
-    report_int(50, encode_forward_energy_mwh(accountant_.total_mwh(cid)), 100, 0);
-    if (meter_moved && st.last) {
-      const auto& r = *st.last;
-      report_text(30, phase_a_object(r.voltage_mv, r.current_ua, r.power_mw, accountant_.total_mwh(cid)));
-    }
-    report_int(45, tuya::encode_energy_mwh(t.day_mwh), 100, 0);
-    report_int(46, tuya::encode_energy_mwh(t.month_mwh), 100, 0);
-    // End-of-day / end-of-month reading times: the local midnight the daily / monthly counters
-    // last restarted at, "YYYY-MM-DD HH:MM:SS" in the configured zone.
-    auto report_time = [&](int dp, int64_t at_ms) {
-      auto it = st.reported.find(dp);
-      if (it != st.reported.end() && it->second == at_ms) return;
-      st.reported[dp] = at_ms;
-      report_dp(st, dp, json(calendar_.local_time_string(at_ms)).dump());
-    };
-    report_time(58, t.day.from_ms);
-    report_time(59, t.month.from_ms);
+    in.energy = ReportInputs::Energy{.total_mwh = accountant_.total_mwh(cid),
+                                     .day_mwh = t.day_mwh,
+                                     .month_mwh = t.month_mwh,
+                                     .day_from_ms = t.day.from_ms,
+                                     .month_from_ms = t.month.from_ms};
   }
+  const std::vector<DpValue> values = report_values(in);
+  const auto local_time = [this](int64_t ms) { return calendar_.local_time_string(ms); };
+  for (const DpValue* v : st.report.decide(values, report_clock(), full))
+    report_dp(st, v->dp, report_payload(*v, in, local_time));
 }
 
 void Gateway::start_retention_timer(std::chrono::seconds delay) {
@@ -676,16 +619,26 @@ void Gateway::start_heartbeat_timer() {
 }
 
 void Gateway::start_periodic_report_timer() {
-  // Checked every second so sockets' periodic reports spread out instead of bursting together.
+  // Checked every second: each socket's full report falls due report.period_s after its last one
+  // (so they spread out), and changes held back by report.min_interval_s go out once it ends even
+  // when no new reading comes.
   report_timer_.expires_after(1s);
   report_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
-    auto now = Clock::now();
-    auto period = std::chrono::seconds(cfg_.report_period_s);
-    for (SocketState* st : roster_order_)
-      if (st->synced && st->online && now - st->last_full_report >= period) report_changes(*st, true);
+    const auto now = report_clock();
+    for (SocketState* st : roster_order_) {
+      if (!st->synced || !st->online) continue;
+      if (st->report.full_due(now))
+        report_changes(*st, true);
+      else if (st->report.held_due(now))
+        report_changes(*st, false);
+    }
     start_periodic_report_timer();
   });
+}
+
+std::chrono::milliseconds Gateway::report_clock() const {
+  return std::chrono::duration_cast<ReportPolicy::Time>(Clock::now().time_since_epoch());
 }
 
 void Gateway::answer_command(const std::string& cid, const std::string& request_id, int code,

@@ -140,6 +140,7 @@ class Gateway {
   void start_periodic_report_timer();
 
   int64_t now_unix_ms() const;
+  std::chrono::milliseconds report_clock() const;  // steady time for ReportPolicy
 
   boost::asio::io_context& io_;
   const config::Config& cfg_;

@@ -24,7 +24,7 @@ int64_t last_value(const std::vector<json>& reports) {
 
 TEST(Energy, TotalDailyMonthlyAndReadingTimesAreReported) {
   // A :45 zone, and a full report every second so the test need not wait for the 0.01 kWh band.
-  Scenario sc({.sockets = 1, .extra_yaml = "report_period_s: 1\ntimezone: Asia/Kathmandu\n"});
+  Scenario sc({.sockets = 1, .extra_yaml = "report: {period_s: 1}\ntimezone: Asia/Kathmandu\n"});
   const std::string cid = sc.cid(0);
   sc.start_daemon();
   sc.start_sim(1, {"--watts", "1000", "--pf", "1.0", "--volts", "230", "--reading-interval-ms", "200"});

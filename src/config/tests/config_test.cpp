@@ -352,5 +352,84 @@ TEST(Config, EnergyKeysValidated) {
   EXPECT_PREFIX(error_of(kHead + "energy: 5\n"), "t.yaml:5: energy: expected a mapping");
 }
 
+TEST(Config, ReportDefaultsAndTheExampleFile) {
+  const Report d;
+  for (const Config& c : {load_string(kHead, "t.yaml"), load_string(kHead + "report:\n", "t.yaml"),
+                          load_file(PB_EXAMPLE_CONFIG)}) {
+    SCOPED_TRACE(c.source_file);  // the example writes every key with its default
+    EXPECT_EQ(c.report.period_s, d.period_s);
+    EXPECT_EQ(c.report.min_interval_s, d.min_interval_s);
+    EXPECT_EQ(c.report.power_mw, d.power_mw);
+    EXPECT_EQ(c.report.power_percent, d.power_percent);
+    EXPECT_EQ(c.report.voltage_mv, d.voltage_mv);
+    EXPECT_EQ(c.report.current_ua, d.current_ua);
+    EXPECT_EQ(c.report.current_percent, d.current_percent);
+    EXPECT_EQ(c.report.energy_mwh, d.energy_mwh);
+    EXPECT_EQ(c.report.power_factor_e4, d.power_factor_e4);
+  }
+}
+
+TEST(Config, ReportKeys) {
+  const Config c = load_string(kHead +
+                                   "report:\n"
+                                   "  period_s: 60\n"
+                                   "  min_interval_s: 0\n"
+                                   "  power_w: 2.5\n"
+                                   "  power_percent: 0\n"
+                                   "  voltage_v: 1.25\n"
+                                   "  current_ma: 15\n"
+                                   "  current_percent: 5\n"
+                                   "  energy_kwh: 0.005\n"
+                                   "  power_factor: 0.02\n",
+                               "t.yaml");
+  EXPECT_EQ(c.report.period_s, 60);
+  EXPECT_EQ(c.report.min_interval_s, 0);
+  EXPECT_EQ(c.report.power_mw, 2500u);
+  EXPECT_EQ(c.report.power_percent, 0u);
+  EXPECT_EQ(c.report.voltage_mv, 1250u);
+  EXPECT_EQ(c.report.current_ua, 15000u);
+  EXPECT_EQ(c.report.current_percent, 5u);
+  EXPECT_EQ(c.report.energy_mwh, 5000u);
+  EXPECT_EQ(c.report.power_factor_e4, 200u);
+  const Config w = load_string(kHead + "report: {power_w: +10, energy_kwh: 1, voltage_v: 0.001}\n", "t.yaml");
+  EXPECT_EQ(w.report.power_mw, 10000u);
+  EXPECT_EQ(w.report.energy_mwh, 1000000u);
+  EXPECT_EQ(w.report.voltage_mv, 1u);
+}
+
+TEST(Config, ReportKeysValidated) {
+  EXPECT_PREFIX(error_of(kHead + "report_period_s: 60\n"),
+                "t.yaml:5: report_period_s: moved: write it as report.period_s");
+  EXPECT_PREFIX(error_of(kHead + "report: 5\n"), "t.yaml:5: report: expected a mapping");
+  const std::string r = kHead + "report:\n";
+  std::string m = error_of(r + "  period: 60\n");
+  EXPECT_PREFIX(m, "t.yaml:6: report.period: unknown key");
+  EXPECT_NE(m.find("report.period_s"), std::string::npos) << m;
+  EXPECT_PREFIX(error_of(r + "  period_s: 0\n"), "t.yaml:6: report.period_s: 0 out of range 1..86400");
+  EXPECT_PREFIX(error_of(r + "  min_interval_s: 3601\n"),
+                "t.yaml:6: report.min_interval_s: 3601 out of range");
+  EXPECT_PREFIX(error_of(r + "  power_percent: 101\n"),
+                "t.yaml:6: report.power_percent: 101 out of range 0..100");
+  EXPECT_PREFIX(error_of(r + "  current_percent: 2.5\n"),
+                "t.yaml:6: report.current_percent: expected an integer");
+  for (const char* bad : {"-1", "5W", "1e3", ".5", "5.", "1.2.3", "''"})
+    EXPECT_PREFIX(error_of(r + "  power_w: " + bad + "\n"),
+                  "t.yaml:6: report.power_w: expected a non-negative number");
+  EXPECT_PREFIX(error_of(r + "  power_w: 1.2345\n"),
+                "t.yaml:6: report.power_w: '1.2345' has more than 3 decimals");
+  EXPECT_PREFIX(error_of(r + "  power_w: 100000.001\n"),
+                "t.yaml:6: report.power_w: '100000.001' out of range 0..100000");
+  EXPECT_PREFIX(error_of(r + "  power_w: 99999999999999999999\n"),
+                "t.yaml:6: report.power_w: '99999999999999999999' out of range");
+  EXPECT_PREFIX(error_of(r + "  voltage_v: [1]\n"),
+                "t.yaml:6: report.voltage_v: expected a number, got a list");
+  EXPECT_PREFIX(error_of(r + "  energy_kwh: 1000.0001\n"),
+                "t.yaml:6: report.energy_kwh: '1000.0001' out of range 0..1000");
+  EXPECT_PREFIX(error_of(r + "  power_factor: 1.5\n"),
+                "t.yaml:6: report.power_factor: '1.5' out of range 0..1");
+  EXPECT_PREFIX(error_of(r + "  current_ma: 20\n  current_ma: 30\n"),
+                "t.yaml:7: report.current_ma: key given twice");
+}
+
 }  // namespace
 }  // namespace pb::config

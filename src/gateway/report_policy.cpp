@@ -1,0 +1,214 @@
+#include "gateway/report_policy.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "tuya/dp.hpp"
+
+namespace pb::gateway {
+
+using json = nlohmann::json;
+
+ReportRules report_rules(const config::Report& r) {
+  ReportRules out;
+  out.period = std::chrono::seconds(r.period_s);
+  out.min_interval = std::chrono::seconds(r.min_interval_s);
+  out.power_band = tuya::encode_power_mw(r.power_mw);
+  out.power_percent = r.power_percent;
+  out.voltage_band = tuya::encode_voltage_mv(r.voltage_mv);
+  out.current_band = tuya::encode_current_ua(r.current_ua);
+  out.current_percent = r.current_percent;
+  out.energy_band = tuya::encode_energy_mwh(r.energy_mwh);
+  out.power_factor_band = tuya::encode_power_factor_e4(r.power_factor_e4);
+  return out;
+}
+
+const char* to_string(ReportRule r) {
+  switch (r) {
+    case ReportRule::Switch:
+      return "switch";
+    case ReportRule::OnChange:
+      return "on change";
+    case ReportRule::Power:
+      return "power";
+    case ReportRule::Voltage:
+      return "voltage";
+    case ReportRule::Current:
+      return "current";
+    case ReportRule::PowerFactor:
+      return "power factor";
+    case ReportRule::Energy:
+      return "energy";
+    case ReportRule::WithMeter:
+      return "with 3/5/7";
+  }
+  return "?";
+}
+
+std::vector<DpValue> report_values(const ReportInputs& in) {
+  using K = DpValue::Kind;
+  using R = ReportRule;
+  std::vector<DpValue> v;
+  v.reserve(26);
+  auto add = [&](int dp, R rule, K kind, int64_t value, std::string text = {}) {
+    v.push_back(DpValue{dp, rule, kind, value, std::move(text)});
+  };
+  if (in.relay_on) {
+    add(1, R::Switch, K::Bool, *in.relay_on ? 1 : 0);
+    add(57, R::Switch, K::Bool, *in.relay_on ? 1 : 0);
+  }
+  add(17, R::OnChange, K::Bool, in.switch_enabled ? 1 : 0);
+  add(19, R::Switch, K::Int, in.faults);
+  add(20, R::OnChange, K::Text, 0, alarm_level_for(in.faults));
+  add(21, R::OnChange, K::Text, 0, device_alarm_text(in.faults, in.fault_detail));
+  add(6, R::OnChange, K::Int, tuya::encode_current_max_ma(in.current_limit_ma));
+  // Protection settings once the socket confirmed them (the firmware does not report its limits).
+  const DpSettings& s = in.settings;
+  if (s.over_current_duration_ms) add(18, R::OnChange, K::Int, *s.over_current_duration_ms / 10);
+  if (s.power_limit_w) add(48, R::OnChange, K::Int, tuya::rescale(*s.power_limit_w, 4));
+  if (s.voltage_min_v) add(11, R::OnChange, K::Int, tuya::rescale(*s.voltage_min_v, 4));
+  if (s.voltage_max_v) add(12, R::OnChange, K::Int, tuya::rescale(*s.voltage_max_v, 4));
+  if (in.switch_count) add(42, R::OnChange, K::Int, *in.switch_count);
+  if (in.meter) {
+    const auto& m = *in.meter;
+    add(3, R::Power, K::Int, tuya::encode_power_mw(m.power_mw));
+    add(5, R::Voltage, K::Int, tuya::encode_voltage_mv(m.voltage_mv));
+    add(7, R::Current, K::Int, tuya::encode_current_ua(m.current_ua));
+    add(37, R::Power, K::Int, tuya::encode_power_mw(m.power_mw));
+    add(52, R::Power, K::Int, encode_apparent_power_mva(m.apparent_mva));
+    add(38, R::Power, K::Int, encode_reactive_power(m.power_mw, m.apparent_mva));
+    add(40, R::PowerFactor, K::Int, tuya::encode_power_factor_e4(m.power_factor_e4));
+  }
+  if (in.energy) {
+    const auto& e = *in.energy;
+    add(44, R::Energy, K::Int, tuya::encode_energy_mwh(e.total_mwh));
+    add(50, R::Energy, K::Int, encode_forward_energy_mwh(e.total_mwh));
+    if (in.meter) add(30, R::WithMeter, K::PhaseA, 0);
+    add(45, R::Energy, K::Int, tuya::encode_energy_mwh(e.day_mwh));
+    add(46, R::Energy, K::Int, tuya::encode_energy_mwh(e.month_mwh));
+    add(58, R::OnChange, K::LocalTime, e.day_from_ms);
+    add(59, R::OnChange, K::LocalTime, e.month_from_ms);
+  }
+  return v;
+}
+
+std::string report_payload(const DpValue& v, const ReportInputs& in,
+                           const std::function<std::string(int64_t unix_ms)>& local_time) {
+  switch (v.kind) {
+    case DpValue::Kind::Bool:
+      return v.value ? "true" : "false";
+    case DpValue::Kind::Int:
+      return std::to_string(v.value);
+    case DpValue::Kind::Text:
+      return json(v.text).dump();
+    case DpValue::Kind::LocalTime:
+      return json(local_time(v.value)).dump();
+    case DpValue::Kind::PhaseA:
+      if (!in.meter) return "{}";
+      return phase_a_object(in.meter->voltage_mv, in.meter->current_ua, in.meter->power_mw,
+                            in.energy ? in.energy->total_mwh : 0)
+          .dump();
+  }
+  return "null";
+}
+
+namespace {
+bool measurement(ReportRule r) {
+  return r != ReportRule::Switch && r != ReportRule::OnChange && r != ReportRule::WithMeter;
+}
+// DP 30 (phase_a) carries DP 3, 5 and 7's values.
+bool leads_phase_a(int dp) {
+  return dp == 3 || dp == 5 || dp == 7;
+}
+}  // namespace
+
+// |now - before| reaches the absolute band, or (power, current) the percent of |before| and the
+// floor. A band of 0 is off; with every band of a DP off it goes out only in full reports.
+bool ReportPolicy::moved_enough(ReportRule rule, int64_t before, int64_t now) const {
+  const int64_t diff = now > before ? now - before : before - now;
+  if (diff == 0) return false;
+  int64_t band = 0, percent = 0, floor = 0;
+  switch (rule) {
+    case ReportRule::Power:
+      band = rules_.power_band, percent = rules_.power_percent, floor = kPowerPercentFloor;
+      break;
+    case ReportRule::Voltage:
+      band = rules_.voltage_band;
+      break;
+    case ReportRule::Current:
+      band = rules_.current_band, percent = rules_.current_percent, floor = kCurrentPercentFloor;
+      break;
+    case ReportRule::PowerFactor:
+      band = rules_.power_factor_band;
+      break;
+    case ReportRule::Energy:
+      band = rules_.energy_band;
+      break;
+    default:
+      return true;
+  }
+  if (band > 0 && diff >= band) return true;
+  const int64_t base = before < 0 ? -before : before;
+  return percent > 0 && diff >= floor && diff * 100 >= percent * base;
+}
+
+std::vector<const DpValue*> ReportPolicy::decide(const std::vector<DpValue>& values, Time now, bool full) {
+  if (full) {
+    sent_.clear();
+    last_full_ = now;
+  }
+  std::vector<char> chosen(values.size(), 0);
+  bool phase_a_leader_sent = false;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const DpValue& v = values[i];
+    if (v.rule == ReportRule::WithMeter) continue;
+    auto it = sent_.find(v.dp);
+    if (it != sent_.end()) {
+      Sent& s = it->second;
+      if (measurement(v.rule)) {
+        if (!moved_enough(v.rule, s.value, v.value)) {
+          s.held = false;
+          continue;
+        }
+        // Held back while the interval runs, unless a switch or fault came since (or with) the
+        // last report: what a switch does to the load is never delayed.
+        if (rules_.min_interval.count() > 0 && now - s.at < rules_.min_interval && s.at > last_switch_) {
+          s.held = true;
+          continue;
+        }
+      } else {
+        if (s.value == v.value && s.text == v.text) continue;
+        if (v.rule == ReportRule::Switch) last_switch_ = now;
+      }
+    }
+    sent_[v.dp] = Sent{v.value, v.text, now, false};
+    chosen[i] = 1;
+    if (leads_phase_a(v.dp)) phase_a_leader_sent = true;
+  }
+  std::vector<const DpValue*> out;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const DpValue& v = values[i];
+    if (v.rule == ReportRule::WithMeter && phase_a_leader_sent) {
+      sent_[v.dp] = Sent{v.value, v.text, now, false};
+      chosen[i] = 1;
+    }
+    if (chosen[i]) out.push_back(&v);
+  }
+  return out;
+}
+
+bool ReportPolicy::full_due(Time now) const {
+  return !last_full_ || now - *last_full_ >= rules_.period;
+}
+
+bool ReportPolicy::held_due(Time now) const {
+  for (const auto& [dp, s] : sent_)
+    if (s.held && now - s.at >= rules_.min_interval) return true;
+  return false;
+}
+
+void ReportPolicy::forget() {
+  sent_.clear();
+  last_full_.reset();
+}
+
+}  // namespace pb::gateway
