@@ -59,7 +59,6 @@ class Parser {
                {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report",
                 "log_level", "sockets", "timezone", "retention", "energy"});
 
-
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");
     cfg.gateway_id = get_string(gw, "gateway_id");
@@ -381,7 +380,7 @@ class Parser {
       const YAML::Node e = n[i];
       const std::string p = "sockets[" + std::to_string(i) + "]";
       expect_map(e, p);
-      check_keys(e, p + ".", {"cid", "product_id", "secret", "name", "location", "limits"});
+      check_keys(e, p + ".", {"cid", "product_id", "secret", "name", "location", "limits", "energy"});
       SocketEntry s;
       s.line = line_of(e);
 
@@ -422,6 +421,14 @@ class Parser {
         }
         if (const YAML::Node v = lim["power_max_w"]) {
           s.limits.power_max_w = get_int<uint32_t>(v, lp + ".power_max_w", 1, 1100);
+        }
+      }
+      if (const YAML::Node en = e["energy"]; en && !en.IsNull()) {
+        const std::string ep = p + ".energy";
+        expect_map(en, ep);
+        check_keys(en, ep + ".", {"max_power_w"});
+        if (const YAML::Node v = en["max_power_w"]) {
+          s.energy_max_power_w = get_int<uint32_t>(v, ep + ".max_power_w", 100, 100000);
         }
       }
       out.push_back(std::move(s));

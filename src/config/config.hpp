@@ -28,6 +28,8 @@ struct SocketEntry {
   std::string name;
   std::string location;    // install_location for devices/sync
   Limits limits;
+  // sockets[].energy.max_power_w: this socket's jump limit instead of energy.max_power_w.
+  std::optional<uint32_t> energy_max_power_w;
   int line = 0;            // line of the entry in the config file
 };
 

@@ -75,7 +75,8 @@ Prepared Accountant::prepare(const std::vector<store::ReadingRow>& readings) con
 
     int64_t delta = 0;
     if (prev) {
-      const int64_t limit = plausible_limit_mwh(options_.max_power_w, r.ts_ms - prev->ts_ms);
+      const uint32_t max_power_w = options_.max_power_w_for(r.cid);
+      const int64_t limit = plausible_limit_mwh(max_power_w, r.ts_ms - prev->ts_ms);
       const auto old_counter = static_cast<int64_t>(prev->energy_mwh);
       const auto new_counter = static_cast<int64_t>(r.energy_mwh);
       const auto epoch_step = static_cast<uint16_t>(r.energy_epoch - prev->energy_epoch);
@@ -93,12 +94,12 @@ Prepared Accountant::prepare(const std::vector<store::ReadingRow>& readings) con
         PB_LOG(Warning, "energy") << r.cid << ": rejected an implausible jump of " << delta << " mWh in "
                                   << seconds << " s (counter " << prev->energy_mwh << "/"
                                   << prev->energy_epoch << " -> " << r.energy_mwh << "/" << r.energy_epoch
-                                  << ", limit " << options_.max_power_w << " W)";
+                                  << ", limit " << max_power_w << " W)";
         out.events.push_back({r.cid, r.ts_ms, "rejected_jump", std::nullopt, std::nullopt, delta,
                               "counter " + std::to_string(prev->energy_mwh) + "/" +
                                   std::to_string(prev->energy_epoch) + " -> " + std::to_string(r.energy_mwh) +
                                   "/" + std::to_string(r.energy_epoch) + " in " + std::to_string(seconds) +
-                                  " s, limit " + std::to_string(options_.max_power_w) + " W"});
+                                  " s, limit " + std::to_string(max_power_w) + " W"});
         delta = 0;
       }
     }

@@ -28,6 +28,12 @@ inline int64_t bucket_start(int64_t ts_ms) {
 
 struct AccountantOptions {
   uint32_t max_power_w = 3500;  // increments implying more are rejected ("rejected_jump" event)
+  std::map<std::string, uint32_t> socket_max_power_w;  // per-socket overrides of max_power_w
+
+  uint32_t max_power_w_for(const std::string& cid) const {
+    const auto it = socket_max_power_w.find(cid);
+    return it != socket_max_power_w.end() ? it->second : max_power_w;
+  }
 };
 
 struct Prepared {

@@ -66,6 +66,14 @@ const char* event_kind(proto::EventType t) {
   return "unknown";
 }
 
+// energy.max_power_w, and the sockets' own sockets[].energy.max_power_w.
+energy::AccountantOptions accountant_options(const config::Config& cfg) {
+  energy::AccountantOptions o;
+  o.max_power_w = cfg.energy.max_power_w;
+  for (const auto& s : cfg.sockets)
+    if (s.energy_max_power_w) o.socket_max_power_w[s.cid] = *s.energy_max_power_w;
+  return o;
+}
 }  // namespace
 
 struct Gateway::PendingCommand {
@@ -111,7 +119,7 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
       report_timer_(io),
       status_timer_(io),
       calendar_(cfg.timezone),
-      accountant_(energy::AccountantOptions{.max_power_w = cfg.energy.max_power_w}),
+      accountant_(accountant_options(cfg)),
       live_totals_(calendar_),
       retention_timer_(io) {
   std::vector<std::string> cids;
@@ -165,7 +173,8 @@ void Gateway::start() {
                           << " (" << sockets_.size() << " in the roster)";
   start_heartbeat_timer();
   start_periodic_report_timer();
-  start_retention_timer(std::chrono::seconds(60));
+  // The first retention pass right away: a lowered retention.raw_days applies at the restart.
+  start_retention_timer(std::chrono::seconds(0));
 }
 
 uint16_t Gateway::lan_port() const {
@@ -566,6 +575,16 @@ void Gateway::start_retention_timer(std::chrono::seconds delay) {
   retention_timer_.expires_after(delay);
   retention_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
+    // The roster, and sockets since removed from it (known by their energy state), whose
+    // readings would otherwise be kept forever.
+    prune_cids_.clear();
+    for (const SocketState* st : roster_order_) prune_cids_.push_back(st->entry->cid);
+    try {
+      for (const store::EnergyStateRow& s : store_.energy_states())
+        if (sockets_.count(s.cid) == 0) prune_cids_.push_back(s.cid);
+    } catch (const std::exception& ex) {
+      PB_LOG(Warning, "gateway") << "retention: cannot list the sockets of the database: " << ex.what();
+    }
     prune_step(0);
   });
 }
@@ -574,21 +593,21 @@ void Gateway::start_retention_timer(std::chrono::seconds delay) {
 void Gateway::prune_step(size_t index) {
   constexpr size_t kPruneBatch = 2000;
   if (stopping_) return;
-  if (index >= roster_order_.size()) {
+  if (index >= prune_cids_.size()) {
     start_retention_timer(std::chrono::hours(1));
     return;
   }
   const int64_t cutoff = now_unix_ms() - int64_t{cfg_.retention.raw_days} * 86'400'000;
   size_t deleted = 0;
   try {
-    deleted = store_.prune_readings(roster_order_[index]->entry->cid, cutoff, kPruneBatch);
+    deleted = store_.prune_readings(prune_cids_[index], cutoff, kPruneBatch);
   } catch (const std::exception& ex) {
     PB_LOG(Warning, "gateway") << "pruning old readings failed (retried in an hour): " << ex.what();
     start_retention_timer(std::chrono::hours(1));
     return;
   }
   if (deleted > 0) {
-    PB_LOG(Debug, "gateway") << "pruned " << deleted << " readings of " << roster_order_[index]->entry->cid;
+    PB_LOG(Debug, "gateway") << "pruned " << deleted << " readings of " << prune_cids_[index];
   }
   const size_t next = deleted == kPruneBatch ? index : index + 1;
   boost::asio::post(io_, [this, next] { prune_step(next); });

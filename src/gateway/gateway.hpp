@@ -173,6 +173,7 @@ class Gateway {
   // retention timer prunes old raw readings in small batches.
   void start_retention_timer(std::chrono::seconds delay);
   void prune_step(size_t index);
+  std::vector<std::string> prune_cids_;  // the sockets of the current retention pass
   energy::Calendar calendar_;
   energy::Accountant accountant_;
   energy::LiveTotals live_totals_;

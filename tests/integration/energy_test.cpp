@@ -4,6 +4,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <regex>
 #include <tuple>
 
@@ -120,6 +123,152 @@ TEST(Energy, SigkillAndRestartNeitherLoseNorDoubleCountEnergy) {
   }
   EXPECT_TRUE(db.events("", 0, INT64_MAX).size() > 0);
   for (const auto& e : db.events("", 0, INT64_MAX)) EXPECT_NE(e.kind, "rejected_jump") << e.detail;
+}
+
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The daemon prunes raw readings older than retention.raw_days (its first pass runs at start),
+// for roster sockets and for sockets since removed from the roster, in batches; the 15-minute
+// buckets, the energy states, the events and the recent readings stay.
+TEST(Energy, RawReadingsOlderThanTheRetentionArePrunedBucketsStay) {
+  Scenario sc({.sockets = 1, .extra_yaml = "retention: {raw_days: 2}\n"});
+  const std::string cid = sc.cid(0), gone = "sock-removed";
+  constexpr int64_t kDay = 86'400'000;
+  const int64_t now = unix_now_ms();
+  const int64_t old_start = now - 3 * kDay;  // 4 500 readings 10 s apart: all older than 2 days
+  std::vector<store::BucketRow> buckets_before;
+  {
+    store::Store db(sc.db_path().string());
+    std::vector<store::ReadingRow> rows;
+    auto add = [&](const std::string& c, uint32_t seq, int64_t ts) {
+      store::ReadingRow r;
+      r.cid = c;
+      r.boot = 1;
+      r.seq = seq;
+      r.ts_ms = ts;
+      r.flags = energy::kMeterOkFlag;
+      r.energy_mwh = seq;
+      rows.push_back(r);
+    };
+    for (uint32_t i = 0; i < 4500; ++i) add(cid, i + 1, old_start + i * 10'000);
+    add(cid, 4501, now - 2 * kDay + 3'600'000);  // inside the window by an hour
+    for (uint32_t i = 0; i < 10; ++i) add(cid, 4502 + i, now - 3'600'000 + i * 10'000);
+    for (uint32_t i = 0; i < 300; ++i) add(gone, i + 1, old_start + i * 10'000);
+    add(gone, 301, now - 3'600'000);
+    store::EnergyUpdate up;
+    for (const std::string& c : {cid, gone}) {
+      for (int64_t t = energy::bucket_start(old_start); t < now; t += 6 * 3'600'000) {
+        store::BucketUpdate b;
+        b.cid = c;
+        b.start_ms = t;
+        b.energy_mwh = 1234;
+        up.buckets.push_back(b);
+      }
+      up.states.push_back({c, 1, 1, old_start, 0, 0, 1234});
+    }
+    std::vector<store::EventRow> events = {{cid, old_start, "relay", 1, 9999, 1, "{}"},
+                                           {gone, old_start, "relay", 1, 9999, 0, "{}"}};
+    db.commit(rows, events, up);
+    for (const std::string& c : {cid, gone})
+      for (const auto& b : db.buckets(c, INT64_MIN, INT64_MAX)) buckets_before.push_back(b);
+    ASSERT_EQ(db.count_readings(), 4500u + 1 + 10 + 300 + 1);
+  }
+
+  sc.start_daemon();
+  const int64_t cutoff = now - 2 * kDay;
+  store::Store db(sc.db_path().string(), true);
+  ASSERT_TRUE(test::wait_until(
+      [&] { return db.readings(cid, 0, cutoff).empty() && db.readings(gone, 0, cutoff).empty(); }, 20s))
+      << db.count_readings(cid) << " / " << db.count_readings(gone) << " readings left\n"
+      << sc.daemon().describe();
+
+  EXPECT_EQ(db.count_readings(cid), 11u);  // the one inside the window and the recent ones
+  EXPECT_EQ(db.count_readings(gone), 1u);
+  std::vector<store::BucketRow> buckets_after;
+  for (const std::string& c : {cid, gone})
+    for (const auto& b : db.buckets(c, INT64_MIN, INT64_MAX)) buckets_after.push_back(b);
+  EXPECT_EQ(buckets_after, buckets_before);
+  EXPECT_EQ(energy::all_time_total(db, gone), static_cast<int64_t>(buckets_before.size() / 2) * 1234);
+  EXPECT_EQ(db.energy_states().size(), 2u);
+  EXPECT_EQ(db.events("", old_start, old_start + 1).size(), 2u);
+}
+
+// sockets[].energy.max_power_w replaces energy.max_power_w for that socket. Both sockets come back
+// from a restart with their counter 5 Wh higher and no load: plausible at 3 500 W (>= 10.7 Wh
+// allowed across the restart), a rejected jump at 100 W (~1.3 Wh plus 0.03 Wh per second away).
+TEST(Energy, PerSocketJumpLimitReplacesTheGlobalOne) {
+  Scenario sc({.sockets = 2});
+  const std::string strict = sc.cid(0), normal = sc.cid(1);
+  {
+    std::ifstream in(sc.config_path());
+    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string anchor = "secret: " + sc.roster()[0].secret_hex + "\n";
+    const size_t at = yaml.find(anchor);
+    ASSERT_NE(at, std::string::npos) << yaml;
+    yaml.insert(at + anchor.size(), "    energy: {max_power_w: 100}\n");
+    std::ofstream(sc.config_path()) << yaml;
+  }
+  const std::filesystem::path state_dir = sc.dir() / "sim-state";
+  std::filesystem::create_directories(state_dir);
+  for (const std::string& c : {strict, normal})  // boot 5, 1 kWh, epoch 0, relay off
+    std::ofstream(state_dir / (c + ".state")) << "plugsim-state 1 5 1000000 0 0\n";
+
+  sc.start_daemon();
+  const std::vector<std::string> sim_args = {"--reading-interval-ms", "200"};
+  sc.start_sim(2, sim_args);
+  store::Store db(sc.db_path().string(), true);
+  std::map<std::string, uint32_t> first_boot;
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        for (const auto& st : db.energy_states()) first_boot[st.cid] = st.boot;
+        return first_boot.size() == 2;
+      },
+      20s))
+      << sc.sim().describe() << sc.daemon().describe();
+  sc.sim().signal(SIGTERM);
+  ASSERT_TRUE(sc.sim().wait_exit(20s));
+
+  // The counters as the sockets stored them, plus 5 Wh.
+  for (const std::string& c : {strict, normal}) {
+    std::ifstream in(state_dir / (c + ".state"));
+    std::vector<std::string> fields;
+    for (std::string f; in >> f;) fields.push_back(f);
+    ASSERT_GE(fields.size(), 6u) << c;
+    ASSERT_EQ(fields[3], "1000000") << c;
+    fields[3] = "1005000";
+    std::ofstream out(state_dir / (c + ".state"));
+    for (const auto& f : fields) out << f << ' ';
+    out << '\n';
+  }
+  sc.start_sim(2, sim_args);
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        size_t moved = 0;
+        for (const auto& st : db.energy_states()) moved += st.boot > first_boot[st.cid] ? 1 : 0;
+        return moved == 2;
+      },
+      20s))
+      << sc.sim().describe() << sc.daemon().describe();
+
+  std::map<std::string, int64_t> total;
+  for (const auto& st : db.energy_states()) total[st.cid] = st.total_mwh;
+  EXPECT_EQ(total[strict], 0);
+  EXPECT_EQ(total[normal], 5000);
+  const auto strict_events = db.events(strict, 0, INT64_MAX);
+  ASSERT_EQ(std::count_if(strict_events.begin(), strict_events.end(),
+                          [](const auto& e) { return e.kind == "rejected_jump"; }),
+            1)
+      << sc.daemon().describe();
+  for (const auto& e : strict_events)
+    if (e.kind == "rejected_jump") {
+      EXPECT_EQ(e.value, 5000);
+      EXPECT_NE(e.detail.find("limit 100 W"), std::string::npos) << e.detail;
+    }
+  for (const auto& e : db.events(normal, 0, INT64_MAX)) EXPECT_NE(e.kind, "rejected_jump") << e.detail;
 }
 
 }  // namespace

@@ -323,6 +323,7 @@ TEST(Config, ExampleFileLoads) {
   ASSERT_EQ(c.sockets.size(), 2u);
   EXPECT_EQ(c.sockets[0].cid, "kitchen-kettle");
   EXPECT_EQ(c.sockets[0].limits.current_max_ma, 4000u);
+  EXPECT_EQ(c.sockets[0].energy_max_power_w, 3500u);
 }
 
 TEST(Config, EnergyKeys) {
@@ -340,6 +341,27 @@ TEST(Config, EnergyKeys) {
   EXPECT_EQ(c.retention.raw_days, 7);
   EXPECT_EQ(c.energy.max_power_w, 2000u);
   EXPECT_NO_THROW(load_string(kHead + "retention:\nenergy:\n", "t.yaml"));
+}
+
+TEST(Config, PerSocketEnergyLimit) {
+  const Config c = load_string(kHead + "energy: {max_power_w: 2000}\nsockets:\n"
+                                       "  - cid: heater\n    product_id: p\n    secret: " +
+                                   kSecretA +
+                                   "\n    energy:\n      max_power_w: 9000\n"
+                                   "  - cid: lamp\n    product_id: p\n    secret: " +
+                                   kSecretB + "\n    energy:\n",
+                               "t.yaml");
+  ASSERT_EQ(c.sockets.size(), 2u);
+  EXPECT_EQ(c.sockets[0].energy_max_power_w, 9000u);
+  EXPECT_FALSE(c.sockets[1].energy_max_power_w.has_value());  // energy.max_power_w applies
+  EXPECT_EQ(c.energy.max_power_w, 2000u);
+
+  const std::string socket = kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA + "\n";
+  EXPECT_PREFIX(error_of(socket + "    energy: {max_power_w: 99}\n"),
+                "t.yaml:9: sockets[0].energy.max_power_w: 99 out of range 100..100000");
+  EXPECT_PREFIX(error_of(socket + "    energy:\n      max_w: 900\n"),
+                "t.yaml:10: sockets[0].energy.max_w: unknown key; valid keys: sockets[0].energy.max_power_w");
+  EXPECT_PREFIX(error_of(socket + "    energy: 900\n"), "t.yaml:9: sockets[0].energy: expected a mapping");
 }
 
 TEST(Config, EnergyKeysValidated) {

@@ -173,6 +173,30 @@ TEST_F(AccountantTest, MaxPowerIsConfigurable) {
   EXPECT_EQ(total(), 0);
 }
 
+TEST_F(AccountantTest, PerSocketMaxPowerOverridesTheGlobalLimit) {
+  options_.socket_max_power_w = {{"s1", 100}, {"s2", 20'000}};  // s3: the global 3 500 W
+  open();
+  auto as = [](const char* cid, store::ReadingRow r) {
+    r.cid = cid;
+    return r;
+  };
+  feed({reading(1, 1, kT0, 0), as("s2", reading(1, 1, kT0, 0)), as("s3", reading(1, 1, kT0, 0))});
+  // +2 Wh in 10 s: within 3 500 W (20 444 mWh) but over s1's 100 W (1 555 mWh).
+  Prepared p = feed({reading(1, 2, kT0 + 10'000, 2'000), as("s2", reading(1, 2, kT0 + 10'000, 2'000)),
+                     as("s3", reading(1, 2, kT0 + 10'000, 2'000))});
+  ASSERT_EQ(p.events.size(), 1u);
+  EXPECT_EQ(p.events[0].cid, "s1");
+  EXPECT_NE(p.events[0].detail.find("limit 100 W"), std::string::npos) << p.events[0].detail;
+  // +50 Wh in 10 s: over the global 3 500 W, within s2's 20 kW (112 111 mWh).
+  p = feed({as("s2", reading(1, 3, kT0 + 20'000, 52'000)), as("s3", reading(1, 3, kT0 + 20'000, 52'000))});
+  ASSERT_EQ(p.events.size(), 1u);
+  EXPECT_EQ(p.events[0].cid, "s3");
+  EXPECT_NE(p.events[0].detail.find("limit 3500 W"), std::string::npos) << p.events[0].detail;
+  EXPECT_EQ(acc_.total_mwh("s1"), 0);
+  EXPECT_EQ(acc_.total_mwh("s2"), 52'000);
+  EXPECT_EQ(acc_.total_mwh("s3"), 2'000);
+}
+
 TEST_F(AccountantTest, UnavailableReadingsContributeNothingAndKeepTheBaseline) {
   feed({reading(1, 1, kT0, 7'000)});
   // Meter unavailable: zeros that must not become a drop and a jump back.
