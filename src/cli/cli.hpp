@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -30,6 +31,8 @@ struct Terminal {
   bool no_color = false;          // NO_COLOR set (https://no-color.org)
   int width = 80;                 // columns
   std::optional<int64_t> now_ms;  // tests pin "now"; default: the system clock
+  // Tests: runs after each socket's rows were read (energy, history), e.g. to commit meanwhile.
+  std::function<void(const std::string& cid)> after_socket_read;
 };
 
 // args excludes the program name. Returns the exit code.

@@ -27,6 +27,8 @@ class Energy : public Command {
     const int64_t now = ctx.now_ms();
     std::vector<std::pair<Context::SocketInfo, energy::Summary>> rows;
     if (!cid_.empty()) ctx.require_known_cid(cid_);
+    // One snapshot for every row and the total: a daemon commit meanwhile is in all or none.
+    const store::Store::ReadTransaction snapshot(store);
     // The all-time total is kept in energy_state (= the sum of the socket's buckets), so it costs
     // one row instead of a scan of every bucket; sockets without a state fall back to the scan.
     std::map<std::string, int64_t> totals;
@@ -44,6 +46,7 @@ class Energy : public Command {
       auto t = totals.find(s.cid);
       e.all_time_mwh = t != totals.end() ? t->second : energy::all_time_total(store, s.cid);
       rows.push_back({s, e});
+      if (ctx.term().after_socket_read) ctx.term().after_socket_read(s.cid);
     }
     energy::Summary total;
     for (const auto& [s, e] : rows) {

@@ -70,6 +70,7 @@ class Export : public Command {
       out = &file;
     }
     ReadDb db(store.path());
+    db.begin_snapshot();  // the progress bar's count and the rows: the same readings
     size_t rows = 0;
     if (buckets_) {
       *out << "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n";

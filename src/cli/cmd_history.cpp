@@ -98,6 +98,9 @@ class History : public Command {
     std::vector<Period> periods = make_periods(ctx, from, to);
     // --all shows energy and socket counts only, so it reads energy only (fewer columns decoded).
     ReadDb db(store.path());
+    // Every scan below reads one snapshot: a daemon commit meanwhile (which may add to several
+    // sockets, and to the quarter-hours and their hourly rollup together) is in all or none.
+    db.begin_snapshot();
     // One primary-key range scan per socket: already in time order, no sort of the whole table.
     std::vector<std::string> cids;
     if (all_)
@@ -106,11 +109,13 @@ class History : public Command {
       cids.push_back(cid_);
     const std::vector<Scan> scans = plan_scans(periods, from, to);
     for (int socket = 0; socket < static_cast<int>(cids.size()); ++socket) {
+      const std::string& cid = cids[static_cast<size_t>(socket)];
       size_t i = 0;
       for (const Scan& scan : scans)
         db.each_row(
-            scan.table, cids[static_cast<size_t>(socket)], scan.from, scan.to,
+            scan.table, cid, scan.from, scan.to,
             [&](const store::BucketRow& b) { add(periods, i, socket, b); }, all_);
+      if (ctx.term().after_socket_read) ctx.term().after_socket_read(cid);
     }
 
     if (chart_) return draw_chart(ctx, periods);
@@ -330,6 +335,29 @@ class History : public Command {
   bool chart_ = false;
 };
 
+// Words (split at spaces) on lines of at most `limit` columns; a longer word is cut with "…".
+void print_wrapped(std::ostream& out, const std::string& text, size_t limit) {
+  std::string line;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string word = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (display_width(word) > limit) {
+      std::string cut;
+      for (size_t i = 0; i < word.size() && display_width(cut) + 1 < limit; ++i) cut += word[i];
+      word = cut + "…";
+    }
+    if (!line.empty() && display_width(line) + 1 + display_width(word) > limit) {
+      out << line << '\n';
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+  }
+  out << line << '\n';
+}
+
 // "Nice" axis maximum >= v: 1, 2 or 5 x 10^n.
 int64_t nice_ceiling(int64_t v) {
   if (v <= 0) return 1;
@@ -365,13 +393,19 @@ int History::draw_chart(Context& ctx, const std::vector<Period>& periods) {
     values.push_back(fixed(p.energy_mwh, unit, decimals));
     value_w = std::max(value_w, values.back().size());
   }
+  // Every line stays within width - 1 columns: "LABEL │BAR VALUE". Too narrow for the values and
+  // 10 bar cells: bars only (at least one cell), the axis says what they are.
   const int width = ctx.term().out_is_tty ? ctx.term().width : 80;
-  const int bar_w = std::max(10, width - static_cast<int>(label_w + value_w) - 4);
+  const int origin = static_cast<int>(label_w) + 2;  // column of the first bar cell
+  const bool show_values = width - 1 - origin - 1 - static_cast<int>(value_w) >= 10;
+  const int bar_w = std::max(1, width - 1 - origin - (show_values ? 1 + static_cast<int>(value_w) : 0));
 
   static const char* kEighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
   const bool color = ctx.color();
-  out << (all_ ? std::string("all sockets") : cid_) << ": energy per " << by_ << " in " << unit_name << " ("
-      << ctx.zone().name() << ")\n";
+  print_wrapped(out,
+                (all_ ? std::string("all sockets") : cid_) + ": energy per " + by_ + " in " + unit_name +
+                    " (" + std::string(ctx.zone().name()) + ")",
+                static_cast<size_t>(std::max(width - 1, 1)));
   for (size_t i = 0; i < periods.size(); ++i) {
     // Bar length in eighths of a cell, rounded.
     int64_t eighths = axis_mwh > 0 ? (periods[i].energy_mwh * bar_w * 8 + axis_mwh / 2) / axis_mwh : 0;
@@ -384,24 +418,33 @@ int History::draw_chart(Context& ctx, const std::vector<Period>& periods) {
       out << "\x1b[32m" << bar << "\x1b[0m";
     else
       out << bar;
-    out << std::string(static_cast<size_t>(bar_w) - std::min(used, static_cast<size_t>(bar_w)), ' ') << ' '
-        << pad_left(values[i], value_w) << '\n';
+    if (show_values)
+      out << std::string(static_cast<size_t>(bar_w) - std::min(used, static_cast<size_t>(bar_w)), ' ') << ' '
+          << pad_left(values[i], value_w);
+    out << '\n';
   }
-  // Axis: ticks at 0, half and full scale.
+  // Axis: ticks at 0, half and full scale, each value right-aligned under its tick and followed by
+  // the unit. When narrow, the full-scale value moves left to make room for the unit, then the
+  // unit goes (the title names it too), and the half-scale value goes when crowded.
   std::string axis = std::string(label_w, ' ') + " └";
   for (int c = 0; c < bar_w; ++c) axis += (c == bar_w / 2 - 1 || c == bar_w - 1) ? "┬" : "─";
   out << axis << '\n';
-  std::string zero = "0", half = fixed(axis_milli / 2, 1000, decimals),
-              full = fixed(axis_milli, 1000, decimals);
-  std::string ticks = std::string(label_w + 2, ' ') + zero;
-  auto place = [&](const std::string& text, size_t end_col) {
-    size_t start = end_col + 1 > text.size() ? end_col + 1 - text.size() : 0;
-    if (start <= display_width(ticks)) start = display_width(ticks) + 1;
-    ticks += std::string(start - display_width(ticks), ' ') + text;
+  const std::string half = fixed(axis_milli / 2, 1000, decimals), full = fixed(axis_milli, 1000, decimals);
+  const std::string suffix = std::string(" ") + unit_name;
+  int full_end = std::min(origin + bar_w - 1, width - 2 - static_cast<int>(suffix.size()));
+  if (full_end + 1 - static_cast<int>(full.size()) <= origin + 1)
+    full_end = std::min(origin + bar_w - 1, width - 2);
+  const int full_start = full_end + 1 - static_cast<int>(full.size());
+  const int half_start = origin + bar_w / 2 - static_cast<int>(half.size());
+  std::string ticks = std::string(static_cast<size_t>(origin), ' ') + "0";
+  auto place = [&](const std::string& text, int start) {
+    ticks += std::string(static_cast<size_t>(start) - display_width(ticks), ' ') + text;
   };
-  place(half, label_w + 2 + static_cast<size_t>(bar_w / 2 - 1));
-  place(full, label_w + 2 + static_cast<size_t>(bar_w - 1));
-  out << ticks << ' ' << unit_name << '\n';
+  if (half_start > origin + 1 && half_start + static_cast<int>(half.size()) < full_start)
+    place(half, half_start);
+  if (full_start > static_cast<int>(display_width(ticks))) place(full, full_start);
+  if (static_cast<int>(display_width(ticks) + suffix.size()) <= width - 1) ticks += suffix;
+  out << ticks << '\n';
   return exit_code::kOk;
 }
 

@@ -35,6 +35,10 @@ int report(Context& ctx, const json& r, const std::string& cid, const std::strin
     code = exit_code::kUsage;
   } else if (error == "unsupported")
     fix = "update the socket firmware";
+  else if (error == "rejected" && message.find("switch_enabled") != std::string::npos)
+    fix = "switching was disabled from the Tuya app (switch_enabled); enable it there again";
+  else if (error == "shutting_down")
+    fix = "plugbridged is stopping; try again once it has restarted (systemctl status plugbridged)";
   else if (error == "bad_request")
     code = exit_code::kUsage;
   throw CliError(code,

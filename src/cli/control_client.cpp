@@ -66,8 +66,10 @@ nlohmann::json control_request(const std::string& path, const nlohmann::json& re
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
-      throw CliError(exit_code::kFailed,
-                     "the daemon did not answer within " + std::to_string(timeout.count() / 1000) + " s");
+      throw CliError(exit_code::kFailed, "the daemon did not answer within " +
+                                             std::to_string(timeout.count() / 1000) +
+                                             " s\n  fix: check that plugbridged is running and not stuck "
+                                             "(journalctl -u plugbridged), then try again");
     pollfd p{s.fd, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;

@@ -50,7 +50,18 @@ ReadDb::ReadDb(const std::string& path) {
 
 ReadDb::~ReadDb() {
   for (sqlite3_stmt* st : rollup_stmt_) sqlite3_finalize(st);
+  if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(db_);
+}
+
+void ReadDb::begin_snapshot() {
+  // A deferred BEGIN reads nothing yet; the first read fixes the snapshot.
+  char* err = nullptr;
+  if (sqlite3_exec(db_, "BEGIN; SELECT count(*) FROM sqlite_schema", nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw std::runtime_error("query failed: " + msg);
+  }
 }
 
 void ReadDb::each_row(Rollup table, const std::string& cid, int64_t from_ms, int64_t to_ms,
@@ -92,7 +103,7 @@ void ReadDb::each_row(Rollup table, const std::string& cid, int64_t from_ms, int
     fn(b);
   }
   if (rc != SQLITE_DONE) throw std::runtime_error(std::string("query failed: ") + sqlite3_errmsg(db_));
-  sqlite3_reset(st);  // ends the read transaction of this scan
+  sqlite3_reset(st);  // ends the read transaction of this scan, unless a snapshot holds one
 }
 
 void ReadDb::each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,

@@ -20,6 +20,10 @@ class ReadDb {
   ReadDb(const ReadDb&) = delete;
   ReadDb& operator=(const ReadDb&) = delete;
 
+  // From here on every query reads the database as it is now (one read transaction, ended by the
+  // destructor), whatever the daemon commits meanwhile, so totals and rows of one command agree.
+  void begin_snapshot();
+
   // Buckets with from_ms <= start_ms < to_ms, by start_ms; cid "" = all sockets (then several
   // rows may share a start_ms).
   void each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,

@@ -515,6 +515,21 @@ int64_t Store::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms
   return sqlite3_column_int64(use.get(), 0);
 }
 
+Store::ReadTransaction::ReadTransaction(const Store& store) : store_(store) {
+  Impl& d = *store_.impl_;
+  d.exec("BEGIN", "begin read transaction");
+  try {
+    d.user_version();  // the first read fixes the snapshot (a deferred BEGIN reads nothing yet)
+  } catch (...) {
+    d.rollback_quietly();
+    throw;
+  }
+}
+
+Store::ReadTransaction::~ReadTransaction() {
+  store_.impl_->rollback_quietly();  // a read transaction has nothing to commit
+}
+
 size_t Store::prune_readings(const std::string& cid, int64_t before_ms, size_t limit) {
   Impl& d = *impl_;
   StmtUse use(d.stmt(kPruneReadings));

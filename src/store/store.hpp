@@ -133,6 +133,20 @@ class Store {
 
   const std::string& path() const { return path_; }
 
+  // One consistent view for several queries: while it lives, every read through this Store sees
+  // the database as it was when the transaction started, whatever other connections commit
+  // meanwhile (WAL). For readers (the CLI); no commit() on this Store while one is open.
+  class ReadTransaction {
+   public:
+    explicit ReadTransaction(const Store& store);
+    ~ReadTransaction();
+    ReadTransaction(const ReadTransaction&) = delete;
+    ReadTransaction& operator=(const ReadTransaction&) = delete;
+
+   private:
+    const Store& store_;
+  };
+
  private:
   struct Impl;
   std::string path_;

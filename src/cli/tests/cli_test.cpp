@@ -8,6 +8,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -133,14 +134,17 @@ class CliTest : public ::testing::Test {
     Terminal t{out, err};
     t.out_is_tty = tty;
     t.no_color = no_color;
-    t.width = 60;
+    t.width = width_;
     t.now_ms = berlin("2026-11-23 12:00");
+    t.after_socket_read = after_socket_read_;
     args.insert(args.begin(), {"--config", config_path()});
     int code = pb::cli::run(args, t);
     return {code, out.str(), err.str()};
   }
 
   fs::path dir_;
+  std::function<void(const std::string&)> after_socket_read_;
+  int width_ = 60;  // terminal columns
 };
 
 TEST_F(CliTest, HelpListsSubcommandsAndExitCodes) {
@@ -156,6 +160,25 @@ TEST_F(CliTest, HelpListsSubcommandsAndExitCodes) {
   EXPECT_NE(h.out.find("Dates: YYYY-MM-DD"), std::string::npos) << h.out;
   EXPECT_EQ(run({"bogus"}).code, exit_code::kUsage);
   EXPECT_EQ(run({"history", "kettle", "--by", "year"}).code, exit_code::kUsage);
+}
+
+TEST_F(CliTest, EverySubcommandHasHelpWithTheExitCodes) {
+  for (const char* sub :
+       {"devices", "energy", "history", "events", "relay", "countdown", "export", "provision"}) {
+    SCOPED_TRACE(sub);
+    auto h = run({sub, "--help"});
+    EXPECT_EQ(h.code, 0) << h.err;
+    EXPECT_NE(h.out.find(std::string("plugbridge ") + sub), std::string::npos) << h.out;
+    EXPECT_NE(h.out.find("Exit codes:"), std::string::npos) << h.out;
+    EXPECT_NE(h.out.find("4  daemon not reachable"), std::string::npos) << h.out;
+  }
+  // The defaults follow the installed layout (systemd/plugbridged.service, docs).
+  auto g = run({"--help"});
+  EXPECT_NE(g.out.find("/etc/plugbridge/plugbridge.yaml"), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find("/run/plugbridge/control.sock"), std::string::npos) << g.out;
+  EXPECT_EQ(GlobalOptions{}.config_path, "/etc/plugbridge/plugbridge.yaml");
+  EXPECT_EQ(config::Config{}.database, "/var/lib/plugbridge/plugbridge.db");
+  EXPECT_EQ(config::Config{}.control_socket, "/run/plugbridge/control.sock");
 }
 
 TEST_F(CliTest, NoDatabaseYetNamesTheFix) {
@@ -292,6 +315,34 @@ TEST_F(CliTest, HistoryChartFitsTheWidthWithAxisAndUnits) {
   for (std::string l; std::getline(in2, l);) EXPECT_LE(display_width(l), 60u) << l;
 }
 
+TEST_F(CliTest, HistoryChartFitsEveryTerminalWidth) {
+  fill();
+  for (const char* by : {"15m", "day", "month"}) {
+    for (width_ = 20; width_ <= 140; ++width_) {
+      SCOPED_TRACE(std::string(by) + " at " + std::to_string(width_) + " columns");
+      const bool quarters = std::string(by) == "15m";
+      auto r =
+          run({"history", "kettle", "--by", by, "--from", quarters ? "2026-11-23 07:00" : "2026-10-31 20:00",
+               "--to", "2026-11-23 09:00", "--chart"},
+              true);
+      ASSERT_EQ(r.code, 0) << r.err;
+      std::istringstream in(r.out);
+      size_t lines = 0;
+      for (std::string l; std::getline(in, l); ++lines) {
+        for (const char* code : {"\x1b[32m", "\x1b[0m"})
+          for (size_t p = l.find(code); p != std::string::npos; p = l.find(code))
+            l.erase(p, std::strlen(code));
+        ASSERT_LT(display_width(l), static_cast<size_t>(width_)) << l << "\n" << r.out;
+      }
+      EXPECT_GE(lines, 4u) << r.out;
+      EXPECT_NE(r.out.find("└"), std::string::npos) << r.out;
+      if (width_ >= 40) {
+        EXPECT_NE(r.out.find(quarters ? " Wh\n" : " kWh\n"), std::string::npos) << r.out;
+      }
+    }
+  }
+}
+
 TEST_F(CliTest, HistoryErrors) {
   fill();
   auto u = run({"history", "kitchen"});
@@ -306,6 +357,42 @@ TEST_F(CliTest, HistoryErrors) {
   EXPECT_EQ(run({"history"}).code, exit_code::kUsage);
   EXPECT_EQ(run({"history", "kettle", "--from", "today", "--to", "yesterday"}).code, exit_code::kUsage);
   EXPECT_EQ(run({"history", "kettle", "--chart", "--format", "csv"}).code, exit_code::kUsage);
+}
+
+// The daemon may commit while the CLI reads; one commit adds to both sockets here, right after the
+// first socket's rows were read. energy and history read one snapshot, so the commit is in all
+// rows or in none, never in lamp's rows only.
+TEST_F(CliTest, ACommitWhileReadingIsInAllRowsOrInNone) {
+  fill();
+  const std::vector<std::vector<std::string>> commands = {
+      {"energy"},
+      {"energy", "--format", "json"},
+      {"history", "--all", "--from", "2026-11-22", "--to", "2026-11-24"},
+      {"history", "--all", "--by", "hour", "--from", "2026-11-23 07:00", "--to", "2026-11-23 11:00"}};
+  int64_t kettle_total = 1375000;
+  for (const auto& cmd : commands) {
+    SCOPED_TRACE(cmd.back());
+    const Result before = run(cmd);
+    ASSERT_EQ(before.code, 0) << before.err;
+    int commits = 0;
+    after_socket_read_ = [&](const std::string&) {
+      if (commits++ > 0) return;
+      store::Store db(db_path());
+      store::EnergyUpdate up;
+      up.buckets = {bucket("kettle", "2026-11-23 09:00", 500000), bucket("lamp", "2026-11-23 09:00", 500000)};
+      kettle_total += 500000;
+      store::EnergyStateRow st;
+      st.cid = "kettle";
+      st.total_mwh = kettle_total;
+      up.states.push_back(st);
+      db.commit({}, {}, up);
+    };
+    const Result during = run(cmd);
+    after_socket_read_ = nullptr;
+    ASSERT_EQ(commits, 2);  // kettle, then lamp
+    EXPECT_EQ(during.out, before.out);
+    EXPECT_NE(run(cmd).out, before.out);  // the commit did happen
+  }
 }
 
 TEST_F(CliTest, Events) {
@@ -468,6 +555,46 @@ TEST_F(CliTest, RelayAndCountdownAnswers) {
   EXPECT_EQ(cd.err,
             "plugbridge countdown: kettle: the socket firmware does not support countdown\n  fix: update "
             "the socket firmware\n");
+}
+
+TEST_F(CliTest, RelayRefusalsNameTheFix) {
+  fill();
+  FakeDaemon d(sock_path(), [](const json& req, control::Reply reply) {
+    const std::string cid = req.value("cid", "");
+    if (cid == "kettle")
+      return reply({{"ok", false},
+                    {"cid", cid},
+                    {"error", "rejected"},
+                    {"message", "switching is disabled (switch_enabled is false)"}});
+    reply({{"ok", false},
+           {"cid", cid},
+           {"error", "shutting_down"},
+           {"message", "the gateway is shutting down"}});
+  });
+  auto disabled = run({"relay", "kettle", "on"});
+  EXPECT_EQ(disabled.code, exit_code::kFailed);
+  EXPECT_EQ(disabled.err,
+            "plugbridge relay: kettle: switching is disabled (switch_enabled is false)\n  fix: switching was "
+            "disabled from the Tuya app (switch_enabled); enable it there again\n");
+  auto stopping = run({"relay", "lamp", "off"});
+  EXPECT_EQ(stopping.code, exit_code::kFailed);
+  EXPECT_EQ(stopping.err,
+            "plugbridge relay: lamp: the gateway is shutting down\n  fix: plugbridged is stopping; try again "
+            "once it has restarted (systemctl status plugbridged)\n");
+}
+
+TEST_F(CliTest, RejectedJumpEventsSayWhatWasRejected) {
+  {
+    store::Store db(db_path());
+    db.commit({}, {{"kettle", berlin("2026-11-23 10:00"), "rejected_jump", std::nullopt, std::nullopt, 50000,
+                    "counter 1000000/0 -> 1050000/0 in 10 s, limit 3500 W"}});
+  }
+  auto r = run({"events", "--from", "2026-11-23", "--kind", "rejected_jump", "--format", "csv"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "time,cid,kind,what\n"
+            "2026-11-23T10:00:00+01:00,kettle,rejected_jump,\"implausible energy jump rejected: counter "
+            "1000000/0 -> 1050000/0 in 10 s, limit 3500 W\"\n");
 }
 
 // The hourly rollup (migrations/0003) must give exactly what the quarter-hours give: every

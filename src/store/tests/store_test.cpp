@@ -384,6 +384,30 @@ TEST_F(StoreTest, EnergyUpdateRollsBackWithTheReadings) {
   EXPECT_TRUE(s.energy_states().empty());
 }
 
+TEST_F(StoreTest, ReadTransactionSeesOneSnapshotWhileAnotherConnectionCommits) {
+  Store writer(db_);
+  EnergyUpdate u;
+  u.buckets = {{"a", 0, 100, 0, 0, 0, 0, 0, 0, 0}, {"b", 0, 100, 0, 0, 0, 0, 0, 0, 0}};
+  u.states = {{"a", 1, 1, 0, 0, 0, 100}};
+  writer.commit({}, {}, u);
+  Store reader(db_, true);
+  u.states = {{"a", 1, 2, 0, 0, 0, 200}, {"b", 1, 2, 0, 0, 0, 100}};
+  {
+    Store::ReadTransaction snapshot(reader);
+    writer.commit({reading("a", 1, 2, 1)}, {}, u);  // one commit adding to both sockets
+    EXPECT_EQ(reader.energy_sum("a", 0, 900000), 100);
+    EXPECT_EQ(reader.energy_sum("b", 0, 900000), 100);
+    EXPECT_EQ(reader.energy_states().size(), 1u);
+    EXPECT_EQ(reader.count_readings(), 0u);
+  }
+  EXPECT_EQ(reader.energy_sum("b", 0, 900000), 200);  // ended: the next read sees the commit
+  EXPECT_EQ(reader.energy_states().size(), 2u);
+  // Without one, each query is its own snapshot.
+  EXPECT_EQ(reader.energy_sum("a", 0, 900000), 200);
+  writer.commit({}, {}, u);
+  EXPECT_EQ(reader.energy_sum("b", 0, 900000), 300);
+}
+
 TEST_F(StoreTest, PruneDeletesOldReadingsInBoundedBatches) {
   Store s(db_);
   std::vector<ReadingRow> rows;
