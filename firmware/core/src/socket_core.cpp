@@ -341,6 +341,10 @@ void SocketCore::persist(uint64_t now) {
 
 LedPattern SocketCore::led_pattern() const {
   if (reset_flashing_) return {LedMode::Flashing, kLedReset};
+  // Held past the provisioning threshold: steady blue tells the user that releasing now starts Wi-Fi
+  // provisioning (holding on to 10 s resets, flashing white).
+  if (button_stable_ && !button_hold_fired_ && hal_.now_ms() - button_down_ms_ >= cfg_.provisioning_hold_ms)
+    return {LedMode::Steady, kLedConnecting};
   if (provisioning_) return {LedMode::Flashing, kLedConnecting};
   if (state_.tripped != 0 && !relay_on_) return {LedMode::Flashing, kLedOverCurrent};
   if (!cfg_.provisioned) return {LedMode::Flashing, kLedNotProvisioned};

@@ -762,6 +762,38 @@ TEST(SocketButton, HoldTenSecondsFactoryResets) {
   EXPECT_EQ(rig.core->kv_e6(), kDefaultKvE6);
 }
 
+// While the button is held the LED says what a release would do: nothing new before 5 s (a click),
+// steady blue from 5 s (provisioning), flashing white once the 10 s reset has fired.
+TEST(SocketButton, LedShowsTheHoldThresholds) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  const LedPattern standby{LedMode::Steady, SocketCore::kLedStandby};
+  const LedPattern armed{LedMode::Steady, SocketCore::kLedConnecting};
+  rig.core->button(true);
+  idle(rig, 4950);
+  EXPECT_EQ(rig.core->led_pattern(), standby);
+  idle(rig, 100);
+  EXPECT_EQ(rig.core->led_pattern(), armed);
+  // Steady, so also in what a flashing pattern's dark half would be; and written to the LED.
+  while (rig.hal.now % SocketCore::kFlashPeriodMs < SocketCore::kFlashPeriodMs / 2 + 100) idle(rig, 10);
+  EXPECT_EQ(rig.hal.led, SocketCore::kLedConnecting);
+  rig.core->button(false);
+  idle(rig, 100);
+  EXPECT_TRUE(rig.core->provisioning());
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedConnecting}));
+  rig.core->provisioning_done();
+
+  rig.core->button(true);
+  idle(rig, 9000);
+  EXPECT_EQ(rig.core->led_pattern(), armed);
+  idle(rig, 1100);
+  EXPECT_EQ(rig.core->led_pattern(), (LedPattern{LedMode::Flashing, SocketCore::kLedReset}));
+  rig.core->button(false);
+  idle(rig, 100);
+  EXPECT_FALSE(rig.core->provisioning());
+}
+
 TEST(SocketLed, StateToPattern) {
   const testing::FrameRegs kLoad400W = testing::regs_for(230000, 2000000, 400000, 0);
   Rig rig;
