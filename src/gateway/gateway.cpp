@@ -638,19 +638,23 @@ void Gateway::start_heartbeat_timer() {
 }
 
 void Gateway::start_periodic_report_timer() {
-  // Checked every second: each socket's full report falls due report.period_s after its last one
-  // (so they spread out), and changes held back by report.min_interval_s go out once it ends even
-  // when no new reading comes.
+  // Checked every second: each socket's full report falls due report.period_s after its last one,
+  // and changes held back by report.min_interval_s go out once it ends even without a new reading.
   report_timer_.expires_after(1s);
   report_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
     const auto now = report_clock();
+    // Sockets synced together would all fall due in the same second of every period; twice the
+    // even share per second spreads them over one period, and they stay spread.
+    size_t full_budget = 2 * roster_order_.size() / static_cast<size_t>(cfg_.report.period_s) + 1;
     for (SocketState* st : roster_order_) {
       if (!st->synced || !st->online) continue;
-      if (st->report.full_due(now))
+      if (full_budget > 0 && st->report.full_due(now)) {
+        --full_budget;
         report_changes(*st, true);
-      else if (st->report.held_due(now))
+      } else if (st->report.held_due(now)) {
         report_changes(*st, false);
+      }
     }
     start_periodic_report_timer();
   });

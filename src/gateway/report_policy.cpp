@@ -77,6 +77,7 @@ std::vector<DpValue> report_values(const ReportInputs& in) {
     add(52, R::Power, K::Int, encode_apparent_power_mva(m.apparent_mva));
     add(38, R::Power, K::Int, encode_reactive_power(m.power_mw, m.apparent_mva));
     add(40, R::PowerFactor, K::Int, tuya::encode_power_factor_e4(m.power_factor_e4));
+    v.back().noisy = m.power_mw < kPowerFactorMinPowerMw;
   }
   if (in.energy) {
     const auto& e = *in.energy;
@@ -165,7 +166,7 @@ std::vector<const DpValue*> ReportPolicy::decide(const std::vector<DpValue>& val
     if (it != sent_.end()) {
       Sent& s = it->second;
       if (measurement(v.rule)) {
-        if (!moved_enough(v.rule, s.value, v.value)) {
+        if (v.noisy || !moved_enough(v.rule, s.value, v.value)) {
           s.held = false;
           continue;
         }

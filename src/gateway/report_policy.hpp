@@ -37,6 +37,9 @@ ReportRules report_rules(const config::Report& r);
 // PowerDelta compares whole watts, which has the same effect.)
 inline constexpr int64_t kPowerPercentFloor = 10'000;     // 1 W in DP units
 inline constexpr int64_t kCurrentPercentFloor = 100'000;  // 10 mA in DP units
+// Below this power the HLW8032's power factor is noise (tenths of a watt over a few VA), so DP 40
+// then goes out only in full reports.
+inline constexpr uint32_t kPowerFactorMinPowerMw = 5'000;
 
 enum class ReportRule : uint8_t {
   Switch,       // relay (DP 1/57) and fault bitmap (19): on any change, at once; releases the holds below
@@ -44,7 +47,7 @@ enum class ReportRule : uint8_t {
   Power,        // DP 3, 37, 38, 52: power band (absolute or percent) + minimum interval
   Voltage,      // DP 5: voltage band + minimum interval
   Current,      // DP 7: current band (absolute or percent) + minimum interval
-  PowerFactor,  // DP 40
+  PowerFactor,  // DP 40 (while the power is at least kPowerFactorMinPowerMw)
   Energy,       // DP 44, 45, 46, 50
   WithMeter,    // DP 30 phase_a: whenever DP 3, 5 or 7 goes out
 };
@@ -64,6 +67,7 @@ struct DpValue {
   Kind kind = Kind::Int;
   int64_t value = 0;
   std::string text;
+  bool noisy = false;  // a measurement that is only noise now: full reports only
 };
 
 // What the gateway knows about a socket, as far as reports go.

@@ -271,6 +271,17 @@ TEST(ReportPolicy, PowerFactorBand) {
   EXPECT_TRUE(decide(p, in, 1s).empty());
   in.meter->power_factor_e4 = 9500;
   EXPECT_EQ(decide(p, in, 2s), (Dps{40}));
+
+  // Under 5 W the meter's power factor is noise: full reports only.
+  ReportInputs small = inputs(4'999);
+  small.meter->power_factor_e4 = 3000;
+  ReportPolicy q = primed(r, small);
+  small.meter->power_factor_e4 = 1000;
+  EXPECT_TRUE(decide(q, small, 1s).empty());
+  EXPECT_TRUE(has(decide(q, small, 2s, true), 40));
+  small.meter->power_factor_e4 = 3000;
+  small.meter->power_mw = 5'000;
+  EXPECT_EQ(decide(q, small, 3s), (Dps{40}));
 }
 
 TEST(ReportPolicy, MinimumIntervalHoldsAChangeUntilItEnds) {
