@@ -19,6 +19,7 @@ struct Row {
   std::optional<bool> online, relay;
   std::optional<int64_t> power_mw, last_ms;
   int64_t today_mwh = 0;
+  std::optional<int64_t> countdown_ends_ms;  // live only: the socket's countdown flips the relay then
 };
 
 std::string ago(int64_t now, int64_t then) {
@@ -28,6 +29,15 @@ std::string ago(int64_t now, int64_t then) {
   if (s < 7200) return std::to_string(s / 60) + " min ago";
   if (s < 172800) return std::to_string(s / 3600) + " h ago";
   return std::to_string(s / 86400) + " days ago";
+}
+
+// Time left on a countdown, rounded up (it never shows 0 while one runs).
+std::string time_left(int64_t ms) {
+  const int64_t s = (ms + 999) / 1000;
+  if (s < 120) return std::to_string(s) + " s";
+  const int64_t min = (s + 59) / 60;
+  if (min < 120) return std::to_string(min) + " min";
+  return std::to_string(min / 60) + " h " + std::to_string(min % 60) + " min";
 }
 
 class Devices : public Command {
@@ -45,7 +55,7 @@ class Devices : public Command {
     const store::Store::ReadTransaction snapshot(store);  // one view of the database for all rows
     const int64_t now = ctx.now_ms();
     std::vector<Row> rows;
-    for (const auto& s : ctx.sockets()) rows.push_back({s.cid, s.name, {}, {}, {}, {}, 0});
+    for (const auto& s : ctx.sockets()) rows.push_back({s.cid, s.name, {}, {}, {}, {}, 0, {}});
 
     std::string live_error;
     bool live = false;
@@ -62,6 +72,9 @@ class Devices : public Command {
             const json& s = *it->second;
             row.online = s.value("online", false);
             if (s["relay"].is_boolean()) row.relay = s["relay"].get<bool>();
+            if (s.contains("countdown_ends_ms") && s["countdown_ends_ms"].is_number_integer() &&
+                s["countdown_ends_ms"].get<int64_t>() > now)
+              row.countdown_ends_ms = s["countdown_ends_ms"].get<int64_t>();
             if (s["reading"].is_object()) {
               const json& rd = s["reading"];
               row.last_ms = rd.value("ts_ms", int64_t{0});
@@ -95,6 +108,7 @@ class Devices : public Command {
         json j{{"cid", r.cid}, {"name", r.name}};
         j["online"] = r.online ? json(*r.online) : json();
         j["relay"] = r.relay ? json(*r.relay) : json();
+        j["countdown_ends_ms"] = r.countdown_ends_ms ? json(*r.countdown_ends_ms) : json();
         j["power_mw"] = r.power_mw ? json(*r.power_mw) : json();
         j["today_mwh"] = r.today_mwh;
         j["last_seen_ms"] = r.last_ms ? json(*r.last_ms) : json();
@@ -113,6 +127,9 @@ class Devices : public Command {
       for (const auto& r : rows) {
         std::string online = r.online ? (*r.online ? "online" : "offline") : "?";
         std::string relay = r.relay ? (*r.relay ? "on" : "off") : "-";
+        if (r.countdown_ends_ms && format_ != "csv")
+          relay += std::string(" (") + (r.relay ? (*r.relay ? "off" : "on") : "flips") + " in " +
+                   time_left(*r.countdown_ends_ms - now) + ")";
         std::string power = r.power_mw ? fixed(*r.power_mw, 1000, 1) : "-";
         std::string seen = "never";
         if (r.last_ms)

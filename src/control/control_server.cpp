@@ -210,6 +210,7 @@ json error(const std::string& code, const std::string& message) {
 json socket_json(const gateway::LiveSocket& s) {
   json j{{"cid", s.cid}, {"name", s.name}, {"online", s.online}};
   j["relay"] = s.relay_on ? json(*s.relay_on) : json();
+  j["countdown_ends_ms"] = s.countdown_ends_ms ? json(*s.countdown_ends_ms) : json();
   if (s.last) {
     const auto& r = *s.last;
     j["reading"] = {{"ts_ms", r.ts_ms},

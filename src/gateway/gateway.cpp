@@ -99,6 +99,8 @@ struct Gateway::SocketState {
   uint32_t faults = 0;                   // DP 19 bitmap, cleared when the relay is switched on
   std::string fault_detail;              // DP 21 text of the last protection event
   std::optional<uint32_t> switch_count;  // DP 42, from v1 readings
+  // When the socket's countdown will flip the relay (from v1 readings; none = not running).
+  std::optional<int64_t> countdown_ends_ms;
 
   bool synced = false;
   int sync_attempts = 0;
@@ -279,7 +281,11 @@ void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>
   row.energy_mwh = r.energy_mwh;
   row.energy_epoch = r.energy_epoch;
   // Legacy (pre-v1) readings carry no switch count; v1 firmware announces countdown support.
-  if (s->hello().capabilities & proto::kCapCountdown) st.switch_count = r.switch_count;
+  if (s->hello().capabilities & proto::kCapCountdown) {
+    st.switch_count = r.switch_count;
+    st.countdown_ends_ms =
+        r.countdown_s ? std::optional(row.ts_ms + int64_t{r.countdown_s} * 1000) : std::nullopt;
+  }
   batch_readings_.push_back(std::move(row));
   batch_acks_.push_back({s, &st, r.seq});
   schedule_flush();
@@ -840,6 +846,7 @@ std::vector<LiveSocket> Gateway::live_status() const {
     l.online = st->online;
     l.relay_on = st->relay_on;
     l.last = st->last;
+    l.countdown_ends_ms = st->countdown_ends_ms;
     out.push_back(std::move(l));
   }
   return out;

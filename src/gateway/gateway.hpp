@@ -52,6 +52,8 @@ struct LiveSocket {
   bool online = false;
   std::optional<bool> relay_on;
   std::optional<store::ReadingRow> last;  // newest committed reading since the daemon started
+  // The socket runs the countdown; its readings carry the remaining seconds (rounded up).
+  std::optional<int64_t> countdown_ends_ms;  // unix ms of the flip; none = no countdown running
 };
 
 // Outcome of a local command; `relay_on` is the state the socket confirmed (when it answered).

@@ -86,6 +86,22 @@ std::pair<int, std::string> cli_countdown(const Scenario& sc, const std::string&
 
 // Reading flags as stored (docs/lan-protocol.md, Reading).
 constexpr int64_t kRelayOnFlag = 1 << 4, kTrippedFlag = 1 << 5;
+// `plugbridge devices --format json`: the live view through the control socket.
+json devices_json(const Scenario& sc) {
+  std::ostringstream out, err;
+  cli::Terminal t{out, err};
+  int code = cli::run({"--config", sc.config_path().string(), "devices", "--format", "json"}, t);
+  return code == 0 ? json::parse(out.str(), nullptr, false) : json();
+}
+
+json device(const Scenario& sc, const std::string& cid) {
+  json d = devices_json(sc);
+  if (d.is_object())
+    for (const auto& s : d["sockets"])
+      if (s.value("cid", "") == cid) return s;
+  return json();
+}
+
 constexpr uint32_t kOverCurrentFault = 1u << 2 | 1u << 10;  // DP 19: overload_alarm | ov_cr
 
 TEST(SocketEndToEnd, TripCountdownAndGatewayRestartsThroughDatabaseAndEmulator) {
@@ -166,6 +182,12 @@ TEST(SocketEndToEnd, TripCountdownAndGatewayRestartsThroughDatabaseAndEmulator) 
   auto [code1, out1] = cli_countdown(sc, a, 2);
   ASSERT_EQ(code1, 0) << out1 << sc.daemon().describe();
   EXPECT_EQ(out1, a + ": relay flips in 2 s (confirmed by the socket)\n");
+  // The socket reports the remaining time in its readings; the daemon shows when it will flip.
+  const json running = device(sc, a);
+  ASSERT_TRUE(running["countdown_ends_ms"].is_number_integer()) << running.dump();
+  EXPECT_GE(running["countdown_ends_ms"].get<int64_t>(), cd1_at + 1500);
+  EXPECT_LE(running["countdown_ends_ms"].get<int64_t>(), cd1_at + 3500);
+  EXPECT_TRUE(device(sc, b)["countdown_ends_ms"].is_null());
   ASSERT_TRUE(test::wait_until([&] { return !relay_events(sc, a, "countdown").empty(); }, 8s))
       << sc.sim().describe();
   const auto cd1 = relay_events(sc, a, "countdown").at(0);
@@ -173,6 +195,7 @@ TEST(SocketEndToEnd, TripCountdownAndGatewayRestartsThroughDatabaseAndEmulator) 
   EXPECT_GE(cd1.ts_ms, cd1_at + 1500);  // at zero, not at once
   EXPECT_LE(cd1.ts_ms, cd1_at + 4000);
   ASSERT_TRUE(wait_dp(sc, a, 1, false));
+  ASSERT_TRUE(test::wait_until([&] { return device(sc, a)["countdown_ends_ms"].is_null(); }, 5s));
   ASSERT_TRUE(test::wait_until([&] { return sim_relay(sc, a, "countdown").size() == 1; }, 5s));
   EXPECT_FALSE(sim_relay(sc, a, "countdown")[0].value("on", true));
 

@@ -518,6 +518,61 @@ TEST_F(CliTest, DevicesLiveFromTheDaemon) {
             "lamp    Desk lamp  offline  -            -      0.010  never\n");
 }
 
+// The socket runs the countdown; the daemon passes on when it flips the relay (from its readings).
+TEST_F(CliTest, DevicesShowARunningCountdown) {
+  fill();
+  const int64_t now = berlin("2026-11-23 12:00");
+  FakeDaemon d(sock_path(), [now](const json&, control::Reply reply) {
+    reply({{"ok", true},
+           {"sockets",
+            {{{"cid", "kettle"},
+              {"name", "Kettle"},
+              {"online", true},
+              {"relay", true},
+              {"countdown_ends_ms", now + 41'001},
+              {"reading", nullptr}},
+             {{"cid", "lamp"},
+              {"name", "Desk lamp"},
+              {"online", true},
+              {"relay", false},
+              {"countdown_ends_ms", now + 7'230'000},
+              {"reading", nullptr}}}}});
+  });
+  auto r = run({"devices"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(" on (off in 42 s) "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" off (on in 2 h 1 min) "), std::string::npos) << r.out;
+  auto j = json::parse(run({"devices", "--format", "json"}).out);
+  EXPECT_EQ(j["sockets"][0]["countdown_ends_ms"], now + 41'001);
+  EXPECT_EQ(j["sockets"][1]["relay"], false);
+}
+
+TEST_F(CliTest, DevicesHideACountdownThatAlreadyRanOut) {
+  fill();
+  const int64_t now = berlin("2026-11-23 12:00");
+  FakeDaemon d(sock_path(), [now](const json&, control::Reply reply) {
+    reply({{"ok", true},
+           {"sockets",
+            {{{"cid", "kettle"},
+              {"name", "Kettle"},
+              {"online", false},
+              {"relay", true},
+              {"countdown_ends_ms", now - 1},
+              {"reading", nullptr}},
+             {{"cid", "lamp"},
+              {"name", "Desk lamp"},
+              {"online", false},
+              {"relay", nullptr},
+              {"countdown_ends_ms", nullptr},
+              {"reading", nullptr}}}}});
+  });
+  auto r = run({"devices"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find(" in "), std::string::npos) << r.out;
+  EXPECT_TRUE(
+      json::parse(run({"devices", "--format", "json"}).out)["sockets"][0]["countdown_ends_ms"].is_null());
+}
+
 TEST_F(CliTest, RelayAndCountdownAnswers) {
   fill();
   FakeDaemon d(sock_path(), [](const json& req, control::Reply reply) {
