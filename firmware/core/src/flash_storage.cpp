@@ -1,9 +1,12 @@
+#include <cstddef>
 #include <pbfw/flash_storage.hpp>
 
 namespace pbfw {
 
 // Tripwire: a new PersistentState field must be appended to encode_state/decode_state (and the docs).
-static_assert(sizeof(PersistentState) == 56, "PersistentState changed: update the flash payload encoding");
+// A one-byte field can hide in the tail padding, hence the offset of the last one too.
+static_assert(sizeof(PersistentState) == 56 && offsetof(PersistentState, switch_disabled) == 52,
+              "PersistentState changed: update the flash payload encoding");
 
 namespace {
 
@@ -63,6 +66,7 @@ size_t encode_state(const PersistentState& s, uint8_t* out) {
   w.u16(s.voltage_min_v);
   w.u32(s.kv_e6);
   w.u32(s.ki_e6);
+  w.u8(s.switch_disabled);
   return w.pos();
 }
 
@@ -85,6 +89,7 @@ bool decode_state(uint8_t format, const uint8_t* payload, size_t len, uint64_t e
   s.voltage_min_v = r.u16();
   s.kv_e6 = r.u32();
   s.ki_e6 = r.u32();
+  s.switch_disabled = r.u8();
   out = s;
   return true;
 }

@@ -26,7 +26,7 @@ bool valid(Cause c) {
   return c <= Cause::PowerOn;
 }
 bool valid(CommandKind k) {
-  return k >= CommandKind::SetRelay && k <= CommandKind::CalibratePower;
+  return k >= CommandKind::SetRelay && k <= CommandKind::SetSwitchEnabled;
 }
 bool valid(CommandStatus s) {
   return s <= CommandStatus::Refused;

@@ -40,6 +40,7 @@ void SocketCore::load_defaults() {
   state_.voltage_min_v = cfg_.voltage_min_v;
   state_.kv_e6 = cfg_.kv_e6;
   state_.ki_e6 = cfg_.ki_e6;
+  state_.switch_disabled = 0;
   meter_.set_calibration(state_.kv_e6, state_.ki_e6);
 }
 
@@ -152,6 +153,7 @@ proto::Reading SocketCore::reading_at(uint64_t now) const {
   proto::Reading r{};
   r.flags = relay_on_ ? proto::kRelayOn : 0;
   if (state_.tripped != 0) r.flags |= proto::kTripped;
+  if (state_.switch_disabled != 0) r.flags |= proto::kSwitchDisabled;
   if (meter_fresh(now)) {
     // Overflowed quantities are real near-zero measurements, so they stay flagged valid.
     r.flags |= proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid;
@@ -276,6 +278,7 @@ void SocketCore::stop_provisioning() {
 
 bool SocketCore::set_countdown(uint32_t seconds) {
   if (!booted_ || seconds > kMaxCountdownS) return false;
+  if (seconds != 0 && state_.switch_disabled != 0) return false;  // cancelling stays allowed
   countdown_active_ = seconds != 0;
   countdown_end_ms_ = hal_.now_ms() + uint64_t{seconds} * 1000u;
   return true;
@@ -285,9 +288,23 @@ void SocketCore::button_click() {
   set_relay(!relay_on_, proto::Cause::Button);
 }
 
-void SocketCore::set_relay(bool on, proto::Cause cause) {
-  if (!booted_ || on == relay_on_) return;
-  apply_relay(on, cause, hal_.now_ms());
+bool SocketCore::set_relay(bool on, proto::Cause cause) {
+  if (!booted_) return false;
+  if (state_.switch_disabled != 0 && (cause == proto::Cause::Button || cause == proto::Cause::Command)) {
+    if (observer_ != nullptr) observer_->on_switch_locked(cause);
+    return false;
+  }
+  if (on != relay_on_) apply_relay(on, cause, hal_.now_ms());
+  return true;
+}
+
+void SocketCore::set_switch_enabled(bool enabled) {
+  if (!booted_) return;
+  const uint8_t disabled = enabled ? 0 : 1;
+  if (!enabled) countdown_active_ = false;  // a countdown is a scheduled switching
+  if (state_.switch_disabled == disabled) return;
+  state_.switch_disabled = disabled;
+  persist(hal_.now_ms());
 }
 
 void SocketCore::apply_relay(bool on, proto::Cause cause, uint64_t now, const TripInfo* trip) {
@@ -436,8 +453,7 @@ proto::CommandStatus SocketCore::execute(const proto::Command& cmd) {
   switch (cmd.kind) {
     case CommandKind::SetRelay:
       if (v != 0 && v != 1) return CommandStatus::InvalidValue;
-      set_relay(v == 1, proto::Cause::Command);
-      return CommandStatus::Ok;
+      return set_relay(v == 1, proto::Cause::Command) ? CommandStatus::Ok : CommandStatus::Refused;
     case CommandKind::SetCurrentLimit:
       return set_setting(in_range(v, kMinCurrentLimitMa, kMaxCurrentLimitMa),
                          [&](uint32_t x) { state_.current_limit_ma = x; });
@@ -446,7 +462,7 @@ proto::CommandStatus SocketCore::execute(const proto::Command& cmd) {
       return CommandStatus::Ok;
     case CommandKind::SetCountdown:
       if (!in_range(v, 0, kMaxCountdownS)) return CommandStatus::InvalidValue;
-      set_countdown(static_cast<uint32_t>(v));
+      if (!set_countdown(static_cast<uint32_t>(v))) return CommandStatus::Refused;  // switching disabled
       send_reading(now);  // the gateway sees the new remaining time at once
       return CommandStatus::Ok;
     case CommandKind::SetOverCurrentDuration:
@@ -475,6 +491,11 @@ proto::CommandStatus SocketCore::execute(const proto::Command& cmd) {
     case CommandKind::CalibratePower:
       if (v <= 0) return CommandStatus::InvalidValue;
       return calibrate_power(static_cast<uint32_t>(v)) ? CommandStatus::Ok : CommandStatus::Refused;
+    case CommandKind::SetSwitchEnabled:
+      if (v != 0 && v != 1) return CommandStatus::InvalidValue;
+      set_switch_enabled(v == 1);
+      send_reading(now);  // the gateway sees the new kSwitchDisabled flag (and cancelled countdown) at once
+      return CommandStatus::Ok;
   }
   return CommandStatus::Unsupported;
 }

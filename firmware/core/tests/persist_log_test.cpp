@@ -43,6 +43,7 @@ PersistentState sample_state() {
   s.voltage_min_v = 196;
   s.kv_e6 = 1'880'000;
   s.ki_e6 = 1'010'000;
+  s.switch_disabled = 1;
   return s;
 }
 
@@ -64,6 +65,7 @@ TEST(StateEncoding, RoundTripsEveryField) {
   EXPECT_EQ(back.kv_e6, s.kv_e6);
   EXPECT_EQ(back.voltage_min_v, s.voltage_min_v);
   EXPECT_EQ(back.relay_on, 1);
+  EXPECT_EQ(back.switch_disabled, 1);
 }
 
 TEST(StateEncoding, OlderShorterPayloadGivesZerosAndUnknownFormatIsRefused) {
@@ -78,6 +80,10 @@ TEST(StateEncoding, OlderShorterPayloadGivesZerosAndUnknownFormatIsRefused) {
   EXPECT_EQ(back.has_settings, 0);
   EXPECT_EQ(back.kv_e6, 0u);
   EXPECT_EQ(back.energy_mwh, 42u);
+  // Issue 3's 37-byte payload (before switch_disabled): switching stays enabled.
+  ASSERT_TRUE(decode_state(kStateFormat, buf, 37, 42, back));
+  EXPECT_EQ(back.ki_e6, s.ki_e6);
+  EXPECT_EQ(back.switch_disabled, 0);
   EXPECT_FALSE(decode_state(kStateFormat + 1, buf, sizeof buf, 0, back));
 }
 

@@ -215,7 +215,7 @@ TEST(ProtoRoundTrip, AckCommandResultKeepalive) {
   m.ack.up_to_seq = 0xDEADBEEF;
   EXPECT_EQ(decode_ok(encode_vec(m)).ack.up_to_seq, 0xDEADBEEFu);
 
-  for (uint8_t k = 1; k <= 13; ++k) {
+  for (uint8_t k = 1; k <= 14; ++k) {
     m = Message{};
     m.type = MsgType::Command;
     m.command = Command{0xFFFFFFFFu, static_cast<CommandKind>(k), -5000};
@@ -272,7 +272,7 @@ TEST(ProtoEncode, RejectsSmallBufferAndInvalidMessages) {
   m.type = MsgType::Command;
   m.command = Command{1, static_cast<CommandKind>(0), 0};
   EXPECT_EQ(encode(m, buf, sizeof buf), 0u);
-  m.command = Command{1, static_cast<CommandKind>(14), 0};
+  m.command = Command{1, static_cast<CommandKind>(15), 0};
   EXPECT_EQ(encode(m, buf, sizeof buf), 0u);
 
   m = Message{};
@@ -417,7 +417,7 @@ TEST(ProtoDecode, MalformedEnums) {
   EXPECT_EQ(decode_status(b), DecodeStatus::Malformed);
 
   EXPECT_EQ(decode_status(raw_frame(6, {0, 0, 0, 1, 0, 0, 0, 0, 1})), DecodeStatus::Malformed);   // kind 0
-  EXPECT_EQ(decode_status(raw_frame(6, {0, 0, 0, 1, 14, 0, 0, 0, 1})), DecodeStatus::Malformed);  // kind 14
+  EXPECT_EQ(decode_status(raw_frame(6, {0, 0, 0, 1, 15, 0, 0, 0, 1})), DecodeStatus::Malformed);  // kind 15
   EXPECT_EQ(decode_status(raw_frame(7, {0, 0, 0, 1, 4, 0})), DecodeStatus::Malformed);            // status 4
   EXPECT_EQ(decode_status(raw_frame(7, {0, 0, 0, 1, 0, 2})), DecodeStatus::Malformed);  // relay_on 2
 }

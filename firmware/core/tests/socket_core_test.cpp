@@ -676,6 +676,103 @@ TEST(SocketCore, SwitchCountPersistedAndReported) {
   EXPECT_EQ(rig.core->switch_count(), 0u);
 }
 
+// DP 17 switch_enabled = false: the relay stays as it is for the button and the gateway, not for the
+// protections.
+TEST(SocketSwitchLock, ButtonAndRemoteSwitchingIgnoredWhileDisabled) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  EXPECT_NE(SocketCore::kCapabilities & proto::kCapSwitchLock, 0u);
+  EXPECT_TRUE(rig.core->switch_enabled());
+  rig.command(1, proto::CommandKind::SetRelay, 1);
+  ASSERT_TRUE(rig.hal.relay);
+  ASSERT_TRUE(rig.core->set_countdown(60));
+  const size_t readings_before = rig.readings().size();
+
+  rig.command(2, proto::CommandKind::SetSwitchEnabled, 0);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Ok);
+  EXPECT_FALSE(rig.core->switch_enabled());
+  EXPECT_EQ(rig.storage.stored->switch_disabled, 1);
+  ASSERT_EQ(rig.readings().size(), readings_before + 1);  // the new flag goes out at once
+  EXPECT_NE(rig.readings().back().flags & proto::kSwitchDisabled, 0);
+  EXPECT_EQ(rig.readings().back().countdown_s, 0u) << "disabling cancels a running countdown";
+  EXPECT_EQ(rig.core->countdown_remaining_s(), 0u);
+
+  const uint32_t switches = rig.core->switch_count();
+  const size_t relay_events = rig.observer.relay.size();
+  press(rig, 200);  // debounced click
+  rig.core->button_click();
+  EXPECT_TRUE(rig.hal.relay);
+  rig.command(3, proto::CommandKind::SetRelay, 0);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Refused);
+  EXPECT_EQ(rig.results().back().relay_on, 1);
+  rig.command(4, proto::CommandKind::SetCountdown, 5);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Refused);
+  rig.command(5, proto::CommandKind::SetCountdown, 0);  // cancelling is not a switching
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Ok);
+  rig.command(6, proto::CommandKind::SetSwitchEnabled, 2);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::InvalidValue);
+  idle(rig, 6000);
+  EXPECT_TRUE(rig.hal.relay);
+  EXPECT_EQ(rig.core->switch_count(), switches);
+  EXPECT_EQ(rig.observer.relay.size(), relay_events);
+  EXPECT_NE(rig.readings().back().flags & proto::kSwitchDisabled, 0);
+
+  rig.command(7, proto::CommandKind::SetSwitchEnabled, 1);
+  EXPECT_TRUE(rig.core->switch_enabled());
+  EXPECT_EQ(rig.readings().back().flags & proto::kSwitchDisabled, 0);
+  press(rig, 200);
+  EXPECT_FALSE(rig.hal.relay);
+  rig.command(8, proto::CommandKind::SetRelay, 1);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Ok);
+  EXPECT_TRUE(rig.hal.relay);
+}
+
+TEST(SocketSwitchLock, PersistsAcrossPowerCutsAndFactoryResetEnables) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  rig.core->button_click();
+  rig.command(1, proto::CommandKind::SetSwitchEnabled, 0);
+  rig.power_on();
+  EXPECT_FALSE(rig.core->switch_enabled());
+  EXPECT_TRUE(rig.hal.relay);  // restored as it was
+  rig.core->button_click();
+  EXPECT_TRUE(rig.hal.relay);
+  rig.session_up();
+  rig.run(1000);
+  EXPECT_NE(rig.readings().back().flags & proto::kSwitchDisabled, 0);
+
+  rig.core->factory_reset();  // the 10-s hold: a deliberate local reset, back to the defaults
+  EXPECT_FALSE(rig.hal.relay);
+  EXPECT_TRUE(rig.core->switch_enabled());
+  EXPECT_EQ(rig.storage.stored->switch_disabled, 0);
+  rig.core->button_click();
+  EXPECT_TRUE(rig.hal.relay);
+}
+
+TEST(SocketSwitchLock, ProtectionStillTripsAndTheLoadStaysOffUntilEnabled) {
+  Rig rig;
+  rig.power_on();
+  rig.session_up();
+  rig.core->button_click();
+  rig.run(200, &kLoad1500mA, 1);
+  rig.command(1, proto::CommandKind::SetSwitchEnabled, 0);
+  rig.feed(testing::build_frame(kLoad6A));
+  EXPECT_FALSE(rig.hal.relay);  // safety first: the lock never keeps a load on
+  EXPECT_TRUE(rig.core->over_current_tripped());
+  EXPECT_EQ(count_events(rig, proto::EventType::OverCurrent), 1);
+  press(rig, 200);
+  EXPECT_FALSE(rig.hal.relay);
+  rig.command(2, proto::CommandKind::SetRelay, 1);
+  EXPECT_EQ(rig.results().back().status, proto::CommandStatus::Refused);
+  EXPECT_FALSE(rig.hal.relay);
+  rig.command(3, proto::CommandKind::SetSwitchEnabled, 1);
+  rig.command(4, proto::CommandKind::SetRelay, 1);
+  EXPECT_TRUE(rig.hal.relay);
+  EXPECT_FALSE(rig.core->over_current_tripped());
+}
+
 TEST(SocketButton, DebouncedClickToggles) {
   Rig rig;
   rig.power_on();

@@ -14,7 +14,7 @@ namespace pbfw {
 // The snapshot payload: every PersistentState field but energy_mwh (the log's counter), little-endian.
 // Fields are only ever appended (a shorter payload decodes with zeros for the missing ones).
 inline constexpr uint8_t kStateFormat = 1;
-inline constexpr size_t kStatePayloadSize = 37;
+inline constexpr size_t kStatePayloadSize = 38;
 size_t encode_state(const PersistentState& s, uint8_t* out);  // out: kStatePayloadSize bytes
 bool decode_state(uint8_t format, const uint8_t* payload, size_t len, uint64_t energy_mwh,
                   PersistentState& out);

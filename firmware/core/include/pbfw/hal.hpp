@@ -35,6 +35,8 @@ struct PersistentState {
   uint16_t voltage_max_v;  // 0 = off
   uint16_t voltage_min_v;  // 0 = off
   uint32_t kv_e6, ki_e6;   // calibration
+  // Issue 5: DP 17 switch_enabled is false (0 = enabled, so older stored states load as enabled).
+  uint8_t switch_disabled;
 };
 
 class Storage {  // wear-levelled flash on the MCU, a file in plugsim

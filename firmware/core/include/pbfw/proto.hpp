@@ -34,6 +34,9 @@ enum Capability : uint32_t {
   kCapOverCurrent = 1u << 2,
   kCapCountdown = 1u << 3,
   kCapTemperature = 1u << 4,
+  // v1 extension (issue 5): the socket understands CommandKind::SetSwitchEnabled and reports
+  // kSwitchDisabled. The gateway sends that kind only to sockets announcing this bit.
+  kCapSwitchLock = 1u << 5,
 };
 
 struct Hello {
@@ -59,6 +62,7 @@ enum ReadingFlag : uint8_t {
   kMeterOk = 1u << 3,  // a valid HLW8032 frame arrived recently; if clear the values are unavailable
   kRelayOn = 1u << 4,
   kTripped = 1u << 5,  // relay forced off by a protection; stays until switched on by the user or gateway
+  kSwitchDisabled = 1u << 6,  // DP 17 switch_enabled false: button, SetRelay do not switch (kCapSwitchLock)
 };
 
 struct Reading {
@@ -124,6 +128,8 @@ enum class CommandKind : uint8_t {
   CalibrateVoltage = 11,       // value: true mV now (known load); sets Kv from the current registers
   CalibrateCurrent = 12,       // value: true mA now; sets Ki
   CalibratePower = 13,         // value: true mW now (resistive load); sets Ki keeping Kv (VoltageSet first)
+  // v1 extension (issue 5), only to sockets announcing kCapSwitchLock. Persisted.
+  SetSwitchEnabled = 14,  // value 0/1: 0 = button, SetRelay and SetCountdown (> 0) no longer switch
 };
 
 struct Command {

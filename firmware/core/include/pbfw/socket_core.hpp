@@ -65,6 +65,8 @@ class SocketObserver {
   virtual void on_trip(proto::EventType /*type*/, int32_t /*value*/) {}
   virtual void on_provisioning(bool /*active*/) {}
   virtual void on_factory_reset() {}
+  // A button click or gateway command did not switch because switching is disabled (DP 17).
+  virtual void on_switch_locked(proto::Cause /*cause*/) {}
 
  protected:
   ~SocketObserver() = default;
@@ -86,8 +88,8 @@ class SocketCore {
   static constexpr uint32_t kFlashPeriodMs = 1000;            // flashing: half on, half off
   static constexpr uint32_t kBreathingPeriodMs = 3000;
   static constexpr uint8_t kBreathingMinLevel = 24;  // of 255: never fully dark while on
-  static constexpr uint32_t kCapabilities =
-      proto::kCapRelay | proto::kCapMeter | proto::kCapOverCurrent | proto::kCapCountdown;
+  static constexpr uint32_t kCapabilities = proto::kCapRelay | proto::kCapMeter | proto::kCapOverCurrent |
+                                            proto::kCapCountdown | proto::kCapSwitchLock;
   static constexpr LedColor kLedStandby{0, 255, 0};           // steady green: relay off
   static constexpr LedColor kLedOverCurrent{255, 0, 0};       // flashing red: load cut by a protection
   static constexpr LedColor kLedConnecting{0, 0, 255};        // flashing blue: connecting / provisioning
@@ -116,8 +118,14 @@ class SocketCore {
 
   // Raw button level from the port (any rate); debounced and interpreted in tick().
   void button(bool pressed) { button_raw_ = pressed; }
-  void button_click();  // toggles the relay (what a debounced short press does)
-  void set_relay(bool on, proto::Cause cause);
+  void button_click();  // toggles the relay (what a debounced short press does), unless switching is disabled
+  // false = refused: switching is disabled and the cause is Button or Command (protections, countdown and
+  // power-on are not switching requests and always act).
+  bool set_relay(bool on, proto::Cause cause);
+  // DP 17 switch_enabled, persisted: while false the button, SetRelay and new countdowns do not switch the
+  // relay (protection trips still open it); disabling cancels a running countdown. A factory reset enables.
+  void set_switch_enabled(bool enabled);
+  bool switch_enabled() const { return state_.switch_disabled == 0; }
   // Hold-10-s action: energy to 0 (epoch + 1), settings and calibration back to the SocketConfig
   // defaults, switch count 0, relay off. Identity (cid, secret) is not ours; the boot counter is kept.
   void factory_reset();
@@ -126,6 +134,7 @@ class SocketCore {
   void provisioning_done();
   // Countdown (also by command): the relay flips when it runs out. 0 cancels. Any other relay change
   // (button, command, protection) cancels it too, so a countdown never re-energises a tripped load.
+  // false: out of range, or a new countdown while switching is disabled.
   bool set_countdown(uint32_t seconds);
   // Calibration from a known load (Tasmota's VoltageSet/CurrentSet/PowerSet): false if the meter has
   // no fresh, non-overflowed reading of that quantity or the result is out of range. Persisted.

@@ -159,7 +159,7 @@ bool Scenario::control(std::string_view line, bool& ok) {
   in >> cmd;
   ok = true;
   if (cmd != "profile" && cmd != "press" && cmd != "hold" && cmd != "power-cut" && cmd != "wifi-loss" &&
-      cmd != "gateway-loss") {
+      cmd != "gateway-loss" && cmd != "mute-commands" && cmd != "unmute-commands") {
     return false;
   }
   auto fail = [&](const std::string& why) {
@@ -183,6 +183,10 @@ bool Scenario::control(std::string_view line, bool& ok) {
   in >> cid;
   VirtualSocket* s = sim_.find(cid);
   if (s == nullptr) return fail("unknown socket '" + cid + "'");
+  if (cmd == "mute-commands" || cmd == "unmute-commands") {
+    s->set_commands_muted(cmd == "mute-commands");
+    return true;
+  }
   if (cmd == "profile") {
     std::string rest;
     std::getline(in, rest);

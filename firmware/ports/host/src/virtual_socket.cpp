@@ -56,6 +56,8 @@ const char* command_kind_name(proto::CommandKind k) {
       return "calibrate_current";
     case proto::CommandKind::CalibratePower:
       return "calibrate_power";
+    case proto::CommandKind::SetSwitchEnabled:
+      return "set_switch_enabled";
   }
   return "unknown";
 }
@@ -150,6 +152,7 @@ void VirtualSocket::on_disconnected(const std::string& reason) {
   emit(json{{"ev", "disconnected"}, {"cid", spec_.cid}, {"reason", reason}}.dump());
   core_.on_transport_disconnected();
   session_reported_ = false;
+  held_results_.clear();  // results of that session's commands: the gateway forgot them
   after_core_call();
 }
 
@@ -159,7 +162,23 @@ void VirtualSocket::on_bytes(const uint8_t* data, size_t len) {
 }
 
 bool VirtualSocket::send(const uint8_t* data, size_t len) {
+  // LanClient hands over one whole frame per call: byte 2 is its type.
+  if (commands_muted_ && len > 2 && data[2] == static_cast<uint8_t>(proto::MsgType::CommandResult)) {
+    held_results_.emplace_back(data, data + len);
+    emit(json{{"ev", "result_held"}, {"cid", spec_.cid}}.dump());
+    return true;
+  }
   return transport_->send(data, len);
+}
+
+void VirtualSocket::set_commands_muted(bool muted) {
+  commands_muted_ = muted;
+  emit(json{{"ev", "commands_muted"}, {"cid", spec_.cid}, {"muted", muted}, {"held", held_results_.size()}}
+           .dump());
+  if (muted) return;
+  auto held = std::move(held_results_);
+  held_results_.clear();
+  for (const auto& frame : held) transport_->send(frame.data(), frame.size());
 }
 
 void VirtualSocket::on_relay_changed(bool on, proto::Cause cause) {
@@ -192,6 +211,10 @@ void VirtualSocket::on_trip(proto::EventType type, int32_t value) {
 
 void VirtualSocket::on_provisioning(bool active) {
   emit(json{{"ev", "provisioning"}, {"cid", spec_.cid}, {"active", active}}.dump());
+}
+
+void VirtualSocket::on_switch_locked(proto::Cause cause) {
+  emit(json{{"ev", "switch_locked"}, {"cid", spec_.cid}, {"cause", cause_name(cause)}}.dump());
 }
 
 void VirtualSocket::on_factory_reset() {

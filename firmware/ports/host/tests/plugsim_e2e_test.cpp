@@ -642,6 +642,7 @@ TEST(PlugsimStorage, FileRoundTripAndCorruption) {
   w.energy_mwh = 123456789012ull;
   w.energy_epoch = 3;
   w.relay_on = 1;
+  w.switch_disabled = 1;
   st.save(w);
   pbfw::PersistentState r{};
   ASSERT_TRUE(st.load(r));
@@ -649,6 +650,13 @@ TEST(PlugsimStorage, FileRoundTripAndCorruption) {
   EXPECT_EQ(r.energy_mwh, 123456789012ull);
   EXPECT_EQ(r.energy_epoch, 3);
   EXPECT_EQ(r.relay_on, 1);
+  EXPECT_EQ(r.switch_disabled, 1);
+  // A version 2 file (before switch_disabled) loads with switching enabled.
+  { std::ofstream(dir / "a.state") << "plugsim-state 2 7 100 1 1 0 5 1 5000 0 0 0 0 1880000 1000000\n"; }
+  ASSERT_TRUE(st.load(r));
+  EXPECT_EQ(r.boot_counter, 7u);
+  EXPECT_EQ(r.ki_e6, 1000000u);
+  EXPECT_EQ(r.switch_disabled, 0);
   { std::ofstream(dir / "a.state") << "garbage\n"; }
   EXPECT_FALSE(st.load(r));
   plugsim::FileStorage seeded(dir / "b.state", 1700000000u);

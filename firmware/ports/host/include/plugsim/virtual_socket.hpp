@@ -66,6 +66,10 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   void power_on();
   bool powered() const { return powered_; }
   void drop_connection(const std::string& reason = "dropped by plugsim") { transport_->drop(reason); }
+  // Test control: while muted, the socket still executes commands but holds their CommandResults; unmuting
+  // sends the held ones late (if the session is still the same). Lets tests play a socket that never
+  // confirms, and a confirmation arriving after the gateway gave up.
+  void set_commands_muted(bool muted);
 
   const std::string& cid() const { return spec_.cid; }
   bool relay_on() const { return hal_.relay(); }
@@ -96,6 +100,7 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   void on_trip(pbfw::proto::EventType type, int32_t value) override;
   void on_provisioning(bool active) override;
   void on_factory_reset() override;
+  void on_switch_locked(pbfw::proto::Cause cause) override;
 
   void after_core_call();  // reports session/ack changes
   void time_records(uint32_t acked);
@@ -112,6 +117,8 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   pbfw::SocketCore core_;
 
   bool session_reported_ = false;
+  bool commands_muted_ = false;
+  std::vector<std::vector<uint8_t>> held_results_;  // CommandResult frames held while muted
   bool powered_ = true;
   uint32_t acked_seq_ = 0;
 
