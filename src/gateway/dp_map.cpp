@@ -129,10 +129,14 @@ DpCommandPlan plan_dp_command(int dp, const json& value, const DpCommandContext&
           to_socket(dp == 11 ? proto::CommandKind::SetVoltageMin : proto::CommandKind::SetVoltageMax, volts);
       break;
     }
-    case 17:  // switch_enabled: gateway state, needs no socket
-      plan.action = DpCommandPlan::Action::SwitchEnabled;
-      plan.enable = *b;
-      return plan;
+    case 17:  // switch_enabled: the socket enforces and keeps it; older firmware: gateway state
+      if (ctx.switch_lock_in_socket) {
+        plan = to_socket(proto::CommandKind::SetSwitchEnabled, *b ? 1 : 0);
+      } else {
+        plan.action = DpCommandPlan::Action::SwitchEnabled;
+        plan.enable = *b;
+      }
+      break;
     case 9:  // status_query: any value
       plan.action = DpCommandPlan::Action::StatusQuery;
       break;
@@ -249,7 +253,8 @@ DpSupport dp_support(int dp) {
       return {true, true, "last confirmed SetVoltageMax (V, 0 = off); command -> SetVoltageMax"};
     case 17:
       return {true, true,
-              "gateway state (in memory, default true); false refuses DP 1/57 and local relay commands"};
+              "reading flag switch_disabled (socket-persisted); command -> SetSwitchEnabled; false: the "
+              "socket's button and DP 1/57 do not switch"};
     case 18:
       return {true, true,
               "last confirmed SetOverCurrentDuration (ms / 10); command -> SetOverCurrentDuration"};

@@ -15,6 +15,9 @@ namespace pb::gateway {
 struct DpCommandContext {
   bool online = false;
   bool switch_enabled = true;  // DP 17: false = DP 1/57 and local relay commands are refused
+  // The socket announced kCapSwitchLock: DP 17 goes to it (SetSwitchEnabled). Without it (older
+  // firmware) DP 17 is kept by the gateway alone.
+  bool switch_lock_in_socket = false;
 };
 
 // The outcome of validating one cloud command.
@@ -23,7 +26,7 @@ struct DpCommandPlan {
     Reject,         // answer `code` with `why` at once
     Socket,         // send `command` to the socket, answer once it confirmed
     StatusQuery,    // DP 9: full report of the socket, answer success
-    SwitchEnabled,  // DP 17: gateway-side state `enable`, answer success
+    SwitchEnabled,  // DP 17 for firmware without kCapSwitchLock: gateway-side state `enable`, answer success
   };
   Action action = Action::Reject;
   int code = 0;  // tuya::code::* for Reject
@@ -34,7 +37,7 @@ struct DpCommandPlan {
 
 // Validates `value` for DP `dp`. Order: unknown or read-only or not supported by the socket
 // 2002, wrong type 1103, outside the table's or the firmware's range 1101, relay while
-// switch_enabled is false 2002, offline 2001 (DP 17 works offline: it is gateway state).
+// switch_enabled is false 2002, offline 2001.
 DpCommandPlan plan_dp_command(int dp, const nlohmann::json& value, const DpCommandContext& ctx);
 
 // Protection settings as the socket was last confirmed to apply them (unset = not known).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <deque>
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
@@ -25,6 +26,8 @@ constexpr auto kStatusDebounce = 200ms;            // coalesce online/offline ch
 constexpr uint32_t kDefaultCurrentLimitMa = 5000;  // the socket's rating
 constexpr const char* kNoConfirmInTime = "socket did not confirm in time";
 constexpr const char* kLocalPrefix = "local-";  // request ids of commands from the control socket
+constexpr size_t kMaxQueuedCommands = 16;       // per socket, the one in flight included
+constexpr const char* kSwitchingDisabled = "switching is disabled (switch_enabled is false)";
 
 const char* cause_name(proto::Cause c) {
   switch (c) {
@@ -76,14 +79,17 @@ energy::AccountantOptions accountant_options(const config::Config& cfg) {
 }
 }  // namespace
 
+// One command in a socket's queue.
 struct Gateway::PendingCommand {
-  uint32_t cmd_id;
-  std::string cid;
-  std::string request_id;
-  int dp;
-  json value;
-  proto::Command command{};  // as sent, to record the setting once confirmed
-  std::unique_ptr<boost::asio::steady_timer> timer;
+  enum class From { Cloud, Local, Gateway };  // Gateway: re-applying DP 17 after a reconnect, no answer
+  From from = From::Cloud;
+  std::string request_id;    // cloud request_id or "local-N"
+  int dp = 0;                // Cloud: the DP
+  json value;                // Cloud: the DP value as received
+  std::string kind;          // Local: "relay" or "countdown"
+  int64_t local_value = 0;   // Local: 1/0/-1 or seconds
+  proto::Command command{};  // as sent (Gateway: given), to record the setting once confirmed
+  uint32_t cmd_id = 0;       // 0 = not sent yet
 };
 
 struct Gateway::SocketState {
@@ -94,11 +100,21 @@ struct Gateway::SocketState {
   std::optional<store::ReadingRow> last;
   std::optional<bool> relay_on;
   uint32_t current_limit_ma = kDefaultCurrentLimitMa;
-  bool switch_enabled = true;            // DP 17, gateway-side
+  bool switch_enabled = true;  // DP 17: the socket's (kCapSwitchLock), else gateway state
+  // Reported only once known: from the socket's reading or confirmation, or from a socket without the
+  // lock (then it is gateway state). A restarted daemon must not report the default over the truth.
+  bool switch_known = false;
   DpSettings settings;                   // DP 11/12/18/48 as last confirmed
   uint32_t faults = 0;                   // DP 19 bitmap, cleared when the relay is switched on
   std::string fault_detail;              // DP 21 text of the last protection event
   std::optional<uint32_t> switch_count;  // DP 42, from v1 readings
+  // DP 17 as the cloud last set it (answered 0 since the daemon started); re-applied to the socket
+  // after a reconnect, forgotten when the socket reports a factory reset.
+  std::optional<bool> desired_switch_enabled;
+  int64_t switch_confirmed_ms = 0;      // readings sampled before this carry an older kSwitchDisabled
+  std::deque<PendingCommand> commands;  // front is in flight once its cmd_id is set
+  std::unique_ptr<boost::asio::steady_timer> command_timer;
+  bool pumping = false;
   // When the socket's countdown will flip the relay (from v1 readings; none = not running).
   std::optional<int64_t> countdown_ends_ms;
 
@@ -135,6 +151,7 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
     st->report = ReportPolicy(report_rules(cfg_.report));
     if (entry.limits.current_max_ma) st->current_limit_ma = *entry.limits.current_max_ma;
     st->sync_timer = std::make_unique<boost::asio::steady_timer>(io_);
+    st->command_timer = std::make_unique<boost::asio::steady_timer>(io_);
     roster_order_.push_back(st.get());
     sockets_.emplace(entry.cid, std::move(st));
   }
@@ -222,6 +239,16 @@ void Gateway::on_hello(const std::shared_ptr<lan::Session>& s) {
   PB_LOG(Info, "gateway") << st.entry->cid << " connected from " << s->remote() << " (fw " << hello.fw_version
                           << ", boot " << hello.boot_counter << ", committed up to seq " << committed << ")";
   set_online(st, true);
+  if ((hello.capabilities & proto::kCapSwitchLock) == 0) st.switch_known = true;  // gateway state
+  // The socket keeps DP 17 itself; one that lost it (replaced, or DP 17 set while it ran older
+  // firmware) gets the cloud's last setting again. Idempotent when it already has it.
+  if ((hello.capabilities & proto::kCapSwitchLock) && st.desired_switch_enabled) {
+    PendingCommand pc;
+    pc.from = PendingCommand::From::Gateway;
+    pc.command.kind = proto::CommandKind::SetSwitchEnabled;
+    pc.command.value = *st.desired_switch_enabled ? 1 : 0;
+    enqueue_command(st, std::move(pc));
+  }
 }
 
 void Gateway::on_lan_closed(const std::shared_ptr<lan::Session>& s, const std::string& reason) {
@@ -232,16 +259,8 @@ void Gateway::on_lan_closed(const std::shared_ptr<lan::Session>& s, const std::s
   st.session.reset();
   PB_LOG(Info, "gateway") << st.entry->cid << " disconnected: " << reason;
   set_online(st, false);
-  // Commands waiting on this socket can no longer be confirmed.
-  std::vector<uint32_t> failed;
-  for (auto& [id, pc] : pending_commands_)
-    if (pc->cid == st.entry->cid) failed.push_back(id);
-  for (uint32_t id : failed) {
-    auto node = pending_commands_.extract(id);
-    node.mapped()->timer->cancel();
-    answer_command(node.mapped()->cid, node.mapped()->request_id, tuya::code::kOffline,
-                   "socket disconnected before confirming");
-  }
+  // Commands in flight or waiting for this socket can no longer be confirmed.
+  fail_all_commands(st, "socket disconnected before confirming");
 }
 
 void Gateway::on_lan_message(const std::shared_ptr<lan::Session>& s, const proto::Message& m) {
@@ -286,6 +305,12 @@ void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>
     st.countdown_ends_ms =
         r.countdown_s ? std::optional(row.ts_ms + int64_t{r.countdown_s} * 1000) : std::nullopt;
   }
+  // DP 17 is the socket's own truth (kCapSwitchLock). Readings arrive in the socket's order, but one
+  // sampled before a confirmed SetSwitchEnabled still carries the old flag.
+  if ((s->hello().capabilities & proto::kCapSwitchLock) && row.ts_ms >= st.switch_confirmed_ms) {
+    st.switch_enabled = (r.flags & proto::kSwitchDisabled) == 0;
+    st.switch_known = true;
+  }
   batch_readings_.push_back(std::move(row));
   batch_acks_.push_back({s, &st, r.seq});
   schedule_flush();
@@ -308,6 +333,8 @@ void Gateway::queue_event(SocketState& st, const std::shared_ptr<lan::Session>& 
     st.relay_on = e.value != 0;
     if (e.value != 0) st.faults = 0;  // switching on again clears the fault (DP 19)
     report_changes(st, false);
+  } else if (e.type == proto::EventType::FactoryReset) {
+    st.desired_switch_enabled.reset();  // the user reset the socket to its defaults on purpose
   } else if (uint32_t bits = fault_bits_for(e.type)) {
     st.faults |= bits;
     st.fault_detail = protection_detail(e.type, e.value);
@@ -547,7 +574,10 @@ void Gateway::report_changes(SocketState& st, bool full) {
   // What to send is ReportPolicy's decision (report_policy.hpp: bands, minimum interval, full).
   ReportInputs in;
   in.relay_on = st.relay_on;
-  in.switch_enabled = st.switch_enabled;
+  if (st.switch_known)
+    in.switch_enabled = st.switch_enabled;
+  else
+    in.switch_enabled = std::nullopt;
   in.faults = st.faults;
   in.fault_detail = st.fault_detail;
   in.current_limit_ma = st.current_limit_ma;
@@ -670,8 +700,11 @@ std::chrono::milliseconds Gateway::report_clock() const {
   return std::chrono::duration_cast<ReportPolicy::Time>(Clock::now().time_since_epoch());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Commands: one queue per socket, one command in flight, answers in arrival order
+
 void Gateway::answer_command(const std::string& cid, const std::string& request_id, int code,
-                             const std::string& why) {
+                             const std::string& why, std::optional<LocalResult::Status> local_status) {
   if (code == tuya::code::kSuccess)
     PB_LOG(Info, "gateway") << "command " << request_id << " for " << cid << " done";
   else
@@ -686,7 +719,9 @@ void Gateway::answer_command(const std::string& cid, const std::string& request_
         json{{"request_id", request_id}, {"code", code}, {"why", why}, {"from", "local"}}.dump());
     LocalResult r;
     r.why = why;
-    if (code == tuya::code::kSuccess)
+    if (local_status)
+      r.status = *local_status;
+    else if (code == tuya::code::kSuccess)
       r.status = LocalResult::Status::Confirmed;
     else if (code == tuya::code::kUnsupported)
       r.status = LocalResult::Status::Unsupported;
@@ -696,7 +731,8 @@ void Gateway::answer_command(const std::string& cid, const std::string& request_
       r.status = LocalResult::Status::Rejected;
     if (auto it = sockets_.find(cid); it != sockets_.end() && code == tuya::code::kSuccess)
       r.relay_on = it->second->relay_on;
-    done(std::move(r));
+    // Posted: a command may be answered inside local_command() (queue empty, rejected at once).
+    boost::asio::post(io_, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
     return;
   }
   if (sockets_.count(cid))
@@ -707,9 +743,22 @@ void Gateway::answer_command(const std::string& cid, const std::string& request_
                    tuya::make_command_response(cid, request_id, code, now_unix_ms() / 1000).dump(), {});
 }
 
+void Gateway::answer(const SocketState& st, const PendingCommand& pc, int code, const std::string& why,
+                     std::optional<LocalResult::Status> local_status) {
+  if (pc.from == PendingCommand::From::Gateway) {  // nobody waits for it
+    if (code == tuya::code::kSuccess)
+      PB_LOG(Info, "gateway") << st.entry->cid << ": switch_enabled re-applied";
+    else
+      PB_LOG(Warning, "gateway") << st.entry->cid << ": re-applying switch_enabled failed: " << why;
+    return;
+  }
+  answer_command(st.entry->cid, pc.request_id, code, why, local_status);
+}
+
 void Gateway::handle_command(const std::string& payload) {
   auto parsed = tuya::parse_command(payload);
   if (!parsed.command) {
+    // Nothing to queue: without a readable DP and value it cannot wait for its turn.
     if (parsed.request_id.empty()) {
       PB_LOG(Warning, "gateway") << "ignoring a command without a readable request_id (" << parsed.error
                                  << "): " << payload.substr(0, 200);
@@ -724,71 +773,178 @@ void Gateway::handle_command(const std::string& payload) {
     answer_command(cmd.cid, cmd.request_id, tuya::code::kNoDevice, "cid is not in the roster");
     return;
   }
-  SocketState& st = *it->second;
-
-  // Validated against the DP table and the firmware's limits (dp_map.cpp, docs/dp-mapping.md).
-  DpCommandPlan plan =
-      plan_dp_command(cmd.dp_id, cmd.value,
-                      DpCommandContext{.online = st.session != nullptr, .switch_enabled = st.switch_enabled});
-  switch (plan.action) {
-    case DpCommandPlan::Action::Reject:
-      return answer_command(cmd.cid, cmd.request_id, plan.code, plan.why);
-    case DpCommandPlan::Action::StatusQuery:
-      report_changes(st, true);
-      return answer_command(cmd.cid, cmd.request_id, tuya::code::kSuccess, "full report sent");
-    case DpCommandPlan::Action::SwitchEnabled:
-      st.switch_enabled = plan.enable;
-      PB_LOG(Info, "gateway") << cmd.cid << ": switching " << (plan.enable ? "enabled" : "disabled");
-      report_changes(st, false);
-      return answer_command(cmd.cid, cmd.request_id, tuya::code::kSuccess,
-                            plan.enable ? "switching enabled" : "switching disabled");
-    case DpCommandPlan::Action::Socket:
-      break;
-  }
-  send_command(st, plan.command, cmd.request_id, cmd.dp_id, cmd.value);
+  PendingCommand pc;
+  pc.from = PendingCommand::From::Cloud;
+  pc.request_id = cmd.request_id;
+  pc.dp = cmd.dp_id;
+  pc.value = cmd.value;
+  enqueue_command(*it->second, std::move(pc));
 }
 
-void Gateway::send_command(SocketState& st, proto::Command out, const std::string& request_id, int dp,
-                           json value) {
-  auto pc = std::make_unique<PendingCommand>();
-  pc->cmd_id = next_cmd_id_++;
-  if (next_cmd_id_ == 0) next_cmd_id_ = 1;
-  pc->cid = st.entry->cid;
-  pc->request_id = request_id;
-  pc->dp = dp;
-  pc->value = std::move(value);
-  pc->command = out;
-  pc->timer = std::make_unique<boost::asio::steady_timer>(io_);
-  out.cmd_id = pc->cmd_id;
-  uint32_t id = pc->cmd_id;
-  // A socket that never confirms still gets its command answered.
-  pc->timer->expires_after(std::chrono::seconds(cfg_.uplink.command_timeout_s));
-  pc->timer->async_wait([this, id](const boost::system::error_code& ec) {
-    if (ec) return;
-    auto node = pending_commands_.extract(id);
-    if (node.empty()) return;
-    answer_command(node.mapped()->cid, node.mapped()->request_id, tuya::code::kOffline, kNoConfirmInTime);
-  });
-  pending_commands_.emplace(id, std::move(pc));
+void Gateway::enqueue_command(SocketState& st, PendingCommand pc) {
+  if (st.commands.size() >= kMaxQueuedCommands) {
+    // 500: the gateway cannot take more for this socket; the value and the device are not at fault.
+    answer(st, pc, tuya::code::kSystem,
+           "command queue full (" + std::to_string(kMaxQueuedCommands) + " commands waiting for the socket)",
+           LocalResult::Status::Rejected);
+    return;
+  }
+  st.commands.push_back(std::move(pc));
+  pump_commands(st);
+}
 
+void Gateway::pump_commands(SocketState& st) {
+  if (st.pumping) return;  // answering may queue more (re-entry); the loop below takes them
+  st.pumping = true;
+  while (!st.commands.empty() && st.commands.front().cmd_id == 0) {
+    PendingCommand& pc = st.commands.front();
+    if (dispatch_command(st, pc)) break;  // in flight: the result or the timeout continues
+    st.commands.pop_front();              // answered without the socket
+  }
+  st.pumping = false;
+}
+
+// Validated now, not when queued: an earlier command in the queue may have changed the state
+// (DP 17 before DP 1), and the socket may have gone meanwhile.
+bool Gateway::dispatch_command(SocketState& st, PendingCommand& pc) {
+  const bool online = st.session != nullptr;
+  const uint32_t caps = online ? st.session->hello().capabilities : 0;
+  switch (pc.from) {
+    case PendingCommand::From::Gateway:
+      if (!online) return false;
+      send_command(st, pc, pc.command);
+      return true;
+
+    case PendingCommand::From::Cloud: {
+      // Validated against the DP table and the firmware's limits (dp_map.cpp, docs/dp-mapping.md).
+      DpCommandPlan plan =
+          plan_dp_command(pc.dp, pc.value,
+                          DpCommandContext{.online = online,
+                                           .switch_enabled = st.switch_enabled,
+                                           .switch_lock_in_socket = (caps & proto::kCapSwitchLock) != 0});
+      switch (plan.action) {
+        case DpCommandPlan::Action::Reject:
+          answer(st, pc, plan.code, plan.why);
+          return false;
+        case DpCommandPlan::Action::StatusQuery:
+          report_changes(st, true);
+          answer(st, pc, tuya::code::kSuccess, "full report sent");
+          return false;
+        case DpCommandPlan::Action::SwitchEnabled:  // firmware without kCapSwitchLock: gateway state
+          st.switch_enabled = plan.enable;
+          st.switch_known = true;
+          st.desired_switch_enabled = plan.enable;
+          PB_LOG(Info, "gateway") << st.entry->cid << ": switching " << (plan.enable ? "enabled" : "disabled")
+                                  << " (gateway-side: the socket firmware has no switch lock)";
+          report_changes(st, false);
+          answer(st, pc, tuya::code::kSuccess, plan.enable ? "switching enabled" : "switching disabled");
+          return false;
+        case DpCommandPlan::Action::Socket:
+          send_command(st, pc, plan.command);
+          return true;
+      }
+      return false;
+    }
+
+    case PendingCommand::From::Local: {
+      if (!online) {
+        answer(st, pc, tuya::code::kOffline, "socket is offline", LocalResult::Status::Offline);
+        return false;
+      }
+      proto::Command out{};
+      if (pc.kind == "relay") {
+        if (!st.switch_enabled) {
+          answer(st, pc, tuya::code::kUnsupported, kSwitchingDisabled, LocalResult::Status::Rejected);
+          return false;
+        }
+        int64_t value = pc.local_value;
+        if (value == -1) {
+          if (!st.relay_on) {
+            answer(st, pc, tuya::code::kUnsupported, "relay state not known yet; say on or off",
+                   LocalResult::Status::Rejected);
+            return false;
+          }
+          value = *st.relay_on ? 0 : 1;
+        }
+        out.kind = proto::CommandKind::SetRelay;
+        out.value = static_cast<int32_t>(value);
+      } else {  // countdown
+        if ((caps & proto::kCapCountdown) == 0) {
+          answer(st, pc, tuya::code::kUnsupported, "the socket firmware does not support countdown",
+                 LocalResult::Status::Unsupported);
+          return false;
+        }
+        if (pc.local_value > 0 && !st.switch_enabled) {
+          answer(st, pc, tuya::code::kUnsupported, kSwitchingDisabled, LocalResult::Status::Rejected);
+          return false;
+        }
+        out.kind = proto::CommandKind::SetCountdown;
+        out.value = static_cast<int32_t>(pc.local_value);
+      }
+      send_command(st, pc, out);
+      return true;
+    }
+  }
+  return false;
+}
+
+void Gateway::send_command(SocketState& st, PendingCommand& pc, proto::Command out) {
+  pc.cmd_id = next_cmd_id_++;
+  if (next_cmd_id_ == 0) next_cmd_id_ = 1;
+  out.cmd_id = pc.cmd_id;
+  pc.command = out;
+  const uint32_t id = pc.cmd_id;
+  // A socket that never confirms still gets its command answered, and the next one goes on. The
+  // time counts from sending: a command waiting behind others is not the socket's fault.
+  st.command_timer->expires_after(std::chrono::seconds(cfg_.uplink.command_timeout_s));
+  st.command_timer->async_wait([this, &st, id](const boost::system::error_code& ec) {
+    if (ec || st.commands.empty() || st.commands.front().cmd_id != id) return;
+    finish_command(st, tuya::code::kOffline, kNoConfirmInTime, LocalResult::Status::Timeout);
+  });
+  if (!st.commands.empty() && &st.commands.front() != &pc)
+    PB_LOG(Error, "gateway") << st.entry->cid << ": sending a command that is not at the front";
+  PB_LOG(Debug, "gateway") << st.entry->cid << ": command " << id << " (kind " << static_cast<int>(out.kind)
+                           << ", value " << out.value << ") sent, " << st.commands.size() - 1 << " waiting";
   proto::Message m{};
   m.type = proto::MsgType::Command;
   m.command = out;
   st.session->send(m);
 }
 
+void Gateway::finish_command(SocketState& st, int code, const std::string& why,
+                             std::optional<LocalResult::Status> local_status) {
+  if (st.commands.empty()) return;
+  st.command_timer->cancel();
+  PendingCommand pc = std::move(st.commands.front());
+  st.commands.pop_front();
+  answer(st, pc, code, why, local_status);
+  pump_commands(st);
+}
+
+// Socket gone or daemon stopping: everything in flight and waiting is answered, in order.
+void Gateway::fail_all_commands(SocketState& st, const std::string& why) {
+  st.command_timer->cancel();
+  auto commands = std::move(st.commands);
+  st.commands.clear();
+  for (const PendingCommand& pc : commands)
+    answer(st, pc, tuya::code::kOffline,
+           pc.cmd_id != 0 || stopping_ ? why : "socket went offline before its turn",
+           stopping_ ? std::optional(LocalResult::Status::ShuttingDown) : std::nullopt);
+}
+
 void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) {
-  st.relay_on = r.relay_on != 0;
-  auto node = pending_commands_.extract(r.cmd_id);
-  if (node.empty()) {
-    PB_LOG(Debug, "gateway") << st.entry->cid << ": result for unknown command " << r.cmd_id;
-    report_changes(st, false);
+  if (st.commands.empty() || st.commands.front().cmd_id != r.cmd_id) {
+    // Late (answered already after the timeout, or from before a reconnect) or unknown: cmd_ids are
+    // never reused, so it cannot be taken for the command in flight. Readings carry the state.
+    PB_LOG(Info, "gateway") << st.entry->cid << ": ignoring the result of command " << r.cmd_id
+                            << " (no longer in flight)";
     return;
   }
-  auto& pc = *node.mapped();
-  pc.timer->cancel();
+  st.relay_on = r.relay_on != 0;
+  const PendingCommand& pc = st.commands.front();
   int code = tuya::code::kSuccess;
   std::string why = "confirmed by the socket";
+  std::optional<LocalResult::Status> local_status;
   switch (r.status) {
     case proto::CommandStatus::Ok:
       break;
@@ -801,17 +957,35 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
       why = "socket rejected the value";
       break;
     case proto::CommandStatus::Refused:
-      code = tuya::code::kSystem;
-      why = "socket refused the command";
+      if (pc.command.kind == proto::CommandKind::SetRelay ||
+          pc.command.kind == proto::CommandKind::SetCountdown) {
+        // The socket's switch lock (DP 17), which we did not know yet.
+        code = tuya::code::kUnsupported;
+        why = std::string(kSwitchingDisabled) + " on the socket";
+        local_status = LocalResult::Status::Rejected;
+        st.switch_enabled = false;
+        st.switch_known = true;
+      } else {
+        code = tuya::code::kSystem;
+        why = "socket refused the command";
+      }
       break;
   }
-  if (code == tuya::code::kSuccess && pc.dp == 6) {
-    if (auto v = tuya::parse_int(pc.value)) st.current_limit_ma = static_cast<uint32_t>(*v / 10);
+  if (code == tuya::code::kSuccess) {
+    if (pc.from == PendingCommand::From::Cloud && pc.dp == 6) {
+      if (auto v = tuya::parse_int(pc.value)) st.current_limit_ma = static_cast<uint32_t>(*v / 10);
+    }
+    apply_confirmed(st.settings, pc.command);
+    if (pc.command.kind == proto::CommandKind::SetSwitchEnabled) {
+      st.switch_enabled = pc.command.value != 0;
+      st.switch_known = true;
+      st.desired_switch_enabled = st.switch_enabled;
+      st.switch_confirmed_ms = now_unix_ms();
+    }
   }
-  if (code == tuya::code::kSuccess) apply_confirmed(st.settings, pc.command);
   // Report the confirmed state before answering, so the cloud never sees a stale switch.
   report_changes(st, false);
-  answer_command(pc.cid, pc.request_id, code, why);
+  finish_command(st, code, why, local_status);
 }
 
 const char* to_string(LocalResult::Status s) {
@@ -855,48 +1029,36 @@ std::vector<LiveSocket> Gateway::live_status() const {
 void Gateway::local_command(const std::string& cid, const std::string& kind, int64_t value,
                             std::function<void(LocalResult)> done) {
   // Answers always run later on the loop, never inside this call.
-  auto answer = [this, &done](LocalResult::Status status, std::string why) {
+  auto reply = [this, &done](LocalResult::Status status, std::string why) {
     boost::asio::post(io_, [done = std::move(done), status, why = std::move(why)] {
       done(LocalResult{status, std::nullopt, why});
     });
   };
-  if (stopping_) return answer(LocalResult::Status::ShuttingDown, "the daemon is shutting down");
+  if (stopping_) return reply(LocalResult::Status::ShuttingDown, "the daemon is shutting down");
   auto it = sockets_.find(cid);
   if (it == sockets_.end())
-    return answer(LocalResult::Status::UnknownCid, "cid '" + cid + "' is not in the roster");
-  SocketState& st = *it->second;
-  if (!st.session) return answer(LocalResult::Status::Offline, "socket is offline");
-
-  proto::Command out{};
-  int dp = 1;
+    return reply(LocalResult::Status::UnknownCid, "cid '" + cid + "' is not in the roster");
+  // What does not depend on the socket's state is checked now; the rest when its turn comes.
   if (kind == "relay") {
-    if (!st.switch_enabled)
-      return answer(LocalResult::Status::Rejected, "switching is disabled (switch_enabled is false)");
-    if (value == -1) {
-      if (!st.relay_on)
-        return answer(LocalResult::Status::Rejected, "relay state not known yet; say on or off");
-      value = *st.relay_on ? 0 : 1;
-    }
-    if (value != 0 && value != 1)
-      return answer(LocalResult::Status::BadRequest, "relay wants on, off or toggle");
-    out.kind = proto::CommandKind::SetRelay;
-    out.value = static_cast<int32_t>(value);
+    if (value != 0 && value != 1 && value != -1)
+      return reply(LocalResult::Status::BadRequest, "relay wants on, off or toggle");
   } else if (kind == "countdown") {
-    if ((st.session->hello().capabilities & proto::kCapCountdown) == 0)
-      return answer(LocalResult::Status::Unsupported, "the socket firmware does not support countdown");
     if (value < 0 || value > 86400)
-      return answer(LocalResult::Status::BadRequest, "countdown wants 0..86400 s");
-    out.kind = proto::CommandKind::SetCountdown;
-    out.value = static_cast<int32_t>(value);
-    dp = 0;  // not a Tuya DP: the cloud's countdown mapping comes with the full DP table
+      return reply(LocalResult::Status::BadRequest, "countdown wants 0..86400 s");
   } else {
-    return answer(LocalResult::Status::BadRequest, "unknown command kind '" + kind + "'");
+    return reply(LocalResult::Status::BadRequest, "unknown command kind '" + kind + "'");
   }
 
-  std::string rid = kLocalPrefix + std::to_string(next_local_id_++);
-  local_waiters_.emplace(rid, std::move(done));
-  PB_LOG(Info, "gateway") << "local command " << rid << ": " << cid << " " << kind << " " << value;
-  send_command(st, out, rid, dp, value);
+  PendingCommand pc;
+  pc.from = PendingCommand::From::Local;
+  pc.request_id = kLocalPrefix + std::to_string(next_local_id_++);
+  pc.kind = kind;
+  pc.local_value = value;
+  // dp 0: not a Tuya DP (the cloud's countdown mapping comes with the full DP table).
+  pc.dp = kind == "relay" ? 1 : 0;
+  local_waiters_.emplace(pc.request_id, std::move(done));
+  PB_LOG(Info, "gateway") << "local command " << pc.request_id << ": " << cid << " " << kind << " " << value;
+  enqueue_command(*it->second, std::move(pc));
 }
 
 void Gateway::on_uplink_message(const std::string& suffix, const std::string& payload) {
@@ -921,10 +1083,11 @@ void Gateway::shutdown(std::function<void()> done) {
   status_timer_.cancel();
   retention_timer_.cancel();
   for (SocketState* st : roster_order_) st->sync_timer->cancel();
+  // Every command in flight or waiting is answered (2001 to the cloud, shutting_down locally); their
+  // "command" events go into the last flush.
+  for (SocketState* st : roster_order_) fail_all_commands(*st, "the gateway is shutting down");
   if (server_) server_->stop();
   flush();
-  for (auto& [id, pc] : pending_commands_) pc->timer->cancel();
-  pending_commands_.clear();
   auto waiters = std::move(local_waiters_);
   local_waiters_.clear();
   for (auto& [rid, w] : waiters)

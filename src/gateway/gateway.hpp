@@ -96,7 +96,8 @@ class Gateway {
   // Local control (works with the uplink down), called on the loop.
   std::vector<LiveSocket> live_status() const;
   // kind "relay": value 1 = on, 0 = off, -1 = toggle; kind "countdown": value = seconds. Goes the
-  // cloud commands' way (pending command, timeout, "command" event); done runs on the loop once.
+  // cloud commands' way (the socket's command queue, timeout, "command" event); done runs on the loop
+  // once, never inside this call.
   void local_command(const std::string& cid, const std::string& kind, int64_t value,
                      std::function<void(LocalResult)> done);
 
@@ -128,11 +129,20 @@ class Gateway {
   void handle_sync_response(const std::string& payload);
   void handle_report_response(const std::string& payload);
   void handle_command(const std::string& payload);
-  // Forwards a validated command to the socket and tracks it until confirmed or timed out.
-  void send_command(SocketState& st, pbfw::proto::Command out, const std::string& request_id, int dp,
-                    nlohmann::json value);
-  void answer_command(const std::string& cid, const std::string& request_id, int code,
-                      const std::string& why);
+  // Per-socket command queue (cloud, local and the gateway's own): one command in flight, answered
+  // in arrival order; each is validated when it reaches the front, against the state then.
+  void enqueue_command(SocketState& st, PendingCommand pc);
+  void pump_commands(SocketState& st);
+  bool dispatch_command(SocketState& st, PendingCommand& pc);  // true = sent, awaiting the socket
+  void send_command(SocketState& st, PendingCommand& pc, pbfw::proto::Command out);
+  // Answers the front command and moves on to the next one.
+  void finish_command(SocketState& st, int code, const std::string& why,
+                      std::optional<LocalResult::Status> local_status = std::nullopt);
+  void fail_all_commands(SocketState& st, const std::string& why);
+  void answer(const SocketState& st, const PendingCommand& pc, int code, const std::string& why,
+              std::optional<LocalResult::Status> local_status = std::nullopt);
+  void answer_command(const std::string& cid, const std::string& request_id, int code, const std::string& why,
+                      std::optional<LocalResult::Status> local_status = std::nullopt);
   void on_command_result(SocketState& st, const pbfw::proto::CommandResult& r);
   void report_changes(SocketState& st, bool full);
   void report_dp(SocketState& st, int dp, const std::string& value_json);
@@ -159,8 +169,7 @@ class Gateway {
   boost::asio::steady_timer flush_timer_;
 
   std::map<std::string, SocketState*> pending_syncs_;  // request_id → socket
-  std::unordered_map<uint32_t, std::unique_ptr<PendingCommand>> pending_commands_;
-  uint32_t next_cmd_id_ = 1;
+  uint32_t next_cmd_id_ = 1;  // unique over all sockets, so a late result never matches another command
   std::map<std::string, std::function<void(LocalResult)>> local_waiters_;  // request_id → CLI answer
   uint64_t next_local_id_ = 1;
 

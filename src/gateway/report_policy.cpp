@@ -56,7 +56,7 @@ std::vector<DpValue> report_values(const ReportInputs& in) {
     add(1, R::Switch, K::Bool, *in.relay_on ? 1 : 0);
     add(57, R::Switch, K::Bool, *in.relay_on ? 1 : 0);
   }
-  add(17, R::OnChange, K::Bool, in.switch_enabled ? 1 : 0);
+  if (in.switch_enabled) add(17, R::OnChange, K::Bool, *in.switch_enabled ? 1 : 0);
   add(19, R::Switch, K::Int, in.faults);
   add(20, R::OnChange, K::Text, 0, alarm_level_for(in.faults));
   add(21, R::OnChange, K::Text, 0, device_alarm_text(in.faults, in.fault_detail));

@@ -73,7 +73,7 @@ struct DpValue {
 // What the gateway knows about a socket, as far as reports go.
 struct ReportInputs {
   std::optional<bool> relay_on;
-  bool switch_enabled = true;
+  std::optional<bool> switch_enabled = true;  // unset: not known yet (the socket has not told), not reported
   uint32_t faults = 0;
   std::string fault_detail;
   uint32_t current_limit_ma = 5000;

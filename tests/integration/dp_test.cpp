@@ -37,7 +37,7 @@ TEST(DpMapping, ValidationCodesForNewDpsOnlineAndOffline) {
   EXPECT_EQ(sc.command_code(on, 99, "0", "v-unknown"), 2002);
   EXPECT_EQ(sc.command_code(off, 48, "10000000", "v-2001"), 2001);
   EXPECT_EQ(sc.command_code(off, 48, "\"x\"", "v-off-1103"), 1103);  // type before offline
-  EXPECT_EQ(sc.command_code(off, 17, "false", "v-17-off"), 0);       // gateway state: works offline
+  EXPECT_EQ(sc.command_code(off, 17, "false", "v-17-off"), 2001);    // the socket keeps it: must confirm
 
   // Settings are answered after the socket confirmed, then reported with the DP's scale.
   EXPECT_EQ(sc.command_code(on, 11, "\"1800000\"", "v-11"), 0) << sc.daemon().describe();

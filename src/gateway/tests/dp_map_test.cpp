@@ -149,8 +149,28 @@ TEST(DpCommandMatrix, ReadOnlyDpsSayReadOnly) {
   }
 }
 
-TEST(DpCommandMatrix, SwitchEnabledIsGatewayStateAndWorksOffline) {
-  for (const auto* ctx : {&kOnline, &kOffline, &kDisabled}) {
+TEST(DpCommandMatrix, SwitchEnabledGoesToTheSocketThatKeepsIt) {
+  const DpCommandContext lock{.online = true, .switch_enabled = true, .switch_lock_in_socket = true};
+  const DpCommandContext locked{.online = true, .switch_enabled = false, .switch_lock_in_socket = true};
+  for (const auto* ctx : {&lock, &locked}) {
+    auto p = plan_dp_command(17, json("false"), *ctx);
+    ASSERT_EQ(p.action, Action::Socket);
+    EXPECT_EQ(p.command.kind, proto::CommandKind::SetSwitchEnabled);
+    EXPECT_EQ(p.command.value, 0);
+    p = plan_dp_command(17, json(1), *ctx);
+    ASSERT_EQ(p.action, Action::Socket);
+    EXPECT_EQ(p.command.value, 1);
+    for (const auto& b : kNotABool) EXPECT_EQ(plan_dp_command(17, b.value, *ctx).code, tuya::code::kType);
+  }
+  // Answered only after the socket confirmed, so an offline socket gets 2001 (type errors first).
+  const DpCommandContext offline{.online = false, .switch_enabled = true, .switch_lock_in_socket = true};
+  EXPECT_EQ(plan_dp_command(17, json(false), offline).code, tuya::code::kOffline);
+  EXPECT_EQ(plan_dp_command(17, json(false), kOffline).code, tuya::code::kOffline);
+  EXPECT_EQ(plan_dp_command(17, json("nope"), kOffline).code, tuya::code::kType);
+}
+
+TEST(DpCommandMatrix, SwitchEnabledIsGatewayStateForFirmwareWithoutTheLock) {
+  for (const auto* ctx : {&kOnline, &kDisabled}) {
     auto p = plan_dp_command(17, json("false"), *ctx);
     ASSERT_EQ(p.action, Action::SwitchEnabled);
     EXPECT_FALSE(p.enable);
