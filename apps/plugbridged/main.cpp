@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
       o.verify_hostname = cfg.uplink.verify_hostname;
       o.keepalive = std::chrono::seconds(cfg.uplink.keepalive_s);
       o.connect_timeout = std::chrono::seconds(cfg.uplink.connect_timeout_s);
+      o.retry_max = std::chrono::seconds(cfg.uplink.reconnect_max_s);
+      o.clean_session = cfg.uplink.clean_session;
       pb::uplink::Handlers h;
       h.on_connected = [&] { gw->on_uplink_connected(); };
       h.on_disconnected = [&](const std::string& reason) { gw->on_uplink_disconnected(reason); };

@@ -266,9 +266,10 @@ class Parser {
   void parse_uplink(const YAML::Node& n, Uplink& up) const {
     if (n.IsNull()) return;  // an empty section means all defaults
     expect_map(n, "uplink");
-    check_keys(n, "uplink.",
-               {"enabled", "host", "port", "ca_file", "username", "verify_hostname", "keepalive_s",
-                "connect_timeout_s", "command_timeout_s"});
+    check_keys(
+        n, "uplink.",
+        {"enabled", "host", "port", "ca_file", "username", "verify_hostname", "keepalive_s",
+         "connect_timeout_s", "command_timeout_s", "clean_session", "reconnect_max_s", "outbox_rate_per_s"});
     if (const YAML::Node v = n["enabled"]) up.enabled = get_bool(v, "uplink.enabled");
     if (const YAML::Node v = n["host"]) {
       up.host = get_string(v, "uplink.host");
@@ -293,6 +294,11 @@ class Parser {
     if (const YAML::Node v = n["command_timeout_s"]) {
       up.command_timeout_s = get_int<int>(v, "uplink.command_timeout_s", 1, 300);
     }
+    if (const YAML::Node v = n["clean_session"]) up.clean_session = get_bool(v, "uplink.clean_session");
+    if (const YAML::Node v = n["reconnect_max_s"])
+      up.reconnect_max_s = get_int<int>(v, "uplink.reconnect_max_s", 1, 3600);
+    if (const YAML::Node v = n["outbox_rate_per_s"])
+      up.outbox_rate_per_s = get_int<int>(v, "uplink.outbox_rate_per_s", 1, 10000);
   }
 
   void parse_lan(const YAML::Node& n, Lan& lan) const {

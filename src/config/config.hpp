@@ -43,6 +43,9 @@ struct Uplink {
   int keepalive_s = 30;
   int connect_timeout_s = 10;
   int command_timeout_s = 5;      // socket must confirm a command within this
+  bool clean_session = false;     // false: the broker keeps our session (and Paho resends unacked QoS 1)
+  int reconnect_max_s = 30;       // cap of the reconnect backoff (it starts at 0.5 s and doubles)
+  int outbox_rate_per_s = 200;    // outbox drain: at most this many properties/report per second
 };
 
 struct Lan {

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cstdio>
 #include <deque>
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
 #include "gateway/dp_map.hpp"
+#include "gateway/outbox.hpp"
 #include "gateway/report_policy.hpp"
 #include "tuya/dp.hpp"
 #include "tuya/tuya.hpp"
@@ -155,10 +157,24 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
     roster_order_.push_back(st.get());
     sockets_.emplace(entry.cid, std::move(st));
   }
+  if (uplink_) {
+    OutboxOptions oo;
+    oo.rate_per_s = cfg_.uplink.outbox_rate_per_s;
+    outbox_ = std::make_unique<Outbox>(io_, store_, *uplink_, oo, [this](const std::string& cid) {
+      if (stopping_ || !uplink_->connected()) return false;
+      auto it = sockets_.find(cid);
+      return it != sockets_.end() && it->second->synced;
+    });
+    outbox_->load(std::set<std::string>(cids.begin(), cids.end()));
+  }
 }
 
 Gateway::~Gateway() = default;
 
+  // DP 6 / DP 48 the socket should have: the roster's limits, or what the cloud set since the daemon
+  // started; applied at every session start (the socket keeps them, this repairs a replaced or reset one).
+  std::optional<uint32_t> desired_current_limit_ma;
+  std::optional<uint32_t> desired_power_limit_w;
 int64_t Gateway::now_unix_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -198,6 +214,8 @@ void Gateway::start() {
 
 uint16_t Gateway::lan_port() const {
   return server_ ? server_->port() : 0;
+    st->desired_current_limit_ma = entry.limits.current_max_ma;
+    st->desired_power_limit_w = entry.limits.power_max_w;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,6 +325,21 @@ void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>
   }
   // DP 17 is the socket's own truth (kCapSwitchLock). Readings arrive in the socket's order, but one
   // sampled before a confirmed SetSwitchEnabled still carries the old flag.
+  apply_limits(st);
+}
+
+// The roster's (or the cloud's later) DP 6 / DP 48 through the socket's queue; DP 6/48 are reported
+// once the socket confirmed them.
+void Gateway::apply_limits(SocketState& st) {
+  auto push = [&](proto::CommandKind kind, uint32_t value) {
+    PendingCommand pc;
+    pc.from = PendingCommand::From::Gateway;
+    pc.command.kind = kind;
+    pc.command.value = static_cast<int32_t>(value);
+    enqueue_command(st, std::move(pc));
+  };
+  if (st.desired_current_limit_ma) push(proto::CommandKind::SetCurrentLimit, *st.desired_current_limit_ma);
+  if (st.desired_power_limit_w) push(proto::CommandKind::SetPowerLimit, *st.desired_power_limit_w);
   if ((s->hello().capabilities & proto::kCapSwitchLock) && row.ts_ms >= st.switch_confirmed_ms) {
     st.switch_enabled = (r.flags & proto::kSwitchDisabled) == 0;
     st.switch_known = true;
@@ -382,7 +415,10 @@ void Gateway::flush() {
   try {
     energy::Prepared energy = accountant_.prepare(readings);
     events.insert(events.end(), energy.events.begin(), energy.events.end());
-    auto res = store_.commit(readings, events, energy.update);
+    // Waiting outbox rows ride along in the same transaction (no fsync of their own).
+    Outbox::Batch outbox_rows = outbox_ ? outbox_->begin_write() : Outbox::Batch{};
+    auto res = store_.commit(readings, events, energy.update, outbox_rows.changes());
+    outbox_rows.committed();
     accountant_.committed(energy);
     live_totals_.add(energy.update);
     stats_.commits++;
@@ -437,6 +473,11 @@ void Gateway::set_online(SocketState& st, bool online) {
   if (st.online == online) return;
   st.online = online;
   if (stopping_) return;
+  schedule_status(st);
+}
+
+// A socket's status goes out shortly after it changed (debounced, batched with other changes).
+void Gateway::schedule_status(SocketState& st) {
   st.status_dirty = true;
   if (status_scheduled_) return;
   status_scheduled_ = true;
@@ -458,7 +499,12 @@ void Gateway::set_online(SocketState& st, bool online) {
 // Tuya side
 
 void Gateway::on_uplink_connected() {
-  PB_LOG(Info, "gateway") << "uplink connected: syncing " << roster_order_.size() << " sockets";
+  PB_LOG(Info, "gateway") << "uplink connected: syncing " << roster_order_.size() << " sockets"
+                          << (outbox_ && outbox_->queued() > 0
+                                  ? ", then sending the " + std::to_string(outbox_->queued()) +
+                                        " reports waiting in the outbox"
+                                  : std::string());
+  uplink_up_ = true;
   pending_syncs_.clear();
   for (SocketState* st : roster_order_) {
     st->synced = false;
@@ -466,11 +512,15 @@ void Gateway::on_uplink_connected() {
     st->report.forget();
     sync_socket(*st);
   }
-  send_status(roster_order_);
+  // devices/status of each socket follows its sync (the platform knows no socket before it).
 }
 
 void Gateway::on_uplink_disconnected(const std::string& reason) {
-  PB_LOG(Warning, "gateway") << "uplink down: " << reason;
+  // Logged when the link goes; each failed reconnect attempt is the uplink's to log.
+  if (uplink_up_)
+    PB_LOG(Warning, "gateway") << "uplink down: " << reason
+                               << (outbox_ ? "; reports wait in the outbox until it is back" : "");
+  uplink_up_ = false;
   pending_syncs_.clear();
   for (SocketState* st : roster_order_) {
     st->synced = false;
@@ -539,7 +589,9 @@ void Gateway::handle_sync_response(const std::string& payload) {
   st.synced = true;
   st.sync_attempts = 0;
   PB_LOG(Debug, "gateway") << st.entry->cid << " synced";
+  schedule_status(st);
   report_changes(st, true);
+  if (outbox_) outbox_->kick();  // what waited for this socket goes now, at the outbox rate
 }
 
 void Gateway::handle_report_response(const std::string& payload) {
@@ -549,10 +601,9 @@ void Gateway::handle_report_response(const std::string& payload) {
     PB_LOG(Warning, "gateway") << "unreadable properties/report response (" << err << ")";
     return;
   }
-  if (r->code == tuya::code::kSuccess) return;
-  PB_LOG(Warning, "gateway") << "properties/report for " << r->cid << " refused with code " << r->code << " ("
-                             << tuya::code_meaning(r->code) << ")";
-  if (r->code == tuya::code::kNoDevice) {
+  // The outbox logs refusals (once per burst) and keeps what is to be retried.
+  const Outbox::Verdict v = outbox_ ? outbox_->on_response(*r) : Outbox::Verdict::Ok;
+  if (v == Outbox::Verdict::Resync) {
     auto it = sockets_.find(r->cid);
     if (it != sockets_.end() && it->second->synced) {
       it->second->synced = false;
@@ -561,16 +612,15 @@ void Gateway::handle_report_response(const std::string& payload) {
   }
 }
 
+// Out now, or into the durable outbox when it cannot go now (outbox.hpp).
 void Gateway::report_dp(SocketState& st, int dp, const std::string& value_json) {
-  std::string payload = tuya::make_report(st.entry->cid, dp, json::parse(value_json), now_unix_ms() / 1000,
-                                          tuya::new_request_id())
-                            .dump();
-  uplink_->publish("properties/report", std::move(payload), {});
+  outbox_->report(st.entry->cid, dp, value_json, now_unix_ms());
   stats_.reports_sent++;
 }
 
 void Gateway::report_changes(SocketState& st, bool full) {
-  if (!uplink_ || !uplink_->connected() || !st.synced || stopping_) return;
+  // Also while the uplink is down or the socket not synced: the reports wait in the outbox.
+  if (!outbox_ || stopping_) return;
   // What to send is ReportPolicy's decision (report_policy.hpp: bands, minimum interval, full).
   ReportInputs in;
   in.relay_on = st.relay_on;
@@ -649,8 +699,13 @@ void Gateway::prune_step(size_t index) {
   boost::asio::post(io_, [this, next] { prune_step(next); });
 }
 
-void Gateway::send_status(const std::vector<SocketState*>& sockets) {
-  if (!uplink_ || !uplink_->connected() || sockets.empty()) return;
+// devices/status in chunks of kStatusChunk sockets, synced ones only (the platform answers "device
+// not exist" for a socket before its devices/sync).
+void Gateway::send_status(const std::vector<SocketState*>& all) {
+  if (!uplink_ || !uplink_->connected() || all.empty()) return;
+  std::vector<SocketState*> sockets;
+  for (SocketState* st : all)
+    if (st->synced) sockets.push_back(st);
   for (size_t i = 0; i < sockets.size(); i += kStatusChunk) {
     std::vector<std::pair<std::string, bool>> part;
     for (size_t j = i; j < std::min(sockets.size(), i + kStatusChunk); ++j)
@@ -697,7 +752,7 @@ void Gateway::start_periodic_report_timer() {
 }
 
 std::chrono::milliseconds Gateway::report_clock() const {
-  return std::chrono::duration_cast<ReportPolicy::Time>(Clock::now().time_since_epoch());
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -747,7 +802,8 @@ void Gateway::answer(const SocketState& st, const PendingCommand& pc, int code, 
                      std::optional<LocalResult::Status> local_status) {
   if (pc.from == PendingCommand::From::Gateway) {  // nobody waits for it
     if (code == tuya::code::kSuccess)
-      PB_LOG(Info, "gateway") << st.entry->cid << ": switch_enabled re-applied";
+      PB_LOG(Info, "gateway") << st.entry->cid << ": setting applied (command kind "
+                              << static_cast<int>(pc.command.kind) << ", value " << pc.command.value << ")";
     else
       PB_LOG(Warning, "gateway") << st.entry->cid << ": re-applying switch_enabled failed: " << why;
     return;

@@ -21,20 +21,13 @@
 #include "energy/accountant.hpp"
 #include "energy/calendar.hpp"
 #include "energy/totals.hpp"
+#include "gateway/uplink_port.hpp"
 #include "lan/server.hpp"
 #include "store/store.hpp"
 
 namespace pb::gateway {
 
-// What the gateway needs from the Tuya uplink; implemented over uplink::Client in the
-// daemon and by fakes in tests.
-class UplinkPort {
- public:
-  virtual ~UplinkPort() = default;
-  virtual bool connected() const = 0;
-  // QoS 1 publish to gateway_id/{id}/{suffix}; done(ok) runs on the loop.
-  virtual void publish(const std::string& suffix, std::string payload, std::function<void(bool)> done) = 0;
-};
+class Outbox;
 
 struct Stats {
   uint64_t readings_committed = 0;
@@ -122,6 +115,7 @@ class Gateway {
   void schedule_flush();
   void flush();
   void set_online(SocketState& st, bool online);
+  void schedule_status(SocketState& st);
 
   // Tuya
   void sync_socket(SocketState& st);
@@ -177,6 +171,7 @@ class Gateway {
   boost::asio::steady_timer report_timer_;
   boost::asio::steady_timer status_timer_;
   bool status_scheduled_ = false;
+  bool uplink_up_ = false;  // between on_uplink_connected and on_uplink_disconnected
   bool stopping_ = false;
   Stats stats_;
 
@@ -189,6 +184,10 @@ class Gateway {
   energy::Accountant accountant_;
   energy::LiveTotals live_totals_;
   boost::asio::steady_timer retention_timer_;
+
+  // Every properties/report goes through it (outbox.hpp); null without an uplink. Last member: its
+  // destructor stores what is still in flight.
+  std::unique_ptr<Outbox> outbox_;
 };
 
 }  // namespace pb::gateway

@@ -35,6 +35,9 @@ enum Slot : size_t {
   kBucketsRange,
   kEnergySum,
   kPruneReadings,
+  kOutboxInsert,
+  kOutboxDelete,
+  kOutboxAll,
   kSlotCount
 };
 
@@ -103,6 +106,13 @@ std::string sql_for(Slot slot) {
       // Uses readings_cid_ts; the LIMIT keeps each delete (and the write lock) short.
       return "DELETE FROM readings WHERE (cid, boot, seq) IN (SELECT cid, boot, seq FROM readings "
              "WHERE cid = ?1 AND ts_ms < ?2 ORDER BY ts_ms LIMIT ?3)";
+    case kOutboxInsert:
+      return "INSERT INTO outbox (ord, cid, dp, kind, t_ms, value) VALUES (?,?,?,?,?,?) ON CONFLICT DO "
+             "NOTHING";
+    case kOutboxDelete:
+      return "DELETE FROM outbox WHERE ord = ?";
+    case kOutboxAll:
+      return "SELECT ord, cid, dp, kind, t_ms, value FROM outbox ORDER BY ord";
     case kSlotCount:
       break;
   }
@@ -256,6 +266,28 @@ struct Store::Impl {
     return e;
   }
 
+  // Inside an open transaction.
+  void apply_outbox(const std::vector<OutboxChange>& changes) {
+    for (const OutboxChange& c : changes) {
+      if (c.remove) {
+        StmtUse use(stmt(kOutboxDelete));
+        bind_int(use.get(), 1, c.row.ord);
+        if (sqlite3_step(use.get()) != SQLITE_DONE) fail("delete outbox row");
+        continue;
+      }
+      if (c.row.cid.empty()) throw StoreError("outbox row with an empty cid");
+      StmtUse use(stmt(kOutboxInsert));
+      sqlite3_stmt* s = use.get();
+      bind_int(s, 1, c.row.ord);
+      bind_text(s, 2, c.row.cid);
+      bind_int(s, 3, c.row.dp);
+      bind_int(s, 4, c.row.event ? 0 : 1);
+      bind_int(s, 5, c.row.t_ms);
+      bind_text(s, 6, c.row.value);
+      if (sqlite3_step(s) != SQLITE_DONE) fail("insert outbox row");
+    }
+  }
+
   // Inserts one row with a prepared insert; true if inserted, false if it was a duplicate.
   bool insert(sqlite3_stmt* s) const {
     if (sqlite3_step(s) != SQLITE_DONE) fail("insert");
@@ -328,8 +360,45 @@ CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::v
 
 CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
                            const EnergyUpdate& energy) {
+  static const std::vector<OutboxChange> kNoOutbox;
+  return commit(readings, events, energy, kNoOutbox);
+}
+
+void Store::apply_outbox(const std::vector<OutboxChange>& changes) {
+  if (changes.empty()) return;
+  Impl& d = *impl_;
+  d.exec("BEGIN IMMEDIATE", "begin outbox");
+  try {
+    d.apply_outbox(changes);
+    d.exec("COMMIT", "commit outbox");
+  } catch (...) {
+    d.rollback_quietly();
+    throw;
+  }
+}
+
+std::vector<OutboxRow> Store::outbox_rows() const {
+  StmtUse use(impl_->stmt(kOutboxAll));
+  sqlite3_stmt* s = use.get();
+  std::vector<OutboxRow> out;
+  while (impl_->step_row(s, "outbox_rows")) {
+    OutboxRow r;
+    r.ord = sqlite3_column_int64(s, 0);
+    r.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
+    r.dp = sqlite3_column_int(s, 2);
+    r.event = sqlite3_column_int(s, 3) == 0;
+    r.t_ms = sqlite3_column_int64(s, 4);
+    r.value = reinterpret_cast<const char*>(sqlite3_column_text(s, 5));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
+                           const EnergyUpdate& energy, const std::vector<OutboxChange>& outbox) {
   CommitResult result;
-  if (readings.empty() && events.empty() && energy.buckets.empty() && energy.states.empty()) return result;
+  if (readings.empty() && events.empty() && energy.buckets.empty() && energy.states.empty() && outbox.empty())
+    return result;
   Impl& d = *impl_;
   d.exec("BEGIN IMMEDIATE", "begin commit");
   try {
@@ -399,6 +468,7 @@ CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::v
       d.bind_int(s, 7, st.total_mwh);
       if (sqlite3_step(s) != SQLITE_DONE) d.fail("store energy state");
     }
+    d.apply_outbox(outbox);
     d.exec("COMMIT", "commit");
   } catch (...) {
     d.rollback_quietly();

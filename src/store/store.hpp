@@ -81,6 +81,26 @@ struct EnergyUpdate {
   std::vector<EnergyStateRow> states;  // replace the stored state of that cid
 };
 
+// One row of the uplink outbox (table outbox, docs/schema.md): a properties/report not yet
+// acknowledged by the broker.
+struct OutboxRow {
+  int64_t ord = 0;  // creation order, gateway-wide; the row's identity
+  std::string cid;
+  int dp = 0;
+  bool event = false;  // events are kept in order; a state row is the latest value of (cid, dp)
+  int64_t t_ms = 0;
+  std::string value;  // JSON text
+
+  bool operator==(const OutboxRow&) const = default;
+};
+
+// A change to the outbox; a list of them is applied in order. An insert of an ord that is already
+// stored is ignored.
+struct OutboxChange {
+  bool remove = false;  // delete the row row.ord (a no-op if it is not stored); else insert row
+  OutboxRow row;
+};
+
 struct StoreOptions {
   bool read_only = false;
   // PRAGMA synchronous: "FULL" (default: a committed batch survives power loss, which the
@@ -111,6 +131,14 @@ class Store {
   // Same, plus the energy accounting of these readings in the same transaction.
   CommitResult commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
                       const EnergyUpdate& energy);
+  // Same, plus outbox changes in the same transaction (saves the outbox its own fsync).
+  CommitResult commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
+                      const EnergyUpdate& energy, const std::vector<OutboxChange>& outbox);
+
+  // Outbox changes alone, in one transaction.
+  void apply_outbox(const std::vector<OutboxChange>& changes);
+  // Every outbox row, by ord.
+  std::vector<OutboxRow> outbox_rows() const;
 
   // Energy accounting state of every socket that has one.
   std::vector<EnergyStateRow> energy_states() const;

@@ -83,10 +83,22 @@ void MosquittoBroker::start() {
 void MosquittoBroker::stop() {
   if (!process_) return;
   process_->signal(SIGTERM);
+  process_->signal(SIGCONT);  // a frozen broker handles the SIGTERM only once it runs
   if (!process_->wait_exit(5s)) {
     process_->signal(SIGKILL);
     process_->wait_exit(5s);
   }
+  process_.reset();
+}
+
+void MosquittoBroker::freeze() {
+  if (process_) process_->signal(SIGSTOP);
+}
+
+void MosquittoBroker::kill() {
+  if (!process_) return;
+  process_->signal(SIGKILL);
+  process_->wait_exit(5s);
   process_.reset();
 }
 
@@ -139,6 +151,10 @@ void TuyaEmulator::send_command(const std::string& cid, int dp, const std::strin
 
 void TuyaEmulator::send_raw(const std::string& text) {
   process_->write_stdin("raw " + text);
+}
+
+void TuyaEmulator::fail_reports(int code, int count) {
+  process_->write_stdin("report-fail " + std::to_string(code) + " " + std::to_string(count));
 }
 
 std::vector<nlohmann::json> TuyaEmulator::events() const {

@@ -286,8 +286,18 @@ std::optional<int> Process::wait_exit(std::chrono::milliseconds deadline) {
         return exit_code_.has_value();
       },
       deadline);
-  std::lock_guard lock(exit_mutex_);
-  return exit_code_;
+  std::optional<int> code;
+  {
+    std::lock_guard lock(exit_mutex_);
+    code = exit_code_;
+  }
+  // Its last lines may still be in the pipes: wait for EOF (bounded: a child may keep them open).
+  if (code)
+    for (Stream* s : {out_.get(), err_.get()}) {
+      std::unique_lock lock(s->mutex);
+      s->cv.wait_for(lock, std::chrono::seconds(2), [s] { return s->eof; });
+    }
+  return code;
 }
 
 bool Process::running() {

@@ -113,8 +113,10 @@ class MosquittoBroker {
   // lowercase hex md5(gateway_id + username), computed independently of make-broker.
   std::string gateway_password() const;
 
-  void stop();   // SIGTERM, SIGKILL after a grace period
-  void start();  // same port, CA and credentials; returns once the port accepts connections
+  void stop();    // SIGTERM (and SIGCONT, for a frozen one), SIGKILL after a grace period
+  void freeze();  // SIGSTOP: connections stay open, nothing is answered (a hung broker)
+  void kill();    // SIGKILL: gone without a word; what it had not acknowledged stays unacknowledged
+  void start();   // same port, CA and credentials; returns once the port accepts connections
   bool running() const { return process_ != nullptr; }
   std::string log() const;  // mosquitto.log contents
 
@@ -139,6 +141,8 @@ class TuyaEmulator {
   void send_command(const std::string& cid, int dp, const std::string& value_json,
                     const std::string& request_id);
   void send_raw(const std::string& text);
+  // The next `count` properties/report are answered with `code` (pb-tuya-emu `report-fail`).
+  void fail_reports(int code, int count);
   // Payloads of "in" messages on gateway_id/GW/<topic_suffix>, in arrival order. Note the emulator
   // also sees its own publishes (responses, commands) echoed back by the broker.
   std::vector<nlohmann::json> seen(const std::string& topic_suffix) const;

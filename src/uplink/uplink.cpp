@@ -45,7 +45,8 @@ struct ActionEvent {
   bool ok = false;
   int rc = 0;
   int reason = 0;
-  std::string topic;  // first topic of a SUBSCRIBE
+  std::string topic;             // first topic of a SUBSCRIBE
+  bool session_present = false;  // CONNACK of a successful CONNECT
 };
 
 std::string server_uri(const Options& o) {
@@ -122,6 +123,11 @@ class TlsProbe : public std::enable_shared_from_this<TlsProbe> {
       return finish("TLS: broker certificate is not valid for host name \"" + opt_.host + "\" (" +
                     X509_verify_cert_error_string(verify) + ")" + hint);
     }
+    if (verify == X509_V_ERR_CERT_NOT_YET_VALID || verify == X509_V_ERR_CERT_HAS_EXPIRED) {
+      return finish(std::string("TLS: broker certificate verify failed (") +
+                    X509_verify_cert_error_string(verify) +
+                    "); check this machine's clock (timedatectl) and the broker certificate's dates");
+    }
     if (verify != X509_V_OK) {
       return finish(std::string("TLS: broker certificate verify failed (") +
                     X509_verify_cert_error_string(verify) + ")" + hint);
@@ -175,6 +181,13 @@ struct Client::State : std::enable_shared_from_this<State> {
       ev.rc = tok.get_return_code();
       ev.reason = static_cast<int>(tok.get_reason_code());
       if (auto topics = tok.get_topics(); topics && !topics->empty()) ev.topic = (*topics)[0];
+      if (ok && ev.type == mqtt::token::CONNECT) {
+        try {
+          ev.session_present = tok.get_connect_response().is_session_present();  // complete: no wait
+        } catch (const std::exception&) {
+          // No CONNACK details: count it as a new session.
+        }
+      }
       boost::asio::post(io_, [w = state_, ev = std::move(ev)] {
         if (auto s = w.lock()) s->on_action(ev);
       });
@@ -202,7 +215,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     // explains TLS failures instead.
 
     conn_opts.set_mqtt_version(MQTTVERSION_3_1_1);
-    conn_opts.set_clean_session(false);
+    conn_opts.set_clean_session(opt.clean_session);
     conn_opts.set_keep_alive_interval(opt.keepalive);
     conn_opts.set_connect_timeout(opt.connect_timeout);
     conn_opts.set_user_name(opt.username);
@@ -296,7 +309,14 @@ struct Client::State : std::enable_shared_from_this<State> {
           explain_connect_failure(ev);
           return;
         }
-        PB_LOG(Debug, kLog) << "MQTT session up, subscribing";
+        session_present = ev.session_present;
+        if (session_present)
+          PB_LOG(Info, kLog)
+              << "broker resumed our MQTT session (publishes it had not acknowledged are resent)";
+        else if (!opt.clean_session)
+          PB_LOG(Info, kLog) << "broker has no session of ours (first connect, or it restarted or expired "
+                                "it): a new session; unacknowledged reports come from the outbox";
+        // Subscribing again is cheap and also right when the broker lost the session.
         subscribe();
         return;
       case mqtt::token::SUBSCRIBE:
@@ -309,7 +329,7 @@ struct Client::State : std::enable_shared_from_this<State> {
         auto done = std::move(it->second);
         pending.erase(it);
         if (!ev.ok) {
-          PB_LOG(Warning, kLog) << "publish not acknowledged (Paho rc " << ev.rc << ")";
+          PB_LOG(Debug, kLog) << "publish not acknowledged (Paho rc " << ev.rc << ")";
         }
         if (done) done(ev.ok);
         return;
@@ -350,6 +370,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     if (--subscribes_outstanding > 0) return;
     phase = Phase::Connected;
     failures = 0;
+    last_failure.clear();
     disable_nagle_to_port(opt.port);
     PB_LOG(Info, kLog) << "connected to " << server_uri(opt) << " and subscribed as " << opt.gateway_id;
     if (h.on_connected) h.on_connected();
@@ -358,7 +379,16 @@ struct Client::State : std::enable_shared_from_this<State> {
   void connect_failed(const std::string& reason) {
     phase = Phase::Idle;
     ++generation;  // ignore late completions of this attempt
-    PB_LOG(Warning, kLog) << "uplink down: " << reason;
+    // The same reason again (a long outage at reconnect_max_s) only every 5 minutes as a warning.
+    const auto now = std::chrono::steady_clock::now();
+    quiet_retry = reason == last_failure && now - last_failure_logged < std::chrono::minutes(5);
+    if (!quiet_retry) {
+      PB_LOG(Warning, kLog) << "uplink down: " << reason;
+      last_failure = reason;
+      last_failure_logged = now;
+    } else {
+      PB_LOG(Debug, kLog) << "uplink down: " << reason;
+    }
     if (h.on_disconnected) h.on_disconnected(reason);
     if (destroyed) return;
     schedule_retry();
@@ -389,7 +419,10 @@ struct Client::State : std::enable_shared_from_this<State> {
     auto half = delay.count() / 2;
     std::uniform_int_distribution<int64_t> dist(half, std::max<int64_t>(half, delay.count()));
     std::chrono::milliseconds wait{dist(rng)};
-    PB_LOG(Info, kLog) << "reconnecting in " << wait.count() << " ms";
+    if (quiet_retry)
+      PB_LOG(Debug, kLog) << "reconnecting in " << wait.count() << " ms";
+    else
+      PB_LOG(Info, kLog) << "reconnecting in " << wait.count() << " ms";
     retry_pending = true;
     retry_timer.expires_after(wait);
     retry_timer.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
@@ -496,6 +529,10 @@ struct Client::State : std::enable_shared_from_this<State> {
   bool stopping = false;
   bool destroyed = false;
   bool retry_pending = false;
+  bool session_present = false;
+  std::string last_failure;  // the last connect failure logged as a warning, and when
+  std::chrono::steady_clock::time_point last_failure_logged{};
+  bool quiet_retry = false;
   uint64_t generation = 0;  // connect attempt; CONNECT/SUBSCRIBE completions carry it
   unsigned failures = 0;
   size_t subscribes_outstanding = 0;
@@ -523,6 +560,10 @@ void Client::stop(std::function<void()> done) {
 
 bool Client::connected() const {
   return state_->phase == State::Phase::Connected;
+}
+
+bool Client::session_present() const {
+  return state_->session_present;
 }
 
 void Client::publish(const std::string& suffix, std::string payload, std::function<void(bool ok)> done) {

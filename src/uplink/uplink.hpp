@@ -25,6 +25,10 @@ struct Options {
   std::chrono::seconds keepalive{30};
   std::chrono::seconds connect_timeout{10};
   std::chrono::milliseconds retry_min{500}, retry_max{30000};
+  // false: the broker keeps the session while we are away; Paho resends QoS 1 publishes the broker
+  // had not acknowledged when the link dropped if the broker still has the session, and fails them
+  // (done(false)) if it has not. true: they fail at the drop.
+  bool clean_session = false;
 };
 
 struct Handlers {                      // ALL invoked on the io_context thread, never on Paho's thread
@@ -46,6 +50,8 @@ class Client {
   void start();                           // connect; keeps retrying with backoff forever
   void stop(std::function<void()> done);  // graceful disconnect (bounded time), then done() on the loop
   bool connected() const;                 // loop-thread view
+  // Whether the broker resumed our session at the last connect (CONNACK session-present).
+  bool session_present() const;
   // QoS 1 publish to gateway_id/{id}/{suffix}; done(ok) on the loop when the broker acked
   // (PUBACK) or failed (also immediately-but-posted when not connected, and at stop()).
   void publish(const std::string& suffix, std::string payload, std::function<void(bool ok)> done = {});

@@ -37,7 +37,7 @@ Scenario::Scenario(ScenarioOptions opts) : opts_(std::move(opts)), broker_("gw-t
     << "  ca_file: " << broker_.ca_file().string() << "\n"
     << "  username: " << (opts_.config_username.empty() ? opts_.username : opts_.config_username) << "\n"
     << "  command_timeout_s: " << opts_.command_timeout_s << "\n"
-    << "lan:\n"
+    << opts_.uplink_yaml << "lan:\n"
     << "  listen_address: 127.0.0.1\n"
     << "  port: " << lan_port_ << "\n"
     << "  keepalive_s: 5\n"

@@ -25,6 +25,7 @@ struct ScenarioOptions {
   std::string username = "tuya-vendor";  // what the broker knows
   std::string config_username;           // what the daemon is told (default: username)
   std::string extra_yaml;                // appended at top level
+  std::string uplink_yaml;               // appended to the uplink: section ("  key: value\n" lines)
 };
 
 class Scenario {

@@ -132,6 +132,11 @@ class Emulator {
     return responder_.make_command(cid, dp, value, rid, now_s());
   }
 
+  void fail_reports(int code, int count) {
+    std::lock_guard lock(mutex_);
+    responder_.fail_reports(code, count);
+  }
+
   void disconnect() {
     try {
       client_.disconnect()->wait_for(std::chrono::seconds(2));
@@ -303,6 +308,15 @@ int main(int argc, char** argv) {
     if (verb == "quit") break;
     if (verb == "command") {
       handle_command_line(*emu, log, rest);
+    } else if (verb == "report-fail") {
+      std::istringstream in(rest);
+      int code = 0, count = 0;
+      if (in >> code >> count && count >= 0) {
+        emu->fail_reports(code, count);
+        log.write({{"dir", "event"}, {"event", "report-fail"}, {"code", code}, {"count", count}});
+      } else {
+        log.write({{"dir", "error"}, {"error", "usage: report-fail CODE COUNT"}, {"line", line}});
+      }
     } else if (verb == "raw") {
       emu->publish_text("gateway_id/" + gateway_id + "/commands", rest);
     } else {

@@ -146,6 +146,9 @@ HandleResult Responder::on_report(const json& msg, std::int64_t now_s, HandleRes
     code = 1102;
   } else if (!synced(cid)) {
     code = 2003;
+  } else if (report_fail_count_ > 0) {
+    --report_fail_count_;
+    code = report_fail_code_;
   }
   result.replies.push_back({topic_prefix() + "properties/report/response",
                             json{{"t", now_s},

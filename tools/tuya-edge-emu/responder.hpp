@@ -42,6 +42,12 @@ class Responder {
   Outgoing make_command(const std::string& cid, const std::string& dp, const nlohmann::json& value,
                         const std::string& request_id, std::int64_t now_s) const;
 
+  // The next `count` properties/report of synced cids are answered with `code` (500, 400, ...).
+  void fail_reports(int code, int count) {
+    report_fail_code_ = code;
+    report_fail_count_ = count;
+  }
+
   std::string topic_prefix() const { return "gateway_id/" + options_.gateway_id + "/"; }
   bool synced(const std::string& cid) const { return synced_.count(cid) != 0; }
 
@@ -51,6 +57,8 @@ class Responder {
 
   ResponderOptions options_;
   int syncs_seen_ = 0;
+  int report_fail_code_ = 0;
+  int report_fail_count_ = 0;
   std::set<std::string> synced_;
 };
 

@@ -453,5 +453,27 @@ TEST(Config, ReportKeysValidated) {
                 "t.yaml:7: report.current_ma: key given twice");
 }
 
+TEST(Config, UplinkSessionReconnectAndOutboxKeys) {
+  const Uplink d;
+  EXPECT_FALSE(d.clean_session);
+  for (const Config& c : {load_string(kHead, "t.yaml"), load_file(PB_EXAMPLE_CONFIG)}) {
+    SCOPED_TRACE(c.source_file);  // the example writes every key with its default
+    EXPECT_EQ(c.uplink.clean_session, d.clean_session);
+    EXPECT_EQ(c.uplink.reconnect_max_s, d.reconnect_max_s);
+    EXPECT_EQ(c.uplink.outbox_rate_per_s, d.outbox_rate_per_s);
+  }
+  const Config c =
+      load_string(kHead + "  clean_session: true\n  reconnect_max_s: 2\n  outbox_rate_per_s: 20\n", "t.yaml");
+  EXPECT_TRUE(c.uplink.clean_session);
+  EXPECT_EQ(c.uplink.reconnect_max_s, 2);
+  EXPECT_EQ(c.uplink.outbox_rate_per_s, 20);
+  EXPECT_PREFIX(error_of(kHead + "  outbox_rate_per_s: 0\n"),
+                "t.yaml:5: uplink.outbox_rate_per_s: 0 out of range 1..10000");
+  EXPECT_PREFIX(error_of(kHead + "  reconnect_max_s: 3601\n"),
+                "t.yaml:5: uplink.reconnect_max_s: 3601 out of range 1..3600");
+  EXPECT_PREFIX(error_of(kHead + "  clean_session: sometimes\n"),
+                "t.yaml:5: uplink.clean_session: expected true or false");
+}
+
 }  // namespace
 }  // namespace pb::config

@@ -423,5 +423,31 @@ TEST_F(StoreTest, PruneDeletesOldReadingsInBoundedBatches) {
   EXPECT_EQ(s.last_seq("a", 1), 10u);
 }
 
+TEST_F(StoreTest, OutboxChangesApplyInOrderAndSurviveReopen) {
+  auto row = [](int64_t ord, const std::string& cid, int dp, bool event, const std::string& value) {
+    return OutboxRow{ord, cid, dp, event, 1000 * ord, value};
+  };
+  {
+    Store s(db_);
+    EXPECT_TRUE(s.outbox_rows().empty());
+    s.apply_outbox({{false, row(7, "a", 1, true, "false")},
+                    {false, row(3, "a", 3, false, "120000")},
+                    {false, row(9, "b", 19, true, "4")},
+                    {false, row(3, "a", 3, false, "999")},  // ord already stored: ignored
+                    {true, row(9, "", 0, false, "")},       // delete by ord
+                    {false, row(9, "b", 19, true, "0")}});  // and again, in order
+    // Outbox rows ride in the readings transaction, and roll back with it.
+    EXPECT_THROW(s.commit({reading("", 1, 1, 1)}, {}, {}, {{true, row(7, "", 0, false, "")}}), StoreError);
+    s.commit({reading("a", 1, 1, 1)}, {}, {}, {{false, row(12, "a", 5, false, "2300000")}});
+  }
+  Store s(db_);
+  const std::vector<OutboxRow> want{row(3, "a", 3, false, "120000"), row(7, "a", 1, true, "false"),
+                                    row(9, "b", 19, true, "0"), row(12, "a", 5, false, "2300000")};
+  EXPECT_EQ(s.outbox_rows(), want);
+  EXPECT_EQ(s.count_readings(), 1u);
+  EXPECT_THROW(s.apply_outbox({{false, row(20, "", 1, true, "true")}}), StoreError);
+  EXPECT_EQ(s.outbox_rows(), want);  // the failed batch left nothing behind
+}
+
 }  // namespace
 }  // namespace pb::store

@@ -69,6 +69,21 @@ TEST(Responder, SyncFailsFirstNWithConfiguredCode) {
   EXPECT_TRUE(r.synced("c1"));
 }
 
+TEST(Responder, ReportFailuresOnRequest) {
+  auto r = make();
+  r.handle("gateway_id/gw1/devices/sync", sync_msg("c1", "s"), 1);
+  r.fail_reports(500, 2);
+  auto code = [&](const char* rid) {
+    return r.handle("gateway_id/gw1/properties/report", report_msg("c1", rid), 1)
+        .replies.at(0)
+        .payload["param"]["code"]
+        .get<int>();
+  };
+  EXPECT_EQ(code("a"), 500);
+  EXPECT_EQ(code("b"), 500);
+  EXPECT_EQ(code("c"), 0);
+}
+
 TEST(Responder, ShapeViolationsAreReported) {
   auto r = make();
   auto res = r.handle("gateway_id/gw1/devices/sync",

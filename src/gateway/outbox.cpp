@@ -1,0 +1,528 @@
+#include "gateway/outbox.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/log.hpp"
+
+namespace pb::gateway {
+
+namespace {
+constexpr const char* kLog = "outbox";
+constexpr auto kWriteRetry = std::chrono::seconds(5);  // after a failed database write
+
+double seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+}  // namespace
+
+bool is_event_dp(int dp) {
+  switch (dp) {
+    case 1:   // switch
+    case 17:  // switch_enabled
+    case 19:  // fault
+    case 20:  // alarm_level
+    case 21:  // device_alarm
+    case 57:  // switch_state
+      return true;
+    default:
+      return false;
+  }
+}
+
+Outbox::Outbox(boost::asio::io_context& io, store::Store& store, UplinkPort& uplink, OutboxOptions options,
+               Ready ready)
+    : io_(io),
+      store_(store),
+      uplink_(uplink),
+      opt_(options),
+      ready_(std::move(ready)),
+      drain_timer_(io),
+      resume_timer_(io),
+      write_timer_(io),
+      log_timer_(io) {
+  if (opt_.rate_per_s <= 0) opt_.rate_per_s = 1;
+  if (opt_.tick.count() <= 0) opt_.tick = std::chrono::milliseconds(1);
+}
+
+Outbox::~Outbox() {
+  closing_ = true;
+  alive_.reset();
+  // Not acknowledged: it goes again after the restart (possibly a duplicate; never lost).
+  auto flying = std::move(in_flight_);
+  in_flight_.clear();
+  for (auto& [ord, f] : flying) requeue(std::move(f.msg));
+  try {
+    write_now();
+  } catch (const std::exception& ex) {
+    PB_LOG(Error, kLog) << "could not store the outbox at exit: " << ex.what();
+  }
+}
+
+void Outbox::load(const std::set<std::string>& roster) {
+  size_t stale = 0, loaded = 0;
+  std::set<std::string> cids;
+  for (store::OutboxRow& r : store_.outbox_rows()) {
+    in_db_.insert(r.ord);
+    next_ord_ = std::max(next_ord_, r.ord + 1);
+    if (roster.count(r.cid) == 0) {
+      db_remove(r.ord);
+      ++stale;
+      continue;
+    }
+    Latest& l = latest_[{r.cid, r.dp}];
+    if (r.ord > l.ord) l = Latest{r.ord, r.t_ms, r.value};
+    cids.insert(r.cid);
+    ++loaded;
+    enqueue(Msg{std::move(r.cid), r.dp, r.event, r.ord, r.t_ms, std::move(r.value)});
+  }
+  if (loaded > 0)
+    PB_LOG(Info, kLog) << loaded << " reports of " << cids.size()
+                       << " sockets wait from before the restart; they go once the sockets are synced";
+  if (stale > 0) {
+    stats_.dropped += stale;
+    PB_LOG(Warning, kLog) << "deleted " << stale << " waiting reports of sockets no longer in the roster";
+  }
+  write_now();
+}
+
+bool Outbox::backlog(const std::string& cid) const {
+  return queues_.count(cid) != 0;
+}
+
+size_t Outbox::queued() const {
+  size_t n = 0;
+  for (const auto& [cid, q] : queues_) n += q.events.size() + q.states.size();
+  return n;
+}
+
+size_t Outbox::queued(const std::string& cid) const {
+  auto it = queues_.find(cid);
+  return it == queues_.end() ? 0 : it->second.events.size() + it->second.states.size();
+}
+
+bool Outbox::paused() const {
+  return Clock::now() < paused_until_;
+}
+
+void Outbox::report(const std::string& cid, int dp, const std::string& value_json, int64_t t_ms) {
+  Latest& l = latest_[{cid, dp}];
+  // A full report repeats an event DP's value: that repeat is a state, not a new event.
+  const bool event = is_event_dp(dp) && (l.ord == 0 || l.value != value_json);
+  Msg m{cid, dp, event, next_ord_++, t_ms, value_json};
+  l = Latest{m.ord, t_ms, value_json};
+  if (ready_(cid) && !backlog(cid)) {
+    if (m.event) db_insert(m);  // written ahead unless the PUBACK is faster than the next commit
+    ++stats_.published_live;
+    publish(std::move(m), false);
+    return;
+  }
+  ++stats_.queued;
+  enqueue(std::move(m));
+}
+
+void Outbox::enqueue(Msg m) {
+  const std::string cid = m.cid;
+  Queue& q = queues_[cid];
+  if (m.event) {
+    // A waiting state of the same DP is older than this event: the event replaces it.
+    if (auto s = q.states.find(m.dp); s != q.states.end() && s->second.ord < m.ord) {
+      db_remove(s->second.ord);
+      q.states.erase(s);
+    }
+    db_insert(m);
+    q.events.emplace(m.ord, std::move(m));
+    if (q.events.size() > opt_.max_events_per_socket) {
+      if (drop_warned_.insert(cid).second)
+        PB_LOG(Warning, kLog) << cid << ": more than " << opt_.max_events_per_socket
+                              << " events wait for the uplink; dropping the oldest (they stay in the local "
+                                 "history: plugbridge events)";
+      auto oldest = q.events.begin();
+      db_remove(oldest->first);
+      q.events.erase(oldest);
+      ++stats_.dropped;
+    }
+  } else {
+    auto s = q.states.find(m.dp);
+    if (s != q.states.end()) {
+      if (s->second.ord > m.ord) {  // a newer value already waits
+        db_remove(m.ord);
+        drop_if_empty(cid);
+        return;
+      }
+      db_remove(s->second.ord);
+      db_insert(m);
+      s->second = std::move(m);
+    } else {
+      db_insert(m);
+      q.states.emplace(m.dp, std::move(m));
+    }
+  }
+  start_drain();
+}
+
+void Outbox::requeue(Msg m) {
+  auto l = latest_.find({m.cid, m.dp});
+  const bool newer_exists = l != latest_.end() && l->second.ord > m.ord;
+  if (!m.event) {
+    if (newer_exists) {
+      db_remove(m.ord);  // a newer value of this DP is out, waiting or in flight itself
+      return;
+    }
+    enqueue(std::move(m));
+    return;
+  }
+  const std::string cid = m.cid;
+  const int dp = m.dp;
+  const int64_t ord = m.ord;
+  enqueue(std::move(m));
+  if (!newer_exists) return;
+  // Newer values of this DP went out before this event goes again: repeat the newest after it, so
+  // the platform ends on the current value.
+  auto q = queues_.find(cid);
+  if (q != queues_.end()) {
+    for (auto e = q->second.events.upper_bound(ord); e != q->second.events.end(); ++e)
+      if (e->second.dp == dp) return;
+    if (auto s = q->second.states.find(dp); s != q->second.states.end() && s->second.ord > ord) return;
+  }
+  Msg latest{cid, dp, false, next_ord_++, l->second.t_ms, l->second.value};
+  l->second.ord = latest.ord;
+  enqueue(std::move(latest));
+}
+
+void Outbox::drop_if_empty(const std::string& cid) {
+  auto it = queues_.find(cid);
+  if (it == queues_.end() || !it->second.empty()) return;
+  queues_.erase(it);
+  drop_warned_.erase(cid);
+  if (queues_.empty() && episode_sent_ > 0) {
+    PB_LOG(Info, kLog) << "outbox empty: sent " << episode_sent_ << " waiting reports in "
+                       << static_cast<int64_t>(seconds(Clock::now() - episode_start_) * 1000) << " ms";
+    episode_sent_ = 0;
+  }
+}
+
+void Outbox::publish(Msg m, bool from_queue) {
+  auto value = nlohmann::json::parse(m.value, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {  // the gateway made it; a damaged database row at worst
+    PB_LOG(Error, kLog) << m.cid << ": dropping DP " << m.dp << " report with unreadable value " << m.value;
+    db_remove(m.ord);
+    ++stats_.dropped;
+    return;
+  }
+  std::string rid = tuya::new_request_id();
+  std::string payload = tuya::make_report(m.cid, m.dp, value, m.t_ms / 1000, rid).dump();
+  if (from_queue) queues_[m.cid].draining++;
+  const int64_t ord = m.ord;
+  in_flight_[ord] = InFlight{std::move(m), from_queue, std::move(rid)};
+  uplink_.publish(std::string(tuya::suffix::kReport), std::move(payload),
+                  [this, ord, alive = std::weak_ptr<bool>(alive_)](bool ok) {
+                    if (alive.expired()) return;
+                    on_published(ord, ok);
+                  });
+}
+
+void Outbox::on_published(int64_t ord, bool ok) {
+  auto node = in_flight_.extract(ord);
+  if (node.empty()) return;
+  InFlight f = std::move(node.mapped());
+  const std::string cid = f.msg.cid;
+  if (f.from_queue) {
+    auto q = queues_.find(cid);
+    if (q != queues_.end() && q->second.draining > 0) q->second.draining--;
+  }
+  if (ok) {
+    ++stats_.acked;
+    db_remove(ord);
+    const auto until = Clock::now() + opt_.response_window;
+    awaiting_order_.emplace_back(until, f.request_id);
+    awaiting_[f.request_id] = Awaiting{std::move(f.msg), until};
+    forget_expired_awaiting();
+  } else {
+    ++stats_.failed;
+    requeue(std::move(f.msg));
+    if (lost_unlogged_++ == 0 && !closing_)  // one line for the lot of a dropped link
+      boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.expired()) return;
+        PB_LOG(Info, kLog) << lost_unlogged_
+                           << " reports were not acknowledged by the broker (link lost): back in the outbox";
+        lost_unlogged_ = 0;
+      });
+  }
+  if (f.from_queue) drop_if_empty(cid);
+}
+
+void Outbox::forget_expired_awaiting() {
+  const auto now = Clock::now();
+  while (!awaiting_order_.empty() &&
+         (awaiting_order_.front().first <= now || awaiting_.size() > opt_.max_awaiting_response)) {
+    auto [until, rid] = std::move(awaiting_order_.front());
+    awaiting_order_.pop_front();
+    auto it = awaiting_.find(rid);
+    if (it != awaiting_.end() && it->second.until == until) awaiting_.erase(it);
+  }
+}
+
+void Outbox::kick() {
+  start_drain();
+}
+
+void Outbox::start_drain() {
+  if (drain_running_ || closing_ || queues_.empty()) return;
+  drain_running_ = true;
+  const auto now = Clock::now();
+  const double burst = std::max(1.0, opt_.rate_per_s * seconds(opt_.tick));
+  tokens_ = std::min(burst, std::max(1.0, tokens_ + opt_.rate_per_s * seconds(now - last_tick_)));
+  last_tick_ = now;
+  boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (!alive.expired()) drain_tick();
+  });
+}
+
+// A token bucket: rate x elapsed time, capped at one tick's worth, so any second sees at most
+// rate + one tick's worth of messages.
+void Outbox::drain_tick() {
+  const auto now = Clock::now();
+  const double burst = std::max(1.0, opt_.rate_per_s * seconds(opt_.tick));
+  tokens_ = std::min(burst, tokens_ + opt_.rate_per_s * seconds(now - last_tick_));
+  last_tick_ = now;
+  while (tokens_ >= 1.0) {
+    if (!send_next()) {
+      drain_running_ = false;  // nothing can go now; kick() starts again
+      return;
+    }
+    tokens_ -= 1.0;
+  }
+  if (closing_) {
+    drain_running_ = false;
+    return;
+  }
+  drain_timer_.expires_after(opt_.tick);
+  drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    drain_tick();
+  });
+}
+
+bool Outbox::send_next() {
+  if (queues_.empty() || paused() || closing_) return false;
+  auto it = queues_.upper_bound(rr_cursor_);
+  for (size_t n = 0; n < queues_.size(); ++n, ++it) {
+    if (it == queues_.end()) it = queues_.begin();
+    Queue& q = it->second;
+    if (q.events.empty() && q.states.empty()) continue;  // only in flight
+    if (!ready_(it->first)) continue;
+    Msg m;
+    if (!q.events.empty()) {  // events first, in order
+      auto e = q.events.begin();
+      m = std::move(e->second);
+      q.events.erase(e);
+    } else {  // then the states, oldest first
+      auto s = std::min_element(q.states.begin(), q.states.end(),
+                                [](const auto& a, const auto& b) { return a.second.ord < b.second.ord; });
+      m = std::move(s->second);
+      q.states.erase(s);
+    }
+    rr_cursor_ = it->first;
+    if (episode_sent_++ == 0) {
+      episode_start_ = Clock::now();
+      PB_LOG(Info, kLog) << "sending the waiting reports (" << queued() + 1 << " of synced and unsynced sockets"
+                         << " now) at up to " << opt_.rate_per_s << " per second";
+    }
+    ++stats_.published_queued;
+    publish(std::move(m), true);  // may complete (and touch queues_) only later, on the loop
+    return true;
+  }
+  return false;
+}
+
+Outbox::Verdict Outbox::on_response(const tuya::Response& r) {
+  forget_expired_awaiting();
+  std::optional<Msg> msg;
+  if (auto it = awaiting_.find(r.request_id); it != awaiting_.end()) {
+    msg = std::move(it->second.msg);
+    awaiting_.erase(it);
+  }
+  if (r.code == tuya::code::kSuccess) {
+    backoff_ = std::chrono::milliseconds(0);
+    return Verdict::Ok;
+  }
+  ++stats_.refused;
+  if (r.code == tuya::code::kNoDevice) {
+    if (msg) {
+      ++stats_.retried;
+      requeue(std::move(*msg));
+    }
+    log_refusal(r, "resyncing the socket; the report goes again after it");
+    return Verdict::Resync;
+  }
+  if (r.code == tuya::code::kSystem || r.code == tuya::code::kUpstream) {
+    if (msg) {
+      ++stats_.retried;
+      requeue(std::move(*msg));
+    }
+    pause();
+    log_refusal(r, "kept in the outbox; waiting reports are retried in " +
+                       std::to_string((backoff_.count() + 999) / 1000) + " s");
+    return Verdict::Retry;
+  }
+  log_refusal(r, "not retried (the platform refused the report itself)");
+  return Verdict::Rejected;
+}
+
+void Outbox::pause() {
+  const auto now = Clock::now();
+  if (paused_until_ > now) return;  // one pause per burst of refusals
+  backoff_ = backoff_.count() == 0 ? opt_.backoff_min : std::min(backoff_ * 2, opt_.backoff_max);
+  paused_until_ = now + backoff_;
+  if (closing_) return;
+  resume_timer_.expires_at(paused_until_);
+  resume_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    kick();
+  });
+}
+
+void Outbox::log_refusal(const tuya::Response& r, const std::string& action) {
+  if (burst_open_) {
+    ++suppressed_[r.code];
+    return;
+  }
+  burst_open_ = true;
+  PB_LOG(Warning, kLog) << "properties/report for " << (r.cid.empty() ? "?" : r.cid) << " refused with code "
+                        << r.code << " (" << tuya::code_meaning(r.code) << "): " << action
+                        << "; more refusals are summarised every "
+                        << std::chrono::duration_cast<std::chrono::seconds>(opt_.log_burst).count() << " s";
+  if (!closing_) arm_log_timer();
+}
+
+void Outbox::arm_log_timer() {
+  log_timer_.expires_after(opt_.log_burst);
+  log_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) summarise_refusals();
+  });
+}
+
+// A period without refusals closes the burst; one with refusals ends in one summary line.
+void Outbox::summarise_refusals() {
+  if (suppressed_.empty()) {
+    burst_open_ = false;
+    return;
+  }
+  uint64_t total = 0;
+  std::string codes;
+  for (const auto& [code, n] : suppressed_) {
+    total += n;
+    codes += (codes.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code) + " (" +
+             tuya::code_meaning(code) + ")";
+  }
+  suppressed_.clear();
+  PB_LOG(Warning, kLog) << total << " more properties/report refusals in the last "
+                        << std::chrono::duration_cast<std::chrono::seconds>(opt_.log_burst).count()
+                        << " s: " << codes;
+  if (!closing_) arm_log_timer();
+}
+
+// --- database mirror ---------------------------------------------------------------------------
+
+void Outbox::db_insert(const Msg& m) {
+  if (in_db_.count(m.ord) != 0 || pending_insert_.count(m.ord) != 0) return;
+  pending_insert_[m.ord] = ops_.size();
+  ops_.push_back(Op{false, store::OutboxRow{m.ord, m.cid, m.dp, m.event, m.t_ms, m.value}, false});
+  arm_write_timer();
+}
+
+void Outbox::db_remove(int64_t ord) {
+  if (auto p = pending_insert_.find(ord); p != pending_insert_.end()) {
+    ops_[p->second].dead = true;  // never written: nothing to delete
+    pending_insert_.erase(p);
+    return;
+  }
+  if (in_db_.erase(ord) == 0) return;
+  store::OutboxRow row;
+  row.ord = ord;
+  ops_.push_back(Op{true, std::move(row), false});
+  arm_write_timer();
+}
+
+void Outbox::arm_write_timer() {
+  if (write_armed_ || closing_) return;
+  write_armed_ = true;
+  write_timer_.expires_after(opt_.write_delay);
+  write_timer_.async_wait([this](const boost::system::error_code& ec) {
+    write_armed_ = false;
+    if (ec) return;
+    write_now();
+  });
+}
+
+std::vector<store::OutboxChange> Outbox::take_ops() {
+  std::vector<store::OutboxChange> out;
+  out.reserve(ops_.size());
+  for (Op& op : ops_)
+    if (!op.dead) out.push_back(store::OutboxChange{op.remove, std::move(op.row)});
+  ops_.clear();
+  pending_insert_.clear();
+  return out;
+}
+
+void Outbox::ops_committed(const std::vector<store::OutboxChange>& changes) {
+  for (const auto& c : changes)
+    if (!c.remove) in_db_.insert(c.row.ord);
+}
+
+void Outbox::ops_failed(std::vector<store::OutboxChange> changes) {
+  // Back in front of anything queued since, in their order.
+  std::vector<Op> ops;
+  ops.reserve(changes.size() + ops_.size());
+  for (auto& c : changes) ops.push_back(Op{c.remove, std::move(c.row), false});
+  for (auto& op : ops_) ops.push_back(std::move(op));
+  ops_ = std::move(ops);
+  pending_insert_.clear();
+  for (size_t i = 0; i < ops_.size(); ++i)
+    if (!ops_[i].remove && !ops_[i].dead) pending_insert_[ops_[i].row.ord] = i;
+}
+
+void Outbox::write_now() {
+  auto changes = take_ops();
+  if (changes.empty()) return;
+  try {
+    store_.apply_outbox(changes);
+  } catch (const std::exception& ex) {
+    PB_LOG(Error, kLog) << "could not store " << changes.size()
+                        << " outbox changes (retrying): " << ex.what();
+    ops_failed(std::move(changes));
+    if (!write_armed_ && !closing_) {
+      write_armed_ = true;
+      write_timer_.expires_after(kWriteRetry);
+      write_timer_.async_wait([this](const boost::system::error_code& ec) {
+        write_armed_ = false;
+        if (!ec) write_now();
+      });
+    }
+    return;
+  }
+  ops_committed(changes);
+}
+
+Outbox::Batch Outbox::begin_write() {
+  return Batch(this);
+}
+
+Outbox::Batch::Batch(Outbox* o) : outbox_(o), changes_(o->take_ops()) {}
+
+Outbox::Batch::Batch(Batch&& other) noexcept : outbox_(other.outbox_), changes_(std::move(other.changes_)) {
+  other.outbox_ = nullptr;
+}
+
+Outbox::Batch::~Batch() {
+  if (outbox_ && !changes_.empty()) outbox_->ops_failed(std::move(changes_));
+}
+
+void Outbox::Batch::committed() {
+  if (outbox_) outbox_->ops_committed(changes_);
+  outbox_ = nullptr;
+}
+
+}  // namespace pb::gateway
