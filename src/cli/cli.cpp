@@ -39,6 +39,7 @@ int run(const std::vector<std::string>& args, Terminal& term) {
   commands.push_back(make_events());
   commands.push_back(make_relay());
   commands.push_back(make_countdown());
+  commands.push_back(make_calibrate());
   commands.push_back(make_export());
   commands.push_back(make_provision());
   std::vector<std::pair<CLI::App*, Command*>> subs;

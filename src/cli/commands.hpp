@@ -24,6 +24,7 @@ std::unique_ptr<Command> make_history();
 std::unique_ptr<Command> make_events();
 std::unique_ptr<Command> make_relay();
 std::unique_ptr<Command> make_countdown();
+std::unique_ptr<Command> make_calibrate();
 std::unique_ptr<Command> make_export();
 std::unique_ptr<Command> make_provision();
 

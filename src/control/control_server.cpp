@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <stdexcept>
 #include <vector>
 
@@ -242,12 +243,27 @@ Handler gateway_handler(gateway::Gateway& gw) {
       for (const auto& s : gw.live_status()) sockets.push_back(socket_json(s));
       return reply({{"ok", true}, {"sockets", std::move(sockets)}});
     }
-    if (cmd != "relay" && cmd != "countdown")
-      return reply(error("bad_request", "unknown cmd '" + cmd + "'; valid: status, relay, countdown"));
+    if (cmd != "relay" && cmd != "countdown" && cmd != "calibrate")
+      return reply(error("bad_request", "unknown cmd '" + cmd + "'; valid: status, relay, countdown, calibrate"));
     const std::string cid = string_field(req, "cid");
     if (cid.empty()) return reply(error("bad_request", cmd + " needs a \"cid\" string"));
     int64_t value = 0;
-    if (cmd == "relay") {
+    std::string kind = cmd;
+    if (cmd == "calibrate") {
+      static const std::map<std::string, std::string> kinds{{"voltage", "calibrate_voltage"},
+                                                            {"current", "calibrate_current"},
+                                                            {"power", "calibrate_power"},
+                                                            {"kv", "set_kv"},
+                                                            {"ki", "set_ki"}};
+      auto k = kinds.find(string_field(req, "quantity"));
+      auto it = req.find("value");
+      if (k == kinds.end() || it == req.end() || !it->is_number_integer())
+        return reply(error("bad_request",
+                           "calibrate needs \"quantity\": \"voltage\", \"current\", \"power\", \"kv\" or \"ki\" "
+                           "and an integer \"value\" (mV, mA, mW, or the constant x 10^6)"));
+      kind = k->second;
+      value = it->get<int64_t>();
+    } else if (cmd == "relay") {
       const std::string state = string_field(req, "state");
       if (state == "on")
         value = 1;
@@ -263,7 +279,7 @@ Handler gateway_handler(gateway::Gateway& gw) {
         return reply(error("bad_request", "countdown needs \"seconds\": an integer 0..86400"));
       value = it->get<int64_t>();
     }
-    gw.local_command(cid, cmd, value, [reply, cid](gateway::LocalResult r) {
+    gw.local_command(cid, kind, value, [reply, cid](gateway::LocalResult r) {
       bool ok = r.status == gateway::LocalResult::Status::Confirmed;
       json j{{"ok", ok}, {"cid", cid}};
       if (r.relay_on) j["relay"] = *r.relay_on;

@@ -81,6 +81,64 @@ energy::AccountantOptions accountant_options(const config::Config& cfg) {
 }
 }  // namespace
 
+namespace {
+
+// Local calibration commands (plugbridge calibrate): control-protocol kind -> LAN command kind.
+std::optional<proto::CommandKind> calibration_kind(const std::string& kind) {
+  if (kind == "calibrate_voltage") return proto::CommandKind::CalibrateVoltage;
+  if (kind == "calibrate_current") return proto::CommandKind::CalibrateCurrent;
+  if (kind == "calibrate_power") return proto::CommandKind::CalibratePower;
+  if (kind == "set_kv") return proto::CommandKind::SetKv;
+  if (kind == "set_ki") return proto::CommandKind::SetKi;
+  return std::nullopt;
+}
+
+std::optional<std::string> calibration_range_problem(const std::string& kind, int64_t v) {
+  if (kind == "calibrate_voltage" && (v < 50'000 || v > 300'000))
+    return "calibrate_voltage wants 50000..300000 mV";
+  if (kind == "calibrate_current" && (v < 10 || v > 20'000)) return "calibrate_current wants 10..20000 mA";
+  if (kind == "calibrate_power" && (v < 1'000 || v > 6'000'000)) return "calibrate_power wants 1000..6000000 mW";
+  if ((kind == "set_kv" || kind == "set_ki") && (v < 10'000 || v > 100'000'000))
+    return kind + " wants 10000..100000000 (the constant x 10^6, 0.01..100)";
+  return std::nullopt;
+}
+
+// Why a calibration cannot work now, from the socket's last reading; the socket checks again (fresh
+// frame, register not overflowed, result in range) and answers Refused.
+std::optional<std::string> calibration_problem(const std::optional<bool>& relay_on,
+                                               const std::optional<store::ReadingRow>& last,
+                                               const std::string& kind, int64_t v) {
+  if (kind == "set_kv" || kind == "set_ki") return std::nullopt;
+  if (kind != "calibrate_voltage" && relay_on && !*relay_on)  // mains voltage is measured either way
+    return "the relay is off: switch the reference load on first (plugbridge relay CID on)";
+  if (!last) return "no reading from the socket yet; try again in a few seconds";
+  if ((last->flags & proto::kMeterOk) == 0) return "the socket's meter is unavailable";
+  double measured = 0, given = static_cast<double>(v), floor = 0;
+  const char* unit = "";
+  if (kind == "calibrate_voltage") {
+    measured = last->voltage_mv, floor = 50'000, unit = "V";
+  } else if (kind == "calibrate_current") {
+    measured = last->current_ua / 1000.0, floor = 10, unit = "A";
+  } else {
+    measured = last->power_mw, floor = 1'000, unit = "W";
+  }
+  auto show = [](double milli) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.3f", milli / 1000.0);
+    return std::string(b);
+  };
+  if (measured < floor)
+    return "no load: the socket measures " + show(measured) + " " + unit +
+           "; plug in a resistive load (kettle, heater, incandescent lamp) and switch the relay on";
+  // Kv/Ki of a real board are within a few % of nominal: a factor 2 is a wrong unit or another load.
+  if (given > 2 * measured || given < measured / 2)
+    return "implausible: the socket measures " + show(measured) + " " + unit + ", you gave " + show(given) + " " +
+           unit + " (more than a factor 2 apart: wrong unit, or not the load that is plugged in?)";
+  return std::nullopt;
+}
+
+}  // namespace
+
 // One command in a socket's queue.
 struct Gateway::PendingCommand {
   enum class From { Cloud, Local, Gateway };  // Gateway: re-applying DP 17 after a reconnect, no answer
@@ -113,6 +171,10 @@ struct Gateway::SocketState {
   // DP 17 as the cloud last set it (answered 0 since the daemon started); re-applied to the socket
   // after a reconnect, forgotten when the socket reports a factory reset.
   std::optional<bool> desired_switch_enabled;
+  // DP 6 / DP 48 the socket should have: the roster's limits, or what the cloud set since the daemon
+  // started; applied at every session start (the socket keeps them, this repairs a replaced or reset one).
+  std::optional<uint32_t> desired_current_limit_ma;
+  std::optional<uint32_t> desired_power_limit_w;
   int64_t switch_confirmed_ms = 0;      // readings sampled before this carry an older kSwitchDisabled
   std::deque<PendingCommand> commands;  // front is in flight once its cmd_id is set
   std::unique_ptr<boost::asio::steady_timer> command_timer;
@@ -152,6 +214,8 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
     st->entry = &entry;
     st->report = ReportPolicy(report_rules(cfg_.report));
     if (entry.limits.current_max_ma) st->current_limit_ma = *entry.limits.current_max_ma;
+    st->desired_current_limit_ma = entry.limits.current_max_ma;
+    st->desired_power_limit_w = entry.limits.power_max_w;
     st->sync_timer = std::make_unique<boost::asio::steady_timer>(io_);
     st->command_timer = std::make_unique<boost::asio::steady_timer>(io_);
     roster_order_.push_back(st.get());
@@ -171,10 +235,6 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
 
 Gateway::~Gateway() = default;
 
-  // DP 6 / DP 48 the socket should have: the roster's limits, or what the cloud set since the daemon
-  // started; applied at every session start (the socket keeps them, this repairs a replaced or reset one).
-  std::optional<uint32_t> desired_current_limit_ma;
-  std::optional<uint32_t> desired_power_limit_w;
 int64_t Gateway::now_unix_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -214,8 +274,6 @@ void Gateway::start() {
 
 uint16_t Gateway::lan_port() const {
   return server_ ? server_->port() : 0;
-    st->desired_current_limit_ma = entry.limits.current_max_ma;
-    st->desired_power_limit_w = entry.limits.power_max_w;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +325,21 @@ void Gateway::on_hello(const std::shared_ptr<lan::Session>& s) {
     pc.command.value = *st.desired_switch_enabled ? 1 : 0;
     enqueue_command(st, std::move(pc));
   }
+  apply_limits(st);
+}
+
+// The roster's (or the cloud's later) DP 6 / DP 48 through the socket's queue; DP 6/48 are reported
+// once the socket confirmed them.
+void Gateway::apply_limits(SocketState& st) {
+  auto push = [&](proto::CommandKind kind, uint32_t value) {
+    PendingCommand pc;
+    pc.from = PendingCommand::From::Gateway;
+    pc.command.kind = kind;
+    pc.command.value = static_cast<int32_t>(value);
+    enqueue_command(st, std::move(pc));
+  };
+  if (st.desired_current_limit_ma) push(proto::CommandKind::SetCurrentLimit, *st.desired_current_limit_ma);
+  if (st.desired_power_limit_w) push(proto::CommandKind::SetPowerLimit, *st.desired_power_limit_w);
 }
 
 void Gateway::on_lan_closed(const std::shared_ptr<lan::Session>& s, const std::string& reason) {
@@ -325,21 +398,6 @@ void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>
   }
   // DP 17 is the socket's own truth (kCapSwitchLock). Readings arrive in the socket's order, but one
   // sampled before a confirmed SetSwitchEnabled still carries the old flag.
-  apply_limits(st);
-}
-
-// The roster's (or the cloud's later) DP 6 / DP 48 through the socket's queue; DP 6/48 are reported
-// once the socket confirmed them.
-void Gateway::apply_limits(SocketState& st) {
-  auto push = [&](proto::CommandKind kind, uint32_t value) {
-    PendingCommand pc;
-    pc.from = PendingCommand::From::Gateway;
-    pc.command.kind = kind;
-    pc.command.value = static_cast<int32_t>(value);
-    enqueue_command(st, std::move(pc));
-  };
-  if (st.desired_current_limit_ma) push(proto::CommandKind::SetCurrentLimit, *st.desired_current_limit_ma);
-  if (st.desired_power_limit_w) push(proto::CommandKind::SetPowerLimit, *st.desired_power_limit_w);
   if ((s->hello().capabilities & proto::kCapSwitchLock) && row.ts_ms >= st.switch_confirmed_ms) {
     st.switch_enabled = (r.flags & proto::kSwitchDisabled) == 0;
     st.switch_known = true;
@@ -368,6 +426,12 @@ void Gateway::queue_event(SocketState& st, const std::shared_ptr<lan::Session>& 
     report_changes(st, false);
   } else if (e.type == proto::EventType::FactoryReset) {
     st.desired_switch_enabled.reset();  // the user reset the socket to its defaults on purpose
+    // Limits are the roster's business, not the user's: the socket gets them back (cloud values go).
+    st.desired_current_limit_ma = st.entry->limits.current_max_ma;
+    st.desired_power_limit_w = st.entry->limits.power_max_w;
+    st.current_limit_ma = kDefaultCurrentLimitMa;
+    st.settings.power_limit_w.reset();
+    if (st.session) apply_limits(st);
   } else if (uint32_t bits = fault_bits_for(e.type)) {
     st.faults |= bits;
     st.fault_detail = protection_detail(e.type, e.value);
@@ -805,7 +869,8 @@ void Gateway::answer(const SocketState& st, const PendingCommand& pc, int code, 
       PB_LOG(Info, "gateway") << st.entry->cid << ": setting applied (command kind "
                               << static_cast<int>(pc.command.kind) << ", value " << pc.command.value << ")";
     else
-      PB_LOG(Warning, "gateway") << st.entry->cid << ": re-applying switch_enabled failed: " << why;
+      PB_LOG(Warning, "gateway") << st.entry->cid << ": applying a setting (command kind "
+                                 << static_cast<int>(pc.command.kind) << ") failed: " << why;
     return;
   }
   answer_command(st.entry->cid, pc.request_id, code, why, local_status);
@@ -924,6 +989,13 @@ bool Gateway::dispatch_command(SocketState& st, PendingCommand& pc) {
         }
         out.kind = proto::CommandKind::SetRelay;
         out.value = static_cast<int32_t>(value);
+      } else if (const auto k = calibration_kind(pc.kind)) {
+        if (auto why = calibration_problem(st.relay_on, st.last, pc.kind, pc.local_value)) {
+          answer(st, pc, tuya::code::kUnsupported, *why, LocalResult::Status::Rejected);
+          return false;
+        }
+        out.kind = *k;
+        out.value = static_cast<int32_t>(pc.local_value);
       } else {  // countdown
         if ((caps & proto::kCapCountdown) == 0) {
           answer(st, pc, tuya::code::kUnsupported, "the socket firmware does not support countdown",
@@ -1021,6 +1093,12 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
         local_status = LocalResult::Status::Rejected;
         st.switch_enabled = false;
         st.switch_known = true;
+      } else if (pc.command.kind == proto::CommandKind::CalibrateVoltage ||
+                 pc.command.kind == proto::CommandKind::CalibrateCurrent ||
+                 pc.command.kind == proto::CommandKind::CalibratePower) {
+        code = tuya::code::kSystem;
+        why = "the socket refused: no fresh meter frame with a load (relay off, nothing plugged in?), or the "
+              "result is outside the constants' range 0.01..100 (a wrong value or unit?)";
       } else {
         code = tuya::code::kSystem;
         why = "socket refused the command";
@@ -1028,9 +1106,12 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
       break;
   }
   if (code == tuya::code::kSuccess) {
-    if (pc.from == PendingCommand::From::Cloud && pc.dp == 6) {
-      if (auto v = tuya::parse_int(pc.value)) st.current_limit_ma = static_cast<uint32_t>(*v / 10);
+    if (pc.command.kind == proto::CommandKind::SetCurrentLimit) {
+      st.current_limit_ma = static_cast<uint32_t>(pc.command.value);
+      st.desired_current_limit_ma = st.current_limit_ma;  // a cloud DP 6 holds until the daemon restarts
     }
+    if (pc.command.kind == proto::CommandKind::SetPowerLimit)
+      st.desired_power_limit_w = static_cast<uint32_t>(pc.command.value);
     apply_confirmed(st.settings, pc.command);
     if (pc.command.kind == proto::CommandKind::SetSwitchEnabled) {
       st.switch_enabled = pc.command.value != 0;
@@ -1101,6 +1182,8 @@ void Gateway::local_command(const std::string& cid, const std::string& kind, int
   } else if (kind == "countdown") {
     if (value < 0 || value > 86400)
       return reply(LocalResult::Status::BadRequest, "countdown wants 0..86400 s");
+  } else if (calibration_kind(kind)) {
+    if (auto why = calibration_range_problem(kind, value)) return reply(LocalResult::Status::BadRequest, *why);
   } else {
     return reply(LocalResult::Status::BadRequest, "unknown command kind '" + kind + "'");
   }

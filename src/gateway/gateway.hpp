@@ -105,6 +105,7 @@ class Gateway {
 
   // LAN
   void on_hello(const std::shared_ptr<lan::Session>& s);
+  void apply_limits(SocketState& st);
   void on_lan_message(const std::shared_ptr<lan::Session>& s, const pbfw::proto::Message& m);
   void on_lan_closed(const std::shared_ptr<lan::Session>& s, const std::string& reason);
   SocketState* socket_for(const std::shared_ptr<lan::Session>& s);

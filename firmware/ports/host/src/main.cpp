@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   size_t count = 0;
   double pf = 0.95, volts = 230.0, duration_s = 0;
   uint32_t reading_interval_ms = 1000;
-  std::vector<std::string> psk_overrides;
+  std::vector<std::string> psk_overrides, meter_gains;
   bool no_ack_events = false;
   std::string link = "esp-at";
   app.add_option("--config", config_path, "plugbridged config file (socket roster + lan.port)");
@@ -143,6 +143,9 @@ int main(int argc, char** argv) {
   app.add_option("--duration", duration_s, "exit after S seconds (0 = until SIGINT/SIGTERM or 'quit')")
       ->capture_default_str();
   app.add_option("--psk-override", psk_overrides, "CID=HEX: use this key instead of the roster's");
+  app.add_option("--meter-gain", meter_gains,
+                 "CID=G: that socket's meter reads G x the true current and power until calibrated "
+                 "(a shunt off its nominal value), e.g. 1.05");
   app.add_option("--psk", default_psk, "without --config: key (hex) shared by sockets plugsim-0001..N");
   app.add_option("--link", link, "how sockets reach the gateway: esp-at (the firmware's ESP-AT driver + an emulated ESP8266) or direct (asio TLS)")
       ->check(CLI::IsMember({"direct", "esp-at"}))
@@ -207,6 +210,21 @@ int main(int argc, char** argv) {
       overrides[o.substr(0, eq)] = key;
     }
 
+    std::map<std::string, double> gains;
+    for (const auto& g : meter_gains) {
+      const auto eq = g.find('=');
+      double gain = 0;
+      try {
+        if (eq != std::string::npos) gain = std::stod(g.substr(eq + 1));
+      } catch (const std::exception&) {
+      }
+      if (!(gain >= 0.5 && gain <= 2.0)) {
+        std::fprintf(stderr, "plugsim: bad --meter-gain '%s' (want CID=G, G 0.5..2)\n", g.c_str());
+        return 2;
+      }
+      gains[g.substr(0, eq)] = gain;
+    }
+
     const auto watts = parse_watts(watts_list);
     for (size_t i = 0; i < roster.size(); ++i) {
       auto& spec = roster[i];
@@ -215,6 +233,7 @@ int main(int argc, char** argv) {
       spec.volts = volts;
       spec.reading_interval_ms = reading_interval_ms;
       if (auto it = overrides.find(spec.cid); it != overrides.end()) spec.psk = it->second;
+      if (auto it = gains.find(spec.cid); it != gains.end()) spec.meter_gain = it->second;
     }
 
     asio::io_context io(1);

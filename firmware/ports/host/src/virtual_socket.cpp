@@ -1,5 +1,7 @@
 #include "plugsim/virtual_socket.hpp"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
@@ -76,6 +78,12 @@ const char* command_status_name(proto::CommandStatus s) {
   return "unknown";
 }
 
+// The chip's registers follow the board's true constant; the decoder's configured ki_e6 then reads
+// meter_gain x the true current and power.
+uint32_t true_ki_e6(const SocketSpec& spec) {
+  return static_cast<uint32_t>(std::lround(spec.ki_e6 / (spec.meter_gain > 0 ? spec.meter_gain : 1.0)));
+}
+
 namespace {
 
 pbfw::SocketConfig make_config(const SocketSpec& spec) {
@@ -108,7 +116,7 @@ VirtualSocket::VirtualSocket(boost::asio::io_context& io, boost::asio::ssl::cont
     : spec_(std::move(spec)),
       events_(events),
       storage_(std::move(storage)),
-      meter_(spec_.kv_e6, spec_.ki_e6),
+      meter_(spec_.kv_e6, true_ki_e6(spec_)),
       transport_(make_link(io, tls, gateway, PskCredentials{spec_.cid, spec_.psk}, *this, transport_options)),
       records_(std::make_unique<pbfw::Record[]>(kResendCapacity)),
       config_(make_config(spec_)),

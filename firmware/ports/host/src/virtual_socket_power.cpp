@@ -19,7 +19,7 @@ void VirtualSocket::power_on() {
   powered_ = true;
   // A cold boot: the firmware starts over with only what its storage kept; the meter chip's PF counter
   // starts again too. The core is replaced in place (same type, same storage).
-  meter_ = Hlw8032Sim(spec_.kv_e6, spec_.ki_e6);
+  meter_ = Hlw8032Sim(spec_.kv_e6, true_ki_e6(spec_));
   std::destroy_at(&core_);
   std::construct_at(&core_, hal_, *storage_, static_cast<pbfw::LanTransport&>(*this), config_, records_.get(),
                     kResendCapacity);

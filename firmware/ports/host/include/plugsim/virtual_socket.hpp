@@ -34,9 +34,14 @@ struct SocketSpec {
   uint32_t current_limit_ma = 5000;
   uint32_t kv_e6 = 1880000;
   uint32_t ki_e6 = 1000000;
+  // The board's real current/power gain against the configured ki_e6 (a shunt off its nominal value):
+  // the socket measures meter_gain x the true current and power until it is calibrated.
+  double meter_gain = 1.0;
   // Energy saved this often; a file is cheap, so more often than the MCU's flash allows.
   uint32_t persist_interval_ms = 10000;
 };
+
+uint32_t true_ki_e6(const SocketSpec& spec);
 
 class VirtualSocket : private TransportListener, private pbfw::LanTransport, private pbfw::SocketObserver {
  public:
