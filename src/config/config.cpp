@@ -423,7 +423,7 @@ class Parser {
         check_keys(lim, lp + ".", {"current_max_ma", "power_max_w"});
         // Upper bounds are the socket's hardware rating (5 A, 1100 W).
         if (const YAML::Node v = lim["current_max_ma"]) {
-          s.limits.current_max_ma = get_int<uint32_t>(v, lp + ".current_max_ma", 1, 5000);
+          s.limits.current_max_ma = get_int<uint32_t>(v, lp + ".current_max_ma", 100, 5000);
         }
         if (const YAML::Node v = lim["power_max_w"]) {
           s.limits.power_max_w = get_int<uint32_t>(v, lp + ".power_max_w", 1, 1100);

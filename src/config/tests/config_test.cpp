@@ -155,6 +155,10 @@ TEST(Config, OutOfRange) {
   EXPECT_PREFIX(error_of(kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA +
                          "\n    limits: {power_max_w: 5000}\n"),
                 "t.yaml:9: sockets[0].limits.power_max_w: 5000 out of range 1..1100");
+  // The socket firmware takes 100..20000 mA; below 100 it would answer InvalidValue at every session.
+  EXPECT_PREFIX(error_of(kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA +
+                         "\n    limits: {current_max_ma: 99}\n"),
+                "t.yaml:9: sockets[0].limits.current_max_ma: 99 out of range 100..5000");
 }
 
 TEST(Config, MissingRequiredKeys) {
