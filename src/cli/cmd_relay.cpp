@@ -103,17 +103,18 @@ class Countdown : public Command {
 
 constexpr const char* kCalibrateHelp =
     R"(How to calibrate (like Tasmota's VoltageSet / CurrentSet / PowerSet):
-  1. Plug a purely resistive load of steady power into the socket: a kettle, a heater, an
-     incandescent (not LED) lamp. Switch the relay on (plugbridge relay CID on).
+  1. Plug a purely resistive load of steady power into the socket, within its limits (at most
+     1100 W; 5 A unless configured): a heater on a low setting, incandescent (not LED) lamps, a
+     small kettle. Switch the relay on (plugbridge relay CID on).
   2. Measure it with a reference meter between the wall and the socket (or read the mains voltage
      with a multimeter) while plugbridge devices shows a steady power.
-  3. Run, with the reference values:  plugbridge calibrate CID --voltage 231.4 --power 1987
+  3. Run, with the reference values:  plugbridge calibrate CID --voltage 231.4 --power 998.5
      The voltage is calibrated first (it sets Kv); --power then sets Ki with the new Kv
      (--current A instead of --power also sets Ki).
 The socket computes its constants from its latest meter frame, keeps them in its flash (they
 survive power cuts and updates; a factory reset goes back to the device-information page's),
 and applies them from the next frame. plugbridge then prints what the socket measures.
---kv / --ki set the raw constants (x 1, 0.01..100, e.g. from a unit calibrated before); they
+--kv / --ki set the raw constants (0.01..100, e.g. from a unit calibrated before); they
 cannot be read back from the socket. The daemon refuses when the socket is offline, the relay is
 off, nothing draws power, or a value is more than a factor 2 from the measured one.)";
 
