@@ -80,8 +80,8 @@ bool sim_trip(const Scenario& sc, const std::string& cid, const std::string& pro
 }
 
 TEST(Calibration, PowerSetAgainstAKnownLoadIsAppliedAndSurvivesASocketRestart) {
-  Scenario sc({.sockets = 1});
-  const std::string a = sc.cid(0);
+  Scenario sc({.sockets = 2});
+  const std::string a = sc.cid(0), b = sc.cid(1);  // b is never simulated: offline
   // The socket's shunt reads 5 % high; the true load is 1000 W at 230 V (resistive).
   const std::vector<std::string> sim_args{"--meter-gain", a + "=1.05", "--watts", "1000",
                                           "--pf",         "1",         "--volts", "230"};
@@ -97,6 +97,24 @@ TEST(Calibration, PowerSetAgainstAKnownLoadIsAppliedAndSurvivesASocketRestart) {
   ASSERT_EQ(cli(sc, {"relay", a, "on"}).code, 0);
   const double before = power_after(sc, a, wall_ms());
   EXPECT_NEAR(before, 1050.0, 5.0) << "the simulated gain error is not there";
+
+  auto offline = cli(sc, {"calibrate", b, "--power", "1000"});
+  EXPECT_EQ(offline.code, cli::exit_code::kFailed);
+  EXPECT_NE(offline.err.find("socket is offline"), std::string::npos) << offline.err;
+
+  // Relay on but nothing plugged in.
+  sc.sim().write_stdin("load " + a + " 0");
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto r = reading_after(sc, a, wall_ms() - 500);
+        return r && r->value("power_mw", 1) < 1000;
+      },
+      10s));
+  auto empty = cli(sc, {"calibrate", a, "--power", "1000"});
+  EXPECT_EQ(empty.code, cli::exit_code::kFailed);
+  EXPECT_NE(empty.err.find("no load"), std::string::npos) << empty.err;
+  sc.sim().write_stdin("load " + a + " 1000");
+  EXPECT_NEAR(power_after(sc, a, wall_ms()), 1050.0, 5.0);
 
   // A value far from the measured one is refused by the daemon (exit 1), nothing is sent.
   auto wild = cli(sc, {"calibrate", a, "--power", "3000"});
@@ -135,6 +153,11 @@ TEST(Calibration, PowerSetAgainstAKnownLoadIsAppliedAndSurvivesASocketRestart) {
   EXPECT_EQ(raw.out.substr(0, raw.out.find('\n')),
             a + ": Kv 1.880000 set (confirmed and kept by the socket)");
   EXPECT_NEAR(power_after(sc, a, wall_ms() + 100), 1050.0, 5.0) << raw.out;
+
+  sc.daemon().signal(SIGTERM);
+  ASSERT_TRUE(sc.daemon().wait_exit(15s).has_value());
+  auto down = cli(sc, {"calibrate", a, "--power", "1000"});
+  EXPECT_EQ(down.code, cli::exit_code::kNoDaemon) << down.err;
 }
 
 TEST(RosterLimits, AreAppliedToTheSocketAtSessionStart) {
