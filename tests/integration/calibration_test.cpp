@@ -98,6 +98,17 @@ TEST(Calibration, PowerSetAgainstAKnownLoadIsAppliedAndSurvivesASocketRestart) {
   const double before = power_after(sc, a, wall_ms());
   EXPECT_NEAR(before, 1050.0, 5.0) << "the simulated gain error is not there";
 
+  // The control request checks the quantity and the range before queueing.
+  const auto ctl = [&](json req) { return cli::control_request(sc.control_socket().string(), req, 10s); };
+  EXPECT_EQ(
+      ctl({{"cmd", "calibrate"}, {"cid", a}, {"quantity", "watts"}, {"value", 1000}}).value("error", ""),
+      "bad_request");
+  EXPECT_EQ(ctl({{"cmd", "calibrate"}, {"cid", a}, {"quantity", "power"}, {"value", 999}}).value("error", ""),
+            "bad_request");
+  EXPECT_EQ(ctl({{"cmd", "calibrate"}, {"cid", a}, {"quantity", "kv"}, {"value", 9999}}).value("error", ""),
+            "bad_request");
+  EXPECT_EQ(cli(sc, {"calibrate", a}).code, cli::exit_code::kUsage);
+
   auto offline = cli(sc, {"calibrate", b, "--power", "1000"});
   EXPECT_EQ(offline.code, cli::exit_code::kFailed);
   EXPECT_NE(offline.err.find("socket is offline"), std::string::npos) << offline.err;
