@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "common/log.hpp"
+#include "common/service.hpp"
 #include "config/config.hpp"
 #include "control/control_server.hpp"
 #include "gateway/gateway.hpp"
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
 
   try {
     boost::asio::io_context io;
+    // Before anything starts: a SIGTERM during start-up must take the graceful path too.
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     pb::store::Store store(cfg.database);
     PB_LOG(Info, "main") << "database " << cfg.database << " at schema version " << store.schema_version();
 
@@ -109,7 +112,11 @@ int main(int argc, char** argv) {
       }
     }
 
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    pb::service::Watchdog watchdog(io);
+    watchdog.start();
+    pb::service::notify_ready("listening for sockets on port " + std::to_string(gw->lan_port()) + ", " +
+                              std::to_string(cfg.sockets.size()) + " in the roster");
+
     boost::asio::steady_timer shutdown_deadline(io);
     bool stopping = false;
     auto stop_loop = [&] {
@@ -123,6 +130,8 @@ int main(int argc, char** argv) {
       if (ec || stopping) return;
       stopping = true;
       PB_LOG(Info, "main") << "signal " << sig << ": shutting down";
+      pb::service::notify_stopping();
+      watchdog.stop();
       // Bounded: a broker that never acks must not keep us from exiting.
       shutdown_deadline.expires_after(std::chrono::seconds(5));
       shutdown_deadline.async_wait([&](const boost::system::error_code& e) {
