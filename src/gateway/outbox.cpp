@@ -299,8 +299,8 @@ void Outbox::drain_tick() {
     return;
   }
   drain_timer_.expires_after(opt_.tick);
-  drain_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+  drain_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
     drain_tick();
   });
 }
@@ -327,7 +327,8 @@ bool Outbox::send_next() {
     rr_cursor_ = it->first;
     if (episode_sent_++ == 0) {
       episode_start_ = Clock::now();
-      PB_LOG(Info, kLog) << "sending the waiting reports (" << queued() + 1 << " of synced and unsynced sockets"
+      PB_LOG(Info, kLog) << "sending the waiting reports (" << queued() + 1
+                         << " of synced and unsynced sockets"
                          << " now) at up to " << opt_.rate_per_s << " per second";
     }
     ++stats_.published_queued;
@@ -378,8 +379,8 @@ void Outbox::pause() {
   paused_until_ = now + backoff_;
   if (closing_) return;
   resume_timer_.expires_at(paused_until_);
-  resume_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+  resume_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
     kick();
   });
 }
@@ -399,8 +400,8 @@ void Outbox::log_refusal(const tuya::Response& r, const std::string& action) {
 
 void Outbox::arm_log_timer() {
   log_timer_.expires_after(opt_.log_burst);
-  log_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) summarise_refusals();
+  log_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+    if (!ec && !alive.expired()) summarise_refusals();
   });
 }
 
@@ -450,7 +451,9 @@ void Outbox::arm_write_timer() {
   if (write_armed_ || closing_) return;
   write_armed_ = true;
   write_timer_.expires_after(opt_.write_delay);
-  write_timer_.async_wait([this](const boost::system::error_code& ec) {
+  // Handlers may run after the Outbox is gone (aborted by its timers' destruction): check first.
+  write_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+    if (alive.expired()) return;
     write_armed_ = false;
     if (ec) return;
     write_now();
@@ -496,10 +499,12 @@ void Outbox::write_now() {
     if (!write_armed_ && !closing_) {
       write_armed_ = true;
       write_timer_.expires_after(kWriteRetry);
-      write_timer_.async_wait([this](const boost::system::error_code& ec) {
-        write_armed_ = false;
-        if (!ec) write_now();
-      });
+      write_timer_.async_wait(
+          [this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+            if (alive.expired()) return;
+            write_armed_ = false;
+            if (!ec) write_now();
+          });
     }
     return;
   }

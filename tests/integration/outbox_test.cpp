@@ -155,13 +155,16 @@ TEST(Outbox, BrokerOutageLosesNothingAndDrainsAtTheConfiguredRate) {
   const bool emu_back = sc.emu().wait_subscribed(2, 30s);
   sc.daemon().signal(SIGCONT);
   ASSERT_TRUE(emu_back) << sc.emu().process().describe();
-  const auto final_relay = [&](const std::string& cid) { return relay_history(sc.sim(), cid).back(); };
+  const auto final_relay = [&](const std::string& cid) -> bool {
+    return relay_history(sc.sim(), cid).back();
+  };
   const bool arrived = test::wait_until(
       [&] {
         auto all = reports(sc.emu());
-        for (const auto& cid : {a, b, c})
-          if (relay_reports(all, cid).empty() || relay_reports(all, cid).back() != final_relay(cid))
-            return false;
+        for (const auto& cid : {a, b, c}) {
+          const std::vector<bool> got = relay_reports(all, cid);
+          if (got.empty() || got.back() != final_relay(cid)) return false;
+        }
         auto faults = of(all, a, 19);
         store::Store db(sc.db_path().string(), true);
         return std::abs(last_watts(all, a) - 100) < 5 && std::abs(last_watts(all, b) - 600) < 15 &&

@@ -59,8 +59,8 @@ class OutboxTest : public ::testing::Test {
     opt_.rate_per_s = 1000;
     opt_.tick = 5ms;
     opt_.write_delay = 10ms;
-    opt_.backoff_min = 100ms;
-    opt_.backoff_max = 400ms;
+    opt_.backoff_min = 300ms;  // long enough that settle() below surely ends within it
+    opt_.backoff_max = 1200ms;
   }
   void TearDown() override {
     outbox_.reset();
