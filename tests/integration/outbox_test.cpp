@@ -237,34 +237,62 @@ TEST(Outbox, RefusedReportsAreRetriedAfterABackoffWithoutFlooding) {
   sc.wait_uplink_synced();
   const auto cid = sc.cid(0);
   ASSERT_EQ(sc.command_code(cid, 1, "true", "on"), 0);
-  ASSERT_TRUE(test::wait_until([&] { return !relay_reports(reports(sc.emu()), cid).empty(); }, 10s));
-
-  sc.emu().fail_reports(500, 1'000'000);  // the platform has a bad moment
-  ASSERT_EQ(sc.command_code(cid, 1, "false", "off"), 0);
   ASSERT_TRUE(test::wait_until(
       [&] {
-        return !of(reports(sc.emu()), cid, 1).empty() && of(reports(sc.emu()), cid, 1).back().value == false;
+        auto r = relay_reports(reports(sc.emu()), cid);
+        return !r.empty() && r.back();
       },
       10s));
-  const Report refused = of(reports(sc.emu()), cid, 1).back();
+
+  const int64_t fail_from = now_ms();
+  sc.emu().fail_reports(500, 1'000'000);  // the platform has a bad moment
+  ASSERT_EQ(sc.command_code(cid, 1, "false", "off"), 0);
   ASSERT_TRUE(sc.daemon().wait_for_stderr(std::regex("refused with code 500"), 10s))
       << sc.daemon().describe();
   sc.emu().fail_reports(500, 0);  // and recovers
-
-  // The refused report goes again, once the backoff (5 s) is over, with its own time.
-  const auto offs = [&] {
-    std::vector<Report> out;
-    for (const auto& r : of(reports(sc.emu()), cid, 1))
-      if (r.value == false && r.at_ms >= refused.at_ms) out.push_back(r);
-    return out;
+  // The platform's answers: request_id -> code, and when the first refusal went out.
+  const auto answers = [&] {
+    std::map<std::string, int> code;
+    int64_t first_refusal = 0;
+    for (const auto& e : sc.emu().events()) {
+      if (e.value("dir", "") != "out" || !e.value("topic", "").ends_with("/properties/report/response"))
+        continue;
+      const int c = e["payload"]["param"].value("code", -1);
+      code[e["payload"].value("request_id", "")] = c;
+      if (c == 500 && first_refusal == 0) first_refusal = e["at_ms"];
+    }
+    return std::make_pair(code, first_refusal);
   };
-  ASSERT_TRUE(test::wait_until([&] { return offs().size() >= 2; }, 30s)) << sc.daemon().describe();
-  const Report retried = offs()[1];
-  EXPECT_EQ(retried.t, refused.t);
-  EXPECT_GE(retried.at_ms - refused.at_ms, 4000);
-  // No flood meanwhile: nothing of this socket between 1 s after the refusal and the retry.
+  // The switch-off (refused, or queued behind refused reports) is accepted once the backoff (5 s)
+  // is over, with the time of the switch as its t.
+  std::optional<json> accepted;
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        const auto [code, first_refusal] = answers();
+        for (const auto& e : sc.emu().events()) {
+          if (e.value("dir", "") != "in" || !e.value("topic", "").ends_with("/properties/report")) continue;
+          const auto& p = e["payload"];
+          if (p["param"].value("id", "") != "1" || p["param"]["value"] != false || e["at_ms"] < fail_from)
+            continue;
+          auto c = code.find(p.value("request_id", ""));
+          if (c != code.end() && c->second == 0) {
+            accepted = e;
+            return true;
+          }
+        }
+        return false;
+      },
+      30s))
+      << sc.daemon().describe();
+  const int64_t first_refusal = answers().second;
+  ASSERT_GT(first_refusal, 0);
+  EXPECT_GE((*accepted)["at_ms"].get<int64_t>() - first_refusal, 4000);
+  EXPECT_LE((*accepted)["payload"]["t"].get<int64_t>() * 1000, first_refusal)
+      << "the retry lost its own time";
+  EXPECT_GE((*accepted)["payload"]["t"].get<int64_t>() * 1000, fail_from - 1000);
+  // No flood meanwhile: nothing of this socket between 1 s after the first refusal and the retry.
   for (const auto& r : reports(sc.emu()))
-    if (r.at_ms > refused.at_ms + 1000 && r.at_ms < retried.at_ms)
+    if (r.at_ms > first_refusal + 1000 && r.at_ms < (*accepted)["at_ms"].get<int64_t>())
       ADD_FAILURE() << "report of DP " << r.dp << " during the backoff";
   size_t lines = 0;
   for (const auto& l : sc.daemon().stderr_lines())
