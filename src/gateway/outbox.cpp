@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
@@ -264,6 +265,12 @@ void Outbox::forget_expired_awaiting() {
   }
 }
 
+// At most one tick's worth of whole messages at once; the fraction carries over (else a rate below
+// one per tick would lose it at every tick and drain slower than configured).
+double Outbox::token_cap() const {
+  return std::max(1.0, std::floor(opt_.rate_per_s * seconds(opt_.tick))) + 0.999;
+}
+
 void Outbox::kick() {
   start_drain();
 }
@@ -272,8 +279,7 @@ void Outbox::start_drain() {
   if (drain_running_ || closing_ || queues_.empty()) return;
   drain_running_ = true;
   const auto now = Clock::now();
-  const double burst = std::max(1.0, opt_.rate_per_s * seconds(opt_.tick));
-  tokens_ = std::min(burst, std::max(1.0, tokens_ + opt_.rate_per_s * seconds(now - last_tick_)));
+  tokens_ = std::min(token_cap(), std::max(1.0, tokens_ + opt_.rate_per_s * seconds(now - last_tick_)));
   last_tick_ = now;
   boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
     if (!alive.expired()) drain_tick();
@@ -284,8 +290,7 @@ void Outbox::start_drain() {
 // rate + one tick's worth of messages.
 void Outbox::drain_tick() {
   const auto now = Clock::now();
-  const double burst = std::max(1.0, opt_.rate_per_s * seconds(opt_.tick));
-  tokens_ = std::min(burst, tokens_ + opt_.rate_per_s * seconds(now - last_tick_));
+  tokens_ = std::min(token_cap(), tokens_ + opt_.rate_per_s * seconds(now - last_tick_));
   last_tick_ = now;
   while (tokens_ >= 1.0) {
     if (!send_next()) {

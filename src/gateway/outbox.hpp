@@ -155,6 +155,7 @@ class Outbox {
   void publish(Msg m, bool from_queue);
   void on_published(int64_t ord, bool ok);
   void start_drain();
+  double token_cap() const;
   void drain_tick();
   bool send_next();  // one message from the next ready socket, round robin; false if none
   void pause();
