@@ -22,36 +22,36 @@ struct Limits {
 };
 
 struct SocketEntry {
-  std::string cid;         // also the TLS-PSK identity
-  std::string product_id;  // Tuya product id
+  std::string cid;              // also the TLS-PSK identity
+  std::string product_id;       // Tuya product id
   std::vector<uint8_t> secret;  // PSK, >= 16 bytes; written as hex in YAML
   std::string name;
-  std::string location;    // install_location for devices/sync
+  std::string location;  // install_location for devices/sync
   Limits limits;
   // sockets[].energy.max_power_w: this socket's jump limit instead of energy.max_power_w.
   std::optional<uint32_t> energy_max_power_w;
-  int line = 0;            // line of the entry in the config file
+  int line = 0;  // line of the entry in the config file
 };
 
 struct Uplink {
   bool enabled = true;
   std::string host = "127.0.0.1";
   uint16_t port = 21883;
-  std::string ca_file;            // CA that signed the broker certificate (required if enabled)
-  std::string username;           // Tuya vendor identifier; password = md5(gateway_id + username)
+  std::string ca_file;   // CA that signed the broker certificate (required if enabled)
+  std::string username;  // Tuya vendor identifier; password = md5(gateway_id + username)
   bool verify_hostname = true;
   int keepalive_s = 30;
   int connect_timeout_s = 10;
-  int command_timeout_s = 5;      // socket must confirm a command within this
-  bool clean_session = false;     // false: the broker keeps our session (and Paho resends unacked QoS 1)
-  int reconnect_max_s = 30;       // cap of the reconnect backoff (it starts at 0.5 s and doubles)
-  int outbox_rate_per_s = 200;    // outbox drain: at most this many properties/report per second
+  int command_timeout_s = 5;    // socket must confirm a command within this
+  bool clean_session = false;   // false: the broker keeps our session (and Paho resends unacked QoS 1)
+  int reconnect_max_s = 30;     // cap of the reconnect backoff (it starts at 0.5 s and doubles)
+  int outbox_rate_per_s = 200;  // outbox drain: at most this many properties/report per second
 };
 
 struct Lan {
   std::string listen_address = "0.0.0.0";
-  uint16_t port = 6690;           // 0 = any free port (tests); the bound port is logged
-  int keepalive_s = 15;           // socket keepalive; a session silent for 3x this is dropped
+  uint16_t port = 6690;  // 0 = any free port (tests); the bound port is logged
+  int keepalive_s = 15;  // socket keepalive; a session silent for 3x this is dropped
   int handshake_timeout_s = 10;
 };
 
@@ -80,16 +80,16 @@ struct Report {
 
 struct Config {
   std::string source_file;
-  std::string gateway_id;         // MQTT clientId
+  std::string gateway_id;  // MQTT clientId
   Uplink uplink;
   Lan lan;
   std::string database = "/var/lib/plugbridge/plugbridge.db";
   // Unix socket for local control (the `plugbridge` CLI); "" disables it.
   std::string control_socket = "/run/plugbridge/control.sock";
-  int heartbeat_s = 30;           // devices/status period (<= 60)
-  std::string log_level = "info"; // debug, info, warning, error
+  int heartbeat_s = 30;            // devices/status period (<= 60)
+  std::string log_level = "info";  // debug, info, warning, error
   std::vector<SocketEntry> sockets;
-  std::string timezone;           // IANA zone for energy days/months; "" = the system's
+  std::string timezone;  // IANA zone for energy days/months; "" = the system's
   Retention retention;
   Energy energy;
   Report report;

@@ -244,7 +244,8 @@ Handler gateway_handler(gateway::Gateway& gw) {
       return reply({{"ok", true}, {"sockets", std::move(sockets)}});
     }
     if (cmd != "relay" && cmd != "countdown" && cmd != "calibrate")
-      return reply(error("bad_request", "unknown cmd '" + cmd + "'; valid: status, relay, countdown, calibrate"));
+      return reply(
+          error("bad_request", "unknown cmd '" + cmd + "'; valid: status, relay, countdown, calibrate"));
     const std::string cid = string_field(req, "cid");
     if (cid.empty()) return reply(error("bad_request", cmd + " needs a \"cid\" string"));
     int64_t value = 0;
@@ -258,9 +259,10 @@ Handler gateway_handler(gateway::Gateway& gw) {
       auto k = kinds.find(string_field(req, "quantity"));
       auto it = req.find("value");
       if (k == kinds.end() || it == req.end() || !it->is_number_integer())
-        return reply(error("bad_request",
-                           "calibrate needs \"quantity\": \"voltage\", \"current\", \"power\", \"kv\" or \"ki\" "
-                           "and an integer \"value\" (mV, mA, mW, or the constant x 10^6)"));
+        return reply(
+            error("bad_request",
+                  "calibrate needs \"quantity\": \"voltage\", \"current\", \"power\", \"kv\" or \"ki\" "
+                  "and an integer \"value\" (mV, mA, mW, or the constant x 10^6)"));
       kind = k->second;
       value = it->get<int64_t>();
     } else if (cmd == "relay") {

@@ -102,7 +102,7 @@ DpCommandPlan plan_dp_command(int dp, const json& value, const DpCommandContext&
         return reject(tuya::code::kUnsupported, "switching is disabled (switch_enabled is false)");
       plan = to_socket(proto::CommandKind::SetRelay, *b ? 1 : 0);
       break;
-    case 6: {  // current_max, A scale 4 -> mA
+    case 6: {                // current_max, A scale 4 -> mA
       int64_t ma = *v / 10;  // truncates, as the gateway always did for DP 6
       if (ma < kMinCurrentMaxMa || ma > kMaxCurrentMaxMa)
         return reject(tuya::code::kRange, "current_max must be 0.1..20 A");

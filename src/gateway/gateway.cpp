@@ -97,7 +97,8 @@ std::optional<std::string> calibration_range_problem(const std::string& kind, in
   if (kind == "calibrate_voltage" && (v < 50'000 || v > 300'000))
     return "calibrate_voltage wants 50000..300000 mV";
   if (kind == "calibrate_current" && (v < 10 || v > 20'000)) return "calibrate_current wants 10..20000 mA";
-  if (kind == "calibrate_power" && (v < 1'000 || v > 6'000'000)) return "calibrate_power wants 1000..6000000 mW";
+  if (kind == "calibrate_power" && (v < 1'000 || v > 6'000'000))
+    return "calibrate_power wants 1000..6000000 mW";
   if ((kind == "set_kv" || kind == "set_ki") && (v < 10'000 || v > 100'000'000))
     return kind + " wants 10000..100000000 (the constant x 10^6, 0.01..100)";
   return std::nullopt;
@@ -132,8 +133,8 @@ std::optional<std::string> calibration_problem(const std::optional<bool>& relay_
            "; plug in a resistive load (kettle, heater, incandescent lamp) and switch the relay on";
   // Kv/Ki of a real board are within a few % of nominal: a factor 2 is a wrong unit or another load.
   if (given > 2 * measured || given < measured / 2)
-    return "implausible: the socket measures " + show(measured) + " " + unit + ", you gave " + show(given) + " " +
-           unit + " (more than a factor 2 apart: wrong unit, or not the load that is plugged in?)";
+    return "implausible: the socket measures " + show(measured) + " " + unit + ", you gave " + show(given) +
+           " " + unit + " (more than a factor 2 apart: wrong unit, or not the load that is plugged in?)";
   return std::nullopt;
 }
 
@@ -1097,8 +1098,9 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
                  pc.command.kind == proto::CommandKind::CalibrateCurrent ||
                  pc.command.kind == proto::CommandKind::CalibratePower) {
         code = tuya::code::kSystem;
-        why = "the socket refused: no fresh meter frame with a load (relay off, nothing plugged in?), or the "
-              "result is outside the constants' range 0.01..100 (a wrong value or unit?)";
+        why =
+            "the socket refused: no fresh meter frame with a load (relay off, nothing plugged in?), or the "
+            "result is outside the constants' range 0.01..100 (a wrong value or unit?)";
       } else {
         code = tuya::code::kSystem;
         why = "socket refused the command";
@@ -1183,7 +1185,8 @@ void Gateway::local_command(const std::string& cid, const std::string& kind, int
     if (value < 0 || value > 86400)
       return reply(LocalResult::Status::BadRequest, "countdown wants 0..86400 s");
   } else if (calibration_kind(kind)) {
-    if (auto why = calibration_range_problem(kind, value)) return reply(LocalResult::Status::BadRequest, *why);
+    if (auto why = calibration_range_problem(kind, value))
+      return reply(LocalResult::Status::BadRequest, *why);
   } else {
     return reply(LocalResult::Status::BadRequest, "unknown command kind '" + kind + "'");
   }

@@ -348,8 +348,9 @@ TEST(Config, EnergyKeys) {
 }
 
 TEST(Config, PerSocketEnergyLimit) {
-  const Config c = load_string(kHead + "energy: {max_power_w: 2000}\nsockets:\n"
-                                       "  - cid: heater\n    product_id: p\n    secret: " +
+  const Config c = load_string(kHead +
+                                   "energy: {max_power_w: 2000}\nsockets:\n"
+                                   "  - cid: heater\n    product_id: p\n    secret: " +
                                    kSecretA +
                                    "\n    energy:\n      max_power_w: 9000\n"
                                    "  - cid: lamp\n    product_id: p\n    secret: " +
@@ -360,7 +361,8 @@ TEST(Config, PerSocketEnergyLimit) {
   EXPECT_FALSE(c.sockets[1].energy_max_power_w.has_value());  // energy.max_power_w applies
   EXPECT_EQ(c.energy.max_power_w, 2000u);
 
-  const std::string socket = kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA + "\n";
+  const std::string socket =
+      kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA + "\n";
   EXPECT_PREFIX(error_of(socket + "    energy: {max_power_w: 99}\n"),
                 "t.yaml:9: sockets[0].energy.max_power_w: 99 out of range 100..100000");
   EXPECT_PREFIX(error_of(socket + "    energy:\n      max_w: 900\n"),

@@ -147,7 +147,9 @@ int main(int argc, char** argv) {
                  "CID=G: that socket's meter reads G x the true current and power until calibrated "
                  "(a shunt off its nominal value), e.g. 1.05");
   app.add_option("--psk", default_psk, "without --config: key (hex) shared by sockets plugsim-0001..N");
-  app.add_option("--link", link, "how sockets reach the gateway: esp-at (the firmware's ESP-AT driver + an emulated ESP8266) or direct (asio TLS)")
+  app.add_option("--link", link,
+                 "how sockets reach the gateway: esp-at (the firmware's ESP-AT driver + an emulated ESP8266) "
+                 "or direct (asio TLS)")
       ->check(CLI::IsMember({"direct", "esp-at"}))
       ->capture_default_str();
   app.add_flag("--no-ack-events", no_ack_events, "do not print an \"acked\" event per record (load runs)");

@@ -1,7 +1,6 @@
 #include "plugsim/virtual_socket.hpp"
 
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"

@@ -710,7 +710,8 @@ TEST(PlugsimE2e, StatsTimeEachRecordUntilItsAck) {
   EXPECT_EQ(sim.latency().count(), 0u);
   gw.drop();  // the records are resent and acked after the reconnect
   gw.ack_enabled = true;
-  ASSERT_TRUE(run_until(io, [&] { return sim.socket(0).acked_seq() >= gw.received.back() && gw.hellos >= 2; }));
+  ASSERT_TRUE(
+      run_until(io, [&] { return sim.socket(0).acked_seq() >= gw.received.back() && gw.hellos >= 2; }));
   EXPECT_GE(sim.latency().count(), 3u);
   EXPECT_GE(sim.latency().max_ms(), 150.0);
 
