@@ -17,19 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-CliRun cli(const Scenario& sc, std::vector<std::string> args) {
-  std::ostringstream out, err;
-  cli::Terminal t{out, err};
-  args.insert(args.begin(), {"--config", sc.config_path().string()});
-  int code = cli::run(args, t);
-  return {code, out.str(), err.str()};
-}
-
 int64_t wall_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();

@@ -13,20 +13,6 @@
 namespace pb::itest {
 namespace {
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-
-// In-process, so the output is exact and complete when it returns.
-CliRun cli(const Scenario& sc, std::vector<std::string> args) {
-  std::ostringstream out, err;
-  cli::Terminal t{out, err};
-  args.insert(args.begin(), {"--config", sc.config_path().string()});
-  int code = cli::run(args, t);
-  return {code, out.str(), err.str()};
-}
-
 bool sim_relay_is(const Scenario& sc, const std::string& cid, bool on) {
   auto ev = sim_events(const_cast<Scenario&>(sc).sim(), "relay");
   for (auto it = ev.rbegin(); it != ev.rend(); ++it)

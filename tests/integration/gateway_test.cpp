@@ -250,11 +250,7 @@ TEST(Durability, SigkillUnderLoadLosesNoAckedReadingAndStoresNoneTwice) {
   ASSERT_TRUE(sc.sim().wait_exit(20s));
 
   // Highest acked seq per (cid, boot): the ack is cumulative, so every seq up to it must be stored.
-  std::map<std::pair<std::string, uint32_t>, uint32_t> acked;
-  for (const auto& e : sim_events(sc.sim(), "acked")) {
-    auto key = std::make_pair(e["cid"].get<std::string>(), e["boot"].get<uint32_t>());
-    acked[key] = std::max(acked[key], e["seq"].get<uint32_t>());
-  }
+  const auto acked = highest_acked(sc.sim());
   ASSERT_EQ(acked.size(), 20u);
   store::Store db(sc.db_path().string(), true);
   for (const auto& [key, max_seq] : acked) {

@@ -4,6 +4,8 @@
 #include <random>
 #include <sstream>
 
+#include "cli/cli.hpp"
+
 namespace pb::itest {
 
 namespace {
@@ -137,6 +139,23 @@ std::vector<nlohmann::json> sim_events(const test::Process& sim, const std::stri
     if (!j.is_discarded() && j.is_object() && j.value("ev", "") == ev) out.push_back(std::move(j));
   }
   return out;
+}
+
+std::map<std::pair<std::string, uint32_t>, uint32_t> highest_acked(const test::Process& sim) {
+  std::map<std::pair<std::string, uint32_t>, uint32_t> acked;
+  for (const auto& e : sim_events(sim, "acked")) {
+    auto key = std::make_pair(e["cid"].get<std::string>(), e["boot"].get<uint32_t>());
+    acked[key] = std::max(acked[key], e["seq"].get<uint32_t>());
+  }
+  return acked;
+}
+
+CliRun cli(const Scenario& sc, std::vector<std::string> args) {
+  std::ostringstream out, err;
+  cli::Terminal t{out, err};
+  args.insert(args.begin(), {"--config", sc.config_path().string()});
+  int code = cli::run(args, t);
+  return {code, out.str(), err.str()};
 }
 
 }  // namespace pb::itest

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "testsupport/testsupport.hpp"
@@ -77,5 +80,16 @@ class Scenario {
 
 // JSON lines of a plugsim process with a given "ev".
 std::vector<nlohmann::json> sim_events(const test::Process& sim, const std::string& ev);
+
+// Highest seq plugsim saw acked per (cid, boot). Acks are cumulative: every seq up to it must be stored.
+std::map<std::pair<std::string, uint32_t>, uint32_t> highest_acked(const test::Process& sim);
+
+// The plugbridge CLI run in-process against the scenario's config, so its output is exact and complete
+// when it returns.
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+CliRun cli(const Scenario& sc, std::vector<std::string> args);
 
 }  // namespace pb::itest

@@ -269,11 +269,7 @@ TEST(SocketEndToEnd, TripCountdownAndGatewayRestartsThroughDatabaseAndEmulator) 
   ASSERT_TRUE(sc.sim().wait_exit(20s));
 
   // Every acked record is stored exactly once (ack is cumulative per (cid, boot)).
-  std::map<std::pair<std::string, uint32_t>, uint32_t> acked;
-  for (const auto& e : sim_events(sc.sim(), "acked")) {
-    auto key = std::make_pair(e["cid"].get<std::string>(), e["boot"].get<uint32_t>());
-    acked[key] = std::max(acked[key], e["seq"].get<uint32_t>());
-  }
+  const auto acked = highest_acked(sc.sim());
   ASSERT_EQ(acked.size(), 2u);  // one socket boot each: the sockets never restarted
   store::Store db(sc.db_path().string(), true);
   for (const auto& [key, max_seq] : acked) {
