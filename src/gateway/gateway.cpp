@@ -161,10 +161,10 @@ struct Gateway::SocketState {
   std::optional<store::ReadingRow> last;
   std::optional<bool> relay_on;
   uint32_t current_limit_ma = kDefaultCurrentLimitMa;
-  bool switch_enabled = true;  // DP 17: the socket's (kCapSwitchLock), else gateway state
-  // Reported only once known: from the socket's reading or confirmation, or from a socket without the
-  // lock (then it is gateway state). A restarted daemon must not report the default over the truth.
-  bool switch_known = false;
+  // DP 17: the socket's (kCapSwitchLock), else gateway state. Unknown (reported only once known,
+  // so a restarted daemon never reports a default over the socket's truth) counts as enabled.
+  std::optional<bool> switch_enabled;
+  bool switching_allowed() const { return switch_enabled.value_or(true); }
   DpSettings settings;                   // DP 11/12/18/48 as last confirmed
   uint32_t faults = 0;                   // DP 19 bitmap, cleared when the relay is switched on
   std::string fault_detail;              // DP 21 text of the last protection event
@@ -316,7 +316,8 @@ void Gateway::on_hello(const std::shared_ptr<lan::Session>& s) {
   PB_LOG(Info, "gateway") << st.entry->cid << " connected from " << s->remote() << " (fw " << hello.fw_version
                           << ", boot " << hello.boot_counter << ", committed up to seq " << committed << ")";
   set_online(st, true);
-  if ((hello.capabilities & proto::kCapSwitchLock) == 0) st.switch_known = true;  // gateway state
+  if ((hello.capabilities & proto::kCapSwitchLock) == 0 && !st.switch_enabled)
+    st.switch_enabled = true;  // gateway state
   // The socket keeps DP 17 itself; one that lost it (replaced, or DP 17 set while it ran older
   // firmware) gets the cloud's last setting again. Idempotent when it already has it.
   if ((hello.capabilities & proto::kCapSwitchLock) && st.desired_switch_enabled) {
@@ -401,7 +402,6 @@ void Gateway::queue_reading(SocketState& st, const std::shared_ptr<lan::Session>
   // sampled before a confirmed SetSwitchEnabled still carries the old flag.
   if ((s->hello().capabilities & proto::kCapSwitchLock) && row.ts_ms >= st.switch_confirmed_ms) {
     st.switch_enabled = (r.flags & proto::kSwitchDisabled) == 0;
-    st.switch_known = true;
   }
   batch_readings_.push_back(std::move(row));
   batch_acks_.push_back({s, &st, r.seq});
@@ -689,10 +689,7 @@ void Gateway::report_changes(SocketState& st, bool full) {
   // What to send is ReportPolicy's decision (report_policy.hpp: bands, minimum interval, full).
   ReportInputs in;
   in.relay_on = st.relay_on;
-  if (st.switch_known)
-    in.switch_enabled = st.switch_enabled;
-  else
-    in.switch_enabled = std::nullopt;
+  in.switch_enabled = st.switch_enabled;
   in.faults = st.faults;
   in.fault_detail = st.fault_detail;
   in.current_limit_ma = st.current_limit_ma;
@@ -942,7 +939,7 @@ bool Gateway::dispatch_command(SocketState& st, PendingCommand& pc) {
       DpCommandPlan plan =
           plan_dp_command(pc.dp, pc.value,
                           DpCommandContext{.online = online,
-                                           .switch_enabled = st.switch_enabled,
+                                           .switch_enabled = st.switching_allowed(),
                                            .switch_lock_in_socket = (caps & proto::kCapSwitchLock) != 0});
       switch (plan.action) {
         case DpCommandPlan::Action::Reject:
@@ -954,7 +951,6 @@ bool Gateway::dispatch_command(SocketState& st, PendingCommand& pc) {
           return false;
         case DpCommandPlan::Action::SwitchEnabled:  // firmware without kCapSwitchLock: gateway state
           st.switch_enabled = plan.enable;
-          st.switch_known = true;
           st.desired_switch_enabled = plan.enable;
           PB_LOG(Info, "gateway") << st.entry->cid << ": switching " << (plan.enable ? "enabled" : "disabled")
                                   << " (gateway-side: the socket firmware has no switch lock)";
@@ -975,7 +971,7 @@ bool Gateway::dispatch_command(SocketState& st, PendingCommand& pc) {
       }
       proto::Command out{};
       if (pc.kind == "relay") {
-        if (!st.switch_enabled) {
+        if (!st.switching_allowed()) {
           answer(st, pc, tuya::code::kUnsupported, kSwitchingDisabled, LocalResult::Status::Rejected);
           return false;
         }
@@ -1003,7 +999,7 @@ bool Gateway::dispatch_command(SocketState& st, PendingCommand& pc) {
                  LocalResult::Status::Unsupported);
           return false;
         }
-        if (pc.local_value > 0 && !st.switch_enabled) {
+        if (pc.local_value > 0 && !st.switching_allowed()) {
           answer(st, pc, tuya::code::kUnsupported, kSwitchingDisabled, LocalResult::Status::Rejected);
           return false;
         }
@@ -1093,7 +1089,6 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
         why = std::string(kSwitchingDisabled) + " on the socket";
         local_status = LocalResult::Status::Rejected;
         st.switch_enabled = false;
-        st.switch_known = true;
       } else if (pc.command.kind == proto::CommandKind::CalibrateVoltage ||
                  pc.command.kind == proto::CommandKind::CalibrateCurrent ||
                  pc.command.kind == proto::CommandKind::CalibratePower) {
@@ -1117,7 +1112,6 @@ void Gateway::on_command_result(SocketState& st, const proto::CommandResult& r) 
     apply_confirmed(st.settings, pc.command);
     if (pc.command.kind == proto::CommandKind::SetSwitchEnabled) {
       st.switch_enabled = pc.command.value != 0;
-      st.switch_known = true;
       st.desired_switch_enabled = st.switch_enabled;
       st.switch_confirmed_ms = now_unix_ms();
     }
