@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/cli.hpp"
-#include "store/store.hpp"
+#include "plugbridge/cli/cli.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace {
 

@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "testsupport/testsupport.hpp"
+#include "support/testsupport.hpp"
 
 namespace {
 

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
-#include "gateway/report_policy.hpp"
+#include "plugbridge/config/config.hpp"
+#include "plugbridge/gateway/report_policy.hpp"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "cli/cli.hpp"
+#include "plugbridge/cli/cli.hpp"
 
 int main(int argc, char** argv) {
   pb::cli::Terminal term{std::cout, std::cerr};

@@ -8,13 +8,13 @@
 #include <cstdio>
 #include <iostream>
 
-#include "common/log.hpp"
-#include "common/service.hpp"
-#include "config/config.hpp"
-#include "control/control_server.hpp"
-#include "gateway/gateway.hpp"
-#include "store/store.hpp"
-#include "uplink/uplink.hpp"
+#include "plugbridge/common/log.hpp"
+#include "plugbridge/common/service.hpp"
+#include "plugbridge/config/config.hpp"
+#include "plugbridge/control/control_server.hpp"
+#include "plugbridge/gateway/gateway.hpp"
+#include "plugbridge/store/store.hpp"
+#include "plugbridge/uplink/uplink.hpp"
 
 namespace {
 

@@ -1,9 +1,9 @@
-#include "cli/cli.hpp"
+#include "plugbridge/cli/cli.hpp"
 
 #include <CLI/CLI.hpp>
 
-#include "cli/commands.hpp"
-#include "cli/context.hpp"
+#include "commands.hpp"
+#include "context.hpp"
 
 namespace pb::cli {
 

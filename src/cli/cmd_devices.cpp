@@ -4,9 +4,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.hpp"
-#include "cli/control_client.hpp"
-#include "energy/totals.hpp"
+#include "commands.hpp"
+#include "plugbridge/cli/control_client.hpp"
+#include "plugbridge/energy/totals.hpp"
 
 namespace pb::cli {
 namespace {

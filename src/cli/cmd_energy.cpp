@@ -3,8 +3,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.hpp"
-#include "energy/totals.hpp"
+#include "commands.hpp"
+#include "plugbridge/energy/totals.hpp"
 
 namespace pb::cli {
 namespace {

@@ -2,7 +2,7 @@
 // rejected energy jumps — newest last.
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.hpp"
+#include "commands.hpp"
 
 namespace pb::cli {
 namespace {

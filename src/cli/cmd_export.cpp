@@ -5,8 +5,8 @@
 #include <cstring>
 #include <fstream>
 
-#include "cli/commands.hpp"
-#include "cli/db.hpp"
+#include "commands.hpp"
+#include "db.hpp"
 
 namespace pb::cli {
 namespace {

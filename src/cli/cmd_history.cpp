@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.hpp"
-#include "cli/db.hpp"
-#include "energy/accountant.hpp"
+#include "commands.hpp"
+#include "db.hpp"
+#include "plugbridge/energy/accountant.hpp"
 
 namespace pb::cli {
 namespace {

@@ -21,9 +21,9 @@
 #include <set>
 #include <stm32g0/layout.hpp>
 
-#include "cli/commands.hpp"
-#include "cli/roster_writer.hpp"
-#include "ihex/intel_hex.hpp"
+#include "commands.hpp"
+#include "roster_writer.hpp"
+#include "plugbridge/ihex/intel_hex.hpp"
 
 namespace pb::cli {
 namespace {

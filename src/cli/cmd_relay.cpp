@@ -9,8 +9,8 @@
 #include <tuple>
 #include <vector>
 
-#include "cli/commands.hpp"
-#include "cli/control_client.hpp"
+#include "commands.hpp"
+#include "plugbridge/cli/control_client.hpp"
 
 namespace pb::cli {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/context.hpp"
+#include "context.hpp"
 
 namespace pb::cli {
 

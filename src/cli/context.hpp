@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "cli/cli.hpp"
-#include "config/config.hpp"
-#include "energy/calendar.hpp"
-#include "store/store.hpp"
+#include "plugbridge/cli/cli.hpp"
+#include "plugbridge/config/config.hpp"
+#include "plugbridge/energy/calendar.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::cli {
 

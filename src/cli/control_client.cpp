@@ -1,4 +1,4 @@
-#include "cli/control_client.hpp"
+#include "plugbridge/cli/control_client.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "cli/context.hpp"
+#include "context.hpp"
 
 namespace pb::cli {
 

@@ -1,4 +1,4 @@
-#include "cli/db.hpp"
+#include "db.hpp"
 
 #include <sqlite3.h>
 

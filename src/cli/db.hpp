@@ -6,7 +6,7 @@
 #include <functional>
 #include <string>
 
-#include "store/store.hpp"
+#include "plugbridge/store/store.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;

@@ -1,4 +1,4 @@
-#include "cli/roster_writer.hpp"
+#include "roster_writer.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,8 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "cli/context.hpp"
-#include "config/config.hpp"
+#include "context.hpp"
+#include "plugbridge/config/config.hpp"
 
 namespace pb::cli {
 

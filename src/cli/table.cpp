@@ -1,6 +1,6 @@
 #include <algorithm>
 
-#include "cli/commands.hpp"
+#include "commands.hpp"
 
 namespace pb::cli {
 

@@ -1,4 +1,4 @@
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 #include <atomic>
 #include <chrono>

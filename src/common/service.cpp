@@ -1,10 +1,10 @@
-#include "common/service.hpp"
+#include "plugbridge/common/service.hpp"
 
 #include <systemd/sd-daemon.h>
 
 #include <chrono>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace pb::service {
 

@@ -1,6 +1,6 @@
 // YAML -> Config. Every problem is reported as "file:line: key: message" so an operator can
 // go straight to the offending line; defaults live only in config.hpp.
-#include "config/config.hpp"
+#include "plugbridge/config/config.hpp"
 
 #include <date/tz.h>
 #include <yaml-cpp/yaml.h>
@@ -18,7 +18,7 @@
 #include <set>
 #include <sstream>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace pb::config {
 

@@ -1,4 +1,4 @@
-#include "control/control_server.hpp"
+#include "plugbridge/control/control_server.hpp"
 
 #include <grp.h>
 #include <sys/stat.h>
@@ -14,8 +14,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "common/log.hpp"
-#include "gateway/gateway.hpp"
+#include "plugbridge/common/log.hpp"
+#include "plugbridge/gateway/gateway.hpp"
 
 namespace pb::control {
 

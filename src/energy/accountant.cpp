@@ -1,9 +1,9 @@
-#include "energy/accountant.hpp"
+#include "plugbridge/energy/accountant.hpp"
 
 #include <algorithm>
 #include <tuple>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace pb::energy {
 

@@ -1,4 +1,4 @@
-#include "energy/calendar.hpp"
+#include "plugbridge/energy/calendar.hpp"
 
 #include <date/tz.h>
 

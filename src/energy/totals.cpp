@@ -1,4 +1,4 @@
-#include "energy/totals.hpp"
+#include "plugbridge/energy/totals.hpp"
 
 #include <limits>
 

@@ -1,10 +1,10 @@
-#include "gateway/dp_map.hpp"
+#include "plugbridge/gateway/dp_map.hpp"
 
 #include <cmath>
 #include <string_view>
 
-#include "tuya/dp.hpp"
-#include "tuya/tuya.hpp"
+#include "plugbridge/tuya/dp.hpp"
+#include "plugbridge/tuya/tuya.hpp"
 
 namespace pb::gateway {
 

@@ -1,4 +1,4 @@
-#include "gateway/gateway.hpp"
+#include "plugbridge/gateway/gateway.hpp"
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -6,12 +6,12 @@
 #include <deque>
 #include <nlohmann/json.hpp>
 
-#include "common/log.hpp"
-#include "gateway/dp_map.hpp"
-#include "gateway/outbox.hpp"
-#include "gateway/report_policy.hpp"
-#include "tuya/dp.hpp"
-#include "tuya/tuya.hpp"
+#include "plugbridge/common/log.hpp"
+#include "plugbridge/gateway/dp_map.hpp"
+#include "plugbridge/gateway/outbox.hpp"
+#include "plugbridge/gateway/report_policy.hpp"
+#include "plugbridge/tuya/dp.hpp"
+#include "plugbridge/tuya/tuya.hpp"
 
 namespace pb::gateway {
 

@@ -1,11 +1,11 @@
-#include "gateway/outbox.hpp"
+#include "plugbridge/gateway/outbox.hpp"
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace pb::gateway {
 

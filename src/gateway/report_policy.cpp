@@ -1,8 +1,8 @@
-#include "gateway/report_policy.hpp"
+#include "plugbridge/gateway/report_policy.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include "tuya/dp.hpp"
+#include "plugbridge/tuya/dp.hpp"
 
 namespace pb::gateway {
 

@@ -1,4 +1,4 @@
-#include "lan/server.hpp"
+#include "plugbridge/lan/server.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace pb::lan {
 

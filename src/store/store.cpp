@@ -1,4 +1,4 @@
-#include "store/store.hpp"
+#include "plugbridge/store/store.hpp"
 
 #include <sqlite3.h>
 
@@ -6,7 +6,7 @@
 #include <array>
 #include <limits>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace pb::store {
 

@@ -1,4 +1,4 @@
-#include "tuya/dp.hpp"
+#include "plugbridge/tuya/dp.hpp"
 
 #include <algorithm>
 #include <array>

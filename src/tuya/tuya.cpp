@@ -1,4 +1,4 @@
-#include "tuya/tuya.hpp"
+#include "plugbridge/tuya/tuya.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>

@@ -1,4 +1,4 @@
-#include "uplink/uplink.hpp"
+#include "plugbridge/uplink/uplink.hpp"
 
 #include <mqtt/async_client.h>
 #include <netinet/in.h>
@@ -18,8 +18,8 @@
 #include <random>
 #include <vector>
 
-#include "common/log.hpp"
-#include "tuya/tuya.hpp"
+#include "plugbridge/common/log.hpp"
+#include "plugbridge/tuya/tuya.hpp"
 
 namespace pb::uplink {
 

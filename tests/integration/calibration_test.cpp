@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/cli.hpp"
-#include "cli/control_client.hpp"
+#include "plugbridge/cli/cli.hpp"
+#include "plugbridge/cli/control_client.hpp"
 #include "scenario.hpp"
 
 namespace pb::itest {

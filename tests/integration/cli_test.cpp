@@ -1,7 +1,7 @@
 // The plugbridge CLI against a running plugbridged with plugsim sockets: relay commands through
 // the control socket (also with the broker down), live devices, events, and the errors when the
 // daemon is not running.
-#include "cli/cli.hpp"
+#include "plugbridge/cli/cli.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "cli/cli.hpp"
+#include "plugbridge/cli/cli.hpp"
 #include "scenario.hpp"
 
 namespace pb::itest {

@@ -10,11 +10,11 @@
 #include <regex>
 #include <tuple>
 
-#include "energy/accountant.hpp"
-#include "energy/calendar.hpp"
-#include "energy/totals.hpp"
+#include "plugbridge/energy/accountant.hpp"
+#include "plugbridge/energy/calendar.hpp"
+#include "plugbridge/energy/totals.hpp"
 #include "scenario.hpp"
-#include "store/store.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::itest {
 namespace {

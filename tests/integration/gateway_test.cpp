@@ -7,7 +7,7 @@
 #include <set>
 
 #include "scenario.hpp"
-#include "store/store.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::itest {
 namespace {

@@ -10,7 +10,7 @@
 #include <map>
 
 #include "scenario.hpp"
-#include "store/store.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::itest {
 namespace {

@@ -4,7 +4,7 @@
 #include <random>
 #include <sstream>
 
-#include "cli/cli.hpp"
+#include "plugbridge/cli/cli.hpp"
 
 namespace pb::itest {
 

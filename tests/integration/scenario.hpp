@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "testsupport/testsupport.hpp"
+#include "support/testsupport.hpp"
 
 namespace pb::itest {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "testsupport/testsupport.hpp"
+#include "support/testsupport.hpp"
 
 namespace {
 

@@ -10,11 +10,11 @@
 #include <sstream>
 #include <tuple>
 
-#include "cli/cli.hpp"
-#include "energy/accountant.hpp"
-#include "energy/totals.hpp"
+#include "plugbridge/cli/cli.hpp"
+#include "plugbridge/energy/accountant.hpp"
+#include "plugbridge/energy/totals.hpp"
 #include "scenario.hpp"
-#include "store/store.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::itest {
 namespace {

@@ -1,6 +1,6 @@
 // The CLI in-process on a prepared database (exact outputs), and against a control socket
 // served by pb::control::Server with a scripted handler.
-#include "cli/cli.hpp"
+#include "plugbridge/cli/cli.hpp"
 
 #include <date/tz.h>
 #include <gtest/gtest.h>
@@ -16,10 +16,10 @@
 #include <sstream>
 #include <thread>
 
-#include "cli/context.hpp"
-#include "control/control_server.hpp"
-#include "store/migrations.hpp"
-#include "store/store.hpp"
+#include "context.hpp"
+#include "plugbridge/control/control_server.hpp"
+#include "plugbridge/store/migrations.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::cli {
 namespace {

@@ -11,11 +11,11 @@
 #include <sstream>
 #include <thread>
 
-#include "cli/cli.hpp"
-#include "cli/context.hpp"
-#include "cli/roster_writer.hpp"
-#include "config/config.hpp"
-#include "ihex/intel_hex.hpp"
+#include "plugbridge/cli/cli.hpp"
+#include "context.hpp"
+#include "roster_writer.hpp"
+#include "plugbridge/config/config.hpp"
+#include "plugbridge/ihex/intel_hex.hpp"
 
 namespace pb::cli {
 namespace {

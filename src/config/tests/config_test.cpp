@@ -1,4 +1,4 @@
-#include "config/config.hpp"
+#include "plugbridge/config/config.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

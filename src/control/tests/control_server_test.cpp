@@ -1,6 +1,6 @@
 // The control socket server with a fake handler: framing, ordering, errors, permissions,
 // stale socket files, shutdown.
-#include "control/control_server.hpp"
+#include "plugbridge/control/control_server.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
 // Accounting rules against a real (temporary) SQLite store: every prepared batch goes through
 // Store::commit like in the daemon, so restarts are tested by reopening the file.
-#include "energy/accountant.hpp"
+#include "plugbridge/energy/accountant.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,8 +10,8 @@
 #include <iostream>
 #include <string>
 
-#include "energy/totals.hpp"
-#include "store/store.hpp"
+#include "plugbridge/energy/totals.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::energy {
 namespace {

@@ -1,13 +1,13 @@
 // Local days and months in real IANA zones (system zoneinfo), and day/month totals from buckets.
-#include "energy/calendar.hpp"
+#include "plugbridge/energy/calendar.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "energy/accountant.hpp"
-#include "energy/totals.hpp"
+#include "plugbridge/energy/accountant.hpp"
+#include "plugbridge/energy/totals.hpp"
 
 namespace pb::energy {
 namespace {

@@ -1,4 +1,4 @@
-#include "gateway/dp_map.hpp"
+#include "plugbridge/gateway/dp_map.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "tuya/dp.hpp"
-#include "tuya/tuya.hpp"
+#include "plugbridge/tuya/dp.hpp"
+#include "plugbridge/tuya/tuya.hpp"
 
 namespace pb::gateway {
 namespace {

@@ -1,6 +1,6 @@
 // The uplink outbox against a fake uplink and a real SQLite file: coalescing, order, deletion only
 // after the PUBACK, the drain rate, resends of failed publishes and refused reports, restarts.
-#include "gateway/outbox.hpp"
+#include "plugbridge/gateway/outbox.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

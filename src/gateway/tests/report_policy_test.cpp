@@ -1,4 +1,4 @@
-#include "gateway/report_policy.hpp"
+#include "plugbridge/gateway/report_policy.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "ihex/intel_hex.hpp"
+#include "plugbridge/ihex/intel_hex.hpp"
 
 #include <gtest/gtest.h>
 

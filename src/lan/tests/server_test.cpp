@@ -1,5 +1,5 @@
 // pb::lan::Server against real TLS-PSK clients on 127.0.0.1, all on one io_context run by the test thread.
-#include "lan/server.hpp"
+#include "plugbridge/lan/server.hpp"
 
 #include <gtest/gtest.h>
 

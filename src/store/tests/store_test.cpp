@@ -1,4 +1,4 @@
-#include "store/store.hpp"
+#include "plugbridge/store/store.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>

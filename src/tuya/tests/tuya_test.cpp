@@ -1,4 +1,4 @@
-#include "tuya/tuya.hpp"
+#include "plugbridge/tuya/tuya.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Integration tests of pb::uplink::Client against a real mosquitto on loopback (TLS +
 // password + ACL). The broker fixture is local because some tests need certificates with
 // chosen subjectAltNames.
-#include "uplink/uplink.hpp"
+#include "plugbridge/uplink/uplink.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -24,8 +24,8 @@
 #include <future>
 #include <thread>
 
-#include "common/log.hpp"
-#include "tuya/tuya.hpp"
+#include "plugbridge/common/log.hpp"
+#include "plugbridge/tuya/tuya.hpp"
 
 namespace pb::uplink {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace plugsim {
 

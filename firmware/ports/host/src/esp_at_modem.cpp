@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <optional>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace plugsim {
 

@@ -8,7 +8,7 @@
 #include <system_error>
 #include <vector>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace plugsim {
 

@@ -3,7 +3,7 @@
 #include <fstream>
 #include <system_error>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace plugsim {
 

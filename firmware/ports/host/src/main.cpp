@@ -15,8 +15,8 @@
 #include <istream>
 #include <map>
 
-#include "common/log.hpp"
-#include "config/config.hpp"
+#include "plugbridge/common/log.hpp"
+#include "plugbridge/config/config.hpp"
 #include "plugsim/decode.hpp"
 #include "plugsim/scenario.hpp"
 #include "plugsim/simulator.hpp"

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 #include "plugsim/simulator.hpp"
 #include "plugsim/virtual_socket.hpp"
 

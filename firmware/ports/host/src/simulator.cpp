@@ -6,7 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 #include "plugsim/file_flash.hpp"
 #include "plugsim/host_hal.hpp"
 #include "plugsim/psk_client.hpp"

@@ -5,7 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 
 namespace plugsim {
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "common/log.hpp"
+#include "plugbridge/common/log.hpp"
 #include "plugsim/esp_at_link.hpp"
 
 namespace plugsim {

@@ -30,9 +30,9 @@
 #include <utility>
 #include <vector>
 
-#include "gateway/uplink_port.hpp"
-#include "store/store.hpp"
-#include "tuya/tuya.hpp"
+#include "plugbridge/gateway/uplink_port.hpp"
+#include "plugbridge/store/store.hpp"
+#include "plugbridge/tuya/tuya.hpp"
 
 namespace pb::gateway {
 

@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "testsupport/testsupport.hpp"
+#include "support/testsupport.hpp"
 
 extern char** environ;
 

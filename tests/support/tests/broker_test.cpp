@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 #include <mqtt/async_client.h>
 
-#include "testsupport/testsupport.hpp"
+#include "support/testsupport.hpp"
 
 namespace {
 

@@ -5,8 +5,8 @@
 #include <map>
 #include <string>
 
-#include "energy/calendar.hpp"
-#include "store/store.hpp"
+#include "plugbridge/energy/calendar.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::energy {
 

@@ -17,13 +17,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "config/config.hpp"
-#include "energy/accountant.hpp"
-#include "energy/calendar.hpp"
-#include "energy/totals.hpp"
-#include "gateway/uplink_port.hpp"
-#include "lan/server.hpp"
-#include "store/store.hpp"
+#include "plugbridge/config/config.hpp"
+#include "plugbridge/energy/accountant.hpp"
+#include "plugbridge/energy/calendar.hpp"
+#include "plugbridge/energy/totals.hpp"
+#include "plugbridge/gateway/uplink_port.hpp"
+#include "plugbridge/lan/server.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::gateway {
 

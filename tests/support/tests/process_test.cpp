@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "testsupport/testsupport.hpp"
+#include "support/testsupport.hpp"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <system_error>
 #include <thread>
 
-#include "testsupport/testsupport.hpp"
+#include "support/testsupport.hpp"
 
 #ifndef PB_BIN_DIR
 #error "PB_BIN_DIR must be defined by CMake"

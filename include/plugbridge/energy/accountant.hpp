@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "store/store.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::energy {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
-#include "gateway/dp_map.hpp"
+#include "plugbridge/config/config.hpp"
+#include "plugbridge/gateway/dp_map.hpp"
 
 namespace pb::gateway {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "store/migrations.hpp"
+#include "plugbridge/store/migrations.hpp"
 
 namespace pb::store {
 

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "testsupport/testsupport.hpp"
+#include "support/testsupport.hpp"
 
 namespace pb::test {
 
