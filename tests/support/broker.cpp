@@ -25,18 +25,6 @@ std::string read_file(const std::filesystem::path& p) {
   return os.str();
 }
 
-bool port_accepts(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
 std::string mosquitto_executable() {
   // /usr/sbin is often not on a non-root PATH.
   for (const char* p : {"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"})
@@ -46,13 +34,14 @@ std::string mosquitto_executable() {
 
 }  // namespace
 
-MosquittoBroker::MosquittoBroker(std::string gateway_id, std::string username)
+MosquittoBroker::MosquittoBroker(std::string gateway_id, std::string username, BrokerOptions options)
     : gateway_id_(std::move(gateway_id)), username_(std::move(username)) {
   // A free port can be taken by someone else before mosquitto binds it: retry with another one.
   for (int attempt = 0; attempt < 3; ++attempt) {
     port_ = free_tcp_port();
     Process make({(source_dir() / "tools/tuya-edge-emu/make-broker").string(), dir_.path().string(), "--port",
-                  std::to_string(port_), "--gateway-id", gateway_id_, "--username", username_});
+                  std::to_string(port_), "--gateway-id", gateway_id_, "--username", username_, "--san",
+                  options.san});
     const auto rc = make.wait_exit(60s);
     if (rc != 0) throw std::runtime_error("make-broker failed:\n" + make.describe());
     std::istringstream pw(read_file(dir_.path() / "admin.password"));

@@ -25,6 +25,10 @@ bool openssl_atexit_disabled();
 
 // Binds 127.0.0.1:0, reads the kernel-chosen port back and closes the socket.
 uint16_t free_tcp_port();
+// True if a TCP connection to 127.0.0.1:port is accepted.
+bool port_accepts(uint16_t port);
+// A self-signed EC CA (ca.crt, ca.key) with common name `cn` in dir.
+void make_test_ca(const std::filesystem::path& dir, const std::string& cn);
 
 // A fresh 0755 directory under $TMPDIR (or /tmp); removed by the destructor unless the
 // environment has PB_KEEP_TEST_DIRS=1 (for post-mortem debugging).
@@ -94,11 +98,16 @@ class Process {
   std::unique_ptr<Stream> err_;
 };
 
+struct BrokerOptions {
+  // The server certificate's subjectAltName (make-broker --san).
+  std::string san = "DNS:localhost,IP:127.0.0.1,IP:::1";
+};
+
 // mosquitto set up by tools/tuya-edge-emu/make-broker (TLS 1.2+, password file, ACL) on a free
 // loopback port. The gateway user is `username` with password md5(gateway_id + username).
 class MosquittoBroker {
  public:
-  MosquittoBroker(std::string gateway_id, std::string username);
+  MosquittoBroker(std::string gateway_id, std::string username, BrokerOptions options = {});
   ~MosquittoBroker();
   MosquittoBroker(const MosquittoBroker&) = delete;
   MosquittoBroker& operator=(const MosquittoBroker&) = delete;

@@ -49,6 +49,43 @@ uint16_t free_tcp_port() {
   return ntohs(addr.sin_port);
 }
 
+bool port_accepts(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+void make_test_ca(const std::filesystem::path& dir, const std::string& cn) {
+  Process openssl({"openssl",
+                   "req",
+                   "-x509",
+                   "-newkey",
+                   "ec",
+                   "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1",
+                   "-nodes",
+                   "-keyout",
+                   (dir / "ca.key").string(),
+                   "-out",
+                   (dir / "ca.crt").string(),
+                   "-days",
+                   "2",
+                   "-subj",
+                   "/CN=" + cn,
+                   "-addext",
+                   "basicConstraints=critical,CA:TRUE",
+                   "-addext",
+                   "keyUsage=critical,keyCertSign,cRLSign"});
+  if (openssl.wait_exit(std::chrono::seconds(30)) != 0)
+    throw std::runtime_error("openssl req -x509 failed:\n" + openssl.describe());
+}
+
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string templ = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/pb-test-XXXXXX";

@@ -1,31 +1,25 @@
-// Integration tests of pb::uplink::Client against a real mosquitto on loopback (TLS +
-// password + ACL). The broker fixture is local because some tests need certificates with
-// chosen subjectAltNames.
+// Integration tests of pb::uplink::Client against a real mosquitto on loopback (TLS + password +
+// ACL), set up by the shared test support (tools/tuya-edge-emu/make-broker).
 #include "plugbridge/uplink/uplink.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <mqtt/async_client.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <thread>
 
 #include "plugbridge/common/log.hpp"
 #include "plugbridge/tuya/tuya.hpp"
+#include "support/testsupport.hpp"
 
 namespace pb::uplink {
 namespace {
@@ -36,121 +30,19 @@ using namespace std::chrono_literals;
 constexpr auto kDeadline = 10s;
 const std::string kGateway = "gw-test-1";
 const std::string kUser = "vendor-x";
-const std::string kAdmin = "admin";
-const std::string kAdminPassword = "admin-secret";
 
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool port_accepts(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
+// The Tuya edge broker stand-in on a free loopback port, for kGateway / kUser.
+class Broker : public pb::test::MosquittoBroker {
+ public:
+  explicit Broker(std::string san = pb::test::BrokerOptions{}.san)
+      : MosquittoBroker(kGateway, kUser, pb::test::BrokerOptions{.san = std::move(san)}) {}
+  std::string ca_file() const { return MosquittoBroker::ca_file().string(); }
+};
 
 template <typename Pred>
 bool eventually(Pred pred, std::chrono::milliseconds deadline = kDeadline) {
-  auto end = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);  // polling interval, not synchronisation
-  }
-  return pred();
+  return pb::test::wait_until(pred, deadline);
 }
-
-void run(const std::string& cmd) {
-  ASSERT_EQ(std::system((cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
-}
-
-// CA + server certificate (with the given SANs) + mosquitto with TLS, passwords and ACL.
-class Broker {
- public:
-  explicit Broker(const std::string& san = "DNS:localhost,IP:127.0.0.1") {
-    char tmpl[] = "/tmp/pb-uplink-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                              fs::perms::others_read | fs::perms::others_exec);
-    port_ = free_port();
-    auto d = dir_.string();
-    make_ca(dir_, "plugbridge uplink test CA");
-    std::ofstream(dir_ / "server.ext") << "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-                                       << "subjectAltName=" << san << "\n";
-    run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d +
-        "/server.key -out " + d + "/server.csr -subj /CN=broker");
-    run("openssl x509 -req -in " + d + "/server.csr -CA " + d + "/ca.crt -CAkey " + d +
-        "/ca.key -CAcreateserial -out " + d + "/server.crt -days 2 -extfile " + d + "/server.ext");
-    std::ofstream(dir_ / "passwd").close();
-    run("mosquitto_passwd -b " + d + "/passwd " + kUser + " " + tuya::md5_password(kGateway, kUser));
-    run("mosquitto_passwd -b " + d + "/passwd " + kAdmin + " " + kAdminPassword);
-    std::ofstream(dir_ / "acl") << "user " << kUser << "\ntopic readwrite gateway_id/" << kGateway << "/#\n"
-                                << "user " << kAdmin << "\ntopic readwrite gateway_id/#\n";
-    std::ofstream(dir_ / "mosquitto.conf")
-        << "user root\nper_listener_settings false\npersistence false\nallow_anonymous false\n"
-        << "password_file " << d << "/passwd\nacl_file " << d << "/acl\n"
-        << "listener " << port_ << " 127.0.0.1\ncafile " << d << "/ca.crt\ncertfile " << d << "/server.crt\n"
-        << "keyfile " << d << "/server.key\ntls_version tlsv1.2\nrequire_certificate false\n"
-        << "log_dest file " << d << "/mosquitto.log\nlog_type all\n";
-    start();
-  }
-  ~Broker() {
-    stop();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  static void make_ca(const fs::path& dir, const std::string& cn) {
-    auto d = dir.string();
-    run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d +
-        "/ca.key -out " + d + "/ca.crt -days 2 -subj '/CN=" + cn +
-        "' -addext basicConstraints=critical,CA:TRUE -addext " + "keyUsage=critical,keyCertSign,cRLSign");
-  }
-
-  void start() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // no orphaned broker if the test process dies
-      // Not the test's stdout: a leaked broker must not hold a pipe open.
-      int null_fd = ::open("/dev/null", O_RDWR);
-      ::dup2(null_fd, STDIN_FILENO);
-      ::dup2(null_fd, STDOUT_FILENO);
-      ::dup2(null_fd, STDERR_FILENO);
-      ::execlp("mosquitto", "mosquitto", "-c", (dir_ / "mosquitto.conf").c_str(),
-               static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ASSERT_GT(pid_, 0);
-    ASSERT_TRUE(eventually([&] { return port_accepts(port_); })) << "mosquitto did not start";
-  }
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  uint16_t port() const { return port_; }
-  fs::path dir() const { return dir_; }
-  std::string ca_file() const { return (dir_ / "ca.crt").string(); }
-
- private:
-  fs::path dir_;
-  uint16_t port_ = 0;
-  pid_t pid_ = -1;
-};
 
 // The platform side: an admin MQTT client (Paho, used synchronously from the test thread).
 class Platform {
@@ -160,8 +52,8 @@ class Platform {
     mqtt::ssl_options ssl;
     ssl.set_trust_store(broker.ca_file());
     mqtt::connect_options opts;
-    opts.set_user_name(kAdmin);
-    opts.set_password(kAdminPassword);
+    opts.set_user_name(broker.admin_user());
+    opts.set_password(broker.admin_password());
     opts.set_ssl(ssl);
     opts.set_mqtt_version(MQTTVERSION_3_1_1);
     cli_.set_message_callback([this](mqtt::const_message_ptr m) {
@@ -428,7 +320,7 @@ TEST(Uplink, UnknownCaIsRefusedWithReason) {
   Broker broker;
   auto other = broker.dir() / "other";
   fs::create_directory(other);
-  Broker::make_ca(other, "some other CA");
+  pb::test::make_test_ca(other, "some other CA");
   auto o = options_for(broker);
   o.ca_file = (other / "ca.crt").string();
   Harness h(o);
@@ -444,7 +336,7 @@ TEST(Uplink, UnknownCaIsRefusedWithReason) {
 TEST(Uplink, UnreachableBrokerIsExplainedAndStopEndsRetrying) {
   Broker broker;
   auto o = options_for(broker);
-  o.port = free_port();  // nothing listens here
+  o.port = pb::test::free_tcp_port();  // nothing listens here
   Harness h(o);
   h.start();
   ASSERT_TRUE(eventually([&] { return h.reasons().size() >= 2; })) << h.describe();

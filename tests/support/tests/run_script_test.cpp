@@ -12,17 +12,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool port_accepts(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
 std::unique_ptr<pb::test::Process> start_run(const pb::test::TempDir& dir, uint16_t port) {
   return std::make_unique<pb::test::Process>(
       std::vector<std::string>{(pb::test::source_dir() / "tools/tuya-edge-emu/run").string(),
@@ -42,7 +31,7 @@ TEST(RunScript, CommandsFlowAndQuitStopsBroker) {
   EXPECT_TRUE(run->wait_for_stdout(std::regex(R"("dir":"in".*rid-run-1)"), 5s)) << run->describe();
   run->write_stdin("quit");
   EXPECT_EQ(run->wait_exit(10s), 0) << run->describe();
-  EXPECT_TRUE(pb::test::wait_until([&] { return !port_accepts(port); }, 5s));
+  EXPECT_TRUE(pb::test::wait_until([&] { return !pb::test::port_accepts(port); }, 5s));
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "broker/mosquitto.log"));
 }
 
@@ -53,7 +42,7 @@ TEST(RunScript, SigtermStopsBroker) {
   ASSERT_TRUE(run->wait_for_stdout(std::regex(R"("event":"subscribed")"), 15s)) << run->describe();
   run->signal(SIGTERM);
   EXPECT_EQ(run->wait_exit(10s), 143) << run->describe();
-  EXPECT_TRUE(pb::test::wait_until([&] { return !port_accepts(port); }, 5s));
+  EXPECT_TRUE(pb::test::wait_until([&] { return !pb::test::port_accepts(port); }, 5s));
 }
 
 }  // namespace
