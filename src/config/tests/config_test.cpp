@@ -1,4 +1,5 @@
 #include "plugbridge/config/config.hpp"
+#include "support/testsupport.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -240,22 +241,7 @@ TEST(Config, BadLogLevel) {
   EXPECT_PREFIX(error_of(kHead + "log_level: loud\n"), "t.yaml:5: log_level: unknown level 'loud'");
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "pbcfgXXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using pb::test::TempDir;
 
 TEST(Config, LoadFileResolvesRelativePaths) {
   TempDir dir;

@@ -1,6 +1,7 @@
 // The control socket server with a fake handler: framing, ordering, errors, permissions,
 // stale socket files, shutdown.
 #include "plugbridge/control/control_server.hpp"
+#include "support/testsupport.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -25,15 +26,6 @@ using json = nlohmann::json;
 using boost::asio::local::stream_protocol;
 using namespace std::chrono_literals;
 
-struct TmpDir {
-  TmpDir() {
-    std::string tmpl = (fs::temp_directory_path() / "pbctl-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TmpDir() { fs::remove_all(path); }
-  fs::path path;
-};
-
 // A server on its own io thread; handler echoes {"ok":true,"echo":request} unless told otherwise.
 class Fixture : public ::testing::Test {
  protected:
@@ -50,7 +42,7 @@ class Fixture : public ::testing::Test {
       thread_.join();
     }
   }
-  std::string sock_path() const { return (dir_.path / "c.sock").string(); }
+  std::string sock_path() const { return (dir_.path() / "c.sock").string(); }
 
   // A blocking client.
   struct Client {
@@ -74,7 +66,7 @@ class Fixture : public ::testing::Test {
     }
   };
 
-  TmpDir dir_;
+  pb::test::TempDir dir_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
       boost::asio::make_work_guard(io_);
@@ -164,7 +156,7 @@ TEST_F(Fixture, RefusesWhenSomeoneListensOrThePathIsNotASocket) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("already listens"), std::string::npos) << e.what();
   }
-  std::string file = (dir_.path / "plain").string();
+  std::string file = (dir_.path() / "plain").string();
   std::ofstream(file) << "x";
   try {
     Server third(io2, ServerOptions{.path = file}, [](const json&, Reply r) { r({}); });
@@ -173,7 +165,7 @@ TEST_F(Fixture, RefusesWhenSomeoneListensOrThePathIsNotASocket) {
     EXPECT_NE(std::string(e.what()).find("not a socket"), std::string::npos) << e.what();
   }
   try {
-    Server fourth(io2, ServerOptions{.path = (dir_.path / "missing/dir/c.sock").string()},
+    Server fourth(io2, ServerOptions{.path = (dir_.path() / "missing/dir/c.sock").string()},
                   [](const json&, Reply r) { r({}); });
     FAIL() << "started in a missing directory";
   } catch (const std::runtime_error& e) {
