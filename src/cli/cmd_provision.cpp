@@ -16,33 +16,30 @@
 #include <map>
 #include <optional>
 #include <pbfw/device_info.hpp>
-#include <pbfw/hlw8032.hpp>
-#include <pbfw/socket_core.hpp>
+#include <pbfw/limits.hpp>
 #include <set>
 #include <stm32g0/layout.hpp>
 
 #include "commands.hpp"
-#include "roster_writer.hpp"
 #include "plugbridge/ihex/intel_hex.hpp"
+#include "roster_writer.hpp"
 
 namespace pb::cli {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kSecretBytes = 16;  // 128-bit PSK
+constexpr size_t kSecretBytes = pbfw::proto::kPskMin;  // 128-bit PSK
 constexpr int kMaxCount = 10000;
 
 bool cid_chars(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-  });
+  return std::all_of(s.begin(), s.end(), pbfw::proto::valid_cid_char);
 }
 
 // "1.88" -> 1880000 within the firmware's accepted calibration range.
 uint32_t calibration_e6(double k, const char* option) {
   const double e6 = std::round(k * 1e6);
-  if (!(e6 >= pbfw::SocketCore::kMinCalibrationE6 && e6 <= pbfw::SocketCore::kMaxCalibrationE6))
+  if (!(e6 >= pbfw::proto::kMinCalibrationE6 && e6 <= pbfw::proto::kMaxCalibrationE6))  // also NaN
     throw CliError(exit_code::kUsage, std::string(option) + " must be 0.01..100");
   return static_cast<uint32_t>(e6);
 }
@@ -290,8 +287,8 @@ class Provision : public Command {
   std::string out_ = ".";
   std::string gateway_;
   std::string mcu_ = "g070kb";
-  double kv_ = pbfw::kDefaultKvE6 / 1e6;
-  double ki_ = pbfw::kDefaultKiE6 / 1e6;
+  double kv_ = pbfw::proto::kDefaultKvE6 / 1e6;
+  double ki_ = pbfw::proto::kDefaultKiE6 / 1e6;
 };
 
 }  // namespace

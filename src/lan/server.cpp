@@ -68,7 +68,7 @@ void apply_common_tls_settings(SSL_CTX* h) {
   // TLS 1.2 only: the socket firmware's stack speaks nothing else.
   if (SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION) != 1) throw_ssl("cannot set minimum TLS version");
   if (SSL_CTX_set_max_proto_version(h, TLS1_2_VERSION) != 1) throw_ssl("cannot set maximum TLS version");
-  if (SSL_CTX_set_cipher_list(h, kPskCipherList) != 1) throw_ssl("cannot set PSK cipher list");
+  if (SSL_CTX_set_cipher_list(h, pbfw::proto::kPskCipherList) != 1) throw_ssl("cannot set PSK cipher list");
   // No resumption: it would skip the PSK lookup, so a revoked key could keep connecting.
   SSL_CTX_set_options(h, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_session_cache_mode(h, SSL_SESS_CACHE_OFF);

@@ -12,10 +12,6 @@ constexpr uint32_t kLedVeryHighFromMw = 800'000;
 bool in_range(int32_t v, uint32_t lo, uint32_t hi) {
   return v >= 0 && static_cast<uint32_t>(v) >= lo && static_cast<uint32_t>(v) <= hi;
 }
-
-bool calibration_ok(uint64_t e6) {
-  return e6 >= SocketCore::kMinCalibrationE6 && e6 <= SocketCore::kMaxCalibrationE6;
-}
 }  // namespace
 
 SocketCore::SocketCore(Hal& hal, Storage& storage, LanTransport& transport, const SocketConfig& cfg,
@@ -56,7 +52,8 @@ void SocketCore::boot() {
   state_ = loaded;
   ++state_.boot_counter;
   if (state_.boot_counter == 0) state_.boot_counter = 1;  // 0 is never a valid boot
-  if (state_.has_settings == 0 || !calibration_ok(state_.kv_e6) || !calibration_ok(state_.ki_e6)) {
+  if (state_.has_settings == 0 || !proto::valid_calibration_e6(state_.kv_e6) ||
+      !proto::valid_calibration_e6(state_.ki_e6)) {
     // Nothing stored yet (or an older storage format): the configured defaults.
     state_.has_settings = 1;
     state_.current_limit_ma = defaults.current_limit_ma;
@@ -277,7 +274,7 @@ void SocketCore::stop_provisioning() {
 }
 
 bool SocketCore::set_countdown(uint32_t seconds) {
-  if (!booted_ || seconds > kMaxCountdownS) return false;
+  if (!booted_ || seconds > proto::kMaxCountdownS) return false;
   if (seconds != 0 && state_.switch_disabled != 0) return false;  // cancelling stays allowed
   countdown_active_ = seconds != 0;
   countdown_end_ms_ = hal_.now_ms() + uint64_t{seconds} * 1000u;
@@ -404,7 +401,7 @@ void SocketCore::update_led() {
 }
 
 bool SocketCore::set_calibration(uint32_t kv_e6, uint32_t ki_e6) {
-  if (!booted_ || !calibration_ok(kv_e6) || !calibration_ok(ki_e6)) return false;
+  if (!booted_ || !proto::valid_calibration_e6(kv_e6) || !proto::valid_calibration_e6(ki_e6)) return false;
   state_.kv_e6 = kv_e6;
   state_.ki_e6 = ki_e6;
   meter_.set_calibration(kv_e6, ki_e6);
@@ -417,7 +414,7 @@ bool SocketCore::calibrate_voltage(uint32_t true_mv) {
   const MeterSample& s = meter_.sample();
   if (!meter_fresh(hal_.now_ms()) || true_mv == 0 || s.voltage_reg == 0 || s.voltage_param == 0) return false;
   const uint64_t kv = (uint64_t{true_mv} * 1000u * s.voltage_reg + s.voltage_param / 2) / s.voltage_param;
-  return calibration_ok(kv) && set_calibration(static_cast<uint32_t>(kv), state_.ki_e6);
+  return proto::valid_calibration_e6(kv) && set_calibration(static_cast<uint32_t>(kv), state_.ki_e6);
 }
 
 // I = Ip / Ireg x Ki  =>  Ki = I x Ireg / Ip.
@@ -425,7 +422,7 @@ bool SocketCore::calibrate_current(uint32_t true_ma) {
   const MeterSample& s = meter_.sample();
   if (!meter_fresh(hal_.now_ms()) || true_ma == 0 || s.current_reg == 0 || s.current_param == 0) return false;
   const uint64_t ki = (uint64_t{true_ma} * 1000u * s.current_reg + s.current_param / 2) / s.current_param;
-  return calibration_ok(ki) && set_calibration(state_.kv_e6, static_cast<uint32_t>(ki));
+  return proto::valid_calibration_e6(ki) && set_calibration(state_.kv_e6, static_cast<uint32_t>(ki));
 }
 
 // P = Pp / Preg x Kv x Ki  =>  Ki = P x Preg / (Pp x Kv); in x1e6 units: mW x Preg x 1e9 / (Pp x kv_e6).
@@ -434,7 +431,7 @@ bool SocketCore::calibrate_power(uint32_t true_mw) {
   if (!meter_fresh(hal_.now_ms()) || true_mw == 0 || s.power_reg == 0 || s.power_param == 0) return false;
   const detail::U128 ki = detail::div_round(detail::mul(detail::mul64(true_mw, s.power_reg), 1'000'000'000u),
                                             detail::mul64(s.power_param, state_.kv_e6));
-  if (!ki.fits_u64() || !calibration_ok(ki.lo)) return false;
+  if (!ki.fits_u64() || !proto::valid_calibration_e6(ki.lo)) return false;
   return set_calibration(state_.kv_e6, static_cast<uint32_t>(ki.lo));
 }
 
@@ -455,26 +452,27 @@ proto::CommandStatus SocketCore::execute(const proto::Command& cmd) {
       if (v != 0 && v != 1) return CommandStatus::InvalidValue;
       return set_relay(v == 1, proto::Cause::Command) ? CommandStatus::Ok : CommandStatus::Refused;
     case CommandKind::SetCurrentLimit:
-      return set_setting(in_range(v, kMinCurrentLimitMa, kMaxCurrentLimitMa),
+      return set_setting(in_range(v, proto::kMinCurrentLimitMa, proto::kMaxCurrentLimitMa),
                          [&](uint32_t x) { state_.current_limit_ma = x; });
     case CommandKind::RequestReading:
       send_reading(now);
       return CommandStatus::Ok;
     case CommandKind::SetCountdown:
-      if (!in_range(v, 0, kMaxCountdownS)) return CommandStatus::InvalidValue;
+      if (!in_range(v, 0, proto::kMaxCountdownS)) return CommandStatus::InvalidValue;
       if (!set_countdown(static_cast<uint32_t>(v))) return CommandStatus::Refused;  // switching disabled
       send_reading(now);  // the gateway sees the new remaining time at once
       return CommandStatus::Ok;
     case CommandKind::SetOverCurrentDuration:
-      return set_setting(in_range(v, 0, kMaxOverCurrentDurationMs),
+      return set_setting(in_range(v, 0, proto::kMaxOverCurrentDurationMs),
                          [&](uint32_t x) { state_.over_current_duration_ms = x; });
     case CommandKind::SetPowerLimit:
-      return set_setting(in_range(v, 0, kMaxPowerLimitW), [&](uint32_t x) { state_.power_limit_w = x; });
+      return set_setting(in_range(v, 0, proto::kMaxPowerLimitW),
+                         [&](uint32_t x) { state_.power_limit_w = x; });
     case CommandKind::SetVoltageMax:
-      return set_setting(in_range(v, 0, kMaxVoltageLimitV),
+      return set_setting(in_range(v, 0, proto::kMaxVoltageLimitV),
                          [&](uint32_t x) { state_.voltage_max_v = static_cast<uint16_t>(x); });
     case CommandKind::SetVoltageMin:
-      return set_setting(in_range(v, 0, kMaxVoltageLimitV),
+      return set_setting(in_range(v, 0, proto::kMaxVoltageLimitV),
                          [&](uint32_t x) { state_.voltage_min_v = static_cast<uint16_t>(x); });
     case CommandKind::SetKv:
       return v >= 0 && set_calibration(static_cast<uint32_t>(v), state_.ki_e6) ? CommandStatus::Ok

@@ -24,8 +24,8 @@
 
 namespace pb::lan {
 
-// TLS 1.2 only; both sides use exactly these suites.
-inline constexpr const char* kPskCipherList = "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256";
+// TLS 1.2 only, with the wire contract's suites (pbfw::proto::kPskCipherList, pbfw/limits.hpp) on both
+// the server and the client side.
 
 // A client context that authenticates as `identity` with `key` (plugsim, tests).
 // Throws std::system_error if OpenSSL rejects the setup.

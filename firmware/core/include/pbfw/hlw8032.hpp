@@ -4,11 +4,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <pbfw/limits.hpp>
 
 namespace pbfw {
 
-inline constexpr uint32_t kDefaultKvE6 = 1880000;  // 4 x 470 kOhm divider
-inline constexpr uint32_t kDefaultKiE6 = 1000000;  // 1 mOhm shunt
+using proto::kDefaultKiE6;  // the reference board's constants (wire contract)
+using proto::kDefaultKvE6;
 
 // Values of one accepted frame. Quantities whose register overflowed (= near zero) are 0.
 struct MeterSample {

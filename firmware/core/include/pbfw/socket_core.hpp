@@ -77,15 +77,8 @@ class SocketObserver {
 // private member that forwards here.
 class SocketCore {
  public:
-  static constexpr uint32_t kMinCurrentLimitMa = 100;
-  static constexpr uint32_t kMaxCurrentLimitMa = 20000;
-  static constexpr uint32_t kMaxCountdownS = 86400;
-  static constexpr uint32_t kMaxOverCurrentDurationMs = 600000;
-  static constexpr uint32_t kMaxPowerLimitW = 6000;
-  static constexpr uint32_t kMaxVoltageLimitV = 300;
-  static constexpr uint32_t kMinCalibrationE6 = 10'000;       // 0.01
-  static constexpr uint32_t kMaxCalibrationE6 = 100'000'000;  // 100
-  static constexpr uint32_t kFlashPeriodMs = 1000;            // flashing: half on, half off
+  // The command value ranges it enforces are the contract's (pbfw/limits.hpp).
+  static constexpr uint32_t kFlashPeriodMs = 1000;  // flashing: half on, half off
   static constexpr uint32_t kBreathingPeriodMs = 3000;
   static constexpr uint8_t kBreathingMinLevel = 24;  // of 255: never fully dark while on
   static constexpr uint32_t kCapabilities = proto::kCapRelay | proto::kCapMeter | proto::kCapOverCurrent |

@@ -1,6 +1,10 @@
 // Flash/RAM layout of the socket firmware per MCU. The linker scripts (linker/*.ld) use the same numbers;
 // a host test parses them and compares, so the two cannot drift apart.
 //
+// The port's one header for host tools: self-contained constants, no register access. The host build
+// exports it as the INTERFACE target pbfw_stm32g0_layout (firmware/CMakeLists.txt); `plugbridge
+// provision` links that to place the device-information page (devinfo_start) in the images it writes.
+//
 // Reference layout (STM32G070KB, 128 KB): program 0x08000000-0x0801AFFF (108 KB), device-information page
 // 0x0801B000 (4 KB), persistent data 0x0801C000-0x0801FFFF (16 KB).
 // STM32G030K8 (64 KB): the same shape moved down by 64 KB, i.e. device information and data sit at the same

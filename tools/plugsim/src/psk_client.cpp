@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <pbfw/limits.hpp>
 #include <stdexcept>
 
 namespace plugsim {
@@ -34,7 +35,7 @@ boost::asio::ssl::context make_psk_client_context() {
   SSL_CTX* native = ctx.native_handle();
   if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
       SSL_CTX_set_max_proto_version(native, TLS1_2_VERSION) != 1 ||
-      SSL_CTX_set_cipher_list(native, "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256") != 1) {
+      SSL_CTX_set_cipher_list(native, pbfw::proto::kPskCipherList) != 1) {
     throw std::runtime_error("plugsim: cannot configure the TLS-PSK client context");
   }
   SSL_CTX_set_psk_client_callback(native, psk_client_cb);

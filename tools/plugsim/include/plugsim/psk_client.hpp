@@ -16,7 +16,7 @@ struct PskCredentials {
   std::vector<uint8_t> key;  // pre-shared key
 };
 
-// TLS 1.2 only, cipher list "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256".
+// TLS 1.2 only, the contract's cipher list (pbfw::proto::kPskCipherList, pbfw/limits.hpp).
 boost::asio::ssl::context make_psk_client_context();
 
 // Attaches credentials to one connection; `creds` must outlive the handshake.

@@ -51,7 +51,7 @@ class TestGateway {
     SSL_CTX* c = ctx_.native_handle();
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
-    SSL_CTX_set_cipher_list(c, "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256");
+    SSL_CTX_set_cipher_list(c, pbfw::proto::kPskCipherList);
     SSL_CTX_set_ex_data(c, index(), this);
     SSL_CTX_set_psk_server_callback(c, &TestGateway::psk_cb);
     accept();
@@ -504,7 +504,7 @@ class HoldingGateway {
     SSL_CTX* c = ctx_.native_handle();
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
-    SSL_CTX_set_cipher_list(c, "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256");
+    SSL_CTX_set_cipher_list(c, pbfw::proto::kPskCipherList);
     SSL_CTX_set_psk_server_callback(
         c, [](SSL*, const char*, unsigned char* psk, unsigned int max_len) -> unsigned {
           if (kKey.size() > max_len) return 0;

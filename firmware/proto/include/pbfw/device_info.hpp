@@ -1,6 +1,7 @@
 // The device-information page: one unit's identity, written once at production (Intel HEX programmed into
 // the 4 KB page at 0x0801B000 on the STM32G070, 0x0800B000 on the G030; see firmware/README.md) and checked
-// by the firmware at boot. The provisioning tool encodes it, the firmware decodes it; both use this code.
+// by the firmware at boot. The provisioning tool encodes it, the firmware decodes it; both use this code
+// (part of the wire contract, pbfw_proto).
 // No heap, no exceptions, no RTTI.
 //
 // Record v1, little-endian, at the start of the page (the rest of the page stays erased, 0xFF):
@@ -16,11 +17,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <pbfw/limits.hpp>
 
 namespace pbfw {
 
 struct DeviceInfo {
-  static constexpr size_t kCidMax = 32, kProductIdMax = 32, kPskMin = 16, kPskMax = 32, kHostMax = 63;
+  static constexpr size_t kCidMax = proto::kCidMax, kPskMin = proto::kPskMin, kPskMax = proto::kPskMax;
+  static constexpr size_t kProductIdMax = 32, kHostMax = 63;
   char cid[kCidMax + 1];  // NUL-terminated
   char product_id[kProductIdMax + 1];
   uint8_t psk[kPskMax];

@@ -20,16 +20,18 @@ static_assert(kHelloFixed + kCidMax + kFwVersionMax <= kMaxPayload);
 static_assert(kMaxPayload <= 0xFFFF);
 
 bool valid(EventType t) {
-  return t >= EventType::RelayChanged && t <= EventType::FactoryReset;
+  return t >= kFirstEventType && t <= kLastEventType;
 }
 bool valid(Cause c) {
-  return c <= Cause::PowerOn;
+  static_assert(kFirstCause == Cause{0});  // unsigned: nothing below it
+  return c <= kLastCause;
 }
 bool valid(CommandKind k) {
-  return k >= CommandKind::SetRelay && k <= CommandKind::SetSwitchEnabled;
+  return k >= kFirstCommandKind && k <= kLastCommandKind;
 }
 bool valid(CommandStatus s) {
-  return s <= CommandStatus::Refused;
+  static_assert(kFirstCommandStatus == CommandStatus{0});
+  return s <= kLastCommandStatus;
 }
 bool valid(MsgType t) {
   return t >= MsgType::Hello && t <= MsgType::Keepalive;

@@ -134,8 +134,4 @@ class VirtualSocket : private TransportListener, private pbfw::LanTransport, pri
   std::deque<std::pair<uint32_t, std::chrono::steady_clock::time_point>> created_;
 };
 
-const char* cause_name(pbfw::proto::Cause c);
-const char* command_kind_name(pbfw::proto::CommandKind k);
-const char* command_status_name(pbfw::proto::CommandStatus s);
-
 }  // namespace plugsim

@@ -1,9 +1,11 @@
-// LAN protocol v1 between a socket and the gateway (see docs/lan-protocol.md).
+// LAN protocol v1 between a socket and the gateway (see docs/lan-protocol.md): part of the wire contract
+// (pbfw_proto) that the firmware core and the daemon both build from.
 // One codec for both sides: no heap, no exceptions, no RTTI, fixed-size messages.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <pbfw/limits.hpp>
 
 namespace pbfw::proto {
 
@@ -13,7 +15,6 @@ inline constexpr size_t kHeaderSize = 5;  // SOF, version, type, payload length 
 inline constexpr size_t kCrcSize = 2;     // CRC-16/CCITT-FALSE over version..payload, BE
 inline constexpr size_t kMaxPayload = 240;
 inline constexpr size_t kMaxFrame = kHeaderSize + kMaxPayload + kCrcSize;
-inline constexpr size_t kCidMax = 32;  // bytes, without terminator
 inline constexpr size_t kFwVersionMax = 16;
 
 enum class MsgType : uint8_t {
@@ -139,6 +140,17 @@ struct Command {
 };
 
 enum class CommandStatus : uint8_t { Ok = 0, Unsupported = 1, InvalidValue = 2, Refused = 3 };
+
+// Each enum's values are contiguous from its first to its last: what decode accepts and
+// pbfw/proto_names.hpp names.
+inline constexpr EventType kFirstEventType = EventType::RelayChanged;
+inline constexpr EventType kLastEventType = EventType::FactoryReset;
+inline constexpr Cause kFirstCause = Cause::Unknown;
+inline constexpr Cause kLastCause = Cause::PowerOn;
+inline constexpr CommandKind kFirstCommandKind = CommandKind::SetRelay;
+inline constexpr CommandKind kLastCommandKind = CommandKind::SetSwitchEnabled;
+inline constexpr CommandStatus kFirstCommandStatus = CommandStatus::Ok;
+inline constexpr CommandStatus kLastCommandStatus = CommandStatus::Refused;
 
 struct CommandResult {
   uint32_t cmd_id;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <pbfw/proto_names.hpp>
 
 #include "plugbridge/common/log.hpp"
 #include "plugsim/esp_at_link.hpp"
@@ -10,72 +11,6 @@ namespace plugsim {
 
 namespace proto = pbfw::proto;
 using nlohmann::json;
-
-const char* cause_name(proto::Cause c) {
-  switch (c) {
-    case proto::Cause::Button:
-      return "button";
-    case proto::Cause::Command:
-      return "command";
-    case proto::Cause::Protection:
-      return "protection";
-    case proto::Cause::Countdown:
-      return "countdown";
-    case proto::Cause::PowerOn:
-      return "power_on";
-    case proto::Cause::Unknown:
-      break;
-  }
-  return "unknown";
-}
-
-const char* command_kind_name(proto::CommandKind k) {
-  switch (k) {
-    case proto::CommandKind::SetRelay:
-      return "set_relay";
-    case proto::CommandKind::SetCurrentLimit:
-      return "set_current_limit";
-    case proto::CommandKind::RequestReading:
-      return "request_reading";
-    case proto::CommandKind::SetCountdown:
-      return "set_countdown";
-    case proto::CommandKind::SetOverCurrentDuration:
-      return "set_over_current_duration";
-    case proto::CommandKind::SetPowerLimit:
-      return "set_power_limit";
-    case proto::CommandKind::SetVoltageMax:
-      return "set_voltage_max";
-    case proto::CommandKind::SetVoltageMin:
-      return "set_voltage_min";
-    case proto::CommandKind::SetKv:
-      return "set_kv";
-    case proto::CommandKind::SetKi:
-      return "set_ki";
-    case proto::CommandKind::CalibrateVoltage:
-      return "calibrate_voltage";
-    case proto::CommandKind::CalibrateCurrent:
-      return "calibrate_current";
-    case proto::CommandKind::CalibratePower:
-      return "calibrate_power";
-    case proto::CommandKind::SetSwitchEnabled:
-      return "set_switch_enabled";
-  }
-  return "unknown";
-}
-
-const char* command_status_name(proto::CommandStatus s) {
-  switch (s) {
-    case proto::CommandStatus::Ok:
-      return "ok";
-    case proto::CommandStatus::Unsupported:
-      return "unsupported";
-    case proto::CommandStatus::InvalidValue:
-      return "invalid_value";
-    case proto::CommandStatus::Refused:
-      return "refused";
-  }
-  return "unknown";
-}
 
 // The chip's registers follow the board's true constant; the decoder's configured ki_e6 then reads
 // meter_gain x the true current and power.
@@ -189,16 +124,16 @@ void VirtualSocket::set_commands_muted(bool muted) {
 }
 
 void VirtualSocket::on_relay_changed(bool on, proto::Cause cause) {
-  emit(json{{"ev", "relay"}, {"cid", spec_.cid}, {"on", on}, {"cause", cause_name(cause)}}.dump());
+  emit(json{{"ev", "relay"}, {"cid", spec_.cid}, {"on", on}, {"cause", proto::cause_name(cause)}}.dump());
 }
 
 void VirtualSocket::on_command_handled(const proto::Command& cmd, proto::CommandStatus status) {
   emit(json{{"ev", "command"},
             {"cid", spec_.cid},
             {"cmd_id", cmd.cmd_id},
-            {"kind", command_kind_name(cmd.kind)},
+            {"kind", proto::command_kind_name(cmd.kind)},
             {"value", cmd.value},
-            {"status", command_status_name(status)}}
+            {"status", proto::command_status_name(status)}}
            .dump());
 }
 
@@ -206,14 +141,11 @@ void VirtualSocket::on_over_current(uint32_t current_ma) {
   emit(json{{"ev", "over_current"}, {"cid", spec_.cid}, {"current_ma", current_ma}}.dump());
 }
 
-// Every protection trip (over-current also has its own "over_current" event, kept for compatibility).
+// Every protection trip (over-current also has its own "over_current" event, kept for compatibility);
+// `type` is one of the protection events, named as the gateway stores them.
 void VirtualSocket::on_trip(proto::EventType type, int32_t value) {
-  const char* name = type == proto::EventType::OverCurrent    ? "over_current"
-                     : type == proto::EventType::OverPower    ? "over_power"
-                     : type == proto::EventType::OverVoltage  ? "over_voltage"
-                     : type == proto::EventType::UnderVoltage ? "under_voltage"
-                                                              : "unknown";
-  emit(json{{"ev", "trip"}, {"cid", spec_.cid}, {"protection", name}, {"value", value}}.dump());
+  emit(json{{"ev", "trip"}, {"cid", spec_.cid}, {"protection", proto::event_kind(type)}, {"value", value}}
+           .dump());
 }
 
 void VirtualSocket::on_provisioning(bool active) {
@@ -221,7 +153,7 @@ void VirtualSocket::on_provisioning(bool active) {
 }
 
 void VirtualSocket::on_switch_locked(proto::Cause cause) {
-  emit(json{{"ev", "switch_locked"}, {"cid", spec_.cid}, {"cause", cause_name(cause)}}.dump());
+  emit(json{{"ev", "switch_locked"}, {"cid", spec_.cid}, {"cause", proto::cause_name(cause)}}.dump());
 }
 
 void VirtualSocket::on_factory_reset() {
