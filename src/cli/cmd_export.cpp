@@ -68,8 +68,8 @@ class Export : public Command {
                                                "\n  fix: choose a writable path");
       out = &file;
     }
-    const store::Reader::Snapshot snapshot(
-        store);  // the progress bar's count and the rows: the same readings
+    // The progress bar's count and the rows: the same readings.
+    const store::Reader::Snapshot snapshot(store);
     size_t rows = 0;
     if (buckets_) {
       *out << "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n";
