@@ -9,8 +9,9 @@ using namespace detail;
 
 namespace {
 
-constexpr const char* kBucketColumns =
-    "cid, start_ms, energy_mwh, samples, power_sum_mw, coalesce(power_min_mw, 0), coalesce(power_max_mw, 0), "
+// What Store::Impl::read_bucket_values reads.
+constexpr const char* kBucketValues =
+    "start_ms, energy_mwh, samples, power_sum_mw, coalesce(power_min_mw, 0), coalesce(power_max_mw, 0), "
     "coalesce(voltage_min_mv, 0), coalesce(voltage_max_mv, 0), coalesce(current_max_ua, 0)";
 
 // Binds ?1 = from_ms, ?2 = to_ms and, unless cid is "" (all sockets), ?3 = cid.
@@ -61,11 +62,7 @@ void Reader::each_row(Rollup table, const std::string& cid, int64_t from_ms, int
   const Slot slot =
       energy_only ? (hour ? kRowsHourEnergy : kRowsQuarterEnergy) : (hour ? kRowsHour : kRowsQuarter);
   StmtUse use(d.stmt(slot, [&] {
-    return std::string(energy_only
-                           ? "SELECT start_ms, energy_mwh FROM "
-                           : "SELECT start_ms, energy_mwh, samples, power_sum_mw, coalesce(power_min_mw, 0), "
-                             "coalesce(power_max_mw, 0), coalesce(voltage_min_mv, 0), "
-                             "coalesce(voltage_max_mv, 0), coalesce(current_max_ua, 0) FROM ") +
+    return std::string("SELECT ") + (energy_only ? "start_ms, energy_mwh" : kBucketValues) + " FROM " +
            (hour ? "energy_hours" : "energy_buckets") +
            " WHERE cid = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms";
   }));
@@ -76,16 +73,11 @@ void Reader::each_row(Rollup table, const std::string& cid, int64_t from_ms, int
   BucketRow b;
   b.cid = cid;
   while (d.step_row(s, "read history")) {
-    b.start_ms = sqlite3_column_int64(s, 0);
-    b.energy_mwh = sqlite3_column_int64(s, 1);
-    if (!energy_only) {
-      b.samples = sqlite3_column_int64(s, 2);
-      b.power_sum_mw = sqlite3_column_int64(s, 3);
-      b.power_min_mw = sqlite3_column_int64(s, 4);
-      b.power_max_mw = sqlite3_column_int64(s, 5);
-      b.voltage_min_mv = sqlite3_column_int64(s, 6);
-      b.voltage_max_mv = sqlite3_column_int64(s, 7);
-      b.current_max_ua = sqlite3_column_int64(s, 8);
+    if (energy_only) {
+      b.start_ms = sqlite3_column_int64(s, 0);
+      b.energy_mwh = sqlite3_column_int64(s, 1);
+    } else {
+      Store::Impl::read_bucket_values(s, 0, b);
     }
     fn(b);
   }
@@ -97,7 +89,7 @@ void Reader::each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,
   Store::Impl& d = *store_.impl_;
   const bool all = cid.empty();
   StmtUse use(d.stmt(all ? kExportBucketsAll : kExportBucketsCid, [all] {
-    return std::string("SELECT ") + kBucketColumns + " FROM energy_buckets " +
+    return std::string("SELECT cid, ") + kBucketValues + " FROM energy_buckets " +
            (all ? "WHERE start_ms >= ?1 AND start_ms < ?2 ORDER BY start_ms"
                 : "WHERE cid = ?3 AND start_ms >= ?1 AND start_ms < ?2 ORDER BY start_ms");
   }));

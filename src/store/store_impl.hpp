@@ -184,19 +184,23 @@ struct Store::Impl {
     e.detail = text(s, 6);
     return e;
   }
-  // A row of cid, start_ms, energy_mwh, samples, power_sum_mw, power_min_mw, power_max_mw,
-  // voltage_min_mv, voltage_max_mv, current_max_ua (NULL reads as 0).
+  // From column `first` on: start_ms, energy_mwh, samples, power_sum_mw, power_min_mw,
+  // power_max_mw, voltage_min_mv, voltage_max_mv, current_max_ua (NULL reads as 0).
+  static void read_bucket_values(sqlite3_stmt* s, int first, BucketRow& b) {
+    b.start_ms = sqlite3_column_int64(s, first);
+    b.energy_mwh = sqlite3_column_int64(s, first + 1);
+    b.samples = sqlite3_column_int64(s, first + 2);
+    b.power_sum_mw = sqlite3_column_int64(s, first + 3);
+    b.power_min_mw = sqlite3_column_int64(s, first + 4);
+    b.power_max_mw = sqlite3_column_int64(s, first + 5);
+    b.voltage_min_mv = sqlite3_column_int64(s, first + 6);
+    b.voltage_max_mv = sqlite3_column_int64(s, first + 7);
+    b.current_max_ua = sqlite3_column_int64(s, first + 8);
+  }
+  // cid, then the values above.
   static void read_bucket(sqlite3_stmt* s, BucketRow& b) {
     b.cid = text(s, 0);
-    b.start_ms = sqlite3_column_int64(s, 1);
-    b.energy_mwh = sqlite3_column_int64(s, 2);
-    b.samples = sqlite3_column_int64(s, 3);
-    b.power_sum_mw = sqlite3_column_int64(s, 4);
-    b.power_min_mw = sqlite3_column_int64(s, 5);
-    b.power_max_mw = sqlite3_column_int64(s, 6);
-    b.voltage_min_mv = sqlite3_column_int64(s, 7);
-    b.voltage_max_mv = sqlite3_column_int64(s, 8);
-    b.current_max_ua = sqlite3_column_int64(s, 9);
+    read_bucket_values(s, 1, b);
   }
 };
 

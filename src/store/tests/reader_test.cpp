@@ -3,8 +3,6 @@
 #include "plugbridge/store/reader.hpp"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
@@ -12,6 +10,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "temp_db.hpp"
 
 namespace pb::store {
 namespace {
@@ -22,19 +22,8 @@ constexpr int64_t kQuarterMs = 900'000, kHourMs = 3'600'000;
 // 2026-03-28T00:00:00Z; Berlin leaves CET for CEST at 2026-03-29T01:00:00Z.
 constexpr int64_t kMar28 = 1'774'656'000'000;
 
-class ReaderTest : public ::testing::Test {
+class ReaderTest : public TempDbTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "pbreaderXXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    db_ = (dir_ / "t.db").string();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   static BucketUpdate bucket(const std::string& cid, int64_t start_ms, int64_t mwh, int64_t samples = 0,
                              int64_t power_mw = 0) {
     BucketUpdate b;
@@ -72,12 +61,6 @@ class ReaderTest : public ::testing::Test {
     Store s(db_);
     s.commit({}, {}, EnergyUpdate{std::move(buckets), std::move(states)});
   }
-  void raw_exec(const std::string& sql) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
-  }
   static std::vector<BucketRow> rows(const Reader& r, Reader::Rollup table, const std::string& cid,
                                      int64_t from, int64_t to, bool energy_only = false) {
     std::vector<BucketRow> out;
@@ -85,9 +68,6 @@ class ReaderTest : public ::testing::Test {
         table, cid, from, to, [&](const BucketRow& b) { out.push_back(b); }, energy_only);
     return out;
   }
-
-  fs::path dir_;
-  std::string db_;
 };
 
 TEST_F(ReaderTest, RefusesAMissingANewerAndAnOlderSchema) {
