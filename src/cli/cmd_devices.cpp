@@ -52,7 +52,7 @@ class Devices : public Command {
 
   int run(Context& ctx) override {
     auto& store = ctx.store();
-    const store::Store::ReadTransaction snapshot(store);  // one view of the database for all rows
+    const store::Reader::Snapshot snapshot(store);  // one view of the database for all rows
     const int64_t now = ctx.now_ms();
     std::vector<Row> rows;
     for (const auto& s : ctx.sockets()) rows.push_back({s.cid, s.name, {}, {}, {}, {}, 0, {}});

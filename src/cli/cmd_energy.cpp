@@ -28,7 +28,7 @@ class Energy : public Command {
     std::vector<std::pair<Context::SocketInfo, energy::Summary>> rows;
     if (!cid_.empty()) ctx.require_known_cid(cid_);
     // One snapshot for every row and the total: a daemon commit meanwhile is in all or none.
-    const store::Store::ReadTransaction snapshot(store);
+    const store::Reader::Snapshot snapshot(store);
     // The all-time total is kept in energy_state (= the sum of the socket's buckets), so it costs
     // one row instead of a scan of every bucket; sockets without a state fall back to the scan.
     std::map<std::string, int64_t> totals;

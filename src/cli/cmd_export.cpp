@@ -6,7 +6,6 @@
 #include <fstream>
 
 #include "commands.hpp"
-#include "db.hpp"
 
 namespace pb::cli {
 namespace {
@@ -69,12 +68,12 @@ class Export : public Command {
                                                "\n  fix: choose a writable path");
       out = &file;
     }
-    ReadDb db(store.path());
-    db.begin_snapshot();  // the progress bar's count and the rows: the same readings
+    // The progress bar's count and the rows: the same readings.
+    const store::Reader::Snapshot snapshot(store);
     size_t rows = 0;
     if (buckets_) {
       *out << "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n";
-      db.each_bucket(cid_, from, to, [&](const store::BucketRow& b) {
+      store.each_bucket(cid_, from, to, [&](const store::BucketRow& b) {
         *out << csv_field(b.cid) << ',' << ctx.iso_time(b.start_ms) << ','
              << ctx.iso_time(b.start_ms + 900000) << ',' << b.start_ms << ','
              << fixed(b.energy_mwh, 1000000, 6) << ',' << b.samples << ',';
@@ -88,10 +87,10 @@ class Export : public Command {
       });
     } else {
       Progress progress(ctx.term().err, ctx.term().err_is_tty && file_ != "-",
-                        ctx.term().err_is_tty ? db.count_readings(cid_, from, to) : 0);
+                        ctx.term().err_is_tty ? store.count_readings(cid_, from, to) : 0);
       *out << "cid,time,ts_ms,boot,seq,relay,meter_ok,voltage_v,current_a,power_w,apparent_va,power_factor,"
               "energy_counter_kwh,energy_epoch\n";
-      db.each_reading(cid_, from, to, [&](const store::ReadingRow& r) {
+      store.each_reading(cid_, from, to, [&](const store::ReadingRow& r) {
         bool ok = r.flags & kMeterOk;
         *out << csv_field(r.cid) << ',' << ctx.iso_time(r.ts_ms) << ',' << r.ts_ms << ',' << r.boot << ','
              << r.seq << ',' << ((r.flags & kRelayOn) ? "on" : "off") << ',' << (ok ? "yes" : "no") << ',';

@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "db.hpp"
 #include "plugbridge/energy/accountant.hpp"
 
 namespace pb::cli {
@@ -97,10 +96,9 @@ class History : public Command {
 
     std::vector<Period> periods = make_periods(ctx, from, to);
     // --all shows energy and socket counts only, so it reads energy only (fewer columns decoded).
-    ReadDb db(store.path());
     // Every scan below reads one snapshot: a daemon commit meanwhile (which may add to several
     // sockets, and to the quarter-hours and their hourly rollup together) is in all or none.
-    db.begin_snapshot();
+    const store::Reader::Snapshot snapshot(store);
     // One primary-key range scan per socket: already in time order, no sort of the whole table.
     std::vector<std::string> cids;
     if (all_)
@@ -112,7 +110,7 @@ class History : public Command {
       const std::string& cid = cids[static_cast<size_t>(socket)];
       size_t i = 0;
       for (const Scan& scan : scans)
-        db.each_row(
+        store.each_row(
             scan.table, cid, scan.from, scan.to,
             [&](const store::BucketRow& b) { add(periods, i, socket, b); }, all_);
       if (ctx.term().after_socket_read) ctx.term().after_socket_read(cid);
@@ -124,8 +122,9 @@ class History : public Command {
   }
 
  private:
+  using Rollup = store::Reader::Rollup;
   struct Scan {
-    ReadDb::Rollup table;
+    Rollup table;
     int64_t from, to;
   };
 
@@ -135,7 +134,7 @@ class History : public Command {
   // from the quarter-hours alone. Returns the scans in time order.
   std::vector<Scan> plan_scans(const std::vector<Period>& periods, int64_t from, int64_t to) const {
     constexpr int64_t kHour = 3600000;
-    if (by_ == "15m") return {{ReadDb::Rollup::kQuarter, from, to}};
+    if (by_ == "15m") return {{Rollup::kQuarter, from, to}};
     std::vector<int64_t> split;  // starts of the hours a boundary splits, ascending
     auto consider = [&](int64_t boundary) {
       if (floor_mod(boundary, kHour) == 0) return;
@@ -145,20 +144,19 @@ class History : public Command {
     for (const Period& p : periods) consider(p.start);
     consider(to);
     // Mostly split (e.g. --by hour in a :45 zone): one quarter-hour scan beats many small ones.
-    if (static_cast<int64_t>(split.size()) * 4 * kHour > to - from)
-      return {{ReadDb::Rollup::kQuarter, from, to}};
+    if (static_cast<int64_t>(split.size()) * 4 * kHour > to - from) return {{Rollup::kQuarter, from, to}};
     std::vector<Scan> out;
     int64_t cursor = from;  // on an hour whenever an hour scan starts from it
     for (int64_t h : split) {
       const int64_t q_from = std::max(h, from), q_to = std::min(h + kHour, to);
-      if (q_from > cursor) out.push_back({ReadDb::Rollup::kHour, cursor, q_from});
-      if (!out.empty() && out.back().table == ReadDb::Rollup::kQuarter && out.back().to == q_from)
+      if (q_from > cursor) out.push_back({Rollup::kHour, cursor, q_from});
+      if (!out.empty() && out.back().table == Rollup::kQuarter && out.back().to == q_from)
         out.back().to = q_to;
       else
-        out.push_back({ReadDb::Rollup::kQuarter, q_from, q_to});
+        out.push_back({Rollup::kQuarter, q_from, q_to});
       cursor = q_to;
     }
-    if (cursor < to) out.push_back({ReadDb::Rollup::kHour, cursor, to});
+    if (cursor < to) out.push_back({Rollup::kHour, cursor, to});
     return out;
   }
 

@@ -54,7 +54,7 @@ std::string Context::socket_path() {
   return config::Config{}.control_socket;
 }
 
-store::Store& Context::store() {
+store::Reader& Context::store() {
   if (store_) return *store_;
   const std::string path = db_path();
   std::error_code ec;
@@ -64,7 +64,7 @@ store::Store& Context::store() {
                        " yet\n  fix: start plugbridged once (it creates the database), or "
                        "pass --db FILE");
   try {
-    store_ = std::make_unique<store::Store>(path, true);
+    store_ = std::make_unique<store::Reader>(path);
   } catch (const std::exception& ex) {
     throw CliError(exit_code::kNoData,
                    std::string("cannot open the database: ") + ex.what() +

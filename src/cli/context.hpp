@@ -14,7 +14,7 @@
 #include "plugbridge/cli/cli.hpp"
 #include "plugbridge/config/config.hpp"
 #include "plugbridge/energy/calendar.hpp"
-#include "plugbridge/store/store.hpp"
+#include "plugbridge/store/reader.hpp"
 
 namespace pb::cli {
 
@@ -51,8 +51,9 @@ class Context {
   std::string db_path();
   std::string socket_path();
 
-  // Read-only, safe while the daemon writes (WAL). Throws CliError(kNoData) naming the fix.
-  store::Store& store();
+  // The database's read API, read-only and safe while the daemon writes (WAL). Throws
+  // CliError(kNoData) naming the fix.
+  store::Reader& store();
   // Every known socket: the roster in config order, then cids only the database knows.
   struct SocketInfo {
     std::string cid, name;
@@ -79,7 +80,7 @@ class Context {
   bool config_tried_ = false;
   std::optional<config::Config> config_;
   std::string config_error_;
-  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::Reader> store_;
   const date::time_zone* zone_ = nullptr;
   std::unique_ptr<energy::Calendar> calendar_;
 };

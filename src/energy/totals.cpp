@@ -4,27 +4,27 @@
 
 namespace pb::energy {
 
-int64_t energy_between(const store::Store& store, const std::string& cid, int64_t from_ms, int64_t to_ms) {
+int64_t energy_between(const store::Reader& store, const std::string& cid, int64_t from_ms, int64_t to_ms) {
   return store.energy_sum(cid, from_ms, to_ms);
 }
 
-int64_t day_total(const store::Store& store, const Calendar& cal, const std::string& cid,
+int64_t day_total(const store::Reader& store, const Calendar& cal, const std::string& cid,
                   date::year_month_day day) {
   const Range r = cal.day(day);
   return store.energy_sum(cid, r.from_ms, r.to_ms);
 }
 
-int64_t month_total(const store::Store& store, const Calendar& cal, const std::string& cid,
+int64_t month_total(const store::Reader& store, const Calendar& cal, const std::string& cid,
                     date::year_month month) {
   const Range r = cal.month(month);
   return store.energy_sum(cid, r.from_ms, r.to_ms);
 }
 
-int64_t all_time_total(const store::Store& store, const std::string& cid) {
+int64_t all_time_total(const store::Reader& store, const std::string& cid) {
   return store.energy_sum(cid, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
 }
 
-Summary summary(const store::Store& store, const Calendar& cal, const std::string& cid, int64_t now_ms) {
+Summary summary(const store::Reader& store, const Calendar& cal, const std::string& cid, int64_t now_ms) {
   const date::year_month_day today = cal.local_date(now_ms);
   const date::year_month this_month = today.year() / today.month();
   Summary s;

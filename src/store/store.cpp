@@ -1,47 +1,20 @@
+// The Store: opening, schema migrations, commits and the daemon's own reads. The read API for
+// other readers is in reader.cpp, the pruning of old readings in retention.cpp.
 #include "plugbridge/store/store.hpp"
 
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <array>
 #include <limits>
 
 #include "plugbridge/common/log.hpp"
+#include "store_impl.hpp"
 
 namespace pb::store {
 
-namespace {
+using namespace detail;
 
-constexpr const char* kReadingColumns =
-    "cid, boot, seq, ts_ms, flags, voltage_mv, current_ua, power_mw, apparent_mva, power_factor_e4, "
-    "energy_mwh, energy_epoch";
-constexpr const char* kEventColumns = "cid, ts_ms, kind, boot, seq, value, detail";
-
-// The statements the Store keeps prepared; index into Impl::stmts.
-enum Slot : size_t {
-  kInsertReading,
-  kInsertEvent,
-  kLastSeq,
-  kLatestReading,
-  kReadingsRange,
-  kEventsAll,
-  kEventsCid,
-  kCountAll,
-  kCountCid,
-  kUserVersion,
-  kUpsertBucket,
-  kUpsertState,
-  kEnergyStates,
-  kBucketsRange,
-  kEnergySum,
-  kPruneReadings,
-  kOutboxInsert,
-  kOutboxDelete,
-  kOutboxAll,
-  kSlotCount
-};
-
-std::string sql_for(Slot slot) {
+std::string detail::sql_for(Slot slot) {
   const std::string r = kReadingColumns;
   const std::string e = kEventColumns;
   switch (slot) {
@@ -102,10 +75,6 @@ std::string sql_for(Slot slot) {
              "WHERE cid = ?1 AND start_ms >= ?2 AND start_ms < ?4) + "
              "(SELECT coalesce(sum(energy_mwh), 0) FROM energy_buckets "
              "WHERE cid = ?1 AND start_ms >= ?5 AND start_ms < ?3)";
-    case kPruneReadings:
-      // Uses readings_cid_ts; the LIMIT keeps each delete (and the write lock) short.
-      return "DELETE FROM readings WHERE (cid, boot, seq) IN (SELECT cid, boot, seq FROM readings "
-             "WHERE cid = ?1 AND ts_ms < ?2 ORDER BY ts_ms LIMIT ?3)";
     case kOutboxInsert:
       return "INSERT INTO outbox (ord, cid, dp, kind, t_ms, value) VALUES (?,?,?,?,?,?) ON CONFLICT DO "
              "NOTHING";
@@ -113,27 +82,13 @@ std::string sql_for(Slot slot) {
       return "DELETE FROM outbox WHERE ord = ?";
     case kOutboxAll:
       return "SELECT ord, cid, dp, kind, t_ms, value FROM outbox ORDER BY ord";
-    case kSlotCount:
+    default:  // the slots whose SQL is spelled where they are used
       break;
   }
   return {};
 }
 
-// Resets a cached statement when a use of it ends, also on exceptions.
-class StmtUse {
- public:
-  explicit StmtUse(sqlite3_stmt* s) : s_(s) {}
-  ~StmtUse() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  StmtUse(const StmtUse&) = delete;
-  StmtUse& operator=(const StmtUse&) = delete;
-  sqlite3_stmt* get() const { return s_; }
-
- private:
-  sqlite3_stmt* s_;
-};
+namespace {
 
 int max_number(const std::vector<Migration>& list) {
   return list.empty() ? 0 : list.back().number;
@@ -150,150 +105,50 @@ void validate(const std::vector<Migration>& list) {
 
 }  // namespace
 
-struct Store::Impl {
-  sqlite3* db = nullptr;
-  std::string path;
-  std::array<sqlite3_stmt*, kSlotCount> stmts{};
-
-  ~Impl() {
-    for (sqlite3_stmt* s : stmts) sqlite3_finalize(s);
-    if (db != nullptr) sqlite3_close(db);
-  }
-
-  [[noreturn]] void fail(const std::string& what) const {
-    throw StoreError(what + " (" + path + "): " + sqlite3_errmsg(db));
-  }
-
-  void exec(const std::string& sql, const std::string& what) const {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      const std::string msg = err != nullptr ? err : sqlite3_errmsg(db);
-      sqlite3_free(err);
-      throw StoreError(what + " (" + path + "): " + msg);
+void Store::Impl::migrate(const std::vector<Migration>& list) {
+  const int latest = max_number(list);
+  for (;;) {
+    exec("BEGIN IMMEDIATE", "begin migration");
+    // Re-read inside the write lock: another process may have migrated meanwhile.
+    const int version = user_version();
+    if (version >= latest) {
+      exec("COMMIT", "commit");
+      return;
     }
-  }
-
-  // Rolls back only if a transaction is still open (SQLite undoes some failures by itself).
-  void rollback_quietly() const {
-    if (sqlite3_get_autocommit(db) == 0) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-
-  sqlite3_stmt* stmt(Slot slot) {
-    if (stmts[slot] == nullptr) {
-      const std::string sql = sql_for(slot);
-      if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmts[slot], nullptr) !=
-          SQLITE_OK) {
-        fail("cannot prepare statement");
-      }
+    const Migration& m = list[static_cast<size_t>(version)];
+    try {
+      exec(std::string(m.sql), "migration " + std::string(m.name) + " failed");
+      exec("PRAGMA user_version = " + std::to_string(m.number), "set schema version");
+      exec("COMMIT", "commit migration " + std::string(m.name));
+    } catch (const StoreError& e) {
+      rollback_quietly();
+      throw StoreError(std::string(e.what()) + "; rolled back, database stays at schema version " +
+                       std::to_string(version));
     }
-    return stmts[slot];
+    PB_LOG(Info, "store") << "applied migration " << m.name << " to " << path;
   }
+}
 
-  void bind_int(sqlite3_stmt* s, int index, int64_t v) const {
-    if (sqlite3_bind_int64(s, index, v) != SQLITE_OK) fail("bind");
-  }
-  void bind_text(sqlite3_stmt* s, int index, const std::string& v) const {
-    if (sqlite3_bind_text(s, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) != SQLITE_OK) {
-      fail("bind");
+void Store::Impl::apply_outbox(const std::vector<OutboxChange>& changes) {
+  for (const OutboxChange& c : changes) {
+    if (c.remove) {
+      StmtUse use(stmt(kOutboxDelete));
+      bind_int(use.get(), 1, c.row.ord);
+      if (sqlite3_step(use.get()) != SQLITE_DONE) fail("delete outbox row");
+      continue;
     }
+    if (c.row.cid.empty()) throw StoreError("outbox row with an empty cid");
+    StmtUse use(stmt(kOutboxInsert));
+    sqlite3_stmt* s = use.get();
+    bind_int(s, 1, c.row.ord);
+    bind_text(s, 2, c.row.cid);
+    bind_int(s, 3, c.row.dp);
+    bind_int(s, 4, c.row.event ? 0 : 1);
+    bind_int(s, 5, c.row.t_ms);
+    bind_text(s, 6, c.row.value);
+    if (sqlite3_step(s) != SQLITE_DONE) fail("insert outbox row");
   }
-
-  // Steps a statement that returns at most one row; true if there was a row.
-  bool step_row(sqlite3_stmt* s, const char* what) const {
-    const int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail(what);
-  }
-
-  int user_version() {
-    StmtUse use(stmt(kUserVersion));
-    if (!step_row(use.get(), "read schema version")) fail("read schema version");
-    return sqlite3_column_int(use.get(), 0);
-  }
-
-  void migrate(const std::vector<Migration>& list) {
-    const int latest = max_number(list);
-    for (;;) {
-      exec("BEGIN IMMEDIATE", "begin migration");
-      // Re-read inside the write lock: another process may have migrated meanwhile.
-      const int version = user_version();
-      if (version >= latest) {
-        exec("COMMIT", "commit");
-        return;
-      }
-      const Migration& m = list[static_cast<size_t>(version)];
-      try {
-        exec(std::string(m.sql), "migration " + std::string(m.name) + " failed");
-        exec("PRAGMA user_version = " + std::to_string(m.number), "set schema version");
-        exec("COMMIT", "commit migration " + std::string(m.name));
-      } catch (const StoreError& e) {
-        rollback_quietly();
-        throw StoreError(std::string(e.what()) + "; rolled back, database stays at schema version " +
-                         std::to_string(version));
-      }
-      PB_LOG(Info, "store") << "applied migration " << m.name << " to " << path;
-    }
-  }
-
-  static ReadingRow read_reading(sqlite3_stmt* s) {
-    ReadingRow r;
-    r.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-    r.boot = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
-    r.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 2));
-    r.ts_ms = sqlite3_column_int64(s, 3);
-    r.flags = static_cast<uint8_t>(sqlite3_column_int64(s, 4));
-    r.voltage_mv = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
-    r.current_ua = static_cast<uint32_t>(sqlite3_column_int64(s, 6));
-    r.power_mw = static_cast<uint32_t>(sqlite3_column_int64(s, 7));
-    r.apparent_mva = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
-    r.power_factor_e4 = static_cast<uint16_t>(sqlite3_column_int64(s, 9));
-    r.energy_mwh = static_cast<uint64_t>(sqlite3_column_int64(s, 10));
-    r.energy_epoch = static_cast<uint16_t>(sqlite3_column_int64(s, 11));
-    return r;
-  }
-
-  static EventRow read_event(sqlite3_stmt* s) {
-    EventRow e;
-    e.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-    e.ts_ms = sqlite3_column_int64(s, 1);
-    e.kind = reinterpret_cast<const char*>(sqlite3_column_text(s, 2));
-    if (sqlite3_column_type(s, 3) != SQLITE_NULL) e.boot = static_cast<uint32_t>(sqlite3_column_int64(s, 3));
-    if (sqlite3_column_type(s, 4) != SQLITE_NULL) e.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 4));
-    e.value = sqlite3_column_int64(s, 5);
-    const unsigned char* detail = sqlite3_column_text(s, 6);
-    if (detail != nullptr) e.detail = reinterpret_cast<const char*>(detail);
-    return e;
-  }
-
-  // Inside an open transaction.
-  void apply_outbox(const std::vector<OutboxChange>& changes) {
-    for (const OutboxChange& c : changes) {
-      if (c.remove) {
-        StmtUse use(stmt(kOutboxDelete));
-        bind_int(use.get(), 1, c.row.ord);
-        if (sqlite3_step(use.get()) != SQLITE_DONE) fail("delete outbox row");
-        continue;
-      }
-      if (c.row.cid.empty()) throw StoreError("outbox row with an empty cid");
-      StmtUse use(stmt(kOutboxInsert));
-      sqlite3_stmt* s = use.get();
-      bind_int(s, 1, c.row.ord);
-      bind_text(s, 2, c.row.cid);
-      bind_int(s, 3, c.row.dp);
-      bind_int(s, 4, c.row.event ? 0 : 1);
-      bind_int(s, 5, c.row.t_ms);
-      bind_text(s, 6, c.row.value);
-      if (sqlite3_step(s) != SQLITE_DONE) fail("insert outbox row");
-    }
-  }
-
-  // Inserts one row with a prepared insert; true if inserted, false if it was a duplicate.
-  bool insert(sqlite3_stmt* s) const {
-    if (sqlite3_step(s) != SQLITE_DONE) fail("insert");
-    return sqlite3_changes(db) == 1;
-  }
-};
+}
 
 Store::Store(const std::string& path, bool read_only) : Store(path, StoreOptions{.read_only = read_only}) {}
 
@@ -306,7 +161,10 @@ Store::Store(const std::string& path, const StoreOptions& options)
   validate(list);
   const int latest = max_number(list);
 
-  const int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  // A read-only Store (the CLI, one thread) skips SQLite's per-call connection mutex: the history
+  // scans read many rows.
+  const int flags = options.read_only ? (SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+                                      : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   if (sqlite3_open_v2(path.c_str(), &d.db, flags, nullptr) != SQLITE_OK) {
     const std::string msg = d.db != nullptr ? sqlite3_errmsg(d.db) : "out of memory";
     throw StoreError("cannot open database " + path + ": " + msg);
@@ -549,16 +407,7 @@ std::vector<BucketRow> Store::buckets(const std::string& cid, int64_t from_ms, i
   std::vector<BucketRow> out;
   while (impl_->step_row(s, "buckets")) {
     BucketRow b;
-    b.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-    b.start_ms = sqlite3_column_int64(s, 1);
-    b.energy_mwh = sqlite3_column_int64(s, 2);
-    b.samples = sqlite3_column_int64(s, 3);
-    b.power_sum_mw = sqlite3_column_int64(s, 4);
-    b.power_min_mw = sqlite3_column_int64(s, 5);  // NULL reads as 0
-    b.power_max_mw = sqlite3_column_int64(s, 6);
-    b.voltage_min_mv = sqlite3_column_int64(s, 7);
-    b.voltage_max_mv = sqlite3_column_int64(s, 8);
-    b.current_max_ua = sqlite3_column_int64(s, 9);
+    Impl::read_bucket(s, b);
     out.push_back(std::move(b));
   }
   return out;
@@ -598,16 +447,6 @@ Store::ReadTransaction::ReadTransaction(const Store& store) : store_(store) {
 
 Store::ReadTransaction::~ReadTransaction() {
   store_.impl_->rollback_quietly();  // a read transaction has nothing to commit
-}
-
-size_t Store::prune_readings(const std::string& cid, int64_t before_ms, size_t limit) {
-  Impl& d = *impl_;
-  StmtUse use(d.stmt(kPruneReadings));
-  d.bind_text(use.get(), 1, cid);
-  d.bind_int(use.get(), 2, before_ms);
-  d.bind_int(use.get(), 3, static_cast<int64_t>(limit));
-  if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("prune readings");
-  return static_cast<size_t>(sqlite3_changes(d.db));
 }
 
 }  // namespace pb::store

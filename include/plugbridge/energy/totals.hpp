@@ -1,4 +1,5 @@
-// Energy totals over calendar periods, from the 15-minute buckets (never from raw readings).
+// Energy totals over calendar periods, from the 15-minute buckets (never from raw readings), read
+// through a store::Reader (a Store converts to one).
 #pragma once
 
 #include <cstdint>
@@ -6,24 +7,25 @@
 #include <string>
 
 #include "plugbridge/energy/calendar.hpp"
+#include "plugbridge/store/reader.hpp"
 #include "plugbridge/store/store.hpp"
 
 namespace pb::energy {
 
 // mWh of the buckets starting in [from_ms, to_ms) (bucket = UTC quarter-hour).
-int64_t energy_between(const store::Store& store, const std::string& cid, int64_t from_ms, int64_t to_ms);
-int64_t day_total(const store::Store& store, const Calendar& cal, const std::string& cid,
+int64_t energy_between(const store::Reader& store, const std::string& cid, int64_t from_ms, int64_t to_ms);
+int64_t day_total(const store::Reader& store, const Calendar& cal, const std::string& cid,
                   date::year_month_day day);
-int64_t month_total(const store::Store& store, const Calendar& cal, const std::string& cid,
+int64_t month_total(const store::Reader& store, const Calendar& cal, const std::string& cid,
                     date::year_month month);
-int64_t all_time_total(const store::Store& store, const std::string& cid);
+int64_t all_time_total(const store::Reader& store, const std::string& cid);
 
 // What the CLI's `energy` shows, at now_ms in the calendar's zone.
 struct Summary {
   int64_t today_mwh = 0, yesterday_mwh = 0, this_month_mwh = 0, last_month_mwh = 0, all_time_mwh = 0;
   bool operator==(const Summary&) const = default;
 };
-Summary summary(const store::Store& store, const Calendar& cal, const std::string& cid, int64_t now_ms);
+Summary summary(const store::Reader& store, const Calendar& cal, const std::string& cid, int64_t now_ms);
 
 // Today's and this month's energy per socket for the daemon's reports, kept in memory: read from
 // the store once per socket and local day, then advanced by the committed bucket updates.

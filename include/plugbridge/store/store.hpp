@@ -146,8 +146,8 @@ class Store {
   std::vector<BucketRow> buckets(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
   // Sum of bucket energy (mWh) with from_ms <= start_ms < to_ms.
   int64_t energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
-  // Deletes at most `limit` raw readings of cid older than before_ms (one short transaction);
-  // returns how many were deleted. Buckets and events are kept.
+  // Retention (retention.cpp): deletes at most `limit` raw readings of cid older than before_ms
+  // (one short transaction); returns how many were deleted. Buckets and events are kept.
   size_t prune_readings(const std::string& cid, int64_t before_ms, size_t limit);
 
   // Highest stored record seq (readings and socket events) of that boot, 0 if none. This is the
@@ -163,7 +163,7 @@ class Store {
 
   // One consistent view for several queries: while it lives, every read through this Store sees
   // the database as it was when the transaction started, whatever other connections commit
-  // meanwhile (WAL). For readers (the CLI); no commit() on this Store while one is open.
+  // meanwhile (WAL). For readers (Reader::Snapshot); no commit() on this Store while one is open.
   class ReadTransaction {
    public:
     explicit ReadTransaction(const Store& store);
@@ -176,6 +176,7 @@ class Store {
   };
 
  private:
+  friend class Reader;  // reads through this connection (reader.hpp)
   struct Impl;
   std::string path_;
   std::unique_ptr<Impl> impl_;

@@ -188,6 +188,38 @@ TEST_F(CliTest, NoDatabaseYetNamesTheFix) {
                        " yet\n  fix: start plugbridged once (it creates the database), or pass --db FILE\n");
 }
 
+// A database written by a newer release (a schema this build does not know) is refused, naming
+// both versions and the fix; so is one an older daemon left behind (the CLI never migrates).
+TEST_F(CliTest, ADatabaseOfAnotherSchemaVersionIsRefused) {
+  std::vector<store::Migration> newer = store::embedded_migrations();
+  const int latest = static_cast<int>(newer.size());
+  newer.push_back({latest + 1, "9999_future.sql", "CREATE TABLE future (x INTEGER);"});
+  { store::Store db(db_path(), store::StoreOptions{.migrations = &newer}); }
+  for (const char* cmd : {"energy", "history", "export"}) {
+    SCOPED_TRACE(cmd);
+    auto r = run(std::string(cmd) == "history"  ? std::vector<std::string>{"history", "kettle"}
+                 : std::string(cmd) == "export" ? std::vector<std::string>{"export", "--csv", "-"}
+                                                : std::vector<std::string>{"energy"});
+    EXPECT_EQ(r.code, exit_code::kNoData);
+    EXPECT_NE(r.err.find("cannot open the database: database " + db_path() + " has schema version " +
+                         std::to_string(latest + 1) + ", newer than version " + std::to_string(latest)),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("fix: check that you may read it"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+
+  fs::remove(db_path());
+  const std::vector<store::Migration> older(store::embedded_migrations().begin(),
+                                            store::embedded_migrations().end() - 1);
+  { store::Store db(db_path(), store::StoreOptions{.migrations = &older}); }
+  auto r = run({"energy"});
+  EXPECT_EQ(r.code, exit_code::kNoData);
+  EXPECT_NE(r.err.find("a read-only open cannot migrate it"), std::string::npos) << r.err;
+  store::Store check(db_path(), store::StoreOptions{.read_only = true, .migrations = &older});
+  EXPECT_EQ(check.schema_version(), latest - 1);  // left as it was
+}
+
 TEST_F(CliTest, MissingConfigNamesTheFix) {
   std::ostringstream out, err;
   Terminal t{out, err};

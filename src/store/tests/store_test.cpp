@@ -10,34 +10,15 @@
 #include <iostream>
 #include <string>
 
+#include "temp_db.hpp"
+
 namespace pb::store {
 namespace {
 
 namespace fs = std::filesystem;
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public TempDbTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "pbstoreXXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    db_ = (dir_ / "t.db").string();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  // Direct SQL on the file, bypassing Store (to inspect or tamper with it).
-  void raw_exec(const std::string& sql) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
-    char* err = nullptr;
-    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
-    sqlite3_free(err);
-    sqlite3_close(db);
-  }
   bool table_exists(const std::string& name) {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
@@ -78,9 +59,6 @@ class StoreTest : public ::testing::Test {
     e.detail = R"({"cause":"button"})";
     return e;
   }
-
-  fs::path dir_;
-  std::string db_;
 };
 
 TEST_F(StoreTest, FreshDatabaseIsAtLatestVersion) {

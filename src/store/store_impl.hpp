@@ -1,0 +1,207 @@
+// The connection behind a Store and its prepared statements, shared by the store's sources
+// (store.cpp: schema and commits, reader.cpp: the read API, retention.cpp: pruning). Private to
+// src/store.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "plugbridge/store/store.hpp"
+
+namespace pb::store {
+
+namespace detail {
+
+constexpr const char* kReadingColumns =
+    "cid, boot, seq, ts_ms, flags, voltage_mv, current_ua, power_mw, apparent_mva, power_factor_e4, "
+    "energy_mwh, energy_epoch";
+constexpr const char* kEventColumns = "cid, ts_ms, kind, boot, seq, value, detail";
+
+// The statements a connection keeps prepared; index into Store::Impl::stmts. The Store's own are
+// spelled by sql_for() (store.cpp); the others by the file that uses them.
+enum Slot : size_t {
+  kInsertReading,
+  kInsertEvent,
+  kLastSeq,
+  kLatestReading,
+  kReadingsRange,
+  kEventsAll,
+  kEventsCid,
+  kCountAll,
+  kCountCid,
+  kUserVersion,
+  kUpsertBucket,
+  kUpsertState,
+  kEnergyStates,
+  kBucketsRange,
+  kEnergySum,
+  kOutboxInsert,
+  kOutboxDelete,
+  kOutboxAll,
+  kStoreSlotCount,                   // the slots below have their SQL where they are used
+  kPruneReadings = kStoreSlotCount,  // retention.cpp
+  kRowsQuarter,                      // reader.cpp, from here on
+  kRowsHour,
+  kRowsQuarterEnergy,
+  kRowsHourEnergy,
+  kExportBucketsAll,
+  kExportBucketsCid,
+  kExportCountAll,
+  kExportCountCid,
+  kExportReadingsAll,
+  kExportReadingsCid,
+  kSlotCount
+};
+
+std::string sql_for(Slot slot);  // the Store's own slots
+
+// Resets a cached statement when a use of it ends, also on exceptions.
+class StmtUse {
+ public:
+  explicit StmtUse(sqlite3_stmt* s) : s_(s) {}
+  ~StmtUse() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  StmtUse(const StmtUse&) = delete;
+  StmtUse& operator=(const StmtUse&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+}  // namespace detail
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  std::string path;
+  std::array<sqlite3_stmt*, detail::kSlotCount> stmts{};
+
+  ~Impl() {
+    for (sqlite3_stmt* s : stmts) sqlite3_finalize(s);
+    if (db != nullptr) sqlite3_close(db);
+  }
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw StoreError(what + " (" + path + "): " + sqlite3_errmsg(db));
+  }
+
+  void exec(const std::string& sql, const std::string& what) const {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      const std::string msg = err != nullptr ? err : sqlite3_errmsg(db);
+      sqlite3_free(err);
+      throw StoreError(what + " (" + path + "): " + msg);
+    }
+  }
+
+  // Rolls back only if a transaction is still open (SQLite undoes some failures by itself).
+  void rollback_quietly() const {
+    if (sqlite3_get_autocommit(db) == 0) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  // The statement of slot, prepared on first use from make_sql() (only called then).
+  template <class MakeSql>
+  sqlite3_stmt* stmt(detail::Slot slot, const MakeSql& make_sql) {
+    if (stmts[slot] == nullptr) {
+      const std::string sql = make_sql();
+      if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmts[slot], nullptr) !=
+          SQLITE_OK)
+        fail("cannot prepare statement");
+    }
+    return stmts[slot];
+  }
+  sqlite3_stmt* stmt(detail::Slot slot) {
+    return stmt(slot, [slot] { return detail::sql_for(slot); });
+  }
+
+  void bind_int(sqlite3_stmt* s, int index, int64_t v) const {
+    if (sqlite3_bind_int64(s, index, v) != SQLITE_OK) fail("bind");
+  }
+  void bind_text(sqlite3_stmt* s, int index, const std::string& v) const {
+    if (sqlite3_bind_text(s, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) != SQLITE_OK) {
+      fail("bind");
+    }
+  }
+
+  // Steps a statement; true if it produced a row, false when it is done.
+  bool step_row(sqlite3_stmt* s, const char* what) const {
+    const int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(what);
+  }
+
+  int user_version() {
+    detail::StmtUse use(stmt(detail::kUserVersion));
+    if (!step_row(use.get(), "read schema version")) fail("read schema version");
+    return sqlite3_column_int(use.get(), 0);
+  }
+
+  void migrate(const std::vector<Migration>& list);
+  void apply_outbox(const std::vector<OutboxChange>& changes);  // inside an open transaction
+
+  // Inserts one row with a prepared insert; true if inserted, false if it was a duplicate.
+  bool insert(sqlite3_stmt* s) const {
+    if (sqlite3_step(s) != SQLITE_DONE) fail("insert");
+    return sqlite3_changes(db) == 1;
+  }
+
+  static std::string text(sqlite3_stmt* s, int column) {
+    const unsigned char* p = sqlite3_column_text(s, column);
+    return p != nullptr ? reinterpret_cast<const char*>(p) : "";
+  }
+  // A row of kReadingColumns.
+  static ReadingRow read_reading(sqlite3_stmt* s) {
+    ReadingRow r;
+    r.cid = text(s, 0);
+    r.boot = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
+    r.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 2));
+    r.ts_ms = sqlite3_column_int64(s, 3);
+    r.flags = static_cast<uint8_t>(sqlite3_column_int64(s, 4));
+    r.voltage_mv = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
+    r.current_ua = static_cast<uint32_t>(sqlite3_column_int64(s, 6));
+    r.power_mw = static_cast<uint32_t>(sqlite3_column_int64(s, 7));
+    r.apparent_mva = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
+    r.power_factor_e4 = static_cast<uint16_t>(sqlite3_column_int64(s, 9));
+    r.energy_mwh = static_cast<uint64_t>(sqlite3_column_int64(s, 10));
+    r.energy_epoch = static_cast<uint16_t>(sqlite3_column_int64(s, 11));
+    return r;
+  }
+  // A row of kEventColumns.
+  static EventRow read_event(sqlite3_stmt* s) {
+    EventRow e;
+    e.cid = text(s, 0);
+    e.ts_ms = sqlite3_column_int64(s, 1);
+    e.kind = text(s, 2);
+    if (sqlite3_column_type(s, 3) != SQLITE_NULL) e.boot = static_cast<uint32_t>(sqlite3_column_int64(s, 3));
+    if (sqlite3_column_type(s, 4) != SQLITE_NULL) e.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 4));
+    e.value = sqlite3_column_int64(s, 5);
+    e.detail = text(s, 6);
+    return e;
+  }
+  // From column `first` on: start_ms, energy_mwh, samples, power_sum_mw, power_min_mw,
+  // power_max_mw, voltage_min_mv, voltage_max_mv, current_max_ua (NULL reads as 0).
+  static void read_bucket_values(sqlite3_stmt* s, int first, BucketRow& b) {
+    b.start_ms = sqlite3_column_int64(s, first);
+    b.energy_mwh = sqlite3_column_int64(s, first + 1);
+    b.samples = sqlite3_column_int64(s, first + 2);
+    b.power_sum_mw = sqlite3_column_int64(s, first + 3);
+    b.power_min_mw = sqlite3_column_int64(s, first + 4);
+    b.power_max_mw = sqlite3_column_int64(s, first + 5);
+    b.voltage_min_mv = sqlite3_column_int64(s, first + 6);
+    b.voltage_max_mv = sqlite3_column_int64(s, first + 7);
+    b.current_max_ua = sqlite3_column_int64(s, first + 8);
+  }
+  // cid, then the values above.
+  static void read_bucket(sqlite3_stmt* s, BucketRow& b) {
+    b.cid = text(s, 0);
+    read_bucket_values(s, 1, b);
+  }
+};
+
+}  // namespace pb::store
