@@ -114,6 +114,37 @@ TEST_F(WiredGateway, ReadingsAreAckedOnlyAfterTheirCommit) {
   EXPECT_EQ(again->of(proto::MsgType::HelloAck).at(0).hello_ack.last_committed_seq, 3u);
 }
 
+TEST_F(WiredGateway, EventsAreStoredWithTheirCauseAndTheLastReadingIsLive) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  lan_->deliver(link, reading(1, proto::kMeterOk));
+  proto::Message e{};
+  e.type = proto::MsgType::Event;
+  e.event.seq = 2;
+  e.event.type = proto::EventType::RelayChanged;
+  e.event.cause = proto::Cause::Button;
+  e.event.value = 1;
+  lan_->deliver(link, e);
+  ASSERT_TRUE(run_until(io_, [&] { return !link->of(proto::MsgType::Ack).empty(); }));
+  EXPECT_EQ(link->of(proto::MsgType::Ack).back().ack.up_to_seq, 2u);
+  const auto events = store_.events("s1", 0, INT64_MAX);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, "relay");
+  EXPECT_EQ(events[0].detail, R"({"cause":"button"})");
+  const LiveSocket live = gw_->live_status().at(0);
+  EXPECT_TRUE(live.online);
+  ASSERT_TRUE(live.last);
+  EXPECT_EQ(live.last->seq, 1u);
+  EXPECT_EQ(live.last->power_mw, 23'000u);
+
+  // A frame a socket must not send ends its session.
+  proto::Message wrong{};
+  wrong.type = proto::MsgType::Ack;
+  lan_->deliver(link, wrong);
+  EXPECT_FALSE(link->open());
+  ASSERT_TRUE(run_until(io_, [&] { return !gw_->live_status().at(0).online; }));
+}
+
 TEST_F(WiredGateway, LocalCommandsAreValidatedAndQueuedLikeCloudOnes) {
   auto link = std::make_shared<FakeLink>("s1", kCaps);
   ASSERT_TRUE(lan_->connect(link));
