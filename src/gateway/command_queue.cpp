@@ -77,6 +77,28 @@ std::optional<std::string> calibration_problem(const std::optional<bool>& relay_
 
 }  // namespace
 
+const char* to_string(LocalResult::Status s) {
+  switch (s) {
+    case LocalResult::Status::Confirmed:
+      return "confirmed";
+    case LocalResult::Status::UnknownCid:
+      return "unknown_cid";
+    case LocalResult::Status::Offline:
+      return "offline";
+    case LocalResult::Status::Timeout:
+      return "timeout";
+    case LocalResult::Status::Unsupported:
+      return "unsupported";
+    case LocalResult::Status::Rejected:
+      return "rejected";
+    case LocalResult::Status::BadRequest:
+      return "bad_request";
+    case LocalResult::Status::ShuttingDown:
+      return "shutting_down";
+  }
+  return "unknown";
+}
+
 CommandQueue::CommandQueue(boost::asio::io_context& io, SocketRegistry& sockets, CommandPort& port,
                            std::chrono::seconds timeout, Stats& stats)
     : io_(io), sockets_(sockets), port_(port), timeout_(timeout), stats_(stats) {}

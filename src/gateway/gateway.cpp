@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <nlohmann/json.hpp>
 
 #include "clocks.hpp"
 #include "cloud_sync.hpp"
@@ -16,12 +15,10 @@
 #include "record_committer.hpp"
 #include "retention.hpp"
 #include "socket_registry.hpp"
-#include "wire_names.hpp"
 
 namespace pb::gateway {
 
 namespace proto = pbfw::proto;
-using json = nlohmann::json;
 
 namespace {
 
@@ -199,17 +196,8 @@ void Gateway::on_lan_message(const std::shared_ptr<SocketLink>& link, const prot
       p.committer.add_reading(apply_reading(*st, m.reading, p.clocks.unix_ms()), link);
       break;
     case proto::MsgType::Event: {
-      const proto::Event& e = m.event;
-      store::EventRow row;
-      row.cid = st->entry->cid;
-      row.ts_ms = p.clocks.unix_ms() - e.age_ms;
-      row.kind = event_kind(e.type);
-      row.boot = st->boot;
-      row.seq = e.seq;
-      row.value = e.value;
-      row.detail = json{{"cause", cause_name(e.cause)}}.dump();
-      p.committer.add_event(std::move(row), link);
-      const EventEffect fx = apply_event(*st, e);
+      p.committer.add_event(event_row(*st, m.event, p.clocks.unix_ms()), link);
+      const EventEffect fx = apply_event(*st, m.event);
       if (fx.reapply_limits) p.commands.apply_limits(*st);
       if (fx.report) p.cloud->report(*st, false);
       break;
@@ -267,28 +255,6 @@ void Gateway::shutdown(std::function<void()> done) {
   p.committer.flush();
   // Tell the cloud every socket is offline, and finish once the broker acked it (or gave up).
   p.cloud->publish_all_offline(std::move(done));
-}
-
-const char* to_string(LocalResult::Status s) {
-  switch (s) {
-    case LocalResult::Status::Confirmed:
-      return "confirmed";
-    case LocalResult::Status::UnknownCid:
-      return "unknown_cid";
-    case LocalResult::Status::Offline:
-      return "offline";
-    case LocalResult::Status::Timeout:
-      return "timeout";
-    case LocalResult::Status::Unsupported:
-      return "unsupported";
-    case LocalResult::Status::Rejected:
-      return "rejected";
-    case LocalResult::Status::BadRequest:
-      return "bad_request";
-    case LocalResult::Status::ShuttingDown:
-      return "shutting_down";
-  }
-  return "unknown";
 }
 
 }  // namespace pb::gateway

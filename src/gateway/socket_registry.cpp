@@ -1,6 +1,9 @@
 #include "socket_registry.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "plugbridge/common/log.hpp"
+#include "wire_names.hpp"
 
 namespace pb::gateway {
 
@@ -95,6 +98,18 @@ store::ReadingRow apply_reading(SocketState& st, const proto::Reading& r, int64_
   if ((caps & proto::kCapSwitchLock) && row.ts_ms >= st.switch_confirmed_ms) {
     st.switch_enabled = (r.flags & proto::kSwitchDisabled) == 0;
   }
+  return row;
+}
+
+store::EventRow event_row(const SocketState& st, const proto::Event& e, int64_t now_ms) {
+  store::EventRow row;
+  row.cid = st.entry->cid;
+  row.ts_ms = now_ms - e.age_ms;
+  row.kind = event_kind(e.type);
+  row.boot = st.boot;
+  row.seq = e.seq;
+  row.value = e.value;
+  row.detail = nlohmann::json{{"cause", cause_name(e.cause)}}.dump();
   return row;
 }
 

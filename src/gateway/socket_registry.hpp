@@ -113,6 +113,9 @@ class SocketRegistry {
 // count, countdown, DP 17). `now_ms`: unix ms of its arrival.
 store::ReadingRow apply_reading(SocketState& st, const pbfw::proto::Reading& r, int64_t now_ms);
 
+// An event as the row to commit (kind and cause in their text forms).
+store::EventRow event_row(const SocketState& st, const pbfw::proto::Event& e, int64_t now_ms);
+
 // What an event changed in the socket's state.
 struct EventEffect {
   bool report = false;          // DPs changed: report them

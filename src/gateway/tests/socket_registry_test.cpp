@@ -127,6 +127,24 @@ TEST_F(SocketRegistryTest, EventsChangeRelayFaultsAndAfterAResetTheLimits) {
   EXPECT_TRUE(apply_event(st, e).reapply_limits);
 }
 
+TEST_F(SocketRegistryTest, AnEventBecomesARowWithItsKindAndCauseInText) {
+  SocketState& st = *sockets_.attach(std::make_shared<FakeLink>("s3", kV1, 9)).socket;
+  proto::Event e{};
+  e.seq = 5;
+  e.age_ms = 250;
+  e.type = proto::EventType::OverPower;
+  e.cause = proto::Cause::Protection;
+  e.value = 4000;
+  const store::EventRow row = event_row(st, e, 10'000);
+  EXPECT_EQ(row.cid, "s3");
+  EXPECT_EQ(row.ts_ms, 9'750);
+  EXPECT_EQ(row.kind, "over_power");
+  EXPECT_EQ(row.boot, 9u);
+  EXPECT_EQ(row.seq, 5u);
+  EXPECT_EQ(row.value, 4000);
+  EXPECT_EQ(row.detail, R"({"cause":"protection"})");
+}
+
 TEST_F(SocketRegistryTest, OnlyTheNewestCommittedReadingIsTheLast) {
   SocketState& st = *sockets_.find("s1");
   store::ReadingRow newer;
