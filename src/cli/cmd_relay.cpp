@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "plugbridge/cli/control_client.hpp"
+#include "plugbridge/gateway/command_limits.hpp"
 
 namespace pb::cli {
 namespace {
@@ -84,7 +85,9 @@ class Countdown : public Command {
     auto* sub =
         app.add_subcommand("countdown", "flip the relay after SECONDS (0 cancels), run by the socket");
     sub->add_option("cid", cid_, "socket id")->required();
-    sub->add_option("seconds", seconds_, "0..86400")->required()->check(CLI::Range(0, 86400));
+    sub->add_option("seconds", seconds_, "0.." + std::to_string(gateway::kMaxCountdownS))
+        ->required()
+        ->check(CLI::Range(int64_t{0}, gateway::kMaxCountdownS));
     return sub;
   }
   int run(Context& ctx) override {

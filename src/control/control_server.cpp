@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "plugbridge/common/log.hpp"
+#include "plugbridge/gateway/command_limits.hpp"
 #include "plugbridge/gateway/gateway.hpp"
 
 namespace pb::control {
@@ -277,8 +278,10 @@ Handler gateway_handler(gateway::Gateway& gw) {
         return reply(error("bad_request", "relay needs \"state\": \"on\", \"off\" or \"toggle\""));
     } else {
       auto it = req.find("seconds");
-      if (it == req.end() || !it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 86400)
-        return reply(error("bad_request", "countdown needs \"seconds\": an integer 0..86400"));
+      if (it == req.end() || !it->is_number_integer() || it->get<int64_t>() < 0 ||
+          it->get<int64_t>() > gateway::kMaxCountdownS)
+        return reply(error("bad_request", "countdown needs \"seconds\": an integer 0.." +
+                                              std::to_string(gateway::kMaxCountdownS)));
       value = it->get<int64_t>();
     }
     gw.local_command(cid, kind, value, [reply, cid](gateway::LocalResult r) {

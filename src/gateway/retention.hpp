@@ -1,0 +1,49 @@
+// Raw readings older than retention.raw_days go: a pass over the roster's sockets and those since
+// removed from it (known by their energy state) right at start, then every hour; one short
+// delete per loop turn, so commits and sessions never wait long behind the pruning.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "plugbridge/store/store.hpp"
+
+namespace pb::gateway {
+
+class Retention {
+ public:
+  static constexpr size_t kPruneBatch = 2000;  // readings per delete
+  static constexpr std::chrono::hours kInterval{1};
+
+  // `roster`: the configured sockets, pruned first; `now_unix_ms`: wall time.
+  Retention(boost::asio::io_context& io, store::Store& store, int raw_days, std::vector<std::string> roster,
+            std::function<int64_t()> now_unix_ms);
+  Retention(const Retention&) = delete;
+  Retention& operator=(const Retention&) = delete;
+
+  void start(std::chrono::seconds delay);  // the first pass after `delay`, then every kInterval
+  void stop();
+  uint64_t passes() const { return passes_; }  // completed passes
+
+ private:
+  void begin_pass();
+  void step(size_t index);
+
+  boost::asio::io_context& io_;
+  store::Store& store_;
+  int raw_days_;
+  std::vector<std::string> roster_;
+  std::function<int64_t()> now_unix_ms_;
+  std::vector<std::string> cids_;  // the sockets of the current pass
+  boost::asio::steady_timer timer_;
+  bool stopping_ = false;
+  uint64_t passes_ = 0;
+};
+
+}  // namespace pb::gateway

@@ -1,0 +1,185 @@
+// The wired Gateway in-process: a fake LAN, a fake uplink and a real store on a temporary file.
+#include "plugbridge/gateway/gateway.hpp"
+
+#include <gtest/gtest.h>
+
+#include "fakes.hpp"
+#include "plugbridge/tuya/tuya.hpp"
+
+namespace pb::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace testing;
+using json = nlohmann::json;
+
+constexpr uint32_t kCaps = proto::kCapRelay | proto::kCapMeter | proto::kCapCountdown;
+
+class WiredGateway : public ::testing::Test {
+ protected:
+  WiredGateway() : cfg_(roster_config(2)), store_(dir_.file("t.db")), uplink_(io_) {
+    cfg_.database = dir_.file("t.db");
+    auto lan = std::make_unique<FakeLan>(io_);
+    lan_ = lan.get();
+    gw_ = std::make_unique<Gateway>(io_, cfg_, store_, &uplink_, std::move(lan));
+    gw_->start();
+    gw_->on_uplink_connected();
+  }
+  ~WiredGateway() override { shutdown(); }
+  bool shutdown() {
+    if (shut_down_) return true;
+    shut_down_ = true;
+    bool done = false;
+    gw_->shutdown([&] { done = true; });
+    return run_until(io_, [&] { return done; });
+  }
+
+  std::optional<json> response(const std::string& request_id) const {
+    for (const json& j : uplink_.on("commands/response"))
+      if (j["request_id"] == request_id) return j;
+    return std::nullopt;
+  }
+
+  TempDir dir_;
+  boost::asio::io_context io_;
+  config::Config cfg_;
+  store::Store store_;
+  FakeUplink uplink_;
+  FakeLan* lan_ = nullptr;
+  std::unique_ptr<Gateway> gw_;
+  bool shut_down_ = false;
+};
+
+TEST_F(WiredGateway, CloudCommandGoesToTheSocketAndItsResultIsTheResponse) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  ASSERT_EQ(link->of(proto::MsgType::HelloAck).size(), 1u);
+
+  gw_->on_uplink_message("commands", cloud_command("s1", "r1", 1, true));
+  auto commands = link->of(proto::MsgType::Command);
+  ASSERT_EQ(commands.size(), 1u);
+  EXPECT_EQ(commands[0].command.kind, proto::CommandKind::SetRelay);
+  EXPECT_EQ(commands[0].command.value, 1);
+  EXPECT_FALSE(response("r1")) << "answered before the socket confirmed";
+
+  lan_->deliver(link, command_result(commands[0].command.cmd_id, proto::CommandStatus::Ok, true));
+  ASSERT_TRUE(run_until(io_, [&] { return response("r1").has_value(); }));
+  const json r = *response("r1");
+  EXPECT_EQ(r["cid"], "s1");
+  EXPECT_EQ(r["param"]["code"], tuya::code::kSuccess);
+  EXPECT_EQ(gw_->live_status()[0].relay_on, true);
+}
+
+TEST_F(WiredGateway, CommandForAnOfflineSocketIsAnswered2001) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  gw_->on_uplink_message("commands", cloud_command("s2", "r2", 1, false));
+  ASSERT_TRUE(run_until(io_, [&] { return response("r2").has_value(); }));
+  EXPECT_EQ((*response("r2"))["param"]["code"], tuya::code::kOffline);
+  EXPECT_TRUE(link->of(proto::MsgType::Command).empty()) << "sent to another socket";
+
+  // Gone offline: the same for the socket that was connected.
+  link->close("test");
+  ASSERT_TRUE(run_until(io_, [&] { return !gw_->live_status()[0].online; }));
+  gw_->on_uplink_message("commands", cloud_command("s1", "r3", 1, true));
+  ASSERT_TRUE(run_until(io_, [&] { return response("r3").has_value(); }));
+  EXPECT_EQ((*response("r3"))["param"]["code"], tuya::code::kOffline);
+}
+
+TEST_F(WiredGateway, ReadingsAreAckedOnlyAfterTheirCommit) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  std::vector<size_t> rows_at_ack;
+  link->on_send = [&](const proto::Message& m) {
+    if (m.type == proto::MsgType::Ack) rows_at_ack.push_back(store_.count_readings("s1"));
+  };
+  ASSERT_TRUE(lan_->connect(link));
+  EXPECT_EQ(link->of(proto::MsgType::HelloAck).at(0).hello_ack.last_committed_seq, 0u);
+
+  for (uint32_t seq = 1; seq <= 3; ++seq) lan_->deliver(link, reading(seq));
+  EXPECT_TRUE(link->of(proto::MsgType::Ack).empty()) << "acked before the commit";
+  ASSERT_TRUE(run_until(io_, [&] { return !link->of(proto::MsgType::Ack).empty(); }));
+  auto acks = link->of(proto::MsgType::Ack);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].ack.up_to_seq, 3u);
+  ASSERT_EQ(rows_at_ack.size(), 1u);
+  EXPECT_EQ(rows_at_ack[0], 3u) << "the ack went out before the rows were in the database";
+  EXPECT_EQ(gw_->stats().readings_committed, 3u);
+  EXPECT_EQ(store_.last_seq("s1", 1), 3u);
+
+  // A reconnect learns what is committed.
+  link->close("test");
+  ASSERT_TRUE(run_until(io_, [&] { return !gw_->live_status()[0].online; }));
+  auto again = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(again));
+  EXPECT_EQ(again->of(proto::MsgType::HelloAck).at(0).hello_ack.last_committed_seq, 3u);
+}
+
+TEST_F(WiredGateway, EventsAreStoredWithTheirCauseAndTheLastReadingIsLive) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  lan_->deliver(link, reading(1, proto::kMeterOk));
+  proto::Message e{};
+  e.type = proto::MsgType::Event;
+  e.event.seq = 2;
+  e.event.type = proto::EventType::RelayChanged;
+  e.event.cause = proto::Cause::Button;
+  e.event.value = 1;
+  lan_->deliver(link, e);
+  ASSERT_TRUE(run_until(io_, [&] { return !link->of(proto::MsgType::Ack).empty(); }));
+  EXPECT_EQ(link->of(proto::MsgType::Ack).back().ack.up_to_seq, 2u);
+  const auto events = store_.events("s1", 0, INT64_MAX);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, "relay");
+  EXPECT_EQ(events[0].detail, R"({"cause":"button"})");
+  const LiveSocket live = gw_->live_status().at(0);
+  EXPECT_TRUE(live.online);
+  ASSERT_TRUE(live.last);
+  EXPECT_EQ(live.last->seq, 1u);
+  EXPECT_EQ(live.last->power_mw, 23'000u);
+
+  // A frame a socket must not send ends its session.
+  proto::Message wrong{};
+  wrong.type = proto::MsgType::Ack;
+  lan_->deliver(link, wrong);
+  EXPECT_FALSE(link->open());
+  ASSERT_TRUE(run_until(io_, [&] { return !gw_->live_status().at(0).online; }));
+}
+
+TEST_F(WiredGateway, LocalCommandsAreValidatedAndQueuedLikeCloudOnes) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  std::optional<LocalResult> bad, ok;
+  gw_->local_command("s1", "countdown", 86401, [&](LocalResult r) { bad = r; });
+  gw_->local_command("s1", "countdown", 60, [&](LocalResult r) { ok = r; });
+  EXPECT_FALSE(bad) << "answered inside local_command()";
+  ASSERT_TRUE(run_until(io_, [&] { return bad.has_value(); }));
+  EXPECT_EQ(bad->status, LocalResult::Status::BadRequest);
+  EXPECT_EQ(bad->why, "countdown wants 0..86400 s");
+
+  auto commands = link->of(proto::MsgType::Command);
+  ASSERT_EQ(commands.size(), 1u);
+  EXPECT_EQ(commands[0].command.kind, proto::CommandKind::SetCountdown);
+  EXPECT_EQ(commands[0].command.value, 60);
+  lan_->deliver(link, command_result(commands[0].command.cmd_id, proto::CommandStatus::Ok, false));
+  ASSERT_TRUE(run_until(io_, [&] { return ok.has_value(); }));
+  EXPECT_EQ(ok->status, LocalResult::Status::Confirmed);
+  EXPECT_TRUE(uplink_.on("commands/response").empty()) << "a local command answered to the cloud";
+}
+
+TEST_F(WiredGateway, ShutdownAnswersWaitingCommandsAndReportsEverySocketOffline) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  gw_->on_uplink_message("commands", cloud_command("s1", "r9", 1, true));
+  ASSERT_EQ(link->of(proto::MsgType::Command).size(), 1u);
+  ASSERT_TRUE(shutdown());
+  ASSERT_TRUE(response("r9"));
+  EXPECT_EQ((*response("r9"))["param"]["code"], tuya::code::kOffline);
+  EXPECT_TRUE(lan_->stopped);
+  const auto status = uplink_.on("devices/status");
+  ASSERT_FALSE(status.empty());
+  ASSERT_EQ(status.back()["param"].size(), 2u) << status.back().dump();
+  for (const json& s : status.back()["param"]) EXPECT_EQ(s["status"], false) << status.back().dump();
+}
+
+}  // namespace
+}  // namespace pb::gateway
