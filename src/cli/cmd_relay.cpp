@@ -5,13 +5,13 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <pbfw/limits.hpp>
 #include <thread>
 #include <tuple>
 #include <vector>
 
 #include "commands.hpp"
 #include "plugbridge/cli/control_client.hpp"
-#include "plugbridge/gateway/command_limits.hpp"
 
 namespace pb::cli {
 namespace {
@@ -85,9 +85,9 @@ class Countdown : public Command {
     auto* sub =
         app.add_subcommand("countdown", "flip the relay after SECONDS (0 cancels), run by the socket");
     sub->add_option("cid", cid_, "socket id")->required();
-    sub->add_option("seconds", seconds_, "0.." + std::to_string(gateway::kMaxCountdownS))
+    sub->add_option("seconds", seconds_, "0.." + std::to_string(int64_t{pbfw::proto::kMaxCountdownS}))
         ->required()
-        ->check(CLI::Range(int64_t{0}, gateway::kMaxCountdownS));
+        ->check(CLI::Range(int64_t{0}, int64_t{pbfw::proto::kMaxCountdownS}));
     return sub;
   }
   int run(Context& ctx) override {

@@ -11,11 +11,11 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <pbfw/limits.hpp>
 #include <stdexcept>
 #include <vector>
 
 #include "plugbridge/common/log.hpp"
-#include "plugbridge/gateway/command_limits.hpp"
 #include "plugbridge/gateway/gateway.hpp"
 
 namespace pb::control {
@@ -279,9 +279,9 @@ Handler gateway_handler(gateway::Gateway& gw) {
     } else {
       auto it = req.find("seconds");
       if (it == req.end() || !it->is_number_integer() || it->get<int64_t>() < 0 ||
-          it->get<int64_t>() > gateway::kMaxCountdownS)
+          it->get<int64_t>() > int64_t{pbfw::proto::kMaxCountdownS})
         return reply(error("bad_request", "countdown needs \"seconds\": an integer 0.." +
-                                              std::to_string(gateway::kMaxCountdownS)));
+                                              std::to_string(int64_t{pbfw::proto::kMaxCountdownS})));
       value = it->get<int64_t>();
     }
     gw.local_command(cid, kind, value, [reply, cid](gateway::LocalResult r) {

@@ -3,9 +3,9 @@
 #include <boost/asio/post.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <pbfw/limits.hpp>
 
 #include "plugbridge/common/log.hpp"
-#include "plugbridge/gateway/command_limits.hpp"
 #include "plugbridge/gateway/dp_map.hpp"
 #include "plugbridge/tuya/tuya.hpp"
 
@@ -36,7 +36,8 @@ std::optional<std::string> calibration_range_problem(const std::string& kind, in
   if (kind == "calibrate_current" && (v < 10 || v > 20'000)) return "calibrate_current wants 10..20000 mA";
   if (kind == "calibrate_power" && (v < 1'000 || v > 6'000'000))
     return "calibrate_power wants 1000..6000000 mW";
-  if ((kind == "set_kv" || kind == "set_ki") && (v < 10'000 || v > 100'000'000))
+  if ((kind == "set_kv" || kind == "set_ki") &&
+      !pbfw::proto::valid_calibration_e6(static_cast<uint64_t>(v < 0 ? 0 : v)))
     return kind + " wants 10000..100000000 (the constant x 10^6, 0.01..100)";
   return std::nullopt;
 }
@@ -107,8 +108,8 @@ std::optional<std::string> CommandQueue::check_local(const std::string& kind, in
   if (kind == "relay") {
     if (value != 0 && value != 1 && value != -1) return "relay wants on, off or toggle";
   } else if (kind == "countdown") {
-    if (value < 0 || value > kMaxCountdownS)
-      return "countdown wants 0.." + std::to_string(kMaxCountdownS) + " s";
+    if (value < 0 || value > int64_t{pbfw::proto::kMaxCountdownS})
+      return "countdown wants 0.." + std::to_string(int64_t{pbfw::proto::kMaxCountdownS}) + " s";
   } else if (calibration_kind(kind)) {
     return calibration_range_problem(kind, value);
   } else {

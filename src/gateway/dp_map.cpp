@@ -1,6 +1,7 @@
 #include "plugbridge/gateway/dp_map.hpp"
 
 #include <cmath>
+#include <pbfw/limits.hpp>
 #include <string_view>
 
 #include "plugbridge/tuya/dp.hpp"
@@ -13,11 +14,12 @@ using json = nlohmann::json;
 
 namespace {
 
-// Firmware limits (proto.hpp CommandKind comments).
-constexpr int64_t kMaxOverCurrentMs = 600000;
-constexpr int64_t kMaxPowerLimitW = 6000;
-constexpr int64_t kMaxVoltageV = 300;
-constexpr int64_t kMinCurrentMaxMa = 100, kMaxCurrentMaxMa = 20000;
+// The socket's limits, from the wire contract.
+constexpr int64_t kMaxOverCurrentMs = pbfw::proto::kMaxOverCurrentDurationMs;
+constexpr int64_t kMaxPowerLimitW = pbfw::proto::kMaxPowerLimitW;
+constexpr int64_t kMaxVoltageV = pbfw::proto::kMaxVoltageLimitV;
+constexpr int64_t kMinCurrentMaxMa = pbfw::proto::kMinCurrentLimitMa,
+                  kMaxCurrentMaxMa = pbfw::proto::kMaxCurrentLimitMa;
 
 DpCommandPlan reject(int code, std::string why) {
   DpCommandPlan p;

@@ -1,9 +1,9 @@
 #include "socket_registry.hpp"
 
 #include <nlohmann/json.hpp>
+#include <pbfw/proto_names.hpp>
 
 #include "plugbridge/common/log.hpp"
-#include "wire_names.hpp"
 
 namespace pb::gateway {
 
@@ -105,11 +105,11 @@ store::EventRow event_row(const SocketState& st, const proto::Event& e, int64_t 
   store::EventRow row;
   row.cid = st.entry->cid;
   row.ts_ms = now_ms - e.age_ms;
-  row.kind = event_kind(e.type);
+  row.kind = pbfw::proto::event_kind(e.type);
   row.boot = st.boot;
   row.seq = e.seq;
   row.value = e.value;
-  row.detail = nlohmann::json{{"cause", cause_name(e.cause)}}.dump();
+  row.detail = nlohmann::json{{"cause", pbfw::proto::cause_name(e.cause)}}.dump();
   return row;
 }
 

@@ -4,8 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <pbfw/limits.hpp>
+
 #include "fakes.hpp"
-#include "plugbridge/gateway/command_limits.hpp"
 #include "plugbridge/tuya/tuya.hpp"
 
 namespace pb::gateway {
@@ -72,8 +73,9 @@ class CommandQueueTest : public ::testing::Test {
 
 TEST_F(CommandQueueTest, LocalKindsAndRangesAreCheckedInOnePlace) {
   EXPECT_EQ(CommandQueue::check_local("countdown", 0), std::nullopt);
-  EXPECT_EQ(CommandQueue::check_local("countdown", kMaxCountdownS), std::nullopt);
-  EXPECT_EQ(CommandQueue::check_local("countdown", kMaxCountdownS + 1), "countdown wants 0..86400 s");
+  EXPECT_EQ(CommandQueue::check_local("countdown", int64_t{pbfw::proto::kMaxCountdownS}), std::nullopt);
+  EXPECT_EQ(CommandQueue::check_local("countdown", int64_t{pbfw::proto::kMaxCountdownS} + 1),
+            "countdown wants 0..86400 s");
   EXPECT_EQ(CommandQueue::check_local("countdown", -1), "countdown wants 0..86400 s");
   EXPECT_EQ(CommandQueue::check_local("relay", -1), std::nullopt);
   EXPECT_EQ(CommandQueue::check_local("relay", 2), "relay wants on, off or toggle");
@@ -166,7 +168,7 @@ TEST_F(CommandQueueTest, LocalCommandsAreAnsweredOnTheLoopNeverInsideTheCall) {
   connect("s1", proto::kCapRelay);  // no countdown support
   std::vector<LocalResult> got;
   auto keep = [&](LocalResult r) { got.push_back(std::move(r)); };
-  queue_.local("s1", "countdown", kMaxCountdownS + 1, keep);
+  queue_.local("s1", "countdown", int64_t{pbfw::proto::kMaxCountdownS} + 1, keep);
   queue_.local("s1", "countdown", 10, keep);
   queue_.local("s2", "relay", 1, keep);
   queue_.local("s9", "relay", 1, keep);
