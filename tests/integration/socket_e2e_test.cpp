@@ -278,7 +278,9 @@ TEST(SocketEndToEnd, TripCountdownAndGatewayRestartsThroughDatabaseAndEmulator) 
       if (r.boot == key.second) stored.insert(r.seq);
     for (const auto& e : db.events(key.first, 0, INT64_MAX))
       if (e.boot == key.second && e.seq) stored.insert(*e.seq);
-    ASSERT_GT(max_seq, 50u) << key.first;
+    // Records flowed through the whole run (5 readings/s for some 10 s, events besides); how many
+    // depends on how fast the restarts went, so this is a floor, not a count.
+    ASSERT_GT(max_seq, 30u) << key.first;
     for (uint32_t s = 1; s <= max_seq; ++s) ASSERT_EQ(stored.count(s), 1u) << key.first << " seq " << s;
   }
 
