@@ -4,7 +4,8 @@
 # systemd itself. On the host: the Tuya edge emulator (mosquitto, TLS) and plugsim sockets. Proves
 # that the unit's restrictions leave the daemon working: it becomes READY (Type=notify), keeps the
 # watchdog happy, takes the sockets' TLS-PSK sessions, commits their readings, reports to the broker,
-# serves the CLI over the control socket, and stops cleanly; and that the restrictions are in force.
+# serves the CLI over the control socket, and stops cleanly; that the restrictions are in force; and
+# that the maintainer scripts under systemd restart the service on upgrade and stop it on remove.
 #   tests/package/hardening.sh SYSTEMD_ROOT DEB BIN_DIR
 # SYSTEMD_ROOT: a bookworm root with systemd (copied, never changed); BIN_DIR: a host build's
 # programs (plugsim, pb-tuya-emu).
@@ -169,5 +170,34 @@ res=$(in_ct systemctl show plugbridged -p Result -p ExecMainStatus --value | tr 
 [[ $res == "success 0 " ]] || fail "stop: $res"
 ok "stopped cleanly (Result=success, exit 0); no 'operation not permitted' in its journal"
 score=$(in_ct systemd-analyze security plugbridged 2>/dev/null | tail -1)
+# The maintainer scripts with systemd running: an upgrade restarts the service (to a new PID, same
+# configuration and database), remove stops it, purge deletes everything.
+in_ct systemctl start plugbridged
+pid=$(in_ct systemctl show plugbridged -p MainPID --value)
+version=$(dpkg-deb -f "$deb" Version)
+x=$(mktemp -d)
+dpkg-deb -R "$deb" "$x/pkg"
+sed -i "s/^Version: .*/Version: ${version}+next/" "$x/pkg/DEBIAN/control"
+dpkg-deb --root-owner-group -b "$x/pkg" "$r/var/tmp/plugbridge_next.deb" >/dev/null
+rm -rf "$x"
+conf=$(md5sum <"$r/etc/plugbridge/plugbridge.yaml")
+in_ct dpkg -i /var/tmp/plugbridge_next.deb >"$w/upgrade.log" 2>&1 || { cat "$w/upgrade.log"; fail "upgrade"; }
+pid2=$(in_ct systemctl show plugbridged -p MainPID --value)
+[[ $(in_ct systemctl is-active plugbridged) == active && $pid2 != "$pid" && $pid2 != 0 ]] ||
+  fail "not restarted by the upgrade (PID $pid -> $pid2, $(in_ct systemctl is-active plugbridged))"
+[[ $(md5sum <"$r/etc/plugbridge/plugbridge.yaml") == "$conf" ]] || fail "the upgrade changed the configuration"
+n3=$(in_ct plugbridge export --csv - | grep -c '^hard-' || true)
+((n3 >= n2)) || fail "readings lost in the upgrade ($n3 < $n2)"
+ok "upgrade to ${version}+next under systemd: restarted (PID $pid -> $pid2), configuration and $n3 readings kept"
+in_ct dpkg -r plugbridge >"$w/remove.log" 2>&1 || { cat "$w/remove.log"; fail "remove"; }
+[[ $(in_ct systemctl is-active plugbridged || true) != active ]] || fail "still running after remove"
+in_ct test -s /var/lib/plugbridge/plugbridge.db || fail "remove deleted the database"
+[[ $(md5sum <"$r/etc/plugbridge/plugbridge.yaml") == "$conf" ]] || fail "remove changed the configuration"
+ok "remove under systemd: service stopped, configuration and database kept"
+in_ct dpkg -P plugbridge >"$w/purge.log" 2>&1 || { cat "$w/purge.log"; fail "purge"; }
+in_ct test ! -e /etc/plugbridge -a ! -e /var/lib/plugbridge || fail "purge left /etc/plugbridge or /var/lib/plugbridge"
+in_ct getent passwd plugbridge >/dev/null && fail "purge left the user"
+ok "purge under systemd: configuration, database and user gone"
+
 echo "hardening: installed unit: $score"
 echo "hardening: all passed"
