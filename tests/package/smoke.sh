@@ -11,8 +11,13 @@ printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 chmod +x /usr/sbin/policy-rc.d
 apt="apt-get -o APT::Sandbox::User=root -y -qq"
 $apt update >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; fail "apt-get update"; }
+# The user comes from a sysusers.d file: the standalone systemd-sysusers satisfies that dependency in
+# a minimal root without installing all of systemd (whose maintainer scripts proot cannot run).
+$apt install --no-install-recommends systemd-standalone-sysusers >>/tmp/apt.log 2>&1 ||
+  { cat /tmp/apt.log; fail "apt-get install systemd-standalone-sysusers"; }
 $apt install --no-install-recommends "$deb" >>/tmp/apt.log 2>&1 || { cat /tmp/apt.log; fail "apt-get install $deb"; }
 ok "installed $(dpkg-query -W -f='${Package} ${Version} ${Architecture}' plugbridge) on $(dpkg --print-architecture)"
+getent passwd plugbridge >/dev/null || fail "no plugbridge user"
 
 v=$(plugbridged --version) || fail "plugbridged --version"
 case $v in "plugbridged "*) ok "plugbridged --version: $v" ;; *) fail "plugbridged --version said: $v" ;; esac
