@@ -53,6 +53,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "plugbridged: %s\n", ex.what());
     return 2;
   }
+  if (!cfg.placeholders.empty()) {
+    // The shipped example: refuse to start (and to pass the check) until it is filled in.
+    for (const std::string& p : cfg.placeholders) std::fprintf(stderr, "plugbridged: %s\n", p.c_str());
+    std::fprintf(stderr,
+                 "plugbridged: %s is still the example configuration: edit it, then run "
+                 "plugbridged --check-config --config %s\n",
+                 config_path.c_str(), config_path.c_str());
+    return 2;
+  }
   if (check_only) {
     std::printf("%s: OK (%zu sockets)\n", config_path.c_str(), cfg.sockets.size());
     return 0;

@@ -67,8 +67,13 @@ class Parser {
                      [](char c) { return c > 0x20 && c < 0x7f; })) {
       fail(gw, "gateway_id", "must be 1..128 printable characters without spaces");
     }
+    placeholder(gw, "gateway_id", "the gateway id registered on the Tuya platform");
 
-    if (const YAML::Node n = root["uplink"]) parse_uplink(n, cfg.uplink);
+    if (const YAML::Node n = root["uplink"]) {
+      parse_uplink(n, cfg.uplink);
+      if (n.IsMap() && cfg.uplink.enabled)
+        placeholder(n["username"], "uplink.username", "the Tuya vendor identifier (the MQTT user name)");
+    }
     if (cfg.uplink.enabled) {
       // Point at the uplink section if there is one (its "uplink:" line), else at the document.
       const YAML::Node up = root["uplink"];
@@ -127,10 +132,16 @@ class Parser {
         cfg.energy.max_power_w = get_int<uint32_t>(v, "energy.max_power_w", 100, 100000);
       }
     }
+    cfg.placeholders = placeholders_;
     return cfg;
   }
 
  private:
+  void placeholder(const YAML::Node& node, const std::string& key, const std::string& what) const {
+    if (node && node.IsScalar() && node.Scalar() == kPlaceholder)
+      placeholders_.push_back(source_ + ":" + std::to_string(line_of(node)) + ": " + key + ": still " +
+                              std::string(kPlaceholder) + ": fill in " + what);
+  }
   [[noreturn]] void fail(int line, const std::string& key, const std::string& msg) const {
     throw ConfigError(source_ + ":" + std::to_string(line) + ": " + key + ": " + msg);
   }
@@ -405,6 +416,9 @@ class Parser {
       if (!product) fail(e, p + ".product_id", "required key missing");
       s.product_id = get_string(product, p + ".product_id");
       if (s.product_id.empty()) fail(product, p + ".product_id", "must not be empty");
+      placeholder(product, p + ".product_id",
+                  "the socket's Tuya product id (or remove this example socket; `plugbridge provision` adds "
+                  "real ones)");
 
       const YAML::Node secret = e["secret"];
       if (!secret) fail(e, p + ".secret", "required key missing");
@@ -443,6 +457,7 @@ class Parser {
 
   std::string source_;
   std::optional<fs::path> base_dir_;
+  mutable std::vector<std::string> placeholders_;  // filled while parsing, copied into Config::placeholders
 };
 
 }  // namespace

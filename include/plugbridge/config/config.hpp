@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pb::config {
@@ -93,9 +94,15 @@ struct Config {
   Retention retention;
   Energy energy;
   Report report;
+  // Values still at the shipped example's placeholder (kPlaceholder), as "file:line: key: what to fill
+  // in". The file parses, but plugbridged refuses to start on it.
+  std::vector<std::string> placeholders;
 
   const SocketEntry* find_socket(std::string_view cid) const;
 };
+
+// The value the shipped example configuration carries where the installer must fill something in.
+inline constexpr std::string_view kPlaceholder = "CHANGE-ME";
 
 // Parses and validates; throws ConfigError naming file:line and the key.
 Config load_file(const std::string& path);

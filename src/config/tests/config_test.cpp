@@ -302,7 +302,7 @@ TEST(Config, MissingFileIsClearError) {
 TEST(Config, ExampleFileLoads) {
   const Config c = load_file(PB_EXAMPLE_CONFIG);
   const Config defaults;
-  EXPECT_EQ(c.gateway_id, "pbgw0001");
+  EXPECT_EQ(c.gateway_id, kPlaceholder);
   EXPECT_TRUE(c.uplink.enabled);
   EXPECT_EQ(c.uplink.port, defaults.uplink.port);
   EXPECT_EQ(c.lan.port, defaults.lan.port);
@@ -314,6 +314,55 @@ TEST(Config, ExampleFileLoads) {
   EXPECT_EQ(c.sockets[0].cid, "kitchen-kettle");
   EXPECT_EQ(c.sockets[0].limits.current_max_ma, 4000u);
   EXPECT_EQ(c.sockets[0].energy_max_power_w, 3500u);
+}
+
+// The shipped example parses, but names every value still to fill in (plugbridged refuses it).
+TEST(Config, ExamplePlaceholdersListed) {
+  const Config c = load_file(PB_EXAMPLE_CONFIG);
+  ASSERT_EQ(c.placeholders.size(), 4u);
+  const std::string file = fs::path(PB_EXAMPLE_CONFIG).string();
+  EXPECT_PREFIX(c.placeholders[0], file + ":");
+  EXPECT_NE(c.placeholders[0].find(": gateway_id: still CHANGE-ME: fill in the gateway id"),
+            std::string::npos)
+      << c.placeholders[0];
+  EXPECT_NE(c.placeholders[1].find(": uplink.username: still CHANGE-ME: fill in the Tuya vendor identifier"),
+            std::string::npos)
+      << c.placeholders[1];
+  EXPECT_NE(c.placeholders[2].find(": sockets[0].product_id: still CHANGE-ME"), std::string::npos)
+      << c.placeholders[2];
+  EXPECT_NE(c.placeholders[3].find(": sockets[1].product_id: still CHANGE-ME"), std::string::npos)
+      << c.placeholders[3];
+}
+
+TEST(Config, PlaceholdersOnlyWhereTheValueIsThePlaceholder) {
+  EXPECT_TRUE(load_string(kHead, "t.yaml").placeholders.empty());
+  const Config c = load_string(
+      "gateway_id: CHANGE-ME\n"
+      "uplink:\n"
+      "  ca_file: ca.pem\n"
+      "  username: CHANGE-ME\n"
+      "sockets:\n"
+      "  - cid: a\n"
+      "    product_id: CHANGE-ME\n"
+      "    secret: " +
+          kSecretA +
+          "\n"
+          "  - cid: b\n"
+          "    product_id: pbsock1\n"
+          "    secret: " +
+          kSecretB + "\n",
+      "t.yaml");
+  ASSERT_EQ(c.placeholders.size(), 3u);
+  EXPECT_EQ(c.placeholders[0],
+            "t.yaml:1: gateway_id: still CHANGE-ME: fill in the gateway id registered on the Tuya platform");
+  EXPECT_PREFIX(c.placeholders[1], "t.yaml:4: uplink.username: still CHANGE-ME: fill in");
+  EXPECT_PREFIX(c.placeholders[2], "t.yaml:7: sockets[0].product_id: still CHANGE-ME: fill in the socket's");
+  // A disabled uplink needs no user name, so its placeholder does not hold the daemon back.
+  EXPECT_TRUE(load_string("gateway_id: gw\nuplink: {enabled: false, username: CHANGE-ME}\n", "t.yaml")
+                  .placeholders.empty());
+  // Only the exact value: a gateway id that merely contains it is the user's choice.
+  EXPECT_TRUE(load_string("gateway_id: CHANGE-ME-2\nuplink: {ca_file: ca.pem, username: v}\n", "t.yaml")
+                  .placeholders.empty());
 }
 
 TEST(Config, EnergyKeys) {
