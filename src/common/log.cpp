@@ -20,35 +20,54 @@ bool journal_stream() {
 
 const char* name(Level l) {
   switch (l) {
-    case Level::Debug: return "DEBUG";
-    case Level::Info: return "INFO";
-    case Level::Warning: return "WARN";
-    case Level::Error: return "ERROR";
+    case Level::Debug:
+      return "DEBUG";
+    case Level::Info:
+      return "INFO";
+    case Level::Warning:
+      return "WARN";
+    case Level::Error:
+      return "ERROR";
   }
   return "?";
 }
 
 int syslog_priority(Level l) {
   switch (l) {
-    case Level::Debug: return 7;
-    case Level::Info: return 6;
-    case Level::Warning: return 4;
-    case Level::Error: return 3;
+    case Level::Debug:
+      return 7;
+    case Level::Info:
+      return 6;
+    case Level::Warning:
+      return 4;
+    case Level::Error:
+      return 3;
   }
   return 6;
 }
 }  // namespace
 
-void set_level(Level level) { g_level = static_cast<int>(level); }
-Level level() { return static_cast<Level>(g_level.load()); }
-bool enabled(Level l) { return static_cast<int>(l) >= g_level.load(); }
+void set_level(Level level) {
+  g_level = static_cast<int>(level);
+}
+Level level() {
+  return static_cast<Level>(g_level.load());
+}
+bool enabled(Level l) {
+  return static_cast<int>(l) >= g_level.load();
+}
 
 bool parse_level(std::string_view n, Level& out) {
-  if (n == "debug") out = Level::Debug;
-  else if (n == "info") out = Level::Info;
-  else if (n == "warning" || n == "warn") out = Level::Warning;
-  else if (n == "error") out = Level::Error;
-  else return false;
+  if (n == "debug")
+    out = Level::Debug;
+  else if (n == "info")
+    out = Level::Info;
+  else if (n == "warning" || n == "warn")
+    out = Level::Warning;
+  else if (n == "error")
+    out = Level::Error;
+  else
+    return false;
   return true;
 }
 

@@ -6,8 +6,8 @@
 #include <map>
 #include <set>
 
-#include "scenario.hpp"
 #include "plugbridge/store/store.hpp"
+#include "scenario.hpp"
 
 namespace pb::itest {
 namespace {

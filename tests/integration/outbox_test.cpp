@@ -9,8 +9,8 @@
 #include <iostream>
 #include <map>
 
-#include "scenario.hpp"
 #include "plugbridge/store/store.hpp"
+#include "scenario.hpp"
 
 namespace pb::itest {
 namespace {

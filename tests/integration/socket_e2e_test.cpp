@@ -13,8 +13,8 @@
 #include "plugbridge/cli/cli.hpp"
 #include "plugbridge/energy/accountant.hpp"
 #include "plugbridge/energy/totals.hpp"
-#include "scenario.hpp"
 #include "plugbridge/store/store.hpp"
+#include "scenario.hpp"
 
 namespace pb::itest {
 namespace {

@@ -39,6 +39,6 @@ class Line {
 }  // namespace pb::log
 
 // A for-statement (not if/else) so that PB_LOG may stand as the body of an unbraced if/else.
-#define PB_LOG(LEVEL, COMPONENT)                                                                    \
+#define PB_LOG(LEVEL, COMPONENT)                                                                            \
   for (bool pb_log_once_ = ::pb::log::enabled(::pb::log::Level::LEVEL); pb_log_once_; pb_log_once_ = false) \
   ::pb::log::Line(::pb::log::Level::LEVEL, COMPONENT)

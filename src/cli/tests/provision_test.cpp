@@ -11,11 +11,11 @@
 #include <sstream>
 #include <thread>
 
-#include "plugbridge/cli/cli.hpp"
 #include "context.hpp"
-#include "roster_writer.hpp"
+#include "plugbridge/cli/cli.hpp"
 #include "plugbridge/config/config.hpp"
 #include "plugbridge/ihex/intel_hex.hpp"
+#include "roster_writer.hpp"
 
 namespace pb::cli {
 namespace {

@@ -1,5 +1,4 @@
 #include "plugbridge/config/config.hpp"
-#include "support/testsupport.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -7,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "support/testsupport.hpp"
 
 namespace pb::config {
 namespace {

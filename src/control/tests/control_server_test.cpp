@@ -1,7 +1,6 @@
 // The control socket server with a fake handler: framing, ordering, errors, permissions,
 // stale socket files, shutdown.
 #include "plugbridge/control/control_server.hpp"
-#include "support/testsupport.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -17,6 +16,8 @@
 #include <fstream>
 #include <future>
 #include <thread>
+
+#include "support/testsupport.hpp"
 
 namespace pb::control {
 namespace {
