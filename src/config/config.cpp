@@ -15,6 +15,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <pbfw/limits.hpp>
 #include <set>
 #include <sstream>
 
@@ -353,14 +354,6 @@ class Parser {
       r.power_factor_e4 = static_cast<uint32_t>(get_decimal(v, "report.power_factor", 4, 10000));
   }
 
-  static bool valid_cid(const std::string& cid) {
-    if (cid.empty() || cid.size() > 32) return false;
-    return std::all_of(cid.begin(), cid.end(), [](char c) {
-      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-             c == '-';
-    });
-  }
-
   static int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -404,7 +397,7 @@ class Parser {
       const YAML::Node cid = e["cid"];
       if (!cid) fail(e, p + ".cid", "required key missing");
       s.cid = get_string(cid, p + ".cid");
-      if (!valid_cid(s.cid))
+      if (!pbfw::proto::valid_cid(s.cid.data(), s.cid.size()))
         fail(cid, p + ".cid", "'" + s.cid + "' must be 1..32 characters of [A-Za-z0-9_-]");
       if (const auto it = cid_lines.find(s.cid); it != cid_lines.end()) {
         fail(cid, p + ".cid",
