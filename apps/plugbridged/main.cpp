@@ -6,7 +6,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "plugbridge/common/log.hpp"
 #include "plugbridge/common/service.hpp"
@@ -77,6 +79,8 @@ int main(int argc, char** argv) {
     boost::asio::io_context io;
     // Before anything starts: a SIGTERM during start-up must take the graceful path too.
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    // SIGHUP (what admins and many tools send) reloads the configuration; it never terminates.
+    boost::asio::signal_set hangup(io, SIGHUP);
     pb::store::Store store(cfg.database);
     PB_LOG(Info, "main") << "database " << cfg.database << " at schema version " << store.schema_version();
 
@@ -109,13 +113,59 @@ int main(int argc, char** argv) {
     gw = std::make_unique<pb::gateway::Gateway>(io, cfg, store, adapter.get());
     gw->start();
     if (uplink) uplink->start();
+    auto status_line = [&] {
+      return "listening for sockets on port " + std::to_string(gw->lan_port()) + ", " +
+             std::to_string(gw->config().sockets.size()) + " in the roster";
+    };
+    bool stopping = false;
+    // Re-reads the file the daemon started with; a file that does not parse (or is the example
+    // again) changes nothing. Answers the control socket's `reload`.
+    auto reload = [&](const std::string& trigger) -> nlohmann::json {
+      if (stopping) return {{"ok", false}, {"error", "shutting_down"}, {"message", "the daemon is stopping"}};
+      pb::service::notify_reloading();
+      nlohmann::json out;
+      try {
+        pb::config::Config next = pb::config::load_file(config_path);
+        if (!next.placeholders.empty())
+          throw pb::config::ConfigError(next.placeholders.front() + " (the example configuration)");
+        pb::log::Level next_level;
+        if (log_level.empty() && pb::log::parse_level(next.log_level, next_level))
+          pb::log::set_level(next_level);
+        const pb::gateway::ConfigDiff d = gw->reload(next);
+        const std::string message = "reloaded " + config_path + ": " + pb::gateway::summary(d);
+        PB_LOG(Info, "main") << trigger << ": " << message;
+        out = {{"ok", true},
+               {"message", message},
+               {"added", d.added},
+               {"removed", d.removed},
+               {"rekeyed", d.rekeyed},
+               {"changed", d.changed},
+               {"settings", d.settings},
+               {"needs_restart", d.needs_restart}};
+      } catch (const std::exception& ex) {
+        const std::string message = std::string(ex.what()) + "; still running on the previous configuration";
+        PB_LOG(Error, "main") << trigger << ": reload refused: " << message;
+        out = {{"ok", false}, {"error", "config"}, {"message", message}};
+      }
+      pb::service::notify_ready(status_line());
+      return out;
+    };
+    std::function<void()> wait_hangup = [&] {
+      hangup.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        reload("SIGHUP");
+        wait_hangup();
+      });
+    };
+    wait_hangup();
     // A convenience for the CLI: without it the daemon still bridges, so a failure is not fatal.
     std::unique_ptr<pb::control::Server> control;
     if (!cfg.control_socket.empty()) {
       pb::control::ServerOptions co;
       co.path = cfg.control_socket;
       try {
-        control = std::make_unique<pb::control::Server>(io, co, pb::control::gateway_handler(*gw));
+        control = std::make_unique<pb::control::Server>(
+            io, co, pb::control::gateway_handler(*gw, [&] { return reload("plugbridge reload"); }));
       } catch (const std::exception& ex) {
         PB_LOG(Error, "main") << ex.what() << "; the plugbridge CLI cannot reach this daemon";
       }
@@ -123,11 +173,9 @@ int main(int argc, char** argv) {
 
     pb::service::Watchdog watchdog(io);
     watchdog.start();
-    pb::service::notify_ready("listening for sockets on port " + std::to_string(gw->lan_port()) + ", " +
-                              std::to_string(cfg.sockets.size()) + " in the roster");
+    pb::service::notify_ready(status_line());
 
     boost::asio::steady_timer shutdown_deadline(io);
-    bool stopping = false;
     auto stop_loop = [&] {
       if (control) control->stop();
       if (uplink)
@@ -138,6 +186,7 @@ int main(int argc, char** argv) {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec || stopping) return;
       stopping = true;
+      hangup.cancel();
       PB_LOG(Info, "main") << "signal " << sig << ": shutting down";
       pb::service::notify_stopping();
       watchdog.stop();

@@ -13,7 +13,7 @@ constexpr const char* kExitCodes =
     "  0  done\n"
     "  1  the daemon or the socket refused or failed (socket offline, no confirmation, not supported)\n"
     "  2  bad arguments (unknown option, bad date, unknown cid)\n"
-    "  3  configuration or database missing or unreadable\n"
+    "  3  configuration or database missing or unreadable (reload: the daemon refused the configuration)\n"
     "  4  daemon not reachable (not running, or no access to its control socket)";
 }  // namespace
 
@@ -42,6 +42,7 @@ int run(const std::vector<std::string>& args, Terminal& term) {
   commands.push_back(make_calibrate());
   commands.push_back(make_export());
   commands.push_back(make_provision());
+  commands.push_back(make_reload());
   std::vector<std::pair<CLI::App*, Command*>> subs;
   for (auto& c : commands) {
     CLI::App* sub = c->add(app);

@@ -4,8 +4,11 @@
 #include <charconv>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
+#include <string_view>
 
 namespace pb::cli {
 
@@ -16,6 +19,28 @@ int64_t Context::now_ms() const {
   if (term_.now_ms) return *term_.now_ms;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
+
+namespace {
+// `control_socket: PATH` at the start of a line of `file` (quotes and a trailing comment removed).
+std::optional<std::string> control_socket_line(const std::string& file) {
+  std::ifstream in(file);
+  std::string line;
+  constexpr std::string_view key = "control_socket:";
+  for (size_t n = 0; n < 100000 && std::getline(in, line); ++n) {
+    if (line.rfind(key, 0) != 0) continue;
+    std::string v = line.substr(key.size());
+    if (auto hash = v.find(" #"); hash != std::string::npos) v.erase(hash);
+    const auto b = v.find_first_not_of(" \t"), e = v.find_last_not_of(" \t\r");
+    if (b == std::string::npos) return std::nullopt;
+    v = v.substr(b, e - b + 1);
+    if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front())
+      v = v.substr(1, v.size() - 2);
+    if (v.empty()) return std::nullopt;
+    return v;
+  }
+  return std::nullopt;
+}
+}  // namespace
 
 const config::Config* Context::config() {
   if (!config_tried_) {
@@ -51,6 +76,9 @@ std::string Context::socket_path() {
                                                "restart plugbridged, or pass --socket PATH");
     return c->control_socket;
   }
+  // A file the daemon would refuse (being edited, about to be reloaded): its top-level
+  // control_socket line still says where the running daemon listens.
+  if (auto path = control_socket_line(opts_.config_path)) return *path;
   return config::Config{}.control_socket;
 }
 

@@ -16,6 +16,10 @@ void notify_status(const std::string& status) {
   sd_notifyf(0, "STATUS=%s", status.c_str());
 }
 
+void notify_reloading() {
+  sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+}
+
 void notify_stopping() {
   sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 }

@@ -235,8 +235,8 @@ std::string string_field(const json& req, const char* key) {
 
 }  // namespace
 
-Handler gateway_handler(gateway::Gateway& gw) {
-  return [&gw](const json& req, Reply reply) {
+Handler gateway_handler(gateway::Gateway& gw, ReloadFn reload) {
+  return [&gw, reload = std::move(reload)](const json& req, Reply reply) {
     if (!req.is_object()) return reply(error("bad_request", "a request is a JSON object with a \"cmd\""));
     const std::string cmd = string_field(req, "cmd");
     if (cmd == "status") {
@@ -244,9 +244,13 @@ Handler gateway_handler(gateway::Gateway& gw) {
       for (const auto& s : gw.live_status()) sockets.push_back(socket_json(s));
       return reply({{"ok", true}, {"sockets", std::move(sockets)}});
     }
+    if (cmd == "reload") {
+      if (!reload) return reply(error("unsupported", "this daemon cannot reload its configuration"));
+      return reply(reload());
+    }
     if (cmd != "relay" && cmd != "countdown" && cmd != "calibrate")
-      return reply(
-          error("bad_request", "unknown cmd '" + cmd + "'; valid: status, relay, countdown, calibrate"));
+      return reply(error("bad_request",
+                         "unknown cmd '" + cmd + "'; valid: status, relay, countdown, calibrate, reload"));
     const std::string cid = string_field(req, "cid");
     if (cid.empty()) return reply(error("bad_request", cmd + " needs a \"cid\" string"));
     int64_t value = 0;

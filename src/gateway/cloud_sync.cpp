@@ -213,6 +213,31 @@ void CloudSync::heartbeat() {
   send_status(sockets_.roster());
 }
 
+void CloudSync::resync(SocketState& st) {
+  st.synced = false;
+  st.sync_attempts = 0;
+  st.sync_timer->cancel();
+  st.report.forget();
+  if (up_) sync(st);
+}
+
+void CloudSync::retiring(SocketState& st) {
+  st.sync_timer->cancel();
+  std::erase_if(pending_syncs_, [&](const auto& kv) { return kv.second == &st; });
+  st.status_dirty = false;
+  if (st.synced && !stopping_) {
+    st.online = false;
+    send_status({&st});
+  }
+  st.synced = false;
+}
+
+void CloudSync::restart_heartbeat() {
+  if (stopping_) return;
+  heartbeat_timer_.cancel();
+  start_heartbeat_timer();
+}
+
 void CloudSync::start_heartbeat_timer() {
   heartbeat_timer_.expires_after(std::chrono::seconds(cfg_.heartbeat_s));
   heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {

@@ -63,6 +63,14 @@ class CloudSync {
   void report_tick(std::chrono::milliseconds now);
   // devices/status of every synced socket.
   void heartbeat();
+
+  // Reload: a socket new in the roster, or whose devices/sync details (name, location, product id)
+  // changed, is synced now when the uplink is up (else at the next connect).
+  void resync(SocketState& st);
+  // A socket leaving the roster: "offline" at the edge if it was synced; no more syncs for it.
+  void retiring(SocketState& st);
+  // heartbeat_s changed: the next heartbeat in the new period.
+  void restart_heartbeat();
   // devices/status "offline" for the whole roster; done once the broker acked it (or gave up).
   void publish_all_offline(std::function<void()> done);
 

@@ -63,6 +63,8 @@ class CommandQueue {
   void fail_all(SocketState& st, const std::string& why);
   // Daemon stopping: every queue and every local waiter is answered.
   void shutdown();
+  // Reload: commands sent from now on wait this long for the socket.
+  void set_timeout(std::chrono::seconds timeout) { timeout_ = timeout; }
 
  private:
   void enqueue(SocketState& st, PendingCommand pc);

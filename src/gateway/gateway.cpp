@@ -116,7 +116,7 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
 
 Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::Store& store,
                  UplinkPort* uplink, std::unique_ptr<LanPort> lan)
-    : parts_(std::make_unique<Parts>(io, cfg, store, uplink, std::move(lan), stats_)) {}
+    : cfg_(cfg), parts_(std::make_unique<Parts>(io, cfg_, store, uplink, std::move(lan), stats_)) {}
 
 Gateway::~Gateway() = default;
 
@@ -240,6 +240,70 @@ std::vector<LiveSocket> Gateway::live_status() const {
 void Gateway::local_command(const std::string& cid, const std::string& kind, int64_t value,
                             std::function<void(LocalResult)> done) {
   parts_->commands.local(cid, kind, value, std::move(done));
+}
+
+ConfigDiff Gateway::reload(const config::Config& next) {
+  Parts& p = *parts_;
+  ConfigDiff d = diff_config(cfg_, next);
+  // What needs a restart keeps its running value.
+  config::Config applied = next;
+  applied.gateway_id = cfg_.gateway_id;
+  applied.uplink = cfg_.uplink;
+  applied.uplink.command_timeout_s = next.uplink.command_timeout_s;
+  applied.lan = cfg_.lan;
+  applied.database = cfg_.database;
+  applied.control_socket = cfg_.control_socket;
+  applied.timezone = cfg_.timezone;
+  cfg_ = std::move(applied);
+
+  for (const std::string& cid : d.removed) {
+    SocketState* st = p.sockets.find(cid);
+    if (!st) continue;
+    p.commands.fail_all(*st, "socket removed from the roster");
+    p.cloud->retiring(*st);
+    std::shared_ptr<SocketLink> link = st->link;
+    p.sockets.retire(cid);
+    if (link) link->close("removed from the roster");
+    PB_LOG(Info, "gateway") << cid << " removed from the roster" << (link ? ": session closed" : "");
+  }
+  for (const config::SocketEntry& e : cfg_.sockets) {
+    SocketState* st = p.sockets.find(e.cid);
+    if (!st) {
+      SocketState& added = p.sockets.add(e, cfg_.report);
+      p.cloud->resync(added);
+      PB_LOG(Info, "gateway") << e.cid << " added to the roster";
+      continue;
+    }
+    if (st->entry_data.same_settings(e)) {
+      p.sockets.update(*st, e);  // its line in the file may have moved
+      continue;
+    }
+    const config::SocketEntry old = st->entry_data;
+    p.sockets.update(*st, e);
+    if (old.secret != e.secret) {
+      PB_LOG(Info, "gateway") << e.cid << ": key changed in the roster"
+                              << (st->link ? "; closing its session (it must connect with the new key)" : "");
+      if (st->link) st->link->close("key changed in the roster");
+      continue;
+    }
+    if (old.name != e.name || old.location != e.location || old.product_id != e.product_id)
+      p.cloud->resync(*st);
+    if (old.limits != e.limits && st->link) p.commands.apply_limits(*st);
+    PB_LOG(Info, "gateway") << e.cid << ": settings changed in the roster";
+  }
+  p.sockets.reorder(cfg_.sockets);
+
+  if (!d.added.empty()) p.accountant.load(p.store, roster_cids(cfg_));
+  p.accountant.set_options(accountant_options(cfg_));
+  p.retention.set_roster(roster_cids(cfg_));
+  p.retention.set_raw_days(cfg_.retention.raw_days);
+  p.commands.set_timeout(std::chrono::seconds(cfg_.uplink.command_timeout_s));
+  if (std::find(d.settings.begin(), d.settings.end(), "report") != d.settings.end())
+    for (SocketState* st : p.sockets.roster()) st->report = ReportPolicy(report_rules(cfg_.report));
+  if (std::find(d.settings.begin(), d.settings.end(), "heartbeat_s") != d.settings.end())
+    p.cloud->restart_heartbeat();
+  PB_LOG(Info, "gateway") << "configuration reloaded: " << summary(d);
+  return d;
 }
 
 void Gateway::shutdown(std::function<void()> done) {

@@ -30,6 +30,9 @@ class Retention {
   void start(std::chrono::seconds delay);  // the first pass after `delay`, then every kInterval
   void stop();
   uint64_t passes() const { return passes_; }  // completed passes
+  // Reload: from the next pass on.
+  void set_raw_days(int raw_days) { raw_days_ = raw_days; }
+  void set_roster(std::vector<std::string> roster) { roster_ = std::move(roster); }
 
  private:
   void begin_pass();

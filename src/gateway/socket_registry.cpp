@@ -9,20 +9,54 @@ namespace pb::gateway {
 
 namespace proto = pbfw::proto;
 
-SocketRegistry::SocketRegistry(boost::asio::io_context& io, const config::Config& cfg) {
+SocketRegistry::SocketRegistry(boost::asio::io_context& io, const config::Config& cfg) : io_(io) {
   roster_.reserve(cfg.sockets.size());
-  for (const auto& entry : cfg.sockets) {
-    auto st = std::make_unique<SocketState>();
-    st->entry = &entry;
-    st->report = ReportPolicy(report_rules(cfg.report));
-    if (entry.limits.current_max_ma) st->current_limit_ma = *entry.limits.current_max_ma;
-    st->desired_current_limit_ma = entry.limits.current_max_ma;
-    st->desired_power_limit_w = entry.limits.power_max_w;
-    st->sync_timer = std::make_unique<boost::asio::steady_timer>(io);
-    st->command_timer = std::make_unique<boost::asio::steady_timer>(io);
-    roster_.push_back(st.get());
-    sockets_.emplace(entry.cid, std::move(st));
-  }
+  for (const auto& entry : cfg.sockets) add(entry, cfg.report);
+}
+
+SocketState& SocketRegistry::add(const config::SocketEntry& entry, const config::Report& report) {
+  auto st = std::make_unique<SocketState>();
+  st->entry_data = entry;
+  st->entry = &st->entry_data;
+  st->report = ReportPolicy(report_rules(report));
+  if (entry.limits.current_max_ma) st->current_limit_ma = *entry.limits.current_max_ma;
+  st->desired_current_limit_ma = entry.limits.current_max_ma;
+  st->desired_power_limit_w = entry.limits.power_max_w;
+  st->sync_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  st->command_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  SocketState& ref = *st;
+  roster_.push_back(st.get());
+  sockets_[entry.cid] = std::move(st);
+  return ref;
+}
+
+void SocketRegistry::update(SocketState& st, const config::SocketEntry& entry) {
+  if (entry.limits.current_max_ma != st.entry_data.limits.current_max_ma)
+    st.desired_current_limit_ma = entry.limits.current_max_ma;
+  if (entry.limits.power_max_w != st.entry_data.limits.power_max_w)
+    st.desired_power_limit_w = entry.limits.power_max_w;
+  st.entry_data = entry;
+}
+
+void SocketRegistry::retire(const std::string& cid) {
+  auto it = sockets_.find(cid);
+  if (it == sockets_.end()) return;
+  SocketState* st = it->second.get();
+  st->sync_timer->cancel();
+  st->command_timer->cancel();
+  st->link.reset();
+  st->online = false;
+  std::erase(roster_, st);
+  retired_.push_back(std::move(it->second));
+  sockets_.erase(it);
+}
+
+void SocketRegistry::reorder(const std::vector<config::SocketEntry>& entries) {
+  std::vector<SocketState*> order;
+  order.reserve(entries.size());
+  for (const auto& e : entries)
+    if (SocketState* st = find(e.cid)) order.push_back(st);
+  roster_ = std::move(order);
 }
 
 SocketState* SocketRegistry::find(const std::string& cid) {

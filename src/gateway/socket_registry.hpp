@@ -40,8 +40,9 @@ struct PendingCommand {
 };
 
 struct SocketState {
-  const config::SocketEntry* entry = nullptr;
-  std::shared_ptr<SocketLink> link;  // the current session; null = offline
+  const config::SocketEntry* entry = nullptr;  // the registry's: &entry_data (tests may point elsewhere)
+  config::SocketEntry entry_data;              // the roster entry, replaced by a reload
+  std::shared_ptr<SocketLink> link;            // the current session; null = offline
   bool online = false;
   uint32_t boot = 0;
   std::optional<store::ReadingRow> last;  // newest committed reading
@@ -104,9 +105,21 @@ class SocketRegistry {
 
   std::vector<LiveSocket> live_status() const;
 
+  // Reload. A new roster entry: a socket with no session yet, at the end of the roster.
+  SocketState& add(const config::SocketEntry& entry, const config::Report& report);
+  // An entry's new settings (same cid): name, location, product id, limits, secret.
+  void update(SocketState& st, const config::SocketEntry& entry);
+  // Out of the roster: no longer found, its state kept alive (timers and handlers may still refer
+  // to it) but inert. Close its session first.
+  void retire(const std::string& cid);
+  // The roster in the configuration's order (every cid must be in the registry).
+  void reorder(const std::vector<config::SocketEntry>& entries);
+
  private:
+  boost::asio::io_context& io_;
   std::unordered_map<std::string, std::unique_ptr<SocketState>> sockets_;
   std::vector<SocketState*> roster_;
+  std::vector<std::unique_ptr<SocketState>> retired_;
 };
 
 // A reading as the row to commit; updates the state the socket reports in its readings (switch

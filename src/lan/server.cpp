@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "key_throttle.hpp"
 #include "plugbridge/common/log.hpp"
 
 namespace pb::lan {
@@ -21,6 +22,7 @@ namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 namespace proto = pbfw::proto;
+constexpr std::string_view kUnknownIdentity = "unknown identity";
 
 struct Session::Token {
   explicit Token() = default;
@@ -202,7 +204,7 @@ struct Core : std::enable_shared_from_this<Core> {
       return 0;
     }
     if (!key || key->empty()) {
-      s.auth_failure_ = "unknown identity";
+      s.auth_failure_ = kUnknownIdentity;
       return 0;
     }
     unsigned int n = 0;
@@ -234,6 +236,8 @@ struct Core : std::enable_shared_from_this<Core> {
   asio::io_context& io;
   ServerOptions options;
   PskLookup lookup;
+  // Identities not in the roster: logged once a minute each.
+  KeyThrottle unknown_identities{std::chrono::minutes(1), 1024};
   ServerHandlers handlers;
   ssl::context ssl_ctx;
   tcp::acceptor acceptor;
@@ -510,7 +514,14 @@ void Session::on_write(const boost::system::error_code& ec) {
 
 void Session::fail(const std::string& why) {
   if (state_ == State::Closing || state_ == State::Closed) return;
-  if (state_ == State::Handshake) {
+  if (state_ == State::Handshake && why == kUnknownIdentity) {
+    if (core_->unknown_identities.allow(psk_identity_, std::chrono::steady_clock::now()))
+      PB_LOG(Warning, "lan") << "TLS-PSK handshake from " << remote_ << ": socket '"
+                             << printable(psk_identity_)
+                             << "' is not in the roster: add it under sockets: in the configuration "
+                                "(plugbridge provision does), then run plugbridge reload (repeated "
+                                "attempts with this identity are logged once a minute)";
+  } else if (state_ == State::Handshake) {
     PB_LOG(Warning, "lan") << "TLS-PSK handshake from " << remote_ << " identity '"
                            << (psk_identity_.empty() ? std::string("(none)") : printable(psk_identity_))
                            << "' failed: " << why;

@@ -31,6 +31,14 @@ Scenario::Scenario(ScenarioOptions opts) : opts_(std::move(opts)), broker_("gw-t
   emu_ = std::make_unique<test::TuyaEmulator>(broker_, "gw-test");
   lan_port_ = test::free_tcp_port();
 
+  std::ofstream(sim_config_path()) << config_text(roster_, opts_.extra_yaml);
+  std::vector<RosterSocket> configured = roster_;
+  if (opts_.configured >= 0) configured.resize(static_cast<size_t>(opts_.configured));
+  write_config(configured, opts_.extra_yaml);
+}
+
+std::string Scenario::config_text(const std::vector<RosterSocket>& sockets,
+                                  const std::string& extra_yaml) const {
   std::ostringstream y;
   y << "gateway_id: gw-test\n"
     << "uplink:\n"
@@ -47,15 +55,21 @@ Scenario::Scenario(ScenarioOptions opts) : opts_(std::move(opts)), broker_("gw-t
     << "control_socket: " << control_socket().string() << "\n"
     << "heartbeat_s: " << opts_.heartbeat_s << "\n"
     << "log_level: debug\n"
-    << opts_.extra_yaml << "sockets:\n";
-  for (const auto& s : roster_) {
+    << extra_yaml << "sockets:\n";
+  for (const auto& s : sockets) {
     y << "  - cid: " << s.cid << "\n"
       << "    product_id: pbtestpid\n"
       << "    secret: " << s.secret_hex << "\n"
       << "    name: Socket " << s.cid << "\n"
       << "    location: lab\n";
   }
-  std::ofstream(config_path()) << y.str();
+  return y.str();
+}
+
+void Scenario::write_config(const std::vector<RosterSocket>& sockets, const std::string& extra_yaml) {
+  const auto tmp = config_path().string() + ".tmp";
+  std::ofstream(tmp) << config_text(sockets, extra_yaml);
+  std::filesystem::rename(tmp, config_path());
 }
 
 void Scenario::start_daemon() {
@@ -80,8 +94,8 @@ void Scenario::wait_uplink_synced() {
 
 void Scenario::start_sim(size_t count, std::vector<std::string> extra_args) {
   std::vector<std::string> argv{
-      test::binary("plugsim").string(),         "--config", config_path().string(), "--gateway",
-      "127.0.0.1:" + std::to_string(lan_port_), "--count",  std::to_string(count),  "--state-dir",
+      test::binary("plugsim").string(),         "--config", sim_config_path().string(), "--gateway",
+      "127.0.0.1:" + std::to_string(lan_port_), "--count",  std::to_string(count),      "--state-dir",
       (dir_.path() / "sim-state").string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   sim_ = std::make_unique<test::Process>(argv);

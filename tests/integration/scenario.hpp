@@ -29,6 +29,7 @@ struct ScenarioOptions {
   std::string config_username;           // what the daemon is told (default: username)
   std::string extra_yaml;                // appended at top level
   std::string uplink_yaml;               // appended to the uplink: section ("  key: value\n" lines)
+  int configured = -1;                   // roster sockets in the daemon's file at first (-1: all)
 };
 
 class Scenario {
@@ -44,6 +45,10 @@ class Scenario {
   const std::filesystem::path& dir() const { return dir_.path(); }
   std::filesystem::path db_path() const { return dir_.path() / "plugbridge.db"; }
   std::filesystem::path config_path() const { return dir_.path() / "plugbridge.yaml"; }
+  // plugsim's roster: every socket of roster(), whatever the daemon's file holds.
+  std::filesystem::path sim_config_path() const { return dir_.path() / "plugsim.yaml"; }
+  // (Re)writes the daemon's file with these sockets (atomically: a reload never sees half a file).
+  void write_config(const std::vector<RosterSocket>& sockets, const std::string& extra_yaml = "");
   std::filesystem::path control_socket() const { return dir_.path() / "control.sock"; }
   uint16_t lan_port() const { return lan_port_; }
 
@@ -76,6 +81,8 @@ class Scenario {
   std::unique_ptr<test::Process> daemon_;
   std::unique_ptr<test::Process> sim_;
   size_t daemon_starts_ = 0;
+
+  std::string config_text(const std::vector<RosterSocket>& sockets, const std::string& extra_yaml) const;
 };
 
 // JSON lines of a plugsim process with a given "ev".

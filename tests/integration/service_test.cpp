@@ -86,6 +86,21 @@ TEST(Service, NotifiesReadyPingsTheWatchdogFromTheLoopAndSaysStopping) {
     ASSERT_FALSE(notify.receive_until("WATCHDOG=1", 2s).empty()) << daemon.describe();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
 
+  // SIGHUP: RELOADING=1, then READY=1 with the new roster's size; the daemon stays.
+  {
+    std::ofstream out(config, std::ios::app);
+    out << "  - cid: s2\n    product_id: p\n    secret: 101112131415161718191a1b1c1d1e1f\n";
+  }
+  daemon.signal(SIGHUP);
+  auto reloading = notify.receive_until("RELOADING=1", 5s);
+  ASSERT_FALSE(reloading.empty()) << daemon.describe();
+  auto again = notify.receive_until("READY=1", 5s);
+  ASSERT_FALSE(again.empty()) << daemon.describe();
+  EXPECT_TRUE(std::regex_search(
+      again.back(), std::regex("STATUS=listening for sockets on port [1-9][0-9]*, 2 in the roster")))
+      << again.back();
+  EXPECT_TRUE(daemon.running());
+
   daemon.signal(SIGTERM);
   EXPECT_FALSE(notify.receive_until("STOPPING=1", 5s).empty()) << daemon.describe();
   EXPECT_EQ(daemon.wait_exit(10s), 0) << daemon.describe();

@@ -12,6 +12,8 @@ namespace pb::service {
 void notify_ready(const std::string& status);
 void notify_status(const std::string& status);
 void notify_stopping();
+// RELOADING=1: a configuration reload begins; notify_ready() ends it.
+void notify_reloading();
 
 // Pings WATCHDOG=1 at half the unit's WatchdogSec from a timer on `io`: a stuck event loop stops the
 // pings and systemd restarts the daemon. Does nothing if the watchdog is not enabled for us.

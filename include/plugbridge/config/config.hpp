@@ -20,6 +20,7 @@ class ConfigError : public std::runtime_error {
 struct Limits {
   std::optional<uint32_t> current_max_ma;  // over-current trip (socket default 5000 mA)
   std::optional<uint32_t> power_max_w;
+  bool operator==(const Limits&) const = default;
 };
 
 struct SocketEntry {
@@ -32,6 +33,12 @@ struct SocketEntry {
   // sockets[].energy.max_power_w: this socket's jump limit instead of energy.max_power_w.
   std::optional<uint32_t> energy_max_power_w;
   int line = 0;  // line of the entry in the config file
+
+  // The same socket settings (the line it was found on does not count).
+  bool same_settings(const SocketEntry& o) const {
+    return cid == o.cid && product_id == o.product_id && secret == o.secret && name == o.name &&
+           location == o.location && limits == o.limits && energy_max_power_w == o.energy_max_power_w;
+  }
 };
 
 struct Uplink {
@@ -47,6 +54,7 @@ struct Uplink {
   bool clean_session = false;   // false: the broker keeps our session (and Paho resends unacked QoS 1)
   int reconnect_max_s = 30;     // cap of the reconnect backoff (it starts at 0.5 s and doubles)
   int outbox_rate_per_s = 200;  // outbox drain: at most this many properties/report per second
+  bool operator==(const Uplink&) const = default;
 };
 
 struct Lan {
@@ -54,14 +62,17 @@ struct Lan {
   uint16_t port = 6690;  // 0 = any free port (tests); the bound port is logged
   int keepalive_s = 15;  // socket keepalive; a session silent for 3x this is dropped
   int handshake_timeout_s = 10;
+  bool operator==(const Lan&) const = default;
 };
 
 struct Retention {
   int raw_days = 35;  // raw readings older than this are pruned; 15-minute buckets are kept forever
+  bool operator==(const Retention&) const = default;
 };
 
 struct Energy {
   uint32_t max_power_w = 3500;  // counter increments implying more are rejected (socket rated 1 100 W)
+  bool operator==(const Energy&) const = default;
 };
 
 // Tuya property reports (src/gateway/report_policy.hpp; README "Reports to Tuya"). A measurement
@@ -77,6 +88,7 @@ struct Report {
   uint32_t current_percent = 10;
   uint32_t energy_mwh = 10000;     // DP 44/45/46/50
   uint32_t power_factor_e4 = 500;  // DP 40
+  bool operator==(const Report&) const = default;
 };
 
 struct Config {

@@ -58,8 +58,13 @@ class Server {
   bool stopped_ = false;
 };
 
-// The daemon's request handler: `status`, `relay`, `countdown` on a Gateway (see
-// docs/control-protocol.md). Malformed requests get {"ok":false,"error":"bad_request",...}.
-Handler gateway_handler(gateway::Gateway& gw);
+// Re-reads and applies the daemon's configuration; answers the `reload` request with
+// {"ok":true,"message":...,"added":[...],...} or {"ok":false,"error":"config","message":...}.
+using ReloadFn = std::function<nlohmann::json()>;
+
+// The daemon's request handler: `status`, `relay`, `countdown`, `calibrate` on a Gateway and
+// `reload` through `reload` (see docs/control-protocol.md). Malformed requests get
+// {"ok":false,"error":"bad_request",...}.
+Handler gateway_handler(gateway::Gateway& gw, ReloadFn reload = {});
 
 }  // namespace pb::control

@@ -59,6 +59,8 @@ class Accountant {
   std::optional<store::EnergyStateRow> state(const std::string& cid) const;
   int64_t total_mwh(const std::string& cid) const;  // all-time accounted, 0 if unknown
   const AccountantOptions& options() const { return options_; }
+  // Reload: limits for the readings prepared from now on.
+  void set_options(AccountantOptions options) { options_ = std::move(options); }
 
  private:
   AccountantOptions options_;

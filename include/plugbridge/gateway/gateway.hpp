@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "plugbridge/config/config.hpp"
+#include "plugbridge/gateway/config_diff.hpp"
 #include "plugbridge/gateway/uplink_port.hpp"
 #include "plugbridge/store/store.hpp"
 
@@ -80,6 +81,14 @@ class Gateway {
   void shutdown(std::function<void()> done);  // flush writes, report offline, then done()
   uint16_t lan_port() const;
   const Stats& stats() const { return stats_; }
+  const config::Config& config() const { return cfg_; }
+
+  // A new configuration (already parsed and validated), applied on the loop without touching the
+  // sockets it does not concern: sockets added (accepted at once, synced to the cloud), removed or
+  // re-keyed (their sessions closed), changed (synced again, limits re-applied); report rules,
+  // heartbeat, command timeout, retention and energy limits. What only a restart can change
+  // (ConfigDiff::needs_restart) keeps its running value. Returns what changed.
+  ConfigDiff reload(const config::Config& next);
 
   // Uplink events, called on the loop.
   void on_uplink_connected();
@@ -102,6 +111,7 @@ class Gateway {
 
   Stats stats_;
   bool stopping_ = false;
+  config::Config cfg_;  // the configuration in force; the parts refer to it
   std::unique_ptr<Parts> parts_;
 };
 

@@ -181,5 +181,49 @@ TEST_F(WiredGateway, ShutdownAnswersWaitingCommandsAndReportsEverySocketOffline)
   for (const json& s : status.back()["param"]) EXPECT_EQ(s["status"], false) << status.back().dump();
 }
 
+TEST_F(WiredGateway, ReloadAddsSyncsRemovesAndRekeysWithoutTouchingTheOthers) {
+  auto s1 = std::make_shared<FakeLink>("s1", kCaps);
+  auto s2 = std::make_shared<FakeLink>("s2", kCaps);
+  ASSERT_TRUE(lan_->connect(s1));
+  ASSERT_TRUE(lan_->connect(s2));
+  auto s3_early = std::make_shared<FakeLink>("s3", kCaps);
+  EXPECT_FALSE(lan_->connect(s3_early)) << "not in the roster yet";
+  const size_t syncs_before = uplink_.on("devices/sync").size();
+
+  config::Config next = roster_config(3);   // s3 added
+  next.sockets[1].secret.assign(16, 0xee);  // s2 re-keyed
+  next.database = cfg_.database;
+  const ConfigDiff d = gw_->reload(next);
+  EXPECT_EQ(d.added, std::vector<std::string>{"s3"});
+  EXPECT_EQ(d.rekeyed, std::vector<std::string>{"s2"});
+  EXPECT_TRUE(s1->open()) << "an unchanged socket keeps its session";
+  EXPECT_FALSE(s2->open());
+  EXPECT_EQ(s2->closed, "key changed in the roster");
+  const auto syncs = uplink_.on("devices/sync");
+  ASSERT_EQ(syncs.size(), syncs_before + 1);
+  EXPECT_EQ(syncs.back()["param"]["cid"], "s3");
+  auto s3 = std::make_shared<FakeLink>("s3", kCaps);
+  EXPECT_TRUE(lan_->connect(s3)) << "accepted at once";
+  ASSERT_EQ(gw_->live_status().size(), 3u);
+
+  // s1 removed: its session closed, gone from the live view.
+  config::Config last = next;
+  last.sockets.erase(last.sockets.begin());
+  const ConfigDiff d2 = gw_->reload(last);
+  EXPECT_EQ(d2.removed, std::vector<std::string>{"s1"});
+  EXPECT_FALSE(s1->open());
+  EXPECT_TRUE(s3->open());
+  const auto live = gw_->live_status();
+  ASSERT_EQ(live.size(), 2u);
+  EXPECT_EQ(live[0].cid, "s2");
+  EXPECT_EQ(live[1].cid, "s3");
+  bool done = false;
+  gw_->local_command("s1", "relay", 1, [&](LocalResult r) {
+    EXPECT_EQ(r.status, LocalResult::Status::UnknownCid);
+    done = true;
+  });
+  ASSERT_TRUE(run_until(io_, [&] { return done; }));
+}
+
 }  // namespace
 }  // namespace pb::gateway
