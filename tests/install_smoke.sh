@@ -26,7 +26,13 @@ if "$root/sbin/plugbridged" --check-config --config "$example" 2>"$work/check.er
 fi
 grep -q 'gateway_id: still CHANGE-ME: fill in the gateway id' "$work/check.err" ||
   fail "the refusal does not say what to fill in: $(cat "$work/check.err")"
-sed 's/CHANGE-ME/filled-in/' "$example" >"$work/filled.yaml"
+# Filled in as a user would: the placeholders, a fresh key per example socket, the CA file, and
+# (this host has no /var/lib/plugbridge) a database path of its own.
+key() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+sed -e 's/CHANGE-ME/filled-in/' -e "s/000102030405060708090a0b0c0d0e0f/$(key)/" \
+  -e "s/f0e1d2c3b4a5968778695a4b3c2d1e0f/$(key)/" -e "s|^database: .*|database: $work/pb.db|" \
+  "$example" >"$work/filled.yaml"
+echo "test CA" >"$work/tuya-edge-ca.pem"
 "$root/sbin/plugbridged" --check-config --config "$work/filled.yaml" ||
   fail "the installed daemon rejects the example configuration once it is filled in"
 "$root/bin/plugbridge" --help >/dev/null || fail "the installed CLI does not run"

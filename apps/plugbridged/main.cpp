@@ -12,6 +12,7 @@
 
 #include "plugbridge/common/log.hpp"
 #include "plugbridge/common/service.hpp"
+#include "plugbridge/config/check.hpp"
 #include "plugbridge/config/config.hpp"
 #include "plugbridge/control/control_server.hpp"
 #include "plugbridge/gateway/gateway.hpp"
@@ -42,9 +43,13 @@ int main(int argc, char** argv) {
   std::string config_path = "/etc/plugbridge/plugbridge.yaml";
   bool check_only = false;
   std::string log_level;
+  std::string service_user;
   app.add_option("-c,--config", config_path, "configuration file (YAML)")->capture_default_str();
   app.add_flag("--check-config", check_only, "validate the configuration and exit (0 = valid)");
   app.add_option("--log-level", log_level, "debug, info, warning or error (overrides the config)");
+  app.add_option("--service-user", service_user,
+                 "with --check-config: check the files as this user (default: plugbridge when run as root "
+                 "and that user exists, else the current user)");
   app.set_version_flag("--version", std::string("plugbridged ") + PB_VERSION);
   CLI11_PARSE(app, argc, argv);
 
@@ -64,8 +69,26 @@ int main(int argc, char** argv) {
                  config_path.c_str(), config_path.c_str());
     return 2;
   }
+  // The files the configuration names, as the user the service runs as.
+  pb::config::Account who = pb::config::current_account();
+  if (check_only && (!service_user.empty() || who.uid == 0)) {
+    const std::string name = service_user.empty() ? "plugbridge" : service_user;
+    if (auto a = pb::config::find_account(name))
+      who = *a;
+    else if (!service_user.empty()) {
+      std::fprintf(stderr, "plugbridged: --service-user %s: no such user\n", name.c_str());
+      return 2;
+    }
+  }
+  const std::vector<std::string> problems = pb::config::check_files(cfg, who);
+  for (const std::string& p : problems) std::fprintf(stderr, "plugbridged: %s\n", p.c_str());
+  if (!problems.empty()) {
+    std::fprintf(stderr, "plugbridged: %s: %zu problem%s for user %s\n", config_path.c_str(), problems.size(),
+                 problems.size() == 1 ? "" : "s", who.name.c_str());
+    return 2;
+  }
   if (check_only) {
-    std::printf("%s: OK (%zu sockets)\n", config_path.c_str(), cfg.sockets.size());
+    std::printf("%s (files checked as %s)\n", pb::config::summary(cfg).c_str(), who.name.c_str());
     return 0;
   }
   pb::log::Level level;

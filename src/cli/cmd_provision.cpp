@@ -1,26 +1,30 @@
 // `plugbridge provision --count N --product-id PID [--prefix NAME] [--out DIR] [--gateway HOST:PORT]
 // [--mcu g070kb|g030k8] [--kv K] [--ki K]`: mints N socket identities (cid + 128-bit PSK from OpenSSL's
 // CSPRNG), writes one Intel HEX image of the device-information page per socket, then appends the
-// sockets to the configuration's roster. The daemon picks them up on restart.
+// sockets to the configuration's roster, then asks the running daemon to reload it.
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <pbfw/device_info.hpp>
 #include <pbfw/limits.hpp>
 #include <set>
 #include <stm32g0/layout.hpp>
+#include <thread>
 
 #include "commands.hpp"
+#include "plugbridge/cli/control_client.hpp"
 #include "plugbridge/ihex/intel_hex.hpp"
 #include "roster_writer.hpp"
 
@@ -58,13 +62,26 @@ std::string utc_stamp(int64_t ms) {
 // (loading the configuration then fails with the real reason).
 class DirLock {
  public:
+  // Another writer gets a few seconds to finish (provisioning runs take milliseconds); one that holds
+  // the lock longer is reported, and nothing is written.
+  static constexpr std::chrono::seconds kWait{3};
+
   explicit DirLock(const std::string& file) {
     const fs::path p(file);
     const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
     fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_ >= 0) {
-      while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    if (fd_ < 0) return;  // the roster's own checks report a missing directory
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) continue;
+      if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) {
+        ::close(fd_);
+        throw CliError(exit_code::kFailed, "another writer holds the lock on " + dir +
+                                               " (flock; plugbridge provision takes it " +
+                                               "while it changes " + file +
+                                               "); nothing was written: run again once it has finished");
       }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
   ~DirLock() {
@@ -182,11 +199,36 @@ class Provision : public Command {
     auto& out = ctx.term().out;
     for (size_t i = 0; i < fresh.size(); ++i) out << fresh[i].cid << "  " << written[i].string() << '\n';
     out << "added " << fresh.size() << " socket" << (fresh.size() == 1 ? "" : "s") << " to "
-        << cfg.source_file << "; restart plugbridged to accept them\n";
+        << cfg.source_file << '\n';
+    ask_daemon_to_reload(ctx, cfg);
     return exit_code::kOk;
   }
 
  private:
+  // The roster is written whatever the daemon says: its answer is reported, never an error.
+  static void ask_daemon_to_reload(Context& ctx, const config::Config& cfg) {
+    auto& out = ctx.term().out;
+    const std::string socket = ctx.explicit_socket_path().value_or(cfg.control_socket);
+    if (socket.empty()) {
+      out << "the control socket is disabled in " << cfg.source_file
+          << ": run `sudo systemctl reload plugbridged` to accept the new sockets\n";
+      return;
+    }
+    try {
+      const nlohmann::json r = control_request(socket, {{"cmd", "reload"}}, std::chrono::seconds(30));
+      if (r.value("ok", false))
+        out << "daemon reloaded: " << r.value("message", std::string()) << '\n';
+      else
+        ctx.term().err << "plugbridge provision: the daemon did not reload: "
+                       << r.value("message", r.value("error", std::string("failed")))
+                       << "\n  fix: `sudo systemctl reload plugbridged` once that is solved\n";
+    } catch (const CliError& e) {
+      if (e.code() != exit_code::kNoDaemon) throw;
+      out << "the daemon is not running (nobody answers at " << socket
+          << "): it reads the new sockets when it starts (or run `plugbridge reload` later)\n";
+    }
+  }
+
   static config::Config load_config(const std::string& path) {
     try {
       return config::load_file(path);

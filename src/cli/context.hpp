@@ -50,6 +50,10 @@ class Context {
   const config::Config& require_config();
   std::string db_path();
   std::string socket_path();
+  // --socket when given.
+  std::optional<std::string> explicit_socket_path() const {
+    return opts_.socket_path.empty() ? std::nullopt : std::optional<std::string>(opts_.socket_path);
+  }
 
   // The database's read API, read-only and safe while the daemon writes (WAL). Throws
   // CliError(kNoData) naming the fix.

@@ -136,8 +136,17 @@ void write_config_atomically(const std::string& path, const std::string& text) {
     ::unlink(tmp.c_str());
     throw CliError(code, what);
   };
+  // The new file takes the old one's owner, group and mode (root:plugbridge 0640 for the service): a
+  // roster the service user can no longer read would stop it at its next start.
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) ::fchmod(fd, st.st_mode & 07777);  // keep 0640 & co.
+  if (::stat(path.c_str(), &st) == 0) {
+    if (::fchown(fd, st.st_uid, st.st_gid) != 0)
+      fail(exit_code::kFailed, "cannot give the new " + path + " the owner and group of the old one (" +
+                                   std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) + "): " +
+                                   std::strerror(errno) + "; run as root (sudo) or as the file's owner");
+    if (::fchmod(fd, st.st_mode & 07777) != 0)
+      fail(exit_code::kFailed, "cannot set the mode of " + tmp + ": " + std::strerror(errno));
+  }
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);

@@ -3,6 +3,9 @@
 #include "plugbridge/config/config.hpp"
 
 #include <date/tz.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -34,12 +37,42 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Keys published in the shipped example configuration and the documentation: anyone can read them,
+// so a socket using one has no secret at all.
+constexpr std::string_view kPublishedSecrets[] = {
+    "000102030405060708090a0b0c0d0e0f",
+    "f0e1d2c3b4a5968778695a4b3c2d1e0f",
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// A key a person typed rather than a random generator drew: one value repeated, a few values
+// repeated, or counting by a fixed step (00 11 22 ..., 01 02 03 ...). A random 16-byte key has about
+// 15.5 distinct bytes and is never an arithmetic progression.
+bool guessable(const std::vector<uint8_t>& key) {
+  std::set<uint8_t> distinct(key.begin(), key.end());
+  if (distinct.size() < key.size() / 2) return true;
+  bool progression = true;
+  for (size_t i = 2; i < key.size() && progression; ++i)
+    progression = static_cast<uint8_t>(key[i] - key[i - 1]) == static_cast<uint8_t>(key[1] - key[0]);
+  return progression;
+}
+
+constexpr const char* kKeyHowTo =
+    "generate a real one with `openssl rand -hex 16` (and program it into the socket), or let "
+    "`plugbridge provision` mint the socket";
+
 class Parser {
  public:
   Parser(std::string source, std::optional<fs::path> base_dir)
       : source_(std::move(source)), base_dir_(std::move(base_dir)) {}
 
   Config parse(const std::string& text) {
+    text_ = text;
     YAML::Node root;
     try {
       root = YAML::Load(text);
@@ -49,6 +82,9 @@ class Parser {
 
     Config cfg;
     cfg.source_file = source_;
+    // First, before any key is looked at: a quote left open swallows the keys after it, so the
+    // missing-key errors that follow would point at the wrong line.
+    check_lines(root, "");
     if (root.IsNull()) fail(1, "gateway_id", "required key missing (the file is empty)");
     if (!root.IsMap()) fail(root, "(top level)", "expected a mapping of keys, got " + kind(root));
 
@@ -197,9 +233,64 @@ class Parser {
     }
   }
 
+  // Every string in this file is one line: an id, a name, a key, a host, a path. A value that runs
+  // on over the next lines is almost always a quote that was not closed, silently swallowing the
+  // keys (and sockets) after it.
   std::string get_string(const YAML::Node& n, const std::string& key) const {
     if (!n.IsScalar()) fail(n, key, "expected a string, got " + kind(n));
+    check_single_line(n, key);
     return n.Scalar();
+  }
+
+  void check_lines(const YAML::Node& n, const std::string& path) const {
+    if (n.IsScalar()) {
+      if (!path.empty()) check_single_line(n, path);
+    } else if (n.IsSequence()) {
+      for (size_t i = 0; i < n.size(); ++i) check_lines(n[i], path + "[" + std::to_string(i) + "]");
+    } else if (n.IsMap()) {
+      for (const auto& kv : n)
+        if (kv.first.IsScalar())
+          check_lines(kv.second, (path.empty() ? "" : path + ".") + kv.first.Scalar());
+    }
+  }
+
+  void check_single_line(const YAML::Node& n, const std::string& key) const {
+    const YAML::Mark m = n.Mark();
+    if (m.pos < 0 || static_cast<size_t>(m.pos) >= text_.size()) return;
+    const size_t start = static_cast<size_t>(m.pos);
+    const size_t eol = std::min(text_.find('\n', start), text_.size());
+    const std::string_view line(text_.data() + start, eol - start);
+    const std::string& value = n.Scalar();
+    bool one_line = true;
+    const char q = line.empty() ? '\0' : line.front();
+    if (q == '"' || q == '\'') {
+      one_line = false;
+      for (size_t i = 1; i < line.size(); ++i) {
+        if (q == '"' && line[i] == '\\') {
+          ++i;
+        } else if (line[i] == q) {
+          if (q == '\'' && i + 1 < line.size() && line[i + 1] == '\'') {
+            ++i;  // '' is a quote inside a single-quoted string
+            continue;
+          }
+          one_line = true;
+          break;
+        }
+      }
+    } else if (q == '|' || q == '>') {
+      one_line = false;  // a block scalar
+    } else {
+      one_line = value.find('\n') == std::string::npos && line.substr(0, value.size()) == value;
+    }
+    if (one_line) return;
+    size_t end_line = static_cast<size_t>(m.line) + 1;
+    for (size_t i = 0; i < value.size(); ++i) end_line += value[i] == '\n';
+    fail(n, key,
+         std::string("the value runs on over several lines") +
+             (q == '"' || q == '\'' ? std::string(": the ") + (q == '"' ? "double" : "single") +
+                                          " quote opened here is not closed on this line"
+                                    : std::string()) +
+             "; it must be a single line (a quote not closed swallows the keys and sockets after it)");
   }
 
   bool get_bool(const YAML::Node& n, const std::string& key) const {
@@ -378,6 +469,17 @@ class Parser {
     for (size_t i = 0; i < s.size(); i += 2) {
       out.push_back(static_cast<uint8_t>(hex_digit(s[i]) * 16 + hex_digit(s[i + 1])));
     }
+    const std::string low = lower(s);
+    if (std::find(std::begin(kPublishedSecrets), std::end(kPublishedSecrets), low) !=
+        std::end(kPublishedSecrets)) {
+      // Like a placeholder: the shipped example, listed with the rest of what to fill in.
+      placeholders_.push_back(source_ + ":" + std::to_string(line_of(n)) + ": " + key +
+                              ": the example's published key, known to everyone: " + kKeyHowTo +
+                              " (or remove this example socket)");
+    } else if (guessable(out)) {
+      fail(n, key,
+           "a guessable key (a repeated or counting pattern), not a secret: " + std::string(kKeyHowTo));
+    }
     return out;
   }
 
@@ -449,6 +551,7 @@ class Parser {
   }
 
   std::string source_;
+  std::string_view text_;
   std::optional<fs::path> base_dir_;
   mutable std::vector<std::string> placeholders_;  // filled while parsing, copied into Config::placeholders
 };
@@ -459,20 +562,64 @@ Config load_string(const std::string& yaml, const std::string& source_name) {
   return Parser(source_name, std::nullopt).parse(yaml);
 }
 
-Config load_file(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw ConfigError(path + ": cannot open config file: is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+namespace {
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// Checked on the open descriptor before reading: never blocks on a FIFO, never reads /dev/zero or
+// a runaway file into memory.
+std::string read_config_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
     const int err = errno;
     throw ConfigError(path + ": cannot open config file: " + std::strerror(err));
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw ConfigError(path + ": cannot read config file");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw ConfigError(path + ": cannot stat config file: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    throw ConfigError(path + ": not a configuration file: it is " + file_kind(st.st_mode) +
+                      "; give the path of a YAML file");
+  if (st.st_size > static_cast<off_t>(kMaxFileBytes))
+    throw ConfigError(path + ": " + std::to_string(st.st_size) +
+                      " bytes: too large for a configuration file (at most " +
+                      std::to_string(kMaxFileBytes / (1024 * 1024)) + " MiB)");
+  std::string text;
+  text.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (true) {
+    if (got == text.size()) {
+      if (text.size() > kMaxFileBytes)
+        throw ConfigError(path + ": grew past " + std::to_string(kMaxFileBytes / (1024 * 1024)) +
+                          " MiB while being read: too large for a configuration file");
+      text.resize(text.size() + 4096);
+    }
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw ConfigError(path + ": cannot read config file: " + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  text.resize(got);
+  return text;
+}
+}  // namespace
+
+Config load_file(const std::string& path) {
+  const std::string text = read_config_file(path);
+  std::error_code ec;
   fs::path dir = fs::absolute(fs::path(path), ec).parent_path();
   if (ec) dir = fs::path(path).parent_path();
-  return Parser(path, dir).parse(text.str());
+  return Parser(path, dir).parse(text);
 }
 
 }  // namespace pb::config

@@ -1,6 +1,7 @@
 // End-to-end behaviour of plugbridged against a real broker, the Tuya emulator and plugsim.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <map>
@@ -266,7 +267,7 @@ TEST(Durability, SigkillUnderLoadLosesNoAckedReadingAndStoresNoneTwice) {
 TEST(Lan, WrongPskIsRefusedAndLogged) {
   Scenario sc({.sockets = 2});
   sc.start_daemon();
-  sc.start_sim(2, {"--psk-override", sc.cid(0) + "=00112233445566778899aabbccddeeff"});
+  sc.start_sim(2, {"--psk-override", sc.cid(0) + "=5f3a9c1e7b2d48e06a91c3f7d2b8e415"});
   // The right key still works for the other socket.
   ASSERT_TRUE(sc.sim().wait_for_stdout_line(
       [&](const std::string& line) {
@@ -322,6 +323,39 @@ TEST(Daemon, CheckConfigNamesFileLineAndKey) {
   ASSERT_TRUE(code);
   EXPECT_EQ(*code, 2);
   EXPECT_TRUE(any_line(p.stderr_lines(), std::regex("bad\\.yaml:5: .*colour"))) << p.describe();
+}
+
+TEST(Daemon, CheckConfigSaysWhatItLoadedAndChecksTheFilesAsTheServiceUser) {
+  Scenario sc({.sockets = 2});
+  test::Process ok(
+      {test::binary("plugbridged").string(), "--check-config", "--config", sc.config_path().string()});
+  ASSERT_EQ(ok.wait_exit(10s), 0) << ok.describe();
+  const std::string expected = sc.config_path().string() +
+                               ": OK: 2 sockets, uplink localhost:" + std::to_string(sc.broker().port()) +
+                               " as tuya-vendor (gateway gw-test), database " + sc.db_path().string() +
+                               ", LAN 127.0.0.1:" + std::to_string(sc.lan_port()) + ", control socket " +
+                               sc.control_socket().string() + " (files checked as ";
+  ASSERT_EQ(ok.stdout_lines().size(), 1u) << ok.describe();
+  EXPECT_EQ(ok.stdout_lines()[0].rfind(expected, 0), 0u)
+      << ok.stdout_lines()[0] << "\nexpected: " << expected;
+
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to check as another user";
+  // The broker's CA (0600 here, our own) cannot be read by the service user: refused, with the fix.
+  std::filesystem::permissions(sc.broker().ca_file(),
+                               std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  test::Process as_nobody({test::binary("plugbridged").string(), "--check-config", "--service-user", "nobody",
+                           "--config", sc.config_path().string()});
+  ASSERT_EQ(as_nobody.wait_exit(10s), 2) << as_nobody.describe();
+  EXPECT_TRUE(
+      any_line(as_nobody.stderr_lines(),
+               std::regex("uplink.ca_file .*ca\\.crt \\(root:root 0600\\) is not readable by nobody; fix: "
+                          "chgrp .* && chmod 0640 ")))
+      << as_nobody.describe();
+  EXPECT_TRUE(any_line(as_nobody.stderr_lines(), std::regex("problems? for user nobody")))
+      << as_nobody.describe();
+  test::Process no_user({test::binary("plugbridged").string(), "--check-config", "--service-user",
+                         "no-such-user-here", "--config", sc.config_path().string()});
+  EXPECT_EQ(no_user.wait_exit(10s), 2) << no_user.describe();
 }
 
 }  // namespace

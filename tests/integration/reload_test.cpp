@@ -161,7 +161,7 @@ TEST(Reload, RekeyedSocketIsDisconnectedAndARemovedOneLeavesTheRosterAndGoesOffl
   for (size_t i = 0; i < 3; ++i) ASSERT_TRUE(wait_online(sc, sc.cid(i))) << sc.cid(i);
   const size_t statuses_before = sc.emu().seen("devices/status").size();
   auto roster = sc.roster();
-  roster[0].secret_hex = "00112233445566778899aabbccddeeff";  // plugsim keeps the old key
+  roster[0].secret_hex = "5f3a9c1e7b2d48e06a91c3f7d2b8e415";  // plugsim keeps the old key
   roster.erase(roster.begin() + 1);                           // sock-002 goes
   sc.write_config(roster);
   CliRun r = cli(sc, {"reload"});
@@ -180,6 +180,21 @@ TEST(Reload, RekeyedSocketIsDisconnectedAndARemovedOneLeavesTheRosterAndGoesOffl
       << sc.daemon().describe();
   EXPECT_EQ(sessions_up(sc.sim(), sc.cid(2)), 1u);
   EXPECT_FALSE(ever_offline(sc, sc.cid(2), statuses_before));
+}
+
+TEST(Reload, ProvisionAsksTheRunningDaemonToReload) {
+  Scenario sc({.sockets = 1});
+  sc.start_daemon();
+  sc.wait_uplink_synced();
+  CliRun r = cli(sc, {"provision", "--count", "2", "--product-id", "pbsock1", "--gateway", "127.0.0.1:6690",
+                      "--out", (sc.dir() / "hex").string()});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("daemon reloaded: reloaded " + sc.config_path().string() +
+                       ": 2 added (socket-0001, socket-0002), 0 removed"),
+            std::string::npos)
+      << r.out << r.err;
+  EXPECT_TRUE(synced(sc, "socket-0001", 20s)) << sc.daemon().describe();
+  EXPECT_TRUE(synced(sc, "socket-0002", 20s)) << sc.daemon().describe();
 }
 
 }  // namespace

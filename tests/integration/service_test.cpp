@@ -67,7 +67,7 @@ TEST(Service, NotifiesReadyPingsTheWatchdogFromTheLoopAndSaysStopping) {
          "database: "
       << (dir.path() / "pb.db").string()
       << "\ncontrol_socket: \"\"\n"
-         "sockets:\n  - cid: s1\n    product_id: p\n    secret: 000102030405060708090a0b0c0d0e0f\n";
+         "sockets:\n  - cid: s1\n    product_id: p\n    secret: 3b8e51d0a7c29f64e18b5d3a0f7c926e\n";
   NotifySocket notify(dir.path() / "notify.sock");
   pb::test::Process daemon(
       {pb::test::binary("plugbridged").string(), "--config", config.string()},
@@ -89,7 +89,7 @@ TEST(Service, NotifiesReadyPingsTheWatchdogFromTheLoopAndSaysStopping) {
   // SIGHUP: RELOADING=1, then READY=1 with the new roster's size; the daemon stays.
   {
     std::ofstream out(config, std::ios::app);
-    out << "  - cid: s2\n    product_id: p\n    secret: 101112131415161718191a1b1c1d1e1f\n";
+    out << "  - cid: s2\n    product_id: p\n    secret: 9d27e4b1c86f03a5d1e97b42f6c0a38e\n";
   }
   daemon.signal(SIGHUP);
   auto reloading = notify.receive_until("RELOADING=1", 5s);

@@ -61,7 +61,9 @@ grep -q 'gateway_id: still CHANGE-ME: fill in the gateway id' "$w/tmp/check.err"
 ok "the shipped example is refused: $(head -1 "$w/tmp/check.err")"
 
 # --- edit the configuration, run the daemon as its unit would, fill the database ---
+key() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
 in_root sed -i -e 's/^gateway_id: CHANGE-ME/gateway_id: lifecycle-gw/' -e 's/CHANGE-ME/pbsock1/' \
+  -e "s/000102030405060708090a0b0c0d0e0f/$(key)/" -e "s/f0e1d2c3b4a5968778695a4b3c2d1e0f/$(key)/" \
   -e 's/^  enabled: true/  enabled: false/' -e 's/^  port: 6690/  port: 0/' /etc/plugbridge/plugbridge.yaml
 in_root plugbridged --check-config >/dev/null || fail "the edited configuration is invalid"
 edited=$(md5sum <"$w/etc/plugbridge/plugbridge.yaml")

@@ -27,7 +27,11 @@ grep -q 'gateway_id: still CHANGE-ME: fill in the gateway id' /tmp/check.err || 
 ok "the shipped example is refused:"
 sed 's/^/    /' /tmp/check.err
 
-sed 's/CHANGE-ME/filled-in/' /etc/plugbridge/plugbridge.yaml >/tmp/valid.yaml
+# Filled in as a user would: the placeholders, a fresh key per example socket, the CA file.
+key() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+sed -e 's/CHANGE-ME/filled-in/' -e "s/000102030405060708090a0b0c0d0e0f/$(key)/" \
+  -e "s/f0e1d2c3b4a5968778695a4b3c2d1e0f/$(key)/" /etc/plugbridge/plugbridge.yaml >/tmp/valid.yaml
+echo "test CA" >/tmp/tuya-edge-ca.pem
 out=$(plugbridged --check-config --config /tmp/valid.yaml) || fail "a valid configuration is refused"
 ok "a valid configuration passes: $out"
 

@@ -116,7 +116,11 @@ struct Config {
 // The value the shipped example configuration carries where the installer must fill something in.
 inline constexpr std::string_view kPlaceholder = "CHANGE-ME";
 
-// Parses and validates; throws ConfigError naming file:line and the key.
+// A configuration file larger than this is refused before it is read (a 1 000-socket roster is ~150 KB).
+inline constexpr size_t kMaxFileBytes = 4 * 1024 * 1024;
+
+// Parses and validates; throws ConfigError naming file:line and the key. Anything but a regular
+// file of at most kMaxFileBytes is refused before reading.
 Config load_file(const std::string& path);
 Config load_string(const std::string& yaml, const std::string& source_name = "<string>");
 

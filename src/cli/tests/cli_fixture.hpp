@@ -75,11 +75,11 @@ class CliTest : public ::testing::Test {
                                     "sockets:\n"
                                     "  - cid: kettle\n"
                                     "    product_id: p\n"
-                                    "    secret: 00112233445566778899aabbccddeeff\n"
+                                    "    secret: 5f3a9c1e7b2d48e06a91c3f7d2b8e415\n"
                                     "    name: Kettle\n"
                                     "  - cid: lamp\n"
                                     "    product_id: p\n"
-                                    "    secret: ffeeddccbbaa99887766554433221100\n"
+                                    "    secret: c4e81b7f29a05d36e7f2a9c14b6d3085\n"
                                     "    name: Desk lamp\n";
   }
   void TearDown() override { fs::remove_all(dir_); }

@@ -1,6 +1,9 @@
 // `plugbridge provision` in-process: roster appended as text (comments kept), unique identities across
 // runs, HEX images that decode to a valid device-information page, and the exit codes of bad input.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,10 +36,10 @@ constexpr const char* kConfig =
     "    # the kettle, first unit\n"
     "  - cid: kettle\n"
     "    product_id: p\n"
-    "    secret: 00112233445566778899aabbccddeeff\n"
+    "    secret: 5f3a9c1e7b2d48e06a91c3f7d2b8e415\n"
     "  - cid: socket-0007   # provisioned by hand\n"
     "    product_id: p\n"
-    "    secret: ffeeddccbbaa99887766554433221100\n"
+    "    secret: c4e81b7f29a05d36e7f2a9c14b6d3085\n"
     "\n"
     "# Keep raw readings for a year.\n"
     "retention:\n"
@@ -63,6 +66,7 @@ class ProvisionTest : public ::testing::Test {
 
   fs::path config_path() const { return dir_ / "plugbridge.yaml"; }
   fs::path out_dir() const { return dir_ / "hex"; }
+  fs::path control_socket() const { return dir_ / "control.sock"; }
 
   Result run(std::vector<std::string> args) {
     std::ostringstream out, err;
@@ -73,8 +77,9 @@ class ProvisionTest : public ::testing::Test {
   }
   Result provision(int count, std::vector<std::string> extra = {}) {
     std::vector<std::string> args{
-        "provision", "--config", config_path().string(), "--count", std::to_string(count), "--product-id",
-        "pbsock1",   "--out",    out_dir().string()};
+        "--socket",        control_socket().string(), "provision",    "--config", config_path().string(),
+        "--count",         std::to_string(count),     "--product-id", "pbsock1",  "--out",
+        out_dir().string()};
     if (std::find(extra.begin(), extra.end(), "--gateway") == extra.end())
       args.insert(args.end(), {"--gateway", "192.168.1.10:6690"});
     args.insert(args.end(), extra.begin(), extra.end());
@@ -169,6 +174,49 @@ TEST_F(ProvisionTest, ConcurrentRunsOnOneRosterNeverCollide) {
   }
 }
 
+// The service reads its roster as user plugbridge through group plugbridge: the rewritten file must
+// keep owner, group and mode, whoever runs provision.
+TEST_F(ProvisionTest, RewrittenRosterKeepsOwnerGroupAndMode) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to own the file as another user";
+  const passwd* nobody = ::getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  const gid_t group = nobody->pw_gid;
+  ASSERT_EQ(::chown(config_path().c_str(), nobody->pw_uid, group), 0);
+  ASSERT_EQ(::chmod(config_path().c_str(), 0640), 0);
+  const Result r = provision(2);
+  ASSERT_EQ(r.code, 0) << r.err;
+  struct stat st {};
+  ASSERT_EQ(::stat(config_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, nobody->pw_uid);
+  EXPECT_EQ(st.st_gid, group);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(config::load_file(config_path().string()).sockets.size(), 4u);
+}
+
+TEST_F(ProvisionTest, AnotherWriterHoldingTheLockIsRefusedAndNothingIsWritten) {
+  const std::string before = slurp(config_path());
+  const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  const Result r = provision(1);
+  ::close(fd);
+  EXPECT_EQ(r.code, exit_code::kFailed);
+  EXPECT_NE(r.err.find("another writer holds the lock on " + dir_.string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nothing was written"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(config_path()), before);
+  EXPECT_FALSE(fs::exists(out_dir() / "socket-0008.hex"));
+}
+
+TEST_F(ProvisionTest, DaemonNotRunningIsSaidAndTheRosterIsStillWritten) {
+  const Result r = provision(1);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("the daemon is not running (nobody answers at " + control_socket().string() +
+                       "): it reads the new sockets when it starts"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(config::load_file(config_path().string()).sockets.size(), 3u);
+}
+
 TEST_F(ProvisionTest, HexDecodesToAValidPageWithTheRosterIdentity) {
   ASSERT_EQ(provision(2, {"--kv", "1.9", "--ki", "0.95"}).code, 0);
   const config::Config cfg = config::load_file(config_path().string());
@@ -257,7 +305,7 @@ TEST_F(ProvisionTest, UnreadableOrFlowStyleConfigExitsThree) {
 
   const std::string flow =
       "gateway_id: g\nuplink: {enabled: false}\nsockets: [{cid: a, product_id: p, secret: "
-      "00112233445566778899aabbccddeeff}]\n";
+      "5f3a9c1e7b2d48e06a91c3f7d2b8e415}]\n";
   std::ofstream(config_path()) << flow;
   r = provision(2);
   EXPECT_EQ(r.code, exit_code::kNoData);
@@ -277,15 +325,18 @@ TEST_F(ProvisionTest, ExistingHexFileIsNotOverwritten) {
   EXPECT_EQ(slurp(config_path()), kConfig);
 }
 
-NewSocket sock(const std::string& cid, uint8_t fill) {
-  return {cid, "p", std::vector<uint8_t>(16, fill)};
+// A key that looks drawn at random (the parser refuses repeated or counting patterns).
+NewSocket sock(const std::string& cid, uint8_t seed) {
+  std::vector<uint8_t> key(16);
+  for (unsigned i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(seed * 73 + i * i * 29 + i * 11);
+  return {cid, "p", key};
 }
 
 TEST(AppendSockets, CreatesTheListWhenMissing) {
   const std::string text = append_sockets("gateway_id: g\nuplink: {enabled: false}", {sock("a", 1)});
   EXPECT_EQ(text,
             "gateway_id: g\nuplink: {enabled: false}\nsockets:\n  - cid: a\n    product_id: p\n"
-            "    secret: 01010101010101010101010101010101\n");
+            "    secret: 4971d36f45559f23e1d90b771dfd176b\n");
   EXPECT_EQ(config::load_string(text).sockets.size(), 1u);
 }
 
@@ -305,7 +356,7 @@ TEST(AppendSockets, EmptyFlowListAndNullBecomeABlockList) {
 TEST(AppendSockets, FollowsTheIndentationOfExistingItems) {
   const std::string base =
       "gateway_id: g\nuplink: {enabled: false}\nsockets:\n- cid: x\n  product_id: p\n"
-      "  secret: 00112233445566778899aabbccddeeff\n---\n";
+      "  secret: 5f3a9c1e7b2d48e06a91c3f7d2b8e415\n---\n";
   const std::string text = append_sockets(base, {sock("a", 1)}, "batch 1");
   EXPECT_NE(text.find("# batch 1\n- cid: a\n  product_id: p\n"), std::string::npos) << text;
   EXPECT_LT(text.find("- cid: a"), text.find("---"));

@@ -1,12 +1,14 @@
 #include "plugbridge/config/config.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "plugbridge/config/check.hpp"
 #include "support/testsupport.hpp"
 
 namespace pb::config {
@@ -21,8 +23,8 @@ const std::string kHead =
     "  ca_file: ca.pem\n"    // 3
     "  username: vendor\n";  // 4
 
-const std::string kSecretA = "00112233445566778899aabbccddeeff";
-const std::string kSecretB = "ffeeddccbbaa99887766554433221100";
+const std::string kSecretA = "5f3a9c1e7b2d48e06a91c3f7d2b8e415";
+const std::string kSecretB = "c4e81b7f29a05d36e7f2a9c14b6d3085";
 
 // Returns the ConfigError message, or fails the test if parsing succeeded.
 std::string error_of(const std::string& yaml) {
@@ -85,12 +87,12 @@ TEST(Config, FullDocumentParsed) {
   EXPECT_EQ(c.sockets[0].line, 14);
   EXPECT_EQ(c.sockets[1].line, 18);
   ASSERT_EQ(c.sockets[0].secret.size(), 16u);
-  EXPECT_EQ(c.sockets[0].secret[0], 0x00);
-  EXPECT_EQ(c.sockets[0].secret[15], 0xff);
+  EXPECT_EQ(c.sockets[0].secret[0], 0x5f);
+  EXPECT_EQ(c.sockets[0].secret[15], 0x15);
   EXPECT_EQ(c.sockets[0].limits.current_max_ma, 3000u);
   EXPECT_FALSE(c.sockets[0].limits.power_max_w.has_value());
   ASSERT_NE(c.find_socket("B-2"), nullptr);
-  EXPECT_EQ(c.find_socket("B-2")->secret[0], 0xff);
+  EXPECT_EQ(c.find_socket("B-2")->secret[0], 0xc4);
   EXPECT_EQ(c.find_socket("nope"), nullptr);
 }
 
@@ -320,7 +322,7 @@ TEST(Config, ExampleFileLoads) {
 // The shipped example parses, but names every value still to fill in (plugbridged refuses it).
 TEST(Config, ExamplePlaceholdersListed) {
   const Config c = load_file(PB_EXAMPLE_CONFIG);
-  ASSERT_EQ(c.placeholders.size(), 4u);
+  ASSERT_EQ(c.placeholders.size(), 6u);
   const std::string file = fs::path(PB_EXAMPLE_CONFIG).string();
   EXPECT_PREFIX(c.placeholders[0], file + ":");
   EXPECT_NE(c.placeholders[0].find(": gateway_id: still CHANGE-ME: fill in the gateway id"),
@@ -331,8 +333,15 @@ TEST(Config, ExamplePlaceholdersListed) {
       << c.placeholders[1];
   EXPECT_NE(c.placeholders[2].find(": sockets[0].product_id: still CHANGE-ME"), std::string::npos)
       << c.placeholders[2];
-  EXPECT_NE(c.placeholders[3].find(": sockets[1].product_id: still CHANGE-ME"), std::string::npos)
+  // The example sockets' published keys: to be replaced like the placeholders.
+  EXPECT_NE(c.placeholders[3].find(": sockets[0].secret: the example's published key, known to everyone: "
+                                   "generate a real one with `openssl rand -hex 16`"),
+            std::string::npos)
       << c.placeholders[3];
+  EXPECT_NE(c.placeholders[4].find(": sockets[1].product_id: still CHANGE-ME"), std::string::npos)
+      << c.placeholders[4];
+  EXPECT_NE(c.placeholders[5].find(": sockets[1].secret: the example's published key"), std::string::npos)
+      << c.placeholders[5];
 }
 
 TEST(Config, PlaceholdersOnlyWhereTheValueIsThePlaceholder) {
@@ -515,6 +524,142 @@ TEST(Config, UplinkSessionReconnectAndOutboxKeys) {
                 "t.yaml:5: uplink.reconnect_max_s: 3601 out of range 1..3600");
   EXPECT_PREFIX(error_of(kHead + "  clean_session: sometimes\n"),
                 "t.yaml:5: uplink.clean_session: expected true or false");
+}
+
+// A quote left open runs the value on over the next lines, swallowing the sockets after it.
+TEST(Config, UnterminatedQuoteIsAnErrorAtItsLine) {
+  const std::string yaml = kHead +
+                           "sockets:\n"           // 5
+                           "  - cid: a\n"         // 6
+                           "    product_id: p\n"  // 7
+                           "    secret: " +
+                           kSecretA +
+                           "\n"                    // 8
+                           "    name: \"Kettle\n"  // 9
+                           "  - cid: b\n"          // 10
+                           "    product_id: p\n"   // 11
+                           "    secret: " +
+                           kSecretB + "\n";  // 12
+  EXPECT_PREFIX(error_of(yaml),
+                "t.yaml:9: sockets[0].name: the value runs on over several lines: the double quote "
+                "opened here is not closed on this line");
+  EXPECT_PREFIX(error_of(kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA +
+                         "\n    location: 'Hall\n      upstairs'\n"),
+                "t.yaml:9: sockets[0].location: the value runs on over several lines: the single quote");
+  // A plain value continued on the next line, and a block scalar.
+  EXPECT_PREFIX(error_of("gateway_id: gw1\n  more\nuplink:\n  enabled: false\n"),
+                "t.yaml:1: gateway_id: the value runs on over several lines");
+  EXPECT_PREFIX(error_of("gateway_id: gw1\nuplink:\n  enabled: false\ndatabase: |\n  /a\n  /b\n"),
+                "t.yaml:4: database: the value runs on over several lines");
+  // Quotes closed on their line, escapes and '' inside, flow style: all fine.
+  const Config c = load_string(kHead + "sockets:\n  - {cid: a, product_id: p, secret: " + kSecretA +
+                                   ", name: \"Say \\\"hi\\\"\", location: 'it''s here'}\n",
+                               "t.yaml");
+  EXPECT_EQ(c.sockets.at(0).name, "Say \"hi\"");
+  EXPECT_EQ(c.sockets.at(0).location, "it's here");
+}
+
+TEST(Config, GuessableKeysAreRefusedWithHowToMakeOne) {
+  auto with_secret = [](const std::string& secret) {
+    return kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + secret + "\n";
+  };
+  for (const std::string weak : {"00000000000000000000000000000000", "00112233445566778899aabbccddeeff",
+                                 "0102030405060708090a0b0c0d0e0f10", "abababababababababababababababab",
+                                 "ffeeddccbbaa99887766554433221100"})
+    EXPECT_PREFIX(
+        error_of(with_secret(weak)),
+        "t.yaml:8: sockets[0].secret: a guessable key (a repeated or counting pattern), not a secret: "
+        "generate a real one with `openssl rand -hex 16`")
+        << weak;
+  EXPECT_PREFIX(error_of(with_secret("5f3a9c1e7b2d48e06a91c3f7d2b8")),
+                "t.yaml:8: sockets[0].secret: too short: 28 hex digits, need at least 32 (128 bits)");
+  // The example's published keys parse, but like placeholders they keep the daemon from starting.
+  const Config c = load_string(with_secret("000102030405060708090A0B0C0D0E0F"), "t.yaml");
+  ASSERT_EQ(c.placeholders.size(), 1u);
+  EXPECT_EQ(
+      c.placeholders[0],
+      "t.yaml:8: sockets[0].secret: the example's published key, known to everyone: generate a real one "
+      "with `openssl rand -hex 16` (and program it into the socket), or let `plugbridge provision` mint "
+      "the socket (or remove this example socket)");
+}
+
+TEST(Config, OnlyRegularFilesOfSaneSizeAreRead) {
+  TempDir dir;
+  auto error_of_file = [](const std::string& path) -> std::string {
+    try {
+      load_file(path);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "(loaded)";
+  };
+  // A FIFO nobody writes to: refused at once, never waited on.
+  const std::string fifo = (dir.path() / "fifo.yaml").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(error_of_file(fifo),
+            fifo + ": not a configuration file: it is a FIFO (named pipe); give the path of a YAML file");
+  EXPECT_EQ(error_of_file("/dev/zero"),
+            "/dev/zero: not a configuration file: it is a character device; give the path of a YAML file");
+  EXPECT_EQ(
+      error_of_file(dir.path().string()),
+      dir.path().string() + ": not a configuration file: it is a directory; give the path of a YAML file");
+  const std::string big = (dir.path() / "big.yaml").string();
+  {
+    std::ofstream out(big);
+    out << kHead << "# " << std::string(5 * 1024 * 1024, 'x') << "\n";
+  }
+  EXPECT_PREFIX(error_of_file(big), big + ": " + std::to_string(fs::file_size(big)) +
+                                        " bytes: too large for a configuration file (at most 4 MiB)");
+  EXPECT_PREFIX(error_of_file((dir.path() / "missing.yaml").string()),
+                (dir.path() / "missing.yaml").string() + ": cannot open config file: No such file");
+}
+
+// The files the configuration names, checked as the user the service runs as.
+TEST(ConfigCheck, CaFileMissingOrUnreadableByTheServiceUserAndDatabaseDirectory) {
+  TempDir dir;
+  const std::string ca = (dir.path() / "ca.pem").string();
+  Config c = load_string(kHead + "database: " + (dir.path() / "db" / "pb.db").string() + "\n", "t.yaml");
+  c.uplink.ca_file = ca;
+  const Account me = current_account();
+  auto problems = check_files(c, me);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0], "t.yaml: uplink.ca_file " + ca +
+                             ": No such file or directory; fix: copy the Tuya edge gateway's CA certificate "
+                             "there, or correct the path");
+  EXPECT_PREFIX(problems[1], "t.yaml: database: directory " + (dir.path() / "db").string() +
+                                 ": No such file or directory; fix: mkdir -p ");
+  std::ofstream(ca) << "pem\n";
+  fs::create_directory(dir.path() / "db");
+  EXPECT_TRUE(check_files(c, me).empty());
+  EXPECT_EQ(summary(c), "t.yaml: OK: 0 sockets, uplink 127.0.0.1:21883 as vendor (gateway gw1), database " +
+                            (dir.path() / "db" / "pb.db").string() +
+                            ", LAN 0.0.0.0:6690, control socket /run/plugbridge/control.sock");
+
+  // As another user: a 0600 CA file of ours is not readable by it, nor is the directory writable.
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to check as another user";
+  auto nobody = find_account("nobody");
+  ASSERT_TRUE(nobody);
+  fs::permissions(ca, fs::perms::owner_read | fs::perms::owner_write);
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  fs::permissions(dir.path() / "db", fs::perms::owner_all | fs::perms::others_exec);
+  problems = check_files(c, *nobody);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_PREFIX(problems[0],
+                "t.yaml: uplink.ca_file " + ca + " (root:root 0600) is not readable by nobody; fix: chgrp ");
+  EXPECT_NE(problems[0].find(" && chmod 0640 " + ca), std::string::npos) << problems[0];
+  EXPECT_EQ(problems[1], "t.yaml: database: directory " + (dir.path() / "db").string() +
+                             " (root:root 0701) is not writable by nobody; fix: chown nobody " +
+                             (dir.path() / "db").string());
+  // Readable through its group: fine.
+  ASSERT_EQ(::chown(ca.c_str(), 0, nobody->gid), 0);
+  fs::permissions(ca, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  problems = check_files(c, *nobody);
+  ASSERT_EQ(problems.size(), 1u);
+  // A directory on the way it cannot enter.
+  fs::permissions(dir.path(), fs::perms::owner_all);
+  problems = check_files(c, *nobody);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_NE(problems[0].find("cannot be entered by nobody"), std::string::npos) << problems[0];
 }
 
 }  // namespace

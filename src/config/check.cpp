@@ -1,0 +1,151 @@
+#include "plugbridge/config/check.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace pb::config {
+
+namespace fs = std::filesystem;
+
+std::optional<Account> find_account(const std::string& name) {
+  errno = 0;
+  const passwd* pw = ::getpwnam(name.c_str());
+  if (!pw) return std::nullopt;
+  Account a;
+  a.name = pw->pw_name;
+  a.uid = pw->pw_uid;
+  a.gid = pw->pw_gid;
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  while (::getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n) < 0)
+    groups.resize(static_cast<size_t>(n));
+  groups.resize(static_cast<size_t>(n));
+  a.groups = std::move(groups);
+  return a;
+}
+
+Account current_account() {
+  Account a;
+  a.uid = ::geteuid();
+  a.gid = ::getegid();
+  if (const passwd* pw = ::getpwuid(a.uid)) a.name = pw->pw_name;
+  if (a.name.empty()) a.name = "uid " + std::to_string(a.uid);
+  const int n = ::getgroups(0, nullptr);
+  if (n > 0) {
+    a.groups.resize(static_cast<size_t>(n));
+    a.groups.resize(static_cast<size_t>(std::max(0, ::getgroups(n, a.groups.data()))));
+  }
+  a.groups.push_back(a.gid);
+  return a;
+}
+
+std::string summary(const Config& cfg) {
+  std::string s = cfg.source_file + ": OK: " + std::to_string(cfg.sockets.size()) +
+                  (cfg.sockets.size() == 1 ? " socket" : " sockets") + ", ";
+  if (cfg.uplink.enabled)
+    s += "uplink " + cfg.uplink.host + ":" + std::to_string(cfg.uplink.port) + " as " + cfg.uplink.username +
+         " (gateway " + cfg.gateway_id + ")";
+  else
+    s += "uplink disabled (LAN only)";
+  s += ", database " + cfg.database + ", LAN " + cfg.lan.listen_address + ":" + std::to_string(cfg.lan.port);
+  s += cfg.control_socket.empty() ? ", no control socket" : ", control socket " + cfg.control_socket;
+  return s;
+}
+
+namespace {
+
+std::string owner_text(const struct stat& st) {
+  std::string u, g;
+  if (const passwd* pw = ::getpwuid(st.st_uid)) u = pw->pw_name;
+  if (const group* gr = ::getgrgid(st.st_gid)) g = gr->gr_name;
+  if (u.empty()) u = std::to_string(st.st_uid);
+  if (g.empty()) g = std::to_string(st.st_gid);
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return u + ":" + g + " " + mode;
+}
+
+std::string group_name(gid_t gid) {
+  if (const group* gr = ::getgrgid(gid)) return gr->gr_name;
+  return std::to_string(gid);
+}
+
+// The kernel's rule: the owner's bits for the owner, else the group's for a member, else the others'.
+bool allowed(const Account& who, const struct stat& st, unsigned want /* 4 r, 2 w, 1 x */) {
+  if (who.uid == 0) return (want & 1) == 0 || S_ISDIR(st.st_mode) || (st.st_mode & 0111) != 0;
+  unsigned bits;
+  if (st.st_uid == who.uid)
+    bits = (st.st_mode >> 6) & 7;
+  else if (std::find(who.groups.begin(), who.groups.end(), st.st_gid) != who.groups.end())
+    bits = (st.st_mode >> 3) & 7;
+  else
+    bits = st.st_mode & 7;
+  return (bits & want) == want;
+}
+
+// Every directory above `path` must be searchable; "" when they are.
+std::string search_problem(const Account& who, const fs::path& path) {
+  fs::path dir;
+  for (const auto& part : path.parent_path()) {
+    dir /= part;
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return dir.string() + ": " + std::strerror(errno);
+    if (!allowed(who, st, 1))
+      return dir.string() + " (" + owner_text(st) + ") cannot be entered by " + who.name +
+             "; fix: chmod o+x " + dir.string() + ", or make " + who.name + " a member of its group";
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::string> check_files(const Config& cfg, const Account& who) {
+  std::vector<std::string> problems;
+  const std::string src = cfg.source_file + ": ";
+  if (cfg.uplink.enabled && !cfg.uplink.ca_file.empty()) {
+    const fs::path ca = fs::absolute(cfg.uplink.ca_file);
+    struct stat st {};
+    if (::stat(ca.c_str(), &st) != 0) {
+      problems.push_back(src + "uplink.ca_file " + ca.string() + ": " + std::strerror(errno) +
+                         "; fix: copy the Tuya edge gateway's CA certificate there, or correct the path");
+    } else if (!S_ISREG(st.st_mode)) {
+      problems.push_back(src + "uplink.ca_file " + ca.string() + " is not a regular file");
+    } else if (std::string p = search_problem(who, ca); !p.empty()) {
+      problems.push_back(src + "uplink.ca_file: " + p);
+    } else if (!allowed(who, st, 4)) {
+      problems.push_back(src + "uplink.ca_file " + ca.string() + " (" + owner_text(st) +
+                         ") is not readable by " + who.name + "; fix: chgrp " + group_name(who.gid) + " " +
+                         ca.string() + " && chmod 0640 " + ca.string());
+    }
+  }
+  if (cfg.database != ":memory:" && !cfg.database.empty()) {
+    const fs::path db = fs::absolute(cfg.database);
+    const fs::path dir = db.parent_path();
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+      problems.push_back(src + "database: directory " + dir.string() + ": " + std::strerror(errno) +
+                         "; fix: mkdir -p " + dir.string() + " && chown " + who.name + " " + dir.string());
+    } else if (std::string p = search_problem(who, db); !p.empty()) {
+      problems.push_back(src + "database: " + p);
+    } else if (!allowed(who, st, 2 | 1)) {
+      // SQLite creates the journal and WAL files next to the database.
+      problems.push_back(src + "database: directory " + dir.string() + " (" + owner_text(st) +
+                         ") is not writable by " + who.name + "; fix: chown " + who.name + " " +
+                         dir.string());
+    } else if (::stat(db.c_str(), &st) == 0 && !allowed(who, st, 4 | 2)) {
+      problems.push_back(src + "database " + db.string() + " (" + owner_text(st) +
+                         ") is not readable and writable by " + who.name + "; fix: chown " + who.name + " " +
+                         db.string());
+    }
+  }
+  return problems;
+}
+
+}  // namespace pb::config
