@@ -19,7 +19,13 @@ check() {  # check REGEX WHAT
 check '"code": 0, "msg": "success".*"request_id": "demo-cmd-1"' "the emulator command's success response"
 check '^demo-socket-4 +Kettle +online +off +0\.0 ' "the kettle off at 0 W in 'plugbridge devices'"
 check '^demo-socket-5 +Heater +online +on +1000\.0 ' "the heater on at 1000 W in 'plugbridge devices'"
-check '^TOTAL +0\.0[0-9][0-9]' "the energy total"
+check '^TOTAL +[0-9]+\.[0-9]+ k?Wh' "the energy total"
 check '[0-9]+ +properties/report$' "properties/report counts"
 check '5 +devices/sync$' "one devices/sync per socket"
+# The daemon is stopped first and quickly: no "shutdown took too long" (which meant the broker had
+# gone before the daemon could report its sockets offline).
+check '^plugbridged stopped in [0-2]\.[0-9] s$' "the daemon stopped first, within 3 s"
+log=$(echo "$work"/plugbridge-demo.*/plugbridged.log)
+grep -q 'shutdown took too long' "$log" && { echo "demo_smoke: the daemon's shutdown stalled" >&2; exit 1; }
+grep -q 'stopped' "$log" || { echo "demo_smoke: the daemon did not stop cleanly" >&2; exit 1; }
 rm -rf "$work"

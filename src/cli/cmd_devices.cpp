@@ -122,7 +122,7 @@ class Devices : public Command {
                    {"ONLINE", "online"},
                    {"RELAY", "relay"},
                    {"POWER W", "power_w", true},
-                   {"TODAY kWh", "today_kwh", true},
+                   {"TODAY", "today_kwh", true},
                    {"LAST SEEN", "last_seen"}};
       for (const auto& r : rows) {
         std::string online = r.online ? (*r.online ? "online" : "offline") : "?";
@@ -135,7 +135,8 @@ class Devices : public Command {
         if (r.last_ms)
           seen = format_ == "csv" ? ctx.iso_time(*r.last_ms)
                                   : ctx.local_time(*r.last_ms) + " (" + ago(now, *r.last_ms) + ")";
-        t.rows.push_back({r.cid, r.name, online, relay, power, fixed(r.today_mwh, 1000000, 3), seen});
+        t.rows.push_back(
+            {r.cid, r.name, online, relay, power, energy_cell(r.today_mwh, format_ == "csv"), seen});
       }
       if (format_ == "csv")
         t.print_csv(out);

@@ -81,15 +81,16 @@ class Energy : public Command {
     Table t;
     t.columns = {{"CID", "cid"},
                  {"NAME", "name"},
-                 {"TODAY kWh", "today_kwh", true},
-                 {"YESTERDAY kWh", "yesterday_kwh", true},
-                 {"THIS MONTH kWh", "this_month_kwh", true},
-                 {"LAST MONTH kWh", "last_month_kwh", true},
-                 {"ALL TIME kWh", "all_time_kwh", true}};
-    auto add = [&](const std::string& cid, const std::string& name, const energy::Summary& e) {
-      t.rows.push_back({cid, name, fixed(e.today_mwh, 1000000, 3), fixed(e.yesterday_mwh, 1000000, 3),
-                        fixed(e.this_month_mwh, 1000000, 3), fixed(e.last_month_mwh, 1000000, 3),
-                        fixed(e.all_time_mwh, 1000000, 3)});
+                 {"TODAY", "today_kwh", true},
+                 {"YESTERDAY", "yesterday_kwh", true},
+                 {"THIS MONTH", "this_month_kwh", true},
+                 {"LAST MONTH", "last_month_kwh", true},
+                 {"ALL TIME", "all_time_kwh", true}};
+    const bool csv = format_ == "csv";
+    auto add = [&, csv](const std::string& cid, const std::string& name, const energy::Summary& e) {
+      t.rows.push_back({cid, name, energy_cell(e.today_mwh, csv), energy_cell(e.yesterday_mwh, csv),
+                        energy_cell(e.this_month_mwh, csv), energy_cell(e.last_month_mwh, csv),
+                        energy_cell(e.all_time_mwh, csv)});
     };
     for (const auto& [s, e] : rows) add(s.cid, s.name, e);
     if (cid_.empty()) add("TOTAL", "", total);

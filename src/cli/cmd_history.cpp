@@ -243,14 +243,14 @@ class History : public Command {
     int64_t total = 0;
     if (all_) {
       t.columns = {{"PERIOD", "start"},
-                   {"kWh", "energy_kwh", true},
+                   {"ENERGY", "energy_kwh", true},
                    {"AVG W", "avg_w", true},
                    {"SOCKETS", "sockets", true}};
       if (csv) t.columns.insert(t.columns.begin() + 1, {"END", "end"});
     } else {
-      t.columns = {{"PERIOD", "start"},      {"kWh", "energy_kwh", true}, {"MEAN W", "mean_w", true},
-                   {"MIN W", "min_w", true}, {"MAX W", "max_w", true},    {"MIN V", "min_v", true},
-                   {"MAX V", "max_v", true}, {"MAX A", "max_a", true},    {"SAMPLES", "samples", true}};
+      t.columns = {{"PERIOD", "start"},      {"ENERGY", "energy_kwh", true}, {"MEAN W", "mean_w", true},
+                   {"MIN W", "min_w", true}, {"MAX W", "max_w", true},       {"MIN V", "min_v", true},
+                   {"MAX V", "max_v", true}, {"MAX A", "max_a", true},       {"SAMPLES", "samples", true}};
       if (csv) t.columns.insert(t.columns.begin() + 1, {"END", "end"});
     }
     for (const auto& p : periods) {
@@ -258,7 +258,7 @@ class History : public Command {
       std::vector<std::string> r;
       r.push_back(csv ? ctx.iso_time(p.start) : label(ctx, p.start));
       if (csv) r.push_back(ctx.iso_time(p.end));
-      r.push_back(fixed(p.energy_mwh, 1000000, csv ? 6 : 3));
+      r.push_back(energy_cell(p.energy_mwh, csv));
       if (all_) {
         // Energy over the period's length (a 25 h day has 25 h).
         r.push_back(fixed(p.energy_mwh * 3600, p.end - p.start, 1));
@@ -281,7 +281,7 @@ class History : public Command {
       t.print_csv(out);
       return exit_code::kOk;
     }
-    t.rows.push_back({"TOTAL", fixed(total, 1000000, 3)});
+    t.rows.push_back({"TOTAL", energy_cell(total, false)});
     t.print(out);
     out << "\n(" << (all_ ? std::string("all sockets") : cid_) << ", by " << by_ << ", " << ctx.zone().name()
         << ")\n";

@@ -208,6 +208,12 @@ int64_t Context::parse_time(const std::string& text, const std::string& option) 
   return duration_cast<milliseconds>(sys.time_since_epoch()).count();
 }
 
+std::string energy_cell(int64_t mwh, bool csv) {
+  if (csv) return fixed(mwh, 1000000, 6);
+  if (mwh > -1000000 && mwh < 1000000) return fixed(mwh, 1000, 1) + " Wh";
+  return fixed(mwh, 1000000, 3) + " kWh";
+}
+
 std::string fixed(int64_t value, int64_t divisor, int decimals) {
   bool neg = value < 0;
   uint64_t v = neg ? static_cast<uint64_t>(-(value + 1)) + 1 : static_cast<uint64_t>(value);

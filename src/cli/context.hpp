@@ -91,6 +91,9 @@ class Context {
 
 // Fixed-point text of an integer amount: fixed(12345, 1000, 3) = "12.345".
 std::string fixed(int64_t value, int64_t divisor, int decimals);
+// Energy for people: "12.4 Wh" below 1 kWh, "1.234 kWh" above. For CSV (`csv`): kWh with every
+// digit the database has (mWh), no unit.
+std::string energy_cell(int64_t mwh, bool csv);
 // Pads/truncates to width columns, counting UTF-8 code points.
 std::string pad_right(const std::string& s, size_t width);
 std::string pad_left(const std::string& s, size_t width);

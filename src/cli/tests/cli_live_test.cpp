@@ -21,9 +21,9 @@ TEST_F(CliTest, DevicesLiveFromTheDaemon) {
   auto r = run({"devices"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
-            "CID     NAME       ONLINE   RELAY  POWER W  TODAY kWh  LAST SEEN\n"
-            "kettle  Kettle     online   on       998.7      0.125  2026-11-23 11:00:00 (60 min ago)\n"
-            "lamp    Desk lamp  offline  -            -      0.010  never\n");
+            "CID     NAME       ONLINE   RELAY  POWER W     TODAY  LAST SEEN\n"
+            "kettle  Kettle     online   on       998.7  125.0 Wh  2026-11-23 11:00:00 (60 min ago)\n"
+            "lamp    Desk lamp  offline  -            -   10.0 Wh  never\n");
 }
 
 // The socket runs the countdown; the daemon passes on when it flips the relay (from its readings).

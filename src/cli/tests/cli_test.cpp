@@ -95,10 +95,10 @@ TEST_F(CliTest, EnergyTable) {
   auto r = run({"energy"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
-            "CID     NAME       TODAY kWh  YESTERDAY kWh  THIS MONTH kWh  LAST MONTH kWh  ALL TIME kWh\n"
-            "kettle  Kettle         0.125          0.250           0.375           1.000         1.375\n"
-            "lamp    Desk lamp      0.010          0.000           0.010           0.000         0.010\n"
-            "TOTAL                  0.135          0.250           0.385           1.000         1.385\n"
+            "CID     NAME          TODAY  YESTERDAY  THIS MONTH  LAST MONTH   ALL TIME\n"
+            "kettle  Kettle     125.0 Wh   250.0 Wh    375.0 Wh   1.000 kWh  1.375 kWh\n"
+            "lamp    Desk lamp   10.0 Wh     0.0 Wh     10.0 Wh      0.0 Wh    10.0 Wh\n"
+            "TOTAL              135.0 Wh   250.0 Wh    385.0 Wh   1.000 kWh  1.385 kWh\n"
             "\n"
             "(days and months in Europe/Berlin)\n");
 }
@@ -109,9 +109,9 @@ TEST_F(CliTest, EnergyCsvAndJson) {
   ASSERT_EQ(c.code, 0) << c.err;
   EXPECT_EQ(c.out,
             "cid,name,today_kwh,yesterday_kwh,this_month_kwh,last_month_kwh,all_time_kwh\n"
-            "kettle,Kettle,0.125,0.250,0.375,1.000,1.375\n"
-            "lamp,Desk lamp,0.010,0.000,0.010,0.000,0.010\n"
-            "TOTAL,,0.135,0.250,0.385,1.000,1.385\n");
+            "kettle,Kettle,0.125000,0.250000,0.375000,1.000000,1.375000\n"
+            "lamp,Desk lamp,0.010000,0.000000,0.010000,0.000000,0.010000\n"
+            "TOTAL,,0.135000,0.250000,0.385000,1.000000,1.385000\n");
   auto j = run({"energy", "kettle", "--format", "json"});
   ASSERT_EQ(j.code, 0) << j.err;
   EXPECT_EQ(json::parse(j.out), json::parse(R"({
@@ -125,11 +125,11 @@ TEST_F(CliTest, HistoryByDayTable) {
   auto r = run({"history", "kettle", "--from", "2026-11-21", "--to", "2026-11-24"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
-            "PERIOD            kWh  MEAN W  MIN W   MAX W  MIN V  MAX V  MAX A  SAMPLES\n"
-            "2026-11-21 Sat  0.000       -      -       -      -      -      -        0\n"
-            "2026-11-22 Sun  0.250  1000.0  900.0  1100.0  229.0  231.5  4.348       90\n"
-            "2026-11-23 Mon  0.125  1000.0  900.0  1100.0  229.0  231.5  4.348       45\n"
-            "TOTAL           0.375\n"
+            "PERIOD            ENERGY  MEAN W  MIN W   MAX W  MIN V  MAX V  MAX A  SAMPLES\n"
+            "2026-11-21 Sat    0.0 Wh       -      -       -      -      -      -        0\n"
+            "2026-11-22 Sun  250.0 Wh  1000.0  900.0  1100.0  229.0  231.5  4.348       90\n"
+            "2026-11-23 Mon  125.0 Wh  1000.0  900.0  1100.0  229.0  231.5  4.348       45\n"
+            "TOTAL           375.0 Wh\n"
             "\n"
             "(kettle, by day, Europe/Berlin)\n");
 }
@@ -350,9 +350,9 @@ TEST_F(CliTest, DevicesFallsBackToTheDatabaseWhenTheDaemonIsNotRunning) {
   auto r = run({"devices"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
-            "CID     NAME       ONLINE  RELAY  POWER W  TODAY kWh  LAST SEEN\n"
-            "kettle  Kettle     ?       on           -      0.125  2026-11-23 08:10:10 (3 h ago)\n"
-            "lamp    Desk lamp  ?       -            -      0.010  never\n"
+            "CID     NAME       ONLINE  RELAY  POWER W     TODAY  LAST SEEN\n"
+            "kettle  Kettle     ?       on           -  125.0 Wh  2026-11-23 08:10:10 (3 h ago)\n"
+            "lamp    Desk lamp  ?       -            -   10.0 Wh  never\n"
             "\n"
             "(from the database: daemon not reachable at " +
                 sock_path() +
@@ -370,4 +370,69 @@ TEST_F(CliTest, RelayWithoutDaemonIsExitCode4) {
 }
 
 }  // namespace
+// Global options work before or after the subcommand, as people type them.
+TEST_F(CliTest, GlobalOptionsAfterTheSubcommand) {
+  fill();
+  auto bare = [&](std::vector<std::string> args) {
+    std::ostringstream out, err;
+    Terminal t{out, err};
+    t.now_ms = berlin("2026-11-23 12:00");
+    const int code = pb::cli::run(args, t);
+    return Result{code, out.str(), err.str()};
+  };
+  const Result before = bare({"--config", config_path(), "energy", "--format", "csv"});
+  ASSERT_EQ(before.code, 0) << before.err;
+  const Result after = bare({"energy", "--format", "csv", "--config", config_path()});
+  ASSERT_EQ(after.code, 0) << after.err;
+  EXPECT_EQ(after.out, before.out);
+  const Result history = bare({"history", "kettle", "--from", "2026-11-21", "--to", "2026-11-24", "--config",
+                               config_path(), "--tz", "UTC", "--format", "json"});
+  EXPECT_EQ(history.code, 0) << history.err;
+  EXPECT_NE(history.out.find("\"zone\": \"UTC\""), std::string::npos) << history.out;
+  const Result events = bare({"events", "kettle", "--db", db_path(), "--config", config_path()});
+  EXPECT_EQ(events.code, 0) << events.err;
+}
+
+TEST_F(CliTest, UnknownCommandSuggestsTheClosestOne) {
+  Result r = run({"devcies"});
+  EXPECT_EQ(r.code, exit_code::kUsage);
+  EXPECT_EQ(r.err,
+            "plugbridge: unknown command 'devcies'; did you mean 'devices'?\nRun plugbridge --help for the "
+            "commands.\n");
+  r = run({"hist"});
+  EXPECT_NE(r.err.find("did you mean 'history'?"), std::string::npos) << r.err;
+  r = run({"frobnicate"});
+  EXPECT_EQ(r.code, exit_code::kUsage);
+  EXPECT_EQ(r.err, "plugbridge: unknown command 'frobnicate'\nRun plugbridge --help for the commands.\n");
+}
+
+TEST_F(CliTest, HelpSaysTheExitCodesOnce) {
+  for (const std::string sub : {"", "relay", "countdown", "devices", "energy", "history", "events", "export",
+                                "provision", "reload", "calibrate"}) {
+    std::vector<std::string> args;
+    if (!sub.empty()) args.push_back(sub);
+    args.push_back("--help");
+    const Result r = run(args);
+    EXPECT_EQ(r.code, 0) << sub;
+    size_t n = 0;
+    for (size_t at = r.out.find("Exit codes"); at != std::string::npos; at = r.out.find("Exit codes", at + 1))
+      ++n;
+    EXPECT_EQ(n, 1u) << "plugbridge " << sub << " --help:\n" << r.out;
+  }
+}
+
+// Small loads: watt-hours in tables (not "0.000 kWh"), every mWh in CSV and JSON.
+TEST_F(CliTest, SmallEnergyIsShownInWattHours) {
+  EXPECT_EQ(energy_cell(12'400, false), "12.4 Wh");
+  EXPECT_EQ(energy_cell(0, false), "0.0 Wh");
+  EXPECT_EQ(energy_cell(999'949, false), "999.9 Wh");
+  EXPECT_EQ(energy_cell(1'234'567, false), "1.235 kWh");
+  EXPECT_EQ(energy_cell(12'345, true), "0.012345");
+  fill();
+  const Result t = run({"energy", "lamp"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("10.0 Wh"), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.find("0.010"), std::string::npos) << t.out;
+}
+
 }  // namespace pb::cli
