@@ -1,11 +1,56 @@
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstdint>
 #include <pbfw/energy.hpp>
 
 namespace pbfw {
 namespace {
 
-__extension__ typedef unsigned __int128 u128;  // host-only reference arithmetic
+// Exact reference arithmetic of its own (not the code's wide_math.hpp), portable to 32-bit hosts
+// such as armhf, which have no __int128: little-endian base-2^32 digits.
+struct Big {
+  std::array<uint32_t, 6> d{};
+  explicit Big(uint64_t v = 0) {
+    d[0] = static_cast<uint32_t>(v);
+    d[1] = static_cast<uint32_t>(v >> 32);
+  }
+  Big operator*(uint32_t m) const {
+    Big r;
+    uint64_t carry = 0;
+    for (size_t i = 0; i < d.size(); ++i) {
+      const uint64_t p = uint64_t{d[i]} * m + carry;
+      r.d[i] = static_cast<uint32_t>(p);
+      carry = p >> 32;
+    }
+    EXPECT_EQ(carry, 0u) << "reference overflow";
+    return r;
+  }
+  Big operator+(const Big& o) const {
+    Big r;
+    uint64_t carry = 0;
+    for (size_t i = 0; i < d.size(); ++i) {
+      const uint64_t s = uint64_t{d[i]} + o.d[i] + carry;
+      r.d[i] = static_cast<uint32_t>(s);
+      carry = s >> 32;
+    }
+    return r;
+  }
+  // floor(this / v), v < 2^62, by binary long division; the quotient must fit 64 bits.
+  uint64_t operator/(uint64_t v) const {
+    uint64_t rem = 0, q = 0;
+    for (int i = static_cast<int>(d.size()) * 32 - 1; i >= 0; --i) {
+      rem = rem * 2 + ((d[static_cast<size_t>(i) / 32] >> (i % 32)) & 1u);
+      EXPECT_EQ(q >> 63, 0u) << "quotient overflow";
+      q <<= 1;
+      if (rem >= v) {
+        rem -= v;
+        q |= 1;
+      }
+    }
+    return q;
+  }
+};
 
 constexpr uint32_t kPp = 5313000;
 constexpr uint32_t kKv = 1880000;
@@ -13,7 +58,7 @@ constexpr uint32_t kKi = 1000000;
 
 // Exact reference: floor(pulses x Pp x Kv x Ki / 3.6e18) mWh.
 uint64_t reference_mwh(uint64_t pulses, uint32_t pp, uint32_t kv = kKv, uint32_t ki = kKi) {
-  return static_cast<uint64_t>(u128{pulses} * pp * kv * ki / EnergyCounter::kUnitsPerMwh);
+  return Big(pulses) * pp * kv * ki / EnergyCounter::kUnitsPerMwh;
 }
 
 TEST(Energy, FirstFrameOnlySetsBaseline) {
@@ -67,9 +112,9 @@ TEST(Energy, EnergyPerPulseFromEachFramesPp) {
   e.on_frame(1000, false, kPp, kKv, kKi);
   e.on_frame(2000, false, 2 * kPp, kKv, kKi);  // these 1000 pulses use the new Pp
   e.on_frame(2500, false, kPp / 2, kKv, kKi);
-  const u128 units =
-      u128{1000} * kPp * kKv * kKi + u128{1000} * (2 * kPp) * kKv * kKi + u128{500} * (kPp / 2) * kKv * kKi;
-  EXPECT_EQ(e.energy_mwh(), static_cast<uint64_t>(units / EnergyCounter::kUnitsPerMwh));
+  const Big units =
+      Big(1000) * kPp * kKv * kKi + Big(1000) * (2 * kPp) * kKv * kKi + Big(500) * (kPp / 2) * kKv * kKi;
+  EXPECT_EQ(e.energy_mwh(), units / EnergyCounter::kUnitsPerMwh);
   EXPECT_EQ(e.energy_mwh(), 2774u + 5549u + 693u + 1u);  // sum of floors is 1 short of the exact total
 }
 
