@@ -571,8 +571,10 @@ TEST(Config, GuessableKeysAreRefusedWithHowToMakeOne) {
         "t.yaml:8: sockets[0].secret: a guessable key (a repeated or counting pattern), not a secret: "
         "generate a real one with `openssl rand -hex 16`")
         << weak;
-  EXPECT_PREFIX(error_of(with_secret("5f3a9c1e7b2d48e06a91c3f7d2b8")),
-                "t.yaml:8: sockets[0].secret: too short: 28 hex digits, need at least 32 (128 bits)");
+  EXPECT_PREFIX(
+      error_of(with_secret("5f3a9c1e7b2d48e06a91c3f7d2b8")),
+      "t.yaml:8: sockets[0].secret: too short: 28 hex digits, need at least 32 (128 bits): generate a "
+      "real one with `openssl rand -hex 16`");
   // The example's published keys parse, but like placeholders they keep the daemon from starting.
   const Config c = load_string(with_secret("000102030405060708090A0B0C0D0E0F"), "t.yaml");
   ASSERT_EQ(c.placeholders.size(), 1u);
