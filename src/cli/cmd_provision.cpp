@@ -21,7 +21,6 @@
 #include <pbfw/limits.hpp>
 #include <set>
 #include <stm32g0/layout.hpp>
-#include <thread>
 
 #include "commands.hpp"
 #include "plugbridge/cli/control_client.hpp"
@@ -57,40 +56,54 @@ std::string utc_stamp(int64_t ms) {
   return buf;
 }
 
-// An exclusive flock on the configuration's directory: the file itself is replaced by rename, so a lock
-// on it would not be seen by a run that opens the new file. No lock if the directory cannot be opened
-// (loading the configuration then fails with the real reason).
-class DirLock {
+// An exclusive, non-blocking flock on `.<name>.lock` next to the roster: the roster itself is replaced
+// by rename, so a lock on it would not be seen by a run that opens the new file. The holder writes its
+// pid into the lock file so a refused run can say whom it waits for. The file is left in place (removing
+// it would let two runs lock two different files). No lock if the directory cannot be written to
+// (loading or writing the configuration then fails with the real reason).
+class RosterLock {
  public:
-  // Another writer gets a few seconds to finish (provisioning runs take milliseconds); one that holds
-  // the lock longer is reported, and nothing is written.
-  static constexpr std::chrono::seconds kWait{3};
-
-  explicit DirLock(const std::string& file) {
+  explicit RosterLock(const std::string& file) {
     const fs::path p(file);
-    const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
-    fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_ < 0) return;  // the roster's own checks report a missing directory
-    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    path_ = (dir / ("." + p.filename().string() + ".lock")).string();
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd_ < 0) return;
     while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       if (errno == EINTR) continue;
-      if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) {
-        ::close(fd_);
-        throw CliError(exit_code::kFailed, "another writer holds the lock on " + dir +
-                                               " (flock; plugbridge provision takes it " +
-                                               "while it changes " + file +
-                                               "); nothing was written: run again once it has finished");
+      const int err = errno;
+      std::string holder;
+      if (err == EWOULDBLOCK) {
+        char buf[32] = {};
+        const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+        if (n > 0) holder = std::string(buf, static_cast<size_t>(n));
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      ::close(fd_);
+      fd_ = -1;
+      if (err != EWOULDBLOCK)
+        throw CliError(exit_code::kFailed,
+                       "cannot lock " + path_ + ": " + std::strerror(err) + "; nothing was written");
+      throw CliError(exit_code::kFailed,
+                     "another writer is changing " + file + ": " +
+                         (holder.empty() ? std::string("a process") : "process " + holder) + " holds " +
+                         path_ +
+                         " (another `plugbridge provision`?); nothing was written: wait for it to finish, "
+                         "then run again");
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+      // Only informational: the lock is what matters.
     }
   }
-  ~DirLock() {
+  ~RosterLock() {
     if (fd_ >= 0) ::close(fd_);
   }
-  DirLock(const DirLock&) = delete;
-  DirLock& operator=(const DirLock&) = delete;
+  RosterLock(const RosterLock&) = delete;
+  RosterLock& operator=(const RosterLock&) = delete;
 
  private:
+  std::string path_;
   int fd_ = -1;
 };
 
@@ -136,7 +149,7 @@ class Provision : public Command {
 
     // Held until the roster is renamed into place, so concurrent runs cannot mint the same cids.
     const std::string config_path = config_.empty() ? ctx.require_config().source_file : config_;
-    const DirLock lock(config_path);
+    const RosterLock lock(config_path);
     const config::Config cfg = load_config(config_path);
     const auto [host, port] = gateway(cfg);
     const uint32_t page = mcu_ == "g030k8" ? stm32g0::kG030K8.devinfo_start : stm32g0::kG070KB.devinfo_start;
@@ -214,18 +227,31 @@ class Provision : public Command {
           << ": run `sudo systemctl reload plugbridged` to accept the new sockets\n";
       return;
     }
+    nlohmann::json r;
     try {
-      const nlohmann::json r = control_request(socket, {{"cmd", "reload"}}, std::chrono::seconds(30));
-      if (r.value("ok", false))
-        out << "daemon reloaded: " << r.value("message", std::string()) << '\n';
-      else
-        ctx.term().err << "plugbridge provision: the daemon did not reload: "
-                       << r.value("message", r.value("error", std::string("failed")))
-                       << "\n  fix: `sudo systemctl reload plugbridged` once that is solved\n";
+      r = control_request(socket, {{"cmd", "reload"}}, std::chrono::seconds(30));
     } catch (const CliError& e) {
-      if (e.code() != exit_code::kNoDaemon) throw;
-      out << "the daemon is not running (nobody answers at " << socket
-          << "): it reads the new sockets when it starts (or run `plugbridge reload` later)\n";
+      if (e.code() == exit_code::kNoDaemon)
+        out << "the daemon is not running (nobody answers at " << socket
+            << "); start it or run `plugbridge reload` later\n";
+      else
+        ctx.term().err << "plugbridge provision: could not ask the daemon to reload: " << e.what()
+                       << "\n  run `plugbridge reload` (or `sudo systemctl reload plugbridged`) later\n";
+      return;
+    }
+    if (r.value("ok", false)) {
+      out << "daemon reloaded: " << r.value("message", std::string()) << '\n';
+    } else if (r.value("error", std::string()) == "bad_request") {
+      // A daemon from before reload over the control socket.
+      ctx.term().err << "plugbridge provision: the running daemon could not reload (it does not know the "
+                        "command: "
+                     << r.value("message", std::string("bad request"))
+                     << "); run `sudo systemctl reload plugbridged` to accept the new sockets\n";
+    } else {
+      ctx.term().err << "plugbridge provision: the daemon did not reload: "
+                     << r.value("message", r.value("error", std::string("failed")))
+                     << "\n  it keeps running on the previous configuration; fix the file, then run "
+                        "`plugbridge reload`\n";
     }
   }
 

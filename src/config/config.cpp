@@ -249,8 +249,7 @@ class Parser {
       for (size_t i = 0; i < n.size(); ++i) check_lines(n[i], path + "[" + std::to_string(i) + "]");
     } else if (n.IsMap()) {
       for (const auto& kv : n)
-        if (kv.first.IsScalar())
-          check_lines(kv.second, (path.empty() ? "" : path + ".") + kv.first.Scalar());
+        if (kv.first.IsScalar()) check_lines(kv.second, (path.empty() ? "" : path + ".") + kv.first.Scalar());
     }
   }
 
@@ -461,7 +460,9 @@ class Parser {
     }
     if (s.size() % 2 != 0) fail(n, key, "hex string has an odd number of digits");
     if (s.size() < 32) {
-      fail(n, key, "too short: " + std::to_string(s.size()) + " hex digits, need at least 32 (128 bits)");
+      fail(n, key,
+           "too short: " + std::to_string(s.size()) +
+               " hex digits, need at least 32 (128 bits): " + kKeyHowTo);
     }
     if (s.size() > 128) fail(n, key, "too long: at most 128 hex digits (64 bytes)");
     std::vector<uint8_t> out;

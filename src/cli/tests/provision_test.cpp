@@ -4,9 +4,13 @@
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <pbfw/device_info.hpp>
@@ -160,18 +164,31 @@ pbfw::DeviceInfo decode_hex(const fs::path& file, uint32_t page_address, pbfw::D
   return info;
 }
 
+// Concurrent runs never wait on each other: each either writes its sockets or is refused having
+// written nothing, and no two sockets share a cid or key.
 TEST_F(ProvisionTest, ConcurrentRunsOnOneRosterNeverCollide) {
   std::vector<std::thread> runs;
-  std::vector<int> codes(4, -1);
-  for (size_t i = 0; i < codes.size(); ++i) runs.emplace_back([&, i] { codes[i] = provision(10).code; });
+  std::vector<Result> results(4);
+  for (size_t i = 0; i < results.size(); ++i) runs.emplace_back([&, i] { results[i] = provision(10); });
   for (auto& t : runs) t.join();
-  for (int c : codes) EXPECT_EQ(c, 0);
+  size_t written = 0;
+  for (const Result& r : results) {
+    if (r.code == 0) {
+      ++written;
+    } else {
+      EXPECT_EQ(r.code, exit_code::kFailed) << r.err;
+      EXPECT_NE(r.err.find("another writer is changing"), std::string::npos) << r.err;
+    }
+  }
+  EXPECT_GE(written, 1u);
   const config::Config cfg = config::load_file(config_path().string());  // rejects duplicate cids/secrets
-  EXPECT_EQ(cfg.sockets.size(), 42u);
+  EXPECT_EQ(cfg.sockets.size(), 2 + 10 * written);
   for (const auto& s : cfg.sockets) {
     if (s.cid == "kettle" || s.cid == "socket-0007") continue;
     EXPECT_TRUE(fs::exists(out_dir() / (s.cid + ".hex"))) << s.cid;
   }
+  EXPECT_EQ(std::distance(fs::directory_iterator(out_dir()), fs::directory_iterator()),
+            static_cast<std::ptrdiff_t>(10 * written));
 }
 
 // The service reads its roster as user plugbridge through group plugbridge: the rewritten file must
@@ -195,26 +212,106 @@ TEST_F(ProvisionTest, RewrittenRosterKeepsOwnerGroupAndMode) {
 
 TEST_F(ProvisionTest, AnotherWriterHoldingTheLockIsRefusedAndNothingIsWritten) {
   const std::string before = slurp(config_path());
-  const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  // Another holder of the lock file (flock locks belong to the open file, so this is another writer as
+  // far as provision can tell), which wrote its pid into it.
+  const fs::path lock_file = dir_ / ".plugbridge.yaml.lock";
+  const int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   ASSERT_GE(fd, 0);
-  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ASSERT_EQ(::write(fd, "4242\n", 5), 5);
+  const auto t0 = std::chrono::steady_clock::now();
   const Result r = provision(1);
+  const auto took = std::chrono::steady_clock::now() - t0;
   ::close(fd);
   EXPECT_EQ(r.code, exit_code::kFailed);
-  EXPECT_NE(r.err.find("another writer holds the lock on " + dir_.string()), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("nothing was written"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("another writer is changing " + config_path().string() + ": process 4242 holds " +
+                       lock_file.string()),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("nothing was written: wait for it to finish"), std::string::npos) << r.err;
+  EXPECT_LT(took, std::chrono::seconds(2));  // refused at once, not after waiting
   EXPECT_EQ(slurp(config_path()), before);
   EXPECT_FALSE(fs::exists(out_dir() / "socket-0008.hex"));
+  // Once released, provision takes the lock file over.
+  const Result again = provision(1);
+  EXPECT_EQ(again.code, 0) << again.err;
 }
 
 TEST_F(ProvisionTest, DaemonNotRunningIsSaidAndTheRosterIsStillWritten) {
   const Result r = provision(1);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("the daemon is not running (nobody answers at " + control_socket().string() +
-                       "): it reads the new sockets when it starts"),
+                       "); start it or run `plugbridge reload` later"),
             std::string::npos)
       << r.out;
   EXPECT_EQ(config::load_file(config_path().string()).sockets.size(), 3u);
+}
+
+// A daemon stand-in on the control socket: answers one request with `answer` and records it.
+class OneShotDaemon {
+ public:
+  OneShotDaemon(const fs::path& path, std::string answer) : answer_(std::move(answer)) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 1) != 0)
+      throw std::runtime_error("cannot listen on " + path.string());
+    thread_ = std::thread([this] {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[256];
+      ssize_t n;
+      while (request_.find('\n') == std::string::npos && (n = ::read(c, buf, sizeof buf)) > 0)
+        request_.append(buf, static_cast<size_t>(n));
+      const std::string line = answer_ + "\n";
+      (void)!::write(c, line.data(), line.size());
+      ::close(c);
+    });
+  }
+  ~OneShotDaemon() {
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+  std::string request() {
+    if (thread_.joinable()) thread_.join();
+    return request_;
+  }
+
+ private:
+  std::string answer_, request_;
+  int fd_ = -1;
+  std::thread thread_;
+};
+
+TEST_F(ProvisionTest, DaemonAnswerToTheReloadIsReported) {
+  {
+    OneShotDaemon d(control_socket(), R"j({"ok":true,"message":"reloaded: 1 added (socket-0008)"})j");
+    const Result r = provision(1);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("daemon reloaded: reloaded: 1 added (socket-0008)\n"), std::string::npos) << r.out;
+    EXPECT_NE(d.request().find(R"j("cmd":"reload")j"), std::string::npos) << d.request();
+  }
+  fs::remove(control_socket());
+  {
+    OneShotDaemon d(control_socket(),
+                    R"j({"ok":false,"error":"bad_request","message":"unknown cmd reload"})j");
+    const Result r = provision(1);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("the running daemon could not reload (it does not know the command: unknown cmd "
+                         "reload); run `sudo systemctl reload plugbridged`"),
+              std::string::npos)
+        << r.err;
+  }
+  fs::remove(control_socket());
+  {
+    OneShotDaemon d(control_socket(),
+                    R"j({"ok":false,"error":"config","message":"x.yaml:3: gateway_id: bad"})j");
+    const Result r = provision(1);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("the daemon did not reload: x.yaml:3: gateway_id: bad"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(config::load_file(config_path().string()).sockets.size(), 5u);
 }
 
 TEST_F(ProvisionTest, HexDecodesToAValidPageWithTheRosterIdentity) {

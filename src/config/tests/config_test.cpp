@@ -1,11 +1,14 @@
 #include "plugbridge/config/config.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 
 #include "plugbridge/config/check.hpp"
@@ -571,8 +574,10 @@ TEST(Config, GuessableKeysAreRefusedWithHowToMakeOne) {
         "t.yaml:8: sockets[0].secret: a guessable key (a repeated or counting pattern), not a secret: "
         "generate a real one with `openssl rand -hex 16`")
         << weak;
-  EXPECT_PREFIX(error_of(with_secret("5f3a9c1e7b2d48e06a91c3f7d2b8")),
-                "t.yaml:8: sockets[0].secret: too short: 28 hex digits, need at least 32 (128 bits)");
+  EXPECT_PREFIX(
+      error_of(with_secret("5f3a9c1e7b2d48e06a91c3f7d2b8")),
+      "t.yaml:8: sockets[0].secret: too short: 28 hex digits, need at least 32 (128 bits): generate a "
+      "real one with `openssl rand -hex 16`");
   // The example's published keys parse, but like placeholders they keep the daemon from starting.
   const Config c = load_string(with_secret("000102030405060708090A0B0C0D0E0F"), "t.yaml");
   ASSERT_EQ(c.placeholders.size(), 1u);
@@ -596,7 +601,13 @@ TEST(Config, OnlyRegularFilesOfSaneSizeAreRead) {
   // A FIFO nobody writes to: refused at once, never waited on.
   const std::string fifo = (dir.path() / "fifo.yaml").string();
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  EXPECT_EQ(error_of_file(fifo),
+  auto fifo_error = std::async(std::launch::async, [&] { return error_of_file(fifo); });
+  if (fifo_error.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    ADD_FAILURE() << "load_file blocked on a FIFO";
+    const int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // lets it go on
+    if (w >= 0) ::close(w);
+  }
+  EXPECT_EQ(fifo_error.get(),
             fifo + ": not a configuration file: it is a FIFO (named pipe); give the path of a YAML file");
   EXPECT_EQ(error_of_file("/dev/zero"),
             "/dev/zero: not a configuration file: it is a character device; give the path of a YAML file");
