@@ -36,7 +36,7 @@ CloudSync::CloudSync(boost::asio::io_context& io, const config::Config& cfg, sto
     return st && st->synced;
   });
   std::set<std::string> roster;
-  for (const SocketState* st : sockets_.roster()) roster.insert(st->entry->cid);
+  for (const SocketState* st : sockets_.roster()) roster.insert(st->entry.cid);
   outbox_->load(roster);
 }
 
@@ -87,10 +87,10 @@ void CloudSync::on_disconnected(const std::string& reason) {
 void CloudSync::sync(SocketState& st) {
   if (!uplink_ || !uplink_->connected() || stopping_) return;
   tuya::SyncParams p;
-  p.cid = st.entry->cid;
-  p.product_id = st.entry->product_id;
-  p.name = st.entry->name;
-  p.location = st.entry->location;
+  p.cid = st.entry.cid;
+  p.product_id = st.entry.product_id;
+  p.name = st.entry.name;
+  p.location = st.entry.location;
   if (st.link) {
     auto remote = st.link->remote();
     p.ip = remote.substr(0, remote.rfind(':'));
@@ -104,7 +104,7 @@ void CloudSync::sync(SocketState& st) {
   st.sync_timer->async_wait([this, &st, rid](const boost::system::error_code& ec) {
     if (ec || st.synced) return;
     if (pending_syncs_.erase(rid) == 0) return;
-    PB_LOG(Warning, "gateway") << st.entry->cid << ": no devices/sync response within "
+    PB_LOG(Warning, "gateway") << st.entry.cid << ": no devices/sync response within "
                                << std::chrono::duration_cast<std::chrono::seconds>(kSyncTimeout).count()
                                << " s, retrying";
     schedule_sync_retry(st);
@@ -136,7 +136,7 @@ void CloudSync::on_sync_response(const std::string& payload) {
   SocketState& st = *it->second;
   pending_syncs_.erase(it);
   if (r->code != tuya::code::kSuccess) {
-    PB_LOG(Error, "gateway") << st.entry->cid << ": devices/sync refused with code " << r->code << " ("
+    PB_LOG(Error, "gateway") << st.entry.cid << ": devices/sync refused with code " << r->code << " ("
                              << tuya::code_meaning(r->code) << "); retrying";
     schedule_sync_retry(st);
     return;
@@ -144,7 +144,7 @@ void CloudSync::on_sync_response(const std::string& payload) {
   st.sync_timer->cancel();
   st.synced = true;
   st.sync_attempts = 0;
-  PB_LOG(Debug, "gateway") << st.entry->cid << " synced";
+  PB_LOG(Debug, "gateway") << st.entry.cid << " synced";
   schedule_status(st);
   report(st, true);
   if (outbox_) outbox_->kick();  // what waited for this socket goes now, at the outbox rate
@@ -203,7 +203,7 @@ void CloudSync::send_status(const std::vector<SocketState*>& all) {
   for (size_t i = 0; i < synced.size(); i += kStatusChunk) {
     std::vector<std::pair<std::string, bool>> part;
     for (size_t j = i; j < std::min(synced.size(), i + kStatusChunk); ++j)
-      part.emplace_back(synced[j]->entry->cid, synced[j]->online && !stopping_);
+      part.emplace_back(synced[j]->entry.cid, synced[j]->online && !stopping_);
     uplink_->publish("devices/status",
                      tuya::make_status(part, clocks_.unix_ms() / 1000, tuya::new_request_id()).dump(), {});
   }
@@ -295,7 +295,7 @@ void CloudSync::report(SocketState& st, bool full) {
                                    .power_factor_e4 = r.power_factor_e4};
   }
   // Energy from the accounted history (never the raw, wrapping counter).
-  const std::string& cid = st.entry->cid;
+  const std::string& cid = st.entry.cid;
   const int64_t now_ms = clocks_.unix_ms();
   if (st.last || energy_.accountant.state(cid)) {
     const energy::LiveTotals::Totals& t = energy_.live_totals.get(store_, cid, now_ms);
@@ -329,7 +329,7 @@ void CloudSync::publish_all_offline(std::function<void()> done) {
   for (size_t i = 0; i < roster.size(); i += kStatusChunk) {
     std::vector<std::pair<std::string, bool>> part;
     for (size_t j = i; j < std::min(roster.size(), i + kStatusChunk); ++j)
-      part.emplace_back(roster[j]->entry->cid, false);
+      part.emplace_back(roster[j]->entry.cid, false);
     uplink_->publish("devices/status",
                      tuya::make_status(part, clocks_.unix_ms() / 1000, tuya::new_request_id()).dump(),
                      [remaining, finish](bool) {

@@ -248,7 +248,7 @@ bool CommandQueue::dispatch(SocketState& st, PendingCommand& pc) {
         case DpCommandPlan::Action::SwitchEnabled:  // firmware without kCapSwitchLock: gateway state
           st.switch_enabled = plan.enable;
           st.desired_switch_enabled = plan.enable;
-          PB_LOG(Info, "gateway") << st.entry->cid << ": switching " << (plan.enable ? "enabled" : "disabled")
+          PB_LOG(Info, "gateway") << st.entry.cid << ": switching " << (plan.enable ? "enabled" : "disabled")
                                   << " (gateway-side: the socket firmware has no switch lock)";
           port_.report(st, false);
           answer(st, pc, tuya::code::kSuccess, plan.enable ? "switching enabled" : "switching disabled");
@@ -325,8 +325,8 @@ void CommandQueue::send(SocketState& st, PendingCommand& pc, proto::Command out)
     if (!ec) on_timeout(st, id);
   });
   if (!st.commands.empty() && &st.commands.front() != &pc)
-    PB_LOG(Error, "gateway") << st.entry->cid << ": sending a command that is not at the front";
-  PB_LOG(Debug, "gateway") << st.entry->cid << ": command " << id << " (kind " << static_cast<int>(out.kind)
+    PB_LOG(Error, "gateway") << st.entry.cid << ": sending a command that is not at the front";
+  PB_LOG(Debug, "gateway") << st.entry.cid << ": command " << id << " (kind " << static_cast<int>(out.kind)
                            << ", value " << out.value << ") sent, " << st.commands.size() - 1 << " waiting";
   proto::Message m{};
   m.type = proto::MsgType::Command;
@@ -374,7 +374,7 @@ void CommandQueue::on_result(SocketState& st, const proto::CommandResult& r) {
   if (st.commands.empty() || st.commands.front().cmd_id != r.cmd_id) {
     // Late (answered already after the timeout, or from before a reconnect) or unknown: cmd_ids are
     // never reused, so it cannot be taken for the command in flight. Readings carry the state.
-    PB_LOG(Info, "gateway") << st.entry->cid << ": ignoring the result of command " << r.cmd_id
+    PB_LOG(Info, "gateway") << st.entry.cid << ": ignoring the result of command " << r.cmd_id
                             << " (no longer in flight)";
     return;
   }
@@ -438,14 +438,14 @@ void CommandQueue::answer(const SocketState& st, const PendingCommand& pc, int c
                           std::optional<LocalResult::Status> local_status) {
   if (pc.from == PendingCommand::From::Gateway) {  // nobody waits for it
     if (code == tuya::code::kSuccess)
-      PB_LOG(Info, "gateway") << st.entry->cid << ": setting applied (command kind "
+      PB_LOG(Info, "gateway") << st.entry.cid << ": setting applied (command kind "
                               << static_cast<int>(pc.command.kind) << ", value " << pc.command.value << ")";
     else
-      PB_LOG(Warning, "gateway") << st.entry->cid << ": applying a setting (command kind "
+      PB_LOG(Warning, "gateway") << st.entry.cid << ": applying a setting (command kind "
                                  << static_cast<int>(pc.command.kind) << ") failed: " << why;
     return;
   }
-  answer(st.entry->cid, pc.request_id, code, why, local_status);
+  answer(st.entry.cid, pc.request_id, code, why, local_status);
 }
 
 void CommandQueue::answer(const std::string& cid, const std::string& request_id, int code,

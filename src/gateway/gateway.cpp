@@ -133,7 +133,7 @@ void Gateway::start() {
   auto lookup = [&p](std::string_view identity) -> std::optional<std::vector<uint8_t>> {
     const SocketState* st = p.sockets.find(std::string(identity));
     if (!st) return std::nullopt;
-    return st->entry->secret;
+    return st->entry.secret;
   };
   p.lan->start(lookup, std::move(handlers));
   PB_LOG(Info, "gateway") << "listening for sockets on " << p.cfg.lan.listen_address << ":" << p.lan->port()
@@ -164,11 +164,11 @@ void Gateway::on_hello(const std::shared_ptr<SocketLink>& link) {
   proto::Message ack{};
   ack.type = proto::MsgType::HelloAck;
   ack.hello_ack.unix_ms = static_cast<uint64_t>(p.clocks.unix_ms());
-  uint32_t committed = p.store.last_seq(st->entry->cid, st->boot);
+  uint32_t committed = p.store.last_seq(st->entry.cid, st->boot);
   ack.hello_ack.last_committed_seq = committed;
   ack.hello_ack.keepalive_s = static_cast<uint16_t>(p.cfg.lan.keepalive_s);
   link->send(ack);
-  PB_LOG(Info, "gateway") << st->entry->cid << " connected from " << link->remote() << " (fw "
+  PB_LOG(Info, "gateway") << st->entry.cid << " connected from " << link->remote() << " (fw "
                           << hello.fw_version << ", boot " << hello.boot_counter << ", committed up to seq "
                           << committed << ")";
   p.cloud->set_online(*st, true);
@@ -181,7 +181,7 @@ void Gateway::on_lan_closed(const std::shared_ptr<SocketLink>& link, const std::
   Parts& p = *parts_;
   SocketState* st = p.sockets.detach(*link);
   if (!st) return;  // an older, replaced session
-  PB_LOG(Info, "gateway") << st->entry->cid << " disconnected: " << reason;
+  PB_LOG(Info, "gateway") << st->entry.cid << " disconnected: " << reason;
   p.cloud->set_online(*st, false);
   // Commands in flight or waiting for this socket can no longer be confirmed.
   p.commands.fail_all(*st, "socket disconnected before confirming");
@@ -266,30 +266,26 @@ ConfigDiff Gateway::reload(const config::Config& next) {
     if (link) link->close("removed from the roster");
     PB_LOG(Info, "gateway") << cid << " removed from the roster" << (link ? ": session closed" : "");
   }
-  for (const config::SocketEntry& e : cfg_.sockets) {
-    SocketState* st = p.sockets.find(e.cid);
-    if (!st) {
-      SocketState& added = p.sockets.add(e, cfg_.report);
-      p.cloud->resync(added);
-      PB_LOG(Info, "gateway") << e.cid << " added to the roster";
-      continue;
-    }
-    if (st->entry_data.same_settings(e)) {
-      p.sockets.update(*st, e);  // its line in the file may have moved
-      continue;
-    }
-    const config::SocketEntry old = st->entry_data;
-    p.sockets.update(*st, e);
-    if (old.secret != e.secret) {
-      PB_LOG(Info, "gateway") << e.cid << ": key changed in the roster"
-                              << (st->link ? "; closing its session (it must connect with the new key)" : "");
-      if (st->link) st->link->close("key changed in the roster");
-      continue;
-    }
+  for (const std::string& cid : d.added) {
+    p.cloud->resync(p.sockets.add(*cfg_.find_socket(cid), cfg_.report));
+    PB_LOG(Info, "gateway") << cid << " added to the roster";
+  }
+  for (const std::string& cid : d.rekeyed) {
+    SocketState& st = *p.sockets.find(cid);
+    p.sockets.update(st, *cfg_.find_socket(cid));
+    PB_LOG(Info, "gateway") << cid << ": key changed in the roster"
+                            << (st.link ? "; closing its session (it must connect with the new key)" : "");
+    if (st.link) st.link->close("key changed in the roster");
+  }
+  for (const std::string& cid : d.changed) {
+    SocketState& st = *p.sockets.find(cid);
+    const config::SocketEntry old = st.entry;
+    const config::SocketEntry& e = *cfg_.find_socket(cid);
+    p.sockets.update(st, e);
     if (old.name != e.name || old.location != e.location || old.product_id != e.product_id)
-      p.cloud->resync(*st);
-    if (old.limits != e.limits && st->link) p.commands.apply_limits(*st);
-    PB_LOG(Info, "gateway") << e.cid << ": settings changed in the roster";
+      p.cloud->resync(st);
+    if (old.limits != e.limits && st.link) p.commands.apply_limits(st);
+    PB_LOG(Info, "gateway") << cid << ": settings changed in the roster";
   }
   p.sockets.reorder(cfg_.sockets);
 
@@ -298,10 +294,9 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   p.retention.set_roster(roster_cids(cfg_));
   p.retention.set_raw_days(cfg_.retention.raw_days);
   p.commands.set_timeout(std::chrono::seconds(cfg_.uplink.command_timeout_s));
-  if (std::find(d.settings.begin(), d.settings.end(), "report") != d.settings.end())
+  if (d.changed_setting("report"))
     for (SocketState* st : p.sockets.roster()) st->report = ReportPolicy(report_rules(cfg_.report));
-  if (std::find(d.settings.begin(), d.settings.end(), "heartbeat_s") != d.settings.end())
-    p.cloud->restart_heartbeat();
+  if (d.changed_setting("heartbeat_s")) p.cloud->restart_heartbeat();
   PB_LOG(Info, "gateway") << "configuration reloaded: " << summary(d);
   return d;
 }

@@ -16,8 +16,7 @@ SocketRegistry::SocketRegistry(boost::asio::io_context& io, const config::Config
 
 SocketState& SocketRegistry::add(const config::SocketEntry& entry, const config::Report& report) {
   auto st = std::make_unique<SocketState>();
-  st->entry_data = entry;
-  st->entry = &st->entry_data;
+  st->entry = entry;
   st->report = ReportPolicy(report_rules(report));
   if (entry.limits.current_max_ma) st->current_limit_ma = *entry.limits.current_max_ma;
   st->desired_current_limit_ma = entry.limits.current_max_ma;
@@ -31,11 +30,11 @@ SocketState& SocketRegistry::add(const config::SocketEntry& entry, const config:
 }
 
 void SocketRegistry::update(SocketState& st, const config::SocketEntry& entry) {
-  if (entry.limits.current_max_ma != st.entry_data.limits.current_max_ma)
+  if (entry.limits.current_max_ma != st.entry.limits.current_max_ma)
     st.desired_current_limit_ma = entry.limits.current_max_ma;
-  if (entry.limits.power_max_w != st.entry_data.limits.power_max_w)
+  if (entry.limits.power_max_w != st.entry.limits.power_max_w)
     st.desired_power_limit_w = entry.limits.power_max_w;
-  st.entry_data = entry;
+  st.entry = entry;
 }
 
 void SocketRegistry::retire(const std::string& cid) {
@@ -95,8 +94,8 @@ std::vector<LiveSocket> SocketRegistry::live_status() const {
   out.reserve(roster_.size());
   for (const SocketState* st : roster_) {
     LiveSocket l;
-    l.cid = st->entry->cid;
-    l.name = st->entry->name;
+    l.cid = st->entry.cid;
+    l.name = st->entry.name;
     l.online = st->online;
     l.relay_on = st->relay_on;
     l.last = st->last;
@@ -108,7 +107,7 @@ std::vector<LiveSocket> SocketRegistry::live_status() const {
 
 store::ReadingRow apply_reading(SocketState& st, const proto::Reading& r, int64_t now_ms) {
   store::ReadingRow row;
-  row.cid = st.entry->cid;
+  row.cid = st.entry.cid;
   row.boot = st.boot;
   row.seq = r.seq;
   row.ts_ms = now_ms - r.age_ms;
@@ -137,7 +136,7 @@ store::ReadingRow apply_reading(SocketState& st, const proto::Reading& r, int64_
 
 store::EventRow event_row(const SocketState& st, const proto::Event& e, int64_t now_ms) {
   store::EventRow row;
-  row.cid = st.entry->cid;
+  row.cid = st.entry.cid;
   row.ts_ms = now_ms - e.age_ms;
   row.kind = pbfw::proto::event_kind(e.type);
   row.boot = st.boot;
@@ -156,15 +155,15 @@ EventEffect apply_event(SocketState& st, const proto::Event& e) {
   } else if (e.type == proto::EventType::FactoryReset) {
     st.desired_switch_enabled.reset();  // the user reset the socket to its defaults on purpose
     // Limits are the roster's business, not the user's: the socket gets them back (cloud values go).
-    st.desired_current_limit_ma = st.entry->limits.current_max_ma;
-    st.desired_power_limit_w = st.entry->limits.power_max_w;
+    st.desired_current_limit_ma = st.entry.limits.current_max_ma;
+    st.desired_power_limit_w = st.entry.limits.power_max_w;
     st.current_limit_ma = kDefaultCurrentLimitMa;
     st.settings.power_limit_w.reset();
     fx.reapply_limits = st.link != nullptr;
   } else if (uint32_t bits = fault_bits_for(e.type)) {
     st.faults |= bits;
     st.fault_detail = protection_detail(e.type, e.value);
-    PB_LOG(Warning, "gateway") << st.entry->cid << ": " << st.fault_detail;
+    PB_LOG(Warning, "gateway") << st.entry.cid << ": " << st.fault_detail;
     fx.report = true;
   }
   return fx;

@@ -40,9 +40,8 @@ struct PendingCommand {
 };
 
 struct SocketState {
-  const config::SocketEntry* entry = nullptr;  // the registry's: &entry_data (tests may point elsewhere)
-  config::SocketEntry entry_data;              // the roster entry, replaced by a reload
-  std::shared_ptr<SocketLink> link;            // the current session; null = offline
+  config::SocketEntry entry;         // its roster entry; a reload replaces it
+  std::shared_ptr<SocketLink> link;  // the current session; null = offline
   bool online = false;
   uint32_t boot = 0;
   std::optional<store::ReadingRow> last;  // newest committed reading

@@ -2,7 +2,9 @@
 // roster and the live settings (Gateway::reload); the rest needs a restart.
 #pragma once
 
+#include <algorithm>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "plugbridge/config/config.hpp"
@@ -25,6 +27,9 @@ struct ConfigDiff {
     return !added.empty() || !removed.empty() || !rekeyed.empty() || !changed.empty();
   }
   bool empty() const { return !roster_changed() && settings.empty() && needs_restart.empty(); }
+  bool changed_setting(std::string_view name) const {
+    return std::find(settings.begin(), settings.end(), name) != settings.end();
+  }
 };
 
 ConfigDiff diff_config(const config::Config& from, const config::Config& to);

@@ -20,7 +20,7 @@ constexpr uint32_t kCaps = proto::kCapRelay | proto::kCapMeter | proto::kCapCoun
 class FakeCommandPort final : public CommandPort {
  public:
   void report(SocketState& st, bool full) override {
-    log.push_back("report " + st.entry->cid + (full ? " full" : ""));
+    log.push_back("report " + st.entry.cid + (full ? " full" : ""));
   }
   void record(const std::string& cid, int code, std::string detail) override {
     log.push_back("event " + cid + " " + std::to_string(code));

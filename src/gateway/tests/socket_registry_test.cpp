@@ -28,8 +28,8 @@ class SocketRegistryTest : public ::testing::Test {
 
 TEST_F(SocketRegistryTest, TheRosterInItsOrderWithItsLimits) {
   ASSERT_EQ(sockets_.roster().size(), 3u);
-  EXPECT_EQ(sockets_.roster()[0]->entry->cid, "s1");
-  EXPECT_EQ(sockets_.roster()[2]->entry->cid, "s3");
+  EXPECT_EQ(sockets_.roster()[0]->entry.cid, "s1");
+  EXPECT_EQ(sockets_.roster()[2]->entry.cid, "s3");
   EXPECT_EQ(sockets_.find("s2"), sockets_.roster()[1]);
   EXPECT_EQ(sockets_.find("s4"), nullptr);
   EXPECT_EQ(sockets_.find("s1")->current_limit_ma, kDefaultCurrentLimitMa);
