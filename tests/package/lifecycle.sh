@@ -5,11 +5,14 @@
 # kept), purge (configuration, data and the plugbridge user gone).
 #   tests/package/lifecycle.sh TARGET_ROOT DEB
 # The "previous version" is the same package with its version lowered to VERSION~prev: the upgrade
-# runs the old package's prerm and the new one's postinst with the old version, as apt does.
+# runs the old package's prerm and the new one's postinst with the old version, as apt does. The
+# database it leaves is at schema 1 (made from migrations/0001_initial.sql, as the first release left
+# it), so the upgraded daemon has to bring it forward with its own migrations and keep the readings.
 # No systemd runs in a chroot: the service is started by hand (as the unit would, as user plugbridge).
 set -euo pipefail
 troot=${1:?target root} deb=${2:?deb}
 deb=$(realpath "$deb")
+migrations=$(realpath "$(dirname "$0")/../../migrations")
 w=$(mktemp -d /var/tmp/pb-lifecycle.XXXXXX)
 mounts=()
 cleanup() {
@@ -86,14 +89,25 @@ run_daemon() { # starts plugbridged as plugbridge, waits for its database, stops
 }
 run_daemon
 in_root test -f /var/lib/plugbridge/plugbridge.db || fail "no database after the first start"
+latest=$(in_root sqlite3 /var/lib/plugbridge/plugbridge.db 'PRAGMA user_version')
+ok "edited configuration runs; the daemon made its database at schema $latest"
+# The database as the first schema left it, with 3 readings, in place of the new one.
+rm -f "$w"/var/lib/plugbridge/plugbridge.db*
 now=$(($(date +%s) * 1000))
-for i in 1 2 3; do
-  echo "INSERT INTO readings VALUES ('kitchen-kettle', 1, $i, $((now - 60000 + i * 1000)), 0, 230000, 100000, 23000, 23000, 10000, $((i * 10)), 0);"
-done | in_root setpriv --reuid plugbridge --regid plugbridge --init-groups sqlite3 /var/lib/plugbridge/plugbridge.db
+{
+  echo "BEGIN;"
+  cat "$migrations/0001_initial.sql"
+  echo "PRAGMA user_version = 1;"
+  for i in 1 2 3; do
+    echo "INSERT INTO readings VALUES ('kitchen-kettle', 1, $i, $((now - 60000 + i * 1000)), 0, 230000, 100000, 23000, 23000, 10000, $((i * 10)), 0);"
+  done
+  echo "COMMIT;"
+} | in_root setpriv --reuid plugbridge --regid plugbridge --init-groups sqlite3 /var/lib/plugbridge/plugbridge.db
+[[ $(in_root sqlite3 /var/lib/plugbridge/plugbridge.db 'PRAGMA user_version; SELECT count(*) FROM readings') == $'1\n3' ]] ||
+  fail "could not make the schema-1 database"
+((latest > 1)) || fail "schema $latest: no migration to test"
 rows() { in_root plugbridge export --csv - 2>/dev/null | grep -c '^kitchen-kettle' || true; }
-[[ $(rows) == 3 ]] || fail "the CLI does not export the 3 readings: $(in_root plugbridge export --csv - 2>&1 | head)"
-schema=$(in_root sqlite3 /var/lib/plugbridge/plugbridge.db 'PRAGMA user_version')
-ok "edited configuration runs; database at schema $schema with 3 readings (plugbridge export sees them)"
+ok "database replaced by a schema-1 one with 3 readings"
 
 # --- upgrade ---
 in_root dpkg -i /tmp/plugbridge_new.deb >"$w/tmp/upgrade.log" 2>&1 || { cat "$w/tmp/upgrade.log"; fail "upgrade"; }
@@ -103,9 +117,12 @@ ls "$w"/etc/plugbridge/*.dpkg-* 2>/dev/null && fail "dpkg left conffile copies"
 [[ $(in_root stat -c '%U:%G %a' /etc/plugbridge/plugbridge.yaml) == "root:plugbridge 640" ]] ||
   fail "plugbridge.yaml is $(in_root stat -c '%U:%G %a' /etc/plugbridge/plugbridge.yaml) after the upgrade"
 run_daemon
+[[ $(in_root sqlite3 /var/lib/plugbridge/plugbridge.db 'PRAGMA user_version') == "$latest" ]] ||
+  fail "database not migrated to schema $latest: $(grep -i 'migration\|schema' "$w/tmp/daemon.log")"
+applied=$(grep -c 'applied migration' "$w/tmp/daemon.log" || true)
+((applied == latest - 1)) || fail "$applied migrations applied, expected $((latest - 1))"
 [[ $(rows) == 3 ]] || fail "readings lost in the upgrade"
-grep -q "schema version" "$w/tmp/daemon.log" || fail "the daemon did not open the database"
-ok "upgraded to $version: edited configuration kept, 3 readings kept, daemon runs on them ($(grep -o 'database .*' "$w/tmp/daemon.log" | head -1))"
+ok "upgraded to $version: edited configuration kept; database migrated 1 -> $latest by the daemon ($applied migrations), 3 readings kept and exported"
 
 # --- remove ---
 in_root dpkg -r plugbridge >"$w/tmp/remove.log" 2>&1 || { cat "$w/tmp/remove.log"; fail "remove"; }

@@ -1,3 +1,4 @@
+#include <elf.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -7,6 +8,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -29,6 +32,54 @@ void ignore_sigpipe_once() {
   // A child that exits early must not kill the test through SIGPIPE on write_stdin.
   static std::once_flag once;
   std::call_once(once, [] { ::signal(SIGPIPE, SIG_IGN); });
+}
+
+#if defined(__aarch64__)
+constexpr std::uint16_t kOwnMachine = EM_AARCH64;
+#elif defined(__arm__)
+constexpr std::uint16_t kOwnMachine = EM_ARM;
+#elif defined(__x86_64__)
+constexpr std::uint16_t kOwnMachine = EM_X86_64;
+#elif defined(__i386__)
+constexpr std::uint16_t kOwnMachine = EM_386;
+#else
+constexpr std::uint16_t kOwnMachine = EM_NONE;
+#endif
+
+// The program posix_spawnp would run for name: name itself if it has a slash, else the first
+// executable file of that name on PATH.
+std::string resolve_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return name;
+}
+
+// True if file is an ELF program built for the machine this code was compiled for.
+bool is_own_machine_elf(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  Elf32_Ehdr h{};  // e_ident and e_machine sit at the same offsets in the 32- and 64-bit headers
+  if (!in.read(reinterpret_cast<char*>(&h), sizeof h)) return false;
+  return std::memcmp(h.e_ident, ELFMAG, SELFMAG) == 0 && h.e_machine == kOwnMachine;
+}
+
+// A cross-built test runs under a user-mode emulator (qemu-ARCH-static, no binfmt_misc), but the
+// kernel cannot start a child built for the same foreign machine. PB_TEST_EMULATOR, the emulator's
+// command line (words separated by spaces, e.g. "/usr/bin/qemu-aarch64-static -L /"), is put in front
+// of such children; the build machine's own programs (mosquitto, openssl, shell scripts) start as
+// they are.
+std::vector<std::string> with_emulator(const std::vector<std::string>& argv) {
+  const char* emulator = std::getenv("PB_TEST_EMULATOR");
+  if (emulator == nullptr || *emulator == '\0' || !is_own_machine_elf(resolve_program(argv[0]))) return argv;
+  std::vector<std::string> out;
+  std::stringstream words(emulator);
+  for (std::string w; words >> w;) out.push_back(w);
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
 }
 
 }  // namespace
@@ -125,10 +176,20 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
+  std::vector<std::string> spawned = with_emulator(argv_);
   std::vector<char*> args;
-  for (auto& a : argv_) args.push_back(a.data());
+  for (auto& a : spawned) args.push_back(a.data());
   args.push_back(nullptr);
 
+  // posix_spawnp reports a program that cannot be started, but not under qemu-user (its vfork is a
+  // fork: the child just exits 127), so that case is caught here first.
+  if (const std::string program = resolve_program(argv_[0]); ::access(program.c_str(), X_OK) != 0) {
+    const int err = errno;
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    throw_errno("posix_spawnp " + argv_[0], err);
+  }
   const int rc = ::posix_spawnp(&pid_, args[0], &actions, &attr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -54,6 +56,32 @@ TEST(Process, ExtraEnvironment) {
   Process p({"sh", "-c", "echo \"v=$PB_TEST_VALUE\""}, {{"PB_TEST_VALUE", "42"}});
   EXPECT_EQ(p.wait_exit(5s), 0);
   EXPECT_TRUE(p.wait_for_stdout(std::regex("^v=42$"), 5s));
+}
+
+TEST(Process, EmulatorIsPutBeforeProgramsOfThisMachineOnly) {
+  // A stand-in emulator that prints the command line it was given, and a script (no ELF file).
+  pb::test::TempDir dir;
+  const auto emulator = dir.path() / "emu";
+  const auto plain = dir.path() / "plain";
+  for (const auto& [file, text] : {std::pair{emulator, "echo \"emulated: $*\""}, std::pair{plain, "echo plain"}}) {
+    std::ofstream(file) << "#!/bin/sh\n" << text << "\n";
+    std::filesystem::permissions(file, std::filesystem::perms::owner_all);
+  }
+  const char* outer = std::getenv("PB_TEST_EMULATOR");
+  const std::string saved = outer != nullptr ? outer : "";
+  ::setenv("PB_TEST_EMULATOR", (emulator.string() + "  -L /").c_str(), 1);
+  // This test program is an ELF file of this machine; a shell script is not.
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  Process own({self, "--gtest_list_tests"});
+  Process script({plain.string()});
+  if (outer != nullptr)
+    ::setenv("PB_TEST_EMULATOR", saved.c_str(), 1);
+  else
+    ::unsetenv("PB_TEST_EMULATOR");
+  EXPECT_EQ(own.wait_exit(10s), 0);
+  EXPECT_EQ(own.stdout_lines(), std::vector<std::string>{"emulated: -L / " + self + " --gtest_list_tests"});
+  EXPECT_EQ(script.wait_exit(10s), 0);
+  EXPECT_EQ(script.stdout_lines(), std::vector<std::string>{"plain"});
 }
 
 TEST(Process, SpawnFailureThrows) {
