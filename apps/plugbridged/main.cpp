@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "plugbridge/common/log.hpp"
@@ -32,6 +33,9 @@ class UplinkAdapter : public pb::gateway::UplinkPort {
  private:
   pb::uplink::Client& client_;
 };
+
+// How long the start-up quick_check may take (about 1 GB of database on an SD card).
+constexpr std::chrono::seconds kStartupCheckBudget{20};
 
 }  // namespace
 
@@ -104,8 +108,21 @@ int main(int argc, char** argv) {
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     // SIGHUP (what admins and many tools send) reloads the configuration; it never terminates.
     boost::asio::signal_set hangup(io, SIGHUP);
-    pb::store::Store store(cfg.database);
-    PB_LOG(Info, "main") << "database " << cfg.database << " at schema version " << store.schema_version();
+    std::unique_ptr<pb::store::Store> opened;
+    try {
+      opened = std::make_unique<pb::store::Store>(cfg.database);
+    } catch (const pb::store::StoreError& e) {
+      if (pb::store::damaged(e)) throw std::runtime_error(pb::store::damaged_message(cfg.database, e.what()));
+      throw;
+    }
+    pb::store::Store& store = *opened;
+    // Damage found now, before READY, not in the middle of a commit: quick_check, bounded in time.
+    const pb::store::IntegrityReport check = store.quick_check(kStartupCheckBudget);
+    if (!check.ok) throw std::runtime_error(pb::store::damaged_message(cfg.database, check.problems.front()));
+    PB_LOG(Info, "main") << "database " << cfg.database << " at schema version " << store.schema_version()
+                         << (check.complete ? ", quick_check ok in "
+                                            : ", quick_check stopped (no damage so far) after ")
+                         << check.took.count() << " ms";
 
     std::unique_ptr<pb::uplink::Client> uplink;
     std::unique_ptr<UplinkAdapter> adapter;
@@ -206,6 +223,25 @@ int main(int argc, char** argv) {
       else
         io.stop();
     };
+    // The database cannot be written any more: exit non-zero at once; systemd starts the daemon
+    // again, which opens (or creates) the file at the configured path. The sockets keep what was
+    // not acked.
+    int exit_code = 0;
+    gw->on_fatal([&](const std::string& why) {
+      if (stopping) return;
+      stopping = true;
+      exit_code = 1;
+      hangup.cancel();
+      signals.cancel();
+      PB_LOG(Error, "main") << why << ": exiting so that the service starts again on " << cfg.database;
+      pb::service::notify_stopping();
+      watchdog.stop();
+      shutdown_deadline.expires_after(std::chrono::seconds(2));
+      shutdown_deadline.async_wait([&](const boost::system::error_code& e) {
+        if (!e) io.stop();
+      });
+      stop_loop();
+    });
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec || stopping) return;
       stopping = true;
@@ -225,9 +261,9 @@ int main(int argc, char** argv) {
     });
     io.run();
     PB_LOG(Info, "main") << "stopped";
+    return exit_code;
   } catch (const std::exception& ex) {
     PB_LOG(Error, "main") << ex.what();
     return 1;
   }
-  return 0;
 }

@@ -59,11 +59,13 @@ class Devices : public Command {
 
     std::string live_error;
     bool live = false;
+    json storage;  // the daemon's database health (status answer)
     if (!offline_) {
       try {
         json r = control_request(ctx.socket_path(), {{"cmd", "status"}}, std::chrono::seconds(5));
         if (r.value("ok", false) && r["sockets"].is_array()) {
           live = true;
+          if (r.contains("storage") && r["storage"].is_object()) storage = r["storage"];
           std::map<std::string, const json*> by_cid;
           for (const auto& s : r["sockets"]) by_cid[s.value("cid", "")] = &s;
           for (auto& row : rows) {
@@ -114,7 +116,9 @@ class Devices : public Command {
         j["last_seen_ms"] = r.last_ms ? json(*r.last_ms) : json();
         arr.push_back(j);
       }
-      out << json{{"source", live ? "daemon" : "database"}, {"sockets", arr}}.dump(2) << '\n';
+      json doc{{"source", live ? "daemon" : "database"}, {"sockets", arr}};
+      if (!storage.is_null()) doc["storage"] = storage;
+      out << doc.dump(2) << '\n';
     } else {
       Table t;
       t.columns = {{"CID", "cid"},
@@ -146,6 +150,11 @@ class Devices : public Command {
         out << "\n(from the database: " << (offline_ ? "--offline" : live_error)
             << "; ONLINE unknown, RELAY and POWER as last stored)\n";
     }
+    // Not in the table: on stderr, so CSV and JSON on stdout stay clean.
+    if (storage.is_object() && !storage.value("ok", true))
+      ctx.term().err << "warning: the daemon cannot write the database: "
+                     << storage.value("failure", std::string("?")) << "; "
+                     << storage.value("records_waiting", 0) << " records wait in memory, not acked yet\n";
     return exit_code::kOk;
   }
 

@@ -28,6 +28,7 @@ std::unique_ptr<Command> make_calibrate();
 std::unique_ptr<Command> make_export();
 std::unique_ptr<Command> make_provision();
 std::unique_ptr<Command> make_reload();
+std::unique_ptr<Command> make_db();
 
 // A text table (columns padded, numbers right-aligned) that also prints as CSV.
 struct Table {

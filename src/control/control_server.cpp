@@ -242,7 +242,14 @@ Handler gateway_handler(gateway::Gateway& gw, ReloadFn reload) {
     if (cmd == "status") {
       json sockets = json::array();
       for (const auto& s : gw.live_status()) sockets.push_back(socket_json(s));
-      return reply({{"ok", true}, {"sockets", std::move(sockets)}});
+      const std::string failure = gw.storage_failure();
+      json storage = {{"ok", failure.empty()},
+                      {"records_waiting", gw.records_waiting()},
+                      {"commits", gw.stats().commits},
+                      {"commits_failed", gw.stats().commits_failed},
+                      {"records_refused", gw.stats().records_refused}};
+      if (!failure.empty()) storage["failure"] = failure;
+      return reply({{"ok", true}, {"sockets", std::move(sockets)}, {"storage", std::move(storage)}});
     }
     if (cmd == "reload") {
       if (!reload) return reply(error("unsupported", "this daemon cannot reload its configuration"));

@@ -139,8 +139,21 @@ void Gateway::start() {
   PB_LOG(Info, "gateway") << "listening for sockets on " << p.cfg.lan.listen_address << ":" << p.lan->port()
                           << " (" << p.sockets.roster().size() << " in the roster)";
   p.cloud->start();
+  p.committer.start();
   // The first retention pass right away: a lowered retention.raw_days applies at the restart.
   p.retention.start(std::chrono::seconds(0));
+}
+
+void Gateway::on_fatal(std::function<void(const std::string&)> handler) {
+  parts_->committer.set_on_fatal(std::move(handler));
+}
+
+std::string Gateway::storage_failure() const {
+  return parts_->committer.failure();
+}
+
+size_t Gateway::records_waiting() const {
+  return parts_->committer.waiting();
 }
 
 uint16_t Gateway::lan_port() const {
@@ -311,6 +324,7 @@ void Gateway::shutdown(std::function<void()> done) {
   // "command" events go into the last flush.
   p.commands.shutdown();
   p.lan->stop();
+  p.committer.stop();
   p.committer.flush();
   // Tell the cloud every socket is offline, and finish once the broker acked it (or gave up).
   p.cloud->publish_all_offline(std::move(done));

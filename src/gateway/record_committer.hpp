@@ -1,7 +1,12 @@
 // Readings and events on their way to SQLite: batched (up to kMaxBatch records, or what arrived
 // within the flush delay), committed in one transaction with their energy accounting and the
 // waiting outbox rows, and only then acked to each socket (the highest committed seq per session).
-// A failed commit acks nothing and closes the sessions, so the sockets send the records again.
+// A commit that fails (disk full, I/O error, database locked) acks nothing: the records stay in
+// memory (up to kMaxWaiting; beyond it new records are refused and their sessions closed, so the
+// sockets keep them) and the commit is retried with a growing delay until it succeeds, with one log
+// line when it starts failing, one every kLogEvery while it fails and one when it recovers. A
+// database file deleted or replaced while the daemon runs, or found damaged, is fatal: nothing more
+// is acked and on_fatal is called.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -10,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "plugbridge/energy/accountant.hpp"
@@ -26,9 +32,18 @@ class RecordCommitter {
  public:
   static constexpr size_t kMaxBatch = 512;                     // records per SQLite transaction
   static constexpr std::chrono::milliseconds kFlushDelay{20};  // how long a record may wait for companions
+  // While commits fail: records held in memory at most (about 150 bytes each), the longest delay
+  // between two attempts, and how often the failure is logged again.
+  static constexpr size_t kMaxWaiting = 100'000;
+  static constexpr std::chrono::milliseconds kMaxRetryDelay{5000};
+  static constexpr std::chrono::seconds kLogEvery{10};
+  // How often the database file is checked for having been deleted or replaced.
+  static constexpr std::chrono::seconds kFileCheckEvery{2};
 
   // Runs after each commit with its readings (the acks are out already).
   using Committed = std::function<void(const std::vector<store::ReadingRow>&)>;
+  // The database cannot be written any more (deleted, replaced, damaged): the reason.
+  using Fatal = std::function<void(const std::string&)>;
 
   RecordCommitter(boost::asio::io_context& io, store::Store& store, energy::Accountant& accountant,
                   energy::LiveTotals& live_totals, Stats& stats, Committed on_committed);
@@ -37,6 +52,12 @@ class RecordCommitter {
 
   // Outbox rows ride along in each transaction (null: none).
   void set_outbox(Outbox* outbox) { outbox_ = outbox; }
+  void set_on_fatal(Fatal on_fatal) { on_fatal_ = std::move(on_fatal); }
+  // Records held while commits fail, at most (default kMaxWaiting).
+  void set_max_waiting(size_t n) { max_waiting_ = n; }
+  // Starts the periodic check of the database file (deleted or replaced).
+  void start();
+  void stop();
 
   // A socket's record, acked to `link` once committed.
   void add_reading(store::ReadingRow&& row, const std::shared_ptr<SocketLink>& link);
@@ -44,9 +65,11 @@ class RecordCommitter {
   // The gateway's own event (command answers): committed with the next batch, acked to nobody.
   void add_gateway_event(store::EventRow&& row);
 
-  // Commits what waits now.
+  // Commits what waits now (while commits fail: tries once more).
   void flush();
   size_t waiting() const { return readings_.size() + events_.size(); }
+  // Commits are failing; the first failure's reason (empty while commits succeed).
+  const std::string& failure() const { return failure_; }
 
  private:
   struct PendingAck {
@@ -54,18 +77,33 @@ class RecordCommitter {
     uint32_t seq;
   };
   void schedule();
+  // A record arrives while commits fail and kMaxWaiting records wait already: refused.
+  bool refuse(const std::shared_ptr<SocketLink>& link);
+  void failed(const std::exception& ex, int code);
+  void recovered(size_t records);
+  void fatal(const std::string& why);
+  void check_file();
 
   store::Store& store_;
   energy::Accountant& accountant_;
   energy::LiveTotals& live_totals_;
   Stats& stats_;
   Committed on_committed_;
+  Fatal on_fatal_;
   Outbox* outbox_ = nullptr;
   std::vector<store::ReadingRow> readings_;
   std::vector<store::EventRow> events_;
   std::vector<PendingAck> acks_;
   bool scheduled_ = false;
   boost::asio::steady_timer timer_;
+  // While commits fail.
+  std::string failure_;
+  std::chrono::steady_clock::time_point failing_since_, last_log_;
+  std::chrono::milliseconds retry_delay_{0};
+  uint64_t failed_attempts_ = 0, refused_ = 0;
+  size_t max_waiting_ = kMaxWaiting;
+  bool dead_ = false;  // fatal: nothing is committed or acked any more
+  boost::asio::steady_timer file_timer_;
 };
 
 }  // namespace pb::gateway

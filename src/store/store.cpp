@@ -3,8 +3,14 @@
 #include "plugbridge/store/store.hpp"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <limits>
 
 #include "plugbridge/common/log.hpp"
@@ -103,7 +109,104 @@ void validate(const std::vector<Migration>& list) {
   }
 }
 
+std::string directory_of(const std::string& path) {
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  return dir.empty() ? "." : dir.string();
+}
+
+// Why a database that should be written cannot be: the mount, the file's or the directory's mode.
+std::string why_not_writable(const std::string& path) {
+  const std::string dir = directory_of(path);
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0)
+    return "the file system holding " + dir + " is mounted read-only";
+  if (::access(path.c_str(), W_OK) != 0 && errno != ENOENT)
+    return "the file is not writable for this user (" + std::string(std::strerror(errno)) + ")";
+  if (::access(dir.c_str(), W_OK) != 0)
+    return "the directory " + dir + " is not writable for this user (" + std::string(std::strerror(errno)) +
+           "); SQLite keeps its -wal and -shm files next to the database";
+  return "SQLite could only open it read-only";
+}
+
+// Runs `pragma` (quick_check or integrity_check), interrupted once budget has passed.
+IntegrityReport run_check(sqlite3* db, const std::string& pragma, std::chrono::milliseconds budget) {
+  IntegrityReport report;
+  const auto start = std::chrono::steady_clock::now();
+  struct Deadline {
+    std::chrono::steady_clock::time_point end;
+    bool hit = false;
+  } deadline{start + budget};
+  sqlite3_progress_handler(
+      db, 1000,
+      [](void* p) -> int {
+        auto* d = static_cast<Deadline*>(p);
+        if (std::chrono::steady_clock::now() < d->end) return 0;
+        d->hit = true;
+        return 1;
+      },
+      &deadline);
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(db, ("PRAGMA " + pragma + "(20)").c_str(), -1, &s, nullptr);
+  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) break;
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    // One row may hold several lines, headed by "*** in database main ***".
+    std::string rest = text != nullptr ? text : "";
+    for (size_t nl; !rest.empty(); rest = nl == std::string::npos ? "" : rest.substr(nl + 1)) {
+      nl = rest.find('\n');
+      const std::string line = rest.substr(0, nl);
+      if (line != "ok" && !line.empty() && line.rfind("*** in database", 0) != 0)
+        report.problems.push_back(line);
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    if (deadline.hit) {
+      report.complete = false;
+    } else {
+      report.problems.push_back(std::string("the check itself failed: ") + sqlite3_errmsg(db));
+    }
+  }
+  sqlite3_finalize(s);
+  sqlite3_progress_handler(db, 0, nullptr, nullptr);
+  report.ok = report.problems.empty();
+  report.took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  return report;
+}
+
 }  // namespace
+
+bool StoreError::disk_full() const {
+  return (code_ & 0xff) == SQLITE_FULL;
+}
+
+bool damaged(const StoreError& e) {
+  return (e.code() & 0xff) == SQLITE_CORRUPT || (e.code() & 0xff) == SQLITE_NOTADB;
+}
+
+std::string damaged_message(const std::string& path, const std::string& detail) {
+  return "database " + path + " is damaged: " + detail +
+         "; refusing to run on it. With the daemon stopped: `plugbridge db check` lists the damage, "
+         "`plugbridge db recover` copies what can be read into a new file (see plugbridge(1))";
+}
+
+IntegrityReport check_file(const std::string& path, std::chrono::milliseconds budget, bool full) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  if (rc != SQLITE_OK) {
+    IntegrityReport r;
+    r.ok = false;
+    r.problems.push_back("cannot open " + path + ": " +
+                         (db != nullptr ? sqlite3_errmsg(db) : "out of memory"));
+    sqlite3_close(db);
+    return r;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  IntegrityReport r = run_check(db, full ? "integrity_check" : "quick_check", budget);
+  sqlite3_close(db);
+  return r;
+}
 
 void Store::Impl::migrate(const std::vector<Migration>& list) {
   const int latest = max_number(list);
@@ -165,12 +268,17 @@ Store::Store(const std::string& path, const StoreOptions& options)
   // scans read many rows.
   const int flags = options.read_only ? (SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
                                       : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  if (sqlite3_open_v2(path.c_str(), &d.db, flags, nullptr) != SQLITE_OK) {
-    const std::string msg = d.db != nullptr ? sqlite3_errmsg(d.db) : "out of memory";
-    throw StoreError("cannot open database " + path + ": " + msg);
+  if (const int rc = sqlite3_open_v2(path.c_str(), &d.db, flags, nullptr); rc != SQLITE_OK) {
+    std::string msg = d.db != nullptr ? d.errmsg() : "out of memory";
+    if (!options.read_only && (rc & 0xff) == SQLITE_CANTOPEN) msg += "; " + why_not_writable(path);
+    throw StoreError("cannot open database " + path + ": " + msg, rc);
   }
   sqlite3_extended_result_codes(d.db, 1);
   sqlite3_busy_timeout(d.db, options.busy_timeout_ms);
+  // SQLite silently falls back to read-only when it may not write the file: the daemon would start
+  // and then fail every commit.
+  if (!options.read_only && sqlite3_db_readonly(d.db, "main") == 1)
+    throw StoreError("database " + path + " is read-only: " + why_not_writable(path), SQLITE_READONLY);
 
   const std::string& sync = options.synchronous;
   if (sync != "FULL" && sync != "NORMAL" && sync != "OFF" && sync != "EXTRA") {
@@ -199,9 +307,50 @@ Store::Store(const std::string& path, const StoreOptions& options)
     }
     d.migrate(list);
   }
+  if (!options.read_only) {
+    // A write lock needs the -wal and -shm files: a directory that may not be written shows here,
+    // before the daemon says it is ready, not at its first commit.
+    try {
+      d.exec("BEGIN IMMEDIATE", "take the write lock");
+      d.exec("COMMIT", "release the write lock");
+    } catch (const StoreError& e) {
+      d.rollback_quietly();
+      throw StoreError(std::string(e.what()) + "; " + why_not_writable(path), e.code());
+    }
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    d.file_dev = st.st_dev;
+    d.file_ino = st.st_ino;
+    d.file_known = true;
+  }
 }
 
 Store::~Store() = default;
+
+std::optional<std::string> Store::file_problem() const {
+  const Impl& d = *impl_;
+  if (!d.file_known) return std::nullopt;
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) {
+    if (errno == ENOENT) return "the database file " + path_ + " was deleted";
+    return std::nullopt;  // EACCES, EIO...: not evidence of another file
+  }
+  if (st.st_dev != d.file_dev || st.st_ino != d.file_ino)
+    return "the database file " + path_ + " was replaced by another file (inode " +
+           std::to_string(d.file_ino) + " is now " + std::to_string(st.st_ino) + ")";
+  return std::nullopt;
+}
+
+IntegrityReport Store::quick_check(std::chrono::milliseconds budget) const {
+  return run_check(impl_->db, "quick_check", budget);
+}
+
+bool Store::checkpoint() {
+  int log = 0, done = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(impl_->db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+  return rc == SQLITE_OK;
+}
 
 int Store::latest_schema_version() {
   return max_number(embedded_migrations());

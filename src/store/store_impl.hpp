@@ -4,8 +4,10 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <sys/types.h>
 
 #include <array>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -86,16 +88,27 @@ struct Store::Impl {
     if (db != nullptr) sqlite3_close(db);
   }
 
+  // The file this connection opened (st_dev, st_ino), to notice it being deleted or replaced.
+  dev_t file_dev = 0;
+  ino_t file_ino = 0;
+  bool file_known = false;
+
+  // SQLite's message, plus the operating system's reason when there is one (ENOSPC, EROFS, ...).
+  std::string errmsg() const {
+    std::string msg = sqlite3_errmsg(db);
+    if (const int e = sqlite3_system_errno(db); e != 0) msg += " (" + std::string(std::strerror(e)) + ")";
+    return msg;
+  }
+
   [[noreturn]] void fail(const std::string& what) const {
-    throw StoreError(what + " (" + path + "): " + sqlite3_errmsg(db));
+    throw StoreError(what + " (" + path + "): " + errmsg(), sqlite3_extended_errcode(db));
   }
 
   void exec(const std::string& sql, const std::string& what) const {
     char* err = nullptr;
     if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      const std::string msg = err != nullptr ? err : sqlite3_errmsg(db);
       sqlite3_free(err);
-      throw StoreError(what + " (" + path + "): " + msg);
+      fail(what);
     }
   }
 

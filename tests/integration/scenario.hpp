@@ -30,6 +30,7 @@ struct ScenarioOptions {
   std::string extra_yaml;                // appended at top level
   std::string uplink_yaml;               // appended to the uplink: section ("  key: value\n" lines)
   int configured = -1;                   // roster sockets in the daemon's file at first (-1: all)
+  std::string database;                  // the daemon's database file (default: plugbridge.db in dir())
 };
 
 class Scenario {
@@ -43,7 +44,9 @@ class Scenario {
   test::Process& daemon() { return *daemon_; }
   test::Process& sim() { return *sim_; }
   const std::filesystem::path& dir() const { return dir_.path(); }
-  std::filesystem::path db_path() const { return dir_.path() / "plugbridge.db"; }
+  std::filesystem::path db_path() const {
+    return opts_.database.empty() ? dir_.path() / "plugbridge.db" : std::filesystem::path(opts_.database);
+  }
   std::filesystem::path config_path() const { return dir_.path() / "plugbridge.yaml"; }
   // plugsim's roster: every socket of roster(), whatever the daemon's file holds.
   std::filesystem::path sim_config_path() const { return dir_.path() / "plugsim.yaml"; }

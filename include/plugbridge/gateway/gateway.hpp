@@ -26,6 +26,8 @@ struct Stats {
   uint64_t readings_duplicate = 0;
   uint64_t events_committed = 0;
   uint64_t commits = 0;
+  uint64_t commits_failed = 0;   // attempts that failed (disk full, I/O error); retried
+  uint64_t records_refused = 0;  // refused while kMaxWaiting records waited for a failing commit
   uint64_t reports_sent = 0;
   uint64_t commands_answered = 0;
 };
@@ -81,6 +83,13 @@ class Gateway {
   void shutdown(std::function<void()> done);  // flush writes, report offline, then done()
   uint16_t lan_port() const;
   const Stats& stats() const { return stats_; }
+  // The database cannot be written any more (deleted or replaced while running, damaged): called
+  // once, on the loop, with the reason. Nothing is acked after it; the daemon should exit non-zero.
+  void on_fatal(std::function<void(const std::string&)> handler);
+  // Why commits fail at the moment (disk full, I/O error), empty while they succeed; and how many
+  // records wait in memory for the next commit.
+  std::string storage_failure() const;
+  size_t records_waiting() const;
   const config::Config& config() const { return cfg_; }
 
   // A new configuration (already parsed and validated), applied on the loop without touching the

@@ -3,6 +3,7 @@
 // (processes or threads) may open the same file: WAL lets readers run while one writer commits.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,8 +18,49 @@ namespace pb::store {
 
 class StoreError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit StoreError(const std::string& what, int code = 0) : std::runtime_error(what), code_(code) {}
+  // SQLite's extended result code; 0 for a problem the store found itself.
+  int code() const { return code_; }
+  // The file system is full (SQLITE_FULL): the same write can succeed once space is freed.
+  bool disk_full() const;
+
+ private:
+  int code_ = 0;
 };
+
+// What PRAGMA quick_check / integrity_check found.
+struct IntegrityReport {
+  bool ok = true;                     // nothing wrong in the part that was checked
+  bool complete = true;               // false: stopped at the time budget, the rest was not checked
+  std::vector<std::string> problems;  // SQLite's own lines (at most 20), or why the check failed
+  std::chrono::milliseconds took{0};
+};
+
+// The error says the database file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB).
+bool damaged(const StoreError& e);
+// What to tell the user about a damaged database: the file, what is wrong, the commands that help.
+std::string damaged_message(const std::string& path, const std::string& detail);
+
+// What recover_file copied, per table.
+struct RecoverReport {
+  struct Table {
+    std::string name;
+    int64_t rows = 0;      // rows copied
+    bool damaged = false;  // a scan stopped at damage: rows between the readable ends are lost
+  };
+  std::vector<Table> tables;
+};
+
+// Copies every row of src that can still be read into a new database file dst (which must not
+// exist): the schema as src has it (tables, then rows, then indexes and triggers, so triggers do
+// not count copied rows twice), user_version included. Each table is read in key order from both
+// ends, so a damaged page loses the rows on it (and those between two damaged pages), not the rest.
+// Throws StoreError when src's schema cannot be read.
+RecoverReport recover_file(const std::string& src, const std::string& dst);
+
+// Checks the database file at path without opening it as a Store (any schema version; read-only).
+// full: integrity_check (also indexes against tables) instead of quick_check.
+IntegrityReport check_file(const std::string& path, std::chrono::milliseconds budget, bool full = false);
 
 struct ReadingRow {
   std::string cid;
@@ -160,6 +202,16 @@ class Store {
   size_t count_readings(const std::string& cid = "") const;
 
   const std::string& path() const { return path_; }
+
+  // Whether the file at path() is still the one this Store opened: nullopt, or what happened to it
+  // (deleted, or replaced by another file). One stat(): cheap enough after every commit. Writes to a
+  // deleted file are lost at close; they must not be acknowledged.
+  std::optional<std::string> file_problem() const;
+  // PRAGMA quick_check through this connection, stopped after budget.
+  IntegrityReport quick_check(std::chrono::milliseconds budget) const;
+  // PRAGMA wal_checkpoint(TRUNCATE): copies the WAL into the database and truncates it (frees the
+  // WAL's disk space once no reader needs it). False if a reader kept it from finishing.
+  bool checkpoint();
 
   // One consistent view for several queries: while it lives, every read through this Store sees
   // the database as it was when the transaction started, whatever other connections commit

@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "fakes.hpp"
 #include "plugbridge/energy/calendar.hpp"
+#include "support/small_disk.hpp"
 
 namespace pb::gateway {
 namespace {
@@ -111,17 +115,121 @@ TEST_F(RecordCommitterTest, GatewayEventsAreCommittedAndAckedToNobody) {
   EXPECT_TRUE(committed_.at(0) == 0u);
 }
 
-TEST_F(RecordCommitterTest, AFailedCommitAcksNothingAndClosesTheSessions) {
-  store::Store read_only(dir_.file("t.db"), true);
-  energy::Accountant accountant;
-  RecordCommitter committer(io_, read_only, accountant, live_totals_, stats_, {});
+TEST_F(RecordCommitterTest, ARecordTheStoreRefusesIsDroppedNotRetried) {
   auto a = std::make_shared<FakeLink>("a", 0);
-  committer.add_reading(row("a", 1), a);
-  committer.flush();
+  committer_.add_reading(row("", 1), a);  // no cid: the store's own check, not the disk
+  committer_.flush();
   EXPECT_TRUE(acked(*a).empty());
   EXPECT_EQ(a->closed, "database write failed");
-  EXPECT_EQ(store_.count_readings(), 0u);
+  EXPECT_EQ(committer_.waiting(), 0u);
+  EXPECT_TRUE(committer_.failure().empty()) << "not a storage failure to retry";
   EXPECT_EQ(stats_.commits, 0u);
+}
+
+// The store on a small file system of its own, filled up and freed again.
+class DiskFullTest : public RecordCommitterTest {
+ protected:
+  void SetUp() override {
+    if (auto why = test::SmallDisk::unavailable()) GTEST_SKIP() << *why;
+    disk_ = std::make_unique<test::SmallDisk>(1 << 20);
+    db_ = std::make_unique<store::Store>((disk_->path() / "t.db").string());
+    committer_on_disk_ = std::make_unique<RecordCommitter>(
+        io_, *db_, accountant_on_disk_, live_totals_, stats_,
+        [this](const std::vector<store::ReadingRow>& rows) { committed_.push_back(rows.size()); });
+  }
+  std::unique_ptr<test::SmallDisk> disk_;
+  std::unique_ptr<store::Store> db_;
+  energy::Accountant accountant_on_disk_;
+  std::unique_ptr<RecordCommitter> committer_on_disk_;
+};
+
+TEST_F(DiskFullTest, RecordsWaitUnackedAndAreCommittedWhenSpaceReturns) {
+  RecordCommitter& c = *committer_on_disk_;
+  auto a = std::make_shared<FakeLink>("a", 0);
+  c.add_reading(row("a", 1), a);
+  c.flush();
+  ASSERT_EQ(acked(*a), std::vector<uint32_t>{1});
+  ASSERT_GT(disk_->fill(), 0u);
+
+  for (uint32_t seq = 2; seq <= 300; ++seq) c.add_reading(row("a", seq), a);
+  c.flush();
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{1}) << "acked while the disk is full";
+  EXPECT_TRUE(a->open()) << "the session stays: its records wait in memory";
+  EXPECT_NE(c.failure().find("full"), std::string::npos) << c.failure();
+  EXPECT_EQ(c.waiting(), 299u);
+  // It keeps trying on its own, and keeps failing while the disk is full.
+  ASSERT_TRUE(run_until(
+      io_, [&] { return stats_.commits_failed >= 3; }, std::chrono::seconds(10)));
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{1});
+  c.add_reading(row("a", 301), a);  // still accepted: far below the bound
+
+  disk_->free();
+  ASSERT_TRUE(run_until(
+      io_, [&] { return acked(*a).size() == 2; }, std::chrono::seconds(10)));
+  EXPECT_EQ(acked(*a).back(), 301u);
+  EXPECT_TRUE(c.failure().empty());
+  EXPECT_EQ(c.waiting(), 0u);
+  EXPECT_EQ(db_->count_readings("a"), 301u) << "every acked record is stored";
+  EXPECT_EQ(accountant_on_disk_.state("a")->energy_mwh, 1301u) << "the energy baseline moved with the commit";
+}
+
+TEST_F(DiskFullTest, BeyondTheBoundNewRecordsAreRefusedAndTheirSessionsClosed) {
+  RecordCommitter& c = *committer_on_disk_;
+  c.set_max_waiting(10);
+  auto a = std::make_shared<FakeLink>("a", 0);
+  auto b = std::make_shared<FakeLink>("b", 0);
+  c.add_reading(row("a", 1), a);
+  c.flush();
+  disk_->fill();
+  for (uint32_t seq = 2; seq <= 11; ++seq) c.add_reading(row("a", seq), a);
+  c.flush();  // fails: 10 records wait
+  ASSERT_FALSE(c.failure().empty());
+  c.add_reading(row("b", 1), b);
+  EXPECT_EQ(c.waiting(), 10u);
+  EXPECT_EQ(b->closed.rfind("database not writable", 0), 0u) << b->closed;
+  EXPECT_EQ(stats_.records_refused, 1u);
+  store::EventRow e;  // the gateway's own events have nobody to send them again: kept
+  e.cid = "a";
+  e.kind = "command";
+  c.add_gateway_event(std::move(e));
+  EXPECT_EQ(c.waiting(), 11u);
+  disk_->free();
+  ASSERT_TRUE(run_until(
+      io_, [&] { return acked(*a).size() == 2; }, std::chrono::seconds(10)));
+  EXPECT_EQ(acked(*a).back(), 11u);
+  EXPECT_EQ(db_->count_readings("b"), 0u);
+  EXPECT_EQ(db_->events("a", INT64_MIN, INT64_MAX).size(), 1u);
+}
+
+TEST_F(RecordCommitterTest, ADeletedDatabaseFileIsFatalAndNothingIsAckedIntoIt) {
+  std::string fatal;
+  committer_.set_on_fatal([&](const std::string& why) { fatal = why; });
+  auto a = std::make_shared<FakeLink>("a", 0);
+  committer_.add_reading(row("a", 1), a);
+  committer_.flush();
+  ASSERT_EQ(acked(*a), std::vector<uint32_t>{1});
+  std::filesystem::remove(dir_.file("t.db"));
+  committer_.add_reading(row("a", 2), a);
+  committer_.flush();  // commits into the unlinked file, which is gone at close
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{1});
+  EXPECT_NE(fatal.find("was deleted"), std::string::npos) << fatal;
+  EXPECT_EQ(a->closed, "database lost");
+  committer_.add_reading(row("a", 3), a);
+  EXPECT_EQ(committer_.waiting(), 0u) << "nothing is taken any more";
+}
+
+TEST_F(RecordCommitterTest, AReplacedDatabaseFileIsNoticedWithoutAnyCommit) {
+  std::string fatal;
+  committer_.set_on_fatal([&](const std::string& why) { fatal = why; });
+  committer_.start();
+  {
+    std::ofstream other(dir_.file("other.db"));
+    other << "not the database";
+  }
+  std::filesystem::rename(dir_.file("other.db"), dir_.file("t.db"));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return !fatal.empty(); }, RecordCommitter::kFileCheckEvery * 3));
+  EXPECT_NE(fatal.find("replaced by another file"), std::string::npos) << fatal;
 }
 
 }  // namespace

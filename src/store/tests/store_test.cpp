@@ -10,6 +10,7 @@
 #include <iostream>
 #include <string>
 
+#include "support/small_disk.hpp"
 #include "temp_db.hpp"
 
 namespace pb::store {
@@ -425,6 +426,154 @@ TEST_F(StoreTest, OutboxChangesApplyInOrderAndSurviveReopen) {
   EXPECT_EQ(s.count_readings(), 1u);
   EXPECT_THROW(s.apply_outbox({{false, row(20, "", 1, true, "true")}}), StoreError);
   EXPECT_EQ(s.outbox_rows(), want);  // the failed batch left nothing behind
+}
+
+// --- storage faults ---
+
+TEST_F(StoreTest, NotADatabaseIsDamaged) {
+  std::ofstream(db_) << std::string(4096, 'x');
+  try {
+    Store s(db_);
+    FAIL() << "opened garbage";
+  } catch (const StoreError& e) {
+    EXPECT_TRUE(damaged(e)) << e.code();
+    const std::string m = damaged_message(db_, e.what());
+    EXPECT_NE(m.find("plugbridge db recover"), std::string::npos) << m;
+  }
+}
+
+TEST_F(StoreTest, FileProblemSeesTheFileDeletedOrReplaced) {
+  Store s(db_);
+  EXPECT_EQ(s.file_problem(), std::nullopt);
+  fs::copy_file(db_, dir_ / "copy.db");
+  fs::rename(dir_ / "copy.db", db_);
+  ASSERT_TRUE(s.file_problem().has_value());
+  EXPECT_NE(s.file_problem()->find("replaced by another file"), std::string::npos) << *s.file_problem();
+  fs::remove(db_);
+  ASSERT_TRUE(s.file_problem().has_value());
+  EXPECT_NE(s.file_problem()->find("was deleted"), std::string::npos) << *s.file_problem();
+}
+
+class DamagedStoreTest : public StoreTest {
+ protected:
+  // A database of a few hundred pages, checkpointed into the main file.
+  void fill() {
+    Store s(db_);
+    std::vector<ReadingRow> rows;
+    for (uint32_t i = 1; i <= 5000; ++i) rows.push_back(reading("s" + std::to_string(i % 7), 1, i, i * 1000));
+    s.commit(rows, {});
+    ASSERT_TRUE(s.checkpoint());
+  }
+};
+
+TEST_F(DamagedStoreTest, QuickCheckFindsADamagedPage) {
+  fill();
+  EXPECT_TRUE(check_file(db_, std::chrono::seconds(10)).ok);
+  {
+    // Page 20 of 4096 bytes: somewhere in the readings table.
+    std::fstream f(db_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(19 * 4096);
+    const std::string junk(4096, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  const IntegrityReport file = check_file(db_, std::chrono::seconds(10));
+  EXPECT_FALSE(file.ok);
+  EXPECT_TRUE(file.complete);
+  ASSERT_FALSE(file.problems.empty());
+  // The daemon's start: either the open itself or its quick_check finds it.
+  try {
+    Store s(db_);
+    const IntegrityReport r = s.quick_check(std::chrono::seconds(10));
+    EXPECT_FALSE(r.ok) << "quick_check missed the damaged page";
+  } catch (const StoreError& e) {
+    EXPECT_TRUE(damaged(e)) << e.what();
+  }
+}
+
+TEST_F(DamagedStoreTest, RecoverCopiesEveryReadableRowAroundADamagedPage) {
+  fill();
+  {
+    Store s(db_);
+    EnergyUpdate e;
+    e.buckets.push_back({.cid = "s1", .start_ms = 900000, .energy_mwh = 42, .samples = 1, .power_sum_mw = 5});
+    e.states.push_back(
+        {.cid = "s1", .boot = 1, .seq = 9, .ts_ms = 900000, .energy_mwh = 42, .total_mwh = 42});
+    s.commit({}, {}, e);
+    ASSERT_TRUE(s.checkpoint());
+  }
+  {
+    std::fstream f(db_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(19 * 4096);
+    const std::string junk(4096, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  const std::string out = (dir_ / "new.db").string();
+  const RecoverReport report = recover_file(db_, out);
+  int64_t readings = -1;
+  bool damaged_seen = false;
+  for (const auto& t : report.tables) {
+    if (t.name == "readings") readings = t.rows;
+    damaged_seen = damaged_seen || t.damaged;
+  }
+  EXPECT_TRUE(damaged_seen);
+  EXPECT_GT(readings, 4800) << "more than a page lost";
+  EXPECT_LT(readings, 5000) << "the damaged page's rows cannot be there";
+  EXPECT_TRUE(check_file(out, std::chrono::seconds(10), true).ok);
+  // The daemon opens it; energy is whole and the hourly rollup (filled by a trigger) not doubled.
+  Store s(out);
+  EXPECT_EQ(s.schema_version(), Store::latest_schema_version());
+  EXPECT_EQ(s.count_readings(), static_cast<size_t>(readings));
+  EXPECT_EQ(s.energy_sum("s1", 0, 3'600'000 * 2), 42);
+  EXPECT_EQ(s.energy_states().at(0).total_mwh, 42);
+  EXPECT_THROW(recover_file(db_, out), StoreError) << "an existing file is never overwritten";
+}
+
+TEST_F(DamagedStoreTest, QuickCheckStopsAtItsTimeBudget) {
+  fill();
+  Store s(db_);
+  const IntegrityReport r = s.quick_check(std::chrono::milliseconds(0));
+  EXPECT_FALSE(r.complete);
+  EXPECT_TRUE(r.ok) << "an unfinished check is not damage";
+  const IntegrityReport all = s.quick_check(std::chrono::seconds(30));
+  EXPECT_TRUE(all.complete);
+  EXPECT_TRUE(all.ok);
+}
+
+TEST_F(StoreTest, AReadOnlyFileSystemIsRefusedAtOpenWithTheReason) {
+  if (auto why = test::SmallDisk::unavailable()) GTEST_SKIP() << *why;
+  test::SmallDisk disk(1 << 20);
+  const std::string path = (disk.path() / "t.db").string();
+  { Store s(path); }
+  disk.set_read_only(true);
+  try {
+    Store s(path);
+    FAIL() << "a read-only database opened for writing";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("mounted read-only"), std::string::npos) << e.what();
+  }
+  try {
+    Store s((disk.path() / "new.db").string());
+    FAIL() << "created a database on a read-only file system";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("mounted read-only"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(StoreTest, ADiskFullCommitSaysSo) {
+  if (auto why = test::SmallDisk::unavailable()) GTEST_SKIP() << *why;
+  test::SmallDisk disk(1 << 20);
+  Store s((disk.path() / "t.db").string());
+  disk.fill();
+  std::vector<ReadingRow> rows;
+  for (uint32_t i = 1; i <= 200; ++i) rows.push_back(reading("a", 1, i, i * 1000));
+  try {
+    s.commit(rows, {});
+    FAIL() << "committed on a full disk";
+  } catch (const StoreError& e) {
+    EXPECT_TRUE(e.disk_full()) << e.what();
+  }
+  disk.free();
+  EXPECT_EQ(s.commit(rows, {}).readings_inserted, 200u) << "the same connection works again";
 }
 
 }  // namespace

@@ -63,7 +63,8 @@ TEST(Process, EmulatorIsPutBeforeProgramsOfThisMachineOnly) {
   pb::test::TempDir dir;
   const auto emulator = dir.path() / "emu";
   const auto plain = dir.path() / "plain";
-  for (const auto& [file, text] : {std::pair{emulator, "echo \"emulated: $*\""}, std::pair{plain, "echo plain"}}) {
+  for (const auto& [file, text] :
+       {std::pair{emulator, "echo \"emulated: $*\""}, std::pair{plain, "echo plain"}}) {
     std::ofstream(file) << "#!/bin/sh\n" << text << "\n";
     std::filesystem::permissions(file, std::filesystem::perms::owner_all);
   }

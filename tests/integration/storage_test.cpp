@@ -1,0 +1,170 @@
+// The daemon when its storage misbehaves: a full disk (readings held, nothing acked lost, a few log
+// lines, resumes by itself), the database file deleted while running, a read-only database and a
+// damaged one (both refused before the daemon says it is ready).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "plugbridge/store/store.hpp"
+#include "scenario.hpp"
+#include "support/small_disk.hpp"
+
+namespace pb::itest {
+namespace {
+
+namespace fs = std::filesystem;
+
+size_t count_lines(const test::Process& p, const std::string& needle) {
+  size_t n = 0;
+  for (const auto& l : p.stderr_lines()) n += l.find(needle) != std::string::npos;
+  return n;
+}
+
+// Every seq up to the highest one plugsim saw acked is stored once, per (cid, boot).
+void expect_every_acked_record_stored(Scenario& sc, size_t sockets) {
+  const auto acked = highest_acked(sc.sim());
+  ASSERT_EQ(acked.size(), sockets);
+  store::Store db(sc.db_path().string(), true);
+  for (const auto& [key, max_seq] : acked) {
+    std::multiset<uint32_t> stored;
+    for (const auto& r : db.readings(key.first, 0, INT64_MAX))
+      if (r.boot == key.second) stored.insert(r.seq);
+    for (const auto& e : db.events(key.first, 0, INT64_MAX))
+      if (e.boot == key.second && e.seq) stored.insert(*e.seq);
+    for (uint32_t s = 1; s <= max_seq; ++s) ASSERT_EQ(stored.count(s), 1u) << key.first << " seq " << s;
+  }
+}
+
+TEST(Storage, DiskFullHoldsReadingsUnackedAndResumesWithNothingAckedLost) {
+  if (auto why = test::SmallDisk::unavailable()) GTEST_SKIP() << *why;
+  test::SmallDisk disk(24 << 20);
+  Scenario sc({.sockets = 5, .database = (disk.path() / "plugbridge.db").string()});
+  sc.start_daemon();
+  sc.start_sim(5, {"--watts", "100,800", "--reading-interval-ms", "100"});
+  sc.wait_sessions(5);
+  ASSERT_TRUE(test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > 50; }, 30s))
+      << sc.sim().describe();
+
+  disk.fill();
+  ASSERT_TRUE(sc.daemon().wait_for_stderr(std::regex("cannot write the database: .*full"), 20s))
+      << sc.daemon().describe();
+  // While the disk is full: acks stop (after at most the batch that was already committed), the
+  // daemon keeps the sessions and says what is wrong to the CLI too.
+  ASSERT_TRUE(
+      test::wait_until([&] { return count_lines(sc.daemon(), "database still not writable") >= 1; }, 30s))
+      << sc.daemon().describe();
+  const size_t acked_while_full = sim_events(sc.sim(), "acked").size();
+  const CliRun devices = cli(sc, {"devices"});
+  EXPECT_NE(devices.err.find("cannot write the database"), std::string::npos) << devices.err;
+  ASSERT_TRUE(
+      test::wait_until([&] { return count_lines(sc.daemon(), "database still not writable") >= 2; }, 30s));
+  EXPECT_EQ(sim_events(sc.sim(), "acked").size(), acked_while_full) << "acked while the disk was full";
+  // About one line a second at most: here one every 10 s.
+  const size_t error_lines = count_lines(sc.daemon(), "ERROR gateway");
+  EXPECT_LE(error_lines, 4u) << sc.daemon().describe(40);
+
+  disk.free();
+  ASSERT_TRUE(sc.daemon().wait_for_stderr(std::regex("database writable again"), 30s))
+      << sc.daemon().describe();
+  ASSERT_TRUE(
+      test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > acked_while_full + 50; }, 30s));
+  EXPECT_EQ(cli(sc, {"devices"}).err.find("cannot write"), std::string::npos);
+  sc.sim().signal(SIGTERM);
+  ASSERT_TRUE(sc.sim().wait_exit(20s));
+  sc.daemon().signal(SIGTERM);
+  EXPECT_EQ(sc.daemon().wait_exit(20s), 0) << sc.daemon().describe();
+  expect_every_acked_record_stored(sc, 5);
+}
+
+TEST(Storage, DatabaseDeletedWhileRunningStopsTheDaemonAndItsAcks) {
+  Scenario sc({.sockets = 2});
+  sc.start_daemon();
+  sc.start_sim(2, {"--watts", "100", "--reading-interval-ms", "100"});
+  sc.wait_sessions(2);
+  ASSERT_TRUE(test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > 20; }, 30s));
+  fs::remove(sc.db_path());
+  // Found at the next commit or by the periodic check, whichever comes first: seconds, not never.
+  EXPECT_EQ(sc.daemon().wait_exit(10s), 1) << sc.daemon().describe();
+  EXPECT_GE(count_lines(sc.daemon(), "was deleted"), 1u) << sc.daemon().describe();
+  // Started again (as systemd would), it makes a new database and the sockets carry on.
+  const size_t acked_before = sim_events(sc.sim(), "acked").size();
+  sc.start_daemon();
+  ASSERT_TRUE(test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > acked_before + 20; }, 30s))
+      << sc.sim().describe() << sc.daemon().describe();
+  EXPECT_GT(store::Store(sc.db_path().string(), true).count_readings(), 0u);
+}
+
+test::Process start_refused(const Scenario& sc) {
+  return test::Process({test::binary("plugbridged").string(), "--config", sc.config_path().string()});
+}
+
+TEST(Storage, ReadOnlyDatabaseIsRefusedBeforeReady) {
+  if (auto why = test::SmallDisk::unavailable()) GTEST_SKIP() << *why;
+  test::SmallDisk disk(4 << 20);
+  Scenario sc({.sockets = 1, .database = (disk.path() / "plugbridge.db").string()});
+  { store::Store create(sc.db_path().string()); }
+  disk.set_read_only(true);
+  test::Process daemon = start_refused(sc);
+  EXPECT_EQ(daemon.wait_exit(20s), 1) << daemon.describe();
+  EXPECT_TRUE(daemon.wait_for_stderr(std::regex("is read-only: the file system .* is mounted read-only"), 1s))
+      << daemon.describe();
+  EXPECT_EQ(count_lines(daemon, "listening for sockets"), 0u) << "it got as far as serving";
+}
+
+TEST(Storage, DamagedDatabaseIsRefusedAtStartAndRecovered) {
+  Scenario sc({.sockets = 1});
+  {
+    store::Store db(sc.db_path().string());
+    std::vector<store::ReadingRow> rows;
+    // Recent: retention must not prune them once the daemon runs on the recovered file.
+    const int64_t start = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count() -
+                          6'000'000;
+    for (uint32_t i = 1; i <= 5000; ++i) {
+      store::ReadingRow r;
+      r.cid = sc.cid(0);
+      r.boot = 1;
+      r.seq = i;
+      r.ts_ms = start + i * 1000;
+      rows.push_back(r);
+    }
+    db.commit(rows, {});
+    ASSERT_TRUE(db.checkpoint());
+  }
+  {
+    std::fstream f(sc.db_path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(19 * 4096);
+    const std::string junk(4096, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  test::Process daemon = start_refused(sc);
+  EXPECT_EQ(daemon.wait_exit(30s), 1) << daemon.describe();
+  EXPECT_TRUE(daemon.wait_for_stderr(std::regex("is damaged: .*plugbridge db recover"), 1s))
+      << daemon.describe();
+  EXPECT_EQ(count_lines(daemon, "listening for sockets"), 0u);
+
+  const CliRun check = cli(sc, {"db", "check"});
+  EXPECT_EQ(check.code, 3) << check.out << check.err;
+  EXPECT_NE(check.out.find("damaged"), std::string::npos) << check.out;
+  const CliRun recover = cli(sc, {"db", "recover"});
+  ASSERT_EQ(recover.code, 0) << recover.out << recover.err;
+  const std::string recovered = sc.db_path().string() + ".recovered";
+  ASSERT_TRUE(fs::exists(recovered)) << recover.out;
+  fs::rename(sc.db_path(), sc.db_path().string() + ".damaged");
+  fs::rename(recovered, sc.db_path());
+  EXPECT_EQ(cli(sc, {"db", "check"}).code, 0);
+  sc.start_daemon();  // throws unless it serves
+  sc.daemon().signal(SIGTERM);
+  EXPECT_EQ(sc.daemon().wait_exit(20s), 0);
+  const size_t kept = store::Store(sc.db_path().string(), true).count_readings();
+  EXPECT_GT(kept, 4800u);
+  EXPECT_LT(kept, 5000u);
+}
+
+}  // namespace
+}  // namespace pb::itest
