@@ -111,8 +111,8 @@ std::string loadavg() {
   return a + " " + b + " " + c;
 }
 
-// Rows in the readings table, via a read-only connection (WAL lets it read while the daemon writes).
-int64_t count_readings(const std::filesystem::path& db_path) {
+// One integer from a query on a read-only connection (WAL lets it read while the daemon writes).
+int64_t query_int(const std::filesystem::path& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     const std::string err = db ? sqlite3_errmsg(db) : "out of memory";
@@ -122,14 +122,32 @@ int64_t count_readings(const std::filesystem::path& db_path) {
   sqlite3_busy_timeout(db, 5000);
   sqlite3_stmt* st = nullptr;
   int64_t n = -1;
-  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM readings", -1, &st, nullptr) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW)
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
     n = sqlite3_column_int64(st, 0);
   const std::string err = sqlite3_errmsg(db);
   sqlite3_finalize(st);
   sqlite3_close(db);
-  if (n < 0) throw std::runtime_error("count readings: " + err);
+  if (n < 0) throw std::runtime_error(sql + ": " + err);
   return n;
+}
+
+int64_t count_readings(const std::filesystem::path& db_path) {
+  return query_int(db_path, "SELECT count(*) FROM readings");
+}
+
+// The database's size as SQLite sees it (pages in use or free, the WAL's newer pages included).
+int64_t db_bytes(const std::filesystem::path& db_path) {
+  return query_int(db_path, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
+}
+
+// Bytes the process caused to be written to storage (/proc/PID/io write_bytes), -1 if unknown.
+int64_t disk_write_bytes(int pid) {
+  std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/io"));
+  std::string key;
+  int64_t value = 0;
+  while (in >> key >> value)
+    if (key == "write_bytes:") return value;
+  return -1;
 }
 
 // Nearest-rank percentile of a sample (sorted in place), 0 when empty.
@@ -389,6 +407,8 @@ int run(const Options& o) {
   const auto dropped_before = stats.get().value("dropped", 0u);
   sim.write_stdin("stats reset");
   const int64_t readings_before = count_readings(db_path);
+  const int64_t db_bytes_before = db_bytes(db_path);
+  const int64_t written_before = disk_write_bytes(daemon.pid());
   const double cpu_before = cpu_seconds(daemon.pid());
   const double sim_cpu_before = cpu_seconds(sim.pid());
   const auto t0 = Clock::now();
@@ -415,6 +435,8 @@ int run(const Options& o) {
   const double cpu_after = cpu_seconds(daemon.pid());
   const double sim_cpu_after = cpu_seconds(sim.pid());
   const int64_t readings_after = count_readings(db_path);
+  const int64_t written_after = disk_write_bytes(daemon.pid());
+  const int64_t db_bytes_after = db_bytes(db_path);
   const json end = stats.get();
   const std::string load_after = loadavg();
   test::wait_until([&] { return commander.outstanding() == 0; }, 10s);
@@ -444,6 +466,14 @@ int run(const Options& o) {
   const double cmd_p50 = percentile(rtt, 0.50), cmd_p99 = percentile(rtt, 0.99);
   const double cmd_max = rtt.empty() ? 0 : rtt.back();
   const size_t held = end.value("sessions_up", 0u);
+  // Storage: per reading committed in the window, and per socket-day at this reading interval.
+  const double window_readings = static_cast<double>(std::max<int64_t>(readings_after - readings_before, 1));
+  const double written_per_reading =
+      written_before < 0 ? -1.0 : static_cast<double>(written_after - written_before) / window_readings;
+  const double growth_per_reading = static_cast<double>(db_bytes_after - db_bytes_before) / window_readings;
+  const double readings_per_socket_day = 86'400'000.0 / o.reading_interval_ms;
+  const double written_mb_per_socket_day = written_per_reading * readings_per_socket_day / 1e6;
+  const double growth_mb_per_socket_month = growth_per_reading * readings_per_socket_day * 30 / 1e6;
   const uint64_t dropped = end.value("dropped", 0u) - dropped_before;
 
   std::vector<Row> rows{
@@ -460,6 +490,13 @@ int run(const Options& o) {
        cmd.ok == cmd.sent},
       {"daemon CPU (% of one core)", fmt("%.1f", cpu_pct), "< 50", cpu_pct < 50.0},
       {"daemon peak RSS (MB, VmHWM)", fmt("%.1f", peak_rss_mb), "< 100", peak_rss_mb < 100.0},
+      {"daemon disk writes per reading (bytes)", fmt("%.1f", written_per_reading), "<= 12",
+       written_per_reading >= 0 && written_per_reading <= 12.0},
+      {"  = MB written per socket-day", fmt("%.1f", written_mb_per_socket_day), "<= 1",
+       written_per_reading >= 0 && written_mb_per_socket_day <= 1.0},
+      {"database growth per reading (bytes)", fmt("%.1f", growth_per_reading), "-", true},
+      {"  = MB per socket per 30 days", fmt("%.1f", growth_mb_per_socket_month), "<= 2",
+       growth_mb_per_socket_month <= 2.0},
   };
 
   std::printf(
@@ -497,6 +534,10 @@ int run(const Options& o) {
            {"commands", {{"sent", cmd.sent}, {"ok", cmd.ok}, {"failed", cmd.failed}}},
            {"daemon_cpu_pct", cpu_pct},
            {"daemon_peak_rss_mb", peak_rss_mb},
+           {"daemon_disk_write_bytes_per_reading", written_per_reading},
+           {"db_growth_bytes_per_reading", growth_per_reading},
+           {"disk_write_mb_per_socket_day", written_mb_per_socket_day},
+           {"db_growth_mb_per_socket_30_days", growth_mb_per_socket_month},
            {"plugsim_cpu_pct", sim_cpu_pct},
            {"loadavg_before", load_before},
            {"loadavg_after", load_after},
