@@ -146,6 +146,30 @@ std::vector<nlohmann::json> Scenario::reports(const std::string& cid, int dp) co
   return out;
 }
 
+std::multiset<uint32_t> stored_seqs(const store::Store& db, const std::string& cid, uint32_t boot) {
+  std::multiset<uint32_t> stored;
+  for (const auto& r : db.readings(cid, 0, INT64_MAX))
+    if (r.boot == boot) stored.insert(r.seq);
+  for (const auto& e : db.events(cid, 0, INT64_MAX))
+    if (e.boot == boot && e.seq) stored.insert(*e.seq);
+  return stored;
+}
+
+std::string unstored_acked_records(Scenario& sc, size_t sockets) {
+  const auto acked = highest_acked(sc.sim());
+  if (acked.size() != sockets)
+    return std::to_string(acked.size()) + " socket boots acked, expected " + std::to_string(sockets);
+  store::Store db(sc.db_path().string(), true);
+  for (const auto& [key, max_seq] : acked) {
+    const std::multiset<uint32_t> stored = stored_seqs(db, key.first, key.second);
+    for (uint32_t s = 1; s <= max_seq; ++s)
+      if (stored.count(s) != 1)
+        return key.first + " seq " + std::to_string(s) + " (acked up to " + std::to_string(max_seq) +
+               ") stored " + std::to_string(stored.count(s)) + " times";
+  }
+  return "";
+}
+
 std::vector<nlohmann::json> sim_events(const test::Process& sim, const std::string& ev) {
   std::vector<nlohmann::json> out;
   for (const auto& line : sim.stdout_lines()) {

@@ -6,10 +6,12 @@
 #include <map>
 #include <memory>
 #include <regex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "plugbridge/store/store.hpp"
 #include "support/testsupport.hpp"
 
 namespace pb::itest {
@@ -90,6 +92,14 @@ class Scenario {
 
 // JSON lines of a plugsim process with a given "ev".
 std::vector<nlohmann::json> sim_events(const test::Process& sim, const std::string& ev);
+
+// The seqs of one socket boot stored in db, readings and socket events together (a seq stored twice
+// appears twice).
+std::multiset<uint32_t> stored_seqs(const store::Store& db, const std::string& cid, uint32_t boot);
+
+// Every seq up to the highest one plugsim saw acked (acks are cumulative) must be stored once, for
+// each (cid, boot) of `sockets` sockets with one boot each: "" if so, else what is wrong.
+std::string unstored_acked_records(Scenario& sc, size_t sockets);
 
 // Highest seq plugsim saw acked per (cid, boot). Acks are cumulative: every seq up to it must be stored.
 std::map<std::pair<std::string, uint32_t>, uint32_t> highest_acked(const test::Process& sim);

@@ -273,11 +273,7 @@ TEST(SocketEndToEnd, TripCountdownAndGatewayRestartsThroughDatabaseAndEmulator) 
   ASSERT_EQ(acked.size(), 2u);  // one socket boot each: the sockets never restarted
   store::Store db(sc.db_path().string(), true);
   for (const auto& [key, max_seq] : acked) {
-    std::multiset<uint32_t> stored;
-    for (const auto& r : db.readings(key.first, 0, INT64_MAX))
-      if (r.boot == key.second) stored.insert(r.seq);
-    for (const auto& e : db.events(key.first, 0, INT64_MAX))
-      if (e.boot == key.second && e.seq) stored.insert(*e.seq);
+    const std::multiset<uint32_t> stored = stored_seqs(db, key.first, key.second);
     // Records flowed through the whole run (5 readings/s for some 10 s, events besides); how many
     // depends on how fast the restarts went, so this is a floor, not a count.
     ASSERT_GT(max_seq, 30u) << key.first;
