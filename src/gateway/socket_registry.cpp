@@ -170,7 +170,16 @@ EventEffect apply_event(SocketState& st, const proto::Event& e) {
 }
 
 bool apply_committed(SocketState& st, const store::ReadingRow& row) {
-  if (st.last && st.last->ts_ms > row.ts_ms) return false;
+  // Newer is the socket's own order, not the gateway's clock (which NTP may step back): a later seq
+  // of the same boot, or a later boot. Only when the boot counter went back (the socket was reset)
+  // does time decide.
+  if (st.last) {
+    const store::ReadingRow& last = *st.last;
+    const bool newer = row.boot == last.boot  ? row.seq > last.seq
+                       : row.boot > last.boot ? true
+                                              : row.ts_ms > last.ts_ms;
+    if (!newer) return false;
+  }
   st.last = row;
   st.relay_on = (row.flags & proto::kRelayOn) != 0;
   return true;

@@ -135,7 +135,8 @@ struct EventEffect {
 };
 EventEffect apply_event(SocketState& st, const pbfw::proto::Event& e);
 
-// A committed reading: the newest one becomes the socket's `last` (true when it did).
+// A committed reading: the newest one, in the socket's order (boot, then seq; not the gateway's clock),
+// becomes the socket's `last` (true when it did).
 bool apply_committed(SocketState& st, const store::ReadingRow& row);
 
 }  // namespace pb::gateway

@@ -148,15 +148,47 @@ TEST_F(SocketRegistryTest, AnEventBecomesARowWithItsKindAndCauseInText) {
 TEST_F(SocketRegistryTest, OnlyTheNewestCommittedReadingIsTheLast) {
   SocketState& st = *sockets_.find("s1");
   store::ReadingRow newer;
+  newer.boot = 3;
+  newer.seq = 20;
   newer.ts_ms = 2000;
   newer.flags = proto::kRelayOn;
-  store::ReadingRow older = newer;
+  store::ReadingRow older = newer;  // resent after a reconnect
+  older.seq = 19;
   older.ts_ms = 1000;
   older.flags = 0;
   EXPECT_TRUE(apply_committed(st, newer));
   EXPECT_FALSE(apply_committed(st, older));
+  EXPECT_FALSE(apply_committed(st, newer)) << "the same record again";
   EXPECT_EQ(st.last->ts_ms, 2000);
   EXPECT_EQ(st.relay_on, true);
+}
+
+TEST_F(SocketRegistryTest, AClockSteppedBackDoesNotFreezeTheLiveState) {
+  SocketState& st = *sockets_.find("s1");
+  store::ReadingRow r;
+  r.boot = 3;
+  r.seq = 20;
+  r.ts_ms = 10'000'000;
+  r.flags = proto::kRelayOn;
+  ASSERT_TRUE(apply_committed(st, r));
+  // NTP steps the gateway's clock back an hour: the next readings are stamped earlier.
+  r.seq = 21;
+  r.ts_ms -= 3'600'000;
+  r.flags = 0;
+  EXPECT_TRUE(apply_committed(st, r));
+  EXPECT_EQ(st.last->seq, 21u);
+  EXPECT_EQ(st.relay_on, false);
+  // A new boot of the socket is newer whatever its time; a boot counter that went back (reset) is
+  // newer only by time.
+  r.boot = 4;
+  r.seq = 1;
+  r.ts_ms -= 1000;
+  EXPECT_TRUE(apply_committed(st, r));
+  r.boot = 1;
+  r.seq = 500;
+  EXPECT_FALSE(apply_committed(st, r));
+  r.ts_ms += 5000;
+  EXPECT_TRUE(apply_committed(st, r));
 }
 
 }  // namespace
