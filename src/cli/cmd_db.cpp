@@ -3,10 +3,12 @@
 // copies whatever can still be read into a new file (store::recover_file), with the daemon stopped,
 // and says how to put the new file in place.
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +20,13 @@ namespace pb::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string megabytes(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buf;
+}
 
 class Db : public Command {
  public:
@@ -31,6 +40,9 @@ class Db : public Command {
     check_->add_option("--budget", budget_s_, "stop after this many seconds (0 = no limit)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    stats_ = sub->add_subcommand(
+        "stats", "where the database's bytes are: per table, per socket, and how long the disk lasts");
+    add_format_option(stats_, format_, false);
     recover_ = sub->add_subcommand(
         "recover", "copy what can be read of a damaged database into a new file (stop the daemon first)");
     recover_->add_option("-o,--output", output_, "the new file (default: the database's name + .recovered)");
@@ -45,10 +57,93 @@ class Db : public Command {
   int run(Context& ctx) override {
     const std::string path = ctx.db_path();
     if (!fs::exists(path)) throw CliError(exit_code::kNoData, "no database at " + path);
-    return check_->parsed() ? check(ctx, path) : recover(ctx, path);
+    if (check_->parsed()) return check(ctx, path);
+    if (stats_->parsed()) return stats(ctx, path);
+    return recover(ctx, path);
   }
 
  private:
+  int stats(Context& ctx, const std::string& path) {
+    store::DbStats st;
+    try {
+      st = store::db_stats(path);
+    } catch (const store::StoreError& e) {
+      throw CliError(exit_code::kNoData, e.what());
+    }
+    int64_t readings_bytes = 0, readings_rows = 0;
+    for (const auto& t : st.tables)
+      if (t.name == "readings") readings_bytes = t.bytes, readings_rows = t.rows;
+    int64_t first = 0, last = 0;
+    for (const auto& k : st.sockets) {
+      if (k.readings == 0) continue;
+      first = first == 0 ? k.first_ms : std::min(first, k.first_ms);
+      last = std::max(last, k.last_ms);
+    }
+    // Raw readings a day, from the span they cover (an hour at least, else the rate is noise).
+    const double span_days = static_cast<double>(last - first) / 86'400'000.0;
+    const double raw_per_day = span_days >= 1.0 / 24 ? static_cast<double>(readings_bytes) / span_days : 0;
+    struct statvfs vfs {};
+    const std::string dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path().string() : ".";
+    const int64_t free_bytes = ::statvfs(dir.c_str(), &vfs) == 0
+                                   ? static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize)
+                                   : -1;
+    auto raw_size = [&](const store::DbStats::Socket& k) {
+      return readings_rows > 0 ? readings_bytes * k.readings / readings_rows : 0;
+    };
+
+    auto& out = ctx.term().out;
+    if (format_ == "json") {
+      json tables = json::array(), sockets = json::array();
+      for (const auto& t : st.tables)
+        tables.push_back({{"name", t.name}, {"bytes", t.bytes}, {"rows", t.rows}});
+      for (const auto& k : st.sockets)
+        sockets.push_back({{"cid", k.cid},
+                           {"readings", k.readings},
+                           {"first_ms", k.first_ms},
+                           {"last_ms", k.last_ms},
+                           {"raw_bytes", raw_size(k)},
+                           {"buckets", k.buckets}});
+      json doc{{"path", path},
+               {"schema_version", st.schema_version},
+               {"file_bytes", st.file_bytes},
+               {"wal_bytes", st.wal_bytes},
+               {"free_page_bytes", st.free_pages_bytes},
+               {"tables", tables},
+               {"sockets", sockets},
+               {"raw_bytes_per_day", raw_per_day},
+               {"filesystem_free_bytes", free_bytes}};
+      out << doc.dump(2) << '\n';
+      return exit_code::kOk;
+    }
+    out << path << ": " << megabytes(st.file_bytes) << " (WAL " << megabytes(st.wal_bytes) << ", free pages "
+        << megabytes(st.free_pages_bytes) << "), schema " << st.schema_version << "\n\n";
+    Table t;
+    t.columns = {{"TABLE", "table"}, {"SIZE", "bytes", true}, {"ROWS", "rows", true}};
+    for (const auto& x : st.tables)
+      t.rows.push_back({x.name, megabytes(x.bytes), x.rows < 0 ? "-" : std::to_string(x.rows)});
+    t.print(out);
+    out << '\n';
+    Table k;
+    k.columns = {{"SOCKET", "cid"},
+                 {"RAW READINGS", "readings", true},
+                 {"RAW DAYS", "days", true},
+                 {"RAW SIZE", "raw_bytes", true},
+                 {"BUCKETS", "buckets", true}};
+    for (const auto& x : st.sockets)
+      k.rows.push_back({x.cid, std::to_string(x.readings),
+                        x.readings ? fixed((x.last_ms - x.first_ms) / 86'400, 1000, 1) : "-",
+                        megabytes(raw_size(x)), std::to_string(x.buckets)});
+    k.print(out);
+    if (raw_per_day > 0 && free_bytes >= 0) {
+      out << "\nRaw readings grow about " << megabytes(static_cast<int64_t>(raw_per_day))
+          << " a day (all sockets, until "
+          << "retention.raw_days prunes them); " << megabytes(free_bytes)
+          << " free on the file system: room for about "
+          << static_cast<int64_t>(static_cast<double>(free_bytes) / raw_per_day) << " days of them.\n";
+    }
+    return exit_code::kOk;
+  }
+
   int check(Context& ctx, const std::string& path) {
     const auto budget = budget_s_ > 0 ? std::chrono::milliseconds(static_cast<int64_t>(budget_s_ * 1000))
                                       : std::chrono::milliseconds(std::chrono::hours(24 * 365));
@@ -114,6 +209,8 @@ class Db : public Command {
 
   CLI::App* check_ = nullptr;
   CLI::App* recover_ = nullptr;
+  CLI::App* stats_ = nullptr;
+  std::string format_ = "table";
   bool quick_ = false;
   double budget_s_ = 0;
   std::string output_;

@@ -41,6 +41,26 @@ bool damaged(const StoreError& e);
 // What to tell the user about a damaged database: the file, what is wrong, the commands that help.
 std::string damaged_message(const std::string& path, const std::string& detail);
 
+// Where a database's bytes are (SQLite's dbstat table; read-only, any schema version).
+struct DbStats {
+  struct Table {
+    std::string name;
+    int64_t bytes = 0;  // its pages and those of its indexes
+    int64_t rows = -1;  // -1 for SQLite's own (sqlite_schema...)
+  };
+  struct Socket {
+    std::string cid;
+    int64_t readings = 0;
+    int64_t first_ms = 0, last_ms = 0;  // of its raw readings (0 when none)
+    int64_t buckets = 0;                // 15-minute energy buckets
+  };
+  int64_t file_bytes = 0, wal_bytes = 0, free_pages_bytes = 0;
+  int schema_version = 0;
+  std::vector<Table> tables;    // largest first
+  std::vector<Socket> sockets;  // by cid
+};
+DbStats db_stats(const std::string& path);
+
 // What recover_file copied, per table.
 struct RecoverReport {
   struct Table {

@@ -435,4 +435,49 @@ TEST_F(CliTest, SmallEnergyIsShownInWattHours) {
   EXPECT_EQ(t.out.find("0.010"), std::string::npos) << t.out;
 }
 
+TEST_F(CliTest, DbStatsShowsTablesSocketsAndHowLongTheDiskLasts) {
+  fill();
+  {
+    // Two hours of lamp readings, one every 10 s: enough span for a rate.
+    store::Store db(db_path());
+    std::vector<store::ReadingRow> rows;
+    store::ReadingRow r;
+    r.cid = "lamp";
+    r.boot = 1;
+    for (uint32_t i = 1; i <= 720; ++i) {
+      r.seq = i;
+      r.ts_ms = berlin("2026-11-23 06:00") + int64_t{i} * 10000;
+      rows.push_back(r);
+    }
+    db.commit(rows, {});
+  }
+  auto t = run({"db", "stats"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("schema " + std::to_string(store::Store::latest_schema_version())), std::string::npos)
+      << t.out;
+  EXPECT_NE(t.out.find("readings "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("Raw readings grow about"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("days of them"), std::string::npos) << t.out;
+
+  auto j = run({"db", "stats", "--format", "json"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);
+  std::map<std::string, int64_t> readings;
+  for (const auto& k : doc["sockets"]) readings[k["cid"]] = k["readings"];
+  EXPECT_EQ(readings, (std::map<std::string, int64_t>{{"kettle", 2}, {"lamp", 720}}));
+  int64_t table_rows = -1, total = 0;
+  for (const auto& x : doc["tables"]) {
+    if (x["name"] == "readings") table_rows = x["rows"];
+    total += x["bytes"].get<int64_t>();
+  }
+  EXPECT_EQ(table_rows, 722);
+  EXPECT_GT(total, 0);
+  EXPECT_LE(total, doc["file_bytes"].get<int64_t>() + doc["wal_bytes"].get<int64_t>());
+  // 722 readings over ~2 h: the daily rate is the readings' bytes times 12.
+  EXPECT_GT(doc["raw_bytes_per_day"].get<double>(), 0);
+
+  auto none = run({"--db", (dir_ / "none.db").string(), "db", "stats"});
+  EXPECT_EQ(none.code, exit_code::kNoData);
+}
+
 }  // namespace pb::cli
