@@ -29,7 +29,9 @@ TEST(Storage, DiskFullHoldsReadingsUnackedAndResumesWithNothingAckedLost) {
   test::SmallDisk disk(24 << 20);
   Scenario sc({.sockets = 5, .database = (disk.path() / "plugbridge.db").string()});
   sc.start_daemon();
-  sc.start_sim(5, {"--watts", "100,800", "--reading-interval-ms", "100"});
+  // 2 readings/s: a socket's 128-record buffer outlasts the ~25 s of full disk below, so every
+  // record reaches the gateway (a fuller buffer would merge readings, by design).
+  sc.start_sim(5, {"--watts", "100,800", "--reading-interval-ms", "500"});
   sc.wait_sessions(5);
   ASSERT_TRUE(test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > 50; }, 30s))
       << sc.sim().describe();
@@ -56,8 +58,20 @@ TEST(Storage, DiskFullHoldsReadingsUnackedAndResumesWithNothingAckedLost) {
   ASSERT_TRUE(sc.daemon().wait_for_stderr(std::regex("database writable again"), 30s))
       << sc.daemon().describe();
   ASSERT_TRUE(
-      test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > acked_while_full + 50; }, 30s));
+      test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > acked_while_full + 30; }, 30s));
   EXPECT_EQ(cli(sc, {"devices"}).err.find("cannot write"), std::string::npos);
+  sc.sim().write_stdin("stats");
+  nlohmann::json stats;
+  ASSERT_TRUE(sc.sim().wait_for_stdout_line(
+      [&](const std::string& line) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || j.value("ev", "") != "stats") return false;
+        stats = j;
+        return true;
+      },
+      10s));
+  ASSERT_EQ(stats.value("dropped", -1), 0) << stats.dump();
+  ASSERT_EQ(stats.value("coarsened", -1), 0) << "the sockets merged readings: the check below cannot hold";
   sc.sim().signal(SIGTERM);
   ASSERT_TRUE(sc.sim().wait_exit(20s));
   sc.daemon().signal(SIGTERM);

@@ -92,7 +92,7 @@ void Simulator::arm_meter_timer() {
 
 std::string Simulator::stats_json() const {
   size_t up = 0, unacked = 0;
-  uint64_t dropped = 0;
+  uint64_t dropped = 0, coarsened = 0;
   // The cores' LAN clients exist only once start() booted them.
   for (const auto& s : sockets_) {
     if (!running_) break;
@@ -100,12 +100,14 @@ std::string Simulator::stats_json() const {
     up += lan.session_up() ? 1 : 0;
     unacked += lan.unacked();
     dropped += lan.dropped();
+    coarsened += lan.coarsened();
   }
   return nlohmann::json{{"ev", "stats"},
                         {"sockets", sockets_.size()},
                         {"sessions_up", up},
                         {"unacked", unacked},
                         {"dropped", dropped},
+                        {"coarsened", coarsened},
                         {"acked", latency_.count()},
                         {"latency_ms",
                          {{"p50", latency_.percentile_ms(0.50)},
