@@ -166,14 +166,17 @@ void RecordCommitter::failed(const std::exception& ex, int code) {
     return;
   }
   const auto now = std::chrono::steady_clock::now();
-  ++failed_attempts_;
-  if (failure_.empty()) {
+  const bool first = failure_.empty();
+  if (first) {
     failure_ = ex.what();
     failing_since_ = now;
     last_log_ = now;
-    failed_attempts_ = 1;
+    failed_attempts_ = 0;
     refused_ = 0;
     retry_delay_ = std::chrono::milliseconds(250);
+  }
+  ++failed_attempts_;
+  if (first) {
     PB_LOG(Error, "gateway") << "cannot write the database: " << ex.what() << "; holding " << waiting()
                              << " records in memory (none of them acked) and retrying";
   } else if (now - last_log_ >= kLogEvery) {
@@ -201,8 +204,6 @@ void RecordCommitter::recovered(size_t records) {
                              << " records held in memory (" << failed_attempts_ << " failed attempts, "
                              << refused_ << " records refused and left with their sockets)";
   failure_.clear();
-  // What arrived during the last attempt goes the normal way.
-  if (!readings_.empty() || !events_.empty()) schedule();
 }
 
 void RecordCommitter::fatal(const std::string& why) {

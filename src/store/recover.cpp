@@ -44,35 +44,29 @@ struct SchemaItem {
   std::string type, name, table, sql;
 };
 
-// Copies the rows `select` returns into dst with `insert` (same column count) until the scan ends or
-// hits damage; returns false on damage.
+// Inserts the current row of `from` into dst with `insert` (same column count); counts it if new.
+void insert_row(sqlite3_stmt* from, sqlite3* dst, sqlite3_stmt* insert, int64_t& rows) {
+  const int n = sqlite3_column_count(from);
+  for (int i = 0; i < n; ++i) sqlite3_bind_value(insert, i + 1, sqlite3_column_value(from, i));
+  const int rc = sqlite3_step(insert);
+  sqlite3_reset(insert);
+  sqlite3_clear_bindings(insert);
+  if (rc != SQLITE_DONE) fail(dst, "write the recovered row");
+  if (sqlite3_changes(dst) > 0) ++rows;
+}
+
+// Copies the rows `select` returns into dst until the scan ends or hits damage; false on damage.
 bool copy_rows(sqlite3* src, sqlite3* dst, const std::string& select, sqlite3_stmt* insert, int64_t& rows) {
   Stmt q;
   if (sqlite3_prepare_v2(src, select.c_str(), -1, &q.s, nullptr) != SQLITE_OK) return false;
-  const int n = sqlite3_column_count(q.s);
   int rc;
-  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
-    for (int i = 0; i < n; ++i) sqlite3_bind_value(insert, i + 1, sqlite3_column_value(q.s, i));
-    const int ins = sqlite3_step(insert);
-    sqlite3_reset(insert);
-    sqlite3_clear_bindings(insert);
-    if (ins != SQLITE_DONE) fail(dst, "write the recovered row");
-    if (sqlite3_changes(dst) > 0) ++rows;
-  }
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) insert_row(q.s, dst, insert, rows);
   return rc == SQLITE_DONE;
 }
 
-// Copies the row a prepared lookup finds (if it can be read) with insert; resets the lookup.
+// Copies the row a prepared lookup finds (if it can be read); resets the lookup.
 void copy_found(sqlite3_stmt* lookup, sqlite3* dst, sqlite3_stmt* insert, int64_t& rows) {
-  if (sqlite3_step(lookup) == SQLITE_ROW) {
-    const int n = sqlite3_column_count(lookup);
-    for (int i = 0; i < n; ++i) sqlite3_bind_value(insert, i + 1, sqlite3_column_value(lookup, i));
-    const int ins = sqlite3_step(insert);
-    sqlite3_reset(insert);
-    sqlite3_clear_bindings(insert);
-    if (ins != SQLITE_DONE) fail(dst, "write the recovered row");
-    if (sqlite3_changes(dst) > 0) ++rows;
-  }
+  if (sqlite3_step(lookup) == SQLITE_ROW) insert_row(lookup, dst, insert, rows);
   sqlite3_reset(lookup);
   sqlite3_clear_bindings(lookup);
 }

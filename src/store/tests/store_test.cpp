@@ -464,18 +464,19 @@ class DamagedStoreTest : public StoreTest {
     s.commit(rows, {});
     ASSERT_TRUE(s.checkpoint());
   }
-};
-
-TEST_F(DamagedStoreTest, QuickCheckFindsADamagedPage) {
-  fill();
-  EXPECT_TRUE(check_file(db_, std::chrono::seconds(10)).ok);
-  {
-    // Page 20 of 4096 bytes: somewhere in the readings table.
+  // Page 20 of 4096 bytes (somewhere in the readings table) overwritten with junk.
+  void damage_page_20() {
     std::fstream f(db_, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(19 * 4096);
     const std::string junk(4096, '\x5a');
     f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
   }
+};
+
+TEST_F(DamagedStoreTest, QuickCheckFindsADamagedPage) {
+  fill();
+  EXPECT_TRUE(check_file(db_, std::chrono::seconds(10)).ok);
+  damage_page_20();
   const IntegrityReport file = check_file(db_, std::chrono::seconds(10));
   EXPECT_FALSE(file.ok);
   EXPECT_TRUE(file.complete);
@@ -501,12 +502,7 @@ TEST_F(DamagedStoreTest, RecoverCopiesEveryReadableRowAroundADamagedPage) {
     s.commit({}, {}, e);
     ASSERT_TRUE(s.checkpoint());
   }
-  {
-    std::fstream f(db_, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(19 * 4096);
-    const std::string junk(4096, '\x5a');
-    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
-  }
+  damage_page_20();
   const std::string out = (dir_ / "new.db").string();
   const RecoverReport report = recover_file(db_, out);
   int64_t readings = -1;
