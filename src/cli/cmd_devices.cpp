@@ -60,12 +60,14 @@ class Devices : public Command {
     std::string live_error;
     bool live = false;
     json storage;  // the daemon's database health (status answer)
+    json clock;    // the daemon's view of the system clock
     if (!offline_) {
       try {
         json r = control_request(ctx.socket_path(), {{"cmd", "status"}}, std::chrono::seconds(5));
         if (r.value("ok", false) && r["sockets"].is_array()) {
           live = true;
           if (r.contains("storage") && r["storage"].is_object()) storage = r["storage"];
+          if (r.contains("clock") && r["clock"].is_object()) clock = r["clock"];
           std::map<std::string, const json*> by_cid;
           for (const auto& s : r["sockets"]) by_cid[s.value("cid", "")] = &s;
           for (auto& row : rows) {
@@ -118,6 +120,7 @@ class Devices : public Command {
       }
       json doc{{"source", live ? "daemon" : "database"}, {"sockets", arr}};
       if (!storage.is_null()) doc["storage"] = storage;
+      if (!clock.is_null()) doc["clock"] = clock;
       out << doc.dump(2) << '\n';
     } else {
       Table t;
@@ -155,6 +158,10 @@ class Devices : public Command {
       ctx.term().err << "warning: the daemon cannot write the database: "
                      << storage.value("failure", std::string("?")) << "; "
                      << storage.value("records_waiting", 0) << " records wait in memory, not acked yet\n";
+    if (clock.is_object() && !clock.value("trusted", true))
+      ctx.term().err << "warning: the daemon does not trust the system clock ("
+                     << clock.value("state", std::string("?"))
+                     << "): " << clock.value("reason", std::string("?")) << "\n";
     return exit_code::kOk;
   }
 

@@ -94,7 +94,7 @@ class Parser {
         fail(kv.first, "report_period_s", "moved: write it as report.period_s");
     check_keys(root, "",
                {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report",
-                "log_level", "sockets", "timezone", "retention", "energy"});
+                "log_level", "sockets", "timezone", "retention", "clock", "energy"});
 
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");
@@ -161,6 +161,12 @@ class Parser {
       check_keys(n, "retention.", {"raw_days"});
       if (const YAML::Node v = n["raw_days"])
         cfg.retention.raw_days = get_int<int>(v, "retention.raw_days", 1, 36500);
+    }
+    if (const YAML::Node n = root["clock"]; n && !n.IsNull()) {
+      expect_map(n, "clock");
+      check_keys(n, "clock.", {"max_wait_s"});
+      if (const YAML::Node v = n["max_wait_s"])
+        cfg.clock.max_wait_s = get_int<int>(v, "clock.max_wait_s", 0, 86400);
     }
     if (const YAML::Node n = root["energy"]; n && !n.IsNull()) {
       expect_map(n, "energy");

@@ -249,7 +249,13 @@ Handler gateway_handler(gateway::Gateway& gw, ReloadFn reload) {
                       {"commits_failed", gw.stats().commits_failed},
                       {"records_refused", gw.stats().records_refused}};
       if (!failure.empty()) storage["failure"] = failure;
-      return reply({{"ok", true}, {"sockets", std::move(sockets)}, {"storage", std::move(storage)}});
+      const gateway::ClockStatus c = gw.clock_status();
+      json clock = {{"state", c.state}, {"trusted", c.trusted}, {"now_ms", c.now_ms}};
+      if (!c.reason.empty()) clock["reason"] = c.reason;
+      return reply({{"ok", true},
+                    {"sockets", std::move(sockets)},
+                    {"storage", std::move(storage)},
+                    {"clock", std::move(clock)}});
     }
     if (cmd == "reload") {
       if (!reload) return reply(error("unsupported", "this daemon cannot reload its configuration"));

@@ -53,7 +53,18 @@ void CloudSync::stop() {
   for (SocketState* st : sockets_.roster()) st->sync_timer->cancel();
 }
 
+void CloudSync::set_clock_trusted(bool trusted) {
+  if (trusted == clock_trusted_) return;
+  clock_trusted_ = trusted;
+  if (trusted && uplink_ && uplink_->connected() && !up_ && !stopping_) on_connected();
+}
+
 void CloudSync::on_connected() {
+  if (!clock_trusted_) {
+    // Every message to the edge carries a time; a provisional one would be wrong by hours or years.
+    PB_LOG(Warning, "gateway") << "uplink connected; syncing once the clock is trustworthy";
+    return;
+  }
   const auto& roster = sockets_.roster();
   PB_LOG(Info, "gateway") << "uplink connected: syncing " << roster.size() << " sockets"
                           << (outbox_ && outbox_->queued() > 0
@@ -275,8 +286,9 @@ void CloudSync::report_tick(std::chrono::milliseconds now) {
 }
 
 void CloudSync::report(SocketState& st, bool full) {
-  // Also while the uplink is down or the socket not synced: the reports wait in the outbox.
-  if (!outbox_ || stopping_) return;
+  // Also while the uplink is down or the socket not synced: the reports wait in the outbox. Not
+  // while the clock is not trustworthy (their t); the sync that follows trust reports in full.
+  if (!outbox_ || stopping_ || !clock_trusted_) return;
   // What to send is ReportPolicy's decision (report_policy.hpp: bands, minimum interval, full).
   ReportInputs in;
   in.relay_on = st.relay_on;

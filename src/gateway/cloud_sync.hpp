@@ -51,6 +51,10 @@ class CloudSync {
   void stop();   // no more syncs, status or reports; timers cancelled
 
   void on_connected();
+  // Whether the gateway's time is trustworthy. While it is not, nothing goes to the edge (every
+  // message carries a time): no syncs, so no status, and no reports. When it becomes so, a
+  // connected uplink syncs (and then reports in full).
+  void set_clock_trusted(bool trusted);
   void on_disconnected(const std::string& reason);
   void on_sync_response(const std::string& payload);
   void on_report_response(const std::string& payload);
@@ -96,6 +100,7 @@ class CloudSync {
   boost::asio::steady_timer status_timer_;
   bool status_scheduled_ = false;
   bool up_ = false;  // between on_connected and on_disconnected
+  bool clock_trusted_ = true;
   bool stopping_ = false;
   // Every properties/report goes through it (outbox.hpp); null without an uplink. Last member: its
   // destructor stores what is still in flight.

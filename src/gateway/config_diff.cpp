@@ -44,6 +44,7 @@ ConfigDiff diff_config(const config::Config& from, const config::Config& to) {
   restart(from.database == to.database, "database");
   restart(from.control_socket == to.control_socket, "control_socket");
   restart(from.timezone == to.timezone, "timezone");
+  restart(from.clock == to.clock, "clock");
   return d;
 }
 

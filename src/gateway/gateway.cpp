@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "clocks.hpp"
 #include "cloud_sync.hpp"
@@ -31,6 +32,13 @@ energy::AccountantOptions accountant_options(const config::Config& cfg) {
   return o;
 }
 
+TimeTrust make_time_trust(const config::Config& cfg, const store::Store& db, const Clocks& clocks) {
+  TimeTrust::Options o;
+  o.floor_ms = build_floor_ms();
+  o.max_wait = std::chrono::seconds(cfg.clock.max_wait_s);
+  return TimeTrust(o, db.newest_time_ms(), clocks.sample());
+}
+
 std::vector<std::string> roster_cids(const config::Config& cfg) {
   std::vector<std::string> cids;
   cids.reserve(cfg.sockets.size());
@@ -48,6 +56,8 @@ struct Gateway::Parts final : CommandPort {
         cfg(config),
         store(db),
         uplink(up),
+        time(make_time_trust(config, db, clocks)),
+        clock_timer(ctx),
         calendar(config.timezone),
         accountant(accountant_options(config)),
         live_totals(calendar),
@@ -56,13 +66,48 @@ struct Gateway::Parts final : CommandPort {
         committer(ctx, db, accountant, live_totals, stats,
                   [this](const std::vector<store::ReadingRow>& rows) { committed(rows); }),
         commands(ctx, sockets, *this, std::chrono::seconds(config.uplink.command_timeout_s), stats),
-        retention(ctx, db, config.retention.raw_days, roster_cids(config), clocks.unix_ms) {
+        retention(ctx, db, config.retention.raw_days, roster_cids(config),
+                  [this] { return clocks.unix_ms(); }) {
+    clocks.unix_ms = [this] { return time.now_ms(clocks.steady().count()); };
+    retention.set_may_prune([this] { return time.trusted(); });
+    committer.set_on_hold_full([this] {
+      clock_changed(time.give_up_waiting(
+          clocks.sample(),
+          std::to_string(committer.waiting()) + " records held waiting for a trustworthy clock"));
+    });
     accountant.load(db, roster_cids(config));
     PB_LOG(Info, "gateway") << "energy days in time zone " << calendar.zone_name() << ", raw readings kept "
                             << config.retention.raw_days << " days";
     cloud = std::make_unique<CloudSync>(ctx, config, db, sockets, up,
                                         EnergyView{calendar, accountant, live_totals}, stats, clocks);
     committer.set_outbox(cloud->outbox());
+    if (!time.settled())
+      PB_LOG(Warning, "gateway") << time.reason() << ": holding readings (unacked) for up to "
+                                 << config.clock.max_wait_s << " s until the clock is trustworthy";
+    committer.set_time_settled(time.settled());
+    cloud->set_clock_trusted(time.trusted());
+  }
+
+  // The clocks once a second: the gateway's time follows the system clock while it is trustworthy.
+  void watch_clock() {
+    clock_timer.expires_after(std::chrono::seconds(1));
+    clock_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      clock_changed(time.observe(clocks.sample()));
+      watch_clock();
+    });
+  }
+
+  void clock_changed(const TimeTrust::Change& c) {
+    if (!c.message.empty()) {
+      if (c.to == TimeTrust::State::Trusted)
+        PB_LOG(Info, "gateway") << c.message;
+      else
+        PB_LOG(Warning, "gateway") << c.message;
+    }
+    if (c.restamp_ms != 0) committer.restamp(c.restamp_ms);
+    committer.set_time_settled(time.settled());
+    cloud->set_clock_trusted(time.trusted());
   }
 
   // CommandPort
@@ -98,6 +143,8 @@ struct Gateway::Parts final : CommandPort {
   store::Store& store;
   UplinkPort* uplink;
   Clocks clocks;
+  TimeTrust time;
+  boost::asio::steady_timer clock_timer;
   energy::Calendar calendar;
   energy::Accountant accountant;
   energy::LiveTotals live_totals;
@@ -140,6 +187,7 @@ void Gateway::start() {
                           << " (" << p.sockets.roster().size() << " in the roster)";
   p.cloud->start();
   p.committer.start();
+  p.watch_clock();
   // The first retention pass right away: a lowered retention.raw_days applies at the restart.
   p.retention.start(std::chrono::seconds(0));
 }
@@ -154,6 +202,11 @@ std::string Gateway::storage_failure() const {
 
 size_t Gateway::records_waiting() const {
   return parts_->committer.waiting();
+}
+
+ClockStatus Gateway::clock_status() const {
+  const Parts& p = *parts_;
+  return ClockStatus{to_string(p.time.state()), p.time.trusted(), p.time.reason(), p.clocks.unix_ms()};
 }
 
 uint16_t Gateway::lan_port() const {
@@ -267,6 +320,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   applied.database = cfg_.database;
   applied.control_socket = cfg_.control_socket;
   applied.timezone = cfg_.timezone;
+  applied.clock = cfg_.clock;
   cfg_ = std::move(applied);
 
   for (const std::string& cid : d.removed) {
@@ -320,6 +374,10 @@ void Gateway::shutdown(std::function<void()> done) {
   Parts& p = *parts_;
   p.cloud->stop();
   p.retention.stop();
+  p.clock_timer.cancel();
+  if (!p.time.settled() && p.committer.waiting() > 0)
+    PB_LOG(Warning, "gateway") << "stopping before the clock was trustworthy: " << p.committer.waiting()
+                               << " records not stored (their sockets keep them)";
   // Every command in flight or waiting is answered (2001 to the cloud, shutting_down locally); their
   // "command" events go into the last flush.
   p.commands.shutdown();

@@ -36,12 +36,26 @@ void RecordCommitter::stop() {
   file_timer_.cancel();
 }
 
+void RecordCommitter::set_time_settled(bool settled) {
+  if (settled == settled_) return;
+  settled_ = settled;
+  if (settled_ && waiting() > 0) schedule();
+}
+
+void RecordCommitter::restamp(int64_t delta_ms) {
+  for (auto& r : readings_) r.ts_ms += delta_ms;
+  for (auto& e : events_) e.ts_ms += delta_ms;
+}
+
 bool RecordCommitter::refuse(const std::shared_ptr<SocketLink>& link) {
-  if (failure_.empty() || waiting() < max_waiting_) return false;
+  if (!settled_ && waiting() >= max_waiting_ && on_hold_full_) on_hold_full_();
+  if ((failure_.empty() && settled_) || waiting() < max_waiting_) return false;
   // The socket keeps what is not acked and sends it again on its next session.
   ++refused_;
   stats_.records_refused++;
-  if (link) link->close("database not writable: " + std::to_string(waiting()) + " records wait already");
+  if (link)
+    link->close(std::string(settled_ ? "database not writable" : "no trustworthy clock yet") + ": " +
+                std::to_string(waiting()) + " records wait already");
   return true;
 }
 
@@ -69,8 +83,9 @@ void RecordCommitter::add_gateway_event(store::EventRow&& row) {
 }
 
 void RecordCommitter::schedule() {
-  // While commits fail the retry timer is the only one that commits.
-  if (!failure_.empty()) return;
+  // While commits fail the retry timer is the only one that commits; while times are provisional
+  // nothing is.
+  if (!failure_.empty() || !settled_) return;
   if (readings_.size() + events_.size() >= kMaxBatch) {
     flush();
     return;
@@ -87,7 +102,7 @@ void RecordCommitter::schedule() {
 void RecordCommitter::flush() {
   scheduled_ = false;
   timer_.cancel();
-  if (dead_ || (readings_.empty() && events_.empty())) return;
+  if (dead_ || !settled_ || (readings_.empty() && events_.empty())) return;
   const size_t records = waiting();
   energy::Prepared energy;
   try {

@@ -6,7 +6,8 @@
 // sockets keep them) and the commit is retried with a growing delay until it succeeds, with one log
 // line when it starts failing, one every kLogEvery while it fails and one when it recovers. A
 // database file deleted or replaced while the daemon runs, or found damaged, is fatal: nothing more
-// is acked and on_fatal is called.
+// is acked and on_fatal is called. While the gateway's time is provisional (TimeTrust waiting for a
+// trustworthy clock) records are held the same way, unacked, and re-stamped once it is known.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -55,6 +56,13 @@ class RecordCommitter {
   void set_on_fatal(Fatal on_fatal) { on_fatal_ = std::move(on_fatal); }
   // Records held while commits fail, at most (default kMaxWaiting).
   void set_max_waiting(size_t n) { max_waiting_ = n; }
+  // Whether record times are final. While they are not, nothing is committed: records are held
+  // (unacked) until set_time_settled(true), or until max_waiting are held, when on_hold_full runs
+  // (which is expected to settle the time).
+  void set_time_settled(bool settled);
+  void set_on_hold_full(std::function<void()> f) { on_hold_full_ = std::move(f); }
+  // Adds delta to the time of every record held (they were stamped with a provisional time).
+  void restamp(int64_t delta_ms);
   // Starts the periodic check of the database file (deleted or replaced).
   void start();
   void stop();
@@ -102,6 +110,8 @@ class RecordCommitter {
   std::chrono::milliseconds retry_delay_{0};
   uint64_t failed_attempts_ = 0, refused_ = 0;
   size_t max_waiting_ = kMaxWaiting;
+  bool settled_ = true;  // record times are final (else records are held)
+  std::function<void()> on_hold_full_;
   bool dead_ = false;  // fatal: nothing is committed or acked any more
   boost::asio::steady_timer file_timer_;
 };

@@ -29,6 +29,13 @@ void Retention::stop() {
 }
 
 void Retention::begin_pass() {
+  if (may_prune_ && !may_prune_()) {
+    // "Older than N days" by a wrong clock would delete what must be kept.
+    PB_LOG(Info, "gateway") << "retention: not pruning by a clock that is not trustworthy; next pass in "
+                            << std::chrono::duration_cast<std::chrono::minutes>(kInterval).count() << " min";
+    start(kInterval);
+    return;
+  }
   // The roster, and sockets since removed from it (known by their energy state), whose readings
   // would otherwise be kept forever.
   cids_ = roster_;
@@ -46,6 +53,10 @@ void Retention::step(size_t index) {
   if (stopping_) return;
   if (index >= cids_.size()) {
     passes_++;
+    start(kInterval);
+    return;
+  }
+  if (may_prune_ && !may_prune_()) {
     start(kInterval);
     return;
   }

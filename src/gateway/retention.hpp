@@ -33,6 +33,8 @@ class Retention {
   // Reload: from the next pass on.
   void set_raw_days(int raw_days) { raw_days_ = raw_days; }
   void set_roster(std::vector<std::string> roster) { roster_ = std::move(roster); }
+  // Whether the clock may be used for pruning now (false: the pass is skipped until the next).
+  void set_may_prune(std::function<bool()> may_prune) { may_prune_ = std::move(may_prune); }
 
  private:
   void begin_pass();
@@ -43,6 +45,7 @@ class Retention {
   int raw_days_;
   std::vector<std::string> roster_;
   std::function<int64_t()> now_unix_ms_;
+  std::function<bool()> may_prune_;
   std::vector<std::string> cids_;  // the sockets of the current pass
   boost::asio::steady_timer timer_;
   bool stopping_ = false;

@@ -66,6 +66,12 @@ std::string detail::sql_for(Slot slot) {
       return "INSERT OR REPLACE INTO energy_state (cid, boot, seq, ts_ms, energy_mwh, energy_epoch, "
              "total_mwh) "
              "VALUES (?,?,?,?,?,?,?)";
+    case kNewestTime:
+      // Every socket's newest accounted reading, the newest event and outbox row (each by an index
+      // or a key: no scan of the readings).
+      return "SELECT max(coalesce((SELECT max(ts_ms) FROM energy_state), 0), "
+             "coalesce((SELECT ts_ms FROM events ORDER BY id DESC LIMIT 1), 0), "
+             "coalesce((SELECT t_ms FROM outbox ORDER BY ord DESC LIMIT 1), 0))";
     case kEnergyStates:
       return "SELECT cid, boot, seq, ts_ms, energy_mwh, energy_epoch, total_mwh FROM energy_state ORDER BY "
              "cid";
@@ -490,6 +496,12 @@ uint32_t Store::last_seq(const std::string& cid, uint32_t boot) const {
   impl_->bind_int(use.get(), 2, boot);
   if (!impl_->step_row(use.get(), "last_seq")) return 0;
   return static_cast<uint32_t>(sqlite3_column_int64(use.get(), 0));  // NULL (no rows) reads as 0
+}
+
+int64_t Store::newest_time_ms() const {
+  StmtUse use(impl_->stmt(kNewestTime));
+  if (!impl_->step_row(use.get(), "newest_time")) return 0;
+  return sqlite3_column_int64(use.get(), 0);
 }
 
 std::optional<ReadingRow> Store::latest_reading(const std::string& cid) const {

@@ -43,6 +43,7 @@ enum Slot : size_t {
   kOutboxInsert,
   kOutboxDelete,
   kOutboxAll,
+  kNewestTime,
   kStoreSlotCount,                   // the slots below have their SQL where they are used
   kPruneReadings = kStoreSlotCount,  // retention.cpp
   kRowsQuarter,                      // reader.cpp, from here on

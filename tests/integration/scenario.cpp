@@ -74,7 +74,8 @@ void Scenario::write_config(const std::vector<RosterSocket>& sockets, const std:
 
 void Scenario::start_daemon() {
   daemon_ = std::make_unique<test::Process>(
-      std::vector<std::string>{test::binary("plugbridged").string(), "--config", config_path().string()});
+      std::vector<std::string>{test::binary("plugbridged").string(), "--config", config_path().string()},
+      opts_.daemon_env);
   ++daemon_starts_;
   if (!daemon_->wait_for_stderr(std::regex("listening for sockets"), 15s))
     throw std::runtime_error("plugbridged did not start:\n" + daemon_->describe());

@@ -33,6 +33,7 @@ struct ScenarioOptions {
   std::string uplink_yaml;               // appended to the uplink: section ("  key: value\n" lines)
   int configured = -1;                   // roster sockets in the daemon's file at first (-1: all)
   std::string database;                  // the daemon's database file (default: plugbridge.db in dir())
+  std::map<std::string, std::string> daemon_env;  // added to plugbridged's environment
 };
 
 class Scenario {

@@ -70,6 +70,13 @@ struct Retention {
   bool operator==(const Retention&) const = default;
 };
 
+// The system clock (docs/schema.md "Time"): how long records are held, unacked, waiting for a
+// trustworthy clock before the gateway goes on with an estimated time.
+struct Clock {
+  int max_wait_s = 120;
+  bool operator==(const Clock&) const = default;
+};
+
 struct Energy {
   uint32_t max_power_w = 3500;  // counter increments implying more are rejected (socket rated 1 100 W)
   bool operator==(const Energy&) const = default;
@@ -104,6 +111,7 @@ struct Config {
   std::vector<SocketEntry> sockets;
   std::string timezone;  // IANA zone for energy days/months; "" = the system's
   Retention retention;
+  Clock clock;
   Energy energy;
   Report report;
   // Values still at the shipped example's placeholder (kPlaceholder), as "file:line: key: what to fill

@@ -61,6 +61,14 @@ struct LocalResult {
 };
 const char* to_string(LocalResult::Status s);
 
+// The gateway's view of the system clock (time_trust.hpp).
+struct ClockStatus {
+  std::string state;    // waiting, trusted, following, estimated
+  bool trusted = true;  // times are right (reports and pruning go on)
+  std::string reason;   // why the system clock is not believed (empty when it is)
+  int64_t now_ms = 0;   // the gateway's time
+};
+
 class LanPort;
 class SocketLink;
 
@@ -90,6 +98,7 @@ class Gateway {
   // records wait in memory for the next commit.
   std::string storage_failure() const;
   size_t records_waiting() const;
+  ClockStatus clock_status() const;
   const config::Config& config() const { return cfg_; }
 
   // A new configuration (already parsed and validated), applied on the loop without touching the

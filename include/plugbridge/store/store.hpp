@@ -215,6 +215,9 @@ class Store {
   // Highest stored record seq (readings and socket events) of that boot, 0 if none. This is the
   // maximum, not the end of a gap-free prefix.
   uint32_t last_seq(const std::string& cid, uint32_t boot) const;
+  // The newest time stored: of the newest accounted reading of any socket, the newest event or
+  // outbox row (0 when none). A clock earlier than that without NTP saying so is not believed.
+  int64_t newest_time_ms() const;
   std::optional<ReadingRow> latest_reading(const std::string& cid) const;  // by ts_ms, then boot/seq
   // Rows with from_ms <= ts_ms < to_ms, oldest first.
   std::vector<ReadingRow> readings(const std::string& cid, int64_t from_ms, int64_t to_ms) const;

@@ -201,6 +201,49 @@ TEST_F(DiskFullTest, BeyondTheBoundNewRecordsAreRefusedAndTheirSessionsClosed) {
   EXPECT_EQ(db_->events("a", INT64_MIN, INT64_MAX).size(), 1u);
 }
 
+TEST_F(RecordCommitterTest, WhileTimesAreProvisionalRecordsAreHeldUnackedThenRestamped) {
+  committer_.set_time_settled(false);
+  auto a = std::make_shared<FakeLink>("a", 0);
+  for (uint32_t seq = 1; seq <= 3; ++seq) committer_.add_reading(row("a", seq), a);
+  store::EventRow e;
+  e.cid = "a";
+  e.kind = "command";
+  e.ts_ms = 1'700'000'000'500;
+  committer_.add_gateway_event(std::move(e));
+  committer_.flush();
+  io_.run_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(a->sent.empty()) << "acked with a provisional time";
+  EXPECT_EQ(store_.count_readings(), 0u);
+  EXPECT_EQ(committer_.waiting(), 4u);
+
+  committer_.restamp(86'400'000);
+  committer_.set_time_settled(true);
+  ASSERT_TRUE(run_until(io_, [&] { return !a->sent.empty(); }));
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{3});
+  const auto rows = store_.readings("a", INT64_MIN, INT64_MAX);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].ts_ms, 1'700'000'001'000 + 86'400'000);
+  EXPECT_EQ(store_.events("a", INT64_MIN, INT64_MAX).at(0).ts_ms, 1'700'000'000'500 + 86'400'000);
+}
+
+TEST_F(RecordCommitterTest, HeldRecordsReachingTheBoundAskForTheTimeToBeSettled) {
+  committer_.set_time_settled(false);
+  committer_.set_max_waiting(5);
+  int asked = 0;
+  committer_.set_on_hold_full([&] {
+    ++asked;
+    committer_.set_time_settled(true);
+  });
+  auto a = std::make_shared<FakeLink>("a", 0);
+  for (uint32_t seq = 1; seq <= 5; ++seq) committer_.add_reading(row("a", seq), a);
+  EXPECT_EQ(asked, 0);
+  committer_.add_reading(row("a", 6), a);
+  EXPECT_EQ(asked, 1);
+  EXPECT_TRUE(a->closed.empty()) << "not refused: " << a->closed;
+  ASSERT_TRUE(run_until(io_, [&] { return !a->sent.empty(); }));
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{6});
+}
+
 TEST_F(RecordCommitterTest, ADeletedDatabaseFileIsFatalAndNothingIsAckedIntoIt) {
   std::string fatal;
   committer_.set_on_fatal([&](const std::string& why) { fatal = why; });
