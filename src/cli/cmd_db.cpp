@@ -87,6 +87,16 @@ class Db : public Command {
     const int64_t free_bytes = ::statvfs(dir.c_str(), &vfs) == 0
                                    ? static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize)
                                    : -1;
+    // The daemon's budget and raw window, as its configuration says (defaults without one).
+    config::Retention history;
+    if (const config::Config* cfg = ctx.config()) history = cfg->retention;
+    const int64_t budget = int64_t{history.max_db_mb} << 20;
+    const int64_t used = st.file_bytes - st.free_pages_bytes;
+    // Days of raw readings that fit beside everything else (buckets, events... which are kept).
+    const double raw_days_fit =
+        budget > 0 && raw_per_day > 0
+            ? std::max(0.0, static_cast<double>(budget - (used - readings_bytes)) / raw_per_day)
+            : -1;
     auto raw_size = [&](const store::DbStats::Socket& k) {
       return readings_rows > 0 ? readings_bytes * k.readings / readings_rows : 0;
     };
@@ -111,6 +121,10 @@ class Db : public Command {
                {"tables", tables},
                {"sockets", sockets},
                {"raw_bytes_per_day", raw_per_day},
+               {"used_bytes", used},
+               {"budget_bytes", budget},
+               {"raw_days", history.raw_days},
+               {"raw_days_fit", raw_days_fit < 0 ? json() : json(raw_days_fit)},
                {"filesystem_free_bytes", free_bytes}};
       out << doc.dump(2) << '\n';
       return exit_code::kOk;
@@ -137,9 +151,21 @@ class Db : public Command {
     if (raw_per_day > 0 && free_bytes >= 0) {
       out << "\nRaw readings grow about " << megabytes(static_cast<int64_t>(raw_per_day))
           << " a day (all sockets, until "
-          << "retention.raw_days prunes them); " << megabytes(free_bytes)
+          << "history.raw_days prunes them); " << megabytes(free_bytes)
           << " free on the file system: room for about "
           << static_cast<int64_t>(static_cast<double>(free_bytes) / raw_per_day) << " days of them.\n";
+    }
+    if (budget > 0) {
+      out << "Size budget (history.max_db_mb): " << history.max_db_mb << " MiB, " << megabytes(used)
+          << " in use";
+      if (raw_days_fit >= 0)
+        out << ": room for about " << static_cast<int64_t>(raw_days_fit)
+            << " days of raw readings at this rate"
+            << (raw_days_fit < history.raw_days
+                    ? " (fewer than history.raw_days = " + std::to_string(history.raw_days) +
+                          ": the oldest are pruned first)"
+                    : " (history.raw_days = " + std::to_string(history.raw_days) + " prunes first)");
+      out << ".\n";
     }
     return exit_code::kOk;
   }

@@ -50,7 +50,7 @@ class Export : public Command {
     sub->add_option("--cid", cid_, "only this socket (default: all)");
     sub->add_flag("--buckets", buckets_,
                   "export the 15-minute buckets instead of raw readings (raw readings are kept only for "
-                  "retention.raw_days)");
+                  "history.raw_days, and the oldest first beyond history.max_db_mb)");
     return sub;
   }
 

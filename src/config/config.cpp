@@ -94,7 +94,7 @@ class Parser {
         fail(kv.first, "report_period_s", "moved: write it as report.period_s");
     check_keys(root, "",
                {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report",
-                "log_level", "sockets", "timezone", "retention", "clock", "energy"});
+                "log_level", "sockets", "timezone", "history", "retention", "clock", "energy"});
 
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");
@@ -156,9 +156,20 @@ class Parser {
                  "it out for the system's zone");
       }
     }
+    if (const YAML::Node n = root["history"]; n && !n.IsNull()) {
+      expect_map(n, "history");
+      check_keys(n, "history.", {"raw_days", "max_db_mb"});
+      if (const YAML::Node v = n["raw_days"])
+        cfg.retention.raw_days = get_int<int>(v, "history.raw_days", 1, 36500);
+      if (const YAML::Node v = n["max_db_mb"])
+        cfg.retention.max_db_mb = get_int<int>(v, "history.max_db_mb", 0, 16 * 1024 * 1024);
+    }
+    // The older spelling of history.raw_days.
     if (const YAML::Node n = root["retention"]; n && !n.IsNull()) {
       expect_map(n, "retention");
       check_keys(n, "retention.", {"raw_days"});
+      if (root["history"])
+        fail(n, "retention", "give raw_days in the history section only (retention is its older name)");
       if (const YAML::Node v = n["raw_days"])
         cfg.retention.raw_days = get_int<int>(v, "retention.raw_days", 1, 36500);
     }

@@ -70,6 +70,7 @@ struct Gateway::Parts final : CommandPort {
                   [this] { return clocks.unix_ms(); }) {
     clocks.unix_ms = [this] { return time.now_ms(clocks.steady().count()); };
     retention.set_may_prune([this] { return time.trusted(); });
+    retention.set_max_bytes(int64_t{config.retention.max_db_mb} << 20);
     committer.set_on_hold_full([this] {
       clock_changed(time.give_up_waiting(
           clocks.sample(),
@@ -77,7 +78,11 @@ struct Gateway::Parts final : CommandPort {
     });
     accountant.load(db, roster_cids(config));
     PB_LOG(Info, "gateway") << "energy days in time zone " << calendar.zone_name() << ", raw readings kept "
-                            << config.retention.raw_days << " days";
+                            << config.retention.raw_days << " days"
+                            << (config.retention.max_db_mb > 0
+                                    ? " within a database of " + std::to_string(config.retention.max_db_mb) +
+                                          " MiB"
+                                    : std::string());
     cloud = std::make_unique<CloudSync>(ctx, config, db, sockets, up,
                                         EnergyView{calendar, accountant, live_totals}, stats, clocks);
     committer.set_outbox(cloud->outbox());
@@ -360,6 +365,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   p.accountant.set_options(accountant_options(cfg_));
   p.retention.set_roster(roster_cids(cfg_));
   p.retention.set_raw_days(cfg_.retention.raw_days);
+  p.retention.set_max_bytes(int64_t{cfg_.retention.max_db_mb} << 20);
   p.commands.set_timeout(std::chrono::seconds(cfg_.uplink.command_timeout_s));
   if (d.changed_setting("report"))
     for (SocketState* st : p.sockets.roster()) st->report = ReportPolicy(report_rules(cfg_.report));

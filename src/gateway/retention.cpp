@@ -1,6 +1,7 @@
 #include "retention.hpp"
 
 #include <boost/asio/post.hpp>
+#include <optional>
 
 #include "plugbridge/common/log.hpp"
 
@@ -29,13 +30,6 @@ void Retention::stop() {
 }
 
 void Retention::begin_pass() {
-  if (may_prune_ && !may_prune_()) {
-    // "Older than N days" by a wrong clock would delete what must be kept.
-    PB_LOG(Info, "gateway") << "retention: not pruning by a clock that is not trustworthy; next pass in "
-                            << std::chrono::duration_cast<std::chrono::minutes>(kInterval).count() << " min";
-    start(kInterval);
-    return;
-  }
   // The roster, and sockets since removed from it (known by their energy state), whose readings
   // would otherwise be kept forever.
   cids_ = roster_;
@@ -46,18 +40,25 @@ void Retention::begin_pass() {
   } catch (const std::exception& ex) {
     PB_LOG(Warning, "gateway") << "retention: cannot list the sockets of the database: " << ex.what();
   }
+  thinned_in_pass_ = 0;
+  if (may_prune_ && !may_prune_()) {
+    // "Older than N days" by a wrong clock would delete what must be kept; the size budget counts
+    // pages and goes by the stored times, so it still applies.
+    PB_LOG(Info, "gateway") << "retention: not pruning by age while the clock is not trustworthy";
+    check_size();
+    return;
+  }
   step(0);
 }
 
 void Retention::step(size_t index) {
   if (stopping_) return;
   if (index >= cids_.size()) {
-    passes_++;
-    start(kInterval);
+    check_size();
     return;
   }
   if (may_prune_ && !may_prune_()) {
-    start(kInterval);
+    check_size();
     return;
   }
   const int64_t cutoff = now_unix_ms_() - int64_t{raw_days_} * 86'400'000;
@@ -66,12 +67,77 @@ void Retention::step(size_t index) {
     deleted = store_.prune_readings(cids_[index], cutoff, kPruneBatch);
   } catch (const std::exception& ex) {
     PB_LOG(Warning, "gateway") << "pruning old readings failed (retried in an hour): " << ex.what();
-    start(kInterval);
+    finish_pass();
     return;
   }
   if (deleted > 0) PB_LOG(Debug, "gateway") << "pruned " << deleted << " readings of " << cids_[index];
   const size_t next = deleted == kPruneBatch ? index : index + 1;
   boost::asio::post(io_, [this, next] { step(next); });
+}
+
+void Retention::check_size() {
+  if (stopping_) return;
+  if (max_bytes_ <= 0) {
+    finish_pass();
+    return;
+  }
+  const auto mb = [](int64_t bytes) { return std::to_string((bytes + (1 << 19)) >> 20) + " MiB"; };
+  try {
+    const int64_t used = store_.used_bytes();
+    if (used <= max_bytes_) {
+      if (thinned_in_pass_ > 0)
+        PB_LOG(Info, "gateway") << "database over its size budget (history.max_db_mb " << mb(max_bytes_)
+                                << "): pruned the " << thinned_in_pass_ << " oldest raw readings; now "
+                                << mb(used) << " in use";
+      warned_full_ = false;
+      finish_pass();
+      return;
+    }
+    std::optional<int64_t> oldest;
+    for (const std::string& cid : cids_)
+      if (auto t = store_.oldest_reading_ms(cid); t && (!oldest || *t < *oldest)) oldest = t;
+    if (!oldest) {
+      if (!warned_full_)
+        PB_LOG(Warning, "gateway") << "the database uses " << mb(used) << ", over its budget of "
+                                   << mb(max_bytes_)
+                                   << " (history.max_db_mb), with no raw readings left to prune: the energy "
+                                      "buckets and events are kept forever; raise the budget";
+      warned_full_ = true;
+      finish_pass();
+      return;
+    }
+    thin_before_ms_ = *oldest + kThinStepMs;
+  } catch (const std::exception& ex) {
+    PB_LOG(Warning, "gateway") << "checking the database's size failed (retried in an hour): " << ex.what();
+    finish_pass();
+    return;
+  }
+  thin(0);
+}
+
+void Retention::thin(size_t index) {
+  if (stopping_) return;
+  if (index >= cids_.size()) {
+    boost::asio::post(io_, [this] { check_size(); });
+    return;
+  }
+  size_t deleted = 0;
+  try {
+    deleted = store_.prune_readings(cids_[index], thin_before_ms_, kPruneBatch);
+  } catch (const std::exception& ex) {
+    PB_LOG(Warning, "gateway") << "pruning for the size budget failed (retried in an hour): " << ex.what();
+    finish_pass();
+    return;
+  }
+  thinned_in_pass_ += deleted;
+  thinned_ += deleted;
+  const size_t next = deleted == kPruneBatch ? index : index + 1;
+  boost::asio::post(io_, [this, next] { thin(next); });
+}
+
+void Retention::finish_pass() {
+  passes_++;
+  start(kInterval);
 }
 
 }  // namespace pb::gateway

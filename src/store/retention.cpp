@@ -20,4 +20,26 @@ size_t Store::prune_readings(const std::string& cid, int64_t before_ms, size_t l
   return static_cast<size_t>(sqlite3_changes(d.db));
 }
 
+std::optional<int64_t> Store::oldest_reading_ms(const std::string& cid) const {
+  Impl& d = *impl_;
+  detail::StmtUse use(d.stmt(detail::kOldestReading, [] {
+    return std::string("SELECT min(ts_ms) FROM readings WHERE cid = ?");  // readings_cid_ts
+  }));
+  d.bind_text(use.get(), 1, cid);
+  if (!d.step_row(use.get(), "oldest reading") || sqlite3_column_type(use.get(), 0) == SQLITE_NULL)
+    return std::nullopt;
+  return sqlite3_column_int64(use.get(), 0);
+}
+
+int64_t Store::used_bytes() const {
+  Impl& d = *impl_;
+  detail::StmtUse use(d.stmt(detail::kUsedPages, [] {
+    return std::string(
+        "SELECT (p.page_count - f.freelist_count) * s.page_size "
+        "FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s");
+  }));
+  if (!d.step_row(use.get(), "used pages")) return 0;
+  return sqlite3_column_int64(use.get(), 0);
+}
+
 }  // namespace pb::store

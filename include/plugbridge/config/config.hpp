@@ -65,8 +65,12 @@ struct Lan {
   bool operator==(const Lan&) const = default;
 };
 
+// The `history:` section (older spelling: `retention:`, raw_days only).
 struct Retention {
   int raw_days = 35;  // raw readings older than this are pruned; 15-minute buckets are kept forever
+  // The database's size budget (pages in use): beyond it the oldest raw readings go first, whatever
+  // raw_days says; buckets, energy and events are never thinned. 0 = no budget.
+  int max_db_mb = 2048;
   bool operator==(const Retention&) const = default;
 };
 

@@ -211,6 +211,11 @@ class Store {
   // Retention (retention.cpp): deletes at most `limit` raw readings of cid older than before_ms
   // (one short transaction); returns how many were deleted. Buckets and events are kept.
   size_t prune_readings(const std::string& cid, int64_t before_ms, size_t limit);
+  // Time of cid's oldest raw reading (nullopt: none).
+  std::optional<int64_t> oldest_reading_ms(const std::string& cid) const;
+  // Bytes of the pages in use (the file's pages less its free list): what the size budget counts.
+  // The file does not shrink when rows go; their pages are reused.
+  int64_t used_bytes() const;
 
   // Highest stored record seq (readings and socket events) of that boot, 0 if none. This is the
   // maximum, not the end of a gap-free prefix.

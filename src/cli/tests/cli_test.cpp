@@ -475,6 +475,19 @@ TEST_F(CliTest, DbStatsShowsTablesSocketsAndHowLongTheDiskLasts) {
   EXPECT_LE(total, doc["file_bytes"].get<int64_t>() + doc["wal_bytes"].get<int64_t>());
   // 722 readings over ~2 h: the daily rate is the readings' bytes times 12.
   EXPECT_GT(doc["raw_bytes_per_day"].get<double>(), 0);
+  // The size budget: history.max_db_mb (default 2048 MiB), and the raw days that fit beside the rest.
+  EXPECT_NE(t.out.find("Size budget (history.max_db_mb): 2048"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("days of raw readings at this rate"), std::string::npos) << t.out;
+  EXPECT_EQ(doc["budget_bytes"].get<int64_t>(), int64_t{2048} << 20);
+  EXPECT_EQ(doc["used_bytes"].get<int64_t>(),
+            doc["file_bytes"].get<int64_t>() - doc["free_page_bytes"].get<int64_t>());
+  int64_t raw_bytes = 0;
+  for (const auto& x : doc["tables"])
+    if (x["name"] == "readings") raw_bytes = x["bytes"];
+  const double expected_fit = static_cast<double>(doc["budget_bytes"].get<int64_t>() -
+                                                  (doc["used_bytes"].get<int64_t>() - raw_bytes)) /
+                              doc["raw_bytes_per_day"].get<double>();
+  EXPECT_NEAR(doc["raw_days_fit"].get<double>(), expected_fit, 1e-6 * expected_fit);
 
   auto none = run({"--db", (dir_ / "none.db").string(), "db", "stats"});
   EXPECT_EQ(none.code, exit_code::kNoData);

@@ -395,6 +395,26 @@ TEST(Config, EnergyKeys) {
   EXPECT_NO_THROW(load_string(kHead + "retention:\nenergy:\n", "t.yaml"));
 }
 
+TEST(Config, HistoryAndClockKeys) {
+  const Config d = load_string(kHead, "t.yaml");
+  EXPECT_EQ(d.retention.max_db_mb, 2048);
+  EXPECT_EQ(d.clock.max_wait_s, 120);
+  const Config c =
+      load_string(kHead + "history:\n  raw_days: 10\n  max_db_mb: 300\nclock: {max_wait_s: 0}\n", "t.yaml");
+  EXPECT_EQ(c.retention.raw_days, 10);
+  EXPECT_EQ(c.retention.max_db_mb, 300);
+  EXPECT_EQ(c.clock.max_wait_s, 0);
+  EXPECT_EQ(load_string(kHead + "history: {max_db_mb: 0}\n", "t.yaml").retention.max_db_mb, 0);
+  EXPECT_PREFIX(error_of(kHead + "history:\n  max_db_mb: -1\n"),
+                "t.yaml:6: history.max_db_mb: -1 out of range");
+  EXPECT_PREFIX(error_of(kHead + "history:\n  max_mb: 1\n"), "t.yaml:6: history.max_mb: unknown key");
+  EXPECT_PREFIX(error_of(kHead + "history: {raw_days: 3}\nretention: {raw_days: 4}\n"),
+                "t.yaml:6: retention: give raw_days in the history section only");
+  EXPECT_PREFIX(error_of(kHead + "clock:\n  max_wait_s: 86401\n"),
+                "t.yaml:6: clock.max_wait_s: 86401 out of range");
+  EXPECT_PREFIX(error_of(kHead + "clock:\n  wait: 1\n"), "t.yaml:6: clock.wait: unknown key");
+}
+
 TEST(Config, PerSocketEnergyLimit) {
   const Config c = load_string(kHead +
                                    "energy: {max_power_w: 2000}\nsockets:\n"

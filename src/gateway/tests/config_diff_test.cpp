@@ -45,7 +45,7 @@ TEST(ConfigDiff, LiveSettingsAndWhatNeedsARestart) {
   b.energy.max_power_w = 2000;
   ConfigDiff d = diff_config(a, b);
   EXPECT_EQ(d.settings, (V{"log_level", "heartbeat_s", "report", "uplink.command_timeout_s",
-                           "retention.raw_days", "energy.max_power_w"}));
+                           "history", "energy.max_power_w"}));
   EXPECT_TRUE(d.needs_restart.empty());
 
   b = a;

@@ -79,5 +79,82 @@ TEST(Retention, StoppedBeforeItsTimeItDoesNothing) {
   EXPECT_EQ(store.count_readings("s1"), 3u);
 }
 
+TEST(Retention, NothingIsPrunedByAgeWhileTheClockIsNotTrustworthy) {
+  TempDir dir;
+  boost::asio::io_context io;
+  store::Store store(dir.file("t.db"));
+  store.commit(rows("s1", 1, 3, kNow - 40 * kDay), {});
+  bool trusted = false;
+  Retention retention(io, store, 35, {"s1"}, [] { return kNow; });
+  retention.set_may_prune([&] { return trusted; });
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
+  EXPECT_EQ(store.count_readings("s1"), 3u);
+  trusted = true;
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 2; }));
+  EXPECT_EQ(store.count_readings("s1"), 0u);
+}
+
+TEST(Retention, OverTheSizeBudgetTheOldestRawReadingsGoFirstAndNothingElse) {
+  TempDir dir;
+  boost::asio::io_context io;
+  store::Store store(dir.file("t.db"));
+  energy::Accountant accountant;
+  // Ten days of two sockets, a reading every 43.2 s, with their energy accounting.
+  constexpr size_t kPerDay = 2000;
+  for (int day = 10; day >= 1; --day)
+    for (const char* cid : {"s1", "s2"}) {
+      auto batch = rows(cid, static_cast<uint32_t>((10 - day) * kPerDay + 1), kPerDay, kNow - day * kDay);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        batch[i].ts_ms = kNow - day * kDay + static_cast<int64_t>(i) * 43'200;
+        batch[i].energy_mwh = batch[i].seq * 10;
+      }
+      auto prepared = accountant.prepare(batch);
+      store.commit(batch, {}, prepared.update);
+      accountant.committed(prepared);
+    }
+  const auto buckets_before = store.buckets("s1", 0, INT64_MAX);
+  const auto states_before = store.energy_states();
+  const int64_t used = store.used_bytes();
+  ASSERT_GT(used, 1 << 20);
+
+  Retention retention(io, store, 35, {"s1", "s2"}, [] { return kNow; });
+  const int64_t budget = used * 6 / 10;
+  retention.set_max_bytes(budget);
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(
+      io, [&] { return retention.passes() == 1; }, std::chrono::seconds(30)));
+  EXPECT_LE(store.used_bytes(), budget);
+  EXPECT_GT(retention.thinned(), 0u);
+  for (const char* cid : {"s1", "s2"}) {
+    // The oldest days went, the newest are all there.
+    EXPECT_GT(*store.oldest_reading_ms(cid), kNow - 9 * kDay) << cid;
+    EXPECT_EQ(store.readings(cid, kNow - 3 * kDay, kNow).size(), 3 * kPerDay) << cid;
+  }
+  // About as much as needed: not everything.
+  EXPECT_GT(store.count_readings(), 8 * kPerDay);
+  EXPECT_EQ(store.buckets("s1", 0, INT64_MAX), buckets_before);
+  EXPECT_EQ(store.energy_states(), states_before);
+
+  // Under the budget: the next pass prunes nothing.
+  const size_t left = store.count_readings();
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 2; }));
+  EXPECT_EQ(store.count_readings(), left);
+}
+
+TEST(Retention, NoBudgetNoThinning) {
+  TempDir dir;
+  boost::asio::io_context io;
+  store::Store store(dir.file("t.db"));
+  store.commit(rows("s1", 1, 3000, kNow - kDay), {});
+  Retention retention(io, store, 35, {"s1"}, [] { return kNow; });
+  retention.set_max_bytes(0);
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
+  EXPECT_EQ(store.count_readings("s1"), 3000u);
+}
+
 }  // namespace
 }  // namespace pb::gateway
