@@ -50,6 +50,7 @@ struct Options {
   bool broker_nodelay = false;
   std::string sim_link;  // plugsim --link (empty: plugsim's default)
   std::string json_out;
+  std::string daemon_yaml;  // top-level YAML appended to plugbridged's configuration
 };
 
 void progress(const std::string& msg) {
@@ -332,6 +333,7 @@ int run(const Options& o) {
     << "database: " << db_path.string() << "\n"
     << "heartbeat_s: 30\n"
     << "log_level: info\n"
+    << o.daemon_yaml << (o.daemon_yaml.empty() || o.daemon_yaml.back() == '\n' ? "" : "\n")
     << "sockets:\n";
   for (size_t i = 0; i < o.sockets; ++i) {
     char cid[32];
@@ -584,6 +586,8 @@ int main(int argc, char** argv) {
                  "plugsim --link: direct (asio TLS) or esp-at (default: plugsim's)");
   app.add_flag("--strict", o.strict, "exit 3 if any target is missed");
   app.add_option("--json", o.json_out, "also write the figures to this file as JSON");
+  app.add_option("--daemon-yaml", o.daemon_yaml,
+                 "top-level YAML for plugbridged's configuration, e.g. 'history: {commit_interval_ms: 20}'");
   CLI11_PARSE(app, argc, argv);
 
   int rc = 1;

@@ -71,6 +71,7 @@ struct Gateway::Parts final : CommandPort {
     clocks.unix_ms = [this] { return time.now_ms(clocks.steady().count()); };
     retention.set_may_prune([this] { return time.trusted(); });
     retention.set_max_bytes(int64_t{config.retention.max_db_mb} << 20);
+    committer.set_commit_interval(std::chrono::milliseconds(config.retention.commit_interval_ms));
     committer.set_on_hold_full([this] {
       clock_changed(time.give_up_waiting(
           clocks.sample(),
@@ -366,6 +367,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   p.retention.set_roster(roster_cids(cfg_));
   p.retention.set_raw_days(cfg_.retention.raw_days);
   p.retention.set_max_bytes(int64_t{cfg_.retention.max_db_mb} << 20);
+  p.committer.set_commit_interval(std::chrono::milliseconds(cfg_.retention.commit_interval_ms));
   p.commands.set_timeout(std::chrono::seconds(cfg_.uplink.command_timeout_s));
   if (d.changed_setting("report"))
     for (SocketState* st : p.sockets.roster()) st->report = ReportPolicy(report_rules(cfg_.report));

@@ -90,9 +90,12 @@ void RecordCommitter::schedule() {
     flush();
     return;
   }
-  if (scheduled_) return;
+  const auto delay = events_.empty() ? commit_interval_ : kFlushDelay;
+  const auto at = std::chrono::steady_clock::now() + delay;
+  if (scheduled_ && scheduled_at_ <= at) return;
   scheduled_ = true;
-  timer_.expires_after(kFlushDelay);
+  scheduled_at_ = at;
+  timer_.expires_at(at);
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     flush();

@@ -71,6 +71,9 @@ struct Retention {
   // The database's size budget (pages in use): beyond it the oldest raw readings go first, whatever
   // raw_days says; buckets, energy and events are never thinned. 0 = no budget.
   int max_db_mb = 2048;
+  // How long readings gather in memory before one commit (events: at once). Fewer, larger commits
+  // write far fewer bytes to the SD card; nothing is acked before its commit either way.
+  int commit_interval_ms = 20;
   bool operator==(const Retention&) const = default;
 };
 

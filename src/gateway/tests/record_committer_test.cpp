@@ -201,6 +201,27 @@ TEST_F(DiskFullTest, BeyondTheBoundNewRecordsAreRefusedAndTheirSessionsClosed) {
   EXPECT_EQ(db_->events("a", INT64_MIN, INT64_MAX).size(), 1u);
 }
 
+TEST_F(RecordCommitterTest, ReadingsWaitForTheCommitIntervalEventsGoAtOnce) {
+  committer_.set_commit_interval(std::chrono::seconds(30));
+  auto a = std::make_shared<FakeLink>("a", 0);
+  committer_.add_reading(row("a", 1), a);
+  committer_.add_reading(row("a", 2), a);
+  io_.run_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(a->sent.empty()) << "readings committed before the commit interval";
+  EXPECT_EQ(store_.count_readings(), 0u);
+
+  // An event does not wait: it goes with the readings before it.
+  store::EventRow e;
+  e.cid = "a";
+  e.kind = "relay";
+  e.boot = 1;
+  e.seq = 3;
+  committer_.add_event(std::move(e), a);
+  ASSERT_TRUE(run_until(io_, [&] { return !a->sent.empty(); }, std::chrono::seconds(2)));
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{3});
+  EXPECT_EQ(store_.count_readings(), 2u);
+}
+
 TEST_F(RecordCommitterTest, WhileTimesAreProvisionalRecordsAreHeldUnackedThenRestamped) {
   committer_.set_time_settled(false);
   auto a = std::make_shared<FakeLink>("a", 0);
