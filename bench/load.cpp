@@ -333,8 +333,7 @@ int run(const Options& o) {
     << "database: " << db_path.string() << "\n"
     << "heartbeat_s: 30\n"
     << "log_level: info\n"
-    << o.daemon_yaml << (o.daemon_yaml.empty() || o.daemon_yaml.back() == '\n' ? "" : "\n")
-    << "sockets:\n";
+    << o.daemon_yaml << (o.daemon_yaml.empty() || o.daemon_yaml.back() == '\n' ? "" : "\n") << "sockets:\n";
   for (size_t i = 0; i < o.sockets; ++i) {
     char cid[32];
     std::snprintf(cid, sizeof cid, "bench-%04zu", i + 1);

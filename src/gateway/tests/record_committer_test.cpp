@@ -217,7 +217,8 @@ TEST_F(RecordCommitterTest, ReadingsWaitForTheCommitIntervalEventsGoAtOnce) {
   e.boot = 1;
   e.seq = 3;
   committer_.add_event(std::move(e), a);
-  ASSERT_TRUE(run_until(io_, [&] { return !a->sent.empty(); }, std::chrono::seconds(2)));
+  ASSERT_TRUE(run_until(
+      io_, [&] { return !a->sent.empty(); }, std::chrono::seconds(2)));
   EXPECT_EQ(acked(*a), std::vector<uint32_t>{3});
   EXPECT_EQ(store_.count_readings(), 2u);
 }
