@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "plugbridge/store/store.hpp"
 #include "support/testsupport.hpp"
 
 namespace {
@@ -35,6 +36,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 namespace test = pb::test;
+namespace store = pb::store;
 
 constexpr const char* kGatewayId = "gw-bench";
 constexpr const char* kUsername = "bench-vendor";
@@ -51,6 +53,7 @@ struct Options {
   std::string sim_link;  // plugsim --link (empty: plugsim's default)
   std::string json_out;
   std::string daemon_yaml;  // top-level YAML appended to plugbridged's configuration
+  double prefill_days = 0;  // history written before the daemon starts (steady-state page layout)
 };
 
 void progress(const std::string& msg) {
@@ -301,6 +304,63 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// A database as after `days` of operation, so that each socket's newest rows sit on pages of their
+// own as they do in production (a fresh database packs many sockets' rows into each page, which
+// flatters the bytes written per commit): 15-minute buckets (and so their hourly rollup) for the
+// whole span, raw readings at the reading interval for its last hour. Boot 0, which plugsim never
+// uses; no energy state, so the accountant starts from plugsim's own counters.
+void prefill(const std::string& db_path, const std::vector<std::string>& cids, double days,
+             uint32_t interval_ms) {
+  store::Store db(db_path, store::StoreOptions{.synchronous = "OFF"});
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const int64_t end = now - now % 900'000;
+  const int64_t buckets = static_cast<int64_t>(days * 96);
+  for (int64_t b = buckets; b >= 1; --b) {  // in time order, all sockets per bucket, as the daemon
+    store::EnergyUpdate e;
+    for (const auto& cid : cids) {
+      store::BucketUpdate u;
+      u.cid = cid;
+      u.start_ms = end - b * 900'000;
+      u.energy_mwh = 25'000;
+      u.samples = 900;
+      u.power_sum_mw = 900LL * 100'000;
+      u.power_min_mw = 90'000;
+      u.power_max_mw = 110'000;
+      u.voltage_min_mv = 228'000;
+      u.voltage_max_mv = 232'000;
+      u.current_max_ua = 480'000;
+      e.buckets.push_back(u);
+    }
+    db.commit({}, {}, e);
+  }
+  const int64_t from = now - std::min<int64_t>(3'600'000, static_cast<int64_t>(days * 86'400'000));
+  uint32_t seq = 0;
+  for (int64_t t = from; t < now - 60'000; t += int64_t{interval_ms} * 60) {  // a minute of readings per commit
+    std::vector<store::ReadingRow> rows;
+    for (int64_t u = t; u < std::min(t + int64_t{interval_ms} * 60, now - 60'000); u += interval_ms) {
+      ++seq;
+      for (const auto& cid : cids) {
+        store::ReadingRow r;
+        r.cid = cid;
+        r.boot = 0;
+        r.seq = seq;
+        r.ts_ms = u;
+        r.flags = 0x01;
+        r.voltage_mv = 230'000;
+        r.current_ua = 435'000;
+        r.power_mw = 100'000;
+        r.apparent_mva = 100'000;
+        r.power_factor_e4 = 10'000;
+        r.energy_mwh = seq * 28;
+        rows.push_back(std::move(r));
+      }
+    }
+    db.commit(rows, {});
+  }
+}
+
 int run(const Options& o) {
   std::mt19937_64 rng{std::random_device{}()};
   test::TempDir dir;
@@ -345,6 +405,10 @@ int run(const Options& o) {
       << "    location: bench\n";
   }
   std::ofstream(config_path) << y.str();
+  if (o.prefill_days > 0) {
+    progress("writing " + fmt("%.1f", o.prefill_days) + " days of history for every socket");
+    prefill(db_path.string(), cids, o.prefill_days, o.reading_interval_ms);
+  }
 
   progress("starting plugbridged with " + std::to_string(o.sockets) + " sockets in the roster");
   test::Process daemon({test::binary("plugbridged").string(), "--config", config_path.string()});
@@ -585,6 +649,10 @@ int main(int argc, char** argv) {
                  "plugsim --link: direct (asio TLS) or esp-at (default: plugsim's)");
   app.add_flag("--strict", o.strict, "exit 3 if any target is missed");
   app.add_option("--json", o.json_out, "also write the figures to this file as JSON");
+  app.add_option("--prefill-days", o.prefill_days,
+                 "start on a database with this many days of buckets and an hour of readings per socket "
+                 "(the page layout of a database in use)")
+      ->check(CLI::Range(0.0, 400.0));
   app.add_option("--daemon-yaml", o.daemon_yaml,
                  "top-level YAML for plugbridged's configuration, e.g. 'history: {commit_interval_ms: 20}'");
   CLI11_PARSE(app, argc, argv);
