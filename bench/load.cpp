@@ -337,7 +337,8 @@ void prefill(const std::string& db_path, const std::vector<std::string>& cids, d
   }
   const int64_t from = now - std::min<int64_t>(3'600'000, static_cast<int64_t>(days * 86'400'000));
   uint32_t seq = 0;
-  for (int64_t t = from; t < now - 60'000; t += int64_t{interval_ms} * 60) {  // a minute of readings per commit
+  for (int64_t t = from; t < now - 60'000;
+       t += int64_t{interval_ms} * 60) {  // a minute of readings per commit
     std::vector<store::ReadingRow> rows;
     for (int64_t u = t; u < std::min(t + int64_t{interval_ms} * 60, now - 60'000); u += interval_ms) {
       ++seq;

@@ -62,6 +62,16 @@ Prepared Accountant::prepare(const std::vector<store::ReadingRow>& readings) con
   for (const store::ReadingRow* rp : order) {
     const store::ReadingRow& r = *rp;
     if ((r.flags & kMeterOkFlag) == 0) continue;  // unavailable: no energy, baseline unchanged
+    // The counter wraps at kWrapMwh (docs/lan-protocol.md): a value past it is not a measurement. Taken
+    // as one it would make the wrap arithmetic overflow and the energy negative.
+    if (r.energy_mwh >= kWrapMwh) {
+      ++out.out_of_range;
+      if (warned_range_.insert(r.cid).second)
+        PB_LOG(Warning, "energy") << r.cid << ": ignoring readings whose energy counter (" << r.energy_mwh
+                                  << " mWh) is past the counter's range (" << kWrapMwh
+                                  << " mWh); said once per socket";
+      continue;
+    }
 
     std::optional<store::EnergyStateRow> prev;
     if (auto it = changed.find(r.cid); it != changed.end()) {

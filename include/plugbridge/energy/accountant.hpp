@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct Prepared {
   store::EnergyUpdate update;
   std::vector<store::EventRow> events;  // rejected_jump events
   int64_t accepted_mwh = 0;             // energy added by this batch (all sockets)
+  size_t out_of_range = 0;              // readings whose counter is past the protocol's range
 };
 
 class Accountant {
@@ -65,6 +67,8 @@ class Accountant {
  private:
   AccountantOptions options_;
   std::map<std::string, store::EnergyStateRow> states_;
+  // Sockets already logged for an out-of-range counter (said once per socket and run).
+  mutable std::set<std::string> warned_range_;
 };
 
 }  // namespace pb::energy

@@ -86,6 +86,26 @@ TEST_F(AccountantTest, FirstReadingIsTheBaselineAndIncrementsAdd) {
   EXPECT_EQ(acc_.state("s1")->seq, 3u);
 }
 
+TEST_F(AccountantTest, CountersPastTheirRangeAreIgnoredNotWrapped) {
+  feed({reading(1, 1, kT0, kWrapMwh - 100)});
+  // Past the range, up to the top of 64 bits, in a new epoch (the wrap branch) and in the same one.
+  for (const uint64_t bad :
+       {kWrapMwh, kWrapMwh + 5, uint64_t{INT64_MAX}, uint64_t{INT64_MAX} + 1, UINT64_MAX - 1, UINT64_MAX}) {
+    for (const uint16_t epoch : {0, 1}) {
+      const Prepared p = acc_.prepare({reading(1, 2, kT0 + 10'000, bad, epoch)});
+      EXPECT_EQ(p.accepted_mwh, 0) << bad;
+      EXPECT_EQ(p.out_of_range, 1u) << bad;
+      EXPECT_TRUE(p.update.buckets.empty()) << bad;
+      EXPECT_TRUE(p.update.states.empty()) << "the baseline must not move: " << bad;
+    }
+  }
+  // A real wrap still counts: 100 mWh to the top, 50 after.
+  const Prepared w = feed({reading(1, 3, kT0 + 20'000, 50, 1)});
+  EXPECT_EQ(w.accepted_mwh, 150);
+  EXPECT_EQ(total(), 150);
+  EXPECT_GE(acc_.total_mwh("s1"), 0);
+}
+
 TEST_F(AccountantTest, DuplicatesAndResendsAreIgnored) {
   feed({reading(1, 1, kT0, 1000), reading(1, 2, kT0 + 10'000, 1200)});
   const auto before = store_->buckets("s1", 0, INT64_MAX);
