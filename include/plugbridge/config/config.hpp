@@ -73,7 +73,7 @@ struct Retention {
   int max_db_mb = 2048;
   // How long readings gather in memory before one commit (events: at once). Fewer, larger commits
   // write far fewer bytes to the SD card; nothing is acked before its commit either way.
-  int commit_interval_ms = 20;
+  int commit_interval_ms = 2000;
   bool operator==(const Retention&) const = default;
 };
 
