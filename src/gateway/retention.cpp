@@ -62,17 +62,21 @@ void Retention::step(size_t index) {
     return;
   }
   const int64_t cutoff = now_unix_ms_() - int64_t{raw_days_} * 86'400'000;
-  size_t deleted = 0;
-  try {
-    deleted = store_.prune_readings(cids_[index], cutoff, kPruneBatch);
-  } catch (const std::exception& ex) {
-    PB_LOG(Warning, "gateway") << "pruning old readings failed (retried in an hour): " << ex.what();
-    finish_pass();
-    return;
-  }
-  if (deleted > 0) PB_LOG(Debug, "gateway") << "pruned " << deleted << " readings of " << cids_[index];
-  const size_t next = deleted == kPruneBatch ? index : index + 1;
+  const auto deleted = prune_batch(index, cutoff);
+  if (!deleted) return;
+  if (*deleted > 0) PB_LOG(Debug, "gateway") << "pruned " << *deleted << " readings of " << cids_[index];
+  const size_t next = *deleted == kPruneBatch ? index : index + 1;
   boost::asio::post(io_, [this, next] { step(next); });
+}
+
+std::optional<size_t> Retention::prune_batch(size_t index, int64_t before_ms) {
+  try {
+    return store_.prune_readings(cids_[index], before_ms, kPruneBatch);
+  } catch (const std::exception& ex) {
+    PB_LOG(Warning, "gateway") << "pruning raw readings failed (retried in an hour): " << ex.what();
+    finish_pass();
+    return std::nullopt;
+  }
 }
 
 void Retention::check_size() {
@@ -121,17 +125,11 @@ void Retention::thin(size_t index) {
     boost::asio::post(io_, [this] { check_size(); });
     return;
   }
-  size_t deleted = 0;
-  try {
-    deleted = store_.prune_readings(cids_[index], thin_before_ms_, kPruneBatch);
-  } catch (const std::exception& ex) {
-    PB_LOG(Warning, "gateway") << "pruning for the size budget failed (retried in an hour): " << ex.what();
-    finish_pass();
-    return;
-  }
-  thinned_in_pass_ += deleted;
-  thinned_ += deleted;
-  const size_t next = deleted == kPruneBatch ? index : index + 1;
+  const auto deleted = prune_batch(index, thin_before_ms_);
+  if (!deleted) return;
+  thinned_in_pass_ += *deleted;
+  thinned_ += *deleted;
+  const size_t next = *deleted == kPruneBatch ? index : index + 1;
   boost::asio::post(io_, [this, next] { thin(next); });
 }
 

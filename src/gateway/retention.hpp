@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -49,6 +50,9 @@ class Retention {
   void check_size();
   void thin(size_t index);
   void finish_pass();
+  // One short delete of cids_[index]'s readings older than before_ms: how many went, or nullopt
+  // after a failure (logged; the pass is over).
+  std::optional<size_t> prune_batch(size_t index, int64_t before_ms);
 
   boost::asio::io_context& io_;
   store::Store& store_;
