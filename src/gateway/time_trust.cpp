@@ -136,8 +136,16 @@ TimeTrust::Change TimeTrust::observe(const ClockSample& s) {
 
 TimeTrust::Change TimeTrust::give_up_waiting(const ClockSample& s, const std::string& why) {
   if (state_ != State::Waiting) return {};
-  return move_to(State::Estimated, why + ": going on with an estimated time from " +
-                                       utc(now_ms(s.steady_ms)) + " (" + reason_ + ")");
+  // The best estimate: the system clock itself when only the newest-record floor failed (a clock a
+  // little behind, e.g. fake-hwclock after a power cut, or one record stamped in the future once);
+  // else time goes on from the newest stored time, as the provisional times did.
+  const int64_t provisional = now_ms(s.steady_ms);
+  const int64_t estimate = s.wall_ms >= options_.floor_ms ? s.wall_ms : provisional;
+  Change c = move_to(State::Estimated,
+                     why + ": going on with an estimated time from " + utc(estimate) + " (" + reason_ + ")");
+  c.restamp_ms = estimate - provisional;
+  offset_ms_ = estimate - s.steady_ms;
+  return c;
 }
 
 bool kernel_clock_synced() {

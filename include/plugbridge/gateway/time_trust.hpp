@@ -14,8 +14,9 @@
 // point at the monotonic clock's pace, so a step never freezes anything or makes negative
 // durations. Until the first trustworthy sample of a run there is no offset to keep ("waiting"):
 // records are stamped provisionally (from the newest stored time on) and held; the first
-// trustworthy sample says by how much to re-stamp them. If none comes within max_wait, the
-// provisional time becomes the gateway's time ("estimated") so that records are stored at all.
+// trustworthy sample says by how much to re-stamp them. If none comes within max_wait, the gateway
+// goes on with an estimate ("estimated") so that records are stored at all: the system clock when
+// only the newest-record floor failed, else the provisional time.
 #pragma once
 
 #include <chrono>
@@ -51,7 +52,7 @@ class TimeTrust {
     bool state_changed = false;
     State from = State::Waiting, to = State::Waiting;
     // Add to every time stamped before this sample (records still held): non-zero only on leaving
-    // Waiting for Trusted.
+    // Waiting.
     int64_t restamp_ms = 0;
     int64_t step_ms = 0;  // a step of the wall clock against the gateway's time (0: none)
     std::string message;  // what to log (empty: nothing worth a line)

@@ -118,6 +118,19 @@ TEST(TimeTrust, WithoutATrustworthyClockWithinMaxWaitTheTimeIsEstimated) {
   EXPECT_TRUE(t.trusted());
 }
 
+TEST(TimeTrust, AClockALittleBehindTheNewestRecordIsTheEstimateWithoutNtp) {
+  // fake-hwclock after a power cut (or one record stamped in the future once): past the build date,
+  // behind the newest record, no NTP.
+  TimeTrust t(options(std::chrono::seconds(60)), kToday, at(kStored, 0));
+  ASSERT_EQ(t.state(), TimeTrust::State::Waiting);
+  const int64_t provisional = t.now_ms(30'000);
+  EXPECT_GT(provisional, kToday);
+  const auto c = t.observe(at(kStored + 60'000, 60'000));
+  EXPECT_EQ(c.to, TimeTrust::State::Estimated);
+  EXPECT_EQ(t.now_ms(60'000), kStored + 60'000) << "the system clock, not the newest record";
+  EXPECT_EQ(provisional + c.restamp_ms, kStored + 30'000) << "held records follow";
+}
+
 TEST(TimeTrust, GivingUpWaitingSettlesOnTheEstimate) {
   TimeTrust t(options(), kStored, at(kY2000, 0));
   const auto c = t.give_up_waiting(at(kY2000 + 1'000, 1'000), "100000 records held");
