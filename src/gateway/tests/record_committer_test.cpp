@@ -36,6 +36,15 @@ class RecordCommitterTest : public ::testing::Test {
     r.energy_mwh = 1000 + seq;
     return r;
   }
+  // A socket's relay event of boot 1.
+  static store::EventRow relay_event(const std::string& cid, uint32_t seq) {
+    store::EventRow e;
+    e.cid = cid;
+    e.kind = "relay";
+    e.boot = 1;
+    e.seq = seq;
+    return e;
+  }
   static std::vector<uint32_t> acked(const FakeLink& l) {
     std::vector<uint32_t> out;
     for (const auto& m : l.of(proto::MsgType::Ack)) out.push_back(m.ack.up_to_seq);
@@ -60,12 +69,7 @@ TEST_F(RecordCommitterTest, EachSessionIsAckedItsHighestSeqOnceTheBatchIsCommitt
   a->on_send = [&](const proto::Message&) { rows_at_ack.push_back(store_.count_readings()); };
   for (uint32_t seq = 1; seq <= 3; ++seq) committer_.add_reading(row("a", seq), a);
   committer_.add_reading(row("b", 1), b);
-  store::EventRow e;
-  e.cid = "a";
-  e.kind = "relay";
-  e.boot = 1;
-  e.seq = 4;
-  committer_.add_event(std::move(e), a);
+  committer_.add_event(relay_event("a", 4), a);
   EXPECT_TRUE(a->sent.empty());
   EXPECT_EQ(committer_.waiting(), 5u);
 
@@ -211,12 +215,7 @@ TEST_F(RecordCommitterTest, ReadingsWaitForTheCommitIntervalEventsGoAtOnce) {
   EXPECT_EQ(store_.count_readings(), 0u);
 
   // An event does not wait: it goes with the readings before it.
-  store::EventRow e;
-  e.cid = "a";
-  e.kind = "relay";
-  e.boot = 1;
-  e.seq = 3;
-  committer_.add_event(std::move(e), a);
+  committer_.add_event(relay_event("a", 3), a);
   ASSERT_TRUE(run_until(
       io_, [&] { return !a->sent.empty(); }, std::chrono::seconds(2)));
   EXPECT_EQ(acked(*a), std::vector<uint32_t>{3});
