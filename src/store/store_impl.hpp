@@ -46,8 +46,8 @@ enum Slot : size_t {
   kNewestTime,
   kStoreSlotCount,                   // the slots below have their SQL where they are used
   kPruneReadings = kStoreSlotCount,  // retention.cpp
-  kOldestReading,
-  kUsedPages,
+  kOldestReading,                    // retention.cpp
+  kUsedPages,                        // retention.cpp
   kRowsQuarter,                      // reader.cpp, from here on
   kRowsHour,
   kRowsQuarterEnergy,

@@ -399,7 +399,8 @@ TEST(Config, HistoryAndClockKeys) {
   const Config d = load_string(kHead, "t.yaml");
   EXPECT_EQ(d.retention.max_db_mb, 2048);
   EXPECT_EQ(d.retention.commit_interval_ms, 2000);
-  EXPECT_EQ(load_string(kHead + "history: {commit_interval_ms: 20}\n", "t.yaml").retention.commit_interval_ms, 20);
+  EXPECT_EQ(load_string(kHead + "history: {commit_interval_ms: 20}\n", "t.yaml").retention.commit_interval_ms,
+            20);
   EXPECT_PREFIX(error_of(kHead + "history:\n  commit_interval_ms: 5\n"),
                 "t.yaml:6: history.commit_interval_ms: 5 out of range");
   EXPECT_EQ(d.clock.max_wait_s, 120);

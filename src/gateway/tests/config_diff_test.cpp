@@ -44,8 +44,8 @@ TEST(ConfigDiff, LiveSettingsAndWhatNeedsARestart) {
   b.retention.raw_days = 7;
   b.energy.max_power_w = 2000;
   ConfigDiff d = diff_config(a, b);
-  EXPECT_EQ(d.settings, (V{"log_level", "heartbeat_s", "report", "uplink.command_timeout_s",
-                           "history", "energy.max_power_w"}));
+  EXPECT_EQ(d.settings, (V{"log_level", "heartbeat_s", "report", "uplink.command_timeout_s", "history",
+                           "energy.max_power_w"}));
   EXPECT_TRUE(d.needs_restart.empty());
 
   b = a;
