@@ -88,8 +88,8 @@ class Db : public Command {
                                    ? static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize)
                                    : -1;
     // The daemon's budget and raw window, as its configuration says (defaults without one).
-    config::Retention history;
-    if (const config::Config* cfg = ctx.config()) history = cfg->retention;
+    config::History history;
+    if (const config::Config* cfg = ctx.config()) history = cfg->history;
     const int64_t budget = int64_t{history.max_db_mb} << 20;
     const int64_t used = st.file_bytes - st.free_pages_bytes;
     // Days of raw readings that fit beside everything else (buckets, events... which are kept).

@@ -160,11 +160,11 @@ class Parser {
       expect_map(n, "history");
       check_keys(n, "history.", {"raw_days", "max_db_mb", "commit_interval_ms"});
       if (const YAML::Node v = n["raw_days"])
-        cfg.retention.raw_days = get_int<int>(v, "history.raw_days", 1, 36500);
+        cfg.history.raw_days = get_int<int>(v, "history.raw_days", 1, 36500);
       if (const YAML::Node v = n["max_db_mb"])
-        cfg.retention.max_db_mb = get_int<int>(v, "history.max_db_mb", 0, 16 * 1024 * 1024);
+        cfg.history.max_db_mb = get_int<int>(v, "history.max_db_mb", 0, 16 * 1024 * 1024);
       if (const YAML::Node v = n["commit_interval_ms"])
-        cfg.retention.commit_interval_ms = get_int<int>(v, "history.commit_interval_ms", 10, 60'000);
+        cfg.history.commit_interval_ms = get_int<int>(v, "history.commit_interval_ms", 10, 60'000);
     }
     // The older spelling of history.raw_days.
     if (const YAML::Node n = root["retention"]; n && !n.IsNull()) {
@@ -173,7 +173,7 @@ class Parser {
       if (root["history"])
         fail(n, "retention", "give raw_days in the history section only (retention is its older name)");
       if (const YAML::Node v = n["raw_days"])
-        cfg.retention.raw_days = get_int<int>(v, "retention.raw_days", 1, 36500);
+        cfg.history.raw_days = get_int<int>(v, "retention.raw_days", 1, 36500);
     }
     if (const YAML::Node n = root["clock"]; n && !n.IsNull()) {
       expect_map(n, "clock");

@@ -30,7 +30,7 @@ ConfigDiff diff_config(const config::Config& from, const config::Config& to) {
   live(from.heartbeat_s == to.heartbeat_s, "heartbeat_s");
   live(from.report == to.report, "report");
   live(from.uplink.command_timeout_s == to.uplink.command_timeout_s, "uplink.command_timeout_s");
-  live(from.retention == to.retention, "history");
+  live(from.history == to.history, "history");
   live(from.energy == to.energy, "energy.max_power_w");
 
   auto restart = [&](bool same, const char* name) {

@@ -66,12 +66,12 @@ struct Gateway::Parts final : CommandPort {
         committer(ctx, db, accountant, live_totals, stats,
                   [this](const std::vector<store::ReadingRow>& rows) { committed(rows); }),
         commands(ctx, sockets, *this, std::chrono::seconds(config.uplink.command_timeout_s), stats),
-        retention(ctx, db, config.retention.raw_days, roster_cids(config),
+        retention(ctx, db, config.history.raw_days, roster_cids(config),
                   [this] { return clocks.unix_ms(); }) {
     clocks.unix_ms = [this] { return time.now_ms(clocks.steady().count()); };
     retention.set_may_prune([this] { return time.trusted(); });
-    retention.set_max_bytes(int64_t{config.retention.max_db_mb} << 20);
-    committer.set_commit_interval(std::chrono::milliseconds(config.retention.commit_interval_ms));
+    retention.set_max_bytes(int64_t{config.history.max_db_mb} << 20);
+    committer.set_commit_interval(std::chrono::milliseconds(config.history.commit_interval_ms));
     committer.set_on_hold_full([this] {
       clock_changed(time.give_up_waiting(
           clocks.sample(),
@@ -79,9 +79,9 @@ struct Gateway::Parts final : CommandPort {
     });
     accountant.load(db, roster_cids(config));
     PB_LOG(Info, "gateway") << "energy days in time zone " << calendar.zone_name() << ", raw readings kept "
-                            << config.retention.raw_days << " days"
-                            << (config.retention.max_db_mb > 0
-                                    ? " within a database of " + std::to_string(config.retention.max_db_mb) +
+                            << config.history.raw_days << " days"
+                            << (config.history.max_db_mb > 0
+                                    ? " within a database of " + std::to_string(config.history.max_db_mb) +
                                           " MiB"
                                     : std::string());
     cloud = std::make_unique<CloudSync>(ctx, config, db, sockets, up,
@@ -365,9 +365,9 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   if (!d.added.empty()) p.accountant.load(p.store, roster_cids(cfg_));
   p.accountant.set_options(accountant_options(cfg_));
   p.retention.set_roster(roster_cids(cfg_));
-  p.retention.set_raw_days(cfg_.retention.raw_days);
-  p.retention.set_max_bytes(int64_t{cfg_.retention.max_db_mb} << 20);
-  p.committer.set_commit_interval(std::chrono::milliseconds(cfg_.retention.commit_interval_ms));
+  p.retention.set_raw_days(cfg_.history.raw_days);
+  p.retention.set_max_bytes(int64_t{cfg_.history.max_db_mb} << 20);
+  p.committer.set_commit_interval(std::chrono::milliseconds(cfg_.history.commit_interval_ms));
   p.commands.set_timeout(std::chrono::seconds(cfg_.uplink.command_timeout_s));
   if (d.changed_setting("report"))
     for (SocketState* st : p.sockets.roster()) st->report = ReportPolicy(report_rules(cfg_.report));

@@ -66,7 +66,7 @@ struct Lan {
 };
 
 // The `history:` section (older spelling: `retention:`, raw_days only).
-struct Retention {
+struct History {
   int raw_days = 35;  // raw readings older than this are pruned; 15-minute buckets are kept forever
   // The database's size budget (pages in use): beyond it the oldest raw readings go first, whatever
   // raw_days says; buckets, energy and events are never thinned. 0 = no budget.
@@ -74,7 +74,7 @@ struct Retention {
   // How long readings gather in memory before one commit (events: at once). Fewer, larger commits
   // write far fewer bytes to the SD card; nothing is acked before its commit either way.
   int commit_interval_ms = 2000;
-  bool operator==(const Retention&) const = default;
+  bool operator==(const History&) const = default;
 };
 
 // The system clock (docs/schema.md "Time"): how long records are held, unacked, waiting for a
@@ -117,7 +117,7 @@ struct Config {
   std::string log_level = "info";  // debug, info, warning, error
   std::vector<SocketEntry> sockets;
   std::string timezone;  // IANA zone for energy days/months; "" = the system's
-  Retention retention;
+  History history;
   Clock clock;
   Energy energy;
   Report report;

@@ -123,7 +123,7 @@ TEST_F(ProvisionTest, AppendsSocketsKeepingExistingOnesAndComments) {
   EXPECT_EQ(cfg.sockets[1].cid, "socket-0007");
   EXPECT_EQ(cfg.sockets[2].cid, "socket-0008");  // continues after the highest number in use
   EXPECT_EQ(cfg.sockets[4].cid, "socket-0010");
-  EXPECT_EQ(cfg.retention.raw_days, 365);
+  EXPECT_EQ(cfg.history.raw_days, 365);
   for (size_t i = 2; i < 5; ++i) {
     EXPECT_EQ(cfg.sockets[i].product_id, "pbsock1");
     EXPECT_EQ(cfg.sockets[i].secret.size(), 16u);

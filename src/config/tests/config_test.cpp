@@ -381,7 +381,7 @@ TEST(Config, PlaceholdersOnlyWhereTheValueIsThePlaceholder) {
 TEST(Config, EnergyKeys) {
   const Config d = load_string(kHead, "t.yaml");
   EXPECT_EQ(d.timezone, "");
-  EXPECT_EQ(d.retention.raw_days, 35);
+  EXPECT_EQ(d.history.raw_days, 35);
   EXPECT_EQ(d.energy.max_power_w, 3500u);
   const Config c = load_string(kHead +
                                    "timezone: Asia/Kathmandu\n"
@@ -390,26 +390,26 @@ TEST(Config, EnergyKeys) {
                                    "  max_power_w: 2000\n",
                                "t.yaml");
   EXPECT_EQ(c.timezone, "Asia/Kathmandu");
-  EXPECT_EQ(c.retention.raw_days, 7);
+  EXPECT_EQ(c.history.raw_days, 7);
   EXPECT_EQ(c.energy.max_power_w, 2000u);
   EXPECT_NO_THROW(load_string(kHead + "retention:\nenergy:\n", "t.yaml"));
 }
 
 TEST(Config, HistoryAndClockKeys) {
   const Config d = load_string(kHead, "t.yaml");
-  EXPECT_EQ(d.retention.max_db_mb, 2048);
-  EXPECT_EQ(d.retention.commit_interval_ms, 2000);
-  EXPECT_EQ(load_string(kHead + "history: {commit_interval_ms: 20}\n", "t.yaml").retention.commit_interval_ms,
+  EXPECT_EQ(d.history.max_db_mb, 2048);
+  EXPECT_EQ(d.history.commit_interval_ms, 2000);
+  EXPECT_EQ(load_string(kHead + "history: {commit_interval_ms: 20}\n", "t.yaml").history.commit_interval_ms,
             20);
   EXPECT_PREFIX(error_of(kHead + "history:\n  commit_interval_ms: 5\n"),
                 "t.yaml:6: history.commit_interval_ms: 5 out of range");
   EXPECT_EQ(d.clock.max_wait_s, 120);
   const Config c =
       load_string(kHead + "history:\n  raw_days: 10\n  max_db_mb: 300\nclock: {max_wait_s: 0}\n", "t.yaml");
-  EXPECT_EQ(c.retention.raw_days, 10);
-  EXPECT_EQ(c.retention.max_db_mb, 300);
+  EXPECT_EQ(c.history.raw_days, 10);
+  EXPECT_EQ(c.history.max_db_mb, 300);
   EXPECT_EQ(c.clock.max_wait_s, 0);
-  EXPECT_EQ(load_string(kHead + "history: {max_db_mb: 0}\n", "t.yaml").retention.max_db_mb, 0);
+  EXPECT_EQ(load_string(kHead + "history: {max_db_mb: 0}\n", "t.yaml").history.max_db_mb, 0);
   EXPECT_PREFIX(error_of(kHead + "history:\n  max_db_mb: -1\n"),
                 "t.yaml:6: history.max_db_mb: -1 out of range");
   EXPECT_PREFIX(error_of(kHead + "history:\n  max_mb: 1\n"), "t.yaml:6: history.max_mb: unknown key");

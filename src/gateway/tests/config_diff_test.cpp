@@ -41,7 +41,7 @@ TEST(ConfigDiff, LiveSettingsAndWhatNeedsARestart) {
   b.heartbeat_s = 10;
   b.report.power_mw = 1000;
   b.uplink.command_timeout_s = 9;  // the one uplink setting applied live
-  b.retention.raw_days = 7;
+  b.history.raw_days = 7;
   b.energy.max_power_w = 2000;
   ConfigDiff d = diff_config(a, b);
   EXPECT_EQ(d.settings, (V{"log_level", "heartbeat_s", "report", "uplink.command_timeout_s", "history",
