@@ -92,9 +92,8 @@ void RecordCommitter::schedule() {
   }
   const auto delay = events_.empty() ? commit_interval_ : kFlushDelay;
   const auto at = std::chrono::steady_clock::now() + delay;
-  if (scheduled_ && scheduled_at_ <= at) return;
+  if (scheduled_ && timer_.expiry() <= at) return;
   scheduled_ = true;
-  scheduled_at_ = at;
   timer_.expires_at(at);
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;

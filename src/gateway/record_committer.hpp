@@ -108,7 +108,6 @@ class RecordCommitter {
   std::vector<store::EventRow> events_;
   std::vector<PendingAck> acks_;
   bool scheduled_ = false;
-  std::chrono::steady_clock::time_point scheduled_at_;  // when the scheduled flush runs
   std::chrono::milliseconds commit_interval_ = kFlushDelay;
   boost::asio::steady_timer timer_;
   // While commits fail.
