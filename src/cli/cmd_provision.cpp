@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -24,6 +23,7 @@
 
 #include "commands.hpp"
 #include "plugbridge/cli/control_client.hpp"
+#include "plugbridge/common/utc.hpp"
 #include "plugbridge/ihex/intel_hex.hpp"
 #include "roster_writer.hpp"
 
@@ -48,12 +48,7 @@ uint32_t calibration_e6(double k, const char* option) {
 }
 
 std::string utc_stamp(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
+  return format_utc(ms, "%Y-%m-%d %H:%M UTC");
 }
 
 // An exclusive, non-blocking flock on `.<name>.lock` next to the roster: the roster itself is replaced

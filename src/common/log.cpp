@@ -4,8 +4,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <mutex>
+
+#include "plugbridge/common/utc.hpp"
 
 namespace pb::log {
 namespace {
@@ -78,13 +79,10 @@ void write(Level l, std::string_view component, std::string_view message) {
                  component.data(), static_cast<int>(message.size()), message.data());
   } else {
     auto now = std::chrono::system_clock::now();
-    auto t = std::chrono::system_clock::to_time_t(now);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char ts[32];
-    std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::fprintf(stderr, "%s.%03dZ %-5s %.*s: %.*s\n", ts, static_cast<int>(ms), name(l),
+    const auto unix_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    const std::string ts = format_utc(unix_ms, "%Y-%m-%dT%H:%M:%S");
+    std::fprintf(stderr, "%s.%03dZ %-5s %.*s: %.*s\n", ts.c_str(), static_cast<int>(unix_ms % 1000), name(l),
                  static_cast<int>(component.size()), component.data(), static_cast<int>(message.size()),
                  message.data());
   }

@@ -5,19 +5,15 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <ctime>
+
+#include "plugbridge/common/utc.hpp"
 
 namespace pb::gateway {
 
 namespace {
 
 std::string utc(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return format_utc(ms, "%Y-%m-%dT%H:%M:%SZ");
 }
 
 std::string seconds(int64_t ms) {
