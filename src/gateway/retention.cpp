@@ -41,23 +41,17 @@ void Retention::begin_pass() {
     PB_LOG(Warning, "gateway") << "retention: cannot list the sockets of the database: " << ex.what();
   }
   thinned_in_pass_ = 0;
-  if (may_prune_ && !may_prune_()) {
-    // "Older than N days" by a wrong clock would delete what must be kept; the size budget counts
-    // pages and goes by the stored times, so it still applies.
-    PB_LOG(Info, "gateway") << "retention: not pruning by age while the clock is not trustworthy";
-    check_size();
-    return;
-  }
   step(0);
 }
 
 void Retention::step(size_t index) {
   if (stopping_) return;
-  if (index >= cids_.size()) {
-    check_size();
-    return;
-  }
-  if (may_prune_ && !may_prune_()) {
+  // "Older than N days" by a wrong clock would delete what must be kept; the size budget counts
+  // pages and goes by the stored times, so it applies either way.
+  const bool clock_ok = !may_prune_ || may_prune_();
+  if (!clock_ok && index == 0)
+    PB_LOG(Info, "gateway") << "retention: not pruning by age while the clock is not trustworthy";
+  if (index >= cids_.size() || !clock_ok) {
     check_size();
     return;
   }
