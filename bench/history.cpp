@@ -1,10 +1,10 @@
 // pb-bench-history: a year of history for N sockets, then the CLI's history and energy queries
-// timed beside a naive SQL aggregation over the raw readings (bench/README.md).
+// timed beside a naive SQL aggregation over the raw samples (bench/README.md).
 //
-// Generation: every socket's 10-second readings are simulated for the whole span, but only the
-// 15-minute buckets are written for all of it (Store::commit with an EnergyUpdate, so the hourly
-// rollup is kept by its triggers as in the daemon); raw readings only for the last --raw-days
-// (the daemon prunes older ones). Big transactions, synchronous=OFF.
+// Generation: every socket's 10-second readings are simulated for the whole span and written as
+// samples (Store::commit): one-minute samples for the last --raw-days, one per quarter-hour before;
+// Store::roll_up then fills the buckets and hours as the daemon does hourly, and the samples before
+// the raw window are pruned as the daemon's retention does. Big transactions, synchronous=OFF.
 #include <date/date.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
   CLI::App app{"pb-bench-history: history/energy query times on N sockets x a year of readings"};
   app.add_option("--sockets", sockets, "sockets")->capture_default_str();
   app.add_option("--days", days, "days of history")->capture_default_str();
-  app.add_option("--raw-days", raw_days, "raw readings kept for the last N days")->capture_default_str();
+  app.add_option("--raw-days", raw_days, "raw samples (1 min) kept for the last N days")
+      ->capture_default_str();
   app.add_option("--interval-s", interval_s, "reading interval")->capture_default_str();
   app.add_option("--runs", runs, "timed runs per query (median)")->capture_default_str();
   app.add_option("--zone", zone, "IANA time zone of the calendar")->capture_default_str();
@@ -117,67 +118,57 @@ int main(int argc, char** argv) {
   const int64_t now_ms = end_s * 1000 + 12 * 3600 * 1000;  // noon of the day after
 
   auto t_gen = Clock::now();
-  int64_t readings_written = 0, buckets_written = 0, total_mwh = 0;
+  int64_t samples_written = 0, total_mwh = 0;
+  int64_t buckets_written = 0;
   {
+    // Samples as the daemon writes them, rolled up into buckets and hours as it does: one sample a
+    // quarter-hour before the raw window (pruned once rolled up), one a minute inside it.
     pb::store::Store store(db_path, pb::store::StoreOptions{.synchronous = "OFF"});
-    constexpr int64_t kDayBatch = 1;  // one day of all sockets per transaction (864 000 raw readings)
+    constexpr int64_t kDayBatch = 1;  // one day of all sockets per transaction
     std::vector<uint64_t> counter_mwh_x3600(static_cast<size_t>(sockets), 0);  // mWh * 3600 (mW * s)
-    std::vector<uint32_t> seq(static_cast<size_t>(sockets), 0);
     for (int64_t chunk = start_s; chunk < end_s; chunk += kDayBatch * 86400) {
       const int64_t chunk_end = std::min(end_s, chunk + kDayBatch * 86400);
       pb::store::EnergyUpdate up;
-      std::vector<pb::store::ReadingRow> raw;
       for (int s = 0; s < sockets; ++s) {
         const std::string cid = cid_of(s);
         uint64_t& acc = counter_mwh_x3600[static_cast<size_t>(s)];
         for (int64_t q = chunk; q < chunk_end; q += 900) {
-          pb::store::BucketUpdate b;
-          b.cid = cid;
-          b.start_ms = q * 1000;
-          const uint64_t before = acc / 3600;
-          for (int64_t t = q; t < q + 900; t += interval_s) {
-            const uint32_t p = power_mw(s, t);
-            acc += static_cast<uint64_t>(p) * static_cast<uint64_t>(interval_s);
-            const uint32_t v = 229000 + static_cast<uint32_t>((t / 60 + s) % 4000);
-            const uint32_t i = static_cast<uint32_t>(uint64_t{p} * 1000000 / v);
-            if (b.samples == 0) {
-              b.power_min_mw = b.power_max_mw = p;
-              b.voltage_min_mv = b.voltage_max_mv = v;
-              b.current_max_ua = i;
-            } else {
-              b.power_min_mw = std::min<int64_t>(b.power_min_mw, p);
-              b.power_max_mw = std::max<int64_t>(b.power_max_mw, p);
-              b.voltage_min_mv = std::min<int64_t>(b.voltage_min_mv, v);
-              b.voltage_max_mv = std::max<int64_t>(b.voltage_max_mv, v);
-              b.current_max_ua = std::max<int64_t>(b.current_max_ua, i);
+          const int64_t width = q >= raw_from_s ? 60 : 900;
+          for (int64_t m = q; m < q + 900; m += width) {
+            pb::store::BucketUpdate b;
+            b.cid = cid;
+            b.start_ms = m * 1000;
+            const uint64_t before = acc / 3600;
+            for (int64_t t = m; t < m + width; t += interval_s) {
+              const uint32_t p = power_mw(s, t);
+              acc += static_cast<uint64_t>(p) * static_cast<uint64_t>(interval_s);
+              const uint32_t v = 229000 + static_cast<uint32_t>((t / 60 + s) % 4000);
+              const uint32_t i = static_cast<uint32_t>(uint64_t{p} * 1000000 / v);
+              if (b.samples == 0) {
+                b.power_min_mw = b.power_max_mw = p;
+                b.voltage_min_mv = b.voltage_max_mv = v;
+                b.current_max_ua = i;
+              } else {
+                b.power_min_mw = std::min<int64_t>(b.power_min_mw, p);
+                b.power_max_mw = std::max<int64_t>(b.power_max_mw, p);
+                b.voltage_min_mv = std::min<int64_t>(b.voltage_min_mv, v);
+                b.voltage_max_mv = std::max<int64_t>(b.voltage_max_mv, v);
+                b.current_max_ua = std::max<int64_t>(b.current_max_ua, i);
+              }
+              ++b.samples;
+              b.power_sum_mw += p;
             }
-            ++b.samples;
-            b.power_sum_mw += p;
-            if (t >= raw_from_s) {
-              pb::store::ReadingRow r;
-              r.cid = cid;
-              r.boot = 1;
-              r.seq = ++seq[static_cast<size_t>(s)];
-              r.ts_ms = t * 1000;
-              r.flags = 1u << 3;
-              r.voltage_mv = v;
-              r.current_ua = i;
-              r.power_mw = p;
-              r.apparent_mva = p + p / 50;
-              r.power_factor_e4 = 9800;
-              r.energy_mwh = acc / 3600;
-              r.energy_epoch = 0;
-              raw.push_back(std::move(r));
-            }
+            b.energy_mwh = static_cast<int64_t>(acc / 3600 - before);
+            total_mwh += b.energy_mwh;
+            up.samples.push_back(std::move(b));
           }
-          b.energy_mwh = static_cast<int64_t>(acc / 3600 - before);
-          total_mwh += b.energy_mwh;
-          up.buckets.push_back(std::move(b));
         }
       }
-      buckets_written += static_cast<int64_t>(up.buckets.size());
-      readings_written += static_cast<int64_t>(raw.size());
-      store.commit(raw, {}, up);
+      samples_written += static_cast<int64_t>(up.samples.size());
+      store.commit({}, up);
+    }
+    buckets_written = static_cast<int64_t>(store.roll_up(end_s * 1000));
+    while (store.prune_samples(raw_from_s * 1000, 100'000) > 0) {
     }
   }
   const double gen_s = ms_since(t_gen) / 1000.0;
@@ -203,8 +194,8 @@ int main(int argc, char** argv) {
   if (run_cli(energy, now_ms) != 0) return 1;
   const double t_energy = median_ms(runs, [&] { run_cli(energy, now_ms); });
 
-  // Naive: per socket and local day from the raw readings (counter climb), over the raw window
-  // (all raw there is), with SQLite's own localtime; and the same days over the quarter-hour buckets.
+  // Naive: per socket and local day from the raw samples, over the raw window (all raw there is),
+  // with SQLite's own localtime; and the same days over the quarter-hour buckets.
   sqlite3* db = nullptr;
   sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   int64_t naive_rows = 0;
@@ -220,8 +211,8 @@ int main(int argc, char** argv) {
   setenv("TZ", zone.c_str(), 1);
   tzset();
   const double t_naive_raw = naive(
-      "SELECT cid, date(ts_ms / 1000, 'unixepoch', 'localtime') AS d, max(energy_mwh) - min(energy_mwh) "
-      "FROM readings GROUP BY cid, d");
+      "SELECT socket, date(start_ms / 1000, 'unixepoch', 'localtime') AS d, sum(energy_mwh) "
+      "FROM samples GROUP BY socket, d");
   const int64_t naive_raw_rows = naive_rows;
   const double t_naive_buckets = naive(
       "SELECT date(start_ms / 1000, 'unixepoch', 'localtime') AS d, sum(energy_mwh), count(DISTINCT cid) "
@@ -238,8 +229,8 @@ int main(int argc, char** argv) {
   std::cout << std::fixed << std::setprecision(1);
   std::cout << "pb-bench-history: " << sockets << " sockets x " << days << " days of " << interval_s
             << "-s readings (raw for the last " << raw_days << " days), zone " << zone << "\n"
-            << "generated in " << gen_s << " s: " << buckets_written << " buckets, " << readings_written
-            << " raw readings, " << total_mwh / 1e6 << " kWh\n"
+            << "generated in " << gen_s << " s: " << samples_written << " samples rolled up into "
+            << buckets_written << " buckets, " << total_mwh / 1e6 << " kWh\n"
             << "database: " << db_bytes / 1e6 << " MB = " << db_bytes / socket_years / 1e6
             << " MB per socket-year (raw window included)\n\n"
             << std::left << std::setw(52) << "query" << std::right << std::setw(10) << "median ms"
@@ -249,7 +240,7 @@ int main(int argc, char** argv) {
   std::ostringstream extra;
   extra << std::fixed << std::setprecision(0) << naive_raw_rows << " rows; ~" << per_raw_day * days
         << " ms for " << days << " days if raw were kept";
-  row("naive SQL: raw readings by cid, day (" + std::to_string(raw_days) + " days)", t_naive_raw,
+  row("naive SQL: raw samples by socket, day (" + std::to_string(raw_days) + " days)", t_naive_raw,
       extra.str());
   row("naive SQL: 15-min buckets by day (" + std::to_string(days) + " days)", t_naive_buckets,
       std::to_string(naive_bucket_rows) + " rows");
@@ -258,5 +249,5 @@ int main(int argc, char** argv) {
             << "x; naive buckets / history = " << t_naive_buckets / std::max(t_history, 0.001) << "x\n";
   if (!keep) fs::remove_all(dir);
   // Fails only if nothing was measured.
-  return hist_out.empty() || readings_written == 0 ? 1 : 0;
+  return hist_out.empty() || samples_written == 0 ? 1 : 0;
 }

@@ -70,18 +70,19 @@ class Db : public Command {
     } catch (const store::StoreError& e) {
       throw CliError(exit_code::kNoData, e.what());
     }
-    int64_t readings_bytes = 0, readings_rows = 0;
+    // Raw history: the samples table (the readings table of a database before schema 5).
+    int64_t raw_bytes = 0, raw_rows = 0;
     for (const auto& t : st.tables)
-      if (t.name == "readings") readings_bytes = t.bytes, readings_rows = t.rows;
+      if (t.name == "samples" || t.name == "readings") raw_bytes = t.bytes, raw_rows = t.rows;
     int64_t first = 0, last = 0;
     for (const auto& k : st.sockets) {
-      if (k.readings == 0) continue;
+      if (k.samples == 0) continue;
       first = first == 0 ? k.first_ms : std::min(first, k.first_ms);
       last = std::max(last, k.last_ms);
     }
-    // Raw readings a day, from the span they cover (an hour at least, else the rate is noise).
+    // Raw samples a day, from the span they cover (an hour at least, else the rate is noise).
     const double span_days = static_cast<double>(last - first) / 86'400'000.0;
-    const double raw_per_day = span_days >= 1.0 / 24 ? static_cast<double>(readings_bytes) / span_days : 0;
+    const double raw_per_day = span_days >= 1.0 / 24 ? static_cast<double>(raw_bytes) / span_days : 0;
     struct statvfs vfs {};
     const std::string dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path().string() : ".";
     const int64_t free_bytes = ::statvfs(dir.c_str(), &vfs) == 0
@@ -92,13 +93,13 @@ class Db : public Command {
     if (const config::Config* cfg = ctx.config()) history = cfg->history;
     const int64_t budget = int64_t{history.max_db_mb} << 20;
     const int64_t used = st.file_bytes - st.free_pages_bytes;
-    // Days of raw readings that fit beside everything else (buckets, events... which are kept).
+    // Days of raw samples that fit beside everything else (buckets, events... which are kept).
     const double raw_days_fit =
         budget > 0 && raw_per_day > 0
-            ? std::max(0.0, static_cast<double>(budget - (used - readings_bytes)) / raw_per_day)
+            ? std::max(0.0, static_cast<double>(budget - (used - raw_bytes)) / raw_per_day)
             : -1;
     auto raw_size = [&](const store::DbStats::Socket& k) {
-      return readings_rows > 0 ? readings_bytes * k.readings / readings_rows : 0;
+      return raw_rows > 0 ? raw_bytes * k.samples / raw_rows : 0;
     };
 
     auto& out = ctx.term().out;
@@ -108,7 +109,7 @@ class Db : public Command {
         tables.push_back({{"name", t.name}, {"bytes", t.bytes}, {"rows", t.rows}});
       for (const auto& k : st.sockets)
         sockets.push_back({{"cid", k.cid},
-                           {"readings", k.readings},
+                           {"samples", k.samples},
                            {"first_ms", k.first_ms},
                            {"last_ms", k.last_ms},
                            {"raw_bytes", raw_size(k)},
@@ -139,17 +140,17 @@ class Db : public Command {
     out << '\n';
     Table k;
     k.columns = {{"SOCKET", "cid"},
-                 {"RAW READINGS", "readings", true},
+                 {"RAW SAMPLES", "samples", true},
                  {"RAW DAYS", "days", true},
                  {"RAW SIZE", "raw_bytes", true},
                  {"BUCKETS", "buckets", true}};
     for (const auto& x : st.sockets)
-      k.rows.push_back({x.cid, std::to_string(x.readings),
-                        x.readings ? fixed((x.last_ms - x.first_ms) / 86'400, 1000, 1) : "-",
+      k.rows.push_back({x.cid, std::to_string(x.samples),
+                        x.samples ? fixed((x.last_ms - x.first_ms) / 86'400, 1000, 1) : "-",
                         megabytes(raw_size(x)), std::to_string(x.buckets)});
     k.print(out);
     if (raw_per_day > 0 && free_bytes >= 0) {
-      out << "\nRaw readings grow about " << megabytes(static_cast<int64_t>(raw_per_day))
+      out << "\nRaw samples grow about " << megabytes(static_cast<int64_t>(raw_per_day))
           << " a day (all sockets, until "
           << "history.raw_days prunes them); " << megabytes(free_bytes)
           << " free on the file system: room for about "
@@ -160,7 +161,7 @@ class Db : public Command {
           << " in use";
       if (raw_days_fit >= 0)
         out << ": room for about " << static_cast<int64_t>(raw_days_fit)
-            << " days of raw readings at this rate"
+            << " days of raw samples at this rate"
             << (raw_days_fit < history.raw_days
                     ? " (fewer than history.raw_days = " + std::to_string(history.raw_days) +
                           ": the oldest are pruned first)"

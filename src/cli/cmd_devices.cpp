@@ -12,7 +12,6 @@ namespace pb::cli {
 namespace {
 
 using json = nlohmann::json;
-constexpr uint8_t kMeterOk = 1u << 3, kRelayOn = 1u << 4;  // pbfw::proto reading flags
 
 struct Row {
   std::string cid, name;
@@ -93,13 +92,21 @@ class Devices : public Command {
         live_error = live_error.substr(0, live_error.find('\n'));
       }
     }
+    std::map<std::string, store::EnergyStateRow> states;
+    for (auto& st : store.energy_states()) states[st.cid] = st;
     for (auto& row : rows) {
       // The daemon only knows readings since it started; the database fills the rest.
       if (!row.last_ms) {
-        if (auto r = store.latest_reading(row.cid)) {
-          row.last_ms = r->ts_ms;
-          if (!live) row.relay = (r->flags & kRelayOn) != 0;
-          if ((r->flags & kMeterOk) && !live) row.power_mw = r->power_mw;
+        if (auto st = states.find(row.cid); st != states.end()) row.last_ms = st->second.ts_ms;
+        if (auto r = store.latest_sample(row.cid); r && r->samples > 0 && !live)
+          row.power_mw = r->power_sum_mw / r->samples;  // the mean of the newest stored sample
+        if (!live) {
+          const auto events = store.events(row.cid, INT64_MIN / 2, now + 1);
+          for (auto e = events.rbegin(); e != events.rend(); ++e)
+            if (e->kind == "relay") {
+              row.relay = e->value != 0;  // the newest relay change the socket reported
+              break;
+            }
         }
       }
       row.today_mwh = energy::day_total(store, ctx.calendar(), row.cid, ctx.calendar().local_date(now));

@@ -1,6 +1,6 @@
-// `plugbridge export [--from] [--to] --csv FILE`: streams raw readings (or, with --buckets, the
-// 15-minute buckets, kept forever) to CSV without holding them in memory; a progress bar on a
-// terminal.
+// `plugbridge export [--from] [--to] --csv FILE`: streams raw samples (history.raw_resolution_s;
+// or, with --buckets, the 15-minute buckets, kept forever) to CSV without holding them in memory; a
+// progress bar on a terminal.
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -9,8 +9,6 @@
 
 namespace pb::cli {
 namespace {
-
-constexpr uint8_t kMeterOk = 1u << 3, kRelayOn = 1u << 4;
 
 class Progress {
  public:
@@ -43,13 +41,13 @@ class Progress {
 class Export : public Command {
  public:
   CLI::App* add(CLI::App& app) override {
-    auto* sub = app.add_subcommand("export", "stream readings (or 15-minute buckets) to a CSV file");
+    auto* sub = app.add_subcommand("export", "stream raw samples (or 15-minute buckets) to a CSV file");
     sub->add_option("--csv", file_, "output file, - for standard output")->required();
     sub->add_option("--from", from_, "start (default: everything stored)");
     sub->add_option("--to", to_, "end, exclusive (default: now)");
     sub->add_option("--cid", cid_, "only this socket (default: all)");
     sub->add_flag("--buckets", buckets_,
-                  "export the 15-minute buckets instead of raw readings (raw readings are kept only for "
+                  "export the 15-minute buckets instead of raw samples (raw samples are kept only for "
                   "history.raw_days, and the oldest first beyond history.max_db_mb)");
     return sub;
   }
@@ -68,39 +66,34 @@ class Export : public Command {
                                                "\n  fix: choose a writable path");
       out = &file;
     }
-    // The progress bar's count and the rows: the same readings.
+    // The progress bar's count and the rows: the same samples.
     const store::Reader::Snapshot snapshot(store);
     size_t rows = 0;
+    // The values shared by samples and buckets.
+    auto values = [&](const store::BucketRow& b) {
+      *out << fixed(b.energy_mwh, 1000000, 6) << ',' << b.samples << ',';
+      if (b.samples > 0)
+        *out << fixed(b.power_sum_mw / b.samples, 1000, 3) << ',' << fixed(b.power_min_mw, 1000, 3) << ','
+             << fixed(b.power_max_mw, 1000, 3) << ',' << fixed(b.voltage_min_mv, 1000, 3) << ','
+             << fixed(b.voltage_max_mv, 1000, 3) << ',' << fixed(b.current_max_ua, 1000000, 6) << '\n';
+      else
+        *out << ",,,,,\n";
+    };
     if (buckets_) {
       *out << "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n";
       store.each_bucket(cid_, from, to, [&](const store::BucketRow& b) {
         *out << csv_field(b.cid) << ',' << ctx.iso_time(b.start_ms) << ','
-             << ctx.iso_time(b.start_ms + 900000) << ',' << b.start_ms << ','
-             << fixed(b.energy_mwh, 1000000, 6) << ',' << b.samples << ',';
-        if (b.samples > 0)
-          *out << fixed(b.power_sum_mw / b.samples, 1000, 3) << ',' << fixed(b.power_min_mw, 1000, 3) << ','
-               << fixed(b.power_max_mw, 1000, 3) << ',' << fixed(b.voltage_min_mv, 1000, 3) << ','
-               << fixed(b.voltage_max_mv, 1000, 3) << ',' << fixed(b.current_max_ua, 1000000, 6) << '\n';
-        else
-          *out << ",,,,,\n";
+             << ctx.iso_time(b.start_ms + 900000) << ',' << b.start_ms << ',';
+        values(b);
         ++rows;
       });
     } else {
       Progress progress(ctx.term().err, ctx.term().err_is_tty && file_ != "-",
-                        ctx.term().err_is_tty ? store.count_readings(cid_, from, to) : 0);
-      *out << "cid,time,ts_ms,boot,seq,relay,meter_ok,voltage_v,current_a,power_w,apparent_va,power_factor,"
-              "energy_counter_kwh,energy_epoch\n";
-      store.each_reading(cid_, from, to, [&](const store::ReadingRow& r) {
-        bool ok = r.flags & kMeterOk;
-        *out << csv_field(r.cid) << ',' << ctx.iso_time(r.ts_ms) << ',' << r.ts_ms << ',' << r.boot << ','
-             << r.seq << ',' << ((r.flags & kRelayOn) ? "on" : "off") << ',' << (ok ? "yes" : "no") << ',';
-        if (ok)
-          *out << fixed(r.voltage_mv, 1000, 3) << ',' << fixed(r.current_ua, 1000000, 6) << ','
-               << fixed(r.power_mw, 1000, 3) << ',' << fixed(r.apparent_mva, 1000, 3) << ','
-               << fixed(r.power_factor_e4, 10000, 4) << ',';
-        else
-          *out << ",,,,,";
-        *out << fixed(static_cast<int64_t>(r.energy_mwh), 1000000, 6) << ',' << r.energy_epoch << '\n';
+                        ctx.term().err_is_tty ? store.count_samples(cid_, from, to) : 0);
+      *out << "cid,start,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n";
+      store.each_sample(cid_, from, to, [&](const store::SampleRow& r) {
+        *out << csv_field(r.cid) << ',' << ctx.iso_time(r.start_ms) << ',' << r.start_ms << ',';
+        values(r);
         progress.step();
         ++rows;
         return static_cast<bool>(*out);
@@ -112,7 +105,7 @@ class Export : public Command {
       throw CliError(exit_code::kFailed,
                      "writing " + file_ + " failed after " + std::to_string(rows) + " rows (disk full?)");
     if (file_ != "-")
-      ctx.term().err << "wrote " << rows << (buckets_ ? " buckets" : " readings") << " to " << file_ << '\n';
+      ctx.term().err << "wrote " << rows << (buckets_ ? " buckets" : " samples") << " to " << file_ << '\n';
     return exit_code::kOk;
   }
 

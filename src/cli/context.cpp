@@ -125,7 +125,6 @@ void Context::require_known_cid(const std::string& cid) {
     if (s.cid == cid) return;
     known += (known.empty() ? "" : ", ") + s.cid;
   }
-  if (store().latest_reading(cid)) return;  // readings without energy state (old database)
   throw CliError(exit_code::kUsage, "unknown cid '" + cid + "'\n  fix: use one of: " +
                                         (known.empty() ? std::string("(no sockets known yet)") : known) +
                                         " (see `plugbridge devices`)");

@@ -158,13 +158,19 @@ class Parser {
     }
     if (const YAML::Node n = root["history"]; n && !n.IsNull()) {
       expect_map(n, "history");
-      check_keys(n, "history.", {"raw_days", "max_db_mb", "commit_interval_ms"});
+      check_keys(n, "history.", {"raw_days", "max_db_mb", "raw_resolution_s", "commit_interval_ms"});
       if (const YAML::Node v = n["raw_days"])
         cfg.history.raw_days = get_int<int>(v, "history.raw_days", 1, 36500);
       if (const YAML::Node v = n["max_db_mb"])
         cfg.history.max_db_mb = get_int<int>(v, "history.max_db_mb", 0, 16 * 1024 * 1024);
+      if (const YAML::Node v = n["raw_resolution_s"]) {
+        cfg.history.raw_resolution_s = get_int<int>(v, "history.raw_resolution_s", 1, 900);
+        if (900 % cfg.history.raw_resolution_s != 0)
+          fail(v, "history.raw_resolution_s",
+               "must divide 900 (a sample lies in one 15-minute bucket): for example 10, 30, 60, 300");
+      }
       if (const YAML::Node v = n["commit_interval_ms"])
-        cfg.history.commit_interval_ms = get_int<int>(v, "history.commit_interval_ms", 10, 60'000);
+        cfg.history.commit_interval_ms = get_int<int>(v, "history.commit_interval_ms", 10, 600'000);
     }
     // The older spelling of history.raw_days.
     if (const YAML::Node n = root["retention"]; n && !n.IsNull()) {

@@ -246,6 +246,9 @@ Handler gateway_handler(gateway::Gateway& gw, ReloadFn reload) {
       json storage = {{"ok", failure.empty()},
                       {"records_waiting", gw.records_waiting()},
                       {"commits", gw.stats().commits},
+                      {"readings_committed", gw.stats().readings_committed},
+                      {"samples_written", gw.stats().samples_written},
+                      {"events_committed", gw.stats().events_committed},
                       {"commits_failed", gw.stats().commits_failed},
                       {"records_refused", gw.stats().records_refused}};
       if (!failure.empty()) storage["failure"] = failure;

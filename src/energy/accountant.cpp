@@ -35,15 +35,9 @@ void add_sample(store::BucketUpdate& b, const store::ReadingRow& r) {
 
 }  // namespace
 
-void Accountant::load(const store::Store& store, const std::vector<std::string>& cids) {
+void Accountant::load(const store::Store& store) {
   states_.clear();
   for (store::EnergyStateRow& s : store.energy_states()) states_[s.cid] = std::move(s);
-  for (const std::string& cid : cids) {
-    if (states_.count(cid) != 0) continue;
-    const std::optional<store::ReadingRow> r = store.latest_reading(cid);
-    if (!r || (r->flags & kMeterOkFlag) == 0) continue;
-    states_[cid] = {cid, r->boot, r->seq, r->ts_ms, r->energy_mwh, r->energy_epoch, 0};
-  }
 }
 
 Prepared Accountant::prepare(const std::vector<store::ReadingRow>& readings) const {
@@ -114,7 +108,7 @@ Prepared Accountant::prepare(const std::vector<store::ReadingRow>& readings) con
       }
     }
 
-    const int64_t start = bucket_start(r.ts_ms);
+    const int64_t start = floor_to(r.ts_ms, options_.sample_ms);
     store::BucketUpdate& b = buckets[{r.cid, start}];
     b.cid = r.cid;
     b.start_ms = start;
@@ -126,7 +120,7 @@ Prepared Accountant::prepare(const std::vector<store::ReadingRow>& readings) con
     changed[r.cid] = {r.cid, r.boot, r.seq, r.ts_ms, r.energy_mwh, r.energy_epoch, total};
   }
 
-  for (auto& [key, b] : buckets) out.update.buckets.push_back(std::move(b));
+  for (auto& [key, b] : buckets) out.update.samples.push_back(std::move(b));
   for (auto& [cid, s] : changed) out.update.states.push_back(std::move(s));
   return out;
 }

@@ -50,7 +50,7 @@ const LiveTotals::Totals& LiveTotals::get(const store::Store& store, const std::
 }
 
 void LiveTotals::add(const store::EnergyUpdate& committed) {
-  for (const store::BucketUpdate& b : committed.buckets) {
+  for (const store::BucketUpdate& b : committed.samples) {
     auto it = cache_.find(b.cid);
     if (it == cache_.end()) continue;  // read from the store when first asked
     Totals& t = it->second;

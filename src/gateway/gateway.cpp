@@ -26,6 +26,7 @@ namespace {
 // energy.max_power_w, and the sockets' own sockets[].energy.max_power_w.
 energy::AccountantOptions accountant_options(const config::Config& cfg) {
   energy::AccountantOptions o;
+  o.sample_ms = int64_t{cfg.history.raw_resolution_s} * 1000;
   o.max_power_w = cfg.energy.max_power_w;
   for (const auto& s : cfg.sockets)
     if (s.energy_max_power_w) o.socket_max_power_w[s.cid] = *s.energy_max_power_w;
@@ -37,13 +38,6 @@ TimeTrust make_time_trust(const config::Config& cfg, const store::Store& db, con
   o.floor_ms = build_floor_ms();
   o.max_wait = std::chrono::seconds(cfg.clock.max_wait_s);
   return TimeTrust(o, db.newest_time_ms(), clocks.sample());
-}
-
-std::vector<std::string> roster_cids(const config::Config& cfg) {
-  std::vector<std::string> cids;
-  cids.reserve(cfg.sockets.size());
-  for (const auto& entry : cfg.sockets) cids.push_back(entry.cid);
-  return cids;
 }
 
 }  // namespace
@@ -66,20 +60,21 @@ struct Gateway::Parts final : CommandPort {
         committer(ctx, db, accountant, live_totals, stats,
                   [this](const std::vector<store::ReadingRow>& rows) { committed(rows); }),
         commands(ctx, sockets, *this, std::chrono::seconds(config.uplink.command_timeout_s), stats),
-        retention(ctx, db, config.history.raw_days, roster_cids(config),
-                  [this] { return clocks.unix_ms(); }) {
+        retention(ctx, db, config.history.raw_days, [this] { return clocks.unix_ms(); }) {
     clocks.unix_ms = [this] { return time.now_ms(clocks.steady().count()); };
     retention.set_may_prune([this] { return time.trusted(); });
     retention.set_max_bytes(int64_t{config.history.max_db_mb} << 20);
     committer.set_commit_interval(std::chrono::milliseconds(config.history.commit_interval_ms));
+    committer.set_clock([this] { return clocks.unix_ms(); });
     committer.set_on_hold_full([this] {
       clock_changed(time.give_up_waiting(
           clocks.sample(),
           std::to_string(committer.waiting()) + " records held waiting for a trustworthy clock"));
     });
-    accountant.load(db, roster_cids(config));
-    PB_LOG(Info, "gateway") << "energy days in time zone " << calendar.zone_name() << ", raw readings kept "
-                            << config.history.raw_days << " days"
+    accountant.load(db);
+    PB_LOG(Info, "gateway") << "energy days in time zone " << calendar.zone_name() << ", raw samples of "
+                            << config.history.raw_resolution_s << " s kept " << config.history.raw_days
+                            << " days"
                             << (config.history.max_db_mb > 0
                                     ? " within a database of " + std::to_string(config.history.max_db_mb) +
                                           " MiB"
@@ -134,7 +129,14 @@ struct Gateway::Parts final : CommandPort {
   }
   int64_t now_unix_ms() const override { return clocks.unix_ms(); }
 
-  // Newest state per socket from a commit, then its reports.
+  // A reading as it arrives: the live state and its reports follow the sockets at full rate, once
+  // its time is final (records held for a trustworthy clock follow at their commit).
+  void arrived(const store::ReadingRow& row) {
+    if (!time.settled()) return;
+    if (SocketState* st = sockets.find(row.cid); st && apply_committed(*st, row)) cloud->report(*st, false);
+  }
+
+  // Newest state per socket from a commit (what arrived is applied already), then its reports.
   void committed(const std::vector<store::ReadingRow>& rows) {
     std::vector<SocketState*> touched;
     for (const auto& row : rows)
@@ -264,9 +266,12 @@ void Gateway::on_lan_message(const std::shared_ptr<SocketLink>& link, const prot
   SocketState* st = p.sockets.current(*link);
   if (!st) return;
   switch (m.type) {
-    case proto::MsgType::Reading:
-      p.committer.add_reading(apply_reading(*st, m.reading, p.clocks.unix_ms()), link);
+    case proto::MsgType::Reading: {
+      store::ReadingRow row = apply_reading(*st, m.reading, p.clocks.unix_ms());
+      p.arrived(row);
+      p.committer.add_reading(std::move(row), link);
       break;
+    }
     case proto::MsgType::Event: {
       p.committer.add_event(event_row(*st, m.event, p.clocks.unix_ms()), link);
       const EventEffect fx = apply_event(*st, m.event);
@@ -362,9 +367,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   }
   p.sockets.reorder(cfg_.sockets);
 
-  if (!d.added.empty()) p.accountant.load(p.store, roster_cids(cfg_));
   p.accountant.set_options(accountant_options(cfg_));
-  p.retention.set_roster(roster_cids(cfg_));
   p.retention.set_raw_days(cfg_.history.raw_days);
   p.retention.set_max_bytes(int64_t{cfg_.history.max_db_mb} << 20);
   p.committer.set_commit_interval(std::chrono::milliseconds(cfg_.history.commit_interval_ms));

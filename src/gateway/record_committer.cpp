@@ -20,6 +20,8 @@ RecordCommitter::RecordCommitter(boost::asio::io_context& io, store::Store& stor
       live_totals_(live_totals),
       stats_(stats),
       on_committed_(std::move(on_committed)),
+      ack_timer_(io),
+      events_timer_(io),
       timer_(io),
       file_timer_(io) {}
 
@@ -34,6 +36,8 @@ void RecordCommitter::start() {
 
 void RecordCommitter::stop() {
   file_timer_.cancel();
+  ack_timer_.cancel();
+  events_timer_.cancel();
 }
 
 void RecordCommitter::set_time_settled(bool settled) {
@@ -59,12 +63,21 @@ bool RecordCommitter::refuse(const std::shared_ptr<SocketLink>& link) {
   return true;
 }
 
+RecordCommitter::SessionAcks* RecordCommitter::session(const std::shared_ptr<SocketLink>& link) {
+  if (!link) return nullptr;
+  SessionAcks& s = sessions_[link.get()];
+  if (s.link.lock() != link) s = SessionAcks{link, 0, 0, {}};  // new, or a new link at a freed address
+  return &s;
+}
+
 void RecordCommitter::add_reading(store::ReadingRow&& row, const std::shared_ptr<SocketLink>& link) {
   if (dead_ || refuse(link)) return;
   const uint32_t seq = row.seq;
   readings_.push_back(std::move(row));
   acks_.push_back({link, seq});
+  if (SessionAcks* s = session(link)) s->received = std::max(s->received, seq);
   schedule();
+  schedule_acks();
 }
 
 void RecordCommitter::add_event(store::EventRow&& row, const std::shared_ptr<SocketLink>& link) {
@@ -72,7 +85,61 @@ void RecordCommitter::add_event(store::EventRow&& row, const std::shared_ptr<Soc
   const uint32_t seq = row.seq.value_or(0);
   events_.push_back(std::move(row));
   acks_.push_back({link, seq});
+  if (SessionAcks* s = session(link)) {
+    s->received = std::max(s->received, seq);
+    s->events.push_back(seq);
+  }
   schedule();
+}
+
+void RecordCommitter::schedule_acks() {
+  if (acks_scheduled_) return;
+  acks_scheduled_ = true;
+  ack_timer_.expires_after(kAckDelay);
+  ack_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    acks_scheduled_ = false;
+    send_acks(false);
+  });
+}
+
+void RecordCommitter::send_acks(bool committed) {
+  // While commits fail or times are provisional, only what is committed is acked.
+  if (dead_ || (!committed && (!failure_.empty() || !settled_))) return;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    SessionAcks& s = it->second;
+    if (committed) s.events.clear();  // every event waiting was in the commit
+    auto link = s.link.lock();
+    if (!link || !link->open()) {
+      it = sessions_.erase(it);
+      continue;
+    }
+    const uint32_t may = s.events.empty() ? s.received : s.events.front() - 1;
+    if (may > s.acked) {
+      proto::Message ack{};
+      ack.type = proto::MsgType::Ack;
+      ack.ack.up_to_seq = may;
+      link->send(ack);
+      s.acked = may;
+    }
+    ++it;
+  }
+}
+
+void RecordCommitter::roll_up() {
+  if (!unix_ms_ || !settled_) return;
+  const int64_t hour = energy::floor_to(unix_ms_(), 3'600'000);
+  try {
+    if (rolled_up_ < 0) rolled_up_ = store_.rolled_up_ms();
+    if (hour <= rolled_up_) return;
+    const size_t n = store_.roll_up(hour);
+    rolled_up_ = hour;
+    PB_LOG(Debug, "gateway") << "rolled " << n << " quarter-hours of samples up into the buckets";
+  } catch (const std::exception& ex) {
+    // The samples stay, readers add them; the next commit tries again.
+    PB_LOG(Warning, "gateway")
+        << "rolling the samples up into the buckets failed (retried at the next commit): " << ex.what();
+  }
 }
 
 void RecordCommitter::add_gateway_event(store::EventRow&& row) {
@@ -90,38 +157,54 @@ void RecordCommitter::schedule() {
     flush();
     return;
   }
-  const auto delay = events_.empty() ? commit_interval_ : kFlushDelay;
-  const auto at = std::chrono::steady_clock::now() + delay;
-  if (scheduled_ && timer_.expiry() <= at) return;
-  scheduled_ = true;
-  timer_.expires_at(at);
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    flush();
-  });
+  // Events go to disk at once, on their own: the readings wait for their interval.
+  if (!events_.empty() && !events_scheduled_) {
+    events_scheduled_ = true;
+    events_timer_.expires_after(kFlushDelay);
+    events_timer_.async_wait([this](const boost::system::error_code& ec) {
+      events_scheduled_ = false;
+      if (ec) return;
+      commit(false);
+    });
+  }
+  if (!readings_.empty() && !scheduled_) {
+    scheduled_ = true;
+    timer_.expires_after(commit_interval_);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      flush();
+    });
+  }
 }
 
 void RecordCommitter::flush() {
-  scheduled_ = false;
-  timer_.cancel();
-  if (dead_ || !settled_ || (readings_.empty() && events_.empty())) return;
-  const size_t records = waiting();
+  commit(true);
+}
+
+void RecordCommitter::commit(bool with_readings) {
+  // While commits fail, a retry takes everything (and ends the failure when it succeeds).
+  if (!failure_.empty()) with_readings = true;
+  if (with_readings) {
+    scheduled_ = false;
+    timer_.cancel();
+  }
+  if (dead_ || !settled_ || (events_.empty() && (!with_readings || readings_.empty()))) return;
+  const size_t records = with_readings ? waiting() : events_.size();
   energy::Prepared energy;
   try {
-    energy = accountant_.prepare(readings_);
+    if (with_readings) energy = accountant_.prepare(readings_);
     std::vector<store::EventRow> events = events_;
     events.insert(events.end(), energy.events.begin(), energy.events.end());
     // Waiting outbox rows ride along in the same transaction (no fsync of their own).
     Outbox::Batch outbox_rows = outbox_ ? outbox_->begin_write() : Outbox::Batch{};
-    auto res = store_.commit(readings_, events, energy.update, outbox_rows.changes());
+    auto res = store_.commit(events, energy.update, outbox_rows.changes());
     outbox_rows.committed();
     stats_.commits++;
-    stats_.readings_committed += res.readings_inserted;
-    stats_.readings_duplicate += res.readings_duplicate;
+    if (with_readings) stats_.readings_committed += readings_.size();
+    stats_.samples_written += res.samples_written;
     stats_.events_committed += res.events_inserted;
-    if (res.readings_duplicate || res.events_duplicate)
-      PB_LOG(Debug, "gateway") << "ignored " << res.readings_duplicate << " duplicate readings, "
-                               << res.events_duplicate << " duplicate events";
+    if (res.events_duplicate)
+      PB_LOG(Debug, "gateway") << "ignored " << res.events_duplicate << " duplicate events";
   } catch (const store::StoreError& ex) {
     failed(ex, ex.code());
     return;
@@ -134,30 +217,20 @@ void RecordCommitter::flush() {
     fatal(*problem);
     return;
   }
+  events_.clear();
+  if (!with_readings) {  // the readings (and the links they are acked to) wait for their commit
+    send_acks(true);
+    return;
+  }
   accountant_.committed(energy);
   live_totals_.add(energy.update);
   auto readings = std::move(readings_);
-  auto acks = std::move(acks_);
   readings_.clear();
-  events_.clear();
   acks_.clear();
   if (!failure_.empty()) recovered(records);
-
-  // Ack the highest committed seq per session (records of a session arrive in seq order).
-  std::unordered_map<SocketLink*, std::pair<std::shared_ptr<SocketLink>, uint32_t>> highest;
-  for (auto& a : acks) {
-    auto s = a.link.lock();
-    if (!s || !s->open()) continue;
-    auto& h = highest[s.get()];
-    if (!h.first || a.seq > h.second) h = {s, std::max(a.seq, h.second)};
-  }
-  for (auto& [ptr, h] : highest) {
-    proto::Message ack{};
-    ack.type = proto::MsgType::Ack;
-    ack.ack.up_to_seq = h.second;
-    h.first->send(ack);
-  }
+  send_acks(true);
   if (on_committed_) on_committed_(readings);
+  roll_up();
 }
 
 void RecordCommitter::failed(const std::exception& ex, int code) {

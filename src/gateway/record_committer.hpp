@@ -1,6 +1,10 @@
-// Readings and events on their way to SQLite: batched (up to kMaxBatch records, or what arrived
-// within the flush delay), committed in one transaction with their energy accounting and the
-// waiting outbox rows, and only then acked to each socket (the highest committed seq per session).
+// Readings and events on their way to SQLite. Readings are batched for the commit interval (or up
+// to kMaxBatch records) and committed in one transaction as raw samples with their energy
+// accounting; events are committed on their own within kFlushDelay. The waiting outbox rows ride
+// along with either. An event is
+// acked to its socket only once committed. A reading is acked within kAckDelay while commits
+// succeed (the seqs before the socket's first uncommitted event): its energy is in the counter of
+// every later reading, so a crash before its commit loses power samples, never energy.
 // A commit that fails (disk full, I/O error, database locked) acks nothing: the records stay in
 // memory (up to kMaxWaiting; beyond it new records are refused and their sessions closed, so the
 // sockets keep them) and the commit is retried with a growing delay until it succeeds, with one log
@@ -17,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "plugbridge/energy/accountant.hpp"
@@ -34,8 +39,11 @@ class RecordCommitter {
   static constexpr size_t kMaxBatch = 16'384;  // records per SQLite transaction, at most
   // How long an event (or a gateway event) may wait for companions; readings alone wait for the
   // commit interval (history.commit_interval_ms): fewer, larger commits (each one fsync) write far
-  // fewer bytes. Every commit is durable before its acks either way.
+  // fewer bytes.
   static constexpr std::chrono::milliseconds kFlushDelay{20};
+  // How long a reading waits for its ack at most while commits succeed (acks of several readings
+  // go out together).
+  static constexpr std::chrono::milliseconds kAckDelay{250};
   // While commits fail: records held in memory at most (about 150 bytes each), the longest delay
   // between two attempts, and how often the failure is logged again.
   static constexpr size_t kMaxWaiting = 100'000;
@@ -44,7 +52,7 @@ class RecordCommitter {
   // How often the database file is checked for having been deleted or replaced.
   static constexpr std::chrono::seconds kFileCheckEvery{2};
 
-  // Runs after each commit with its readings (the acks are out already).
+  // Runs after each commit with its readings.
   using Committed = std::function<void(const std::vector<store::ReadingRow>&)>;
   // The database cannot be written any more (deleted, replaced, damaged): the reason.
   using Fatal = std::function<void(const std::string&)>;
@@ -72,7 +80,7 @@ class RecordCommitter {
   void start();
   void stop();
 
-  // A socket's record, acked to `link` once committed.
+  // A socket's record: an event is acked to `link` once committed, a reading within kAckDelay.
   void add_reading(store::ReadingRow&& row, const std::shared_ptr<SocketLink>& link);
   void add_event(store::EventRow&& row, const std::shared_ptr<SocketLink>& link);
   // The gateway's own event (command answers): committed with the next batch, acked to nobody.
@@ -80,6 +88,8 @@ class RecordCommitter {
 
   // Commits what waits now (while commits fail: tries once more).
   void flush();
+  // The gateway's time, for the hourly roll-up of the samples into buckets (unset: no roll-up).
+  void set_clock(std::function<int64_t()> unix_ms) { unix_ms_ = std::move(unix_ms); }
   size_t waiting() const { return readings_.size() + events_.size(); }
   // Commits are failing; the first failure's reason (empty while commits succeed).
   const std::string& failure() const { return failure_; }
@@ -89,7 +99,22 @@ class RecordCommitter {
     std::weak_ptr<SocketLink> link;
     uint32_t seq;
   };
+  // What a session may be acked: up to the highest seq received, but before the first event not
+  // committed yet.
+  struct SessionAcks {
+    std::weak_ptr<SocketLink> link;
+    uint32_t received = 0;         // highest seq received
+    uint32_t acked = 0;            // highest seq acked
+    std::vector<uint32_t> events;  // seqs of its events not committed yet, in order
+  };
+  SessionAcks* session(const std::shared_ptr<SocketLink>& link);
   void schedule();
+  // One transaction: the events waiting, with the readings too or not.
+  void commit(bool with_readings);
+  void schedule_acks();
+  // Sends each session the ack it may have now (committed: its events so far are durable).
+  void send_acks(bool committed);
+  void roll_up();
   // A record arrives while commits fail and kMaxWaiting records wait already: refused.
   bool refuse(const std::shared_ptr<SocketLink>& link);
   void failed(const std::exception& ex, int code);
@@ -107,6 +132,13 @@ class RecordCommitter {
   std::vector<store::ReadingRow> readings_;
   std::vector<store::EventRow> events_;
   std::vector<PendingAck> acks_;
+  std::unordered_map<SocketLink*, SessionAcks> sessions_;
+  boost::asio::steady_timer ack_timer_;
+  bool acks_scheduled_ = false;
+  boost::asio::steady_timer events_timer_;  // events alone, kFlushDelay after the first
+  bool events_scheduled_ = false;
+  std::function<int64_t()> unix_ms_;
+  int64_t rolled_up_ = -1;  // the store's rolled_up_ms (-1: not read yet)
   bool scheduled_ = false;
   std::chrono::milliseconds commit_interval_ = kFlushDelay;
   boost::asio::steady_timer timer_;

@@ -8,13 +8,8 @@
 namespace pb::gateway {
 
 Retention::Retention(boost::asio::io_context& io, store::Store& store, int raw_days,
-                     std::vector<std::string> roster, std::function<int64_t()> now_unix_ms)
-    : io_(io),
-      store_(store),
-      raw_days_(raw_days),
-      roster_(std::move(roster)),
-      now_unix_ms_(std::move(now_unix_ms)),
-      timer_(io) {}
+                     std::function<int64_t()> now_unix_ms)
+    : io_(io), store_(store), raw_days_(raw_days), now_unix_ms_(std::move(now_unix_ms)), timer_(io) {}
 
 void Retention::start(std::chrono::seconds delay) {
   timer_.expires_after(delay);
@@ -30,44 +25,42 @@ void Retention::stop() {
 }
 
 void Retention::begin_pass() {
-  // The roster, and sockets since removed from it (known by their energy state), whose readings
-  // would otherwise be kept forever.
-  cids_ = roster_;
-  const std::set<std::string> known(roster_.begin(), roster_.end());
-  try {
-    for (const store::EnergyStateRow& s : store_.energy_states())
-      if (known.count(s.cid) == 0) cids_.push_back(s.cid);
-  } catch (const std::exception& ex) {
-    PB_LOG(Warning, "gateway") << "retention: cannot list the sockets of the database: " << ex.what();
-  }
   thinned_in_pass_ = 0;
-  step(0);
-}
-
-void Retention::step(size_t index) {
-  if (stopping_) return;
   // "Older than N days" by a wrong clock would delete what must be kept; the size budget counts
   // pages and goes by the stored times, so it applies either way.
-  const bool clock_ok = !may_prune_ || may_prune_();
-  if (!clock_ok && index == 0)
+  if (may_prune_ && !may_prune_()) {
     PB_LOG(Info, "gateway") << "retention: not pruning by age while the clock is not trustworthy";
-  if (index >= cids_.size() || !clock_ok) {
     check_size();
     return;
   }
-  const int64_t cutoff = now_unix_ms_() - int64_t{raw_days_} * 86'400'000;
-  const auto deleted = prune_batch(index, cutoff);
-  if (!deleted) return;
-  if (*deleted > 0) PB_LOG(Debug, "gateway") << "pruned " << *deleted << " readings of " << cids_[index];
-  const size_t next = *deleted == kPruneBatch ? index : index + 1;
-  boost::asio::post(io_, [this, next] { step(next); });
+  // Samples are pruned only once rolled up into the buckets; the committer rolls up after its
+  // commits, this covers a gateway that commits nothing (no socket online).
+  try {
+    const int64_t now = now_unix_ms_();
+    store_.roll_up(now - ((now % 3'600'000) + 3'600'000) % 3'600'000);
+  } catch (const std::exception& ex) {
+    PB_LOG(Warning, "gateway") << "rolling the samples up into the buckets failed: " << ex.what();
+  }
+  step();
 }
 
-std::optional<size_t> Retention::prune_batch(size_t index, int64_t before_ms) {
+void Retention::step() {
+  if (stopping_) return;
+  const int64_t cutoff = now_unix_ms_() - int64_t{raw_days_} * 86'400'000;
+  const auto deleted = prune_batch(cutoff);
+  if (!deleted) return;
+  if (*deleted > 0) PB_LOG(Debug, "gateway") << "pruned " << *deleted << " raw samples";
+  if (*deleted == kPruneBatch)
+    boost::asio::post(io_, [this] { step(); });
+  else
+    check_size();
+}
+
+std::optional<size_t> Retention::prune_batch(int64_t before_ms) {
   try {
-    return store_.prune_readings(cids_[index], before_ms, kPruneBatch);
+    return store_.prune_samples(before_ms, kPruneBatch);
   } catch (const std::exception& ex) {
-    PB_LOG(Warning, "gateway") << "pruning raw readings failed (retried in an hour): " << ex.what();
+    PB_LOG(Warning, "gateway") << "pruning raw samples failed (retried in an hour): " << ex.what();
     finish_pass();
     return std::nullopt;
   }
@@ -85,20 +78,18 @@ void Retention::check_size() {
     if (used <= max_bytes_) {
       if (thinned_in_pass_ > 0)
         PB_LOG(Info, "gateway") << "database over its size budget (history.max_db_mb " << mb(max_bytes_)
-                                << "): pruned the " << thinned_in_pass_ << " oldest raw readings; now "
+                                << "): pruned the " << thinned_in_pass_ << " oldest raw samples; now "
                                 << mb(used) << " in use";
       warned_full_ = false;
       finish_pass();
       return;
     }
-    std::optional<int64_t> oldest;
-    for (const std::string& cid : cids_)
-      if (auto t = store_.oldest_reading_ms(cid); t && (!oldest || *t < *oldest)) oldest = t;
-    if (!oldest) {
+    const std::optional<int64_t> oldest = store_.oldest_sample_ms();
+    if (!oldest || *oldest >= store_.rolled_up_ms()) {
       if (!warned_full_)
         PB_LOG(Warning, "gateway") << "the database uses " << mb(used) << ", over its budget of "
                                    << mb(max_bytes_)
-                                   << " (history.max_db_mb), with no raw readings left to prune: the energy "
+                                   << " (history.max_db_mb), with no raw samples left to prune: the energy "
                                       "buckets and events are kept forever; raise the budget";
       warned_full_ = true;
       finish_pass();
@@ -110,21 +101,19 @@ void Retention::check_size() {
     finish_pass();
     return;
   }
-  thin(0);
+  thin();
 }
 
-void Retention::thin(size_t index) {
+void Retention::thin() {
   if (stopping_) return;
-  if (index >= cids_.size()) {
-    boost::asio::post(io_, [this] { check_size(); });
-    return;
-  }
-  const auto deleted = prune_batch(index, thin_before_ms_);
+  const auto deleted = prune_batch(thin_before_ms_);
   if (!deleted) return;
   thinned_in_pass_ += *deleted;
   thinned_ += *deleted;
-  const size_t next = *deleted == kPruneBatch ? index : index + 1;
-  boost::asio::post(io_, [this, next] { thin(next); });
+  if (*deleted == kPruneBatch)
+    boost::asio::post(io_, [this] { thin(); });
+  else
+    boost::asio::post(io_, [this] { check_size(); });
 }
 
 void Retention::finish_pass() {

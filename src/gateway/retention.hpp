@@ -1,8 +1,8 @@
-// Raw readings older than history.raw_days go: a pass over the roster's sockets and those since
-// removed from it (known by their energy state) right at start, then every hour; one short
+// Raw samples older than history.raw_days go: a pass right at start, then every hour; one short
 // delete per loop turn, so commits and sessions never wait long behind the pruning. Then the size
-// budget (history.max_db_mb): while the pages in use exceed it, the oldest hour of raw readings of
-// all those sockets goes, whatever their age. Buckets, energy state and events are never thinned.
+// budget (history.max_db_mb): while the pages in use exceed it, the oldest hour of raw samples goes,
+// whatever its age. Buckets, energy state and events are never thinned, nor samples not rolled up
+// into the buckets yet.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -11,9 +11,6 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <set>
-#include <string>
-#include <vector>
 
 #include "plugbridge/store/store.hpp"
 
@@ -21,12 +18,12 @@ namespace pb::gateway {
 
 class Retention {
  public:
-  static constexpr size_t kPruneBatch = 2000;  // readings per delete
+  static constexpr size_t kPruneBatch = 2000;  // samples per delete
   static constexpr std::chrono::hours kInterval{1};
-  static constexpr int64_t kThinStepMs = 3'600'000;  // raw readings thinned per round over the budget
+  static constexpr int64_t kThinStepMs = 3'600'000;  // raw samples thinned per round over the budget
 
-  // `roster`: the configured sockets, pruned first; `now_unix_ms`: wall time.
-  Retention(boost::asio::io_context& io, store::Store& store, int raw_days, std::vector<std::string> roster,
+  // `now_unix_ms`: the gateway's time.
+  Retention(boost::asio::io_context& io, store::Store& store, int raw_days,
             std::function<int64_t()> now_unix_ms);
   Retention(const Retention&) = delete;
   Retention& operator=(const Retention&) = delete;
@@ -36,39 +33,36 @@ class Retention {
   uint64_t passes() const { return passes_; }  // completed passes
   // Reload: from the next pass on.
   void set_raw_days(int raw_days) { raw_days_ = raw_days; }
-  void set_roster(std::vector<std::string> roster) { roster_ = std::move(roster); }
   // The size budget in bytes (0: none).
   void set_max_bytes(int64_t max_bytes) { max_bytes_ = max_bytes; }
-  // Raw readings pruned for the size budget since start.
+  // Raw samples pruned for the size budget since start.
   uint64_t thinned() const { return thinned_; }
-  // Whether the clock may be used for pruning now (false: the pass is skipped until the next).
+  // Whether the clock may be used for pruning by age now (false: only the size budget applies).
   void set_may_prune(std::function<bool()> may_prune) { may_prune_ = std::move(may_prune); }
 
  private:
   void begin_pass();
-  void step(size_t index);
+  void step();
   void check_size();
-  void thin(size_t index);
+  void thin();
   void finish_pass();
-  // One short delete of cids_[index]'s readings older than before_ms: how many went, or nullopt
-  // after a failure (logged; the pass is over).
-  std::optional<size_t> prune_batch(size_t index, int64_t before_ms);
+  // One short delete of samples older than before_ms: how many went, or nullopt after a failure
+  // (logged; the pass is over).
+  std::optional<size_t> prune_batch(int64_t before_ms);
 
   boost::asio::io_context& io_;
   store::Store& store_;
   int raw_days_;
-  std::vector<std::string> roster_;
   std::function<int64_t()> now_unix_ms_;
   std::function<bool()> may_prune_;
-  std::vector<std::string> cids_;  // the sockets of the current pass
   boost::asio::steady_timer timer_;
   bool stopping_ = false;
   uint64_t passes_ = 0;
   int64_t max_bytes_ = 0;
   int64_t thin_before_ms_ = 0;    // this round's cutoff
-  uint64_t thinned_in_pass_ = 0;  // readings pruned for the budget in this pass
+  uint64_t thinned_in_pass_ = 0;  // samples pruned for the budget in this pass
   uint64_t thinned_ = 0;
-  bool warned_full_ = false;  // over the budget with no raw readings left (said once)
+  bool warned_full_ = false;  // over the budget with no raw samples left (said once)
 };
 
 }  // namespace pb::gateway

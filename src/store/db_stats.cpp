@@ -76,15 +76,19 @@ DbStats db_stats(const std::string& path) {
             [](const DbStats::Table& a, const DbStats::Table& b) { return a.bytes > b.bytes; });
 
   std::map<std::string, DbStats::Socket> sockets;
-  if (owner.count("readings"))
-    each(c.db, "SELECT cid, count(*), min(ts_ms), max(ts_ms) FROM readings GROUP BY cid",
-         [&](sqlite3_stmt* s) {
-           auto& k = sockets[text(s, 0)];
-           k.cid = text(s, 0);
-           k.readings = sqlite3_column_int64(s, 1);
-           k.first_ms = sqlite3_column_int64(s, 2);
-           k.last_ms = sqlite3_column_int64(s, 3);
-         });
+  // Raw history: samples (schema 5 on), raw readings before.
+  const char* raw = owner.count("samples")
+                        ? "SELECT k.cid, count(*), min(s.start_ms), max(s.start_ms) FROM samples s "
+                          "JOIN sockets k ON k.id = s.socket GROUP BY k.cid"
+                        : "SELECT cid, count(*), min(ts_ms), max(ts_ms) FROM readings GROUP BY cid";
+  if (owner.count("samples") || owner.count("readings"))
+    each(c.db, raw, [&](sqlite3_stmt* s) {
+      auto& k = sockets[text(s, 0)];
+      k.cid = text(s, 0);
+      k.samples = sqlite3_column_int64(s, 1);
+      k.first_ms = sqlite3_column_int64(s, 2);
+      k.last_ms = sqlite3_column_int64(s, 3);
+    });
   if (owner.count("energy_buckets"))
     each(c.db, "SELECT cid, count(*) FROM energy_buckets GROUP BY cid", [&](sqlite3_stmt* s) {
       auto& k = sockets[text(s, 0)];

@@ -43,8 +43,8 @@ std::vector<EnergyStateRow> Reader::energy_states() const {
   return store_.energy_states();
 }
 
-std::optional<ReadingRow> Reader::latest_reading(const std::string& cid) const {
-  return store_.latest_reading(cid);
+std::optional<SampleRow> Reader::latest_sample(const std::string& cid) const {
+  return store_.latest_sample(cid);
 }
 
 int64_t Reader::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
@@ -81,6 +81,14 @@ void Reader::each_row(Rollup table, const std::string& cid, int64_t from_ms, int
     }
     fn(b);
   }
+  d.tail_rows(cid, hour ? 3'600'000 : 900'000, from_ms, to_ms, [&](const BucketRow& t) {
+    if (!energy_only) return fn(t);
+    BucketRow e;
+    e.cid = t.cid;
+    e.start_ms = t.start_ms;
+    e.energy_mwh = t.energy_mwh;
+    fn(e);
+  });
   // The reset (StmtUse) ends the read transaction of this scan, unless a Snapshot holds one.
 }
 
@@ -99,32 +107,38 @@ void Reader::each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,
     Store::Impl::read_bucket(use.get(), b);
     fn(b);
   }
+  d.tail_rows(cid, 900'000, from_ms, to_ms, fn);
 }
 
-size_t Reader::count_readings(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
+size_t Reader::count_samples(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
   Store::Impl& d = *store_.impl_;
   const bool all = cid.empty();
   StmtUse use(d.stmt(all ? kExportCountAll : kExportCountCid, [all] {
-    return std::string(all ? "SELECT count(*) FROM readings WHERE ts_ms >= ?1 AND ts_ms < ?2"
-                           : "SELECT count(*) FROM readings WHERE cid = ?3 AND ts_ms >= ?1 AND ts_ms < ?2");
+    return std::string(
+        all ? "SELECT count(*) FROM samples WHERE start_ms >= ?1 AND start_ms < ?2"
+            : "SELECT count(*) FROM samples WHERE start_ms >= ?1 AND start_ms < ?2 AND socket = "
+              "(SELECT id FROM sockets WHERE cid = ?3)");
   }));
   bind_range(d, use.get(), cid, from_ms, to_ms);
-  if (!d.step_row(use.get(), "count readings")) return 0;
+  if (!d.step_row(use.get(), "count samples")) return 0;
   return static_cast<size_t>(sqlite3_column_int64(use.get(), 0));
 }
 
-void Reader::each_reading(const std::string& cid, int64_t from_ms, int64_t to_ms,
-                          const std::function<bool(const ReadingRow&)>& fn) const {
+void Reader::each_sample(const std::string& cid, int64_t from_ms, int64_t to_ms,
+                         const std::function<bool(const SampleRow&)>& fn) const {
   Store::Impl& d = *store_.impl_;
   const bool all = cid.empty();
-  StmtUse use(d.stmt(all ? kExportReadingsAll : kExportReadingsCid, [all] {
-    return std::string("SELECT ") + kReadingColumns + " FROM readings " +
-           (all ? "WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY cid, ts_ms"
-                : "WHERE cid = ?3 AND ts_ms >= ?1 AND ts_ms < ?2 ORDER BY ts_ms");
+  StmtUse use(d.stmt(all ? kExportSamplesAll : kExportSamplesCid, [all] {
+    return std::string("SELECT k.cid, s.start_ms, ") + kValueColumns +
+           " FROM samples s JOIN sockets k ON k.id = s.socket WHERE s.start_ms >= ?1 AND s.start_ms < ?2 " +
+           (all ? "ORDER BY s.start_ms, s.socket" : "AND k.cid = ?3 ORDER BY s.start_ms");
   }));
   bind_range(d, use.get(), cid, from_ms, to_ms);
-  while (d.step_row(use.get(), "export readings"))
-    if (!fn(Store::Impl::read_reading(use.get()))) return;
+  SampleRow r;
+  while (d.step_row(use.get(), "export samples")) {
+    Store::Impl::read_bucket(use.get(), r);
+    if (!fn(r)) return;
+  }
 }
 
 }  // namespace pb::store

@@ -1,32 +1,34 @@
-// Retention: raw readings are kept for retention.raw_days; the daemon prunes older ones in small
-// batches (the 15-minute buckets, their hourly rollup and the events are kept forever).
+// Retention: raw samples are kept for history.raw_days (and within history.max_db_mb); the daemon
+// prunes older ones in small batches (the 15-minute buckets, their hourly rollup and the events are
+// kept forever).
 #include "plugbridge/store/store.hpp"
 #include "store_impl.hpp"
 
 namespace pb::store {
 
-size_t Store::prune_readings(const std::string& cid, int64_t before_ms, size_t limit) {
+size_t Store::prune_samples(int64_t before_ms, size_t limit) {
   Impl& d = *impl_;
-  // Uses readings_cid_ts; the LIMIT keeps each delete (and the write lock) short.
-  detail::StmtUse use(d.stmt(detail::kPruneReadings, [] {
+  // Oldest first along the primary key; the LIMIT keeps each delete (and the write lock) short.
+  // Samples not rolled up yet stay whatever the cut-off: their energy is in no bucket.
+  detail::StmtUse use(d.stmt(detail::kPruneSamples, [] {
     return std::string(
-        "DELETE FROM readings WHERE (cid, boot, seq) IN (SELECT cid, boot, seq FROM readings "
-        "WHERE cid = ?1 AND ts_ms < ?2 ORDER BY ts_ms LIMIT ?3)");
+        "DELETE FROM samples WHERE (start_ms, socket) IN (SELECT start_ms, socket FROM samples "
+        "WHERE start_ms < min(?1, coalesce((SELECT value FROM history_marks WHERE name = 'rolled_up_ms'), "
+        "0)) "
+        "ORDER BY start_ms LIMIT ?2)");
   }));
-  d.bind_text(use.get(), 1, cid);
-  d.bind_int(use.get(), 2, before_ms);
-  d.bind_int(use.get(), 3, static_cast<int64_t>(limit));
-  if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("prune readings");
+  d.bind_int(use.get(), 1, before_ms);
+  d.bind_int(use.get(), 2, static_cast<int64_t>(limit));
+  if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("prune samples");
   return static_cast<size_t>(sqlite3_changes(d.db));
 }
 
-std::optional<int64_t> Store::oldest_reading_ms(const std::string& cid) const {
+std::optional<int64_t> Store::oldest_sample_ms() const {
   Impl& d = *impl_;
-  detail::StmtUse use(d.stmt(detail::kOldestReading, [] {
-    return std::string("SELECT min(ts_ms) FROM readings WHERE cid = ?");  // readings_cid_ts
+  detail::StmtUse use(d.stmt(detail::kOldestSample, [] {
+    return std::string("SELECT min(start_ms) FROM samples");  // the first key
   }));
-  d.bind_text(use.get(), 1, cid);
-  if (!d.step_row(use.get(), "oldest reading") || sqlite3_column_type(use.get(), 0) == SQLITE_NULL)
+  if (!d.step_row(use.get(), "oldest sample") || sqlite3_column_type(use.get(), 0) == SQLITE_NULL)
     return std::nullopt;
   return sqlite3_column_int64(use.get(), 0);
 }

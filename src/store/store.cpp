@@ -1,5 +1,5 @@
 // The Store: opening, schema migrations, commits and the daemon's own reads. The read API for
-// other readers is in reader.cpp, the pruning of old readings in retention.cpp.
+// other readers is in reader.cpp, the pruning of old samples in retention.cpp.
 #include "plugbridge/store/store.hpp"
 
 #include <sqlite3.h>
@@ -20,55 +20,109 @@ namespace pb::store {
 
 using namespace detail;
 
+namespace {
+
+// An additive UPSERT of the value columns into table keyed by key (two columns, bound first):
+// sums added, minima and maxima merged. Multi-argument min()/max() are NULL if any argument is,
+// hence the coalesce.
+std::string upsert_sql(const std::string& table, const std::string& key) {
+  auto merge = [](const char* col, const char* fn) {
+    return std::string(col) + " = coalesce(" + fn + "(" + col + ", excluded." + col + "), " + col +
+           ", excluded." + col + ")";
+  };
+  return "INSERT INTO " + table + " (" + key + ", " + kValueColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?) " +
+         "ON CONFLICT (" + key + ") DO UPDATE SET energy_mwh = energy_mwh + excluded.energy_mwh, " +
+         "samples = samples + excluded.samples, power_sum_mw = power_sum_mw + excluded.power_sum_mw, " +
+         merge("power_min_mw", "min") + ", " + merge("power_max_mw", "max") + ", " +
+         merge("voltage_min_mv", "min") + ", " + merge("voltage_max_mv", "max") + ", " +
+         merge("current_max_ua", "max");
+}
+
+// The samples of [?1, ?2) summed per socket into rows starting at a multiple of width, as
+// (cid, start_ms, value columns); ?3 = the width.
+std::string summed_samples_sql(const std::string& width) {
+  return "SELECT k.cid, s.start_ms - (s.start_ms % " + width + " + " + width + ") % " + width +
+         " AS b, sum(s.energy_mwh), sum(s.samples), sum(s.power_sum_mw), min(s.power_min_mw), "
+         "max(s.power_max_mw), min(s.voltage_min_mv), max(s.voltage_max_mv), max(s.current_max_ua) "
+         "FROM samples s JOIN sockets k ON k.id = s.socket WHERE s.start_ms >= ?1 AND s.start_ms < ?2 ";
+}
+
+constexpr const char* kMark = "(SELECT value FROM history_marks WHERE name = 'rolled_up_ms')";
+
+}  // namespace
+
 std::string detail::sql_for(Slot slot) {
-  const std::string r = kReadingColumns;
   const std::string e = kEventColumns;
+  const std::string v = kValueColumns;
   switch (slot) {
-    case kInsertReading:
-      return "INSERT INTO readings (" + r + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING";
+    case kUpsertSample:
+      return upsert_sql("samples", "start_ms, socket");
+    case kUpsertBucket:
+      return upsert_sql("energy_buckets", "cid, start_ms");
+    case kUpsertHour:
+      return upsert_sql("energy_hours", "cid, start_ms");
+    case kSocketId:
+      return "SELECT id FROM sockets WHERE cid = ?";
+    case kInsertSocket:
+      return "INSERT INTO sockets (cid) VALUES (?)";
+    case kRollUpBuckets:
+    case kRollUpHours: {
+      // A WHERE clause before the UPSERT's ON: SQLite's rule for INSERT ... SELECT ... ON CONFLICT.
+      const bool hours = slot == kRollUpHours;
+      std::string sql = std::string("INSERT INTO ") + (hours ? "energy_hours" : "energy_buckets") +
+                        " (cid, start_ms, " + v + ") " + summed_samples_sql(hours ? "3600000" : "900000") +
+                        "GROUP BY s.socket, b ";
+      const std::string upsert = upsert_sql("x", "cid, start_ms");
+      return sql + upsert.substr(upsert.find("ON CONFLICT"));
+    }
+    case kSetMark:
+      return "INSERT OR REPLACE INTO history_marks (name, value) VALUES ('rolled_up_ms', ?)";
+    case kReadMark:
+      return std::string("SELECT coalesce(") + kMark + ", 0)";
+    case kTailRows:
+      // ?1 from (a row of width ?3 that starts at or after ?1 holds samples from ?1 on), ?2 the
+      // end rounded up to the width, ?4 the row range's end, ?5 the cid or ''.
+      return "SELECT k.cid, s.start_ms - (s.start_ms % ?3 + ?3) % ?3 AS b, sum(s.energy_mwh), "
+             "sum(s.samples), "
+             "sum(s.power_sum_mw), min(s.power_min_mw), max(s.power_max_mw), min(s.voltage_min_mv), "
+             "max(s.voltage_max_mv), max(s.current_max_ua) FROM samples s JOIN sockets k ON k.id = s.socket "
+             "WHERE s.start_ms >= max(?1, " +
+             std::string(kMark) +
+             ") AND s.start_ms < ?2 AND (?5 = '' OR k.cid = ?5) "
+             "GROUP BY s.socket, b HAVING b >= ?1 AND b < ?4 ORDER BY b, k.cid";
     case kInsertEvent:
       return "INSERT INTO events (" + e + ") VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING";
     case kLastSeq:
-      return "SELECT max(m) FROM (SELECT max(seq) AS m FROM readings WHERE cid = ?1 AND boot = ?2 "
+      return "SELECT max(m) FROM (SELECT seq AS m FROM energy_state WHERE cid = ?1 AND boot = ?2 "
              "UNION ALL SELECT max(seq) FROM events WHERE cid = ?1 AND boot = ?2 AND seq IS NOT NULL)";
-    case kLatestReading:
-      return "SELECT " + r + " FROM readings WHERE cid = ? ORDER BY ts_ms DESC, boot DESC, seq DESC LIMIT 1";
-    case kReadingsRange:
-      return "SELECT " + r +
-             " FROM readings WHERE cid = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, boot, seq";
+    case kLatestSample:
+      // The socket's newest sample is near its energy state's time: a bounded look back, not a scan
+      // of every socket's samples.
+      return "SELECT k.cid, s.start_ms, " + v +
+             " FROM samples s JOIN sockets k ON k.id = s.socket WHERE k.cid = ?1 AND s.start_ms >= "
+             "coalesce((SELECT ts_ms FROM energy_state WHERE cid = ?1), 0) - 86400000 "
+             "ORDER BY s.start_ms DESC LIMIT 1";
+    case kSamplesRange:
+      return "SELECT k.cid, s.start_ms, " + v +
+             " FROM samples s JOIN sockets k ON k.id = s.socket WHERE k.cid = ? AND s.start_ms >= ? AND "
+             "s.start_ms < ? ORDER BY s.start_ms";
     case kEventsAll:
       return "SELECT " + e + " FROM events WHERE ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, id";
     case kEventsCid:
       return "SELECT " + e + " FROM events WHERE cid = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms, id";
     case kCountAll:
-      return "SELECT count(*) FROM readings";
+      return "SELECT count(*) FROM samples";
     case kCountCid:
-      return "SELECT count(*) FROM readings WHERE cid = ?";
+      return "SELECT count(*) FROM samples WHERE socket = (SELECT id FROM sockets WHERE cid = ?)";
     case kUserVersion:
       return "PRAGMA user_version";
-    case kUpsertBucket:
-      // Multi-argument min()/max() are NULL if any argument is, hence the coalesce.
-      return "INSERT INTO energy_buckets (cid, start_ms, energy_mwh, samples, power_sum_mw, power_min_mw, "
-             "power_max_mw, voltage_min_mv, voltage_max_mv, current_max_ua) VALUES (?,?,?,?,?,?,?,?,?,?) "
-             "ON CONFLICT (cid, start_ms) DO UPDATE SET energy_mwh = energy_mwh + excluded.energy_mwh, "
-             "samples = samples + excluded.samples, power_sum_mw = power_sum_mw + excluded.power_sum_mw, "
-             "power_min_mw = coalesce(min(power_min_mw, excluded.power_min_mw), power_min_mw, "
-             "excluded.power_min_mw), "
-             "power_max_mw = coalesce(max(power_max_mw, excluded.power_max_mw), power_max_mw, "
-             "excluded.power_max_mw), "
-             "voltage_min_mv = coalesce(min(voltage_min_mv, excluded.voltage_min_mv), voltage_min_mv, "
-             "excluded.voltage_min_mv), "
-             "voltage_max_mv = coalesce(max(voltage_max_mv, excluded.voltage_max_mv), voltage_max_mv, "
-             "excluded.voltage_max_mv), "
-             "current_max_ua = coalesce(max(current_max_ua, excluded.current_max_ua), current_max_ua, "
-             "excluded.current_max_ua)";
     case kUpsertState:
       return "INSERT OR REPLACE INTO energy_state (cid, boot, seq, ts_ms, energy_mwh, energy_epoch, "
              "total_mwh) "
              "VALUES (?,?,?,?,?,?,?)";
     case kNewestTime:
       // Every socket's newest accounted reading, the newest event and outbox row (each by an index
-      // or a key: no scan of the readings).
+      // or a key: no scan of the samples).
       return "SELECT max(coalesce((SELECT max(ts_ms) FROM energy_state), 0), "
              "coalesce((SELECT ts_ms FROM events ORDER BY id DESC LIMIT 1), 0), "
              "coalesce((SELECT t_ms FROM outbox ORDER BY ord DESC LIMIT 1), 0))";
@@ -76,17 +130,20 @@ std::string detail::sql_for(Slot slot) {
       return "SELECT cid, boot, seq, ts_ms, energy_mwh, energy_epoch, total_mwh FROM energy_state ORDER BY "
              "cid";
     case kBucketsRange:
-      return "SELECT cid, start_ms, energy_mwh, samples, power_sum_mw, power_min_mw, power_max_mw, "
-             "voltage_min_mv, voltage_max_mv, current_max_ua FROM energy_buckets "
-             "WHERE cid = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms";
+      return "SELECT cid, start_ms, " + v +
+             " FROM energy_buckets WHERE cid = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms";
     case kEnergySum:
-      // Whole hours [?4, ?5) from the hourly rollup, the quarter-hours around them from the buckets.
+      // Whole hours [?4, ?5) from the hourly rollup, the quarter-hours around them from the buckets,
+      // and the samples not rolled up yet (those of the buckets from ?2 to ?3: [?6, ?7)).
       return "SELECT (SELECT coalesce(sum(energy_mwh), 0) FROM energy_hours "
              "WHERE cid = ?1 AND start_ms >= ?4 AND start_ms < ?5) + "
              "(SELECT coalesce(sum(energy_mwh), 0) FROM energy_buckets "
              "WHERE cid = ?1 AND start_ms >= ?2 AND start_ms < ?4) + "
              "(SELECT coalesce(sum(energy_mwh), 0) FROM energy_buckets "
-             "WHERE cid = ?1 AND start_ms >= ?5 AND start_ms < ?3)";
+             "WHERE cid = ?1 AND start_ms >= ?5 AND start_ms < ?3) + "
+             "(SELECT coalesce(sum(energy_mwh), 0) FROM samples "
+             "WHERE socket = (SELECT id FROM sockets WHERE cid = ?1) AND start_ms >= max(?6, " +
+             std::string(kMark) + ") AND start_ms < ?7)";
     case kOutboxInsert:
       return "INSERT INTO outbox (ord, cid, dp, kind, t_ms, value) VALUES (?,?,?,?,?,?) ON CONFLICT DO "
              "NOTHING";
@@ -366,17 +423,6 @@ int Store::schema_version() const {
   return impl_->user_version();
 }
 
-CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events) {
-  static const EnergyUpdate kNone;
-  return commit(readings, events, kNone);
-}
-
-CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
-                           const EnergyUpdate& energy) {
-  static const std::vector<OutboxChange> kNoOutbox;
-  return commit(readings, events, energy, kNoOutbox);
-}
-
 void Store::apply_outbox(const std::vector<OutboxChange>& changes) {
   if (changes.empty()) return;
   Impl& d = *impl_;
@@ -407,32 +453,62 @@ std::vector<OutboxRow> Store::outbox_rows() const {
   return out;
 }
 
-CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
-                           const EnergyUpdate& energy, const std::vector<OutboxChange>& outbox) {
+int64_t Store::Impl::socket_id(const std::string& cid, bool create) {
+  if (auto it = socket_ids.find(cid); it != socket_ids.end()) return it->second;
+  {
+    StmtUse use(stmt(kSocketId));
+    bind_text(use.get(), 1, cid);
+    if (step_row(use.get(), "look up socket id")) {
+      const int64_t id = sqlite3_column_int64(use.get(), 0);
+      socket_ids.emplace(cid, id);
+      return id;
+    }
+  }
+  if (!create) return 0;
+  StmtUse use(stmt(kInsertSocket));
+  bind_text(use.get(), 1, cid);
+  if (sqlite3_step(use.get()) != SQLITE_DONE) fail("add socket id");
+  const int64_t id = sqlite3_last_insert_rowid(db);
+  socket_ids.emplace(cid, id);
+  return id;
+}
+
+int64_t Store::Impl::read_mark() {
+  StmtUse use(stmt(kReadMark));
+  rolled_up_ms = step_row(use.get(), "read rolled_up_ms") ? sqlite3_column_int64(use.get(), 0) : 0;
+  return rolled_up_ms;
+}
+
+void Store::Impl::tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
+                            const std::function<void(const BucketRow&)>& fn) {
+  if (to_ms <= from_ms) return;
+  // The end rounded up to the width, clamped so it cannot overflow.
+  const int64_t to_c = std::min(to_ms, std::numeric_limits<int64_t>::max() - width_ms);
+  const int64_t r = ((to_c % width_ms) + width_ms) % width_ms;
+  const int64_t end = r == 0 ? to_c : to_c - r + width_ms;
+  StmtUse use(stmt(kTailRows));
+  sqlite3_stmt* s = use.get();
+  bind_int(s, 1, from_ms);
+  bind_int(s, 2, end);
+  bind_int(s, 3, width_ms);
+  bind_int(s, 4, to_ms);
+  bind_text(s, 5, cid);
+  BucketRow b;
+  while (step_row(s, "read samples not rolled up yet")) {
+    read_bucket(s, b);
+    fn(b);
+  }
+}
+
+CommitResult Store::commit(const std::vector<EventRow>& events, const EnergyUpdate& energy,
+                           const std::vector<OutboxChange>& outbox) {
   CommitResult result;
-  if (readings.empty() && events.empty() && energy.buckets.empty() && energy.states.empty() && outbox.empty())
-    return result;
+  if (events.empty() && energy.samples.empty() && energy.states.empty() && outbox.empty()) return result;
   Impl& d = *impl_;
   d.exec("BEGIN IMMEDIATE", "begin commit");
   try {
-    sqlite3_stmt* ins_r = d.stmt(kInsertReading);
-    for (const ReadingRow& r : readings) {
-      if (r.cid.empty()) throw StoreError("commit: reading with an empty cid");
-      StmtUse use(ins_r);
-      d.bind_text(ins_r, 1, r.cid);
-      d.bind_int(ins_r, 2, r.boot);
-      d.bind_int(ins_r, 3, r.seq);
-      d.bind_int(ins_r, 4, r.ts_ms);
-      d.bind_int(ins_r, 5, r.flags);
-      d.bind_int(ins_r, 6, r.voltage_mv);
-      d.bind_int(ins_r, 7, r.current_ua);
-      d.bind_int(ins_r, 8, r.power_mw);
-      d.bind_int(ins_r, 9, r.apparent_mva);
-      d.bind_int(ins_r, 10, r.power_factor_e4);
-      d.bind_int(ins_r, 11, static_cast<int64_t>(r.energy_mwh));
-      d.bind_int(ins_r, 12, r.energy_epoch);
-      ++(d.insert(ins_r) ? result.readings_inserted : result.readings_duplicate);
-    }
+    // Read under the write lock: another connection may have rolled up since this one last looked.
+    const int64_t rolled_up = energy.samples.empty() ? 0 : d.read_mark();
     sqlite3_stmt* ins_e = d.stmt(kInsertEvent);
     for (const EventRow& e : events) {
       if (e.cid.empty()) throw StoreError("commit: event with an empty cid");
@@ -450,23 +526,41 @@ CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::v
       d.bind_text(ins_e, 7, e.detail);
       ++(d.insert(ins_e) ? result.events_inserted : result.events_duplicate);
     }
-    for (const BucketUpdate& b : energy.buckets) {
-      if (b.cid.empty()) throw StoreError("commit: bucket with an empty cid");
-      StmtUse use(d.stmt(kUpsertBucket));
-      sqlite3_stmt* s = use.get();
-      d.bind_text(s, 1, b.cid);
-      d.bind_int(s, 2, b.start_ms);
+    // Binds a sample's values from parameter 3 on (unbound parameters are NULL: no minima and
+    // maxima without a sample).
+    auto bind_values = [&d](sqlite3_stmt* s, const BucketUpdate& b) {
       d.bind_int(s, 3, b.energy_mwh);
       d.bind_int(s, 4, b.samples);
       d.bind_int(s, 5, b.power_sum_mw);
-      if (b.samples > 0) {  // unbound parameters are NULL
+      if (b.samples > 0) {
         d.bind_int(s, 6, b.power_min_mw);
         d.bind_int(s, 7, b.power_max_mw);
         d.bind_int(s, 8, b.voltage_min_mv);
         d.bind_int(s, 9, b.voltage_max_mv);
         d.bind_int(s, 10, b.current_max_ua);
       }
-      if (sqlite3_step(s) != SQLITE_DONE) d.fail("upsert bucket");
+    };
+    auto floor_to = [](int64_t t, int64_t w) { return t - ((t % w) + w) % w; };
+    for (const BucketUpdate& b : energy.samples) {
+      if (b.cid.empty()) throw StoreError("commit: sample with an empty cid");
+      {
+        StmtUse use(d.stmt(kUpsertSample));
+        d.bind_int(use.get(), 1, b.start_ms);
+        d.bind_int(use.get(), 2, d.socket_id(b.cid, true));
+        bind_values(use.get(), b);
+        if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("store sample");
+      }
+      ++result.samples_written;
+      if (b.start_ms >= rolled_up) continue;
+      // Its bucket and hour were rolled up already: add it to them as well.
+      for (const auto& [slot, width] :
+           {std::pair{kUpsertBucket, int64_t{900'000}}, {kUpsertHour, 3'600'000}}) {
+        StmtUse use(d.stmt(slot));
+        d.bind_text(use.get(), 1, b.cid);
+        d.bind_int(use.get(), 2, floor_to(b.start_ms, width));
+        bind_values(use.get(), b);
+        if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("add a late sample to its bucket");
+      }
     }
     for (const EnergyStateRow& st : energy.states) {
       if (st.cid.empty()) throw StoreError("commit: energy state with an empty cid");
@@ -485,9 +579,46 @@ CommitResult Store::commit(const std::vector<ReadingRow>& readings, const std::v
     d.exec("COMMIT", "commit");
   } catch (...) {
     d.rollback_quietly();
+    d.socket_ids.clear();  // ids added by this transaction are gone
     throw;
   }
   return result;
+}
+
+size_t Store::roll_up(int64_t up_to_ms) {
+  Impl& d = *impl_;
+  if (up_to_ms <= d.read_mark()) return 0;
+  size_t rolled = 0;
+  d.exec("BEGIN IMMEDIATE", "begin roll-up");
+  try {
+    // Again under the write lock: another connection may have rolled up meanwhile, and rolling the
+    // same samples up twice would count their energy twice.
+    const int64_t from = d.read_mark();
+    if (up_to_ms <= from) {
+      d.exec("COMMIT", "end roll-up");
+      return 0;
+    }
+    for (const Slot slot : {kRollUpBuckets, kRollUpHours}) {
+      StmtUse use(d.stmt(slot));
+      d.bind_int(use.get(), 1, from);
+      d.bind_int(use.get(), 2, up_to_ms);
+      if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("roll samples up");
+      if (slot == kRollUpBuckets) rolled = static_cast<size_t>(sqlite3_changes(d.db));
+    }
+    StmtUse use(d.stmt(kSetMark));
+    d.bind_int(use.get(), 1, up_to_ms);
+    if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("move rolled_up_ms");
+    d.exec("COMMIT", "commit roll-up");
+  } catch (...) {
+    d.rollback_quietly();
+    throw;
+  }
+  d.rolled_up_ms = up_to_ms;
+  return rolled;
+}
+
+int64_t Store::rolled_up_ms() const {
+  return impl_->read_mark();
 }
 
 uint32_t Store::last_seq(const std::string& cid, uint32_t boot) const {
@@ -504,20 +635,26 @@ int64_t Store::newest_time_ms() const {
   return sqlite3_column_int64(use.get(), 0);
 }
 
-std::optional<ReadingRow> Store::latest_reading(const std::string& cid) const {
-  StmtUse use(impl_->stmt(kLatestReading));
+std::optional<SampleRow> Store::latest_sample(const std::string& cid) const {
+  StmtUse use(impl_->stmt(kLatestSample));
   impl_->bind_text(use.get(), 1, cid);
-  if (!impl_->step_row(use.get(), "latest_reading")) return std::nullopt;
-  return Impl::read_reading(use.get());
+  if (!impl_->step_row(use.get(), "latest_sample")) return std::nullopt;
+  SampleRow r;
+  Impl::read_bucket(use.get(), r);
+  return r;
 }
 
-std::vector<ReadingRow> Store::readings(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
-  StmtUse use(impl_->stmt(kReadingsRange));
+std::vector<SampleRow> Store::samples(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
+  StmtUse use(impl_->stmt(kSamplesRange));
   impl_->bind_text(use.get(), 1, cid);
   impl_->bind_int(use.get(), 2, from_ms);
   impl_->bind_int(use.get(), 3, to_ms);
-  std::vector<ReadingRow> out;
-  while (impl_->step_row(use.get(), "readings")) out.push_back(Impl::read_reading(use.get()));
+  std::vector<SampleRow> out;
+  while (impl_->step_row(use.get(), "samples")) {
+    SampleRow r;
+    Impl::read_bucket(use.get(), r);
+    out.push_back(std::move(r));
+  }
   return out;
 }
 
@@ -533,11 +670,11 @@ std::vector<EventRow> Store::events(const std::string& cid, int64_t from_ms, int
   return out;
 }
 
-size_t Store::count_readings(const std::string& cid) const {
+size_t Store::count_samples(const std::string& cid) const {
   const bool all = cid.empty();
   StmtUse use(impl_->stmt(all ? kCountAll : kCountCid));
   if (!all) impl_->bind_text(use.get(), 1, cid);
-  if (!impl_->step_row(use.get(), "count_readings")) return 0;
+  if (!impl_->step_row(use.get(), "count_samples")) return 0;
   return static_cast<size_t>(sqlite3_column_int64(use.get(), 0));
 }
 
@@ -571,6 +708,7 @@ std::vector<BucketRow> Store::buckets(const std::string& cid, int64_t from_ms, i
     Impl::read_bucket(s, b);
     out.push_back(std::move(b));
   }
+  impl_->tail_rows(cid, 900'000, from_ms, to_ms, [&](const BucketRow& b) { out.push_back(b); });
   return out;
 }
 
@@ -591,6 +729,14 @@ int64_t Store::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms
   impl_->bind_int(use.get(), 3, to_ms);
   impl_->bind_int(use.get(), 4, hours_from);
   impl_->bind_int(use.get(), 5, hours_to);
+  // The samples of the buckets with from_ms <= start_ms < to_ms: [ceil(from_ms), ceil(to_ms)).
+  constexpr int64_t kQuarter = 900'000;
+  auto ceil_quarter = [](int64_t t) {
+    const int64_t r = ((t % kQuarter) + kQuarter) % kQuarter;
+    return r == 0 ? t : t - r + kQuarter;
+  };
+  impl_->bind_int(use.get(), 6, ceil_quarter(from_c));
+  impl_->bind_int(use.get(), 7, ceil_quarter(to_c));
   if (!impl_->step_row(use.get(), "energy_sum")) return 0;
   return sqlite3_column_int64(use.get(), 0);
 }

@@ -8,7 +8,9 @@
 
 #include <array>
 #include <cstring>
+#include <functional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "plugbridge/store/store.hpp"
@@ -17,19 +19,28 @@ namespace pb::store {
 
 namespace detail {
 
-constexpr const char* kReadingColumns =
-    "cid, boot, seq, ts_ms, flags, voltage_mv, current_ua, power_mw, apparent_mva, power_factor_e4, "
-    "energy_mwh, energy_epoch";
+// The value columns shared by samples, energy_buckets and energy_hours.
+constexpr const char* kValueColumns =
+    "energy_mwh, samples, power_sum_mw, power_min_mw, power_max_mw, voltage_min_mv, voltage_max_mv, "
+    "current_max_ua";
 constexpr const char* kEventColumns = "cid, ts_ms, kind, boot, seq, value, detail";
 
 // The statements a connection keeps prepared; index into Store::Impl::stmts. The Store's own are
 // spelled by sql_for() (store.cpp); the others by the file that uses them.
 enum Slot : size_t {
-  kInsertReading,
+  kUpsertSample,
+  kUpsertHour,
+  kSocketId,
+  kInsertSocket,
+  kRollUpBuckets,
+  kRollUpHours,
+  kSetMark,
+  kReadMark,
+  kTailRows,
   kInsertEvent,
   kLastSeq,
-  kLatestReading,
-  kReadingsRange,
+  kLatestSample,
+  kSamplesRange,
   kEventsAll,
   kEventsCid,
   kCountAll,
@@ -44,11 +55,11 @@ enum Slot : size_t {
   kOutboxDelete,
   kOutboxAll,
   kNewestTime,
-  kStoreSlotCount,                   // the slots below have their SQL where they are used
-  kPruneReadings = kStoreSlotCount,  // retention.cpp
-  kOldestReading,                    // retention.cpp
-  kUsedPages,                        // retention.cpp
-  kRowsQuarter,                      // reader.cpp, from here on
+  kStoreSlotCount,                  // the slots below have their SQL where they are used
+  kPruneSamples = kStoreSlotCount,  // retention.cpp
+  kOldestSample,                    // retention.cpp
+  kUsedPages,                       // retention.cpp
+  kRowsQuarter,                     // reader.cpp, from here on
   kRowsHour,
   kRowsQuarterEnergy,
   kRowsHourEnergy,
@@ -56,8 +67,8 @@ enum Slot : size_t {
   kExportBucketsCid,
   kExportCountAll,
   kExportCountCid,
-  kExportReadingsAll,
-  kExportReadingsCid,
+  kExportSamplesAll,
+  kExportSamplesCid,
   kSlotCount
 };
 
@@ -95,6 +106,19 @@ struct Store::Impl {
   dev_t file_dev = 0;
   ino_t file_ino = 0;
   bool file_known = false;
+
+  // sockets.id by cid, as far as known (a failed commit clears it: its inserts were rolled back).
+  std::unordered_map<std::string, int64_t> socket_ids;
+  // history_marks.rolled_up_ms as this connection last read or wrote it.
+  int64_t rolled_up_ms = 0;
+
+  // The id of cid; with create, inserted when missing (inside the caller's transaction), else 0.
+  int64_t socket_id(const std::string& cid, bool create);
+  int64_t read_mark();
+  // The samples not rolled up yet (start_ms >= the stored mark), summed into rows of width_ms
+  // (900000 or 3600000) with from_ms <= start_ms < to_ms, by start_ms then cid; cid "" = all.
+  void tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
+                 const std::function<void(const BucketRow&)>& fn);
 
   // SQLite's message, plus the operating system's reason when there is one (ENOSPC, EROFS, ...).
   std::string errmsg() const {
@@ -170,23 +194,6 @@ struct Store::Impl {
   static std::string text(sqlite3_stmt* s, int column) {
     const unsigned char* p = sqlite3_column_text(s, column);
     return p != nullptr ? reinterpret_cast<const char*>(p) : "";
-  }
-  // A row of kReadingColumns.
-  static ReadingRow read_reading(sqlite3_stmt* s) {
-    ReadingRow r;
-    r.cid = text(s, 0);
-    r.boot = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
-    r.seq = static_cast<uint32_t>(sqlite3_column_int64(s, 2));
-    r.ts_ms = sqlite3_column_int64(s, 3);
-    r.flags = static_cast<uint8_t>(sqlite3_column_int64(s, 4));
-    r.voltage_mv = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
-    r.current_ua = static_cast<uint32_t>(sqlite3_column_int64(s, 6));
-    r.power_mw = static_cast<uint32_t>(sqlite3_column_int64(s, 7));
-    r.apparent_mva = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
-    r.power_factor_e4 = static_cast<uint16_t>(sqlite3_column_int64(s, 9));
-    r.energy_mwh = static_cast<uint64_t>(sqlite3_column_int64(s, 10));
-    r.energy_epoch = static_cast<uint16_t>(sqlite3_column_int64(s, 11));
-    return r;
   }
   // A row of kEventColumns.
   static EventRow read_event(sqlite3_stmt* s) {

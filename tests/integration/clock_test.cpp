@@ -12,6 +12,7 @@
 #include <regex>
 #include <set>
 
+#include "plugbridge/energy/accountant.hpp"
 #include "plugbridge/store/store.hpp"
 #include "scenario.hpp"
 
@@ -78,20 +79,19 @@ TEST(Clock, AYear2000BootHoldsRecordsAndRestampsThemWhenTheClockIsRight) {
   set_offset(offset_file, 946'684'800 - test_start_ms / 1000);  // 2000-01-01T00:00:00Z
 
   Scenario sc({.sockets = 2, .daemon_env = *env});
-  // Readings of last week, which a year-2000 retention pass must not touch.
-  const int64_t week_ago = test_start_ms - 7 * 86'400'000LL;
+  // Samples of last week, which a year-2000 retention pass must not touch.
+  const int64_t week_ago = energy::floor_to(test_start_ms - 7 * 86'400'000LL, 60'000);
   {
     store::Store db(sc.db_path().string());
-    std::vector<store::ReadingRow> old;
-    for (uint32_t seq = 1; seq <= 5; ++seq) {
-      store::ReadingRow r;
-      r.cid = sc.cid(0);
-      r.boot = 0;  // not a boot plugsim uses
-      r.seq = seq;
-      r.ts_ms = week_ago + seq * 1000;
-      old.push_back(r);
+    store::EnergyUpdate old;
+    for (int64_t i = 0; i < 5; ++i) {
+      store::BucketUpdate b;
+      b.cid = sc.cid(0);
+      b.start_ms = week_ago + i * 60'000;
+      b.samples = 1;
+      old.samples.push_back(b);
     }
-    db.commit(old, {});
+    db.commit({}, old);
   }
   sc.start_daemon();
   ASSERT_TRUE(sc.daemon().wait_for_stderr(std::regex("2000-01-01.*holding readings"), 10s))
@@ -140,24 +140,25 @@ TEST(Clock, AYear2000BootHoldsRecordsAndRestampsThemWhenTheClockIsRight) {
       EXPECT_GE(m.value("t", int64_t{0}), test_start_ms / 1000 - 1) << topic << ": " << m.dump();
   store::Store db(sc.db_path().string(), true);
   for (size_t i = 0; i < 2; ++i) {
-    const auto rows = db.readings(sc.cid(i), 0, INT64_MAX);
-    size_t recent = 0;
-    for (const auto& r : rows) {
-      if (r.boot == 0) continue;  // the seeded ones
-      EXPECT_GE(r.ts_ms, test_start_ms - 1000) << sc.cid(i) << " seq " << r.seq;
-      EXPECT_LE(r.ts_ms, real_now_ms());
-      ++recent;
+    int64_t recent = 0;
+    for (const auto& r : db.samples(sc.cid(i), week_ago + 5 * 60'000, INT64_MAX)) {
+      EXPECT_GE(r.start_ms, energy::floor_to(test_start_ms, 60'000)) << sc.cid(i);
+      EXPECT_LE(r.start_ms, real_now_ms());
+      recent += r.samples;
     }
-    EXPECT_GE(recent, 4u);
+    EXPECT_EQ(db.samples(sc.cid(i), 0, week_ago).size(), 0u) << "a sample before the seeded ones";
+    EXPECT_GE(recent, 4) << "readings in samples";
     const auto events = db.events(sc.cid(i), 0, INT64_MAX);
     EXPECT_GE(events.size(), 2u) << "the relay and command events";
     for (const auto& e : events) EXPECT_GE(e.ts_ms, test_start_ms - 1000) << e.kind << " " << e.detail;
     // The energy is in today's buckets, none in 2000's.
-    EXPECT_TRUE(db.buckets(sc.cid(i), 0, test_start_ms - 900'000).empty());
+    EXPECT_TRUE(db.buckets(sc.cid(i), 0, energy::bucket_start(week_ago)).empty());
+    EXPECT_TRUE(db.buckets(sc.cid(i), week_ago + 1'800'000, test_start_ms - 900'000).empty());
     EXPECT_GT(db.energy_sum(sc.cid(i), test_start_ms - 900'000, INT64_MAX), 0) << sc.cid(i);
   }
-  EXPECT_EQ(db.readings(sc.cid(0), week_ago, week_ago + 10'000).size(), 5u) << "pruned";
-  EXPECT_EQ(unstored_acked_records(sc, 2), "");
+  EXPECT_EQ(db.samples(sc.cid(0), week_ago, week_ago + 5 * 60'000).size(), 5u) << "pruned";
+  EXPECT_EQ(unstored_acked_events(sc, 2), "");
+  EXPECT_EQ(uncommitted_acked_records(sc, 2), "");
 }
 
 TEST(Clock, AClockSetBackAnHourKeepsTheLiveStateMoving) {
@@ -198,15 +199,17 @@ TEST(Clock, AClockSetBackAnHourKeepsTheLiveStateMoving) {
   sc.daemon().signal(SIGTERM);
   ASSERT_EQ(sc.daemon().wait_exit(20s), 0) << sc.daemon().describe();
   store::Store db(sc.db_path().string(), true);
-  const auto rows = db.readings(sc.cid(0), 0, INT64_MAX);
-  ASSERT_GE(rows.size(), 6u);
+  int64_t readings = 0;  // with a valid meter value: the samples count no others
+  for (const auto& r : db.samples(sc.cid(0), 0, INT64_MAX)) readings += r.samples;
+  ASSERT_GE(readings, 4);
   int64_t energy = 0;
   for (const auto& b : db.buckets(sc.cid(0), 0, INT64_MAX)) {
     EXPECT_GE(b.energy_mwh, 0);
     energy += b.energy_mwh;
   }
   EXPECT_GT(energy, 0);
-  EXPECT_EQ(unstored_acked_records(sc, 1), "");
+  EXPECT_EQ(unstored_acked_events(sc, 1), "");
+  EXPECT_EQ(uncommitted_acked_records(sc, 1), "");
 }
 
 }  // namespace

@@ -135,8 +135,8 @@ TEST(Outbox, BrokerOutageLosesNothingAndDrainsAtTheConfiguredRate) {
   ASSERT_TRUE(test::wait_until(
       [&] {
         store::Store db(sc.db_path().string(), true);
-        auto r = db.latest_reading(b);
-        return r && r->power_mw > 550'000 && stored_relay_event(sc.db_path(), c, 0, outage_from + 1);
+        auto r = db.latest_sample(b);
+        return r && r->power_max_mw > 550'000 && stored_relay_event(sc.db_path(), c, 0, outage_from + 1);
       },
       15s));
   {

@@ -1,10 +1,12 @@
 #include "scenario.hpp"
 
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
 #include "plugbridge/cli/cli.hpp"
+#include "plugbridge/energy/totals.hpp"
 
 namespace pb::itest {
 
@@ -54,8 +56,10 @@ std::string Scenario::config_text(const std::vector<RosterSocket>& sockets,
     << "database: " << db_path().string() << "\n"
     << "control_socket: " << control_socket().string() << "\n"
     << "heartbeat_s: " << opts_.heartbeat_s << "\n"
-    << "log_level: debug\n"
-    << extra_yaml << "sockets:\n";
+    << "log_level: debug\n";
+  if (extra_yaml.find("history:") == std::string::npos && extra_yaml.find("retention:") == std::string::npos)
+    y << "history: {commit_interval_ms: " << opts_.commit_interval_ms << "}\n";
+  y << extra_yaml << "sockets:\n";
   for (const auto& s : sockets) {
     y << "  - cid: " << s.cid << "\n"
       << "    product_id: pbtestpid\n"
@@ -147,28 +151,68 @@ std::vector<nlohmann::json> Scenario::reports(const std::string& cid, int dp) co
   return out;
 }
 
-std::multiset<uint32_t> stored_seqs(const store::Store& db, const std::string& cid, uint32_t boot) {
+std::multiset<uint32_t> stored_event_seqs(const store::Store& db, const std::string& cid, uint32_t boot) {
   std::multiset<uint32_t> stored;
-  for (const auto& r : db.readings(cid, 0, INT64_MAX))
-    if (r.boot == boot) stored.insert(r.seq);
   for (const auto& e : db.events(cid, 0, INT64_MAX))
     if (e.boot == boot && e.seq) stored.insert(*e.seq);
   return stored;
 }
 
-std::string unstored_acked_records(Scenario& sc, size_t sockets) {
+std::string unstored_acked_events(Scenario& sc, size_t sockets) {
   const auto acked = highest_acked(sc.sim());
   if (acked.size() != sockets)
     return std::to_string(acked.size()) + " socket boots acked, expected " + std::to_string(sockets);
   store::Store db(sc.db_path().string(), true);
-  for (const auto& [key, max_seq] : acked) {
-    const std::multiset<uint32_t> stored = stored_seqs(db, key.first, key.second);
-    for (uint32_t s = 1; s <= max_seq; ++s)
-      if (stored.count(s) != 1)
-        return key.first + " seq " + std::to_string(s) + " (acked up to " + std::to_string(max_seq) +
-               ") stored " + std::to_string(stored.count(s)) + " times";
+  std::map<std::pair<std::string, uint32_t>, std::multiset<uint32_t>> stored;
+  size_t checked = 0;
+  for (const char* ev : {"relay", "trip"}) {
+    for (const auto& e : sim_events(sc.sim(), ev)) {
+      const std::pair<std::string, uint32_t> key{e["cid"].get<std::string>(), e["boot"].get<uint32_t>()};
+      const uint32_t seq = e["seq"].get<uint32_t>();
+      const auto a = acked.find(key);
+      if (a == acked.end() || seq > a->second) continue;  // not acked: the socket still has it
+      if (stored.count(key) == 0) stored[key] = stored_event_seqs(db, key.first, key.second);
+      if (stored[key].count(seq) != 1)
+        return key.first + " " + ev + " event seq " + std::to_string(seq) + " (acked up to " +
+               std::to_string(a->second) + ") stored " + std::to_string(stored[key].count(seq)) + " times";
+      ++checked;
+    }
   }
+  return checked > 0 ? "" : "no acked socket event to check";
+}
+
+std::string uncommitted_acked_records(Scenario& sc, size_t sockets) {
+  const auto acked = highest_acked(sc.sim());
+  if (acked.size() != sockets)
+    return std::to_string(acked.size()) + " socket boots acked, expected " + std::to_string(sockets);
+  store::Store db(sc.db_path().string(), true);
+  for (const auto& [key, max_seq] : acked)
+    if (const uint32_t committed = db.last_seq(key.first, key.second); committed < max_seq)
+      return key.first + " acked up to seq " + std::to_string(max_seq) + ", committed up to " +
+             std::to_string(committed);
   return "";
+}
+
+std::string energy_mismatch(const store::Store& db, const std::string& cid, int64_t first_mwh) {
+  std::optional<store::EnergyStateRow> state;
+  for (const auto& st : db.energy_states())
+    if (st.cid == cid) state = st;
+  if (!state) return cid + ": no energy state";
+  int64_t samples = 0;
+  for (const auto& s : db.samples(cid, INT64_MIN, INT64_MAX)) samples += s.energy_mwh;
+  const int64_t buckets = energy::all_time_total(db, cid);
+  const int64_t first = static_cast<int64_t>(state->energy_mwh) - state->total_mwh;
+  std::ostringstream why;
+  if (samples != state->total_mwh)
+    why << cid << ": samples hold " << samples << " mWh, the energy state " << state->total_mwh << "; ";
+  if (buckets != state->total_mwh)
+    why << cid << ": the buckets hold " << buckets << " mWh, the energy state " << state->total_mwh << "; ";
+  if (state->total_mwh <= 0) why << cid << ": no energy counted; ";
+  if (first < 0 || first > first_mwh)
+    why << cid << ": the counter is at " << state->energy_mwh << " mWh but " << state->total_mwh
+        << " mWh were counted: " << first << " mWh before the first reading (at most " << first_mwh
+        << " expected): energy lost";
+  return why.str();
 }
 
 std::vector<nlohmann::json> sim_events(const test::Process& sim, const std::string& ev) {

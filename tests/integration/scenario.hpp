@@ -34,6 +34,9 @@ struct ScenarioOptions {
   int configured = -1;                   // roster sockets in the daemon's file at first (-1: all)
   std::string database;                  // the daemon's database file (default: plugbridge.db in dir())
   std::map<std::string, std::string> daemon_env;  // added to plugbridged's environment
+  // history.commit_interval_ms, unless extra_yaml has a history or retention section: short, so
+  // tests see samples soon (the daemon's default is a minute).
+  int commit_interval_ms = 300;
 };
 
 class Scenario {
@@ -94,15 +97,25 @@ class Scenario {
 // JSON lines of a plugsim process with a given "ev".
 std::vector<nlohmann::json> sim_events(const test::Process& sim, const std::string& ev);
 
-// The seqs of one socket boot stored in db, readings and socket events together (a seq stored twice
-// appears twice).
-std::multiset<uint32_t> stored_seqs(const store::Store& db, const std::string& cid, uint32_t boot);
+// The seqs of the socket events of one socket boot stored in db (a seq stored twice appears twice).
+std::multiset<uint32_t> stored_event_seqs(const store::Store& db, const std::string& cid, uint32_t boot);
 
-// Every seq up to the highest one plugsim saw acked (acks are cumulative) must be stored once, for
-// each (cid, boot) of `sockets` sockets with one boot each: "" if so, else what is wrong.
-std::string unstored_acked_records(Scenario& sc, size_t sockets);
+// Every socket event (relay change, trip) plugsim made with a seq up to the highest one it saw acked
+// (acks are cumulative) must be stored once, for `sockets` sockets with one boot each: "" if so,
+// else what is wrong. Readings are not stored one by one (samples): their energy is checked apart.
+std::string unstored_acked_events(Scenario& sc, size_t sockets);
 
-// Highest seq plugsim saw acked per (cid, boot). Acks are cumulative: every seq up to it must be stored.
+// After a clean stop of the daemon: every seq plugsim saw acked is committed (in a socket's energy
+// state or an event: Store::last_seq), for `sockets` sockets with one boot each: "" if so.
+std::string uncommitted_acked_records(Scenario& sc, size_t sockets);
+
+// The energy of one socket (one epoch) as stored, against its counter: "" if the all-time total
+// (energy state), the sum of the stored samples and the buckets' total agree, and the counter climbed
+// by that total since a first reading of at most first_mwh (what a socket counted before the
+// gateway's first reading of it: nothing lost since); else what is wrong.
+std::string energy_mismatch(const store::Store& db, const std::string& cid, int64_t first_mwh);
+
+// Highest seq plugsim saw acked per (cid, boot). Acks are cumulative.
 std::map<std::pair<std::string, uint32_t>, uint32_t> highest_acked(const test::Process& sim);
 
 // The plugbridge CLI run in-process against the scenario's config, so its output is exact and complete

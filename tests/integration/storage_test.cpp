@@ -76,7 +76,8 @@ TEST(Storage, DiskFullHoldsReadingsUnackedAndResumesWithNothingAckedLost) {
   ASSERT_TRUE(sc.sim().wait_exit(20s));
   sc.daemon().signal(SIGTERM);
   EXPECT_EQ(sc.daemon().wait_exit(20s), 0) << sc.daemon().describe();
-  EXPECT_EQ(unstored_acked_records(sc, 5), "");
+  EXPECT_EQ(unstored_acked_events(sc, 5), "");
+  EXPECT_EQ(uncommitted_acked_records(sc, 5), "");
 }
 
 TEST(Storage, DatabaseDeletedWhileRunningStopsTheDaemonAndItsAcks) {
@@ -94,7 +95,8 @@ TEST(Storage, DatabaseDeletedWhileRunningStopsTheDaemonAndItsAcks) {
   sc.start_daemon();
   ASSERT_TRUE(test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > acked_before + 20; }, 30s))
       << sc.sim().describe() << sc.daemon().describe();
-  EXPECT_GT(store::Store(sc.db_path().string(), true).count_readings(), 0u);
+  ASSERT_TRUE(
+      test::wait_until([&] { return store::Store(sc.db_path().string(), true).count_samples() > 0; }, 10s));
 }
 
 test::Process start_refused(const Scenario& sc) {
@@ -118,21 +120,20 @@ TEST(Storage, DamagedDatabaseIsRefusedAtStartAndRecovered) {
   Scenario sc({.sockets = 1});
   {
     store::Store db(sc.db_path().string());
-    std::vector<store::ReadingRow> rows;
+    store::EnergyUpdate up;
     // Recent: retention must not prune them once the daemon runs on the recovered file.
     const int64_t start = std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count() -
                           6'000'000;
-    for (uint32_t i = 1; i <= 5000; ++i) {
-      store::ReadingRow r;
-      r.cid = sc.cid(0);
-      r.boot = 1;
-      r.seq = i;
-      r.ts_ms = start + i * 1000;
-      rows.push_back(r);
+    for (int64_t i = 1; i <= 5000; ++i) {
+      store::BucketUpdate b;
+      b.cid = sc.cid(0);
+      b.start_ms = start - start % 1000 + i * 1000;
+      b.samples = 1;
+      up.samples.push_back(b);
     }
-    db.commit(rows, {});
+    db.commit({}, up);
     ASSERT_TRUE(db.checkpoint());
   }
   {
@@ -160,7 +161,7 @@ TEST(Storage, DamagedDatabaseIsRefusedAtStartAndRecovered) {
   sc.start_daemon();  // throws unless it serves
   sc.daemon().signal(SIGTERM);
   EXPECT_EQ(sc.daemon().wait_exit(20s), 0);
-  const size_t kept = store::Store(sc.db_path().string(), true).count_readings();
+  const size_t kept = store::Store(sc.db_path().string(), true).count_samples();
   EXPECT_GT(kept, 4800u);
   EXPECT_LT(kept, 5000u);
 }

@@ -67,13 +67,17 @@ struct Lan {
 
 // The `history:` section (older spelling: `retention:`, raw_days only).
 struct History {
-  int raw_days = 35;  // raw readings older than this are pruned; 15-minute buckets are kept forever
-  // The database's size budget (pages in use): beyond it the oldest raw readings go first, whatever
+  int raw_days = 35;  // raw samples older than this are pruned; 15-minute buckets are kept forever
+  // The database's size budget (pages in use): beyond it the oldest raw samples go first, whatever
   // raw_days says; buckets, energy and events are never thinned. 0 = no budget.
   int max_db_mb = 2048;
+  // Readings are stored as samples of this many seconds (mean, minimum and maximum power, voltage
+  // range, maximum current, energy); a divisor of 900, so a sample lies in one 15-minute bucket.
+  int raw_resolution_s = 60;
   // How long readings gather in memory before one commit (events: at once). Fewer, larger commits
-  // write far fewer bytes to the SD card; nothing is acked before its commit either way.
-  int commit_interval_ms = 2000;
+  // write far fewer bytes to the SD card; a power cut loses at most this much of power samples,
+  // never energy nor an acked event.
+  int commit_interval_ms = 60'000;
   bool operator==(const History&) const = default;
 };
 

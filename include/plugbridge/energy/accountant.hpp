@@ -1,5 +1,6 @@
 // Energy accounting: turns each socket's cumulative counter (energy_mwh + energy_epoch) into
-// increments that are never negative and never counted twice, and into 15-minute buckets.
+// increments that are never negative and never counted twice, summed with the power, voltage and
+// current into raw samples (the store rolls those up into 15-minute buckets).
 // The rules are documented in docs/schema.md ("Energy tables").
 //
 // Use: prepare() a batch of readings before Store::commit, pass the result's update and events
@@ -22,12 +23,18 @@ inline constexpr int64_t kBucketMs = 15 * 60 * 1000;
 inline constexpr uint64_t kWrapMwh = 10'000'000'000ull;  // the socket counter wraps at 10 000 kWh
 inline constexpr uint8_t kMeterOkFlag = 1u << 3;         // pbfw::proto kMeterOk
 
+inline int64_t floor_to(int64_t ts_ms, int64_t width_ms) {
+  const int64_t r = ts_ms % width_ms;
+  return ts_ms - (r < 0 ? r + width_ms : r);
+}
 inline int64_t bucket_start(int64_t ts_ms) {
-  const int64_t r = ts_ms % kBucketMs;
-  return ts_ms - (r < 0 ? r + kBucketMs : r);
+  return floor_to(ts_ms, kBucketMs);
 }
 
 struct AccountantOptions {
+  // Width of the raw samples the readings are summed into (history.raw_resolution_s); divides
+  // kBucketMs, so a sample lies in one bucket.
+  int64_t sample_ms = 60'000;
   uint32_t max_power_w = 3500;  // increments implying more are rejected ("rejected_jump" event)
   std::map<std::string, uint32_t> socket_max_power_w;  // per-socket overrides of max_power_w
 
@@ -38,7 +45,7 @@ struct AccountantOptions {
 };
 
 struct Prepared {
-  store::EnergyUpdate update;
+  store::EnergyUpdate update;           // samples and states
   std::vector<store::EventRow> events;  // rejected_jump events
   int64_t accepted_mwh = 0;             // energy added by this batch (all sockets)
   size_t out_of_range = 0;              // readings whose counter is past the protocol's range
@@ -48,11 +55,10 @@ class Accountant {
  public:
   explicit Accountant(AccountantOptions options = {}) : options_(options) {}
 
-  // Loads the persisted states; a socket listed in cids without a state starts from its latest
-  // stored reading (a database from before the energy tables), counting nothing before it.
-  void load(const store::Store& store, const std::vector<std::string>& cids = {});
+  // Loads the persisted states.
+  void load(const store::Store& store);
 
-  // Pure: computes the bucket updates, new states and events of these readings (any order, any
+  // Pure: computes the sample updates, new states and events of these readings (any order, any
   // sockets) against the current states, without changing them.
   Prepared prepare(const std::vector<store::ReadingRow>& readings) const;
   // Adopts the states of a successfully committed Prepared.

@@ -22,8 +22,8 @@
 namespace pb::gateway {
 
 struct Stats {
-  uint64_t readings_committed = 0;
-  uint64_t readings_duplicate = 0;
+  uint64_t readings_committed = 0;  // readings in successful commits (as samples, with their energy)
+  uint64_t samples_written = 0;     // sample rows written (each commit rewrites the open intervals)
   uint64_t events_committed = 0;
   uint64_t commits = 0;
   uint64_t commits_failed = 0;   // attempts that failed (disk full, I/O error); retried
@@ -38,7 +38,7 @@ struct LiveSocket {
   std::string name;
   bool online = false;
   std::optional<bool> relay_on;
-  std::optional<store::ReadingRow> last;  // newest committed reading since the daemon started
+  std::optional<store::ReadingRow> last;  // newest reading since the daemon started
   // The socket runs the countdown; its readings carry the remaining seconds (rounded up).
   std::optional<int64_t> countdown_ends_ms;  // unix ms of the flip; none = no countdown running
 };

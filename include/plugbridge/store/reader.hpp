@@ -44,32 +44,35 @@ class Reader {
   };
 
   // Devices: the energy accounting state of every socket that has one (by cid), and the newest
-  // stored reading of a socket.
+  // stored sample of a socket.
   std::vector<EnergyStateRow> energy_states() const;
-  std::optional<ReadingRow> latest_reading(const std::string& cid) const;
+  std::optional<SampleRow> latest_sample(const std::string& cid) const;
 
   // Energy: mWh of the buckets with from_ms <= start_ms < to_ms (whole UTC hours from the hourly
-  // rollup, the quarter-hours around them from energy_buckets).
+  // rollup, the quarter-hours around them from energy_buckets, and the samples not rolled up yet).
   int64_t energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
 
   // Events with from_ms <= ts_ms < to_ms, oldest first (cid "" = all sockets).
   std::vector<EventRow> events(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
 
   // History: rows of energy_buckets (kQuarter) or of its hourly rollup energy_hours (kHour) of one
-  // socket with from_ms <= start_ms < to_ms, by start_ms. Statements stay prepared, so many short
-  // scans stay cheap. energy_only: only start_ms and energy_mwh are read (the rest stays 0).
+  // socket with from_ms <= start_ms < to_ms, by start_ms, followed by the rows of the samples not
+  // rolled up yet (the last hour or so). Statements stay prepared, so many short scans stay cheap.
+  // energy_only: only start_ms and energy_mwh are read (the rest stays 0).
   enum class Rollup { kQuarter, kHour };
   void each_row(Rollup table, const std::string& cid, int64_t from_ms, int64_t to_ms,
                 const std::function<void(const BucketRow&)>& fn, bool energy_only = false) const;
 
   // Export: quarter-hour buckets with from_ms <= start_ms < to_ms by start_ms (cid "" = all
-  // sockets; then several rows may share a start_ms). NULL minima/maxima read as 0.
+  // sockets; then several rows may share a start_ms), those made of samples not rolled up yet
+  // last. NULL minima/maxima read as 0.
   void each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,
                    const std::function<void(const BucketRow&)>& fn) const;
-  // Export: raw readings with from_ms <= ts_ms < to_ms, by cid then time; fn returns false to stop.
-  size_t count_readings(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
-  void each_reading(const std::string& cid, int64_t from_ms, int64_t to_ms,
-                    const std::function<bool(const ReadingRow&)>& fn) const;
+  // Export: raw samples with from_ms <= start_ms < to_ms, by time (then socket, in the order the
+  // sockets were first stored); fn returns false to stop.
+  size_t count_samples(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
+  void each_sample(const std::string& cid, int64_t from_ms, int64_t to_ms,
+                   const std::function<bool(const SampleRow&)>& fn) const;
 
  private:
   std::unique_ptr<Store> owned_;

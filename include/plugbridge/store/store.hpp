@@ -1,4 +1,4 @@
-// SQLite history of socket readings and events (plain SQLite3 C API).
+// SQLite history of socket samples, energy and events (plain SQLite3 C API).
 // One Store = one connection; a Store must be used from one thread at a time. Several Stores
 // (processes or threads) may open the same file: WAL lets readers run while one writer commits.
 #pragma once
@@ -50,8 +50,8 @@ struct DbStats {
   };
   struct Socket {
     std::string cid;
-    int64_t readings = 0;
-    int64_t first_ms = 0, last_ms = 0;  // of its raw readings (0 when none)
+    int64_t samples = 0;                // raw samples
+    int64_t first_ms = 0, last_ms = 0;  // start of its first and last sample (0 when none)
     int64_t buckets = 0;                // 15-minute energy buckets
   };
   int64_t file_bytes = 0, wal_bytes = 0, free_pages_bytes = 0;
@@ -109,7 +109,7 @@ struct EventRow {
 };
 
 struct CommitResult {
-  size_t readings_inserted = 0, readings_duplicate = 0, events_inserted = 0, events_duplicate = 0;
+  size_t samples_written = 0, events_inserted = 0, events_duplicate = 0;
 };
 
 // Energy accounting rows (tables energy_buckets / energy_state, see docs/schema.md).
@@ -138,8 +138,14 @@ struct EnergyStateRow {
   bool operator==(const EnergyStateRow&) const = default;
 };
 
+// A raw sample (table samples): the readings of one socket in one interval of
+// history.raw_resolution_s, in the shape of a bucket (start_ms is the interval's start).
+using SampleRow = BucketUpdate;
+
 struct EnergyUpdate {
-  std::vector<BucketUpdate> buckets;
+  // Added to the stored sample of (cid, start_ms); a sample of an interval already rolled up
+  // (start_ms < rolled_up_ms()) is added to its bucket and hour as well.
+  std::vector<BucketUpdate> samples;
   std::vector<EnergyStateRow> states;  // replace the stored state of that cid
 };
 
@@ -187,15 +193,17 @@ class Store {
   int schema_version() const;
   static int latest_schema_version();
 
-  // One transaction. Rows whose (cid, boot, seq) is already stored (or repeated in the batch) are
-  // counted as duplicates and ignored; gateway events (no boot/seq) are always inserted.
-  CommitResult commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events);
-  // Same, plus the energy accounting of these readings in the same transaction.
-  CommitResult commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
-                      const EnergyUpdate& energy);
-  // Same, plus outbox changes in the same transaction (saves the outbox its own fsync).
-  CommitResult commit(const std::vector<ReadingRow>& readings, const std::vector<EventRow>& events,
-                      const EnergyUpdate& energy, const std::vector<OutboxChange>& outbox);
+  // One transaction: events (a socket event whose (cid, boot, seq) is already stored, or repeated in
+  // the batch, is counted as a duplicate and ignored; gateway events are always inserted), samples
+  // and energy states, outbox changes.
+  CommitResult commit(const std::vector<EventRow>& events, const EnergyUpdate& energy = {},
+                      const std::vector<OutboxChange>& outbox = {});
+  // Adds the samples with rolled_up_ms() <= start_ms < up_to_ms to energy_buckets and energy_hours
+  // and moves the mark to up_to_ms (one transaction; up_to_ms a whole UTC hour, never going back).
+  // Returns how many samples were rolled up.
+  size_t roll_up(int64_t up_to_ms);
+  // Samples before this time are in the buckets and hours; readers add the later ones.
+  int64_t rolled_up_ms() const;
 
   // Outbox changes alone, in one transaction.
   void apply_outbox(const std::vector<OutboxChange>& changes);
@@ -204,30 +212,32 @@ class Store {
 
   // Energy accounting state of every socket that has one.
   std::vector<EnergyStateRow> energy_states() const;
-  // Buckets with from_ms <= start_ms < to_ms, oldest first.
+  // Buckets with from_ms <= start_ms < to_ms, oldest first: those rolled up and those still made of
+  // samples (see rolled_up_ms()).
   std::vector<BucketRow> buckets(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
   // Sum of bucket energy (mWh) with from_ms <= start_ms < to_ms.
   int64_t energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
-  // Retention (retention.cpp): deletes at most `limit` raw readings of cid older than before_ms
-  // (one short transaction); returns how many were deleted. Buckets and events are kept.
-  size_t prune_readings(const std::string& cid, int64_t before_ms, size_t limit);
-  // Time of cid's oldest raw reading (nullopt: none).
-  std::optional<int64_t> oldest_reading_ms(const std::string& cid) const;
+  // Retention (retention.cpp): deletes at most `limit` samples (of all sockets, oldest first) with
+  // start_ms < before_ms and already rolled up (one short transaction); returns how many were
+  // deleted. Buckets, hours and events are kept.
+  size_t prune_samples(int64_t before_ms, size_t limit);
+  // Start of the oldest sample of any socket (nullopt: none).
+  std::optional<int64_t> oldest_sample_ms() const;
   // Bytes of the pages in use (the file's pages less its free list): what the size budget counts.
   // The file does not shrink when rows go; their pages are reused.
   int64_t used_bytes() const;
 
-  // Highest stored record seq (readings and socket events) of that boot, 0 if none. This is the
-  // maximum, not the end of a gap-free prefix.
+  // Highest committed record seq of that boot (the energy state's reading, the socket events), 0 if
+  // none. This is the maximum, not the end of a gap-free prefix.
   uint32_t last_seq(const std::string& cid, uint32_t boot) const;
   // The newest time stored: of the newest accounted reading of any socket, the newest event or
   // outbox row (0 when none). A clock earlier than that without NTP saying so is not believed.
   int64_t newest_time_ms() const;
-  std::optional<ReadingRow> latest_reading(const std::string& cid) const;  // by ts_ms, then boot/seq
-  // Rows with from_ms <= ts_ms < to_ms, oldest first.
-  std::vector<ReadingRow> readings(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
+  std::optional<SampleRow> latest_sample(const std::string& cid) const;
+  // Samples with from_ms <= start_ms < to_ms, oldest first.
+  std::vector<SampleRow> samples(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
   std::vector<EventRow> events(const std::string& cid /* "" = all */, int64_t from_ms, int64_t to_ms) const;
-  size_t count_readings(const std::string& cid = "") const;
+  size_t count_samples(const std::string& cid = "") const;
 
   const std::string& path() const { return path_; }
 

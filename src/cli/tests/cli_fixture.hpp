@@ -89,44 +89,25 @@ class CliTest : public ::testing::Test {
   std::string sock_path() const { return (dir_ / "c.sock").string(); }
 
   // kettle: 1 kWh on 31 Oct, 0.25 kWh yesterday 10:00, 0.125 kWh today 08:00; lamp 10 Wh today 00:00.
+  // The samples before today are rolled up into the buckets, today's are not yet.
   void fill() {
     store::Store db(db_path());
     store::EnergyUpdate up;
-    up.buckets = {bucket("kettle", "2026-10-31 20:00", 1000000, 90, 1000000),
+    up.samples = {bucket("kettle", "2026-10-31 20:00", 1000000, 90, 1000000),
                   bucket("kettle", "2026-11-22 10:00", 250000, 90, 1000000),
                   bucket("kettle", "2026-11-23 08:00", 125000, 45, 1000000),
                   bucket("lamp", "2026-11-23 00:00", 10000, 90, 40000)};
-    // kettle's all-time total comes from its state; lamp has none (summed from its buckets).
-    store::EnergyStateRow st;
-    st.cid = "kettle";
-    st.total_mwh = 1375000;
-    up.states.push_back(st);
-    std::vector<store::ReadingRow> readings;
-    store::ReadingRow r;
-    r.cid = "kettle";
-    r.boot = 3;
-    r.seq = 17;
-    r.ts_ms = berlin("2026-11-23 08:10") + 500;
-    r.flags = (1u << 3) | (1u << 4);
-    r.voltage_mv = 230100;
-    r.current_ua = 4347000;
-    r.power_mw = 1000250;
-    r.apparent_mva = 1000300;
-    r.power_factor_e4 = 9999;
-    r.energy_mwh = 123456789;
-    r.energy_epoch = 1;
-    readings.push_back(r);
-    r.seq = 18;
-    r.ts_ms += 10000;
-    r.flags = 1u << 4;  // meter unavailable
-    readings.push_back(r);
+    // kettle's all-time total comes from its state (its newest reading at 08:10:10); lamp has
+    // none (summed from its buckets).
+    up.states.push_back({"kettle", 3, 18, berlin("2026-11-23 08:10") + 10500, 123456789, 1, 1375000});
     std::vector<store::EventRow> events;
     events.push_back({"kettle", berlin("2026-11-23 08:00"), "relay", 3, 5, 1, R"({"cause":"button"})"});
     events.push_back(
         {"kettle", berlin("2026-11-23 08:30"), "over_current", 3, 6, 5230, R"({"cause":"protection"})"});
     events.push_back({"lamp", berlin("2026-11-23 09:00"), "command", std::nullopt, std::nullopt, 2001,
                       R"({"code":2001,"from":"local","request_id":"local-1","why":"socket is offline"})"});
-    db.commit(readings, events, up);
+    db.commit(events, up);
+    db.roll_up(berlin("2026-11-23 00:00"));
   }
 
   Result run(std::vector<std::string> args, bool tty = false, bool no_color = false) {

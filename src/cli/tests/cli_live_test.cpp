@@ -149,8 +149,8 @@ TEST_F(CliTest, RelayRefusalsNameTheFix) {
 TEST_F(CliTest, RejectedJumpEventsSayWhatWasRejected) {
   {
     store::Store db(db_path());
-    db.commit({}, {{"kettle", berlin("2026-11-23 10:00"), "rejected_jump", std::nullopt, std::nullopt, 50000,
-                    "counter 1000000/0 -> 1050000/0 in 10 s, limit 3500 W"}});
+    db.commit({{"kettle", berlin("2026-11-23 10:00"), "rejected_jump", std::nullopt, std::nullopt, 50000,
+                "counter 1000000/0 -> 1050000/0 in 10 s, limit 3500 W"}});
   }
   auto r = run({"events", "--from", "2026-11-23", "--kind", "rejected_jump", "--format", "csv"});
   ASSERT_EQ(r.code, 0) << r.err;

@@ -1,4 +1,6 @@
 // History and energy from the hourly rollup against the quarter-hours.
+#include <sqlite3.h>
+
 #include "cli_fixture.hpp"
 
 namespace pb::cli {
@@ -8,21 +10,23 @@ using namespace test;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// The hourly rollup (migrations/0003) must give exactly what the quarter-hours give: every
-// history period and energy sum is checked against a sum of Store::buckets. The buckets are
-// written partly before the migration (backfill), then through the triggers (new and updated
-// buckets), over the spring DST changes of New York (8 Mar) and Berlin (29 Mar), also in a :45 zone.
+// The hourly rollup must give exactly what the quarter-hours give: every history period and
+// energy sum is checked against a sum of Store::buckets. The buckets up to 10 Mar are written
+// before migration 0003 (its backfill, over New York's spring DST change on 8 Mar), the later ones
+// as samples: rolled up, added late to rolled-up buckets and hours, and not rolled up yet (read
+// from the samples, from Berlin's DST change on 29 Mar on); also in a :45 zone.
 TEST_F(CliTest, HistoryFromTheHourlyRollupEqualsTheQuarterHours) {
   const int64_t first = berlin("2026-02-27 00:00"), last = berlin("2026-04-03 00:00");
+  const int64_t schema2_end = berlin("2026-03-10 00:00");
   std::mt19937 rng(7);
-  auto random_buckets = [&](int percent) {
+  auto random_buckets = [&](int percent, int64_t from, int64_t to) {
     store::EnergyUpdate up;
     for (const char* cid : {"kettle", "lamp"})
-      for (int64_t t = first; t < last; t += 900000) {
+      for (int64_t t = from; t < to; t += 900000) {
         if (static_cast<int>(rng() % 100) >= percent) continue;
         store::BucketUpdate b;
         b.cid = cid;
-        b.start_ms = t;
+        b.start_ms = t + static_cast<int64_t>(rng() % 15) * 60000;  // a minute of the quarter-hour
         b.energy_mwh = rng() % 300000;
         b.samples = rng() % 4 == 0 ? 0 : 1 + rng() % 90;
         if (b.samples > 0) {
@@ -33,20 +37,51 @@ TEST_F(CliTest, HistoryFromTheHourlyRollupEqualsTheQuarterHours) {
           b.voltage_max_mv = b.voltage_min_mv + rng() % 10000;
           b.current_max_ua = rng() % 5000000;
         }
-        up.buckets.push_back(b);
+        up.samples.push_back(b);
       }
     return up;
   };
   {
     const std::vector<store::Migration> before(store::embedded_migrations().begin(),
                                                store::embedded_migrations().begin() + 2);
-    store::Store v2(db_path(), store::StoreOptions{.migrations = &before});
-    v2.commit({}, {}, random_buckets(60));
+    { store::Store v2(db_path(), store::StoreOptions{.migrations = &before}); }
+    // Schema 2 has buckets, no samples: written as the daemon of then did.
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &raw), SQLITE_OK);
+    sqlite3_stmt* ins = nullptr;
+    ASSERT_EQ(
+        sqlite3_prepare_v2(raw, "INSERT INTO energy_buckets VALUES (?,?,?,?,?,?,?,?,?,?)", -1, &ins, nullptr),
+        SQLITE_OK);
+    for (store::BucketUpdate& b : random_buckets(60, first, schema2_end).samples) {
+      b.start_ms -= b.start_ms % 900000;
+      sqlite3_bind_text(ins, 1, b.cid.c_str(), -1, SQLITE_TRANSIENT);
+      int i = 2;
+      for (const int64_t v : {b.start_ms, b.energy_mwh, b.samples, b.power_sum_mw})
+        sqlite3_bind_int64(ins, i++, v);
+      if (b.samples > 0)
+        for (const int64_t v :
+             {b.power_min_mw, b.power_max_mw, b.voltage_min_mv, b.voltage_max_mv, b.current_max_ua})
+          sqlite3_bind_int64(ins, i++, v);
+      ASSERT_EQ(sqlite3_step(ins), SQLITE_DONE) << sqlite3_errmsg(raw);
+      sqlite3_reset(ins);
+      sqlite3_clear_bindings(ins);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_close(raw);
   }
   {
-    store::Store db(db_path());  // migrates to the rollup, backfilled
-    db.commit({}, {}, random_buckets(40));
-    db.commit({}, {}, random_buckets(40));
+    store::Store db(db_path());  // migrates to the rollup (backfilled) and to samples
+    // No readings were stored: the mark is the hour after the newest bucket, so nothing after it
+    // is in a bucket yet.
+    EXPECT_GT(db.rolled_up_ms(), 0);
+    EXPECT_TRUE(db.buckets("kettle", db.rolled_up_ms(), INT64_MAX).empty());
+    db.commit({}, random_buckets(40, schema2_end, last));
+    db.roll_up(berlin("2026-03-20 00:00"));
+    // Before the mark: late, into the buckets and hours directly.
+    db.commit({}, random_buckets(40, schema2_end, last));
+    db.roll_up(berlin("2026-03-29 05:00"));
+    db.commit({}, random_buckets(20, schema2_end, last));
+    ASSERT_GT(db.count_samples(), 0u);
   }
   store::Store db(db_path(), store::StoreOptions{.read_only = true});
 

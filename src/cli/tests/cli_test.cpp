@@ -162,11 +162,11 @@ TEST_F(CliTest, HistoryByHourOverTheAutumnDstChangeHas25Hours) {
     store::Store db(db_path());
     store::EnergyUpdate up;
     // 02:00-03:00 happens twice on 2026-10-25 in Berlin: once at +02:00, once at +01:00.
-    up.buckets = {bucket("kettle", "2026-10-25 01:45", 1000), store::BucketUpdate{}};
-    up.buckets[1] = up.buckets[0];
-    up.buckets[1].start_ms = berlin("2026-10-25 02:00") + 3600000;  // the second 02:00
-    up.buckets[1].energy_mwh = 2000;
-    db.commit({}, {}, up);
+    up.samples = {bucket("kettle", "2026-10-25 01:45", 1000), store::BucketUpdate{}};
+    up.samples[1] = up.samples[0];
+    up.samples[1].start_ms = berlin("2026-10-25 02:00") + 3600000;  // the second 02:00
+    up.samples[1].energy_mwh = 2000;
+    db.commit({}, up);
   }
   auto h = run(
       {"history", "kettle", "--by", "hour", "--from", "2026-10-25", "--to", "2026-10-26", "--format", "csv"});
@@ -272,13 +272,13 @@ TEST_F(CliTest, ACommitWhileReadingIsInAllRowsOrInNone) {
       if (commits++ > 0) return;
       store::Store db(db_path());
       store::EnergyUpdate up;
-      up.buckets = {bucket("kettle", "2026-11-23 09:00", 500000), bucket("lamp", "2026-11-23 09:00", 500000)};
+      up.samples = {bucket("kettle", "2026-11-23 09:00", 500000), bucket("lamp", "2026-11-23 09:00", 500000)};
       kettle_total += 500000;
       store::EnergyStateRow st;
       st.cid = "kettle";
       st.total_mwh = kettle_total;
       up.states.push_back(st);
-      db.commit({}, {}, up);
+      db.commit({}, up);
     };
     const Result during = run(cmd);
     after_socket_read_ = nullptr;
@@ -304,21 +304,20 @@ TEST_F(CliTest, Events) {
             "2026-11-23T08:30:00+01:00,kettle,over_current,over-current protection tripped at 5.230 A\n");
 }
 
-TEST_F(CliTest, ExportReadingsAndBuckets) {
+TEST_F(CliTest, ExportSamplesAndBuckets) {
   fill();
   std::string file = (dir_ / "out.csv").string();
   auto r = run({"export", "--csv", file, "--from", "2026-11-23"});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.err, "wrote 2 readings to " + file + "\n");
+  EXPECT_EQ(r.err, "wrote 2 samples to " + file + "\n");
   std::ifstream in(file);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(
-      text,
-      "cid,time,ts_ms,boot,seq,relay,meter_ok,voltage_v,current_a,power_w,apparent_va,power_factor,"
-      "energy_counter_kwh,energy_epoch\n"
-      "kettle,2026-11-23T08:10:00+01:00,1795417800500,3,17,on,yes,230.100,4.347000,1000.250,1000.300,0.9999,"
-      "123.456789,1\n"
-      "kettle,2026-11-23T08:10:10+01:00,1795417810500,3,18,on,no,,,,,,123.456789,1\n");
+  EXPECT_EQ(text,
+            "cid,start,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n"
+            "lamp,2026-11-23T00:00:00+01:00,1795388400000,0.010000,90,40.000,36.000,44.000,229.000,231.500,"
+            "0.173913\n"
+            "kettle,2026-11-23T08:00:00+01:00,1795417200000,0.125000,45,1000.000,900.000,1100.000,229.000,"
+            "231.500,4.347826\n");
   auto b = run({"export", "--csv", "-", "--buckets", "--cid", "lamp"});
   ASSERT_EQ(b.code, 0) << b.err;
   EXPECT_EQ(
@@ -326,6 +325,40 @@ TEST_F(CliTest, ExportReadingsAndBuckets) {
       "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n"
       "lamp,2026-11-23T00:00:00+01:00,2026-11-23T00:15:00+01:00,1795388400000,0.010000,90,40.000,36.000,"
       "44.000,229.000,231.500,0.173913\n");
+  // Rolled-up buckets first, then those of the samples not rolled up yet; a sample without readings
+  // (energy only) has no power, voltage or current; the same socket in one interval twice adds up.
+  {
+    store::Store db(db_path());
+    db.commit({}, store::EnergyUpdate{
+                      {bucket("kettle", "2026-11-23 10:01", 500), bucket("kettle", "2026-11-23 10:01", 250),
+                       bucket("lamp", "2026-11-23 10:02", 1000, 1, 42000)},
+                      {}});
+  }
+  auto k = run({"export", "--csv", "-", "--cid", "kettle"});
+  ASSERT_EQ(k.code, 0) << k.err;
+  EXPECT_EQ(k.out,
+            "cid,start,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n"
+            "kettle,2026-10-31T20:00:00+01:00,1793473200000,1.000000,90,1000.000,900.000,1100.000,229.000,"
+            "231.500,4.347826\n"
+            "kettle,2026-11-22T10:00:00+01:00,1795338000000,0.250000,90,1000.000,900.000,1100.000,229.000,"
+            "231.500,4.347826\n"
+            "kettle,2026-11-23T08:00:00+01:00,1795417200000,0.125000,45,1000.000,900.000,1100.000,229.000,"
+            "231.500,4.347826\n"
+            "kettle,2026-11-23T10:01:00+01:00,1795424460000,0.000750,0,,,,,,\n");
+  auto all = run({"export", "--csv", "-", "--buckets", "--from", "2026-11-22"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(
+      all.out,
+      "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n"
+      "kettle,2026-11-22T10:00:00+01:00,2026-11-22T10:15:00+01:00,1795338000000,0.250000,90,1000.000,"
+      "900.000,1100.000,229.000,231.500,4.347826\n"
+      "lamp,2026-11-23T00:00:00+01:00,2026-11-23T00:15:00+01:00,1795388400000,0.010000,90,40.000,36.000,"
+      "44.000,229.000,231.500,0.173913\n"
+      "kettle,2026-11-23T08:00:00+01:00,2026-11-23T08:15:00+01:00,1795417200000,0.125000,45,1000.000,"
+      "900.000,1100.000,229.000,231.500,4.347826\n"
+      "kettle,2026-11-23T10:00:00+01:00,2026-11-23T10:15:00+01:00,1795424400000,0.000750,0,,,,,,\n"
+      "lamp,2026-11-23T10:00:00+01:00,2026-11-23T10:15:00+01:00,1795424400000,0.001000,1,42.000,37.800,"
+      "46.200,229.000,231.500,0.182608\n");
   auto bad = run({"export", "--csv", (dir_ / "no/such/dir.csv").string()});
   EXPECT_EQ(bad.code, exit_code::kFailed);
   EXPECT_NE(bad.err.find("cannot write"), std::string::npos);
@@ -339,10 +372,12 @@ TEST_F(CliTest, ExportShowsProgressOnlyOnATerminal) {
   t.err_is_tty = true;
   t.now_ms = berlin("2026-11-23 12:00");
   ASSERT_EQ(pb::cli::run({"--config", config_path(), "export", "--csv", file}, t), 0) << err.str();
-  EXPECT_NE(err.str().find("\rexporting [###############...............] 50% (1/2)"), std::string::npos)
+  EXPECT_NE(err.str().find("\rexporting [#######.......................] 25% (1/4)"), std::string::npos)
       << err.str();
-  EXPECT_NE(err.str().find("] 100% (2/2)\r\x1b[K"), std::string::npos) << err.str();
-  EXPECT_EQ(run({"export", "--csv", file}).err, "wrote 2 readings to " + file + "\n");  // not a TTY: no bar
+  EXPECT_NE(err.str().find("\rexporting [###############...............] 50% (2/4)"), std::string::npos)
+      << err.str();
+  EXPECT_NE(err.str().find("] 100% (4/4)\r\x1b[K"), std::string::npos) << err.str();
+  EXPECT_EQ(run({"export", "--csv", file}).err, "wrote 4 samples to " + file + "\n");  // not a TTY: no bar
 }
 
 TEST_F(CliTest, DevicesFallsBackToTheDatabaseWhenTheDaemonIsNotRunning) {
@@ -351,8 +386,8 @@ TEST_F(CliTest, DevicesFallsBackToTheDatabaseWhenTheDaemonIsNotRunning) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out,
             "CID     NAME       ONLINE  RELAY  POWER W     TODAY  LAST SEEN\n"
-            "kettle  Kettle     ?       on           -  125.0 Wh  2026-11-23 08:10:10 (3 h ago)\n"
-            "lamp    Desk lamp  ?       -            -   10.0 Wh  never\n"
+            "kettle  Kettle     ?       on      1000.0  125.0 Wh  2026-11-23 08:10:10 (3 h ago)\n"
+            "lamp    Desk lamp  ?       -         40.0   10.0 Wh  never\n"
             "\n"
             "(from the database: daemon not reachable at " +
                 sock_path() +
@@ -438,52 +473,67 @@ TEST_F(CliTest, SmallEnergyIsShownInWattHours) {
 TEST_F(CliTest, DbStatsShowsTablesSocketsAndHowLongTheDiskLasts) {
   fill();
   {
-    // Two hours of lamp readings, one every 10 s: enough span for a rate.
+    // Two hours of lamp samples, one a minute.
     store::Store db(db_path());
-    std::vector<store::ReadingRow> rows;
-    store::ReadingRow r;
-    r.cid = "lamp";
-    r.boot = 1;
-    for (uint32_t i = 1; i <= 720; ++i) {
-      r.seq = i;
-      r.ts_ms = berlin("2026-11-23 06:00") + int64_t{i} * 10000;
-      rows.push_back(r);
+    store::EnergyUpdate up;
+    for (int64_t i = 1; i <= 120; ++i) {
+      store::SampleRow x = bucket("lamp", "2026-11-23 06:00", 10, 6, 40000);
+      x.start_ms += i * 60000;
+      up.samples.push_back(x);
     }
-    db.commit(rows, {});
+    db.commit({}, up);
   }
   auto t = run({"db", "stats"});
   ASSERT_EQ(t.code, 0) << t.err;
   EXPECT_NE(t.out.find("schema " + std::to_string(store::Store::latest_schema_version())), std::string::npos)
       << t.out;
-  EXPECT_NE(t.out.find("readings "), std::string::npos) << t.out;
-  EXPECT_NE(t.out.find("Raw readings grow about"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("samples "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("RAW SAMPLES"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("Raw samples grow about"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("days of them"), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.find("readings"), std::string::npos) << t.out;
 
   auto j = run({"db", "stats", "--format", "json"});
   ASSERT_EQ(j.code, 0) << j.err;
   const auto doc = nlohmann::json::parse(j.out);
-  std::map<std::string, int64_t> readings;
-  for (const auto& k : doc["sockets"]) readings[k["cid"]] = k["readings"];
-  EXPECT_EQ(readings, (std::map<std::string, int64_t>{{"kettle", 2}, {"lamp", 720}}));
+  std::map<std::string, int64_t> samples, buckets;
+  for (const auto& k : doc["sockets"]) {
+    samples[k["cid"]] = k["samples"];
+    buckets[k["cid"]] = k["buckets"];
+    EXPECT_FALSE(k.contains("readings")) << k.dump();
+  }
+  EXPECT_EQ(samples, (std::map<std::string, int64_t>{{"kettle", 3}, {"lamp", 121}}));
+  EXPECT_EQ(buckets, (std::map<std::string, int64_t>{{"kettle", 2}, {"lamp", 0}}));  // those rolled up
+  for (const auto& k : doc["sockets"])
+    if (k["cid"] == "lamp") {
+      EXPECT_EQ(k["first_ms"], berlin("2026-11-23 00:00"));
+      EXPECT_EQ(k["last_ms"], berlin("2026-11-23 08:00"));
+    }
   int64_t table_rows = -1, total = 0;
   for (const auto& x : doc["tables"]) {
-    if (x["name"] == "readings") table_rows = x["rows"];
+    if (x["name"] == "samples") table_rows = x["rows"];
     total += x["bytes"].get<int64_t>();
+    EXPECT_NE(x["name"], "readings");
   }
-  EXPECT_EQ(table_rows, 722);
+  EXPECT_EQ(table_rows, 124);
   EXPECT_GT(total, 0);
   EXPECT_LE(total, doc["file_bytes"].get<int64_t>() + doc["wal_bytes"].get<int64_t>());
-  // 722 readings over ~2 h: the daily rate is the readings' bytes times 12.
+  // The samples' bytes over the 23 days they span.
   EXPECT_GT(doc["raw_bytes_per_day"].get<double>(), 0);
   // The size budget: history.max_db_mb (default 2048 MiB), and the raw days that fit beside the rest.
   EXPECT_NE(t.out.find("Size budget (history.max_db_mb): 2048"), std::string::npos) << t.out;
-  EXPECT_NE(t.out.find("days of raw readings at this rate"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("days of raw samples at this rate"), std::string::npos) << t.out;
   EXPECT_EQ(doc["budget_bytes"].get<int64_t>(), int64_t{2048} << 20);
   EXPECT_EQ(doc["used_bytes"].get<int64_t>(),
             doc["file_bytes"].get<int64_t>() - doc["free_page_bytes"].get<int64_t>());
   int64_t raw_bytes = 0;
   for (const auto& x : doc["tables"])
-    if (x["name"] == "readings") raw_bytes = x["bytes"];
+    if (x["name"] == "samples") raw_bytes = x["bytes"];
+  EXPECT_GT(raw_bytes, 0);
+  const double span_days =
+      static_cast<double>(berlin("2026-11-23 08:00") - berlin("2026-10-31 20:00")) / 86'400'000;
+  EXPECT_NEAR(doc["raw_bytes_per_day"].get<double>(), static_cast<double>(raw_bytes) / span_days,
+              1e-6 * raw_bytes);
   const double expected_fit = static_cast<double>(doc["budget_bytes"].get<int64_t>() -
                                                   (doc["used_bytes"].get<int64_t>() - raw_bytes)) /
                               doc["raw_bytes_per_day"].get<double>();

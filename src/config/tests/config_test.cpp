@@ -398,7 +398,13 @@ TEST(Config, EnergyKeys) {
 TEST(Config, HistoryAndClockKeys) {
   const Config d = load_string(kHead, "t.yaml");
   EXPECT_EQ(d.history.max_db_mb, 2048);
-  EXPECT_EQ(d.history.commit_interval_ms, 2000);
+  EXPECT_EQ(d.history.commit_interval_ms, 60'000);
+  EXPECT_EQ(d.history.raw_resolution_s, 60);
+  EXPECT_EQ(load_string(kHead + "history: {raw_resolution_s: 10}\n", "t.yaml").history.raw_resolution_s, 10);
+  EXPECT_PREFIX(error_of(kHead + "history:\n  raw_resolution_s: 7\n"),
+                "t.yaml:6: history.raw_resolution_s: must divide 900");
+  EXPECT_PREFIX(error_of(kHead + "history:\n  raw_resolution_s: 0\n"),
+                "t.yaml:6: history.raw_resolution_s: 0 out of range");
   EXPECT_EQ(load_string(kHead + "history: {commit_interval_ms: 20}\n", "t.yaml").history.commit_interval_ms,
             20);
   EXPECT_PREFIX(error_of(kHead + "history:\n  commit_interval_ms: 5\n"),

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <string>
 
 #include "plugbridge/energy/totals.hpp"
@@ -59,12 +60,12 @@ class AccountantTest : public ::testing::Test {
   void open() {
     store_ = std::make_unique<store::Store>(db_.path(), store::StoreOptions{.synchronous = "OFF"});
     acc_ = Accountant(options_);
-    acc_.load(*store_, {"s1"});
+    acc_.load(*store_);
   }
   // One gateway flush: prepare, commit together, adopt.
   Prepared feed(const std::vector<store::ReadingRow>& rows) {
     Prepared p = acc_.prepare(rows);
-    store_->commit(rows, p.events, p.update);
+    store_->commit(p.events, p.update);
     acc_.committed(p);
     return p;
   }
@@ -95,7 +96,7 @@ TEST_F(AccountantTest, CountersPastTheirRangeAreIgnoredNotWrapped) {
       const Prepared p = acc_.prepare({reading(1, 2, kT0 + 10'000, bad, epoch)});
       EXPECT_EQ(p.accepted_mwh, 0) << bad;
       EXPECT_EQ(p.out_of_range, 1u) << bad;
-      EXPECT_TRUE(p.update.buckets.empty()) << bad;
+      EXPECT_TRUE(p.update.samples.empty()) << bad;
       EXPECT_TRUE(p.update.states.empty()) << "the baseline must not move: " << bad;
     }
   }
@@ -294,22 +295,91 @@ TEST_F(AccountantTest, FailedCommitLeavesTheStateUntouched) {
   EXPECT_EQ(total(), 300);
 }
 
-TEST(AccountantLoad, StartsFromTheLatestReadingOfAnOlderDatabase) {
+TEST(AccountantLoad, StartsFromTheStoredStates) {
   TempDb db;
+  {
+    store::Store s(db.path(), store::StoreOptions{.synchronous = "OFF"});
+    s.commit({}, store::EnergyUpdate{{}, {{"s1", 1, 2, kT0 + 10'000, 2000, 0, 700}}});
+  }
   store::Store s(db.path(), store::StoreOptions{.synchronous = "OFF"});
-  // Readings stored without accounting (as before schema version 2).
-  s.commit({reading(1, 1, kT0, 1000), reading(1, 2, kT0 + 10'000, 2000)}, {});
   Accountant acc;
-  acc.load(s, {"s1", "never-seen"});
+  acc.load(s);
   ASSERT_TRUE(acc.state("s1"));
   EXPECT_EQ(acc.state("s1")->energy_mwh, 2000u);
+  EXPECT_EQ(acc.total_mwh("s1"), 700);
   EXPECT_FALSE(acc.state("never-seen"));
+  EXPECT_EQ(acc.prepare({reading(1, 2, kT0 + 10'000, 2000)}).accepted_mwh, 0);  // already accounted
   Prepared p = acc.prepare({reading(1, 3, kT0 + 20'000, 2100)});
   EXPECT_EQ(p.accepted_mwh, 100);
+  ASSERT_EQ(p.update.states.size(), 1u);
+  EXPECT_EQ(p.update.states[0].total_mwh, 800);
 }
 
-TEST(AccountantPerf, ThousandSocketBatchWithBucketsIsFast) {
-  // The daemon's worst batch: one reading from each of 1 000 sockets (1 000 bucket UPSERTs and
+// The readings are summed into samples of options.sample_ms (history.raw_resolution_s); the width
+// changes the samples, not the energy or the buckets the store makes of them.
+TEST(AccountantSamples, SamplesHaveTheConfiguredWidth) {
+  const int64_t q = bucket_start(kT0);
+  // Every 10 s for 3 minutes and a half, from 5 s into the quarter-hour, 10 mWh each.
+  std::vector<store::ReadingRow> rows;
+  for (uint32_t i = 0; i < 21; ++i)
+    rows.push_back(reading(1, i + 1, q + 5'000 + i * 10'000, 1000 + i * 10, 0, 100'000 + i * 1000));
+  std::map<int64_t, std::vector<store::BucketRow>> buckets;
+  std::map<int64_t, int64_t> totals;
+  for (const int64_t width : {int64_t{60'000}, int64_t{10'000}, int64_t{900'000}}) {
+    SCOPED_TRACE(width);
+    TempDb db;
+    store::Store s(db.path(), store::StoreOptions{.synchronous = "OFF"});
+    AccountantOptions options;
+    options.sample_ms = width;
+    Accountant acc(options);
+    EXPECT_EQ(acc.options().sample_ms, width);
+    // In two batches, split inside a sample: the second adds to the stored sample.
+    const std::vector<store::ReadingRow> first(rows.begin(), rows.begin() + 8),
+        second(rows.begin() + 8, rows.end());
+    std::vector<store::SampleRow> prepared;
+    for (const auto* batch : {&first, &second}) {
+      Prepared p = acc.prepare(*batch);
+      for (const store::SampleRow& x : p.update.samples) {
+        EXPECT_EQ(x.start_ms % width, 0) << x.start_ms;
+        EXPECT_EQ(x.cid, "s1");
+        prepared.push_back(x);
+      }
+      s.commit(p.events, p.update);
+      acc.committed(p);
+    }
+    const std::vector<store::SampleRow> stored = s.samples("s1", INT64_MIN, INT64_MAX);
+    // The readings 5 s into each interval: 21 readings over 205 s.
+    const size_t want = width == 10'000 ? 21u : width == 60'000 ? 4u : 1u;
+    EXPECT_EQ(stored.size(), want);
+    EXPECT_EQ(prepared.size(), width == 60'000 ? 5u : width == 10'000 ? 21u : 2u);  // one split
+    int64_t samples = 0;
+    for (const store::SampleRow& x : stored) {
+      samples += x.samples;
+      EXPECT_EQ(x.samples, width == 10'000 ? 1 : width == 60'000 ? (x.start_ms == q + 180'000 ? 3 : 6) : 21);
+    }
+    EXPECT_EQ(samples, 21);
+    if (width == 60'000) {
+      // The first minute: readings 1..6 (5 s to 55 s), the first one the baseline (no energy).
+      EXPECT_EQ(stored[0],
+                (store::SampleRow{"s1", q, 50, 6, 615'000, 100'000, 105'000, 230'001, 230'006, 400'006}));
+      EXPECT_EQ(stored[1].energy_mwh, 60);
+    }
+    totals[width] = all_time_total(s, "s1");
+    buckets[width] = s.buckets("s1", INT64_MIN, INT64_MAX);
+    s.roll_up(q + 3'600'000);
+    EXPECT_EQ(s.buckets("s1", INT64_MIN, INT64_MAX), buckets[width]) << "rolled up";
+  }
+  EXPECT_EQ(totals[60'000], 200);
+  EXPECT_EQ(totals[10'000], 200);
+  EXPECT_EQ(totals[900'000], 200);
+  ASSERT_EQ(buckets[60'000].size(), 1u);
+  EXPECT_EQ(buckets[60'000][0].samples, 21);
+  EXPECT_EQ(buckets[10'000], buckets[60'000]);
+  EXPECT_EQ(buckets[900'000], buckets[60'000]);
+}
+
+TEST(AccountantPerf, ThousandSocketBatchWithSamplesIsFast) {
+  // The daemon's worst batch: one reading from each of 1 000 sockets (1 000 sample UPSERTs and
   // 1 000 state rows in the commit).
   TempDb db;
   store::Store s(db.path(), store::StoreOptions{.synchronous = "OFF"});
@@ -327,7 +397,7 @@ TEST(AccountantPerf, ThousandSocketBatchWithBucketsIsFast) {
     const auto rows = batch(seq);
     const auto t0 = std::chrono::steady_clock::now();
     Prepared p = acc.prepare(rows);
-    s.commit(rows, p.events, p.update);
+    s.commit(p.events, p.update);
     acc.committed(p);
     const auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
@@ -335,14 +405,7 @@ TEST(AccountantPerf, ThousandSocketBatchWithBucketsIsFast) {
     EXPECT_LT(us.count(), 1'000'000);  // a few ms natively; loose for sanitizers and busy CI
   }
   EXPECT_EQ(acc.total_mwh("sock-7"), 100);
-  // The same batch without accounting, for comparison.
-  const auto rows = batch(3);
-  const auto t0 = std::chrono::steady_clock::now();
-  s.commit(rows, {});
-  std::cout
-      << "1000 readings committed without accounting in "
-      << std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count()
-      << " us\n";
+  EXPECT_EQ(s.count_samples(), 1000u);  // both batches in the same minute: one sample per socket
 }
 
 TEST(BucketStart, FloorsToUtcQuarterHours) {

@@ -104,8 +104,8 @@ class TotalsTest : public ::testing::Test {
   void put(const std::vector<int64_t>& instants) {
     store::EnergyUpdate u;
     for (int64_t t : instants)
-      u.buckets.push_back({.cid = "s1", .start_ms = bucket_start(t), .energy_mwh = 1000});
-    store_->commit({}, {}, u);
+      u.samples.push_back({.cid = "s1", .start_ms = bucket_start(t), .energy_mwh = 1000});
+    store_->commit({}, u);
   }
   std::string path_;
   std::unique_ptr<store::Store> store_;
@@ -150,8 +150,8 @@ TEST_F(TotalsTest, LiveTotalsFollowCommitsAndTheDayChange) {
   const int64_t now = d.from_ms + 2 * kHourMs;
   EXPECT_EQ(live.get(*store_, "s1", now).day_mwh, 1000);
   store::EnergyUpdate u;
-  u.buckets.push_back({.cid = "s1", .start_ms = bucket_start(now), .energy_mwh = 500});
-  store_->commit({}, {}, u);
+  u.samples.push_back({.cid = "s1", .start_ms = bucket_start(now), .energy_mwh = 500});
+  store_->commit({}, u);
   live.add(u);
   EXPECT_EQ(live.get(*store_, "s1", now).day_mwh, 1500);
   EXPECT_EQ(live.get(*store_, "s1", now).month_mwh, 1500);

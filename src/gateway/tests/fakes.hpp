@@ -20,6 +20,7 @@
 #include "plugbridge/config/config.hpp"
 #include "plugbridge/gateway/lan_port.hpp"
 #include "plugbridge/gateway/uplink_port.hpp"
+#include "plugbridge/store/store.hpp"
 
 namespace pb::gateway::testing {
 
@@ -172,11 +173,12 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-// A roster of `n` sockets "s1".."sN" in UTC.
+// A roster of `n` sockets "s1".."sN" in UTC, readings committed 20 ms after they arrive.
 inline config::Config roster_config(size_t n) {
   config::Config cfg;
   cfg.gateway_id = "gw-test";
   cfg.timezone = "UTC";
+  cfg.history.commit_interval_ms = 20;
   for (size_t i = 1; i <= n; ++i) {
     config::SocketEntry e;
     e.cid = "s" + std::to_string(i);
@@ -214,6 +216,13 @@ inline std::string cloud_command(const std::string& cid, const std::string& requ
   return nlohmann::json{
       {"t", 1700000000}, {"cid", cid}, {"request_id", request_id}, {"param", {{"id", dp}, {"value", value}}}}
       .dump();
+}
+
+// Readings of cid in the store's samples (those with a valid meter value).
+inline int64_t readings_stored(const store::Store& store, const std::string& cid) {
+  int64_t n = 0;
+  for (const auto& r : store.samples(cid, INT64_MIN, INT64_MAX)) n += r.samples;
+  return n;
 }
 
 }  // namespace pb::gateway::testing

@@ -268,7 +268,7 @@ TEST_F(OutboxTest, EventsAreWrittenAheadUnlessAckedFirstStatesOnlyWhenTheyWait) 
   ob.report("a", 3, "200", 4);
   {
     auto batch = ob.begin_write();  // the gateway's reading commit comes first
-    store_->commit({}, {}, {}, batch.changes());
+    store_->commit({}, {}, batch.changes());
     batch.committed();
   }
   auto r = store_->outbox_rows();

@@ -1,5 +1,6 @@
-// The record committer against a real store on a temporary file and fake links: batching, one
-// transaction, acks only after the commit, none after a failed one.
+// The record committer against a real store on a temporary file and fake links: batching, events
+// acked only after their commit, readings within the ack delay while commits succeed, nothing
+// acked while they fail.
 #include "record_committer.hpp"
 
 #include <gtest/gtest.h>
@@ -62,26 +63,53 @@ class RecordCommitterTest : public ::testing::Test {
   RecordCommitter committer_;
 };
 
-TEST_F(RecordCommitterTest, EachSessionIsAckedItsHighestSeqOnceTheBatchIsCommitted) {
+TEST_F(RecordCommitterTest, AnEventIsAckedOnceCommittedWithTheReadingsAroundIt) {
+  committer_.set_commit_interval(std::chrono::seconds(30));
   auto a = std::make_shared<FakeLink>("a", 0);
   auto b = std::make_shared<FakeLink>("b", 0);
-  std::vector<size_t> rows_at_ack;
-  a->on_send = [&](const proto::Message&) { rows_at_ack.push_back(store_.count_readings()); };
+  std::vector<size_t> events_at_ack;
+  a->on_send = [&](const proto::Message&) {
+    events_at_ack.push_back(store_.events("a", 0, INT64_MAX).size());
+  };
   for (uint32_t seq = 1; seq <= 3; ++seq) committer_.add_reading(row("a", seq), a);
   committer_.add_reading(row("b", 1), b);
   committer_.add_event(relay_event("a", 4), a);
+  committer_.add_reading(row("a", 5), a);
   EXPECT_TRUE(a->sent.empty());
-  EXPECT_EQ(committer_.waiting(), 5u);
+  EXPECT_EQ(committer_.waiting(), 6u);
 
   ASSERT_TRUE(run_until(io_, [&] { return !a->sent.empty() && !b->sent.empty(); }));
-  EXPECT_EQ(acked(*a), std::vector<uint32_t>{4});
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{5});
   EXPECT_EQ(acked(*b), std::vector<uint32_t>{1});
-  EXPECT_EQ(rows_at_ack, std::vector<size_t>{4}) << "acked before the rows were stored";
-  EXPECT_EQ(stats_.commits, 1u) << "one transaction";
-  EXPECT_EQ(stats_.readings_committed, 4u);
+  EXPECT_EQ(events_at_ack, std::vector<size_t>{1}) << "the event was acked before it was stored";
+  EXPECT_EQ(stats_.commits, 1u) << "the event alone";
   EXPECT_EQ(stats_.events_committed, 1u);
-  EXPECT_EQ(committed_, std::vector<size_t>{4});
+  EXPECT_EQ(store_.count_samples(), 0u) << "the readings wait for their interval";
+  EXPECT_EQ(committer_.waiting(), 5u);
+
+  committer_.flush();
+  EXPECT_EQ(stats_.commits, 2u);
+  EXPECT_EQ(stats_.readings_committed, 5u);
+  EXPECT_EQ(readings_stored(store_, "a"), 4);
+  EXPECT_EQ(readings_stored(store_, "b"), 1);
+  EXPECT_EQ(store_.last_seq("a", 1), 5u);
+  EXPECT_EQ(committed_, std::vector<size_t>{5});
   EXPECT_EQ(committer_.waiting(), 0u);
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{5}) << "nothing new to ack";
+}
+
+TEST_F(RecordCommitterTest, ReadingsAreAckedWithinTheAckDelayBeforeTheirCommit) {
+  committer_.set_commit_interval(std::chrono::seconds(30));
+  auto a = std::make_shared<FakeLink>("a", 0);
+  for (uint32_t seq = 1; seq <= 3; ++seq) committer_.add_reading(row("a", seq), a);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until(io_, [&] { return !a->sent.empty(); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, RecordCommitter::kAckDelay * 4);
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{3});
+  EXPECT_EQ(store_.count_samples(), 0u) << "committed before the interval";
+  EXPECT_EQ(stats_.commits, 0u);
+  committer_.flush();
+  EXPECT_EQ(readings_stored(store_, "a"), 3);
 }
 
 TEST_F(RecordCommitterTest, AFullBatchIsCommittedAtOnce) {
@@ -89,22 +117,24 @@ TEST_F(RecordCommitterTest, AFullBatchIsCommittedAtOnce) {
   for (uint32_t seq = 1; seq <= RecordCommitter::kMaxBatch; ++seq) committer_.add_reading(row("a", seq), a);
   // No loop turn: the batch went at its size.
   EXPECT_EQ(acked(*a), std::vector<uint32_t>{static_cast<uint32_t>(RecordCommitter::kMaxBatch)});
-  EXPECT_EQ(store_.count_readings("a"), RecordCommitter::kMaxBatch);
+  EXPECT_EQ(readings_stored(store_, "a"), static_cast<int64_t>(RecordCommitter::kMaxBatch));
 }
 
-TEST_F(RecordCommitterTest, DuplicatesAreAckedAgainAndClosedSessionsNotAtAll) {
+TEST_F(RecordCommitterTest, DuplicatesCountOnceAndClosedSessionsAreNotAcked) {
   auto a = std::make_shared<FakeLink>("a", 0);
   auto gone = std::make_shared<FakeLink>("b", 0);
   committer_.add_reading(row("a", 1), a);
   committer_.flush();
-  committer_.add_reading(row("a", 1), a);  // resent after a lost ack
+  auto again = std::make_shared<FakeLink>("a", 0);  // a new session resends after a lost ack
+  committer_.add_reading(row("a", 1), again);
   committer_.add_reading(row("b", 1), gone);
   gone->close("test");
   committer_.flush();
-  EXPECT_EQ(acked(*a), (std::vector<uint32_t>{1, 1}));
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{1});
+  EXPECT_EQ(acked(*again), std::vector<uint32_t>{1});
   EXPECT_TRUE(acked(*gone).empty());
-  EXPECT_EQ(stats_.readings_duplicate, 1u);
-  EXPECT_EQ(store_.count_readings("b"), 1u);
+  EXPECT_EQ(readings_stored(store_, "a"), 1) << "a resent reading counted twice";
+  EXPECT_EQ(readings_stored(store_, "b"), 1);
 }
 
 TEST_F(RecordCommitterTest, GatewayEventsAreCommittedAndAckedToNobody) {
@@ -173,7 +203,7 @@ TEST_F(DiskFullTest, RecordsWaitUnackedAndAreCommittedWhenSpaceReturns) {
   EXPECT_EQ(acked(*a).back(), 301u);
   EXPECT_TRUE(c.failure().empty());
   EXPECT_EQ(c.waiting(), 0u);
-  EXPECT_EQ(db_->count_readings("a"), 301u) << "every acked record is stored";
+  EXPECT_EQ(readings_stored(*db_, "a"), 301) << "every acked record is stored";
   EXPECT_EQ(accountant_on_disk_.state("a")->energy_mwh, 1301u) << "the energy baseline moved with the commit";
 }
 
@@ -201,25 +231,28 @@ TEST_F(DiskFullTest, BeyondTheBoundNewRecordsAreRefusedAndTheirSessionsClosed) {
   ASSERT_TRUE(run_until(
       io_, [&] { return acked(*a).size() == 2; }, std::chrono::seconds(10)));
   EXPECT_EQ(acked(*a).back(), 11u);
-  EXPECT_EQ(db_->count_readings("b"), 0u);
+  EXPECT_EQ(readings_stored(*db_, "b"), 0);
   EXPECT_EQ(db_->events("a", INT64_MIN, INT64_MAX).size(), 1u);
 }
 
-TEST_F(RecordCommitterTest, ReadingsWaitForTheCommitIntervalEventsGoAtOnce) {
-  committer_.set_commit_interval(std::chrono::seconds(30));
+TEST_F(RecordCommitterTest, SamplesAreRolledUpOnceTheGatewaysTimeIsInANewHour) {
+  int64_t now = 1'700'000'000'000;  // 22:13:20 UTC
+  committer_.set_clock([&] { return now; });
   auto a = std::make_shared<FakeLink>("a", 0);
-  committer_.add_reading(row("a", 1), a);
-  committer_.add_reading(row("a", 2), a);
-  io_.run_for(std::chrono::milliseconds(200));
-  EXPECT_TRUE(a->sent.empty()) << "readings committed before the commit interval";
-  EXPECT_EQ(store_.count_readings(), 0u);
+  for (uint32_t seq = 1; seq <= 5; ++seq) committer_.add_reading(row("a", seq), a);
+  committer_.flush();
+  EXPECT_EQ(store_.rolled_up_ms(), energy::floor_to(now, 3'600'000))
+      << "the first commit rolls up to its hour";
+  const int64_t total = store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2);
+  EXPECT_EQ(total, 4);
+  EXPECT_TRUE(store_.samples("a", INT64_MIN, store_.rolled_up_ms()).empty());
 
-  // An event does not wait: it goes with the readings before it.
-  committer_.add_event(relay_event("a", 3), a);
-  ASSERT_TRUE(run_until(
-      io_, [&] { return !a->sent.empty(); }, std::chrono::seconds(2)));
-  EXPECT_EQ(acked(*a), std::vector<uint32_t>{3});
-  EXPECT_EQ(store_.count_readings(), 2u);
+  now += 3'600'000;
+  committer_.add_reading(row("a", 6), a);
+  committer_.flush();
+  EXPECT_EQ(store_.rolled_up_ms(), energy::floor_to(now, 3'600'000));
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 5);
+  EXPECT_EQ(store_.buckets("a", INT64_MIN, INT64_MAX).size(), 1u) << "in one quarter-hour";
 }
 
 TEST_F(RecordCommitterTest, WhileTimesAreProvisionalRecordsAreHeldUnackedThenRestamped) {
@@ -234,16 +267,18 @@ TEST_F(RecordCommitterTest, WhileTimesAreProvisionalRecordsAreHeldUnackedThenRes
   committer_.flush();
   io_.run_for(std::chrono::milliseconds(100));
   EXPECT_TRUE(a->sent.empty()) << "acked with a provisional time";
-  EXPECT_EQ(store_.count_readings(), 0u);
+  EXPECT_EQ(store_.count_samples(), 0u);
   EXPECT_EQ(committer_.waiting(), 4u);
 
   committer_.restamp(86'400'000);
   committer_.set_time_settled(true);
   ASSERT_TRUE(run_until(io_, [&] { return !a->sent.empty(); }));
   EXPECT_EQ(acked(*a), std::vector<uint32_t>{3});
-  const auto rows = store_.readings("a", INT64_MIN, INT64_MAX);
-  ASSERT_EQ(rows.size(), 3u);
-  EXPECT_EQ(rows[0].ts_ms, 1'700'000'001'000 + 86'400'000);
+  committer_.flush();  // the readings, if the event went first
+  const auto rows = store_.samples("a", INT64_MIN, INT64_MAX);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].start_ms, energy::floor_to(1'700'000'001'000 + 86'400'000, 60'000));
+  EXPECT_EQ(rows[0].samples, 3);
   EXPECT_EQ(store_.events("a", INT64_MIN, INT64_MAX).at(0).ts_ms, 1'700'000'000'500 + 86'400'000);
 }
 

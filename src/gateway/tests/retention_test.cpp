@@ -14,43 +14,48 @@ using namespace testing;
 constexpr int64_t kDay = 86'400'000;
 constexpr int64_t kNow = 1'700'000'000'000;
 
-std::vector<store::ReadingRow> rows(const std::string& cid, uint32_t first_seq, size_t n, int64_t ts) {
-  std::vector<store::ReadingRow> out;
+// n one-minute samples of cid from start on (each 10 mWh), committed in one transaction.
+void add_samples(store::Store& store, const std::string& cid, size_t n, int64_t start,
+                 int64_t width = 60'000) {
+  store::EnergyUpdate up;
   for (size_t i = 0; i < n; ++i) {
-    store::ReadingRow r;
-    r.cid = cid;
-    r.boot = 1;
-    r.seq = first_seq + static_cast<uint32_t>(i);
-    r.ts_ms = ts + static_cast<int64_t>(i);
-    r.flags = proto::kMeterOk;
-    r.energy_mwh = r.seq;
-    out.push_back(r);
+    store::BucketUpdate b;
+    b.cid = cid;
+    b.start_ms = energy::floor_to(start, width) + static_cast<int64_t>(i) * width;
+    b.energy_mwh = 10;
+    b.samples = 6;
+    b.power_sum_mw = 6 * 5000;
+    b.power_min_mw = 4000;
+    b.power_max_mw = 6000;
+    b.voltage_min_mv = 229'000;
+    b.voltage_max_mv = 231'000;
+    b.current_max_ua = 30'000;
+    up.samples.push_back(b);
   }
-  return out;
+  store.commit({}, up);
 }
 
-TEST(Retention, PrunesOldReadingsOfTheRosterAndOfRemovedSocketsInBatches) {
+TEST(Retention, RollsUpThenPrunesOldSamplesOfEverySocketInBatches) {
   TempDir dir;
   boost::asio::io_context io;
   store::Store store(dir.file("t.db"));
-  // s1 in the roster: more old readings than one delete takes, and recent ones.
-  store.commit(rows("s1", 1, Retention::kPruneBatch + 500, kNow - 40 * kDay), {});
-  store.commit(rows("s1", 100'000, 10, kNow - kDay), {});
-  // gone: no longer in the roster, known by its energy state.
-  energy::Accountant accountant;
-  auto gone = rows("gone", 1, 20, kNow - 40 * kDay);
-  auto prepared = accountant.prepare(gone);
-  store.commit(gone, {}, prepared.update);
-  ASSERT_FALSE(store.energy_states().empty());
-  // other: neither in the roster nor in the energy states, so not known to retention.
-  store.commit(rows("other", 1, 5, kNow - 40 * kDay), {});
+  // More old samples than one delete takes, and recent ones; a socket known to nothing else.
+  add_samples(store, "s1", Retention::kPruneBatch + 500, kNow - 40 * kDay);
+  add_samples(store, "s1", 10, kNow - kDay);
+  add_samples(store, "gone", 20, kNow - 40 * kDay);
+  const int64_t s1_energy = store.energy_sum("s1", INT64_MIN / 2, INT64_MAX / 2);
+  ASSERT_EQ(s1_energy, static_cast<int64_t>(Retention::kPruneBatch + 510) * 10);
+  ASSERT_EQ(store.rolled_up_ms(), 0);
 
-  Retention retention(io, store, 35, {"s1", "s2"}, [] { return kNow; });
+  Retention retention(io, store, 35, [] { return kNow; });
   retention.start(std::chrono::seconds(0));
   ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
-  EXPECT_EQ(store.count_readings("s1"), 10u);
-  EXPECT_EQ(store.count_readings("gone"), 0u);
-  EXPECT_EQ(store.count_readings("other"), 5u);
+  EXPECT_EQ(store.rolled_up_ms(), energy::floor_to(kNow, 3'600'000));
+  EXPECT_EQ(store.count_samples("s1"), 10u);
+  EXPECT_EQ(store.count_samples("gone"), 0u);
+  // The energy stays, in the buckets now.
+  EXPECT_EQ(store.energy_sum("s1", INT64_MIN / 2, INT64_MAX / 2), s1_energy);
+  EXPECT_EQ(store.energy_sum("gone", INT64_MIN / 2, INT64_MAX / 2), 200);
   retention.stop();
 }
 
@@ -58,68 +63,76 @@ TEST(Retention, KeepsWhatIsYoungerThanRawDays) {
   TempDir dir;
   boost::asio::io_context io;
   store::Store store(dir.file("t.db"));
-  store.commit(rows("s1", 1, 3, kNow - 34 * kDay), {});
-  store.commit(rows("s1", 10, 2, kNow - 36 * kDay), {});
-  Retention retention(io, store, 35, {"s1"}, [] { return kNow; });
+  add_samples(store, "s1", 3, kNow - 34 * kDay);
+  add_samples(store, "s1", 2, kNow - 36 * kDay);
+  Retention retention(io, store, 35, [] { return kNow; });
   retention.start(std::chrono::seconds(0));
   ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
-  EXPECT_EQ(store.count_readings("s1"), 3u);
+  EXPECT_EQ(store.count_samples("s1"), 3u);
+}
+
+TEST(Retention, SamplesNotRolledUpAreNeverPruned) {
+  TempDir dir;
+  boost::asio::io_context io;
+  store::Store store(dir.file("t.db"));
+  add_samples(store, "s1", 5, kNow - 40 * kDay);
+  // The gateway's time is before them (a clock corrected back): the roll-up leaves them after the
+  // mark, and nothing after the mark may go, whatever the cut-off.
+  Retention retention(io, store, 35, [] { return kNow - 45 * kDay; });
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
+  EXPECT_LT(store.rolled_up_ms(), kNow - 40 * kDay);
+  EXPECT_EQ(store.prune_samples(kNow, 100), 0u) << "samples after the mark";
+  EXPECT_EQ(store.count_samples("s1"), 5u);
 }
 
 TEST(Retention, StoppedBeforeItsTimeItDoesNothing) {
   TempDir dir;
   boost::asio::io_context io;
   store::Store store(dir.file("t.db"));
-  store.commit(rows("s1", 1, 3, kNow - 40 * kDay), {});
-  Retention retention(io, store, 35, {"s1"}, [] { return kNow; });
+  add_samples(store, "s1", 3, kNow - 40 * kDay);
+  Retention retention(io, store, 35, [] { return kNow; });
   retention.start(std::chrono::seconds(0));
   retention.stop();
   run_ready(io);
   EXPECT_EQ(retention.passes(), 0u);
-  EXPECT_EQ(store.count_readings("s1"), 3u);
+  EXPECT_EQ(store.count_samples("s1"), 3u);
 }
 
 TEST(Retention, NothingIsPrunedByAgeWhileTheClockIsNotTrustworthy) {
   TempDir dir;
   boost::asio::io_context io;
   store::Store store(dir.file("t.db"));
-  store.commit(rows("s1", 1, 3, kNow - 40 * kDay), {});
+  add_samples(store, "s1", 3, kNow - 40 * kDay);
   bool trusted = false;
-  Retention retention(io, store, 35, {"s1"}, [] { return kNow; });
+  Retention retention(io, store, 35, [] { return kNow; });
   retention.set_may_prune([&] { return trusted; });
   retention.start(std::chrono::seconds(0));
   ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
-  EXPECT_EQ(store.count_readings("s1"), 3u);
+  EXPECT_EQ(store.count_samples("s1"), 3u);
+  EXPECT_EQ(store.rolled_up_ms(), 0) << "rolled up by an untrusted clock";
   trusted = true;
   retention.start(std::chrono::seconds(0));
   ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 2; }));
-  EXPECT_EQ(store.count_readings("s1"), 0u);
+  EXPECT_EQ(store.count_samples("s1"), 0u);
 }
 
-TEST(Retention, OverTheSizeBudgetTheOldestRawReadingsGoFirstAndNothingElse) {
+TEST(Retention, OverTheSizeBudgetTheOldestRawSamplesGoFirstAndNothingElse) {
   TempDir dir;
   boost::asio::io_context io;
   store::Store store(dir.file("t.db"));
-  energy::Accountant accountant;
-  // Ten days of two sockets, a reading every 43.2 s, with their energy accounting.
-  constexpr size_t kPerDay = 2000;
+  // Ten days of two sockets, a sample every 30 s, with their energy states.
+  constexpr size_t kPerDay = 2880;
   for (int day = 10; day >= 1; --day)
-    for (const char* cid : {"s1", "s2"}) {
-      auto batch = rows(cid, static_cast<uint32_t>((10 - day) * kPerDay + 1), kPerDay, kNow - day * kDay);
-      for (size_t i = 0; i < batch.size(); ++i) {
-        batch[i].ts_ms = kNow - day * kDay + static_cast<int64_t>(i) * 43'200;
-        batch[i].energy_mwh = batch[i].seq * 10;
-      }
-      auto prepared = accountant.prepare(batch);
-      store.commit(batch, {}, prepared.update);
-      accountant.committed(prepared);
-    }
+    for (const char* cid : {"s1", "s2"}) add_samples(store, cid, kPerDay, kNow - day * kDay, 30'000);
+  store.commit({}, store::EnergyUpdate{{}, {{"s1", 1, 9, kNow, 100, 0, 10}, {"s2", 1, 9, kNow, 100, 0, 10}}});
+  store.roll_up(energy::floor_to(kNow, 3'600'000));
   const auto buckets_before = store.buckets("s1", 0, INT64_MAX);
   const auto states_before = store.energy_states();
   const int64_t used = store.used_bytes();
   ASSERT_GT(used, 1 << 20);
 
-  Retention retention(io, store, 35, {"s1", "s2"}, [] { return kNow; });
+  Retention retention(io, store, 35, [] { return kNow; });
   const int64_t budget = used * 6 / 10;
   retention.set_max_bytes(budget);
   retention.start(std::chrono::seconds(0));
@@ -127,33 +140,32 @@ TEST(Retention, OverTheSizeBudgetTheOldestRawReadingsGoFirstAndNothingElse) {
       io, [&] { return retention.passes() == 1; }, std::chrono::seconds(30)));
   EXPECT_LE(store.used_bytes(), budget);
   EXPECT_GT(retention.thinned(), 0u);
-  for (const char* cid : {"s1", "s2"}) {
-    // The oldest days went, the newest are all there.
-    EXPECT_GT(*store.oldest_reading_ms(cid), kNow - 9 * kDay) << cid;
-    EXPECT_EQ(store.readings(cid, kNow - 3 * kDay, kNow).size(), 3 * kPerDay) << cid;
-  }
+  // The oldest days went, the newest are all there, for both sockets.
+  EXPECT_GT(*store.oldest_sample_ms(), kNow - 9 * kDay);
+  for (const char* cid : {"s1", "s2"})
+    EXPECT_EQ(store.samples(cid, energy::floor_to(kNow - 3 * kDay, 30'000), kNow).size(), 3 * kPerDay) << cid;
   // About as much as needed: not everything.
-  EXPECT_GT(store.count_readings(), 8 * kPerDay);
+  EXPECT_GT(store.count_samples(), 8 * kPerDay);
   EXPECT_EQ(store.buckets("s1", 0, INT64_MAX), buckets_before);
   EXPECT_EQ(store.energy_states(), states_before);
 
   // Under the budget: the next pass prunes nothing.
-  const size_t left = store.count_readings();
+  const size_t left = store.count_samples();
   retention.start(std::chrono::seconds(0));
   ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 2; }));
-  EXPECT_EQ(store.count_readings(), left);
+  EXPECT_EQ(store.count_samples(), left);
 }
 
 TEST(Retention, NoBudgetNoThinning) {
   TempDir dir;
   boost::asio::io_context io;
   store::Store store(dir.file("t.db"));
-  store.commit(rows("s1", 1, 3000, kNow - kDay), {});
-  Retention retention(io, store, 35, {"s1"}, [] { return kNow; });
+  add_samples(store, "s1", 3000, kNow - 3 * kDay);
+  Retention retention(io, store, 35, [] { return kNow; });
   retention.set_max_bytes(0);
   retention.start(std::chrono::seconds(0));
   ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
-  EXPECT_EQ(store.count_readings("s1"), 3000u);
+  EXPECT_EQ(store.count_samples("s1"), 3000u);
 }
 
 }  // namespace

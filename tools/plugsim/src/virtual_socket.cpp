@@ -124,7 +124,14 @@ void VirtualSocket::set_commands_muted(bool muted) {
 }
 
 void VirtualSocket::on_relay_changed(bool on, proto::Cause cause) {
-  emit(json{{"ev", "relay"}, {"cid", spec_.cid}, {"on", on}, {"cause", proto::cause_name(cause)}}.dump());
+  // The core queues the event record just before telling its observer: its seq is the last one.
+  emit(json{{"ev", "relay"},
+            {"cid", spec_.cid},
+            {"on", on},
+            {"cause", proto::cause_name(cause)},
+            {"boot", core_.boot_counter()},
+            {"seq", core_.lan().next_seq() - 1}}
+           .dump());
 }
 
 void VirtualSocket::on_command_handled(const proto::Command& cmd, proto::CommandStatus status) {
@@ -144,7 +151,12 @@ void VirtualSocket::on_over_current(uint32_t current_ma) {
 // Every protection trip (over-current also has its own "over_current" event, kept for compatibility);
 // `type` is one of the protection events, named as the gateway stores them.
 void VirtualSocket::on_trip(proto::EventType type, int32_t value) {
-  emit(json{{"ev", "trip"}, {"cid", spec_.cid}, {"protection", proto::event_kind(type)}, {"value", value}}
+  emit(json{{"ev", "trip"},
+            {"cid", spec_.cid},
+            {"protection", proto::event_kind(type)},
+            {"value", value},
+            {"boot", core_.boot_counter()},
+            {"seq", core_.lan().next_seq() - 1}}
            .dump());
 }
 
