@@ -74,6 +74,8 @@ mkdir -p "$w/sim"
   echo "  listen_address: 127.0.0.1"
   echo "  port: $lan_port"
   echo "heartbeat_s: 5"
+  # One-second samples, committed twice a second: the checks below see them within seconds.
+  echo "history: {raw_resolution_s: 1, commit_interval_ms: 500}"
   echo "sockets:"
   for i in 1 2 3; do
     echo "  - cid: hard-$i"
@@ -139,8 +141,8 @@ for _ in $(seq 100); do
   ((n >= 3)) && break
   sleep 0.2
 done
-((n >= 3)) || fail "only $n readings committed"
-ok "$n readings committed to /var/lib/plugbridge/plugbridge.db (read by the CLI of a group member)"
+((n >= 3)) || fail "only $n samples committed"
+ok "$n samples committed to /var/lib/plugbridge/plugbridge.db (read by the CLI of a group member)"
 
 # The restrictions are really in force on the running daemon.
 pid=$(in_ct systemctl show plugbridged -p MainPID --value)
@@ -162,8 +164,8 @@ sleep 35
 [[ $(in_ct systemctl show plugbridged -p NRestarts --value) == 0 ]] || fail "restarted: $(in_ct journalctl -u plugbridged --no-pager | tail)"
 [[ $(in_ct systemctl show plugbridged -p MainPID --value) == "$pid" ]] || fail "main PID changed"
 n2=$(in_ct plugbridge export --csv - | grep -c '^hard-' || true)
-((n2 > n)) || fail "no new readings after 35 s ($n2)"
-ok "35 s later: same PID, no restart (watchdog fine), $n2 readings"
+((n2 > n)) || fail "no new samples after 35 s ($n2)"
+ok "35 s later: same PID, no restart (watchdog fine), $n2 samples"
 
 # systemctl reload: ExecReload= runs `plugbridge reload` inside the unit's sandbox and waits for the
 # outcome. A fourth socket added to the roster is accepted; the three keep their sessions; same PID.
@@ -218,8 +220,8 @@ pid2=$(in_ct systemctl show plugbridged -p MainPID --value)
   fail "not restarted by the upgrade (PID $pid -> $pid2, $(in_ct systemctl is-active plugbridged))"
 [[ $(md5sum <"$r/etc/plugbridge/plugbridge.yaml") == "$conf" ]] || fail "the upgrade changed the configuration"
 n3=$(in_ct plugbridge export --csv - | grep -c '^hard-' || true)
-((n3 >= n2)) || fail "readings lost in the upgrade ($n3 < $n2)"
-ok "upgrade to ${version}+next under systemd: restarted (PID $pid -> $pid2), configuration and $n3 readings kept"
+((n3 >= n2)) || fail "samples lost in the upgrade ($n3 < $n2)"
+ok "upgrade to ${version}+next under systemd: restarted (PID $pid -> $pid2), configuration and $n3 samples kept"
 in_ct dpkg -r plugbridge >"$w/remove.log" 2>&1 || { cat "$w/remove.log"; fail "remove"; }
 [[ $(in_ct systemctl is-active plugbridged || true) != active ]] || fail "still running after remove"
 in_ct test -s /var/lib/plugbridge/plugbridge.db || fail "remove deleted the database"

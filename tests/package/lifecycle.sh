@@ -91,7 +91,7 @@ run_daemon
 in_root test -f /var/lib/plugbridge/plugbridge.db || fail "no database after the first start"
 latest=$(in_root sqlite3 /var/lib/plugbridge/plugbridge.db 'PRAGMA user_version')
 ok "edited configuration runs; the daemon made its database at schema $latest"
-# The database as the first schema left it, with 3 readings, in place of the new one.
+# The database as the first schema left it, with 3 readings a minute apart, in place of the new one.
 rm -f "$w"/var/lib/plugbridge/plugbridge.db*
 now=$(($(date +%s) * 1000))
 {
@@ -99,7 +99,7 @@ now=$(($(date +%s) * 1000))
   cat "$migrations/0001_initial.sql"
   echo "PRAGMA user_version = 1;"
   for i in 1 2 3; do
-    echo "INSERT INTO readings VALUES ('kitchen-kettle', 1, $i, $((now - 60000 + i * 1000)), 0, 230000, 100000, 23000, 23000, 10000, $((i * 10)), 0);"
+    echo "INSERT INTO readings VALUES ('kitchen-kettle', 1, $i, $((now - 300000 + i * 60000)), 8, 230000, 100000, 23000, 23000, 10000, $((i * 10)), 0);"
   done
   echo "COMMIT;"
 } | in_root setpriv --reuid plugbridge --regid plugbridge --init-groups sqlite3 /var/lib/plugbridge/plugbridge.db
@@ -121,8 +121,8 @@ run_daemon
   fail "database not migrated to schema $latest: $(grep -i 'migration\|schema' "$w/tmp/daemon.log")"
 applied=$(grep -c 'applied migration' "$w/tmp/daemon.log" || true)
 ((applied == latest - 1)) || fail "$applied migrations applied, expected $((latest - 1))"
-[[ $(rows) == 3 ]] || fail "readings lost in the upgrade"
-ok "upgraded to $version: edited configuration kept; database migrated 1 -> $latest by the daemon ($applied migrations), 3 readings kept and exported"
+[[ $(rows) == 3 ]] || fail "readings lost in the upgrade (3 expected as one-minute samples, $(rows) exported)"
+ok "upgraded to $version: edited configuration kept; database migrated 1 -> $latest by the daemon ($applied migrations), 3 readings kept as samples and exported"
 
 # --- remove ---
 in_root dpkg -r plugbridge >"$w/tmp/remove.log" 2>&1 || { cat "$w/tmp/remove.log"; fail "remove"; }
