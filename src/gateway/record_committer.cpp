@@ -43,7 +43,10 @@ void RecordCommitter::stop() {
 void RecordCommitter::set_time_settled(bool settled) {
   if (settled == settled_) return;
   settled_ = settled;
-  if (settled_ && waiting() > 0) schedule();
+  if (settled_ && waiting() > 0) {
+    schedule();
+    if (!readings_.empty()) schedule_acks();  // the held readings' ack timer went by unanswered
+  }
 }
 
 void RecordCommitter::restamp(int64_t delta_ms) {

@@ -17,8 +17,11 @@ constexpr uint32_t kCaps = proto::kCapRelay | proto::kCapMeter | proto::kCapCoun
 
 class WiredGateway : public ::testing::Test {
  protected:
-  WiredGateway() : cfg_(roster_config(2)), store_(dir_.file("t.db")), uplink_(io_) {
+  // Readings committed every commit_interval_ms (roster_config's 20 ms: before the ack delay).
+  explicit WiredGateway(int commit_interval_ms = roster_config(0).history.commit_interval_ms)
+      : cfg_(roster_config(2)), store_(dir_.file("t.db")), uplink_(io_) {
     cfg_.database = dir_.file("t.db");
+    cfg_.history.commit_interval_ms = commit_interval_ms;
     auto lan = std::make_unique<FakeLan>(io_);
     lan_ = lan.get();
     gw_ = std::make_unique<Gateway>(io_, cfg_, store_, &uplink_, std::move(lan));
@@ -32,6 +35,14 @@ class WiredGateway : public ::testing::Test {
     bool done = false;
     gw_->shutdown([&] { done = true; });
     return run_until(io_, [&] { return done; });
+  }
+
+  // A new session of cid (replacing its current one): the last_committed_seq of its HelloAck.
+  uint32_t hello_seq(const std::string& cid, uint32_t boot = 1) {
+    auto link = std::make_shared<FakeLink>(cid, kCaps, boot);
+    EXPECT_TRUE(lan_->connect(link));
+    links_.push_back(link);
+    return link->of(proto::MsgType::HelloAck).at(0).hello_ack.last_committed_seq;
   }
 
   std::optional<json> response(const std::string& request_id) const {
@@ -48,6 +59,13 @@ class WiredGateway : public ::testing::Test {
   FakeLan* lan_ = nullptr;
   std::unique_ptr<Gateway> gw_;
   bool shut_down_ = false;
+  std::vector<std::shared_ptr<FakeLink>> links_;
+};
+
+// The daemon's own commit interval (a minute): readings are acked long before they are stored.
+class WiredGatewayDefaultInterval : public WiredGateway {
+ protected:
+  WiredGatewayDefaultInterval() : WiredGateway(config::Config{}.history.commit_interval_ms) {}
 };
 
 TEST_F(WiredGateway, CloudCommandGoesToTheSocketAndItsResultIsTheResponse) {
@@ -112,6 +130,67 @@ TEST_F(WiredGateway, ReadingsAreCommittedAsSamplesAndAckedAndAReconnectLearnsThe
   auto again = std::make_shared<FakeLink>("s1", kCaps);
   ASSERT_TRUE(lan_->connect(again));
   EXPECT_EQ(again->of(proto::MsgType::HelloAck).at(0).hello_ack.last_committed_seq, 3u);
+}
+
+TEST_F(WiredGateway, HelloAckCarriesTheHighestSeqOfTheEnergyStateAndTheEvents) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  lan_->deliver(link, reading(1));
+  lan_->deliver(link, reading(2));
+  proto::Message e{};
+  e.type = proto::MsgType::Event;
+  e.event.seq = 3;
+  e.event.type = proto::EventType::RelayChanged;
+  e.event.cause = proto::Cause::Button;
+  e.event.value = 1;
+  lan_->deliver(link, e);
+  ASSERT_TRUE(run_until(
+      io_, [&] { return gw_->stats().readings_committed == 2 && gw_->stats().events_committed == 1; }));
+  ASSERT_EQ(store_.energy_states().at(0).seq, 2u);
+  EXPECT_EQ(hello_seq("s1"), 3u) << "the event's seq, above the energy state's";
+
+  // Readings after the event: the energy state's seq.
+  auto again = links_.back();
+  lan_->deliver(again, reading(4));
+  lan_->deliver(again, reading(5));
+  ASSERT_TRUE(run_until(io_, [&] { return gw_->stats().readings_committed == 4; }));
+  EXPECT_EQ(hello_seq("s1"), 5u);
+  EXPECT_EQ(readings_stored(store_, "s1"), 4);
+  EXPECT_EQ(hello_seq("s1", 2), 0u) << "another boot has nothing committed";
+
+  // A socket with events only.
+  auto s2 = std::make_shared<FakeLink>("s2", kCaps);
+  ASSERT_TRUE(lan_->connect(s2));
+  e.event.seq = 7;
+  lan_->deliver(s2, e);
+  ASSERT_TRUE(run_until(io_, [&] { return gw_->stats().events_committed == 2; }));
+  EXPECT_EQ(hello_seq("s2"), 7u);
+  EXPECT_EQ(store_.count_samples("s2"), 0u);
+}
+
+TEST_F(WiredGatewayDefaultInterval, ReadingsAreAckedAndLiveBeforeTheirCommitAndStoredAtShutdown) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  for (uint32_t seq = 1; seq <= 3; ++seq) lan_->deliver(link, reading(seq));
+  // The live state follows each reading as it arrives.
+  const LiveSocket live = gw_->live_status().at(0);
+  ASSERT_TRUE(live.last);
+  EXPECT_EQ(live.last->seq, 3u);
+  EXPECT_EQ(live.relay_on, true);
+
+  ASSERT_TRUE(run_until(io_, [&] { return !link->of(proto::MsgType::Ack).empty(); }));
+  EXPECT_EQ(link->of(proto::MsgType::Ack).back().ack.up_to_seq, 3u);
+  EXPECT_EQ(store_.count_samples(), 0u) << "committed before the commit interval";
+  EXPECT_EQ(gw_->stats().commits, 0u);
+  EXPECT_EQ(gw_->records_waiting(), 3u);
+
+  ASSERT_TRUE(shutdown());
+  EXPECT_EQ(readings_stored(store_, "s1"), 3) << "the shutdown's flush";
+  EXPECT_EQ(store_.last_seq("s1", 1), 3u);
+  const auto samples = store_.samples("s1", INT64_MIN, INT64_MAX);
+  ASSERT_FALSE(samples.empty());
+  EXPECT_EQ(samples.back().power_max_mw, 23'000);
+  EXPECT_EQ(samples.back().voltage_min_mv, 230'000);
 }
 
 TEST_F(WiredGateway, EventsAreStoredWithTheirCauseAndTheLastReadingIsLive) {

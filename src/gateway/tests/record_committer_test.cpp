@@ -112,6 +112,35 @@ TEST_F(RecordCommitterTest, ReadingsAreAckedWithinTheAckDelayBeforeTheirCommit) 
   EXPECT_EQ(readings_stored(store_, "a"), 3);
 }
 
+TEST_F(RecordCommitterTest, AnEventsSeqIsNeverAckedBeforeItsCommit) {
+  committer_.set_commit_interval(std::chrono::seconds(30));
+  auto a = std::make_shared<FakeLink>("a", 0);
+  struct Acked {
+    uint32_t seq;
+    size_t events_stored;
+    bool operator==(const Acked&) const = default;
+  };
+  std::vector<Acked> acks;
+  a->on_send = [&](const proto::Message& m) {
+    acks.push_back({m.ack.up_to_seq, store_.events("a", INT64_MIN, INT64_MAX).size()});
+  };
+  const auto first = std::chrono::steady_clock::now();
+  for (uint32_t seq = 1; seq <= 3; ++seq) committer_.add_reading(row("a", seq), a);
+  // The loop runs until shortly before the ack timer is due, so the event arrives too late for its
+  // commit (kFlushDelay after it) to come first: the ack finds it waiting.
+  io_.run_until(first + RecordCommitter::kAckDelay - RecordCommitter::kFlushDelay / 2);
+  committer_.add_event(relay_event("a", 4), a);
+  committer_.add_reading(row("a", 5), a);
+  ASSERT_TRUE(run_until(io_, [&] { return !acks.empty() && acks.back().seq == 5; }));
+  EXPECT_EQ(acks, (std::vector<Acked>{{3, 0}, {5, 1}}))
+      << "a reading after the event acked before the event's commit";
+  EXPECT_EQ(stats_.commits, 1u) << "the event alone";
+  EXPECT_EQ(store_.count_samples(), 0u);
+  committer_.flush();
+  EXPECT_EQ(readings_stored(store_, "a"), 4);
+  EXPECT_EQ(acks.size(), 2u);
+}
+
 TEST_F(RecordCommitterTest, AFullBatchIsCommittedAtOnce) {
   auto a = std::make_shared<FakeLink>("a", 0);
   for (uint32_t seq = 1; seq <= RecordCommitter::kMaxBatch; ++seq) committer_.add_reading(row("a", seq), a);
@@ -207,6 +236,34 @@ TEST_F(DiskFullTest, RecordsWaitUnackedAndAreCommittedWhenSpaceReturns) {
   EXPECT_EQ(accountant_on_disk_.state("a")->energy_mwh, 1301u) << "the energy baseline moved with the commit";
 }
 
+TEST_F(DiskFullTest, WhileCommitsFailReadingsAreAckedOnlyAfterTheirCommit) {
+  RecordCommitter& c = *committer_on_disk_;
+  c.set_commit_interval(std::chrono::seconds(30));
+  auto a = std::make_shared<FakeLink>("a", 0);
+  c.add_reading(row("a", 1), a);
+  ASSERT_TRUE(run_until(io_, [&] { return !acked(*a).empty(); }));
+  ASSERT_EQ(acked(*a), std::vector<uint32_t>{1}) << "acked early while commits succeed";
+  ASSERT_EQ(db_->count_samples(), 0u);
+
+  ASSERT_GT(disk_->fill(), 0u);
+  c.add_reading(row("a", 2), a);
+  c.flush();
+  ASSERT_FALSE(c.failure().empty());
+  c.add_reading(row("a", 3), a);
+  // Retries at 250 and 500 ms after the failure: longer than the ack delay.
+  ASSERT_TRUE(run_until(
+      io_, [&] { return stats_.commits_failed >= 3; }, std::chrono::seconds(10)));
+  EXPECT_EQ(acked(*a), std::vector<uint32_t>{1}) << "acked before its commit while commits fail";
+  EXPECT_EQ(db_->count_samples(), 0u);
+
+  disk_->free();
+  ASSERT_TRUE(run_until(
+      io_, [&] { return acked(*a).size() == 2; }, std::chrono::seconds(10)));
+  EXPECT_EQ(acked(*a).back(), 3u);
+  EXPECT_EQ(readings_stored(*db_, "a"), 3) << "the ack went out before the commit";
+  EXPECT_TRUE(c.failure().empty());
+}
+
 TEST_F(DiskFullTest, BeyondTheBoundNewRecordsAreRefusedAndTheirSessionsClosed) {
   RecordCommitter& c = *committer_on_disk_;
   c.set_max_waiting(10);
@@ -253,6 +310,65 @@ TEST_F(RecordCommitterTest, SamplesAreRolledUpOnceTheGatewaysTimeIsInANewHour) {
   EXPECT_EQ(store_.rolled_up_ms(), energy::floor_to(now, 3'600'000));
   EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 5);
   EXPECT_EQ(store_.buckets("a", INT64_MIN, INT64_MAX).size(), 1u) << "in one quarter-hour";
+}
+
+TEST_F(RecordCommitterTest, TheRollUpFollowsTheClockAfterCommitsAndKeepsTheTotals) {
+  auto a = std::make_shared<FakeLink>("a", 0);
+  // At ts (ms), the counter at mwh.
+  const auto reading_at = [](uint32_t seq, int64_t ts, uint64_t mwh) {
+    store::ReadingRow r = row("a", seq);
+    r.ts_ms = ts;
+    r.energy_mwh = mwh;
+    return r;
+  };
+  // The energy of the samples with start_ms < to.
+  const auto samples_mwh = [&](int64_t to) {
+    int64_t sum = 0;
+    for (const auto& s : store_.samples("a", INT64_MIN / 2, to)) sum += s.energy_mwh;
+    return sum;
+  };
+  constexpr int64_t kHour = 3'600'000;
+  const int64_t h0 = energy::floor_to(1'700'000'000'000, kHour);  // 22:00 UTC
+  committer_.add_reading(reading_at(1, h0 + 60'000, 1000), a);
+  committer_.add_reading(reading_at(2, h0 + 120'000, 1010), a);
+  committer_.flush();
+  EXPECT_EQ(store_.rolled_up_ms(), 0) << "rolled up without a clock";
+
+  int64_t now = h0 + 30 * 60'000;
+  committer_.set_clock([&] { return now; });
+  committer_.add_reading(reading_at(3, h0 + 30 * 60'000, 1030), a);
+  committer_.flush();
+  EXPECT_EQ(store_.rolled_up_ms(), h0);
+  committer_.add_reading(reading_at(4, h0 + 59 * 60'000, 1100), a);
+  committer_.flush();
+  EXPECT_EQ(store_.rolled_up_ms(), h0) << "rolled up before the hour was over";
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 100);
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, h0 + kHour), samples_mwh(INT64_MAX / 2));
+
+  // The hour is over: the next commit rolls it up, not the clock alone.
+  now = h0 + kHour + 5 * 60'000;
+  EXPECT_EQ(store_.rolled_up_ms(), h0);
+  committer_.add_reading(reading_at(5, now, 1150), a);
+  committer_.flush();
+  EXPECT_EQ(store_.rolled_up_ms(), h0 + kHour);
+  // Samples before the mark are in the buckets now: their energy counted there, once.
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, store_.rolled_up_ms()), 100);
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, store_.rolled_up_ms()), samples_mwh(h0 + kHour));
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 150);
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), samples_mwh(INT64_MAX / 2));
+  int64_t bucket_mwh = 0;
+  for (const auto& b : store_.buckets("a", INT64_MIN / 2, INT64_MAX / 2)) bucket_mwh += b.energy_mwh;
+  EXPECT_EQ(bucket_mwh, 150);
+
+  // A reading stamped in the hour rolled up (a later seq, an earlier time) goes into its bucket
+  // directly.
+  committer_.add_reading(reading_at(6, now + 1000, 1160), a);
+  committer_.add_reading(reading_at(7, h0 + 59 * 60'000 + 30'000, 1170), a);
+  committer_.flush();
+  EXPECT_EQ(store_.rolled_up_ms(), h0 + kHour);
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 170);
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), samples_mwh(INT64_MAX / 2));
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, h0 + kHour), samples_mwh(h0 + kHour));
 }
 
 TEST_F(RecordCommitterTest, WhileTimesAreProvisionalRecordsAreHeldUnackedThenRestamped) {

@@ -156,6 +156,54 @@ TEST(Retention, OverTheSizeBudgetTheOldestRawSamplesGoFirstAndNothingElse) {
   EXPECT_EQ(store.count_samples(), left);
 }
 
+TEST(Retention, OverTheBudgetSamplesNotRolledUpAreKept) {
+  TempDir dir;
+  boost::asio::io_context io;
+  store::Store store(dir.file("t.db"));
+  // Two days of one-minute samples of two sockets before the gateway's hour, and the 13 minutes
+  // of it so far.
+  const int64_t hour = energy::floor_to(kNow, 3'600'000);
+  constexpr size_t kBefore = 2 * 1440, kAfter = 13;
+  for (const char* cid : {"s1", "s2"}) {
+    add_samples(store, cid, kBefore, hour - 2 * kDay);
+    add_samples(store, cid, kAfter, hour);
+  }
+  ASSERT_EQ(store.rolled_up_ms(), 0);
+  const int64_t energy = static_cast<int64_t>(kBefore + kAfter) * 10;
+
+  bool trusted = false;
+  Retention retention(io, store, 35, [] { return kNow; });
+  retention.set_may_prune([&] { return trusted; });
+  retention.set_max_bytes(1);
+  // Without a trustworthy clock nothing is rolled up by retention, so nothing may go.
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
+  EXPECT_EQ(retention.thinned(), 0u);
+  EXPECT_EQ(store.count_samples(), 2 * (kBefore + kAfter));
+
+  // Rolled up to the gateway's hour: everything before it goes (in several deletes), nothing after.
+  trusted = true;
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(
+      io, [&] { return retention.passes() == 2; }, std::chrono::seconds(30)));
+  EXPECT_EQ(store.rolled_up_ms(), hour);
+  EXPECT_EQ(retention.thinned(), 2 * kBefore);
+  EXPECT_GT(retention.thinned(), Retention::kPruneBatch);
+  EXPECT_EQ(store.oldest_sample_ms(), hour);
+  for (const char* cid : {"s1", "s2"}) {
+    EXPECT_EQ(store.count_samples(cid), kAfter) << cid;
+    EXPECT_EQ(store.energy_sum(cid, INT64_MIN / 2, INT64_MAX / 2), energy) << cid;
+    EXPECT_EQ(store.energy_sum(cid, INT64_MIN / 2, hour), static_cast<int64_t>(kBefore) * 10) << cid;
+  }
+
+  // Still over the budget, with nothing left to thin: the next pass ends without pruning.
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 3; }));
+  EXPECT_EQ(store.count_samples(), 2 * kAfter);
+  EXPECT_EQ(retention.thinned(), 2 * kBefore);
+  retention.stop();
+}
+
 TEST(Retention, NoBudgetNoThinning) {
   TempDir dir;
   boost::asio::io_context io;
