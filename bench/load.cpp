@@ -308,6 +308,12 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // History written before the daemon starts, so the tables have the page layout of a database in
 // use (a fresh one packs many sockets' rows into each page): samples at the raw resolution for the
 // whole span, rolled up into buckets and hours up to the current hour, as the daemon leaves them.
@@ -315,9 +321,7 @@ std::string fmt(const char* f, double v) {
 void prefill(const std::string& db_path, const std::vector<std::string>& cids, double days,
              uint32_t resolution_s) {
   store::Store db(db_path, store::StoreOptions{.synchronous = "OFF"});
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = unix_now_ms();
   const int64_t width = int64_t{resolution_s} * 1000;
   const int64_t end = now - now % width;
   const auto count = static_cast<int64_t>(days * 86'400'000 / static_cast<double>(width));
@@ -354,12 +358,8 @@ RollUp measure_roll_up(const std::filesystem::path& db_path) {
   store::Store db(db_path.string());
   const int64_t before_pages = db_bytes(db_path);
   const int64_t before = disk_write_bytes(static_cast<int>(::getpid()));
-  const int64_t mark = db.rolled_up_ms();
-  db.roll_up(mark + 3'600'000 * (1 + (std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count() -
-                                      mark) /
-                                         3'600'000));
+  const int64_t now = unix_now_ms();
+  db.roll_up(now - now % 3'600'000 + 3'600'000);  // every sample written, up to the hour's end
   db.checkpoint();
   const int64_t after = disk_write_bytes(static_cast<int>(::getpid()));
   return {before < 0 ? -1 : after - before, db_bytes(db_path) - before_pages};

@@ -268,8 +268,8 @@ void Gateway::on_lan_message(const std::shared_ptr<SocketLink>& link, const prot
   switch (m.type) {
     case proto::MsgType::Reading: {
       store::ReadingRow row = apply_reading(*st, m.reading, p.clocks.unix_ms());
-      p.arrived(row);
-      p.committer.add_reading(std::move(row), link);
+      const store::ReadingRow live = row;
+      if (p.committer.add_reading(std::move(row), link)) p.arrived(live);  // not one the committer refused
       break;
     }
     case proto::MsgType::Event: {

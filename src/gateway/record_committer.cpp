@@ -69,25 +69,27 @@ bool RecordCommitter::refuse(const std::shared_ptr<SocketLink>& link) {
 RecordCommitter::SessionAcks* RecordCommitter::session(const std::shared_ptr<SocketLink>& link) {
   if (!link) return nullptr;
   SessionAcks& s = sessions_[link.get()];
-  if (s.link.lock() != link) s = SessionAcks{link, 0, 0, {}};  // new, or a new link at a freed address
+  if (s.link.lock() != link) s = SessionAcks{link, 0, 0, {}, false};  // new, or a new link at a freed address
   return &s;
 }
 
-void RecordCommitter::add_reading(store::ReadingRow&& row, const std::shared_ptr<SocketLink>& link) {
-  if (dead_ || refuse(link)) return;
+bool RecordCommitter::add_reading(store::ReadingRow&& row, const std::shared_ptr<SocketLink>& link) {
+  if (dead_ || refuse(link)) return false;
   const uint32_t seq = row.seq;
   readings_.push_back(std::move(row));
-  acks_.push_back({link, seq});
-  if (SessionAcks* s = session(link)) s->received = std::max(s->received, seq);
+  if (SessionAcks* s = session(link)) {
+    s->received = std::max(s->received, seq);
+    s->readings = true;
+  }
   schedule();
   schedule_acks();
+  return true;
 }
 
 void RecordCommitter::add_event(store::EventRow&& row, const std::shared_ptr<SocketLink>& link) {
   if (dead_ || refuse(link)) return;
   const uint32_t seq = row.seq.value_or(0);
   events_.push_back(std::move(row));
-  acks_.push_back({link, seq});
   if (SessionAcks* s = session(link)) {
     s->received = std::max(s->received, seq);
     s->events.push_back(seq);
@@ -133,11 +135,8 @@ void RecordCommitter::roll_up() {
   if (!unix_ms_ || !settled_) return;
   const int64_t hour = energy::floor_to(unix_ms_(), 3'600'000);
   try {
-    if (rolled_up_ < 0) rolled_up_ = store_.rolled_up_ms();
-    if (hour <= rolled_up_) return;
-    const size_t n = store_.roll_up(hour);
-    rolled_up_ = hour;
-    PB_LOG(Debug, "gateway") << "rolled " << n << " quarter-hours of samples up into the buckets";
+    if (const size_t n = store_.roll_up(hour); n > 0)  // nothing when the store is there already
+      PB_LOG(Debug, "gateway") << "rolled " << n << " quarter-hours of samples up into the buckets";
   } catch (const std::exception& ex) {
     // The samples stay, readers add them; the next commit tries again.
     PB_LOG(Warning, "gateway")
@@ -209,10 +208,10 @@ void RecordCommitter::commit(bool with_readings) {
     if (res.events_duplicate)
       PB_LOG(Debug, "gateway") << "ignored " << res.events_duplicate << " duplicate events";
   } catch (const store::StoreError& ex) {
-    failed(ex, ex.code());
+    failed(ex, ex.code(), with_readings);
     return;
   } catch (const std::exception& ex) {
-    failed(ex, 0);
+    failed(ex, 0, with_readings);
     return;
   }
   // Committed into the file at the path? One deleted or replaced meanwhile takes the writes with it.
@@ -229,14 +228,20 @@ void RecordCommitter::commit(bool with_readings) {
   live_totals_.add(energy.update);
   auto readings = std::move(readings_);
   readings_.clear();
-  acks_.clear();
+  for (auto& [ptr, s] : sessions_) s.readings = false;
   if (!failure_.empty()) recovered(records);
   send_acks(true);
   if (on_committed_) on_committed_(readings);
   roll_up();
 }
 
-void RecordCommitter::failed(const std::exception& ex, int code) {
+void RecordCommitter::close_waiting(const std::string& why, bool with_readings) {
+  for (auto& [ptr, s] : sessions_)
+    if (!s.events.empty() || (with_readings && s.readings))
+      if (auto l = s.link.lock()) l->close(why);
+}
+
+void RecordCommitter::failed(const std::exception& ex, int code, bool with_readings) {
   const int primary = code & 0xff;
   if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
     fatal(std::string("the database is damaged: ") + ex.what());
@@ -249,13 +254,17 @@ void RecordCommitter::failed(const std::exception& ex, int code) {
   stats_.commits_failed++;
   if (code == 0) {
     // Not the disk's doing (a record the store refuses): trying again would fail forever.
-    PB_LOG(Error, "gateway") << "could not store " << readings_.size() << " readings and " << events_.size()
-                             << " events: " << ex.what() << "; dropped, not acked";
-    for (auto& a : acks_)
-      if (auto l = a.link.lock()) l->close("database write failed");
-    readings_.clear();
+    // Only what was in the refused transaction goes.
+    PB_LOG(Error, "gateway") << "could not store " << (with_readings ? readings_.size() : 0)
+                             << " readings and " << events_.size() << " events: " << ex.what()
+                             << "; dropped, not acked";
+    close_waiting("database write failed", with_readings);
+    for (auto& [ptr, s] : sessions_) {
+      s.events.clear();
+      if (with_readings) s.readings = false;
+    }
     events_.clear();
-    acks_.clear();
+    if (with_readings) readings_.clear();
     return;
   }
   const auto now = std::chrono::steady_clock::now();
@@ -306,11 +315,10 @@ void RecordCommitter::fatal(const std::string& why) {
   file_timer_.cancel();
   PB_LOG(Error, "gateway") << why << ": not acking anything more (" << waiting()
                            << " records unacked stay with their sockets)";
-  for (auto& a : acks_)
-    if (auto l = a.link.lock()) l->close("database lost");
+  close_waiting("database lost", true);
   readings_.clear();
   events_.clear();
-  acks_.clear();
+  sessions_.clear();
   if (on_fatal_) on_fatal_(why);
 }
 

@@ -65,7 +65,8 @@ class RecordCommitter {
   // Outbox rows ride along in each transaction (null: none).
   void set_outbox(Outbox* outbox) { outbox_ = outbox; }
   void set_on_fatal(Fatal on_fatal) { on_fatal_ = std::move(on_fatal); }
-  // How long readings wait for companions (default kFlushDelay).
+  // How long readings wait for companions before their commit (default kFlushDelay; the daemon
+  // sets history.commit_interval_ms).
   void set_commit_interval(std::chrono::milliseconds interval) { commit_interval_ = interval; }
   // Records held while commits fail, at most (default kMaxWaiting).
   void set_max_waiting(size_t n) { max_waiting_ = n; }
@@ -81,7 +82,8 @@ class RecordCommitter {
   void stop();
 
   // A socket's record: an event is acked to `link` once committed, a reading within kAckDelay.
-  void add_reading(store::ReadingRow&& row, const std::shared_ptr<SocketLink>& link);
+  // False if it was refused (the session is closed; the socket keeps the record).
+  bool add_reading(store::ReadingRow&& row, const std::shared_ptr<SocketLink>& link);
   void add_event(store::EventRow&& row, const std::shared_ptr<SocketLink>& link);
   // The gateway's own event (command answers): committed with the next batch, acked to nobody.
   void add_gateway_event(store::EventRow&& row);
@@ -95,10 +97,6 @@ class RecordCommitter {
   const std::string& failure() const { return failure_; }
 
  private:
-  struct PendingAck {
-    std::weak_ptr<SocketLink> link;
-    uint32_t seq;
-  };
   // What a session may be acked: up to the highest seq received, but before the first event not
   // committed yet.
   struct SessionAcks {
@@ -106,6 +104,7 @@ class RecordCommitter {
     uint32_t received = 0;         // highest seq received
     uint32_t acked = 0;            // highest seq acked
     std::vector<uint32_t> events;  // seqs of its events not committed yet, in order
+    bool readings = false;         // it has readings not committed yet
   };
   SessionAcks* session(const std::shared_ptr<SocketLink>& link);
   void schedule();
@@ -117,7 +116,9 @@ class RecordCommitter {
   void roll_up();
   // A record arrives while commits fail and kMaxWaiting records wait already: refused.
   bool refuse(const std::shared_ptr<SocketLink>& link);
-  void failed(const std::exception& ex, int code);
+  void failed(const std::exception& ex, int code, bool with_readings);
+  // Closes the links of the sessions with records waiting (events; and readings too if with_readings).
+  void close_waiting(const std::string& why, bool with_readings);
   void recovered(size_t records);
   void fatal(const std::string& why);
   void check_file();
@@ -131,14 +132,12 @@ class RecordCommitter {
   Outbox* outbox_ = nullptr;
   std::vector<store::ReadingRow> readings_;
   std::vector<store::EventRow> events_;
-  std::vector<PendingAck> acks_;
   std::unordered_map<SocketLink*, SessionAcks> sessions_;
   boost::asio::steady_timer ack_timer_;
   bool acks_scheduled_ = false;
   boost::asio::steady_timer events_timer_;  // events alone, kFlushDelay after the first
   bool events_scheduled_ = false;
   std::function<int64_t()> unix_ms_;
-  int64_t rolled_up_ = -1;  // the store's rolled_up_ms (-1: not read yet)
   bool scheduled_ = false;
   std::chrono::milliseconds commit_interval_ = kFlushDelay;
   boost::asio::steady_timer timer_;

@@ -475,8 +475,7 @@ int64_t Store::Impl::socket_id(const std::string& cid, bool create) {
 
 int64_t Store::Impl::read_mark() {
   StmtUse use(stmt(kReadMark));
-  rolled_up_ms = step_row(use.get(), "read rolled_up_ms") ? sqlite3_column_int64(use.get(), 0) : 0;
-  return rolled_up_ms;
+  return step_row(use.get(), "read rolled_up_ms") ? sqlite3_column_int64(use.get(), 0) : 0;
 }
 
 void Store::Impl::tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
@@ -613,7 +612,6 @@ size_t Store::roll_up(int64_t up_to_ms) {
     d.rollback_quietly();
     throw;
   }
-  d.rolled_up_ms = up_to_ms;
   return rolled;
 }
 

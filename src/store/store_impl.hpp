@@ -109,12 +109,10 @@ struct Store::Impl {
 
   // sockets.id by cid, as far as known (a failed commit clears it: its inserts were rolled back).
   std::unordered_map<std::string, int64_t> socket_ids;
-  // history_marks.rolled_up_ms as this connection last read or wrote it.
-  int64_t rolled_up_ms = 0;
 
   // The id of cid; with create, inserted when missing (inside the caller's transaction), else 0.
   int64_t socket_id(const std::string& cid, bool create);
-  int64_t read_mark();
+  int64_t read_mark();  // history_marks.rolled_up_ms as stored now
   // The samples not rolled up yet (start_ms >= the stored mark), summed into rows of width_ms
   // (900000 or 3600000) with from_ms <= start_ms < to_ms, by start_ms then cid; cid "" = all.
   void tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,

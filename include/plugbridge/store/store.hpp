@@ -200,7 +200,7 @@ class Store {
                       const std::vector<OutboxChange>& outbox = {});
   // Adds the samples with rolled_up_ms() <= start_ms < up_to_ms to energy_buckets and energy_hours
   // and moves the mark to up_to_ms (one transaction; up_to_ms a whole UTC hour, never going back).
-  // Returns how many samples were rolled up.
+  // Returns how many quarter-hour buckets it wrote (0: the mark is at up_to_ms or later already).
   size_t roll_up(int64_t up_to_ms);
   // Samples before this time are in the buckets and hours; readers add the later ones.
   int64_t rolled_up_ms() const;

@@ -32,23 +32,6 @@ class StoreTest : public TempDbTest {
     return found;
   }
 
-  static SampleRow sample(const std::string& cid, int64_t start_ms, int64_t mwh, int64_t samples = 0,
-                          int64_t power_mw = 0) {
-    SampleRow b;
-    b.cid = cid;
-    b.start_ms = start_ms;
-    b.energy_mwh = mwh;
-    b.samples = samples;
-    b.power_sum_mw = power_mw * samples;
-    if (samples > 0) {
-      b.power_min_mw = power_mw - 10;
-      b.power_max_mw = power_mw + 10;
-      b.voltage_min_mv = 229000 + power_mw % 7;
-      b.voltage_max_mv = 231000 + power_mw % 5;
-      b.current_max_ua = power_mw * 5;
-    }
-    return b;
-  }
   static EnergyUpdate samples(std::vector<SampleRow> rows, std::vector<EnergyStateRow> states = {}) {
     return EnergyUpdate{std::move(rows), std::move(states)};
   }
