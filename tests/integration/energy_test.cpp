@@ -86,6 +86,7 @@ TEST(Energy, SigkillAndRestartNeitherLoseNorDoubleCountEnergy) {
   sc.start_sim(4, {"--watts", "300,1000", "--reading-interval-ms", "100"});
   sc.wait_sessions(4);
   sc.wait_uplink_synced();
+  sc.wait_energy_baselines(4);  // the first readings, with the relays still off
   for (size_t i = 0; i < 4; ++i) ASSERT_EQ(sc.command_code(sc.cid(i), 1, "true", "on-" + sc.cid(i)), 0);
   ASSERT_TRUE(test::wait_until([&] { return sim_events(sc.sim(), "acked").size() > 400; }, 30s));
 
@@ -121,6 +122,7 @@ TEST(Energy, SigkillWithGroupedCommitsLosesNoAckedEventAndNoEnergy) {
   sc.start_daemon();
   sc.start_sim(kSockets, {"--watts", "300,1000", "--reading-interval-ms", "100"});
   sc.wait_sessions(kSockets);
+  sc.wait_energy_baselines(kSockets);  // the first readings, with the relays still off
   for (size_t i = 0; i < kSockets; ++i) ASSERT_EQ(cli(sc, {"relay", sc.cid(i), "on"}).code, 0);
   const auto press_buttons = [&] {
     for (size_t i = 0; i < kSockets; i += 2) sc.sim().write_stdin("button " + sc.cid(i));

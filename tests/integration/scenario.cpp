@@ -3,6 +3,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "plugbridge/cli/cli.hpp"
@@ -104,6 +105,18 @@ void Scenario::start_sim(size_t count, std::vector<std::string> extra_args) {
       (dir_.path() / "sim-state").string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   sim_ = std::make_unique<test::Process>(argv);
+}
+
+void Scenario::wait_energy_baselines(size_t count) {
+  const auto have_all = [&] {
+    std::set<std::string> have;
+    for (const auto& st : store::Store(db_path().string(), true).energy_states()) have.insert(st.cid);
+    for (size_t i = 0; i < count; ++i)
+      if (!have.count(roster_.at(i).cid)) return false;
+    return true;
+  };
+  if (!test::wait_until(have_all, 20s))
+    throw std::runtime_error("no first reading stored for every socket:\n" + daemon_->describe());
 }
 
 void Scenario::wait_sessions(size_t count) {

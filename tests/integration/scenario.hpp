@@ -69,6 +69,9 @@ class Scenario {
   void start_sim(size_t count, std::vector<std::string> extra_args = {});
   // Waits until plugsim reported a session for every simulated socket.
   void wait_sessions(size_t count);
+  // Waits until the first `count` roster sockets have an energy state in the database: their first
+  // reading is committed, so the energy counted from then on is the counters' whole climb.
+  void wait_energy_baselines(size_t count);
 
   // The emulator's answer to a command, or nullopt.
   std::optional<nlohmann::json> command_response(const std::string& request_id,
