@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "plugbridge/cli/control_client.hpp"
+#include "plugbridge/energy/accountant.hpp"
 #include "plugbridge/store/store.hpp"
 #include "support/testsupport.hpp"
 
@@ -38,6 +39,7 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 namespace test = pb::test;
 namespace store = pb::store;
+namespace energy = pb::energy;
 
 constexpr const char* kGatewayId = "gw-bench";
 constexpr const char* kUsername = "bench-vendor";
@@ -316,7 +318,8 @@ int64_t unix_now_ms() {
 
 // History written before the daemon starts, so the tables have the page layout of a database in
 // use (a fresh one packs many sockets' rows into each page): samples at the raw resolution for the
-// whole span, rolled up into buckets and hours up to the current hour, as the daemon leaves them.
+// whole span, rolled up into buckets and hours up to the start of the current roll-up period, as
+// the daemon leaves them (the period's samples wait for its roll-up).
 // No energy state, so the accountant starts from plugsim's own counters.
 void prefill(const std::string& db_path, const std::vector<std::string>& cids, double days,
              uint32_t resolution_s) {
@@ -346,20 +349,21 @@ void prefill(const std::string& db_path, const std::vector<std::string>& cids, d
       e.samples.clear();
     }
   }
-  db.roll_up(now - now % 3'600'000);
+  db.roll_up(energy::floor_to(now, energy::roll_up_period_ms(width)));
 }
 
-// What one hourly roll-up writes: run on the database the daemon left (its samples since the
-// last roll-up), write_bytes of this process around it and the checkpoint that follows.
+// What one roll-up writes: run on the database the daemon left (the samples of the current
+// roll-up period: prefilled up to the window, then the daemon's), write_bytes of this process
+// around it and the checkpoint that follows.
 struct RollUp {
   int64_t written = -1, growth = 0;
 };
-RollUp measure_roll_up(const std::filesystem::path& db_path) {
+RollUp measure_roll_up(const std::filesystem::path& db_path, int64_t period_ms) {
   store::Store db(db_path.string());
   const int64_t before_pages = db_bytes(db_path);
   const int64_t before = disk_write_bytes(static_cast<int>(::getpid()));
   const int64_t now = unix_now_ms();
-  db.roll_up(now - now % 3'600'000 + 3'600'000);  // every sample written, up to the hour's end
+  db.roll_up(energy::floor_to(now, period_ms) + period_ms);  // every sample written, to the period's end
   db.checkpoint();
   const int64_t after = disk_write_bytes(static_cast<int>(::getpid()));
   return {before < 0 ? -1 : after - before, db_bytes(db_path) - before_pages};
@@ -556,9 +560,11 @@ int run(const Options& o) {
   sim.wait_exit(10s);
   daemon.signal(SIGTERM);
   const auto daemon_rc = daemon.wait_exit(30s);
-  // The hourly roll-up, unless the window had one: its bytes shared out over an hour of readings.
+  // One roll-up of a period's samples, unless the window had one: its bytes shared out over the
+  // period's readings.
+  const int64_t roll_period_ms = energy::roll_up_period_ms(int64_t{o.raw_resolution_s} * 1000);
   const bool rolled_in_window = mark_after != mark_before;
-  const RollUp roll = rolled_in_window ? RollUp{0, 0} : measure_roll_up(db_path);
+  const RollUp roll = rolled_in_window ? RollUp{0, 0} : measure_roll_up(db_path, roll_period_ms);
 
   // Figures.
   const double expected_rate = static_cast<double>(o.sockets) * 1000.0 / o.reading_interval_ms;
@@ -572,13 +578,14 @@ int run(const Options& o) {
   const double cmd_p50 = percentile(rtt, 0.50), cmd_p99 = percentile(rtt, 0.99);
   const double cmd_max = rtt.empty() ? 0 : rtt.back();
   const size_t held = end.value("sessions_up", 0u);
-  // Storage: per reading committed in the window (plus the hourly roll-up shared out over an hour
+  // Storage: per reading committed in the window (plus the roll-up shared out over its period
   // of readings), and per socket-day at this reading interval.
   const double window_readings =
       static_cast<double>(std::max<int64_t>(static_cast<int64_t>(readings_after - readings_before), 1));
-  const double readings_per_hour = static_cast<double>(o.sockets) * 3'600'000.0 / o.reading_interval_ms;
-  const double roll_written_per_reading = static_cast<double>(roll.written) / readings_per_hour;
-  const double roll_growth_per_reading = static_cast<double>(roll.growth) / readings_per_hour;
+  const double readings_per_period =
+      static_cast<double>(o.sockets) * static_cast<double>(roll_period_ms) / o.reading_interval_ms;
+  const double roll_written_per_reading = static_cast<double>(roll.written) / readings_per_period;
+  const double roll_growth_per_reading = static_cast<double>(roll.growth) / readings_per_period;
   const double written_per_reading =
       written_before < 0 || roll.written < 0
           ? -1.0
@@ -610,7 +617,7 @@ int run(const Options& o) {
        written_per_reading >= 0 && written_per_reading <= 12.0},
       {"  = MB written per socket-day", fmt("%.1f", written_mb_per_socket_day), "<= 1",
        written_per_reading >= 0 && written_mb_per_socket_day <= 1.0},
-      {"  of which the hourly roll-up",
+      {"  of which the roll-up (every " + fmt("%.0f", static_cast<double>(roll_period_ms) / 3.6e6) + " h)",
        rolled_in_window ? "in window" : fmt("%.2f", roll_written_per_reading), "-", true},
       {"database growth per reading (bytes)", fmt("%.2f", growth_per_reading), "-", true},
       {"  = MB per socket per 30 days", fmt("%.1f", growth_mb_per_socket_month), "<= 2",
@@ -651,6 +658,7 @@ int run(const Options& o) {
            {"records_acked_per_s", acked_per_s},
            {"roll_up_write_bytes", roll.written},
            {"roll_up_in_window", rolled_in_window},
+           {"roll_up_period_h", static_cast<double>(roll_period_ms) / 3.6e6},
            {"commits_in_window", commits_in_window},
            {"events_committed_per_s", static_cast<double>(events_in_window) / elapsed},
            {"prefill_days", o.prefill_days},

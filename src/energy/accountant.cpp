@@ -48,81 +48,93 @@ Prepared Accountant::prepare(const std::vector<store::ReadingRow>& readings) con
   std::stable_sort(order.begin(), order.end(), [](const store::ReadingRow* a, const store::ReadingRow* b) {
     return std::tie(a->cid, a->boot, a->seq) < std::tie(b->cid, b->boot, b->seq);
   });
+  Pending p;
+  for (const store::ReadingRow* r : order) add(p, *r);
+  return p.prepared();
+}
 
+Prepared Pending::prepared() const {
   Prepared out;
-  std::map<std::string, store::EnergyStateRow> changed;
-  std::map<std::pair<std::string, int64_t>, store::BucketUpdate> buckets;
+  out.update.samples.reserve(samples_.size());
+  for (const auto& [key, b] : samples_) out.update.samples.push_back(b);
+  out.update.states.reserve(changed_.size());
+  for (const auto& [cid, st] : changed_) out.update.states.push_back(st);
+  out.events = events_;
+  out.accepted_mwh = accepted_mwh_;
+  out.out_of_range = out_of_range_;
+  return out;
+}
 
-  for (const store::ReadingRow* rp : order) {
-    const store::ReadingRow& r = *rp;
-    if ((r.flags & kMeterOkFlag) == 0) continue;  // unavailable: no energy, baseline unchanged
-    // The counter wraps at kWrapMwh (docs/lan-protocol.md): a value past it is not a measurement. Taken
-    // as one it would make the wrap arithmetic overflow and the energy negative.
-    if (r.energy_mwh >= kWrapMwh) {
-      ++out.out_of_range;
-      if (warned_range_.insert(r.cid).second)
-        PB_LOG(Warning, "energy") << r.cid << ": ignoring readings whose energy counter (" << r.energy_mwh
-                                  << " mWh) is past the counter's range (" << kWrapMwh
-                                  << " mWh); said once per socket";
-      continue;
-    }
-
-    std::optional<store::EnergyStateRow> prev;
-    if (auto it = changed.find(r.cid); it != changed.end()) {
-      prev = it->second;
-    } else if (auto st = states_.find(r.cid); st != states_.end()) {
-      prev = st->second;
-    }
-    // Duplicates, resends and out-of-order records: the counter of a later record already
-    // contains their energy.
-    if (prev && std::tie(r.boot, r.seq) <= std::tie(prev->boot, prev->seq)) continue;
-
-    int64_t delta = 0;
-    if (prev) {
-      const uint32_t max_power_w = options_.max_power_w_for(r.cid);
-      const int64_t limit = plausible_limit_mwh(max_power_w, r.ts_ms - prev->ts_ms);
-      const auto old_counter = static_cast<int64_t>(prev->energy_mwh);
-      const auto new_counter = static_cast<int64_t>(r.energy_mwh);
-      const auto epoch_step = static_cast<uint16_t>(r.energy_epoch - prev->energy_epoch);
-      if (epoch_step == 0) {
-        // Going down without a new epoch (e.g. a reboot from an older persisted value): count
-        // nothing and re-base, so nothing is invented when it climbs back.
-        delta = std::max<int64_t>(new_counter - old_counter, 0);
-      } else if (epoch_step == 1 && static_cast<int64_t>(kWrapMwh) - old_counter + new_counter <= limit) {
-        delta = static_cast<int64_t>(kWrapMwh) - old_counter + new_counter;  // 10 000 kWh wrap
-      } else {
-        delta = new_counter;  // factory reset: the new epoch counts from 0
-      }
-      if (delta > limit) {
-        const int64_t seconds = (r.ts_ms - prev->ts_ms) / 1000;
-        PB_LOG(Warning, "energy") << r.cid << ": rejected an implausible jump of " << delta << " mWh in "
-                                  << seconds << " s (counter " << prev->energy_mwh << "/"
-                                  << prev->energy_epoch << " -> " << r.energy_mwh << "/" << r.energy_epoch
-                                  << ", limit " << max_power_w << " W)";
-        out.events.push_back({r.cid, r.ts_ms, "rejected_jump", std::nullopt, std::nullopt, delta,
-                              "counter " + std::to_string(prev->energy_mwh) + "/" +
-                                  std::to_string(prev->energy_epoch) + " -> " + std::to_string(r.energy_mwh) +
-                                  "/" + std::to_string(r.energy_epoch) + " in " + std::to_string(seconds) +
-                                  " s, limit " + std::to_string(max_power_w) + " W"});
-        delta = 0;
-      }
-    }
-
-    const int64_t start = floor_to(r.ts_ms, options_.sample_ms);
-    store::BucketUpdate& b = buckets[{r.cid, start}];
-    b.cid = r.cid;
-    b.start_ms = start;
-    b.energy_mwh += delta;
-    add_sample(b, r);
-    out.accepted_mwh += delta;
-
-    const int64_t total = (prev ? prev->total_mwh : 0) + delta;
-    changed[r.cid] = {r.cid, r.boot, r.seq, r.ts_ms, r.energy_mwh, r.energy_epoch, total};
+void Accountant::add(Pending& p, const store::ReadingRow& r) const {
+  ++p.readings_;
+  if ((r.flags & kMeterOkFlag) == 0) return;  // unavailable: no energy, baseline unchanged
+  // The counter wraps at kWrapMwh (docs/lan-protocol.md): a value past it is not a measurement. Taken
+  // as one it would make the wrap arithmetic overflow and the energy negative.
+  if (r.energy_mwh >= kWrapMwh) {
+    ++p.out_of_range_;
+    if (warned_range_.insert(r.cid).second)
+      PB_LOG(Warning, "energy") << r.cid << ": ignoring readings whose energy counter (" << r.energy_mwh
+                                << " mWh) is past the counter's range (" << kWrapMwh
+                                << " mWh); said once per socket";
+    return;
   }
 
-  for (auto& [key, b] : buckets) out.update.samples.push_back(std::move(b));
-  for (auto& [cid, s] : changed) out.update.states.push_back(std::move(s));
-  return out;
+  const store::EnergyStateRow* prev = nullptr;
+  auto changed = p.changed_.find(r.cid);
+  if (changed != p.changed_.end()) {
+    prev = &changed->second;
+  } else if (auto st = states_.find(r.cid); st != states_.end()) {
+    prev = &st->second;
+  }
+  // Duplicates, resends and out-of-order records: the counter of a later record already
+  // contains their energy.
+  if (prev && std::tie(r.boot, r.seq) <= std::tie(prev->boot, prev->seq)) return;
+
+  int64_t delta = 0;
+  if (prev) {
+    const uint32_t max_power_w = options_.max_power_w_for(r.cid);
+    const int64_t limit = plausible_limit_mwh(max_power_w, r.ts_ms - prev->ts_ms);
+    const auto old_counter = static_cast<int64_t>(prev->energy_mwh);
+    const auto new_counter = static_cast<int64_t>(r.energy_mwh);
+    const auto epoch_step = static_cast<uint16_t>(r.energy_epoch - prev->energy_epoch);
+    if (epoch_step == 0) {
+      // Going down without a new epoch (e.g. a reboot from an older persisted value): count
+      // nothing and re-base, so nothing is invented when it climbs back.
+      delta = std::max<int64_t>(new_counter - old_counter, 0);
+    } else if (epoch_step == 1 && static_cast<int64_t>(kWrapMwh) - old_counter + new_counter <= limit) {
+      delta = static_cast<int64_t>(kWrapMwh) - old_counter + new_counter;  // 10 000 kWh wrap
+    } else {
+      delta = new_counter;  // factory reset: the new epoch counts from 0
+    }
+    if (delta > limit) {
+      const int64_t seconds = (r.ts_ms - prev->ts_ms) / 1000;
+      PB_LOG(Warning, "energy") << r.cid << ": rejected an implausible jump of " << delta << " mWh in "
+                                << seconds << " s (counter " << prev->energy_mwh << "/" << prev->energy_epoch
+                                << " -> " << r.energy_mwh << "/" << r.energy_epoch << ", limit "
+                                << max_power_w << " W)";
+      p.events_.push_back({r.cid, r.ts_ms, "rejected_jump", std::nullopt, std::nullopt, delta,
+                           "counter " + std::to_string(prev->energy_mwh) + "/" +
+                               std::to_string(prev->energy_epoch) + " -> " + std::to_string(r.energy_mwh) +
+                               "/" + std::to_string(r.energy_epoch) + " in " + std::to_string(seconds) +
+                               " s, limit " + std::to_string(max_power_w) + " W"});
+      delta = 0;
+    }
+  }
+
+  const int64_t start = floor_to(r.ts_ms, options_.sample_ms);
+  store::BucketUpdate& b = p.samples_[{r.cid, start}];
+  b.cid = r.cid;
+  b.start_ms = start;
+  b.energy_mwh += delta;
+  add_sample(b, r);
+  p.accepted_mwh_ += delta;
+
+  const int64_t total = (prev ? prev->total_mwh : 0) + delta;
+  store::EnergyStateRow next{r.cid, r.boot, r.seq, r.ts_ms, r.energy_mwh, r.energy_epoch, total};
+  if (changed != p.changed_.end())
+    changed->second = std::move(next);
+  else
+    p.changed_.emplace(r.cid, std::move(next));
 }
 
 void Accountant::committed(const Prepared& p) {

@@ -58,12 +58,13 @@ struct Gateway::Parts final : CommandPort {
         lan(std::move(lan_port)),
         sockets(ctx, config),
         committer(ctx, db, accountant, live_totals, stats,
-                  [this](const std::vector<store::ReadingRow>& rows) { committed(rows); }),
+                  [this](const RecordCommitter::ReadingsCommitted& c) { committed(c); }),
         commands(ctx, sockets, *this, std::chrono::seconds(config.uplink.command_timeout_s), stats),
         retention(ctx, db, config.history.raw_days, [this] { return clocks.unix_ms(); }) {
     clocks.unix_ms = [this] { return time.now_ms(clocks.steady().count()); };
     retention.set_may_prune([this] { return time.trusted(); });
     retention.set_max_bytes(int64_t{config.history.max_db_mb} << 20);
+    retention.set_roll_up_period(energy::roll_up_period_ms(accountant.options().sample_ms));
     committer.set_commit_interval(std::chrono::milliseconds(config.history.commit_interval_ms));
     committer.set_clock([this] { return clocks.unix_ms(); });
     committer.set_on_hold_full([this] {
@@ -136,10 +137,11 @@ struct Gateway::Parts final : CommandPort {
     if (SocketState* st = sockets.find(row.cid); st && apply_committed(*st, row)) cloud->report(*st, false);
   }
 
-  // Newest state per socket from a commit (what arrived is applied already), then its reports.
-  void committed(const std::vector<store::ReadingRow>& rows) {
+  // After a commit of readings: the held ones reach the live state (the others did on arrival),
+  // then those sockets report.
+  void committed(const RecordCommitter::ReadingsCommitted& c) {
     std::vector<SocketState*> touched;
-    for (const auto& row : rows)
+    for (const auto& row : c.held)
       if (SocketState* st = sockets.find(row.cid); st && apply_committed(*st, row)) touched.push_back(st);
     std::sort(touched.begin(), touched.end());
     touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -370,6 +372,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   p.accountant.set_options(accountant_options(cfg_));
   p.retention.set_raw_days(cfg_.history.raw_days);
   p.retention.set_max_bytes(int64_t{cfg_.history.max_db_mb} << 20);
+  p.retention.set_roll_up_period(energy::roll_up_period_ms(p.accountant.options().sample_ms));
   p.committer.set_commit_interval(std::chrono::milliseconds(cfg_.history.commit_interval_ms));
   p.commands.set_timeout(std::chrono::seconds(cfg_.uplink.command_timeout_s));
   if (d.changed_setting("report"))

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <tuple>
 #include <unordered_map>
 
 #include "plugbridge/common/log.hpp"
@@ -44,13 +45,15 @@ void RecordCommitter::set_time_settled(bool settled) {
   if (settled == settled_) return;
   settled_ = settled;
   if (settled_ && waiting() > 0) {
+    const bool held = !held_.empty();
+    sum_held();
     schedule();
-    if (!readings_.empty()) schedule_acks();  // the held readings' ack timer went by unanswered
+    if (held) schedule_acks();  // the held readings' ack timer went by unanswered
   }
 }
 
 void RecordCommitter::restamp(int64_t delta_ms) {
-  for (auto& r : readings_) r.ts_ms += delta_ms;
+  for (auto& r : held_) r.ts_ms += delta_ms;
   for (auto& e : events_) e.ts_ms += delta_ms;
 }
 
@@ -76,7 +79,11 @@ RecordCommitter::SessionAcks* RecordCommitter::session(const std::shared_ptr<Soc
 bool RecordCommitter::add_reading(store::ReadingRow&& row, const std::shared_ptr<SocketLink>& link) {
   if (dead_ || refuse(link)) return false;
   const uint32_t seq = row.seq;
-  readings_.push_back(std::move(row));
+  if (settled_) {
+    accountant_.add(pending_, row);
+  } else {
+    held_.push_back(std::move(row));
+  }
   if (SessionAcks* s = session(link)) {
     s->received = std::max(s->received, seq);
     s->readings = true;
@@ -133,15 +140,29 @@ void RecordCommitter::send_acks(bool committed) {
 
 void RecordCommitter::roll_up() {
   if (!unix_ms_ || !settled_) return;
-  const int64_t hour = energy::floor_to(unix_ms_(), 3'600'000);
+  const int64_t up_to =
+      energy::floor_to(unix_ms_(), energy::roll_up_period_ms(accountant_.options().sample_ms));
   try {
-    if (const size_t n = store_.roll_up(hour); n > 0)  // nothing when the store is there already
+    if (const size_t n = store_.roll_up(up_to); n > 0)  // nothing when the store is there already
       PB_LOG(Debug, "gateway") << "rolled " << n << " quarter-hours of samples up into the buckets";
   } catch (const std::exception& ex) {
     // The samples stay, readers add them; the next commit tries again.
     PB_LOG(Warning, "gateway")
         << "rolling the samples up into the buckets failed (retried at the next commit): " << ex.what();
   }
+}
+
+void RecordCommitter::sum_held() {
+  if (held_.empty()) return;
+  // In each socket's order, whatever order they were held in.
+  std::stable_sort(held_.begin(), held_.end(), [](const store::ReadingRow& a, const store::ReadingRow& b) {
+    return std::tie(a.cid, a.boot, a.seq) < std::tie(b.cid, b.boot, b.seq);
+  });
+  for (store::ReadingRow& r : held_) {
+    accountant_.add(pending_, r);
+    held_summed_.push_back(std::move(r));
+  }
+  held_.clear();
 }
 
 void RecordCommitter::add_gateway_event(store::EventRow&& row) {
@@ -155,7 +176,7 @@ void RecordCommitter::schedule() {
   // While commits fail the retry timer is the only one that commits; while times are provisional
   // nothing is.
   if (!failure_.empty() || !settled_) return;
-  if (readings_.size() + events_.size() >= kMaxBatch) {
+  if (held_.size() + events_.size() >= kMaxBatch || pending_.samples() >= kMaxBatch) {
     flush();
     return;
   }
@@ -169,7 +190,7 @@ void RecordCommitter::schedule() {
       commit(false);
     });
   }
-  if (!readings_.empty() && !scheduled_) {
+  if (pending_.readings() > 0 && !scheduled_) {
     scheduled_ = true;
     timer_.expires_after(commit_interval_);
     timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -190,11 +211,13 @@ void RecordCommitter::commit(bool with_readings) {
     scheduled_ = false;
     timer_.cancel();
   }
-  if (dead_ || !settled_ || (events_.empty() && (!with_readings || readings_.empty()))) return;
+  if (dead_ || !settled_) return;
+  if (with_readings) sum_held();
+  if (events_.empty() && (!with_readings || pending_.empty())) return;
   const size_t records = with_readings ? waiting() : events_.size();
   energy::Prepared energy;
   try {
-    if (with_readings) energy = accountant_.prepare(readings_);
+    if (with_readings) energy = pending_.prepared();
     std::vector<store::EventRow> events = events_;
     events.insert(events.end(), energy.events.begin(), energy.events.end());
     // Waiting outbox rows ride along in the same transaction (no fsync of their own).
@@ -202,7 +225,7 @@ void RecordCommitter::commit(bool with_readings) {
     auto res = store_.commit(events, energy.update, outbox_rows.changes());
     outbox_rows.committed();
     stats_.commits++;
-    if (with_readings) stats_.readings_committed += readings_.size();
+    if (with_readings) stats_.readings_committed += pending_.readings();
     stats_.samples_written += res.samples_written;
     stats_.events_committed += res.events_inserted;
     if (res.events_duplicate)
@@ -226,12 +249,15 @@ void RecordCommitter::commit(bool with_readings) {
   }
   accountant_.committed(energy);
   live_totals_.add(energy.update);
-  auto readings = std::move(readings_);
-  readings_.clear();
+  ReadingsCommitted done;
+  done.readings = pending_.readings();
+  done.held = std::move(held_summed_);
+  pending_ = {};
+  held_summed_.clear();
   for (auto& [ptr, s] : sessions_) s.readings = false;
   if (!failure_.empty()) recovered(records);
   send_acks(true);
-  if (on_committed_) on_committed_(readings);
+  if (on_committed_) on_committed_(done);
   roll_up();
 }
 
@@ -255,7 +281,7 @@ void RecordCommitter::failed(const std::exception& ex, int code, bool with_readi
   if (code == 0) {
     // Not the disk's doing (a record the store refuses): trying again would fail forever.
     // Only what was in the refused transaction goes.
-    PB_LOG(Error, "gateway") << "could not store " << (with_readings ? readings_.size() : 0)
+    PB_LOG(Error, "gateway") << "could not store " << (with_readings ? pending_.readings() : 0)
                              << " readings and " << events_.size() << " events: " << ex.what()
                              << "; dropped, not acked";
     close_waiting("database write failed", with_readings);
@@ -264,7 +290,10 @@ void RecordCommitter::failed(const std::exception& ex, int code, bool with_readi
       if (with_readings) s.readings = false;
     }
     events_.clear();
-    if (with_readings) readings_.clear();
+    if (with_readings) {
+      pending_ = {};
+      held_summed_.clear();
+    }
     return;
   }
   const auto now = std::chrono::steady_clock::now();
@@ -316,7 +345,9 @@ void RecordCommitter::fatal(const std::string& why) {
   PB_LOG(Error, "gateway") << why << ": not acking anything more (" << waiting()
                            << " records unacked stay with their sockets)";
   close_waiting("database lost", true);
-  readings_.clear();
+  held_.clear();
+  pending_ = {};
+  held_summed_.clear();
   events_.clear();
   sessions_.clear();
   if (on_fatal_) on_fatal_(why);

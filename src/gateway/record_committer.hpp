@@ -1,6 +1,7 @@
-// Readings and events on their way to SQLite. Readings are batched for the commit interval (or up
-// to kMaxBatch records) and committed in one transaction as raw samples with their energy
-// accounting; events are committed on their own within kFlushDelay. The waiting outbox rows ride
+// Readings and events on their way to SQLite. Readings are summed into raw samples as they arrive
+// (energy::Pending: memory per socket and sample, not per reading) and committed once per commit
+// interval (or at kMaxBatch samples) in one transaction with their energy accounting; events are
+// committed on their own within kFlushDelay. The waiting outbox rows ride
 // along with either. An event is
 // acked to its socket only once committed. A reading is acked within kAckDelay while commits
 // succeed (the seqs before the socket's first uncommitted event): its energy is in the counter of
@@ -36,7 +37,7 @@ class Outbox;
 
 class RecordCommitter {
  public:
-  static constexpr size_t kMaxBatch = 16'384;  // records per SQLite transaction, at most
+  static constexpr size_t kMaxBatch = 16'384;  // samples (or held records) per transaction, at most
   // How long an event (or a gateway event) may wait for companions; readings alone wait for the
   // commit interval (history.commit_interval_ms): fewer, larger commits (each one fsync) write far
   // fewer bytes.
@@ -44,16 +45,22 @@ class RecordCommitter {
   // How long a reading waits for its ack at most while commits succeed (acks of several readings
   // go out together).
   static constexpr std::chrono::milliseconds kAckDelay{250};
-  // While commits fail: records held in memory at most (about 150 bytes each), the longest delay
-  // between two attempts, and how often the failure is logged again.
+  // While commits fail: records waiting unacked at most (readings are summed into their samples;
+  // events, and readings held for the clock, take about 150 bytes each), the longest delay between
+  // two attempts, and how often the failure is logged again.
   static constexpr size_t kMaxWaiting = 100'000;
   static constexpr std::chrono::milliseconds kMaxRetryDelay{5000};
   static constexpr std::chrono::seconds kLogEvery{10};
   // How often the database file is checked for having been deleted or replaced.
   static constexpr std::chrono::seconds kFileCheckEvery{2};
 
-  // Runs after each commit with its readings.
-  using Committed = std::function<void(const std::vector<store::ReadingRow>&)>;
+  // What a commit of readings held.
+  struct ReadingsCommitted {
+    size_t readings = 0;                  // readings in it
+    std::vector<store::ReadingRow> held;  // those held for a trustworthy clock (not live on arrival)
+  };
+  // Runs after each commit of readings.
+  using Committed = std::function<void(const ReadingsCommitted&)>;
   // The database cannot be written any more (deleted, replaced, damaged): the reason.
   using Fatal = std::function<void(const std::string&)>;
 
@@ -92,7 +99,7 @@ class RecordCommitter {
   void flush();
   // The gateway's time, for the hourly roll-up of the samples into buckets (unset: no roll-up).
   void set_clock(std::function<int64_t()> unix_ms) { unix_ms_ = std::move(unix_ms); }
-  size_t waiting() const { return readings_.size() + events_.size(); }
+  size_t waiting() const { return held_.size() + pending_.readings() + events_.size(); }
   // Commits are failing; the first failure's reason (empty while commits succeed).
   const std::string& failure() const { return failure_; }
 
@@ -114,6 +121,8 @@ class RecordCommitter {
   // Sends each session the ack it may have now (committed: its events so far are durable).
   void send_acks(bool committed);
   void roll_up();
+  // Sums the held readings into the pending samples (the time is settled).
+  void sum_held();
   // A record arrives while commits fail and kMaxWaiting records wait already: refused.
   bool refuse(const std::shared_ptr<SocketLink>& link);
   void failed(const std::exception& ex, int code, bool with_readings);
@@ -130,7 +139,12 @@ class RecordCommitter {
   Committed on_committed_;
   Fatal on_fatal_;
   Outbox* outbox_ = nullptr;
-  std::vector<store::ReadingRow> readings_;
+  // Readings summed since the last commit.
+  energy::Pending pending_;
+  // Readings held while times are provisional (summed once the time settles), and those of them
+  // summed since the last commit (the live state takes them at the commit).
+  std::vector<store::ReadingRow> held_;
+  std::vector<store::ReadingRow> held_summed_;
   std::vector<store::EventRow> events_;
   std::unordered_map<SocketLink*, SessionAcks> sessions_;
   boost::asio::steady_timer ack_timer_;

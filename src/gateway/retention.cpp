@@ -37,7 +37,7 @@ void Retention::begin_pass() {
   // commits, this covers a gateway that commits nothing (no socket online).
   try {
     const int64_t now = now_unix_ms_();
-    store_.roll_up(now - ((now % 3'600'000) + 3'600'000) % 3'600'000);
+    store_.roll_up(now - ((now % roll_up_period_ms_) + roll_up_period_ms_) % roll_up_period_ms_);
   } catch (const std::exception& ex) {
     PB_LOG(Warning, "gateway") << "rolling the samples up into the buckets failed: " << ex.what();
   }

@@ -35,6 +35,8 @@ class Retention {
   void set_raw_days(int raw_days) { raw_days_ = raw_days; }
   // The size budget in bytes (0: none).
   void set_max_bytes(int64_t max_bytes) { max_bytes_ = max_bytes; }
+  // The samples are rolled up to UTC multiples of this (energy::roll_up_period_ms) at each pass.
+  void set_roll_up_period(int64_t ms) { roll_up_period_ms_ = ms; }
   // Raw samples pruned for the size budget since start.
   uint64_t thinned() const { return thinned_; }
   // Whether the clock may be used for pruning by age now (false: only the size budget applies).
@@ -59,6 +61,7 @@ class Retention {
   bool stopping_ = false;
   uint64_t passes_ = 0;
   int64_t max_bytes_ = 0;
+  int64_t roll_up_period_ms_ = 3'600'000;
   int64_t thin_before_ms_ = 0;    // this round's cutoff
   uint64_t thinned_in_pass_ = 0;  // samples pruned for the budget in this pass
   uint64_t thinned_ = 0;

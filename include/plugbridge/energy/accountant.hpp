@@ -3,9 +3,9 @@
 // current into raw samples (the store rolls those up into 15-minute buckets).
 // The rules are documented in docs/schema.md ("Energy tables").
 //
-// Use: prepare() a batch of readings before Store::commit, pass the result's update and events
-// to the same commit, then committed() on success (a failed commit leaves the state untouched
-// and the resent readings are accounted again).
+// Use: add() readings to a Pending as they arrive (or prepare() a batch), pass its update and
+// events to Store::commit, then committed() on success (a failed commit leaves the state untouched;
+// the Pending is kept and committed again).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +31,18 @@ inline int64_t bucket_start(int64_t ts_ms) {
   return floor_to(ts_ms, kBucketMs);
 }
 
+// How often the samples are rolled up into the buckets: about 360 samples per socket wait
+// (readers add them to the buckets), at least an hour, at most a day, a divisor of a day (rolls
+// start at UTC multiples of it). One roll writes a few pages per socket however many hours it
+// covers, so rarer rolls write less: with one-minute samples every 6 h.
+inline int64_t roll_up_period_ms(int64_t sample_ms) {
+  constexpr int64_t kHour = 3'600'000;
+  int64_t hours = 1;
+  for (const int64_t h : {2, 3, 4, 6, 8, 12, 24})
+    if (h * kHour <= sample_ms * 360) hours = h;
+  return hours * kHour;
+}
+
 struct AccountantOptions {
   // Width of the raw samples the readings are summed into (history.raw_resolution_s); divides
   // kBucketMs, so a sample lies in one bucket.
@@ -51,6 +63,26 @@ struct Prepared {
   size_t out_of_range = 0;              // readings whose counter is past the protocol's range
 };
 
+// Readings summed as they arrive, against the committed states: the samples, the newest state
+// per socket and the events so far. Its size grows with sockets and sample intervals, not readings.
+class Pending {
+ public:
+  size_t readings() const { return readings_; }
+  size_t samples() const { return samples_.size(); }
+  bool empty() const { return readings_ == 0 && events_.empty(); }
+  // The commit's content (a copy: this stays until the commit succeeded).
+  Prepared prepared() const;
+
+ private:
+  friend class Accountant;
+  std::map<std::string, store::EnergyStateRow> changed_;
+  std::map<std::pair<std::string, int64_t>, store::BucketUpdate> samples_;
+  std::vector<store::EventRow> events_;
+  int64_t accepted_mwh_ = 0;
+  size_t out_of_range_ = 0;
+  size_t readings_ = 0;
+};
+
 class Accountant {
  public:
   explicit Accountant(AccountantOptions options = {}) : options_(options) {}
@@ -61,6 +93,9 @@ class Accountant {
   // Pure: computes the sample updates, new states and events of these readings (any order, any
   // sockets) against the current states, without changing them.
   Prepared prepare(const std::vector<store::ReadingRow>& readings) const;
+  // Adds one reading to `pending` (records of a socket in its order; an older or repeated one adds
+  // no energy). Does not change the states either.
+  void add(Pending& pending, const store::ReadingRow& r) const;
   // Adopts the states of a successfully committed Prepared.
   void committed(const Prepared& p);
 

@@ -417,3 +417,20 @@ TEST(BucketStart, FloorsToUtcQuarterHours) {
 
 }  // namespace
 }  // namespace pb::energy
+
+namespace pb::energy {
+namespace {
+
+TEST(RollUpPeriod, AboutThreeHundredSixtySamplesAnHourToADayDividingTheDay) {
+  constexpr int64_t kHour = 3'600'000;
+  EXPECT_EQ(roll_up_period_ms(1'000), kHour);
+  EXPECT_EQ(roll_up_period_ms(10'000), kHour);
+  EXPECT_EQ(roll_up_period_ms(30'000), 3 * kHour);
+  EXPECT_EQ(roll_up_period_ms(45'000), 4 * kHour);  // 4.5 h is no divisor of a day
+  EXPECT_EQ(roll_up_period_ms(60'000), 6 * kHour);
+  EXPECT_EQ(roll_up_period_ms(300'000), 24 * kHour);
+  EXPECT_EQ(roll_up_period_ms(900'000), 24 * kHour);
+}
+
+}  // namespace
+}  // namespace pb::energy

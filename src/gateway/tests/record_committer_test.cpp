@@ -25,7 +25,7 @@ class RecordCommitterTest : public ::testing::Test {
         live_totals_(calendar_),
         committer_(
             io_, store_, accountant_, live_totals_, stats_,
-            [this](const std::vector<store::ReadingRow>& rows) { committed_.push_back(rows.size()); }) {}
+            [this](const RecordCommitter::ReadingsCommitted& c) { committed_.push_back(c.readings); }) {}
 
   static store::ReadingRow row(const std::string& cid, uint32_t seq) {
     store::ReadingRow r;
@@ -141,12 +141,41 @@ TEST_F(RecordCommitterTest, AnEventsSeqIsNeverAckedBeforeItsCommit) {
   EXPECT_EQ(acks.size(), 2u);
 }
 
-TEST_F(RecordCommitterTest, AFullBatchIsCommittedAtOnce) {
+TEST_F(RecordCommitterTest, AFullBatchOfSamplesIsCommittedAtOnce) {
   auto a = std::make_shared<FakeLink>("a", 0);
-  for (uint32_t seq = 1; seq <= RecordCommitter::kMaxBatch; ++seq) committer_.add_reading(row("a", seq), a);
+  committer_.set_commit_interval(std::chrono::hours(1));
+  // One reading per minute: each its own sample.
+  const auto minute_apart = [](uint32_t seq) {
+    auto r = row("a", seq);
+    r.ts_ms = 1'700'000'040'000 + int64_t{seq} * 60'000;
+    return r;
+  };
+  for (uint32_t seq = 1; seq <= RecordCommitter::kMaxBatch; ++seq)
+    committer_.add_reading(minute_apart(seq), a);
   // No loop turn: the batch went at its size.
   EXPECT_EQ(acked(*a), std::vector<uint32_t>{static_cast<uint32_t>(RecordCommitter::kMaxBatch)});
   EXPECT_EQ(readings_stored(store_, "a"), static_cast<int64_t>(RecordCommitter::kMaxBatch));
+  EXPECT_EQ(store_.count_samples(), RecordCommitter::kMaxBatch);
+}
+
+TEST_F(RecordCommitterTest, ReadingsAreSummedOnArrivalSoManyWaitForTheInterval) {
+  auto a = std::make_shared<FakeLink>("a", 0);
+  committer_.set_commit_interval(std::chrono::hours(1));
+  // Many more readings than a batch, all in one minute: one sample waits, nothing is committed yet.
+  for (uint32_t seq = 1; seq <= 3 * RecordCommitter::kMaxBatch; ++seq) {
+    auto r = row("a", seq);
+    r.ts_ms = 1'700'000'040'000 + seq;
+    committer_.add_reading(std::move(r), a);
+  }
+  EXPECT_EQ(committer_.waiting(), 3 * RecordCommitter::kMaxBatch);
+  EXPECT_EQ(store_.count_samples(), 0u);
+  committer_.flush();
+  EXPECT_EQ(committed_, std::vector<size_t>{3 * RecordCommitter::kMaxBatch});
+  const auto samples = store_.samples("a", INT64_MIN, INT64_MAX);
+  ASSERT_EQ(samples.size(), 1u);
+  EXPECT_EQ(samples[0].samples, static_cast<int64_t>(3 * RecordCommitter::kMaxBatch));
+  EXPECT_EQ(samples[0].energy_mwh, static_cast<int64_t>(3 * RecordCommitter::kMaxBatch - 1));
+  EXPECT_EQ(committer_.waiting(), 0u);
 }
 
 TEST_F(RecordCommitterTest, DuplicatesCountOnceAndClosedSessionsAreNotAcked) {
@@ -198,7 +227,7 @@ class DiskFullTest : public RecordCommitterTest {
     db_ = std::make_unique<store::Store>((disk_->path() / "t.db").string());
     committer_on_disk_ = std::make_unique<RecordCommitter>(
         io_, *db_, accountant_on_disk_, live_totals_, stats_,
-        [this](const std::vector<store::ReadingRow>& rows) { committed_.push_back(rows.size()); });
+        [this](const RecordCommitter::ReadingsCommitted& c) { committed_.push_back(c.readings); });
   }
   std::unique_ptr<test::SmallDisk> disk_;
   std::unique_ptr<store::Store> db_;
@@ -292,27 +321,42 @@ TEST_F(DiskFullTest, BeyondTheBoundNewRecordsAreRefusedAndTheirSessionsClosed) {
   EXPECT_EQ(db_->events("a", INT64_MIN, INT64_MAX).size(), 1u);
 }
 
-TEST_F(RecordCommitterTest, SamplesAreRolledUpOnceTheGatewaysTimeIsInANewHour) {
+TEST_F(RecordCommitterTest, SamplesAreRolledUpOnceTheGatewaysTimeIsInANewPeriod) {
+  // One-minute samples (the default): rolled up every 6 h, at 00, 06, 12 and 18 UTC.
+  const int64_t period = energy::roll_up_period_ms(accountant_.options().sample_ms);
+  ASSERT_EQ(period, 6 * 3'600'000);
   int64_t now = 1'700'000'000'000;  // 22:13:20 UTC
   committer_.set_clock([&] { return now; });
   auto a = std::make_shared<FakeLink>("a", 0);
   for (uint32_t seq = 1; seq <= 5; ++seq) committer_.add_reading(row("a", seq), a);
   committer_.flush();
-  EXPECT_EQ(store_.rolled_up_ms(), energy::floor_to(now, 3'600'000))
-      << "the first commit rolls up to its hour";
+  EXPECT_EQ(store_.rolled_up_ms(), energy::floor_to(now, period)) << "the first commit rolls up to 18:00";
   const int64_t total = store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2);
   EXPECT_EQ(total, 4);
   EXPECT_TRUE(store_.samples("a", INT64_MIN, store_.rolled_up_ms()).empty());
 
-  now += 3'600'000;
+  now += 3'600'000;  // 23:13: a new hour, not a new period
   committer_.add_reading(row("a", 6), a);
   committer_.flush();
-  EXPECT_EQ(store_.rolled_up_ms(), energy::floor_to(now, 3'600'000));
-  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 5);
+  EXPECT_EQ(store_.rolled_up_ms(), energy::floor_to(1'700'000'000'000, period));
+  EXPECT_EQ(store_.samples("a", store_.rolled_up_ms(), INT64_MAX).size(), 1u) << "the sample waits";
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 5) << "readers add the waiting samples";
+
+  now += 6 * 3'600'000;  // 05:13 the next day
+  committer_.add_reading(row("a", 7), a);
+  committer_.flush();
+  EXPECT_EQ(store_.rolled_up_ms(), energy::floor_to(now, period));
+  EXPECT_TRUE(store_.samples("a", store_.rolled_up_ms(), INT64_MAX).empty());
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 6);
   EXPECT_EQ(store_.buckets("a", INT64_MIN, INT64_MAX).size(), 1u) << "in one quarter-hour";
 }
 
 TEST_F(RecordCommitterTest, TheRollUpFollowsTheClockAfterCommitsAndKeepsTheTotals) {
+  // Ten-second samples: rolled up every hour.
+  energy::AccountantOptions ten_seconds;
+  ten_seconds.sample_ms = 10'000;
+  accountant_.set_options(ten_seconds);
+  ASSERT_EQ(energy::roll_up_period_ms(10'000), 3'600'000);
   auto a = std::make_shared<FakeLink>("a", 0);
   // At ts (ms), the counter at mwh.
   const auto reading_at = [](uint32_t seq, int64_t ts, uint64_t mwh) {
