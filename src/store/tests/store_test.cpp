@@ -96,6 +96,7 @@ TEST_F(StoreTest, EmbeddedMigrationsAreNumberedInOrder) {
   }
   EXPECT_EQ(list[0].name, "0001_initial.sql");
   EXPECT_EQ(list[4].name, "0005_samples.sql");
+  EXPECT_EQ(list[5].name, "0006_events_index.sql");
 }
 
 TEST_F(StoreTest, ReopenIsIdempotentAndKeepsData) {
@@ -250,6 +251,20 @@ TEST_F(StoreTest, MigrationFromSchema4TurnsReadingsIntoMinuteSamples) {
   s.commit({}, samples({sample("a", kT0 + 5 * kMinute, 3)}));
   EXPECT_EQ(dump("SELECT energy_mwh FROM energy_hours WHERE cid = 'a'"), std::vector<std::string>{"780"});
   EXPECT_EQ(s.energy_sum("a", INT64_MIN, INT64_MAX), 780);
+}
+
+// An event commit writes the table's last page and one index page: the one index de-duplicates
+// and serves the per-socket queries.
+TEST_F(StoreTest, EventsHaveOneIndexThatServesThePerSocketQueries) {
+  { Store s(db_); }
+  EXPECT_EQ(
+      dump("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL"),
+      std::vector<std::string>{"events_record"});
+  const auto plan = dump(
+      "EXPLAIN QUERY PLAN SELECT * FROM events WHERE cid = 'a' AND ts_ms >= 0 AND ts_ms < 9 "
+      "ORDER BY ts_ms, id");
+  ASSERT_FALSE(plan.empty());
+  EXPECT_NE(plan[0].find("USING INDEX events_record (cid=?)"), std::string::npos) << plan[0];
 }
 
 TEST_F(StoreTest, CommitStoresEventsAndIgnoresDuplicates) {
