@@ -48,7 +48,12 @@ struct Options {
   size_t sockets = 1000;
   double seconds = 60;
   double warmup_s = 5;
-  double command_rate = 5;
+  // Commands in the storage window: 0.5/s over 1 000 sockets is 43 switchings per socket-day (an
+  // automation switching every socket every half hour). The burst after it stresses the command
+  // path: its round trip is the figure, and its disk bytes give the cost of one command.
+  double command_rate = 0.5;
+  double burst_rate = 5;
+  double burst_seconds = 30;
   uint32_t reading_interval_ms = 1000;
   double session_timeout_s = 180;
   bool strict = false;
@@ -446,18 +451,13 @@ int run(const Options& o) {
   Commander commander(broker, kGatewayId);
 
   progress("starting plugsim");
-  std::vector<std::string> sim_argv{test::binary("plugsim").string(),
-                                    "--config",
-                                    config_path.string(),
-                                    "--gateway",
-                                    "127.0.0.1:" + std::to_string(lan_port),
-                                    "--count",
-                                    std::to_string(o.sockets),
-                                    "--reading-interval-ms",
-                                    std::to_string(o.reading_interval_ms),
-                                    "--no-ack-events",
-                                    "--log-level",
-                                    "warning"};
+  std::vector<std::string> sim_argv{test::binary("plugsim").string(), "--config", config_path.string(),
+                                    "--gateway", "127.0.0.1:" + std::to_string(lan_port), "--count",
+                                    std::to_string(o.sockets), "--reading-interval-ms",
+                                    std::to_string(o.reading_interval_ms), "--no-ack-events",
+                                    // Loads under the default 5 A limit: a switched-on socket that
+                                    // tripped at once would add two events to every third command.
+                                    "--watts", "60,800,5", "--log-level", "warning"};
   if (!o.sim_link.empty()) sim_argv.insert(sim_argv.end(), {"--link", o.sim_link});
   test::Process sim(sim_argv);
   SimStats stats(sim);
@@ -514,21 +514,23 @@ int run(const Options& o) {
 
   std::uniform_int_distribution<size_t> pick(0, o.sockets - 1);
   std::vector<bool> relay_on(o.sockets, false);
-  const auto window = std::chrono::duration<double>(o.seconds);
-  size_t commands = 0;
-  if (o.command_rate > 0) {
-    for (;;) {
-      const auto at = t0 + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(static_cast<double>(commands) / o.command_rate));
-      if (at - t0 >= window) break;
-      std::this_thread::sleep_until(at);  // command pacing
-      const size_t i = pick(rng);
-      relay_on[i] = !relay_on[i];
-      commander.send(cids[i], relay_on[i]);
-      ++commands;
+  // Commands to random sockets at `rate` for `seconds` from `from`, toggling their relays.
+  const auto send_commands = [&](Clock::time_point from, double rate, double seconds) {
+    const auto span = std::chrono::duration<double>(seconds);
+    if (rate > 0) {
+      for (size_t n = 0;; ++n) {
+        const auto at = from + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(static_cast<double>(n) / rate));
+        if (at - from >= span) break;
+        std::this_thread::sleep_until(at);  // command pacing
+        const size_t i = pick(rng);
+        relay_on[i] = !relay_on[i];
+        commander.send(cids[i], relay_on[i]);
+      }
     }
-  }
-  std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(window));
+    std::this_thread::sleep_until(from + std::chrono::duration_cast<Clock::duration>(span));
+  };
+  send_commands(t0, o.command_rate, o.seconds);
   const json end = stats.get();  // acks and their latency over the window itself
   const double sim_window = std::chrono::duration<double>(Clock::now() - t0).count();
   const json storage_after = after_next_commit("to end the window at");
@@ -546,7 +548,39 @@ int run(const Options& o) {
   const int64_t mark_after = rolled_up_ms(db_path);
   const std::string load_after = loadavg();
   test::wait_until([&] { return commander.outstanding() == 0; }, 10s);
-  auto cmd = commander.result();
+  const auto window_cmd = commander.result();
+
+  // The command burst: round trips under load, and what the commands add to the disk writes over
+  // the readings' own rate of the window.
+  double burst_bytes_per_command = -1;
+  uint64_t burst_commits = 0;
+  if (o.burst_rate > 0 && o.burst_seconds > 0) {
+    progress("command burst: " + fmt("%.1f", o.burst_rate) + "/s for " + fmt("%.0f", o.burst_seconds) + " s");
+    const json burst_storage_before = storage();
+    const int64_t burst_written_before = disk_write_bytes(daemon.pid());
+    const auto b0 = Clock::now();
+    send_commands(b0, o.burst_rate, o.burst_seconds);
+    test::wait_until([&] { return commander.outstanding() == 0; }, 10s);
+    const double burst_s = std::chrono::duration<double>(Clock::now() - b0).count();
+    const int64_t burst_written = disk_write_bytes(daemon.pid()) - burst_written_before;
+    burst_commits = storage().value("commits", 0ull) - burst_storage_before.value("commits", 0ull);
+    const size_t burst_sent = commander.result().sent - window_cmd.sent;
+    const double readings_rate = static_cast<double>(written_after - written_before) / elapsed;
+    if (burst_written_before >= 0 && burst_sent > 0)
+      burst_bytes_per_command = std::max(0.0, static_cast<double>(burst_written) - readings_rate * burst_s) /
+                                static_cast<double>(burst_sent);
+  }
+  const auto all_cmd = commander.result();
+  // The round trip of the burst's commands (or of the window's, without a burst).
+  Commander::Result cmd = all_cmd;
+  if (all_cmd.sent > window_cmd.sent) {
+    cmd.sent -= window_cmd.sent;
+    cmd.ok -= window_cmd.ok;
+    cmd.failed -= window_cmd.failed;
+    cmd.rtt_ms.erase(cmd.rtt_ms.begin(),
+                     cmd.rtt_ms.begin() + static_cast<std::ptrdiff_t>(window_cmd.rtt_ms.size()));
+  }
+  std::vector<double> window_rtt = window_cmd.rtt_ms;
 
   const double peak_rss_mb = status_mb(daemon.pid(), "VmHWM");
   const double rss_mb = status_mb(daemon.pid(), "VmRSS");
@@ -577,6 +611,8 @@ int run(const Options& o) {
   std::vector<double> rtt = cmd.rtt_ms;
   const double cmd_p50 = percentile(rtt, 0.50), cmd_p99 = percentile(rtt, 0.99);
   const double cmd_max = rtt.empty() ? 0 : rtt.back();
+  const double window_rtt_p50 = percentile(window_rtt, 0.50);
+  const double window_rtt_max = window_rtt.empty() ? 0 : window_rtt.back();
   const size_t held = end.value("sessions_up", 0u);
   // Storage: per reading committed in the window (plus the roll-up shared out over its period
   // of readings), and per socket-day at this reading interval.
@@ -609,8 +645,8 @@ int run(const Options& o) {
       {"record->ack latency p99 (ms)", fmt("%.1f", commit_p99), "< 500", commit_p99 < 500.0},
       {"command round trip p50 (ms)", fmt("%.1f", cmd_p50), "-", true},
       {"command round trip p99 (ms)", fmt("%.1f", cmd_p99), "< 50", cmd_p99 < 50.0 && !rtt.empty()},
-      {"commands answered code 0", std::to_string(cmd.ok) + "/" + std::to_string(cmd.sent), "all",
-       cmd.ok == cmd.sent},
+      {"commands answered code 0", std::to_string(all_cmd.ok) + "/" + std::to_string(all_cmd.sent), "all",
+       all_cmd.ok == all_cmd.sent},
       {"daemon CPU (% of one core)", fmt("%.1f", cpu_pct), "< 50", cpu_pct < 50.0},
       {"daemon peak RSS (MB, VmHWM)", fmt("%.1f", peak_rss_mb), "< 100", peak_rss_mb < 100.0},
       {"daemon disk writes per reading (bytes)", fmt("%.1f", written_per_reading), "<= 12",
@@ -619,14 +655,17 @@ int run(const Options& o) {
        written_per_reading >= 0 && written_mb_per_socket_day <= 1.0},
       {"  of which the roll-up (every " + fmt("%.0f", static_cast<double>(roll_period_ms) / 3.6e6) + " h)",
        rolled_in_window ? "in window" : fmt("%.2f", roll_written_per_reading), "-", true},
+      {"disk writes per command of the burst (bytes)",
+       burst_bytes_per_command < 0 ? "-" : fmt("%.0f", burst_bytes_per_command), "-", true},
       {"database growth per reading (bytes)", fmt("%.2f", growth_per_reading), "-", true},
       {"  = MB per socket per 30 days", fmt("%.1f", growth_mb_per_socket_month), "<= 2",
        growth_mb_per_socket_month <= 2.0},
   };
 
   std::printf(
-      "\nplugbridge load benchmark: %zu sockets, 1 reading / %u ms each, %.1f s window, %.1f commands/s\n",
-      o.sockets, o.reading_interval_ms, elapsed, o.command_rate);
+      "\nplugbridge load benchmark: %zu sockets, 1 reading / %u ms each, %.1f s window at %.1f commands/s, "
+      "then %.0f s at %.1f commands/s (the round trips)\n",
+      o.sockets, o.reading_interval_ms, elapsed, o.command_rate, o.burst_seconds, o.burst_rate);
   std::printf("%-52s %16s %10s  %s\n", "figure", "measured", "target", "");
   bool all_pass = true;
   for (const auto& r : rows) {
@@ -638,17 +677,21 @@ int run(const Options& o) {
   std::printf(
       "\ncontext: records acked in window %llu (p90 %.1f ms, max %.1f ms, mean %.1f ms); "
       "readings dropped by sockets %llu;\n"
-      "         command rtt max %.1f ms, failed answers %zu, unanswered %zu; daemon RSS at end %.1f MB;\n"
+      "         command rtt max %.1f ms, failed answers %zu, unanswered %zu; in the window p50 %.1f ms, max "
+      "%.1f ms (%zu commands); burst commits %llu;\n"
+      "         daemon RSS at end %.1f MB;\n"
       "         %llu commits in the window, %llu events committed (%.1f/s; each event commit writes a few "
       "pages);\n"
       "         plugsim CPU %.1f %% of one core; all sessions up after %.1f s; daemon exit %s;\n"
       "         load average before window %s, after %s (%ld CPUs online)\n",
       static_cast<unsigned long long>(end.value("acked", 0ull)), lat.value("p90", 0.0), lat.value("max", 0.0),
-      lat.value("mean", 0.0), static_cast<unsigned long long>(dropped), cmd_max, cmd.failed,
-      cmd.sent - cmd.ok - cmd.failed, rss_mb, static_cast<unsigned long long>(commits_in_window),
-      static_cast<unsigned long long>(events_in_window), static_cast<double>(events_in_window) / elapsed,
-      sim_cpu_pct, connect_s, daemon_rc ? std::to_string(*daemon_rc).c_str() : "timeout", load_before.c_str(),
-      load_after.c_str(), ::sysconf(_SC_NPROCESSORS_ONLN));
+      lat.value("mean", 0.0), static_cast<unsigned long long>(dropped), cmd_max, all_cmd.failed,
+      all_cmd.sent - all_cmd.ok - all_cmd.failed, window_rtt_p50, window_rtt_max, window_cmd.sent,
+      static_cast<unsigned long long>(burst_commits), rss_mb,
+      static_cast<unsigned long long>(commits_in_window), static_cast<unsigned long long>(events_in_window),
+      static_cast<double>(events_in_window) / elapsed, sim_cpu_pct, connect_s,
+      daemon_rc ? std::to_string(*daemon_rc).c_str() : "timeout", load_before.c_str(), load_after.c_str(),
+      ::sysconf(_SC_NPROCESSORS_ONLN));
   std::fflush(stdout);
 
   if (!o.json_out.empty()) {
@@ -668,7 +711,11 @@ int run(const Options& o) {
            {"readings_per_s", readings_per_s},
            {"ack_latency_ms", lat},
            {"command_rtt_ms", {{"p50", cmd_p50}, {"p99", cmd_p99}, {"max", cmd_max}}},
-           {"commands", {{"sent", cmd.sent}, {"ok", cmd.ok}, {"failed", cmd.failed}}},
+           {"commands", {{"sent", all_cmd.sent}, {"ok", all_cmd.ok}, {"failed", all_cmd.failed}}},
+           {"window_command_rate", o.command_rate},
+           {"window_command_rtt_ms", {{"p50", window_rtt_p50}, {"max", window_rtt_max}}},
+           {"burst", {{"rate", o.burst_rate}, {"seconds", o.burst_seconds}, {"commits", burst_commits}}},
+           {"disk_write_bytes_per_command", burst_bytes_per_command},
            {"daemon_cpu_pct", cpu_pct},
            {"daemon_peak_rss_mb", peak_rss_mb},
            {"daemon_disk_write_bytes_per_reading", written_per_reading},
@@ -684,7 +731,7 @@ int run(const Options& o) {
 
   // Broken benchmark (nothing measured) always fails; missed targets only with --strict.
   if (readings_after <= readings_before || end.value("acked", 0ull) == 0 ||
-      (o.command_rate > 0 && cmd.ok == 0) || daemon_rc != 0) {
+      (all_cmd.sent > 0 && all_cmd.ok == 0) || daemon_rc != 0) {
     std::fprintf(stderr,
                  "[bench] FAILED: no readings, acks or command answers measured, or daemon exit != 0\n%s\n",
                  daemon.describe().c_str());
@@ -709,6 +756,12 @@ int main(int argc, char** argv) {
   app.add_option("--command-rate", o.command_rate, "DP 1 commands per second during the window (0 = none)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--burst-rate", o.burst_rate, "DP 1 commands per second in the burst after the window")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--burst-seconds", o.burst_seconds, "length of the command burst (0 = none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--reading-interval-ms", o.reading_interval_ms, "per-socket reading interval")
       ->capture_default_str()
       ->check(CLI::Range(50, 60000));
