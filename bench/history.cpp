@@ -3,8 +3,9 @@
 //
 // Generation: every socket's 10-second readings are simulated for the whole span and written as
 // samples (Store::commit): one-minute samples for the last --raw-days, one per quarter-hour before;
-// Store::roll_up then fills the buckets and hours as the daemon does hourly, and the samples before
-// the raw window are pruned as the daemon's retention does. Big transactions, synchronous=OFF.
+// Store::roll_up then fills the buckets and hours as the daemon does (all but the last roll-up period,
+// whose samples wait for it), and the samples before the raw window are pruned as the daemon's
+// retention does. Big transactions, synchronous=OFF.
 #include <date/date.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "plugbridge/cli/cli.hpp"
+#include "plugbridge/energy/accountant.hpp"
 #include "plugbridge/store/store.hpp"
 
 namespace {
@@ -167,7 +169,10 @@ int main(int argc, char** argv) {
       samples_written += static_cast<int64_t>(up.samples.size());
       store.commit({}, up);
     }
-    buckets_written = static_cast<int64_t>(store.roll_up(end_s * 1000));
+    // Up to the last roll-up before the end: the samples of one roll-up period (6 h) wait, as in the
+    // daemon's database just before its next roll-up, and every query adds them.
+    buckets_written =
+        static_cast<int64_t>(store.roll_up(end_s * 1000 - pb::energy::roll_up_period_ms(60'000)));
     while (store.prune_samples(raw_from_s * 1000, 100'000) > 0) {
     }
   }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 
 #include "plugbridge/common/log.hpp"
 #include "store_impl.hpp"
@@ -478,9 +479,88 @@ int64_t Store::Impl::read_mark() {
   return step_row(use.get(), "read rolled_up_ms") ? sqlite3_column_int64(use.get(), 0) : 0;
 }
 
+const Store::Impl::Tail& Store::Impl::snapshot_tail() {
+  if (tail) return *tail;
+  auto t = std::make_unique<Tail>();
+  StmtUse use(stmt(kTailRows));
+  sqlite3_stmt* s = use.get();
+  bind_int(s, 1, std::numeric_limits<int64_t>::min() / 2);
+  bind_int(s, 2, std::numeric_limits<int64_t>::max() / 2);
+  bind_int(s, 3, 900'000);
+  bind_int(s, 4, std::numeric_limits<int64_t>::max() / 2);
+  bind_text(s, 5, "");
+  BucketRow b;
+  while (step_row(s, "read samples not rolled up yet")) {
+    read_bucket(s, b);
+    t->of_cid[b.cid].push_back(t->rows.size());
+    t->rows.push_back(b);
+  }
+  tail = std::move(t);
+  return *tail;
+}
+
+namespace {
+
+// Adds a row of the same socket into a wider one (min/max only over rows that have samples).
+void merge_row(BucketRow& into, const BucketRow& r) {
+  if (r.samples > 0 && into.samples > 0) {
+    into.power_min_mw = std::min(into.power_min_mw, r.power_min_mw);
+    into.power_max_mw = std::max(into.power_max_mw, r.power_max_mw);
+    into.voltage_min_mv = std::min(into.voltage_min_mv, r.voltage_min_mv);
+    into.voltage_max_mv = std::max(into.voltage_max_mv, r.voltage_max_mv);
+    into.current_max_ua = std::max(into.current_max_ua, r.current_max_ua);
+  } else if (r.samples > 0) {
+    into.power_min_mw = r.power_min_mw;
+    into.power_max_mw = r.power_max_mw;
+    into.voltage_min_mv = r.voltage_min_mv;
+    into.voltage_max_mv = r.voltage_max_mv;
+    into.current_max_ua = r.current_max_ua;
+  }
+  into.energy_mwh += r.energy_mwh;
+  into.samples += r.samples;
+  into.power_sum_mw += r.power_sum_mw;
+}
+
+}  // namespace
+
+int64_t Store::Impl::tail_energy(const std::string& cid, int64_t from_q, int64_t to_q) {
+  const Tail& t = snapshot_tail();
+  const auto it = t.of_cid.find(cid);
+  if (it == t.of_cid.end()) return 0;
+  int64_t sum = 0;
+  for (const size_t i : it->second)
+    if (t.rows[i].start_ms >= from_q && t.rows[i].start_ms < to_q) sum += t.rows[i].energy_mwh;
+  return sum;
+}
+
 void Store::Impl::tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
                             const std::function<void(const BucketRow&)>& fn) {
   if (to_ms <= from_ms) return;
+  if (read_transactions > 0) {
+    // From the snapshot's quarter-hours: the rows of width_ms that start in [from_ms, to_ms).
+    const Tail& t = snapshot_tail();
+    std::vector<size_t> all;
+    const std::vector<size_t>* picked = &all;
+    if (cid.empty()) {
+      all.resize(t.rows.size());
+      for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    } else if (const auto it = t.of_cid.find(cid); it != t.of_cid.end()) {
+      picked = &it->second;
+    }
+    std::map<std::pair<int64_t, std::string>, BucketRow> rows;  // by start, then cid
+    for (const size_t i : *picked) {
+      const BucketRow& q = t.rows[i];
+      const int64_t b = q.start_ms - ((q.start_ms % width_ms) + width_ms) % width_ms;
+      if (b < from_ms || b >= to_ms) continue;
+      auto [at, fresh] = rows.try_emplace({b, q.cid}, q);
+      if (fresh)
+        at->second.start_ms = b;
+      else
+        merge_row(at->second, q);
+    }
+    for (const auto& [key, row] : rows) fn(row);
+    return;
+  }
   // The end rounded up to the width, clamped so it cannot overflow.
   const int64_t to_c = std::min(to_ms, std::numeric_limits<int64_t>::max() - width_ms);
   const int64_t r = ((to_c % width_ms) + width_ms) % width_ms;
@@ -733,10 +813,13 @@ int64_t Store::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms
     const int64_t r = ((t % kQuarter) + kQuarter) % kQuarter;
     return r == 0 ? t : t - r + kQuarter;
   };
+  // In a snapshot the samples come from its tail (the SQL's sample range left empty).
+  const bool snapshot = impl_->read_transactions > 0;
   impl_->bind_int(use.get(), 6, ceil_quarter(from_c));
-  impl_->bind_int(use.get(), 7, ceil_quarter(to_c));
+  impl_->bind_int(use.get(), 7, snapshot ? ceil_quarter(from_c) : ceil_quarter(to_c));
   if (!impl_->step_row(use.get(), "energy_sum")) return 0;
-  return sqlite3_column_int64(use.get(), 0);
+  const int64_t rolled = sqlite3_column_int64(use.get(), 0);
+  return snapshot ? rolled + impl_->tail_energy(cid, ceil_quarter(from_c), ceil_quarter(to_c)) : rolled;
 }
 
 Store::ReadTransaction::ReadTransaction(const Store& store) : store_(store) {
@@ -748,10 +831,13 @@ Store::ReadTransaction::ReadTransaction(const Store& store) : store_(store) {
     d.rollback_quietly();
     throw;
   }
+  ++d.read_transactions;
 }
 
 Store::ReadTransaction::~ReadTransaction() {
-  store_.impl_->rollback_quietly();  // a read transaction has nothing to commit
+  Impl& d = *store_.impl_;
+  if (--d.read_transactions == 0) d.tail.reset();
+  d.rollback_quietly();  // a read transaction has nothing to commit
 }
 
 }  // namespace pb::store

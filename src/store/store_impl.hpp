@@ -9,6 +9,7 @@
 #include <array>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -117,6 +118,21 @@ struct Store::Impl {
   // (900000 or 3600000) with from_ms <= start_ms < to_ms, by start_ms then cid; cid "" = all.
   void tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
                  const std::function<void(const BucketRow&)>& fn);
+  // Energy of cid's samples not rolled up yet in the quarter-hours [from_q, to_q) (multiples of
+  // 900000), from the snapshot's tail (only while a read transaction is open).
+  int64_t tail_energy(const std::string& cid, int64_t from_q, int64_t to_q);
+
+  // While a read transaction is open the database cannot change under it, so the samples not rolled
+  // up yet are read once, summed per socket and quarter-hour (a few per socket and hour, whatever
+  // the raw resolution): every query of the snapshot takes them from here instead of scanning the
+  // samples of every socket again.
+  struct Tail {
+    std::vector<BucketRow> rows;                                  // by start_ms, then cid
+    std::unordered_map<std::string, std::vector<size_t>> of_cid;  // indexes into rows, by start_ms
+  };
+  int read_transactions = 0;
+  std::unique_ptr<Tail> tail;
+  const Tail& snapshot_tail();
 
   // SQLite's message, plus the operating system's reason when there is one (ENOSPC, EROFS, ...).
   std::string errmsg() const {

@@ -467,6 +467,71 @@ TEST_F(ReaderTest, ASnapshotSeesNoCommitMadeWhileItLives) {
   EXPECT_EQ(read_all(), (std::vector<int64_t>{12, 24, 12}));
 }
 
+// Inside a snapshot the samples not rolled up yet are read once and summed per quarter-hour; every
+// query gives what it gives outside one: random samples (some rolled up, some not, one-minute and
+// ten-second ones, several sockets), random ranges (aligned or not), every reader.
+TEST_F(ReaderTest, ASnapshotAnswersFromItsTailExactlyAsSingleQueriesDo) {
+  std::mt19937_64 rng(42);
+  std::vector<BucketUpdate> samples;
+  const std::vector<std::string> cids = {"a", "b", "c"};
+  for (int64_t k = 0; k < 600; ++k) {
+    const std::string& cid = cids[rng() % cids.size()];
+    const int64_t width = rng() % 2 ? 60'000 : 10'000;
+    const int64_t start = kMar28 + static_cast<int64_t>(rng() % (8 * 360)) * 10'000 / width * width;
+    BucketUpdate u = bucket(cid, start, static_cast<int64_t>(rng() % 50), 1 + static_cast<int64_t>(rng() % 6),
+                            static_cast<int64_t>(rng() % 3000));
+    u.power_min_mw = static_cast<int64_t>(rng() % 1000);
+    u.power_max_mw = u.power_min_mw + static_cast<int64_t>(rng() % 1000);
+    u.voltage_min_mv = 220'000 + static_cast<int64_t>(rng() % 5000);
+    u.voltage_max_mv = u.voltage_min_mv + static_cast<int64_t>(rng() % 5000);
+    u.current_max_ua = static_cast<int64_t>(rng() % 900'000);
+    samples.push_back(u);
+  }
+  commit_buckets(samples);
+  {
+    Store s(db_);
+    s.roll_up(kMar28 + 3 * kHourMs);  // the first three hours rolled up, five not
+  }
+  const Reader r(db_);
+  struct Answers {
+    std::vector<int64_t> sums;
+    std::vector<std::vector<BucketRow>> rows;
+    bool operator==(const Answers&) const = default;
+  };
+  std::vector<std::pair<int64_t, int64_t>> ranges = {{INT64_MIN / 2, INT64_MAX / 2},
+                                                     {kMar28 + 3 * kHourMs, kMar28 + 8 * kHourMs}};
+  for (int i = 0; i < 40; ++i) {
+    const int64_t from = kMar28 - kHourMs + static_cast<int64_t>(rng() % (10 * 3600)) * 1000;
+    ranges.push_back({from, from + static_cast<int64_t>(rng() % (6 * 3600)) * 1000});
+  }
+  auto answer = [&] {
+    Answers out;
+    for (const auto& [from, to] : ranges) {
+      for (const std::string cid : {"a", "b", "c", "zz"}) {
+        out.sums.push_back(r.energy_sum(cid, from, to));
+        out.rows.push_back(rows(r, Reader::Rollup::kQuarter, cid, from, to));
+        out.rows.push_back(rows(r, Reader::Rollup::kHour, cid, from, to));
+        out.rows.push_back(rows(r, Reader::Rollup::kHour, cid, from, to, true));
+      }
+      std::vector<BucketRow> all;
+      r.each_bucket("", from, to, [&](const BucketRow& b) { all.push_back(b); });
+      out.rows.push_back(all);
+    }
+    return out;
+  };
+  const Answers single = answer();
+  ASSERT_GT(single.sums[0], 0);
+  Answers snapshot;
+  {
+    const Reader::Snapshot snap(r);
+    snapshot = answer();
+  }
+  EXPECT_EQ(snapshot.sums, single.sums);
+  ASSERT_EQ(snapshot.rows.size(), single.rows.size());
+  for (size_t i = 0; i < single.rows.size(); ++i)
+    EXPECT_EQ(snapshot.rows[i], single.rows[i]) << "query " << i;
+}
+
 // A Reader over a Store reads that Store's connection, its commits included.
 TEST_F(ReaderTest, AReaderOverAStoreReadsItsConnection) {
   Store s(db_);
