@@ -78,6 +78,8 @@ std::string detail::sql_for(Slot slot) {
     }
     case kSetMark:
       return "INSERT OR REPLACE INTO history_marks (name, value) VALUES ('rolled_up_ms', ?)";
+    case kDataVersion:
+      return "PRAGMA data_version";
     case kReadMark:
       return std::string("SELECT coalesce(") + kMark + ", 0)";
     case kTailRows:
@@ -479,9 +481,19 @@ int64_t Store::Impl::read_mark() {
   return step_row(use.get(), "read rolled_up_ms") ? sqlite3_column_int64(use.get(), 0) : 0;
 }
 
-const Store::Impl::Tail& Store::Impl::snapshot_tail() {
-  if (tail) return *tail;
+int64_t Store::Impl::data_version() {
+  StmtUse use(stmt(kDataVersion));
+  return step_row(use.get(), "read data_version") ? sqlite3_column_int64(use.get(), 0) : 0;
+}
+
+const Store::Impl::Tail& Store::Impl::current_tail() {
+  if (tail && read_transactions > 0) return *tail;
+  const int64_t changes = sqlite3_total_changes64(db);
+  const int64_t version = data_version();
+  if (tail && tail->changes == changes && tail->data_version == version) return *tail;
   auto t = std::make_unique<Tail>();
+  t->changes = changes;
+  t->data_version = version;
   StmtUse use(stmt(kTailRows));
   sqlite3_stmt* s = use.get();
   bind_int(s, 1, std::numeric_limits<int64_t>::min() / 2);
@@ -524,7 +536,7 @@ void merge_row(BucketRow& into, const BucketRow& r) {
 }  // namespace
 
 int64_t Store::Impl::tail_energy(const std::string& cid, int64_t from_q, int64_t to_q) {
-  const Tail& t = snapshot_tail();
+  const Tail& t = current_tail();
   const auto it = t.of_cid.find(cid);
   if (it == t.of_cid.end()) return 0;
   int64_t sum = 0;
@@ -536,9 +548,9 @@ int64_t Store::Impl::tail_energy(const std::string& cid, int64_t from_q, int64_t
 void Store::Impl::tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
                             const std::function<void(const BucketRow&)>& fn) {
   if (to_ms <= from_ms) return;
-  if (read_transactions > 0) {
-    // From the snapshot's quarter-hours: the rows of width_ms that start in [from_ms, to_ms).
-    const Tail& t = snapshot_tail();
+  {
+    // From the tail's quarter-hours: the rows of width_ms that start in [from_ms, to_ms).
+    const Tail& t = current_tail();
     std::vector<size_t> all;
     const std::vector<size_t>* picked = &all;
     if (cid.empty()) {
@@ -813,13 +825,12 @@ int64_t Store::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms
     const int64_t r = ((t % kQuarter) + kQuarter) % kQuarter;
     return r == 0 ? t : t - r + kQuarter;
   };
-  // In a snapshot the samples come from its tail (the SQL's sample range left empty).
-  const bool snapshot = impl_->read_transactions > 0;
+  // The samples not rolled up yet come from the tail (the SQL's sample range left empty).
   impl_->bind_int(use.get(), 6, ceil_quarter(from_c));
-  impl_->bind_int(use.get(), 7, snapshot ? ceil_quarter(from_c) : ceil_quarter(to_c));
+  impl_->bind_int(use.get(), 7, ceil_quarter(from_c));
   if (!impl_->step_row(use.get(), "energy_sum")) return 0;
   const int64_t rolled = sqlite3_column_int64(use.get(), 0);
-  return snapshot ? rolled + impl_->tail_energy(cid, ceil_quarter(from_c), ceil_quarter(to_c)) : rolled;
+  return rolled + impl_->tail_energy(cid, ceil_quarter(from_c), ceil_quarter(to_c));
 }
 
 Store::ReadTransaction::ReadTransaction(const Store& store) : store_(store) {
@@ -831,7 +842,7 @@ Store::ReadTransaction::ReadTransaction(const Store& store) : store_(store) {
     d.rollback_quietly();
     throw;
   }
-  ++d.read_transactions;
+  if (d.read_transactions++ == 0) d.tail.reset();  // one read before the snapshot may be older
 }
 
 Store::ReadTransaction::~ReadTransaction() {

@@ -37,6 +37,7 @@ enum Slot : size_t {
   kRollUpHours,
   kSetMark,
   kReadMark,
+  kDataVersion,
   kTailRows,
   kInsertEvent,
   kLastSeq,
@@ -119,20 +120,23 @@ struct Store::Impl {
   void tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
                  const std::function<void(const BucketRow&)>& fn);
   // Energy of cid's samples not rolled up yet in the quarter-hours [from_q, to_q) (multiples of
-  // 900000), from the snapshot's tail (only while a read transaction is open).
+  // 900000).
   int64_t tail_energy(const std::string& cid, int64_t from_q, int64_t to_q);
 
-  // While a read transaction is open the database cannot change under it, so the samples not rolled
-  // up yet are read once, summed per socket and quarter-hour (a few per socket and hour, whatever
-  // the raw resolution): every query of the snapshot takes them from here instead of scanning the
-  // samples of every socket again.
+  // The samples not rolled up yet, read once and summed per socket and quarter-hour (a few rows per
+  // socket and hour, whatever the raw resolution), so that queries of one socket do not scan the
+  // samples of every socket again (the table is keyed by time first). Valid while nothing changed
+  // the database: inside a read transaction, else while neither this connection
+  // (sqlite3_total_changes64) nor another one (PRAGMA data_version) wrote since it was read.
   struct Tail {
     std::vector<BucketRow> rows;                                  // by start_ms, then cid
     std::unordered_map<std::string, std::vector<size_t>> of_cid;  // indexes into rows, by start_ms
+    int64_t changes = 0, data_version = 0;
   };
   int read_transactions = 0;
   std::unique_ptr<Tail> tail;
-  const Tail& snapshot_tail();
+  const Tail& current_tail();
+  int64_t data_version();
 
   // SQLite's message, plus the operating system's reason when there is one (ENOSPC, EROFS, ...).
   std::string errmsg() const {
