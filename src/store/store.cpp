@@ -83,16 +83,13 @@ std::string detail::sql_for(Slot slot) {
     case kReadMark:
       return std::string("SELECT coalesce(") + kMark + ", 0)";
     case kTailRows:
-      // ?1 from (a row of width ?3 that starts at or after ?1 holds samples from ?1 on), ?2 the
-      // end rounded up to the width, ?4 the row range's end, ?5 the cid or ''.
-      return "SELECT k.cid, s.start_ms - (s.start_ms % ?3 + ?3) % ?3 AS b, sum(s.energy_mwh), "
+      // The samples from the mark on, summed per socket and quarter-hour.
+      return "SELECT k.cid, s.start_ms - (s.start_ms % 900000 + 900000) % 900000 AS b, sum(s.energy_mwh), "
              "sum(s.samples), "
              "sum(s.power_sum_mw), min(s.power_min_mw), max(s.power_max_mw), min(s.voltage_min_mv), "
              "max(s.voltage_max_mv), max(s.current_max_ua) FROM samples s JOIN sockets k ON k.id = s.socket "
-             "WHERE s.start_ms >= max(?1, " +
-             std::string(kMark) +
-             ") AND s.start_ms < ?2 AND (?5 = '' OR k.cid = ?5) "
-             "GROUP BY s.socket, b HAVING b >= ?1 AND b < ?4 ORDER BY b, k.cid";
+             "WHERE s.start_ms >= " +
+             std::string(kMark) + " GROUP BY s.socket, b ORDER BY b, k.cid";
     case kInsertEvent:
       return "INSERT INTO events (" + e + ") VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING";
     case kLastSeq:
@@ -496,11 +493,6 @@ const Store::Impl::Tail& Store::Impl::current_tail() {
   t->data_version = version;
   StmtUse use(stmt(kTailRows));
   sqlite3_stmt* s = use.get();
-  bind_int(s, 1, std::numeric_limits<int64_t>::min() / 2);
-  bind_int(s, 2, std::numeric_limits<int64_t>::max() / 2);
-  bind_int(s, 3, 900'000);
-  bind_int(s, 4, std::numeric_limits<int64_t>::max() / 2);
-  bind_text(s, 5, "");
   BucketRow b;
   while (step_row(s, "read samples not rolled up yet")) {
     read_bucket(s, b);
@@ -548,47 +540,29 @@ int64_t Store::Impl::tail_energy(const std::string& cid, int64_t from_q, int64_t
 void Store::Impl::tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
                             const std::function<void(const BucketRow&)>& fn) {
   if (to_ms <= from_ms) return;
-  {
-    // From the tail's quarter-hours: the rows of width_ms that start in [from_ms, to_ms).
-    const Tail& t = current_tail();
-    std::vector<size_t> all;
-    const std::vector<size_t>* picked = &all;
-    if (cid.empty()) {
-      all.resize(t.rows.size());
-      for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-    } else if (const auto it = t.of_cid.find(cid); it != t.of_cid.end()) {
-      picked = &it->second;
-    }
-    std::map<std::pair<int64_t, std::string>, BucketRow> rows;  // by start, then cid
-    for (const size_t i : *picked) {
-      const BucketRow& q = t.rows[i];
-      const int64_t b = q.start_ms - ((q.start_ms % width_ms) + width_ms) % width_ms;
-      if (b < from_ms || b >= to_ms) continue;
-      auto [at, fresh] = rows.try_emplace({b, q.cid}, q);
-      if (fresh)
-        at->second.start_ms = b;
-      else
-        merge_row(at->second, q);
-    }
-    for (const auto& [key, row] : rows) fn(row);
-    return;
+  // From the tail's quarter-hours: the rows of width_ms that start in [from_ms, to_ms) (every sample
+  // of such a row starts at or after from_ms and before the row's end).
+  const Tail& t = current_tail();
+  std::vector<size_t> all;
+  const std::vector<size_t>* picked = &all;
+  if (cid.empty()) {
+    all.resize(t.rows.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  } else if (const auto it = t.of_cid.find(cid); it != t.of_cid.end()) {
+    picked = &it->second;
   }
-  // The end rounded up to the width, clamped so it cannot overflow.
-  const int64_t to_c = std::min(to_ms, std::numeric_limits<int64_t>::max() - width_ms);
-  const int64_t r = ((to_c % width_ms) + width_ms) % width_ms;
-  const int64_t end = r == 0 ? to_c : to_c - r + width_ms;
-  StmtUse use(stmt(kTailRows));
-  sqlite3_stmt* s = use.get();
-  bind_int(s, 1, from_ms);
-  bind_int(s, 2, end);
-  bind_int(s, 3, width_ms);
-  bind_int(s, 4, to_ms);
-  bind_text(s, 5, cid);
-  BucketRow b;
-  while (step_row(s, "read samples not rolled up yet")) {
-    read_bucket(s, b);
-    fn(b);
+  std::map<std::pair<int64_t, std::string>, BucketRow> rows;  // by start, then cid
+  for (const size_t i : *picked) {
+    const BucketRow& q = t.rows[i];
+    const int64_t b = q.start_ms - ((q.start_ms % width_ms) + width_ms) % width_ms;
+    if (b < from_ms || b >= to_ms) continue;
+    auto [at, fresh] = rows.try_emplace({b, q.cid}, q);
+    if (fresh)
+      at->second.start_ms = b;
+    else
+      merge_row(at->second, q);
   }
+  for (const auto& [key, row] : rows) fn(row);
 }
 
 CommitResult Store::commit(const std::vector<EventRow>& events, const EnergyUpdate& energy,
@@ -596,6 +570,7 @@ CommitResult Store::commit(const std::vector<EventRow>& events, const EnergyUpda
   CommitResult result;
   if (events.empty() && energy.samples.empty() && energy.states.empty() && outbox.empty()) return result;
   Impl& d = *impl_;
+  d.tail.reset();  // stale after this write: its memory goes now, not at the next query
   d.exec("BEGIN IMMEDIATE", "begin commit");
   try {
     // Read under the write lock: another connection may have rolled up since this one last looked.
@@ -680,6 +655,7 @@ size_t Store::roll_up(int64_t up_to_ms) {
   Impl& d = *impl_;
   if (up_to_ms <= d.read_mark()) return 0;
   size_t rolled = 0;
+  d.tail.reset();
   d.exec("BEGIN IMMEDIATE", "begin roll-up");
   try {
     // Again under the write lock: another connection may have rolled up meanwhile, and rolling the
