@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include "plugbridge/common/log.hpp"
 #include "store_impl.hpp"
@@ -83,13 +84,10 @@ std::string detail::sql_for(Slot slot) {
     case kReadMark:
       return std::string("SELECT coalesce(") + kMark + ", 0)";
     case kTailRows:
-      // The samples from the mark on, summed per socket and quarter-hour.
-      return "SELECT k.cid, s.start_ms - (s.start_ms % 900000 + 900000) % 900000 AS b, sum(s.energy_mwh), "
-             "sum(s.samples), "
-             "sum(s.power_sum_mw), min(s.power_min_mw), max(s.power_max_mw), min(s.voltage_min_mv), "
-             "max(s.voltage_max_mv), max(s.current_max_ua) FROM samples s JOIN sockets k ON k.id = s.socket "
-             "WHERE s.start_ms >= " +
-             std::string(kMark) + " GROUP BY s.socket, b ORDER BY b, k.cid";
+      // The samples from the mark on, in key order.
+      return "SELECT socket, start_ms, " + v + " FROM samples WHERE start_ms >= " + std::string(kMark);
+    case kSocketsAll:
+      return "SELECT id, cid FROM sockets";
     case kInsertEvent:
       return "INSERT INTO events (" + e + ") VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING";
     case kLastSeq:
@@ -478,31 +476,6 @@ int64_t Store::Impl::read_mark() {
   return step_row(use.get(), "read rolled_up_ms") ? sqlite3_column_int64(use.get(), 0) : 0;
 }
 
-int64_t Store::Impl::data_version() {
-  StmtUse use(stmt(kDataVersion));
-  return step_row(use.get(), "read data_version") ? sqlite3_column_int64(use.get(), 0) : 0;
-}
-
-const Store::Impl::Tail& Store::Impl::current_tail() {
-  if (tail && read_transactions > 0) return *tail;
-  const int64_t changes = sqlite3_total_changes64(db);
-  const int64_t version = data_version();
-  if (tail && tail->changes == changes && tail->data_version == version) return *tail;
-  auto t = std::make_unique<Tail>();
-  t->changes = changes;
-  t->data_version = version;
-  StmtUse use(stmt(kTailRows));
-  sqlite3_stmt* s = use.get();
-  BucketRow b;
-  while (step_row(s, "read samples not rolled up yet")) {
-    read_bucket(s, b);
-    t->of_cid[b.cid].push_back(t->rows.size());
-    t->rows.push_back(b);
-  }
-  tail = std::move(t);
-  return *tail;
-}
-
 namespace {
 
 // Adds a row of the same socket into a wider one (min/max only over rows that have samples).
@@ -526,6 +499,55 @@ void merge_row(BucketRow& into, const BucketRow& r) {
 }
 
 }  // namespace
+
+int64_t Store::Impl::data_version() {
+  StmtUse use(stmt(kDataVersion));
+  return step_row(use.get(), "read data_version") ? sqlite3_column_int64(use.get(), 0) : 0;
+}
+
+const Store::Impl::Tail& Store::Impl::current_tail() {
+  if (tail && read_transactions > 0) return *tail;
+  const int64_t changes = sqlite3_total_changes64(db);
+  const int64_t version = data_version();
+  if (tail && tail->changes == changes && tail->data_version == version) return *tail;
+  auto t = std::make_unique<Tail>();
+  t->changes = changes;
+  t->data_version = version;
+  // The samples in key order (time, then socket id), summed here: SQL's GROUP BY would sort them
+  // through a temporary B-tree first, several times slower.
+  std::map<std::pair<int64_t, int64_t>, BucketRow> quarters;  // (quarter, socket id)
+  {
+    StmtUse use(stmt(kTailRows));
+    sqlite3_stmt* s = use.get();
+    BucketRow b;
+    while (step_row(s, "read samples not rolled up yet")) {
+      const int64_t socket = sqlite3_column_int64(s, 0);
+      read_bucket_values(s, 1, b);
+      const int64_t q = b.start_ms - ((b.start_ms % 900'000) + 900'000) % 900'000;
+      auto [at, fresh] = quarters.try_emplace({q, socket}, b);
+      if (fresh)
+        at->second.start_ms = q;
+      else
+        merge_row(at->second, b);
+    }
+  }
+  if (!quarters.empty()) {
+    std::unordered_map<int64_t, std::string> cids;
+    StmtUse use(stmt(kSocketsAll));
+    while (step_row(use.get(), "read sockets")) cids[sqlite3_column_int64(use.get(), 0)] = text(use.get(), 1);
+    t->rows.reserve(quarters.size());
+    for (auto& [key, row] : quarters) {
+      row.cid = cids[key.second];
+      t->rows.push_back(std::move(row));
+    }
+    std::sort(t->rows.begin(), t->rows.end(), [](const BucketRow& x, const BucketRow& y) {
+      return std::tie(x.start_ms, x.cid) < std::tie(y.start_ms, y.cid);
+    });
+    for (size_t i = 0; i < t->rows.size(); ++i) t->of_cid[t->rows[i].cid].push_back(i);
+  }
+  tail = std::move(t);
+  return *tail;
+}
 
 int64_t Store::Impl::tail_energy(const std::string& cid, int64_t from_q, int64_t to_q) {
   const Tail& t = current_tail();

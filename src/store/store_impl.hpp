@@ -39,6 +39,7 @@ enum Slot : size_t {
   kReadMark,
   kDataVersion,
   kTailRows,
+  kSocketsAll,
   kInsertEvent,
   kLastSeq,
   kLatestSample,
