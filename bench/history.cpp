@@ -198,6 +198,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> energy = {"--config", config_path, "energy", "--format", "csv"};
   if (run_cli(energy, now_ms) != 0) return 1;
   const double t_energy = median_ms(runs, [&] { run_cli(energy, now_ms); });
+  // The same queries once the last period is rolled up too: what the samples waiting for their
+  // roll-up cost the queries, as a ratio measured in this run.
+  {
+    pb::store::Store store(db_path);
+    store.roll_up(end_s * 1000);
+  }
+  const double t_history_rolled = median_ms(runs, [&] { run_cli(hist, now_ms); });
+  const double t_energy_rolled = median_ms(runs, [&] { run_cli(energy, now_ms); });
 
   // Naive: per socket and local day from the raw samples, over the raw window (all raw there is),
   // with SQLite's own localtime; and the same days over the quarter-hour buckets.
@@ -242,6 +250,10 @@ int main(int argc, char** argv) {
             << "\n";
   row("plugbridge history --all --by day (" + std::to_string(days) + " days)", t_history, target(t_history));
   row("plugbridge energy (all sockets)", t_energy, target(t_energy));
+  row("  the same, everything rolled up: history", t_history_rolled,
+      "tail costs x" + std::to_string(t_history / std::max(t_history_rolled, 0.001)).substr(0, 4));
+  row("  the same, everything rolled up: energy", t_energy_rolled,
+      "tail costs x" + std::to_string(t_energy / std::max(t_energy_rolled, 0.001)).substr(0, 4));
   std::ostringstream extra;
   extra << std::fixed << std::setprecision(0) << naive_raw_rows << " rows; ~" << per_raw_day * days
         << " ms for " << days << " days if raw were kept";
