@@ -510,6 +510,7 @@ const Store::Impl::Tail& Store::Impl::current_tail() {
   const int64_t changes = sqlite3_total_changes64(db);
   const int64_t version = data_version();
   if (tail && tail->changes == changes && tail->data_version == version) return *tail;
+  tail.reset();  // before the new one is read: never two in memory
   auto t = std::make_unique<Tail>();
   t->changes = changes;
   t->data_version = version;
