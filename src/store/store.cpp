@@ -79,8 +79,6 @@ std::string detail::sql_for(Slot slot) {
     }
     case kSetMark:
       return "INSERT OR REPLACE INTO history_marks (name, value) VALUES ('rolled_up_ms', ?)";
-    case kDataVersion:
-      return "PRAGMA data_version";
     case kReadMark:
       return std::string("SELECT coalesce(") + kMark + ", 0)";
     case kTailRows:
@@ -500,20 +498,10 @@ void merge_row(BucketRow& into, const BucketRow& r) {
 
 }  // namespace
 
-int64_t Store::Impl::data_version() {
-  StmtUse use(stmt(kDataVersion));
-  return step_row(use.get(), "read data_version") ? sqlite3_column_int64(use.get(), 0) : 0;
-}
-
 const Store::Impl::Tail& Store::Impl::current_tail() {
   if (tail && read_transactions > 0) return *tail;
-  const int64_t changes = sqlite3_total_changes64(db);
-  const int64_t version = data_version();
-  if (tail && tail->changes == changes && tail->data_version == version) return *tail;
   tail.reset();  // before the new one is read: never two in memory
   auto t = std::make_unique<Tail>();
-  t->changes = changes;
-  t->data_version = version;
   // The samples in key order (time, then socket id), summed here: SQL's GROUP BY would sort them
   // through a temporary B-tree first, several times slower.
   std::map<std::pair<int64_t, int64_t>, BucketRow> quarters;  // (quarter, socket id)
@@ -585,6 +573,7 @@ void Store::Impl::tail_rows(const std::string& cid, int64_t width_ms, int64_t fr
     else
       merge_row(at->second, q);
   }
+  if (read_transactions == 0) tail.reset();  // read for this query only
   for (const auto& [key, row] : rows) fn(row);
 }
 
@@ -824,12 +813,14 @@ int64_t Store::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms
     const int64_t r = ((t % kQuarter) + kQuarter) % kQuarter;
     return r == 0 ? t : t - r + kQuarter;
   };
-  // The samples not rolled up yet come from the tail (the SQL's sample range left empty).
+  // In a snapshot the samples not rolled up yet come from its tail (the SQL's sample range left
+  // empty); outside one the SQL reads them.
+  const bool snapshot = impl_->read_transactions > 0;
   impl_->bind_int(use.get(), 6, ceil_quarter(from_c));
-  impl_->bind_int(use.get(), 7, ceil_quarter(from_c));
+  impl_->bind_int(use.get(), 7, snapshot ? ceil_quarter(from_c) : ceil_quarter(to_c));
   if (!impl_->step_row(use.get(), "energy_sum")) return 0;
-  const int64_t rolled = sqlite3_column_int64(use.get(), 0);
-  return rolled + impl_->tail_energy(cid, ceil_quarter(from_c), ceil_quarter(to_c));
+  const int64_t sum = sqlite3_column_int64(use.get(), 0);
+  return snapshot ? sum + impl_->tail_energy(cid, ceil_quarter(from_c), ceil_quarter(to_c)) : sum;
 }
 
 Store::ReadTransaction::ReadTransaction(const Store& store) : store_(store) {

@@ -37,7 +37,6 @@ enum Slot : size_t {
   kRollUpHours,
   kSetMark,
   kReadMark,
-  kDataVersion,
   kTailRows,
   kSocketsAll,
   kInsertEvent,
@@ -121,23 +120,20 @@ struct Store::Impl {
   void tail_rows(const std::string& cid, int64_t width_ms, int64_t from_ms, int64_t to_ms,
                  const std::function<void(const BucketRow&)>& fn);
   // Energy of cid's samples not rolled up yet in the quarter-hours [from_q, to_q) (multiples of
-  // 900000).
+  // 900000), from the snapshot's tail.
   int64_t tail_energy(const std::string& cid, int64_t from_q, int64_t to_q);
 
-  // The samples not rolled up yet, read once and summed per socket and quarter-hour (a few rows per
-  // socket and hour, whatever the raw resolution), so that queries of one socket do not scan the
-  // samples of every socket again (the table is keyed by time first). Valid while nothing changed
-  // the database: inside a read transaction, else while neither this connection
-  // (sqlite3_total_changes64) nor another one (PRAGMA data_version) wrote since it was read.
+  // The samples not rolled up yet, summed per socket and quarter-hour (a few rows per socket and
+  // hour, whatever the raw resolution). Inside a read transaction the database cannot change, so it
+  // is read once and serves every query of the snapshot (the samples table is keyed by time first:
+  // one socket's samples cost a scan of every socket's); outside one, it is read for one query.
   struct Tail {
     std::vector<BucketRow> rows;                                  // by start_ms, then cid
     std::unordered_map<std::string, std::vector<size_t>> of_cid;  // indexes into rows, by start_ms
-    int64_t changes = 0, data_version = 0;
   };
   int read_transactions = 0;
   std::unique_ptr<Tail> tail;
   const Tail& current_tail();
-  int64_t data_version();
 
   // SQLite's message, plus the operating system's reason when there is one (ENOSPC, EROFS, ...).
   std::string errmsg() const {
