@@ -202,6 +202,17 @@ inline proto::Message reading(uint32_t seq, uint8_t flags = proto::kMeterOk | pr
   return m;
 }
 
+// The socket's relay switched on by its button, record seq.
+inline proto::Message button_relay_event(uint32_t seq) {
+  proto::Message m{};
+  m.type = proto::MsgType::Event;
+  m.event.seq = seq;
+  m.event.type = proto::EventType::RelayChanged;
+  m.event.cause = proto::Cause::Button;
+  m.event.value = 1;
+  return m;
+}
+
 inline proto::Message command_result(uint32_t cmd_id, proto::CommandStatus status, bool relay_on) {
   proto::Message m{};
   m.type = proto::MsgType::CommandResult;

@@ -137,12 +137,7 @@ TEST_F(WiredGateway, HelloAckCarriesTheHighestSeqOfTheEnergyStateAndTheEvents) {
   ASSERT_TRUE(lan_->connect(link));
   lan_->deliver(link, reading(1));
   lan_->deliver(link, reading(2));
-  proto::Message e{};
-  e.type = proto::MsgType::Event;
-  e.event.seq = 3;
-  e.event.type = proto::EventType::RelayChanged;
-  e.event.cause = proto::Cause::Button;
-  e.event.value = 1;
+  proto::Message e = button_relay_event(3);
   lan_->deliver(link, e);
   ASSERT_TRUE(run_until(
       io_, [&] { return gw_->stats().readings_committed == 2 && gw_->stats().events_committed == 1; }));
@@ -197,12 +192,7 @@ TEST_F(WiredGateway, EventsAreStoredWithTheirCauseAndTheLastReadingIsLive) {
   auto link = std::make_shared<FakeLink>("s1", kCaps);
   ASSERT_TRUE(lan_->connect(link));
   lan_->deliver(link, reading(1, proto::kMeterOk));
-  proto::Message e{};
-  e.type = proto::MsgType::Event;
-  e.event.seq = 2;
-  e.event.type = proto::EventType::RelayChanged;
-  e.event.cause = proto::Cause::Button;
-  e.event.value = 1;
+  proto::Message e = button_relay_event(2);
   lan_->deliver(link, e);
   ASSERT_TRUE(run_until(io_, [&] { return !link->of(proto::MsgType::Ack).empty(); }));
   EXPECT_EQ(link->of(proto::MsgType::Ack).back().ack.up_to_seq, 2u);
