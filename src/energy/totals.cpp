@@ -37,23 +37,35 @@ Summary summary(const store::Reader& store, const Calendar& cal, const std::stri
 }
 
 const LiveTotals::Totals& LiveTotals::get(const store::Store& store, const std::string& cid, int64_t now_ms) {
-  auto it = cache_.find(cid);
-  if (it != cache_.end() && now_ms >= it->second.day.from_ms && now_ms < it->second.day.to_ms)
-    return it->second;
+  if (!loaded_ || now_ms < day_.from_ms || now_ms >= day_.to_ms) load(store, now_ms);
+  // A socket without history at the load: what was committed since (add) or nothing.
+  return cache_.try_emplace(cid, Totals{.day = day_, .month = month_}).first->second;
+}
+
+void LiveTotals::load(const store::Store& store, int64_t now_ms) {
   const date::year_month_day today = cal_.local_date(now_ms);
-  Totals t;
-  t.day = cal_.day(today);
-  t.month = cal_.month(today.year() / today.month());
-  t.day_mwh = store.energy_sum(cid, t.day.from_ms, t.day.to_ms);
-  t.month_mwh = store.energy_sum(cid, t.month.from_ms, t.month.to_ms);
-  return cache_[cid] = t;
+  const Range day = cal_.day(today), month = cal_.month(today.year() / today.month());
+  std::map<std::string, Totals> fresh;
+  {
+    const store::Store::ReadTransaction snapshot(store);
+    for (std::string& cid : store.socket_cids()) {
+      Totals t{.day = day, .month = month};
+      t.day_mwh = store.energy_sum(cid, day.from_ms, day.to_ms);
+      t.month_mwh = store.energy_sum(cid, month.from_ms, month.to_ms);
+      fresh.emplace(std::move(cid), t);
+    }
+  }
+  cache_ = std::move(fresh);
+  day_ = day;
+  month_ = month;
+  loaded_ = true;
+  ++loads_;
 }
 
 void LiveTotals::add(const store::EnergyUpdate& committed) {
+  if (!loaded_) return;  // read from the store when first asked
   for (const store::BucketUpdate& b : committed.samples) {
-    auto it = cache_.find(b.cid);
-    if (it == cache_.end()) continue;  // read from the store when first asked
-    Totals& t = it->second;
+    Totals& t = cache_.try_emplace(b.cid, Totals{.day = day_, .month = month_}).first->second;
     if (b.start_ms >= t.day.from_ms && b.start_ms < t.day.to_ms) t.day_mwh += b.energy_mwh;
     if (b.start_ms >= t.month.from_ms && b.start_ms < t.month.to_ms) t.month_mwh += b.energy_mwh;
   }

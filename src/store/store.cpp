@@ -756,6 +756,13 @@ size_t Store::count_samples(const std::string& cid) const {
   return static_cast<size_t>(sqlite3_column_int64(use.get(), 0));
 }
 
+std::vector<std::string> Store::socket_cids() const {
+  StmtUse use(impl_->stmt(kSocketsAll));
+  std::vector<std::string> out;
+  while (impl_->step_row(use.get(), "read sockets")) out.push_back(Impl::text(use.get(), 1));
+  return out;
+}
+
 std::vector<EnergyStateRow> Store::energy_states() const {
   StmtUse use(impl_->stmt(kEnergyStates));
   sqlite3_stmt* s = use.get();

@@ -27,8 +27,10 @@ struct Summary {
 };
 Summary summary(const store::Reader& store, const Calendar& cal, const std::string& cid, int64_t now_ms);
 
-// Today's and this month's energy per socket for the daemon's reports, kept in memory: read from
-// the store once per socket and local day, then advanced by the committed bucket updates.
+// Today's and this month's energy per socket for the daemon's reports, kept in memory: at the first
+// call of a local day every socket's totals are read from the store in one snapshot (the samples not
+// rolled up yet read once for all of them, not once per socket), then advanced by the committed
+// bucket updates.
 class LiveTotals {
  public:
   explicit LiveTotals(const Calendar& cal) : cal_(cal) {}
@@ -39,10 +41,17 @@ class LiveTotals {
   };
   const Totals& get(const store::Store& store, const std::string& cid, int64_t now_ms);
   void add(const store::EnergyUpdate& committed);
+  // How many times every socket's totals were read (a local day, or the clock stepped out of it).
+  uint64_t loads() const { return loads_; }
 
  private:
+  void load(const store::Store& store, int64_t now_ms);
+
   const Calendar& cal_;
-  std::map<std::string, Totals> cache_;
+  bool loaded_ = false;
+  Range day_, month_;
+  uint64_t loads_ = 0;
+  std::map<std::string, Totals> cache_;  // every socket with history at the load, and those since
 };
 
 }  // namespace pb::energy

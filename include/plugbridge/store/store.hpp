@@ -210,12 +210,16 @@ class Store {
   // Every outbox row, by ord.
   std::vector<OutboxRow> outbox_rows() const;
 
+  // Every socket with history (a sample ever written), by cid.
+  std::vector<std::string> socket_cids() const;
   // Energy accounting state of every socket that has one.
   std::vector<EnergyStateRow> energy_states() const;
   // Buckets with from_ms <= start_ms < to_ms, oldest first: those rolled up and those still made of
   // samples (see rolled_up_ms()).
   std::vector<BucketRow> buckets(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
-  // Sum of bucket energy (mWh) with from_ms <= start_ms < to_ms.
+  // Sum of bucket energy (mWh) with from_ms <= start_ms < to_ms. Outside a ReadTransaction each call
+  // reads the socket's samples not rolled up yet with SQL (a scan of all sockets' samples since the
+  // mark); inside one they are read once for every call (many sockets: use one).
   int64_t energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
   // Retention (retention.cpp): deletes at most `limit` samples (of all sockets, oldest first) with
   // start_ms < before_ms and already rolled up (one short transaction); returns how many were

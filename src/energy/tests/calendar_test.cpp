@@ -101,10 +101,10 @@ class TotalsTest : public ::testing::Test {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
   }
   // 1 Wh in the bucket of each given instant.
-  void put(const std::vector<int64_t>& instants) {
+  void put(const std::vector<int64_t>& instants, const std::string& cid = "s1") {
     store::EnergyUpdate u;
     for (int64_t t : instants)
-      u.samples.push_back({.cid = "s1", .start_ms = bucket_start(t), .energy_mwh = 1000});
+      u.samples.push_back({.cid = cid, .start_ms = bucket_start(t), .energy_mwh = 1000});
     store_->commit({}, u);
   }
   std::string path_;
@@ -159,6 +159,38 @@ TEST_F(TotalsTest, LiveTotalsFollowCommitsAndTheDayChange) {
   const auto& next = live.get(*store_, "s1", d.to_ms + 1);
   EXPECT_EQ(next.day_mwh, 0);
   EXPECT_EQ(next.month_mwh, 1500);
+}
+
+TEST_F(TotalsTest, LiveTotalsReadEverySocketAtTheFirstCallOfALocalDay) {
+  const Calendar cal("Europe/Berlin");
+  const Range d = cal.day(2026_y / date::November / 10);
+  // Yesterday, this morning (rolled up) and this afternoon (samples not rolled up yet).
+  for (const char* cid : {"s1", "s2", "s3"})
+    put({d.from_ms - kHourMs, d.from_ms + kHourMs, d.from_ms + 13 * kHourMs}, cid);
+  store_->roll_up(d.from_ms + 12 * kHourMs);
+  LiveTotals live(cal);
+  const int64_t now = d.from_ms + 14 * kHourMs;
+  EXPECT_EQ(live.get(*store_, "s1", now).day_mwh, 2000);
+  EXPECT_EQ(live.get(*store_, "s1", now).month_mwh, 3000);
+  EXPECT_EQ(live.loads(), 1U);
+  // Written behind its back (not through add): the other sockets' totals are those read with s1's.
+  put({now}, "s2");
+  EXPECT_EQ(live.get(*store_, "s2", now).day_mwh, 2000);
+  EXPECT_EQ(live.get(*store_, "s3", now).month_mwh, 3000);
+  // A socket without history at the load counts what is committed after it.
+  EXPECT_EQ(live.get(*store_, "s4", now).day_mwh, 0);
+  store::EnergyUpdate u;
+  u.samples.push_back({.cid = "s4", .start_ms = bucket_start(now), .energy_mwh = 700});
+  store_->commit({}, u);
+  live.add(u);
+  EXPECT_EQ(live.get(*store_, "s4", now).day_mwh, 700);
+  EXPECT_EQ(live.loads(), 1U);
+  // The next local day reads them all again, once.
+  EXPECT_EQ(live.get(*store_, "s2", d.to_ms).day_mwh, 0);
+  EXPECT_EQ(live.get(*store_, "s2", d.to_ms).month_mwh, 4000);
+  EXPECT_EQ(live.get(*store_, "s4", d.to_ms).month_mwh, 700);
+  EXPECT_EQ(live.get(*store_, "s1", d.to_ms).month_mwh, 3000);
+  EXPECT_EQ(live.loads(), 2U);
 }
 
 }  // namespace
