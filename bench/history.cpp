@@ -5,7 +5,8 @@
 // samples (Store::commit): one-minute samples for the last --raw-days, one per quarter-hour before;
 // Store::roll_up then fills the buckets and hours as the daemon does (all but the last roll-up period,
 // whose samples wait for it), and the samples before the raw window are pruned as the daemon's
-// retention does. Big transactions, synchronous=OFF.
+// retention does. Big transactions, synchronous=OFF. The queries run from the hours first, then
+// again once the local days are rolled up (energy::roll_up_days, as the daemon's retention does).
 #include <date/date.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -194,11 +195,28 @@ int main(int argc, char** argv) {
   const std::string to = date::format("%F", end_day);
   std::vector<std::string> hist = {"--config", config_path, "history", "--all", "--by",     "day",
                                    "--from",   from,        "--to",    to,      "--format", "csv"};
-  std::string hist_out;
-  if (run_cli(hist, now_ms, &hist_out) != 0) return 1;
-  const double t_history = median_ms(runs, [&] { run_cli(hist, now_ms); });
+  std::string hist_out, hist_hours_out;
   std::vector<std::string> energy = {"--config", config_path, "energy", "--format", "csv"};
-  if (run_cli(energy, now_ms) != 0) return 1;
+  // First from the hours alone (no local days rolled up yet), then as the daemon keeps it: every
+  // local day before the last roll-up rolled up into a row (timed per day).
+  if (run_cli(hist, now_ms, &hist_hours_out) != 0 || run_cli(energy, now_ms) != 0) return 1;
+  const double t_history_hours = median_ms(runs, [&] { run_cli(hist, now_ms); });
+  const double t_energy_hours = median_ms(runs, [&] { run_cli(energy, now_ms); });
+  size_t days_rolled = 0;
+  double t_days = 0;
+  {
+    pb::store::Store store(db_path, pb::store::StoreOptions{.synchronous = "OFF"});
+    const pb::energy::Calendar cal(zone);
+    const auto t0 = Clock::now();
+    days_rolled = pb::energy::roll_up_days(store, cal, static_cast<size_t>(days) + 1);
+    t_days = ms_since(t0);
+  }
+  if (run_cli(hist, now_ms, &hist_out) != 0) return 1;
+  if (hist_out != hist_hours_out) {
+    std::cerr << "history differs with the days rolled up\n";
+    return 1;
+  }
+  const double t_history = median_ms(runs, [&] { run_cli(hist, now_ms); });
   const double t_energy = median_ms(runs, [&] { run_cli(energy, now_ms); });
   // The daemon's today and this-month totals of every socket (read at its start and at each local
   // midnight), with the samples of the last period waiting: LiveTotals, one snapshot for all
@@ -275,11 +293,19 @@ int main(int argc, char** argv) {
             << "generated in " << gen_s << " s: " << samples_written << " samples rolled up into "
             << buckets_written << " buckets, " << total_mwh / 1e6 << " kWh\n"
             << "database: " << db_bytes / 1e6 << " MB = " << db_bytes / socket_years / 1e6
-            << " MB per socket-year (raw window included)\n\n"
+            << " MB per socket-year (raw window included)\n"
+            << "local days rolled up: " << days_rolled << " in " << t_days << " ms ("
+            << t_days / std::max<double>(1.0, static_cast<double>(days_rolled)) << " ms a day of " << sockets
+            << " sockets)\n\n"
             << std::left << std::setw(52) << "query" << std::right << std::setw(10) << "median ms"
             << "\n";
   row("plugbridge history --all --by day (" + std::to_string(days) + " days)", t_history, target(t_history));
   row("plugbridge energy (all sockets)", t_energy, target(t_energy));
+  row("  the same from the hours (no days): history", t_history_hours,
+      "days make it x" + std::to_string(t_history_hours / std::max(t_history, 0.001)).substr(0, 4) +
+          " faster");
+  row("  the same from the hours (no days): energy", t_energy_hours,
+      "days make it x" + std::to_string(t_energy_hours / std::max(t_energy, 0.001)).substr(0, 4) + " faster");
   row("  the same, everything rolled up: history", t_history_rolled,
       "tail costs x" + std::to_string(t_history / std::max(t_history_rolled, 0.001)).substr(0, 4));
   row("  the same, everything rolled up: energy", t_energy_rolled,
@@ -300,5 +326,5 @@ int main(int argc, char** argv) {
             << "x; naive buckets / history = " << t_naive_buckets / std::max(t_history, 0.001) << "x\n";
   if (!keep) fs::remove_all(dir);
   // Fails only if nothing was measured.
-  return hist_out.empty() || samples_written == 0 || totals_check != 0 ? 1 : 0;
+  return hist_out.empty() || samples_written == 0 || totals_check != 0 || days_rolled == 0 ? 1 : 0;
 }

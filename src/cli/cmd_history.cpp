@@ -105,7 +105,7 @@ class History : public Command {
       for (const auto& s : ctx.sockets()) cids.push_back(s.cid);
     else
       cids.push_back(cid_);
-    const std::vector<Scan> scans = plan_scans(periods, from, to);
+    const std::vector<Scan> scans = plan_scans(store, periods, from, to);
     for (int socket = 0; socket < static_cast<int>(cids.size()); ++socket) {
       const std::string& cid = cids[static_cast<size_t>(socket)];
       size_t i = 0;
@@ -128,11 +128,39 @@ class History : public Command {
     int64_t from, to;
   };
 
-  // Whole UTC hours come from the hourly rollup, unless a period boundary falls inside them (a
-  // :30/:45 zone, or a range that does not start on an hour): those hours are read as quarter-hours.
-  // Either way each row lies in exactly one period, so the sums, minima and maxima are the same as
-  // from the quarter-hours alone. Returns the scans in time order.
-  std::vector<Scan> plan_scans(const std::vector<Period>& periods, int64_t from, int64_t to) const {
+  // The local days rolled up that each lie inside one period come from the days (a row a day: by
+  // day, week or month in the zone they were rolled up in), the rest as plan_hours says. Each row
+  // lies in exactly one period, so the sums, minima and maxima are the same as from the quarter-hours
+  // alone. Returns the scans in time order.
+  std::vector<Scan> plan_scans(const store::Reader& store, const std::vector<Period>& periods, int64_t from,
+                               int64_t to) const {
+    std::vector<Scan> out;
+    int64_t cursor = from;  // planned up to here
+    auto around = [&](int64_t until) {
+      for (const Scan& s : plan_hours(periods, cursor, until)) out.push_back(s);
+    };
+    if (by_ == "day" || by_ == "week" || by_ == "month") {
+      size_t p = 0;
+      for (const store::DaySpan& d : store.rolled_days(from, to)) {
+        while (p < periods.size() && periods[p].end <= d.from_ms) ++p;
+        if (p == periods.size()) break;
+        if (d.from_ms < periods[p].start || d.to_ms > periods[p].end) continue;  // another zone's day
+        if (d.from_ms > cursor) around(d.from_ms);
+        if (!out.empty() && out.back().table == Rollup::kDay && out.back().to == d.from_ms)
+          out.back().to = d.to_ms;
+        else
+          out.push_back({Rollup::kDay, d.from_ms, d.to_ms});
+        cursor = d.to_ms;
+      }
+    }
+    if (cursor < to) around(to);
+    return out;
+  }
+
+  // Of [from, to): whole UTC hours come from the hourly rollup, unless a period boundary falls
+  // inside them (a :30/:45 zone, or a range that does not start on an hour): those hours are read as
+  // quarter-hours.
+  std::vector<Scan> plan_hours(const std::vector<Period>& periods, int64_t from, int64_t to) const {
     constexpr int64_t kHour = 3600000;
     if (by_ == "15m") return {{Rollup::kQuarter, from, to}};
     std::vector<int64_t> split;  // starts of the hours a boundary splits, ascending
@@ -141,7 +169,9 @@ class History : public Command {
       const int64_t h = boundary - floor_mod(boundary, kHour);
       if (split.empty() || split.back() != h) split.push_back(h);
     };
-    for (const Period& p : periods) consider(p.start);
+    consider(from);
+    for (const Period& p : periods)
+      if (p.start > from && p.start < to) consider(p.start);
     consider(to);
     // Mostly split (e.g. --by hour in a :45 zone): one quarter-hour scan beats many small ones.
     if (static_cast<int64_t>(split.size()) * 4 * kHour > to - from) return {{Rollup::kQuarter, from, to}};

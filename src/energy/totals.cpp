@@ -1,6 +1,8 @@
 #include "plugbridge/energy/totals.hpp"
 
 #include <limits>
+#include <optional>
+#include <vector>
 
 namespace pb::energy {
 
@@ -22,6 +24,26 @@ int64_t month_total(const store::Reader& store, const Calendar& cal, const std::
 
 int64_t all_time_total(const store::Reader& store, const std::string& cid) {
   return store.energy_sum(cid, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
+}
+
+size_t roll_up_days(store::Store& store, const Calendar& cal, size_t max_days) {
+  const int64_t mark = store.rolled_up_ms();
+  std::optional<int64_t> listed_to = store.days_rolled_up_to();
+  std::optional<int64_t> next = store.next_bucket_ms(listed_to.value_or(std::numeric_limits<int64_t>::min()));
+  std::vector<store::DaySpan> days;
+  while (next && days.size() < max_days) {
+    const Range d = cal.day(cal.local_date(*next));
+    if (listed_to && d.from_ms < *listed_to) {
+      // Begins before the last day listed ends (the zone changed): that part stays in the hours.
+      next = store.next_bucket_ms(d.to_ms);
+      continue;
+    }
+    if (d.to_ms > mark) break;
+    days.push_back({d.from_ms, d.to_ms});
+    listed_to = d.to_ms;
+    next = store.next_bucket_ms(d.to_ms);
+  }
+  return days.empty() ? 0 : store.roll_up_days(days);
 }
 
 Summary summary(const store::Reader& store, const Calendar& cal, const std::string& cid, int64_t now_ms) {

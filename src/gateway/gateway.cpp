@@ -65,6 +65,7 @@ struct Gateway::Parts final : CommandPort {
     retention.set_may_prune([this] { return time.trusted(); });
     retention.set_max_bytes(int64_t{config.history.max_db_mb} << 20);
     retention.set_roll_up_period(energy::roll_up_period_ms(accountant.options().sample_ms));
+    retention.set_roll_up_days([this] { return energy::roll_up_days(store, calendar, 1); });
     committer.set_commit_interval(std::chrono::milliseconds(config.history.commit_interval_ms));
     committer.set_clock([this] { return clocks.unix_ms(); });
     committer.set_on_hold_full([this] {

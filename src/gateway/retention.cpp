@@ -41,7 +41,25 @@ void Retention::begin_pass() {
   } catch (const std::exception& ex) {
     PB_LOG(Warning, "gateway") << "rolling the samples up into the buckets failed: " << ex.what();
   }
-  step();
+  roll_up_days();
+}
+
+void Retention::roll_up_days() {
+  if (stopping_) return;
+  size_t rolled = 0;
+  if (roll_up_day_) {
+    try {
+      rolled = roll_up_day_();
+    } catch (const std::exception& ex) {
+      // Readers take those days from the hours meanwhile.
+      PB_LOG(Warning, "gateway") << "rolling the buckets up into days failed (retried in an hour): "
+                                 << ex.what();
+    }
+  }
+  if (rolled > 0)
+    boost::asio::post(io_, [this] { roll_up_days(); });
+  else
+    step();
 }
 
 void Retention::step() {

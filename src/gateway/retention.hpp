@@ -1,4 +1,5 @@
-// Raw samples older than history.raw_days go: a pass right at start, then every hour; one short
+// Each pass (right at start, then every hour) rolls the samples up into the buckets, then whole local
+// days of buckets into days (a day per loop turn). Raw samples older than history.raw_days go; one short
 // delete per loop turn, so commits and sessions never wait long behind the pruning. Then the size
 // budget (history.max_db_mb): while the pages in use exceed it, the oldest hour of raw samples goes,
 // whatever its age. Buckets, energy state and events are never thinned, nor samples not rolled up
@@ -37,6 +38,9 @@ class Retention {
   void set_max_bytes(int64_t max_bytes) { max_bytes_ = max_bytes; }
   // The samples are rolled up to UTC multiples of this (energy::roll_up_period_ms) at each pass.
   void set_roll_up_period(int64_t ms) { roll_up_period_ms_ = ms; }
+  // After the roll-up of the samples at each pass: rolls up a local day (energy::roll_up_days),
+  // returning how many it did; called again, a day per loop turn, until it does none.
+  void set_roll_up_days(std::function<size_t()> roll_up_day) { roll_up_day_ = std::move(roll_up_day); }
   // Raw samples pruned for the size budget since start.
   uint64_t thinned() const { return thinned_; }
   // Whether the clock may be used for pruning by age now (false: only the size budget applies).
@@ -44,6 +48,7 @@ class Retention {
 
  private:
   void begin_pass();
+  void roll_up_days();
   void step();
   void check_size();
   void thin();
@@ -57,6 +62,7 @@ class Retention {
   int raw_days_;
   std::function<int64_t()> now_unix_ms_;
   std::function<bool()> may_prune_;
+  std::function<size_t()> roll_up_day_;
   boost::asio::steady_timer timer_;
   bool stopping_ = false;
   uint64_t passes_ = 0;

@@ -58,12 +58,15 @@ std::vector<EventRow> Reader::events(const std::string& cid, int64_t from_ms, in
 void Reader::each_row(Rollup table, const std::string& cid, int64_t from_ms, int64_t to_ms,
                       const std::function<void(const BucketRow&)>& fn, bool energy_only) const {
   Store::Impl& d = *store_.impl_;
-  const bool hour = table == Rollup::kHour;
-  const Slot slot =
-      energy_only ? (hour ? kRowsHourEnergy : kRowsQuarterEnergy) : (hour ? kRowsHour : kRowsQuarter);
+  const bool hour = table == Rollup::kHour, day = table == Rollup::kDay;
+  const Slot slot = day    ? (energy_only ? kRowsDayEnergy : kRowsDay)
+                    : hour ? (energy_only ? kRowsHourEnergy : kRowsHour)
+                           : (energy_only ? kRowsQuarterEnergy : kRowsQuarter);
   StmtUse use(d.stmt(slot, [&] {
     return std::string("SELECT ") + (energy_only ? "start_ms, energy_mwh" : kBucketValues) + " FROM " +
-           (hour ? "energy_hours" : "energy_buckets") +
+           (day    ? "energy_days"
+            : hour ? "energy_hours"
+                   : "energy_buckets") +
            " WHERE cid = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms";
   }));
   sqlite3_stmt* s = use.get();
@@ -81,6 +84,7 @@ void Reader::each_row(Rollup table, const std::string& cid, int64_t from_ms, int
     }
     fn(b);
   }
+  if (day) return;  // a day is listed once all its samples are rolled up
   d.tail_rows(cid, hour ? 3'600'000 : 900'000, from_ms, to_ms, [&](const BucketRow& t) {
     if (!energy_only) return fn(t);
     BucketRow e;
@@ -90,6 +94,10 @@ void Reader::each_row(Rollup table, const std::string& cid, int64_t from_ms, int
     fn(e);
   });
   // The reset (StmtUse) ends the read transaction of this scan, unless a Snapshot holds one.
+}
+
+std::vector<DaySpan> Reader::rolled_days(int64_t from_ms, int64_t to_ms) const {
+  return store_.rolled_days(from_ms, to_ms);
 }
 
 void Reader::each_bucket(const std::string& cid, int64_t from_ms, int64_t to_ms,

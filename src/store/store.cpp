@@ -140,6 +140,46 @@ std::string detail::sql_for(Slot slot) {
              "(SELECT coalesce(sum(energy_mwh), 0) FROM samples "
              "WHERE socket = (SELECT id FROM sockets WHERE cid = ?1) AND start_ms >= max(?6, " +
              std::string(kMark) + ") AND start_ms < ?7)";
+    case kRollUpDay: {
+      // Every socket's rows of the day [?1, ?2): the hours [?3, ?4) inside it and the quarter-hours
+      // around them (a :30/:45 zone's midnight splits an hour). CROSS JOIN keeps the sockets the
+      // outer loop, so each range is a seek into a table keyed by cid first (SQLite's planner would
+      // otherwise scan the whole table once per day).
+      auto part = [](const char* table, const char* from, const char* to) {
+        return std::string(
+                   "SELECT r.cid, r.energy_mwh, r.samples, r.power_sum_mw, r.power_min_mw, r.power_max_mw, "
+                   "r.voltage_min_mv, r.voltage_max_mv, r.current_max_ua FROM sockets k CROSS JOIN ") +
+               table + " r ON r.cid = k.cid AND r.start_ms >= " + from + " AND r.start_ms < " + to;
+      };
+      return "INSERT OR REPLACE INTO energy_days (cid, start_ms, " + v +
+             ") SELECT cid, ?1, sum(energy_mwh), sum(samples), sum(power_sum_mw), min(power_min_mw), "
+             "max(power_max_mw), min(voltage_min_mv), max(voltage_max_mv), max(current_max_ua) FROM (" +
+             part("energy_hours", "?3", "?4") + " UNION ALL " + part("energy_buckets", "?1", "?3") +
+             " UNION ALL " + part("energy_buckets", "?4", "?2") + ") GROUP BY cid";
+    }
+    case kInsertDay:
+      return "INSERT INTO history_days (start_ms, end_ms) VALUES (?, ?)";
+    case kDaysEnd:
+      return "SELECT end_ms FROM history_days ORDER BY start_ms DESC LIMIT 1";
+    case kNextBucket:
+      return "SELECT min(m) FROM (SELECT (SELECT b.start_ms FROM energy_buckets b WHERE b.cid = k.cid AND "
+             "b.start_ms >= ?1 ORDER BY b.start_ms LIMIT 1) AS m FROM sockets k)";
+    case kDaysRange:
+      return "SELECT start_ms, end_ms FROM history_days WHERE start_ms >= ?1 AND start_ms < ?2 AND end_ms <= "
+             "?2 "
+             "ORDER BY start_ms";
+    case kUpsertDayLate: {
+      // A sample's values (?3...) added to the row of the listed day that holds ?2, if there is one.
+      std::string sql = upsert_sql("energy_days", "cid, start_ms");
+      const std::string values = "VALUES (?,?,?,?,?,?,?,?,?,?)";
+      sql.replace(sql.find(values), values.size(),
+                  "SELECT ?1, d.start_ms, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM (SELECT start_ms, end_ms FROM "
+                  "history_days WHERE start_ms <= ?2 ORDER BY start_ms DESC LIMIT 1) d WHERE d.end_ms > ?2");
+      return sql;
+    }
+    case kDaysEnergy:
+      return "SELECT coalesce(sum(energy_mwh), 0) FROM energy_days WHERE cid = ? AND start_ms >= ? AND "
+             "start_ms <= ?";
     case kOutboxInsert:
       return "INSERT INTO outbox (ord, cid, dp, kind, t_ms, value) VALUES (?,?,?,?,?,?) ON CONFLICT DO "
              "NOTHING";
@@ -639,6 +679,13 @@ CommitResult Store::commit(const std::vector<EventRow>& events, const EnergyUpda
         bind_values(use.get(), b);
         if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("add a late sample to its bucket");
       }
+      {
+        StmtUse use(d.stmt(kUpsertDayLate));
+        d.bind_text(use.get(), 1, b.cid);
+        d.bind_int(use.get(), 2, b.start_ms);
+        bind_values(use.get(), b);
+        if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("add a late sample to its day");
+      }
     }
     for (const EnergyStateRow& st : energy.states) {
       if (st.cid.empty()) throw StoreError("commit: energy state with an empty cid");
@@ -697,6 +744,93 @@ size_t Store::roll_up(int64_t up_to_ms) {
 
 int64_t Store::rolled_up_ms() const {
   return impl_->read_mark();
+}
+
+size_t Store::roll_up_days(const std::vector<DaySpan>& days) {
+  Impl& d = *impl_;
+  constexpr int64_t kHour = 3'600'000;
+  auto ceil_hour = [](int64_t t) {
+    const int64_t r = ((t % kHour) + kHour) % kHour;
+    return r == 0 ? t : t - r + kHour;
+  };
+  size_t rolled = 0;
+  for (const DaySpan& day : days) {
+    if (day.to_ms <= day.from_ms || day.from_ms % 900'000 != 0 || day.to_ms % 900'000 != 0)
+      throw StoreError("roll_up_days: not a day of whole quarter-hours: [" + std::to_string(day.from_ms) +
+                       ", " + std::to_string(day.to_ms) + ")");
+    d.forget_snapshot();
+    d.exec("BEGIN IMMEDIATE", "begin day roll-up");
+    try {
+      // Checked under the write lock: another connection may have listed days or moved the mark.
+      const std::optional<int64_t> listed_to = days_rolled_up_to();
+      if ((listed_to && day.from_ms < *listed_to) || day.to_ms > d.read_mark()) {
+        d.exec("COMMIT", "end day roll-up");
+        return rolled;
+      }
+      // The whole hours of the day, [h_from, h_to) (empty: both at its end).
+      int64_t h_from = ceil_hour(day.from_ms), h_to = day.to_ms - ((day.to_ms % kHour) + kHour) % kHour;
+      if (h_to <= h_from) h_from = h_to = day.to_ms;
+      {
+        StmtUse use(d.stmt(kRollUpDay));
+        d.bind_int(use.get(), 1, day.from_ms);
+        d.bind_int(use.get(), 2, day.to_ms);
+        d.bind_int(use.get(), 3, h_from);
+        d.bind_int(use.get(), 4, h_to);
+        if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("roll the buckets up into a day");
+      }
+      {
+        StmtUse use(d.stmt(kInsertDay));
+        d.bind_int(use.get(), 1, day.from_ms);
+        d.bind_int(use.get(), 2, day.to_ms);
+        if (sqlite3_step(use.get()) != SQLITE_DONE) d.fail("list a rolled-up day");
+      }
+      d.exec("COMMIT", "commit day roll-up");
+    } catch (...) {
+      d.rollback_quietly();
+      throw;
+    }
+    ++rolled;
+  }
+  return rolled;
+}
+
+std::optional<int64_t> Store::days_rolled_up_to() const {
+  StmtUse use(impl_->stmt(kDaysEnd));
+  if (!impl_->step_row(use.get(), "read the last rolled-up day")) return std::nullopt;
+  return sqlite3_column_int64(use.get(), 0);
+}
+
+std::optional<int64_t> Store::next_bucket_ms(int64_t from_ms) const {
+  StmtUse use(impl_->stmt(kNextBucket));
+  impl_->bind_int(use.get(), 1, from_ms);
+  if (!impl_->step_row(use.get(), "find the next bucket") || sqlite3_column_type(use.get(), 0) == SQLITE_NULL)
+    return std::nullopt;
+  return sqlite3_column_int64(use.get(), 0);
+}
+
+std::vector<DaySpan> Store::rolled_days(int64_t from_ms, int64_t to_ms) const {
+  return impl_->days_in(from_ms, to_ms);
+}
+
+std::vector<DaySpan> Store::Impl::days_in(int64_t from_ms, int64_t to_ms) {
+  auto read = [this](int64_t from, int64_t to) {
+    std::vector<DaySpan> out;
+    StmtUse use(stmt(kDaysRange));
+    bind_int(use.get(), 1, from);
+    bind_int(use.get(), 2, to);
+    while (step_row(use.get(), "read the rolled-up days"))
+      out.push_back({sqlite3_column_int64(use.get(), 0), sqlite3_column_int64(use.get(), 1)});
+    return out;
+  };
+  if (read_transactions == 0) return read(from_ms, to_ms);
+  if (!days)
+    days = std::make_unique<std::vector<DaySpan>>(
+        read(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  auto first = std::lower_bound(days->begin(), days->end(), from_ms,
+                                [](const DaySpan& a, int64_t t) { return a.from_ms < t; });
+  std::vector<DaySpan> out;
+  for (auto it = first; it != days->end() && it->to_ms <= to_ms; ++it) out.push_back(*it);
+  return out;
 }
 
 uint32_t Store::last_seq(const std::string& cid, uint32_t boot) const {
@@ -798,6 +932,28 @@ std::vector<BucketRow> Store::buckets(const std::string& cid, int64_t from_ms, i
 }
 
 int64_t Store::energy_sum(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
+  // The rolled-up days inside [from_ms, to_ms) from energy_days (a row a day), the rest around and
+  // between them from the hours, quarter-hours and samples.
+  const std::vector<DaySpan> days = impl_->days_in(from_ms, to_ms);
+  if (days.empty()) return range_energy(cid, from_ms, to_ms);
+  int64_t sum = 0;
+  {
+    StmtUse use(impl_->stmt(kDaysEnergy));
+    impl_->bind_text(use.get(), 1, cid);
+    impl_->bind_int(use.get(), 2, days.front().from_ms);
+    impl_->bind_int(use.get(), 3, days.back().from_ms);
+    if (impl_->step_row(use.get(), "energy of days")) sum = sqlite3_column_int64(use.get(), 0);
+  }
+  int64_t cursor = from_ms;
+  for (const DaySpan& day : days) {
+    if (day.from_ms > cursor) sum += range_energy(cid, cursor, day.from_ms);
+    cursor = day.to_ms;
+  }
+  if (cursor < to_ms) sum += range_energy(cid, cursor, to_ms);
+  return sum;
+}
+
+int64_t Store::range_energy(const std::string& cid, int64_t from_ms, int64_t to_ms) const {
   // The whole UTC hours inside [from_ms, to_ms): [hours_from, hours_to), empty if there are none.
   constexpr int64_t kHour = 3'600'000;
   auto floor_hour = [](int64_t t) { return t - ((t % kHour) + kHour) % kHour; };
@@ -839,12 +995,12 @@ Store::ReadTransaction::ReadTransaction(const Store& store) : store_(store) {
     d.rollback_quietly();
     throw;
   }
-  if (d.read_transactions++ == 0) d.tail.reset();  // one read before the snapshot may be older
+  if (d.read_transactions++ == 0) d.forget_snapshot();  // one read before the snapshot may be older
 }
 
 Store::ReadTransaction::~ReadTransaction() {
   Impl& d = *store_.impl_;
-  if (--d.read_transactions == 0) d.tail.reset();
+  if (--d.read_transactions == 0) d.forget_snapshot();
   d.rollback_quietly();  // a read transaction has nothing to commit
 }
 

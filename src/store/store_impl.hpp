@@ -57,6 +57,13 @@ enum Slot : size_t {
   kOutboxDelete,
   kOutboxAll,
   kNewestTime,
+  kRollUpDay,
+  kInsertDay,
+  kDaysEnd,
+  kNextBucket,
+  kDaysRange,
+  kUpsertDayLate,
+  kDaysEnergy,
   kStoreSlotCount,                  // the slots below have their SQL where they are used
   kPruneSamples = kStoreSlotCount,  // retention.cpp
   kOldestSample,                    // retention.cpp
@@ -65,6 +72,8 @@ enum Slot : size_t {
   kRowsHour,
   kRowsQuarterEnergy,
   kRowsHourEnergy,
+  kRowsDay,
+  kRowsDayEnergy,
   kExportBucketsAll,
   kExportBucketsCid,
   kExportCountAll,
@@ -134,6 +143,16 @@ struct Store::Impl {
   int read_transactions = 0;
   std::unique_ptr<Tail> tail;
   const Tail& current_tail();
+
+  // The local days rolled up (history_days) with from_ms <= start and end <= to_ms, by start.
+  // Inside a read transaction the list is read once, like the tail.
+  std::vector<DaySpan> days_in(int64_t from_ms, int64_t to_ms);
+  std::unique_ptr<std::vector<DaySpan>> days;
+  // Forgets what a snapshot read once (the tail, the days).
+  void forget_snapshot() {
+    tail.reset();
+    days.reset();
+  }
 
   // SQLite's message, plus the operating system's reason when there is one (ENOSPC, EROFS, ...).
   std::string errmsg() const {

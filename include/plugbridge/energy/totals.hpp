@@ -2,6 +2,7 @@
 // through a store::Reader (a Store converts to one).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -19,6 +20,12 @@ int64_t day_total(const store::Reader& store, const Calendar& cal, const std::st
 int64_t month_total(const store::Reader& store, const Calendar& cal, const std::string& cid,
                     date::year_month month);
 int64_t all_time_total(const store::Reader& store, const std::string& cid);
+
+// Rolls up at most max_days whole local days of cal's zone into the store's days
+// (Store::roll_up_days): those after the last one rolled up, or from the first bucket stored, that
+// end before the samples not rolled up yet. Days without any bucket are skipped. Returns how many
+// days were rolled up.
+size_t roll_up_days(store::Store& store, const Calendar& cal, size_t max_days);
 
 // What the CLI's `energy` shows, at now_ms in the calendar's zone.
 struct Summary {

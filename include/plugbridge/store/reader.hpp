@@ -55,13 +55,18 @@ class Reader {
   // Events with from_ms <= ts_ms < to_ms, oldest first (cid "" = all sockets).
   std::vector<EventRow> events(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
 
-  // History: rows of energy_buckets (kQuarter) or of its hourly rollup energy_hours (kHour) of one
-  // socket with from_ms <= start_ms < to_ms, by start_ms, followed by the rows of the samples not
-  // rolled up yet (the last hour or so). Statements stay prepared, so many short scans stay cheap.
+  // History: rows of energy_buckets (kQuarter), of its hourly rollup energy_hours (kHour) or of the
+  // local days rolled up (kDay: energy_days, see rolled_days) of one socket with from_ms <= start_ms
+  // < to_ms, by start_ms; for quarter-hours and hours followed by the rows of the samples not rolled
+  // up yet (the last hours). Statements stay prepared, so many short scans stay cheap.
   // energy_only: only start_ms and energy_mwh are read (the rest stays 0).
-  enum class Rollup { kQuarter, kHour };
+  enum class Rollup { kQuarter, kHour, kDay };
   void each_row(Rollup table, const std::string& cid, int64_t from_ms, int64_t to_ms,
                 const std::function<void(const BucketRow&)>& fn, bool energy_only = false) const;
+
+  // The local days rolled up with from_ms <= start and end <= to_ms, by start (for kDay scans: a
+  // day's row covers exactly [from_ms, to_ms) of that day).
+  std::vector<DaySpan> rolled_days(int64_t from_ms, int64_t to_ms) const;
 
   // Export: quarter-hour buckets with from_ms <= start_ms < to_ms by start_ms (cid "" = all
   // sockets; then several rows may share a start_ms), those made of samples not rolled up yet

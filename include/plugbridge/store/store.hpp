@@ -108,6 +108,12 @@ struct EventRow {
   bool operator==(const EventRow&) const = default;
 };
 
+// A local day, [from_ms, to_ms) in unix ms (a multiple of 900000 each).
+struct DaySpan {
+  int64_t from_ms = 0, to_ms = 0;
+  bool operator==(const DaySpan&) const = default;
+};
+
 struct CommitResult {
   size_t samples_written = 0, events_inserted = 0, events_duplicate = 0;
 };
@@ -204,6 +210,17 @@ class Store {
   size_t roll_up(int64_t up_to_ms);
   // Samples before this time are in the buckets and hours; readers add the later ones.
   int64_t rolled_up_ms() const;
+  // Sums every socket's buckets of each day into energy_days and lists the day (history_days), in
+  // order, one transaction per day. A day is taken only if it starts at or after the end of the last
+  // day listed and ends at or before rolled_up_ms(); the first that does not stops it. Returns how
+  // many days were rolled up.
+  size_t roll_up_days(const std::vector<DaySpan>& days);
+  // End of the last day listed (nullopt: none yet).
+  std::optional<int64_t> days_rolled_up_to() const;
+  // Start of the first bucket of any socket at or after from_ms (nullopt: none).
+  std::optional<int64_t> next_bucket_ms(int64_t from_ms) const;
+  // The days listed with from_ms <= start and end <= to_ms, by start.
+  std::vector<DaySpan> rolled_days(int64_t from_ms, int64_t to_ms) const;
 
   // Outbox changes alone, in one transaction.
   void apply_outbox(const std::vector<OutboxChange>& changes);
@@ -272,6 +289,8 @@ class Store {
  private:
   friend class Reader;  // reads through this connection (reader.hpp)
   struct Impl;
+  // energy_sum over [from_ms, to_ms) without the rolled-up days: hours, quarter-hours, samples.
+  int64_t range_energy(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
   std::string path_;
   std::unique_ptr<Impl> impl_;
 };

@@ -142,6 +142,45 @@ TEST_F(TotalsTest, BerlinShortDayHoldsExactly23HoursOfBuckets) {
   EXPECT_EQ(month_total(*store_, cal, "s1", 2026_y / date::April), 0);
 }
 
+TEST_F(TotalsTest, DaysAreRolledUpInTheZoneSkippingThoseWithoutBuckets) {
+  const Calendar cal("Asia/Kathmandu");  // midnight at :15 UTC
+  const Range d20 = cal.day(2026_y / date::November / 20), d22 = cal.day(2026_y / date::November / 22),
+              d23 = cal.day(2026_y / date::November / 23);
+  const Calendar berlin("Europe/Berlin");
+  const Range b24 = berlin.day(2026_y / date::November / 24);
+  // Nothing on the 21st; the 23rd's first bucket lies in Berlin's 22nd.
+  put({d20.from_ms, d20.to_ms - 1, d22.from_ms + kHourMs, d23.from_ms + 1, b24.from_ms + 12 * kHourMs});
+  auto totals = [&] {
+    std::vector<int64_t> out;
+    for (unsigned d = 19; d <= 25; ++d) {
+      out.push_back(day_total(*store_, cal, "s1", 2026_y / date::November / d));
+      out.push_back(day_total(*store_, berlin, "s1", 2026_y / date::November / d));
+    }
+    out.push_back(month_total(*store_, cal, "s1", 2026_y / date::November));
+    return out;
+  };
+  const std::vector<int64_t> before = totals();
+  EXPECT_EQ(before[2], 2000);  // Kathmandu's 20th
+
+  EXPECT_EQ(roll_up_days(*store_, cal, 10), 0U) << "nothing is rolled up into the buckets yet";
+  store_->roll_up(d23.from_ms + 3 * kHourMs - (d23.from_ms % kHourMs));  // in the 23rd
+  EXPECT_EQ(roll_up_days(*store_, cal, 1), 1U);
+  EXPECT_EQ(store_->rolled_days(INT64_MIN, INT64_MAX),
+            (std::vector<store::DaySpan>{{d20.from_ms, d20.to_ms}}));
+  EXPECT_EQ(roll_up_days(*store_, cal, 10), 1U) << "the 21st has no bucket, the 23rd is not over";
+  EXPECT_EQ(store_->rolled_days(INT64_MIN, INT64_MAX),
+            (std::vector<store::DaySpan>{{d20.from_ms, d20.to_ms}, {d22.from_ms, d22.to_ms}}));
+  EXPECT_EQ(roll_up_days(*store_, cal, 10), 0U);
+  EXPECT_EQ(totals(), before);
+
+  // In another zone the days go on after the last one listed: Berlin's 22nd begins before it ends.
+  store_->roll_up(b24.to_ms + 2 * kHourMs);
+  EXPECT_EQ(roll_up_days(*store_, berlin, 10), 1U);
+  EXPECT_EQ(store_->rolled_days(d22.to_ms, INT64_MAX),
+            (std::vector<store::DaySpan>{{b24.from_ms, b24.to_ms}}));
+  EXPECT_EQ(totals(), before);
+}
+
 TEST_F(TotalsTest, LiveTotalsFollowCommitsAndTheDayChange) {
   const Calendar cal("America/New_York");
   const Range d = cal.day(2026_y / date::November / 1);

@@ -5,11 +5,14 @@
 
 #include "fakes.hpp"
 #include "plugbridge/energy/accountant.hpp"
+#include "plugbridge/energy/calendar.hpp"
+#include "plugbridge/energy/totals.hpp"
 
 namespace pb::gateway {
 namespace {
 
 using namespace testing;
+using namespace date::literals;  // NOLINT(google-build-using-namespace)
 
 constexpr int64_t kDay = 86'400'000;
 constexpr int64_t kNow = 1'700'000'000'000;
@@ -56,6 +59,32 @@ TEST(Retention, RollsUpThenPrunesOldSamplesOfEverySocketInBatches) {
   // The energy stays, in the buckets now.
   EXPECT_EQ(store.energy_sum("s1", INT64_MIN / 2, INT64_MAX / 2), s1_energy);
   EXPECT_EQ(store.energy_sum("gone", INT64_MIN / 2, INT64_MAX / 2), 200);
+  retention.stop();
+}
+
+TEST(Retention, EachPassRollsTheBucketsUpIntoLocalDaysADayPerTurn) {
+  TempDir dir;
+  boost::asio::io_context io;
+  store::Store store(dir.file("t.db"));
+  // Three days of minutes from 2023-11-04 22:13 UTC: Berlin's 4th to 7th (UTC+1); and today's.
+  add_samples(store, "s1", 3 * 1440, kNow - 10 * kDay);
+  add_samples(store, "s1", 10, kNow - 600'000);
+  const int64_t energy = store.energy_sum("s1", INT64_MIN / 2, INT64_MAX / 2);
+  const energy::Calendar cal("Europe/Berlin");
+  Retention retention(io, store, 35, [] { return kNow; });
+  size_t calls = 0;
+  retention.set_roll_up_days([&] {
+    ++calls;
+    return energy::roll_up_days(store, cal, 1);
+  });
+  retention.start(std::chrono::seconds(0));
+  ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
+  const std::vector<store::DaySpan> days = store.rolled_days(INT64_MIN, INT64_MAX);
+  ASSERT_EQ(days.size(), 4U) << "today is not over";
+  EXPECT_EQ(days.front().from_ms, cal.day(2023_y / date::November / 4).from_ms);
+  EXPECT_EQ(days.back().to_ms, cal.day(2023_y / date::November / 7).to_ms);
+  EXPECT_EQ(calls, 5U) << "a day per turn, then one that finds none";
+  EXPECT_EQ(store.energy_sum("s1", INT64_MIN / 2, INT64_MAX / 2), energy);
   retention.stop();
 }
 

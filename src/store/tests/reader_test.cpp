@@ -401,6 +401,92 @@ TEST_F(ReaderTest, ReadersGiveTheSameAnswerBeforeAndAfterRollUp) {
 
 // A sample committed for an interval already rolled up goes into its bucket and its hour (once),
 // whichever connection rolled up.
+TEST_F(ReaderTest, RolledUpDaysAnswerExactlyAsTheHoursAndQuarterHoursDo) {
+  std::mt19937 rng(5);
+  std::vector<SampleRow> all;
+  auto random_samples = [&](int64_t from, int64_t to) {
+    EnergyUpdate u;
+    for (int64_t t = from; t < to; t += 60'000)
+      for (const char* cid : {"a", "b"}) {
+        if (rng() % 10 < 3 || (cid[0] == 'b' && t >= kMar28 + 2 * kHourMs && t < kMar28 + 5 * kHourMs))
+          continue;
+        const int64_t n = rng() % 5 == 0 ? 0 : 1 + rng() % 6;
+        u.samples.push_back(bucket(cid, t, rng() % 5000, n, 1000 + rng() % 100000));
+      }
+    all.insert(all.end(), u.samples.begin(), u.samples.end());
+    return u;
+  };
+  // Everything of cid with from <= start < to summed into one row starting at from (none if empty).
+  auto want = [&](const std::string& cid, int64_t from, int64_t to) {
+    std::optional<BucketRow> row;
+    for (const SampleRow& x : all) {
+      if (x.cid != cid || x.start_ms < from || x.start_ms >= to) continue;
+      if (!row) row = BucketRow{.cid = cid, .start_ms = from};
+      row = merge(*row, x);
+    }
+    return row;
+  };
+  // "Days" of the store's kind, shorter than real ones: local midnights of a :15 zone (not on an
+  // hour), then of a whole-hour zone; b has nothing stored in the third.
+  const std::vector<DaySpan> days = {{kMar28 + kQuarterMs, kMar28 + 105 * 60'000},
+                                     {kMar28 + 105 * 60'000, kMar28 + 2 * kHourMs},
+                                     {kMar28 + 2 * kHourMs, kMar28 + 5 * kHourMs},
+                                     {kMar28 + 5 * kHourMs, kMar28 + 8 * kHourMs}};
+  const int64_t t0 = kMar28, end = kMar28 + 9 * kHourMs;
+  Store s(db_);
+  s.commit({}, random_samples(t0, end));
+  const Reader r(db_);
+  auto check = [&](const std::string& phase) {
+    SCOPED_TRACE(phase);
+    std::mt19937_64 pick(13);
+    for (int i = 0; i < 300; ++i) {
+      const int64_t a =
+          t0 - kHourMs +
+          static_cast<int64_t>(pick() % (11 * kHourMs)) / (i % 2 ? 1 : kQuarterMs) * (i % 2 ? 1 : kQuarterMs);
+      const int64_t b = a + static_cast<int64_t>(pick() % (8 * kHourMs));
+      // energy_sum takes whole buckets: those starting in [a, b), whose samples are those in
+      // [ceil(a), ceil(b)) to the quarter-hour.
+      auto ceil_q = [](int64_t t) { return (t + kQuarterMs - 1) / kQuarterMs * kQuarterMs; };
+      const auto w = want("a", ceil_q(a), ceil_q(b));
+      const int64_t expect = w ? w->energy_mwh : 0;
+      ASSERT_EQ(r.energy_sum("a", a, b), expect) << a << " " << b;
+      ASSERT_EQ(s.energy_sum("a", a, b), expect) << a << " " << b;
+      const Reader::Snapshot snapshot(r);
+      ASSERT_EQ(r.energy_sum("a", a, b), expect) << a << " " << b << " in a snapshot";
+    }
+    // Each listed day is one row of each socket that has something stored in it.
+    for (const char* cid : {"a", "b"}) {
+      std::vector<BucketRow> expect;
+      for (const DaySpan& d : r.rolled_days(INT64_MIN, INT64_MAX))
+        if (const auto w = want(cid, d.from_ms, d.to_ms)) expect.push_back(*w);
+      ASSERT_EQ(rows(r, Reader::Rollup::kDay, cid, INT64_MIN, INT64_MAX), expect) << cid;
+    }
+  };
+
+  check("nothing rolled up");
+  EXPECT_EQ(s.roll_up_days(days), 0U) << "a day is rolled up only once its samples are";
+  EXPECT_EQ(s.days_rolled_up_to(), std::nullopt);
+  ASSERT_GT(s.roll_up(kMar28 + 5 * kHourMs), 0U);
+  EXPECT_EQ(s.next_bucket_ms(INT64_MIN), t0);
+  EXPECT_EQ(s.next_bucket_ms(kMar28 + 4 * kHourMs + 1), kMar28 + 4 * kHourMs + kQuarterMs);
+  EXPECT_EQ(s.next_bucket_ms(kMar28 + 5 * kHourMs), std::nullopt) << "samples not rolled up are no buckets";
+  EXPECT_EQ(s.roll_up_days(days), 3U) << "the fourth ends after the samples rolled up";
+  EXPECT_EQ(s.days_rolled_up_to(), kMar28 + 5 * kHourMs);
+  EXPECT_EQ(r.rolled_days(kMar28, kMar28 + 2 * kHourMs), (std::vector<DaySpan>{days[0], days[1]}));
+  EXPECT_EQ(r.rolled_days(kMar28 + kHourMs, kMar28 + 5 * kHourMs), (std::vector<DaySpan>{days[1], days[2]}));
+  EXPECT_EQ(s.roll_up_days({days[1]}), 0U) << "a day listed already";
+  EXPECT_EQ(s.roll_up_days({{kMar28 + 4 * kHourMs, kMar28 + 5 * kHourMs}}), 0U) << "overlapping a listed day";
+  EXPECT_THROW(s.roll_up_days({{kMar28 + 5 * kHourMs, kMar28 + 5 * kHourMs + 1000}}), StoreError);
+  check("three days rolled up");
+  s.commit({}, random_samples(kMar28 + 10 * 60'000, kMar28 + 6 * kHourMs));
+  check("late samples into the days");
+  ASSERT_GT(s.roll_up(kMar28 + 9 * kHourMs), 0U);
+  EXPECT_EQ(s.roll_up_days({days[3]}), 1U);
+  check("four days rolled up");
+  EXPECT_GT(s.prune_samples(INT64_MAX, 1'000'000), 0U);
+  check("samples pruned");
+}
+
 TEST_F(ReaderTest, ALateSampleLandsInItsBucketAndHour) {
   Store s(db_);
   s.commit({}, EnergyUpdate{{bucket("a", kMar28 + 60'000, 10, 2, 1000)}, {}});

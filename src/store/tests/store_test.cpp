@@ -80,7 +80,7 @@ TEST_F(StoreTest, FreshDatabaseIsAtLatestVersion) {
   EXPECT_EQ(s.rolled_up_ms(), 0);
   EXPECT_EQ(s.oldest_sample_ms(), std::nullopt);
   for (const char* t : {"samples", "sockets", "history_marks", "events", "events_record", "energy_buckets",
-                        "energy_hours", "energy_state", "outbox"})
+                        "energy_hours", "energy_state", "outbox", "history_days", "energy_days"})
     EXPECT_TRUE(table_exists(t)) << t;
   EXPECT_FALSE(table_exists("readings"));
   EXPECT_FALSE(table_exists("energy_hours_on_insert"));
@@ -97,6 +97,7 @@ TEST_F(StoreTest, EmbeddedMigrationsAreNumberedInOrder) {
   EXPECT_EQ(list[0].name, "0001_initial.sql");
   EXPECT_EQ(list[4].name, "0005_samples.sql");
   EXPECT_EQ(list[5].name, "0006_events_index.sql");
+  EXPECT_EQ(list[6].name, "0007_energy_days.sql");
 }
 
 TEST_F(StoreTest, ReopenIsIdempotentAndKeepsData) {
