@@ -403,7 +403,11 @@ int run(const Options& o) {
     << "  command_timeout_s: 5\n"
     << "lan:\n"
     << "  listen_address: 127.0.0.1\n"
-    << "  port: " << lan_port << "\n"
+    << "  port: " << lan_port
+    << "\n"
+    // Every simulated socket connects from 127.0.0.1: no per-address limits.
+    << "  max_handshakes_per_address: 0\n"
+    << "  new_connections_per_address_per_s: 0\n"
     << "database: " << db_path.string() << "\n"
     << "heartbeat_s: 30\n"
     << "log_level: info\n"

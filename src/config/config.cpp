@@ -431,7 +431,9 @@ class Parser {
   void parse_lan(const YAML::Node& n, Lan& lan) const {
     if (n.IsNull()) return;
     expect_map(n, "lan");
-    check_keys(n, "lan.", {"listen_address", "port", "keepalive_s", "handshake_timeout_s"});
+    check_keys(n, "lan.",
+               {"listen_address", "port", "keepalive_s", "handshake_timeout_s", "max_handshakes",
+                "max_handshakes_per_address", "new_connections_per_address_per_s"});
     if (const YAML::Node v = n["listen_address"]) {
       lan.listen_address = get_string(v, "lan.listen_address");
       if (lan.listen_address.empty()) fail(v, "lan.listen_address", "must not be empty");
@@ -441,6 +443,13 @@ class Parser {
     if (const YAML::Node v = n["handshake_timeout_s"]) {
       lan.handshake_timeout_s = get_int<int>(v, "lan.handshake_timeout_s", 1, 300);
     }
+    if (const YAML::Node v = n["max_handshakes"])
+      lan.max_handshakes = get_int<int>(v, "lan.max_handshakes", 1, 100000);
+    if (const YAML::Node v = n["max_handshakes_per_address"])
+      lan.max_handshakes_per_address = get_int<int>(v, "lan.max_handshakes_per_address", 0, 100000);
+    if (const YAML::Node v = n["new_connections_per_address_per_s"])
+      lan.new_connections_per_address_per_s =
+          get_int<int>(v, "lan.new_connections_per_address_per_s", 0, 100000);
   }
 
   void parse_report(const YAML::Node& n, Report& r) const {

@@ -71,6 +71,9 @@ std::unique_ptr<LanPort> make_lan_port(boost::asio::io_context& io, const config
   opts.handshake_timeout = std::chrono::seconds(cfg.lan.handshake_timeout_s);
   opts.idle_timeout = std::chrono::seconds(cfg.lan.keepalive_s * 3);
   opts.max_sessions = std::max<size_t>(cfg.sockets.size() * 2 + 16, 64);
+  opts.max_handshakes = static_cast<size_t>(cfg.lan.max_handshakes);
+  opts.max_handshakes_per_address = static_cast<size_t>(cfg.lan.max_handshakes_per_address);
+  opts.new_per_address_per_s = cfg.lan.new_connections_per_address_per_s;
   return std::make_unique<ServerPort>(io, std::move(opts));
 }
 

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <stdexcept>
 #include <system_error>
@@ -177,20 +178,126 @@ struct Core : std::enable_shared_from_this<Core> {
       });
       return;
     }
-    boost::system::error_code ignored;
-    if (sessions.size() >= options.max_sessions) {
-      auto ep = sock.remote_endpoint(ignored);
-      PB_LOG(Warning, "lan") << "refusing connection from " << endpoint_string(ep) << ": session limit "
-                             << options.max_sessions << " reached";
-      sock.close(ignored);
-    } else {
-      sock.set_option(tcp::no_delay(true), ignored);  // small frames, latency matters
-      uint64_t id = next_id++;
-      auto s = std::make_shared<Session>(Session::Token{}, shared_from_this(), std::move(sock), id);
-      sessions.emplace(id, s);
-      s->start();
-    }
+    admit(std::move(sock));
     accept();
+  }
+
+  // The per-address state of the admission limits (ServerOptions).
+  struct Address {
+    size_t waiting = 0;             // connections waiting for their Hello
+    std::deque<uint64_t> sessions;  // their ids, oldest first
+    double tokens = 0;              // new connections it may open now
+    std::chrono::steady_clock::time_point refilled{};
+  };
+  static constexpr size_t kMaxAddresses = 4096;
+
+  void admit(tcp::socket sock) {
+    boost::system::error_code ignored;
+    const auto ep = sock.remote_endpoint(ignored);
+    if (ignored) return;  // gone already
+    const std::string ip = ep.address().to_string();
+    const auto now = std::chrono::steady_clock::now();
+    const std::string why = refusal(ip, now);
+    if (!why.empty()) {
+      ++refused_total;
+      uint64_t missed = 0;
+      if (refusals.allow(ip, now, &missed))
+        PB_LOG(Warning, "lan") << "refusing connections from " << ip << ": " << why
+                               << (missed ? " (" + std::to_string(missed) + " more since the last such line)"
+                                          : "")
+                               << "; said at most once a minute per address";
+      sock.close(ignored);
+      return;
+    }
+    sock.set_option(tcp::no_delay(true), ignored);  // small frames, latency matters
+    const uint64_t id = next_id++;
+    auto s = std::make_shared<Session>(Session::Token{}, shared_from_this(), std::move(sock), id);
+    s->address_ = ip;
+    s->waiting_ = true;
+    Address& a = addresses[ip];
+    ++a.waiting;
+    a.sessions.push_back(id);
+    ++waiting_total;
+    sessions.emplace(id, s);
+    s->start();
+  }
+
+  // Why a new connection from ip is refused ("": admitted; its token is taken, and a place may have
+  // been made for it).
+  std::string refusal(const std::string& ip, std::chrono::steady_clock::time_point now) {
+    if (sessions.size() - waiting_total >= options.max_sessions)
+      return "session limit " + std::to_string(options.max_sessions) + " reached";
+    auto it = addresses.find(ip);
+    if (it == addresses.end()) {
+      if (addresses.size() >= kMaxAddresses) forget_idle_addresses(now);
+      if (addresses.size() >= kMaxAddresses) return "too many addresses connecting at once";
+      it = addresses.emplace(ip, Address{}).first;
+      it->second.tokens = burst();
+      it->second.refilled = now;
+    }
+    Address& a = it->second;
+    if (options.new_per_address_per_s > 0) {
+      const double elapsed = std::chrono::duration<double>(now - a.refilled).count();
+      a.tokens = std::min(burst(), a.tokens + elapsed * options.new_per_address_per_s);
+      a.refilled = now;
+      if (a.tokens < 1)
+        return "more than " + std::to_string(static_cast<int>(options.new_per_address_per_s)) +
+               " new connections a second from this address";
+    }
+    if (options.max_handshakes_per_address > 0 && a.waiting >= options.max_handshakes_per_address)
+      return std::to_string(a.waiting) +
+             " connections from this address are waiting for their handshake already";
+    if (waiting_total >= options.max_handshakes && !make_room_for(a))
+      return std::to_string(waiting_total) + " connections are waiting for their handshake already";
+    a.tokens -= 1;
+    return {};
+  }
+
+  double burst() const { return std::max(2 * options.new_per_address_per_s, 1.0); }
+
+  // The table is full: the oldest waiting connection of the address holding the most places goes,
+  // if that address holds more than the newcomer's.
+  bool make_room_for(const Address& newcomer) {
+    Address* heaviest = nullptr;
+    std::string heaviest_ip;
+    for (auto& [ip, a] : addresses)
+      if (!a.sessions.empty() && (heaviest == nullptr || a.waiting > heaviest->waiting)) {
+        heaviest = &a;
+        heaviest_ip = ip;
+      }
+    if (heaviest == nullptr || heaviest->waiting <= newcomer.waiting) return false;
+    const auto it = sessions.find(heaviest->sessions.front());
+    if (it == sessions.end()) return false;
+    ++evicted_total;
+    uint64_t missed = 0;
+    if (refusals.allow(heaviest_ip + " evicted", std::chrono::steady_clock::now(), &missed))
+      PB_LOG(Warning, "lan") << "closing the oldest of the " << heaviest->waiting << " connections from "
+                             << heaviest_ip << " waiting for their handshake, to let another address in"
+                             << (missed ? " (" + std::to_string(missed) + " more since the last such line)"
+                                        : "")
+                             << "; said at most once a minute per address";
+    it->second->close_now("made room for another address");  // calls left_waiting
+    return true;
+  }
+
+  // A connection is no longer waiting for its Hello: it said it, or it is closing.
+  void left_waiting(Session& s) {
+    if (!s.waiting_) return;
+    s.waiting_ = false;
+    --waiting_total;
+    const auto it = addresses.find(s.address_);
+    if (it == addresses.end()) return;
+    --it->second.waiting;
+    std::erase(it->second.sessions, s.id_);
+  }
+
+  // Addresses with nothing waiting and a full allowance are the same as unknown ones.
+  void forget_idle_addresses(std::chrono::steady_clock::time_point now) {
+    std::erase_if(addresses, [&](const auto& kv) {
+      const Address& a = kv.second;
+      const double elapsed = std::chrono::duration<double>(now - a.refilled).count();
+      return a.waiting == 0 && a.tokens + elapsed * options.new_per_address_per_s >= burst();
+    });
   }
 
   static unsigned int psk_for(Core& core, Session& s, const char* identity, unsigned char* psk,
@@ -238,6 +345,12 @@ struct Core : std::enable_shared_from_this<Core> {
   PskLookup lookup;
   // Identities not in the roster: logged once a minute each.
   KeyThrottle unknown_identities{std::chrono::minutes(1), 1024};
+  // Connections refused or failing before their Hello: logged once a minute per address.
+  KeyThrottle refusals{std::chrono::minutes(1), 1024};
+  KeyThrottle failures{std::chrono::minutes(1), 1024};
+  std::unordered_map<std::string, Address> addresses;  // peers with connections waiting or recent
+  size_t waiting_total = 0;
+  uint64_t refused_total = 0, evicted_total = 0;
   ServerHandlers handlers;
   ssl::context ssl_ctx;
   tcp::acceptor acceptor;
@@ -430,6 +543,11 @@ void Session::handle_hello(const proto::Hello& h) {
     fail("Hello cid '" + printable(cid) + "' does not match the PSK identity");
     return;
   }
+  core_->left_waiting(*this);
+  if (core_->sessions.size() - core_->waiting_total > core_->options.max_sessions) {
+    fail("session limit " + std::to_string(core_->options.max_sessions) + " reached");
+    return;
+  }
   cid_ = std::move(cid);
   hello_ = h;
   hello_.fw_version[proto::kFwVersionMax] = '\0';
@@ -521,10 +639,15 @@ void Session::fail(const std::string& why) {
                              << "' is not in the roster: add it under sockets: in the configuration "
                                 "(plugbridge provision does), then run plugbridge reload (repeated "
                                 "attempts with this identity are logged once a minute)";
-  } else if (state_ == State::Handshake) {
-    PB_LOG(Warning, "lan") << "TLS-PSK handshake from " << remote_ << " identity '"
-                           << (psk_identity_.empty() ? std::string("(none)") : printable(psk_identity_))
-                           << "' failed: " << why;
+  } else if (state_ == State::Handshake || state_ == State::AwaitHello) {
+    uint64_t missed = 0;
+    if (core_->failures.allow(address_, std::chrono::steady_clock::now(), &missed))
+      PB_LOG(Warning, "lan")
+          << (state_ == State::Handshake ? "TLS-PSK handshake" : "session before Hello") << " from "
+          << remote_ << " identity '"
+          << (psk_identity_.empty() ? std::string("(none)") : printable(psk_identity_)) << "' failed: " << why
+          << (missed ? " (" + std::to_string(missed) + " more failures from this address since)" : "")
+          << "; said at most once a minute per address";
   } else {
     PB_LOG(Warning, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
                            << "' from " << remote_ << " closed: " << why;
@@ -549,6 +672,7 @@ void Session::begin_close(std::string reason, bool graceful) {
   state_ = State::Closing;
   timer_.cancel();
   pending_.clear();
+  core_->left_waiting(*this);
   core_->sessions.erase(id_);  // `self` below keeps us alive
   auto self = shared_from_this();
   if (hello_seen_ && core_->alive) {
@@ -653,6 +777,18 @@ void Server::stop() {
 
 size_t Server::session_count() const {
   return core_->sessions.size();
+}
+
+size_t Server::handshake_count() const {
+  return core_->waiting_total;
+}
+
+uint64_t Server::refused() const {
+  return core_->refused_total;
+}
+
+uint64_t Server::evicted() const {
+  return core_->evicted_total;
 }
 
 }  // namespace pb::lan

@@ -59,9 +59,14 @@ struct Uplink {
 
 struct Lan {
   std::string listen_address = "0.0.0.0";
-  uint16_t port = 6690;  // 0 = any free port (tests); the bound port is logged
-  int keepalive_s = 15;  // socket keepalive; a session silent for 3x this is dropped
-  int handshake_timeout_s = 10;
+  uint16_t port = 6690;         // 0 = any free port (tests); the bound port is logged
+  int keepalive_s = 15;         // socket keepalive; a session silent for 3x this is dropped
+  int handshake_timeout_s = 5;  // TCP accept to Hello
+  // Admission (lan::ServerOptions): connections waiting for their Hello, in all and per address
+  // (0: no limit), and new connections a second per address (0: no limit).
+  int max_handshakes = 256;
+  int max_handshakes_per_address = 8;
+  int new_connections_per_address_per_s = 20;
   bool operator==(const Lan&) const = default;
 };
 

@@ -95,6 +95,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::string cid_;
   pbfw::proto::Hello hello_{};
+  std::string address_;   // the peer's IP address: the key of the per-address limits
+  bool waiting_ = false;  // counted among the connections waiting for their Hello
 
   std::vector<uint8_t> rbuf_;    // received, not yet decoded
   std::vector<uint8_t> rchunk_;  // target of the next read
@@ -107,12 +109,23 @@ class Session : public std::enable_shared_from_this<Session> {
   bool shutting_down_ = false;
 };
 
+// Admission: a connection waits for its TLS handshake and Hello (at most handshake_timeout) in a
+// table of max_handshakes places, at most max_handshakes_per_address of them per peer address, and
+// an address may open new_per_address_per_s connections a second (bursts of twice that). What does
+// not fit is closed at once. When the table is full, a newcomer from an address that holds fewer
+// places than the address holding the most takes the oldest place of that one: many idle
+// connections from one host, or from a few, cannot keep another host's socket out. Sessions past
+// their Hello do not count here; there are at most max_sessions of them. Refusals and failures
+// before Hello are logged at most once a minute per address, with the count of those not logged.
 struct ServerOptions {
   std::string address = "0.0.0.0";
   uint16_t port = 0;
-  std::chrono::seconds handshake_timeout{10};        // TCP accept → valid Hello
+  std::chrono::seconds handshake_timeout{5};         // TCP accept → valid Hello
   std::chrono::seconds idle_timeout{45};             // no frame received for this long → close
-  size_t max_sessions = 5000;                        // connections beyond this are refused at accept
+  size_t max_sessions = 5000;                        // sessions past their Hello
+  size_t max_handshakes = 256;                       // connections waiting for their Hello, all addresses
+  size_t max_handshakes_per_address = 8;             // 0: no limit
+  double new_per_address_per_s = 20;                 // 0: no limit
   size_t max_write_queue_bytes = 256 * 1024;         // a peer that doesn't read is dropped
   std::chrono::milliseconds shutdown_timeout{2000};  // TLS close_notify exchange
 };
@@ -137,6 +150,12 @@ class Server {
   void stop();  // stop accepting, close all sessions
   // Connections being served (handshaking or open); closing ones are not counted.
   size_t session_count() const;
+  // Of those, the ones waiting for their Hello.
+  size_t handshake_count() const;
+  // Connections closed at accept by the limits above, and waiting ones that made room for another
+  // address's, since start.
+  uint64_t refused() const;
+  uint64_t evicted() const;
 
  private:
   std::shared_ptr<detail::Core> core_;

@@ -156,6 +156,12 @@ TEST(Config, OutOfRange) {
   EXPECT_PREFIX(error_of(kHead + "heartbeat_s: 61\n"), "t.yaml:5: heartbeat_s: 61 out of range 1..60");
   EXPECT_PREFIX(error_of(kHead + "  keepalive_s: 4\n"),
                 "t.yaml:5: uplink.keepalive_s: 4 out of range 5..3600");
+  EXPECT_PREFIX(error_of(kHead + "lan: {max_handshakes: 0}\n"),
+                "t.yaml:5: lan.max_handshakes: 0 out of range 1..100000");
+  EXPECT_PREFIX(error_of(kHead + "lan: {max_handshakes_per_address: -1}\n"),
+                "t.yaml:5: lan.max_handshakes_per_address: -1 out of range 0..100000");
+  EXPECT_PREFIX(error_of(kHead + "lan: {new_connections_per_address_per_s: 100001}\n"),
+                "t.yaml:5: lan.new_connections_per_address_per_s: 100001 out of range 0..100000");
   EXPECT_PREFIX(error_of(kHead + "lan: {keepalive_s: 3601}\n"),
                 "t.yaml:5: lan.keepalive_s: 3601 out of range");
   EXPECT_PREFIX(error_of(kHead + "heartbeat_s: 99999999999999999999999\n"), "t.yaml:5: heartbeat_s: ");

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
@@ -86,8 +87,13 @@ class TestClient {
   TestClient(asio::io_context& io, const std::string& identity, const std::vector<uint8_t>& key)
       : ctx_(pb::lan::make_psk_client_context(identity, key)), stream_(io, ctx_) {}
 
-  void connect(uint16_t port, bool tls = true) {
+  // source: a loopback address of 127.0.0.0/8 to connect from (another "host").
+  void connect(uint16_t port, bool tls = true, const std::string& source = "") {
     tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
+    if (!source.empty()) {
+      stream_.lowest_layer().open(tcp::v4());
+      stream_.lowest_layer().bind(tcp::endpoint(asio::ip::make_address(source), 0));
+    }
     stream_.lowest_layer().async_connect(ep, [this, tls](const boost::system::error_code& ec) {
       if (ec || !tls) {
         connected = !ec;
@@ -205,11 +211,30 @@ class LanServerTest : public ::testing::Test {
     ASSERT_NE(server->port(), 0);
   }
 
-  TestClient& add_client(const std::string& identity, std::vector<uint8_t> key = {}) {
+  TestClient& add_client(const std::string& identity, std::vector<uint8_t> key = {},
+                         const std::string& source = "") {
     if (key.empty()) key = key_for(identity);
     clients.push_back(std::make_unique<TestClient>(io, identity, key));
-    clients.back()->connect(server->port());
+    clients.back()->connect(server->port(), true, source);
     return *clients.back();
+  }
+
+  // n TCP connections from source that never start their TLS handshake; waits until the server
+  // has taken each (admitted, refused, or admitted in the place of an older one).
+  void idle_connections(size_t n, const std::string& source) {
+    auto taken = [this] { return server->handshake_count() + server->refused() + server->evicted(); };
+    const uint64_t before = taken();
+    std::vector<TestClient*> added;
+    for (size_t i = 0; i < n; ++i) {
+      clients.push_back(std::make_unique<TestClient>(io, "idle", key_for("sock-idle")));
+      added.push_back(clients.back().get());
+      added.back()->connect(server->port(), /*tls=*/false, source);
+    }
+    ASSERT_TRUE(run_until([&] {
+      return std::all_of(added.begin(), added.end(), [](const TestClient* c) { return c->handshake_done; });
+    }));
+    for (TestClient* c : added) c->read_plain();
+    ASSERT_TRUE(run_until([&] { return taken() >= before + n; })) << taken() << " of " << before + n;
   }
 
   // Connects, handshakes and says Hello; waits for on_hello.
@@ -336,6 +361,24 @@ TEST_F(LanServerTest, WrongKeyFailsHandshake) {
   auto& good = connect_hello("sock-wk");
   EXPECT_TRUE(good.ok());
   EXPECT_EQ(hellos.size(), 1u);
+}
+
+TEST_F(LanServerTest, ConnectionsWithoutTheKeyLeaveTheSocketsSessionAlone) {
+  start_server();
+  auto& real = connect_hello("sock-up");
+  // Another host knocks with the socket's identity, without its key, again and again.
+  for (int i = 0; i < 5; ++i) {
+    auto& bad = add_client("sock-up", key_for("sock-other"), "127.0.0." + std::to_string(10 + i));
+    ASSERT_TRUE(run_until([&] { return bad.handshake_done; }));
+    EXPECT_TRUE(bad.handshake_ec);
+  }
+  ASSERT_TRUE(run_until([&] { return server->session_count() == 1; }));
+  EXPECT_EQ(hellos.size(), 1U);
+  EXPECT_TRUE(hellos[0]->open());
+  EXPECT_TRUE(closed.empty());
+  real.send(make_keepalive(7));
+  ASSERT_TRUE(run_until([&] { return !messages.empty(); }));
+  EXPECT_EQ(messages[0].first, hellos[0]->id());
 }
 
 TEST_F(LanServerTest, HelloCidMismatchIsClosed) {
@@ -503,8 +546,89 @@ TEST_F(LanServerTest, ConnectionsBeyondMaxSessionsAreRefused) {
   EXPECT_EQ(server->session_count(), 2u);
 }
 
+TEST_F(LanServerTest, IdleConnectionsFromOneAddressCannotKeepASocketOut) {
+  ServerOptions o;
+  o.handshake_timeout = 30s;  // longer than the test: only the limits can let the socket in
+  o.max_handshakes = 16;
+  o.max_handshakes_per_address = 4;
+  o.new_per_address_per_s = 1000;
+  start_server(o);
+  testing::internal::CaptureStderr();
+  idle_connections(200, "127.0.0.2");
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(server->handshake_count(), 4U);
+  EXPECT_EQ(server->refused(), 196U);
+  // One line for the 196 refusals (the next, a minute on, would count those not logged).
+  size_t lines = 0;
+  for (size_t at = log.find('\n'); at != std::string::npos; at = log.find('\n', at + 1)) ++lines;
+  EXPECT_EQ(lines, 1U) << log;
+  EXPECT_NE(log.find("refusing connections from 127.0.0.2"), std::string::npos) << log;
+  connect_hello("sock-real");
+  EXPECT_EQ(hellos.size(), 1U);
+  EXPECT_EQ(server->handshake_count(), 4U);
+}
+
+TEST_F(LanServerTest, AFullHandshakeTableMakesRoomForAnAddressHoldingLess) {
+  ServerOptions o;
+  o.handshake_timeout = 30s;
+  o.max_handshakes = 12;
+  o.max_handshakes_per_address = 0;  // no per-address limit: many hosts behind one address
+  o.new_per_address_per_s = 0;
+  start_server(o);
+  idle_connections(8, "127.0.0.2");
+  idle_connections(4, "127.0.0.3");
+  ASSERT_EQ(server->handshake_count(), 12U);
+  // A third host gets in: the oldest place of the address holding the most is taken.
+  connect_hello("sock-real");
+  EXPECT_EQ(hellos.size(), 1U);
+  EXPECT_EQ(server->evicted(), 1U);
+  EXPECT_EQ(server->handshake_count(), 11U);
+  // The place the socket left after its Hello, then one taken from 127.0.0.2 (7 against 5); with
+  // six each, the newcomer's address holds as many as the heaviest: refused.
+  idle_connections(1, "127.0.0.3");
+  EXPECT_EQ(server->evicted(), 1U);
+  idle_connections(1, "127.0.0.3");
+  EXPECT_EQ(server->evicted(), 2U);
+  EXPECT_EQ(server->refused(), 0U);
+  idle_connections(1, "127.0.0.3");
+  EXPECT_EQ(server->refused(), 1U);
+  EXPECT_EQ(server->handshake_count(), 12U);
+}
+
+TEST_F(LanServerTest, NewConnectionsPerAddressAreRateLimited) {
+  ServerOptions o;
+  o.handshake_timeout = 30s;
+  o.max_handshakes_per_address = 0;
+  o.new_per_address_per_s = 5;  // bursts of 10
+  start_server(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  idle_connections(40, "127.0.0.4");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double allowed = 10 + 5 * seconds;
+  EXPECT_GE(server->handshake_count(), 10U);
+  EXPECT_LE(static_cast<double>(server->handshake_count()), allowed + 1);
+  EXPECT_EQ(server->handshake_count() + server->refused(), 40U);
+  // Another address has its own allowance.
+  connect_hello("sock-other");
+}
+
+TEST_F(LanServerTest, SessionsPastHelloDoNotCountAgainstTheHandshakeTable) {
+  ServerOptions o;
+  o.max_handshakes = 2;
+  o.max_handshakes_per_address = 0;
+  o.new_per_address_per_s = 0;
+  start_server(o);
+  for (int i = 0; i < 6; ++i) connect_hello("sock-" + std::to_string(i));
+  EXPECT_EQ(hellos.size(), 6U);
+  EXPECT_EQ(server->handshake_count(), 0U);
+  EXPECT_EQ(server->refused(), 0U);
+}
+
 TEST_F(LanServerTest, TwoHundredConcurrentSessions) {
-  start_server();
+  ServerOptions o;  // all from one address, at once
+  o.max_handshakes_per_address = 0;
+  o.new_per_address_per_s = 0;
+  start_server(o);
   constexpr int kN = 200;
   std::vector<TestClient*> cs;
   for (int i = 0; i < kN; ++i) {
@@ -602,6 +726,20 @@ TEST(KeyThrottle, OncePerKeyPerPeriod) {
   EXPECT_TRUE(t.allow("b", t0 + 59s));  // another identity is its own line
   EXPECT_TRUE(t.allow("a", t0 + 60s));  // a minute later: again
   EXPECT_EQ(t.suppressed(), 2u);
+}
+
+TEST(KeyThrottle, CountsWhatItSuppressedPerKey) {
+  pb::lan::KeyThrottle t(std::chrono::minutes(1), 16);
+  const auto t0 = pb::lan::KeyThrottle::Clock::now();
+  uint64_t missed = 99;
+  EXPECT_TRUE(t.allow("10.0.0.7", t0, &missed));
+  EXPECT_EQ(missed, 0U);
+  for (int i = 0; i < 41; ++i) EXPECT_FALSE(t.allow("10.0.0.7", t0 + std::chrono::seconds(1), &missed));
+  EXPECT_TRUE(t.allow("10.0.0.7", t0 + std::chrono::minutes(2), &missed));
+  EXPECT_EQ(missed, 41U) << "the next line says how many were not logged";
+  EXPECT_EQ(t.suppressed(), 41U);
+  EXPECT_TRUE(t.allow("10.0.0.7", t0 + std::chrono::minutes(4), &missed));
+  EXPECT_EQ(missed, 0U);
 }
 
 TEST(KeyThrottle, BoundedWhenFloodedWithIdentities) {
