@@ -197,15 +197,16 @@ struct Core : std::enable_shared_from_this<Core> {
     if (ignored) return;  // gone already
     const std::string ip = ep.address().to_string();
     const auto now = std::chrono::steady_clock::now();
-    const std::string why = refusal(ip, now);
-    if (!why.empty()) {
+    const auto [kind, why] = refusal(ip, now);
+    if (kind != nullptr) {
       ++refused_total;
       uint64_t missed = 0;
-      if (refusals.allow(ip, now, &missed))
-        PB_LOG(Warning, "lan") << "refusing connections from " << ip << ": " << why
-                               << (missed ? " (" + std::to_string(missed) + " more since the last such line)"
+      if (refusals.allow(kind, now, &missed))
+        PB_LOG(Warning, "lan") << "refusing a connection from " << ip << ": " << why
+                               << (missed ? " (and " + std::to_string(missed) +
+                                                " more for this reason since the last such line)"
                                           : "")
-                               << "; said at most once a minute per address";
+                               << "; said at most once a minute per reason";
       sock.close(ignored);
       return;
     }
@@ -222,15 +223,16 @@ struct Core : std::enable_shared_from_this<Core> {
     s->start();
   }
 
-  // Why a new connection from ip is refused ("": admitted; its token is taken, and a place may have
-  // been made for it).
-  std::string refusal(const std::string& ip, std::chrono::steady_clock::time_point now) {
+  // Why a new connection from ip is refused: a kind (the key of the log throttle) and the words,
+  // or a null kind when it is admitted (its token is taken, and a place may have been made for it).
+  std::pair<const char*, std::string> refusal(const std::string& ip,
+                                              std::chrono::steady_clock::time_point now) {
     if (sessions.size() - waiting_total >= options.max_sessions)
-      return "session limit " + std::to_string(options.max_sessions) + " reached";
+      return {"sessions", "session limit " + std::to_string(options.max_sessions) + " reached"};
     auto it = addresses.find(ip);
     if (it == addresses.end()) {
       if (addresses.size() >= kMaxAddresses) forget_idle_addresses(now);
-      if (addresses.size() >= kMaxAddresses) return "too many addresses connecting at once";
+      if (addresses.size() >= kMaxAddresses) return {"addresses", "too many addresses connecting at once"};
       it = addresses.emplace(ip, Address{}).first;
       it->second.tokens = burst();
       it->second.refilled = now;
@@ -241,16 +243,19 @@ struct Core : std::enable_shared_from_this<Core> {
       a.tokens = std::min(burst(), a.tokens + elapsed * options.new_per_address_per_s);
       a.refilled = now;
       if (a.tokens < 1)
-        return "more than " + std::to_string(static_cast<int>(options.new_per_address_per_s)) +
-               " new connections a second from this address";
+        return {"rate", "more than " + std::to_string(static_cast<int>(options.new_per_address_per_s)) +
+                            " new connections a second from this address"};
     }
     if (options.max_handshakes_per_address > 0 && a.waiting >= options.max_handshakes_per_address)
-      return std::to_string(a.waiting) +
-             " connections from this address are waiting for their handshake already";
+      return {"per address", std::to_string(a.waiting) +
+                                 " connections from this address are waiting for their handshake already"};
     if (waiting_total >= options.max_handshakes && !make_room_for(a))
-      return std::to_string(waiting_total) + " connections are waiting for their handshake already";
+      return {"table",
+              std::to_string(waiting_total) +
+                  " connections are waiting for their handshake already, no more than this address's "
+                  "from any other"};
     a.tokens -= 1;
-    return {};
+    return {nullptr, {}};
   }
 
   double burst() const { return std::max(2 * options.new_per_address_per_s, 1.0); }
@@ -270,12 +275,13 @@ struct Core : std::enable_shared_from_this<Core> {
     if (it == sessions.end()) return false;
     ++evicted_total;
     uint64_t missed = 0;
-    if (refusals.allow(heaviest_ip + " evicted", std::chrono::steady_clock::now(), &missed))
+    if (refusals.allow("evicted", std::chrono::steady_clock::now(), &missed))
       PB_LOG(Warning, "lan") << "closing the oldest of the " << heaviest->waiting << " connections from "
                              << heaviest_ip << " waiting for their handshake, to let another address in"
-                             << (missed ? " (" + std::to_string(missed) + " more since the last such line)"
-                                        : "")
-                             << "; said at most once a minute per address";
+                             << (missed
+                                     ? " (and " + std::to_string(missed) + " more since the last such line)"
+                                     : "")
+                             << "; said at most once a minute";
     it->second->close_now("made room for another address");  // calls left_waiting
     return true;
   }
@@ -345,7 +351,8 @@ struct Core : std::enable_shared_from_this<Core> {
   PskLookup lookup;
   // Identities not in the roster: logged once a minute each.
   KeyThrottle unknown_identities{std::chrono::minutes(1), 1024};
-  // Connections refused or failing before their Hello: logged once a minute per address.
+  // Connections refused or failing before their Hello: logged once a minute per reason, with the
+  // count of those not logged (whatever the number of addresses an attacker uses).
   KeyThrottle refusals{std::chrono::minutes(1), 1024};
   KeyThrottle failures{std::chrono::minutes(1), 1024};
   std::unordered_map<std::string, Address> addresses;  // peers with connections waiting or recent
@@ -641,13 +648,15 @@ void Session::fail(const std::string& why) {
                                 "attempts with this identity are logged once a minute)";
   } else if (state_ == State::Handshake || state_ == State::AwaitHello) {
     uint64_t missed = 0;
-    if (core_->failures.allow(address_, std::chrono::steady_clock::now(), &missed))
-      PB_LOG(Warning, "lan")
-          << (state_ == State::Handshake ? "TLS-PSK handshake" : "session before Hello") << " from "
-          << remote_ << " identity '"
-          << (psk_identity_.empty() ? std::string("(none)") : printable(psk_identity_)) << "' failed: " << why
-          << (missed ? " (" + std::to_string(missed) + " more failures from this address since)" : "")
-          << "; said at most once a minute per address";
+    if (core_->failures.allow(why, std::chrono::steady_clock::now(), &missed))
+      PB_LOG(Warning, "lan") << (state_ == State::Handshake ? "TLS-PSK handshake" : "session before Hello")
+                             << " from " << remote_ << " identity '"
+                             << (psk_identity_.empty() ? std::string("(none)") : printable(psk_identity_))
+                             << "' failed: " << why
+                             << (missed ? " (and " + std::to_string(missed) +
+                                              " more for this reason since the last such line)"
+                                        : "")
+                             << "; said at most once a minute per reason";
   } else {
     PB_LOG(Warning, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
                            << "' from " << remote_ << " closed: " << why;

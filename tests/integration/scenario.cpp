@@ -54,9 +54,10 @@ std::string Scenario::config_text(const std::vector<RosterSocket>& sockets,
     << "  listen_address: 127.0.0.1\n"
     << "  port: " << lan_port_ << "\n"
     << "  keepalive_s: 5\n"
-    // Every simulated socket connects from 127.0.0.1: no per-address limits.
-    << "  max_handshakes_per_address: 0\n"
-    << "  new_connections_per_address_per_s: 0\n"
+    << "  handshake_timeout_s: " << opts_.handshake_timeout_s
+    << "\n"
+    // Every simulated socket connects from 127.0.0.1: no per-address limits unless asked.
+    << (opts_.lan_limits ? "" : "  max_handshakes_per_address: 0\n  new_connections_per_address_per_s: 0\n")
     << "database: " << db_path().string() << "\n"
     << "control_socket: " << control_socket().string() << "\n"
     << "heartbeat_s: " << opts_.heartbeat_s << "\n"

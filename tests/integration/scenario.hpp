@@ -37,6 +37,10 @@ struct ScenarioOptions {
   // history.commit_interval_ms, unless extra_yaml has a history or retention section: short, so
   // tests see samples soon (the daemon's default is a minute).
   int commit_interval_ms = 300;
+  // The daemon's per-address LAN limits as configured by default; off otherwise, as every simulated
+  // socket connects from 127.0.0.1.
+  bool lan_limits = false;
+  int handshake_timeout_s = 5;
 };
 
 class Scenario {

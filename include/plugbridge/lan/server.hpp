@@ -116,7 +116,7 @@ class Session : public std::enable_shared_from_this<Session> {
 // places than the address holding the most takes the oldest place of that one: many idle
 // connections from one host, or from a few, cannot keep another host's socket out. Sessions past
 // their Hello do not count here; there are at most max_sessions of them. Refusals and failures
-// before Hello are logged at most once a minute per address, with the count of those not logged.
+// before Hello are logged at most once a minute per reason, with the count of those not logged.
 struct ServerOptions {
   std::string address = "0.0.0.0";
   uint16_t port = 0;
