@@ -18,8 +18,10 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -64,6 +66,9 @@ struct Options {
   double prefill_days = 0;
   uint32_t commit_interval_ms = 60'000;  // plugbridged's history.commit_interval_ms
   uint32_t raw_resolution_s = 60;        // plugbridged's history.raw_resolution_s
+  // After the window: plugbridged restarted, every socket reconnecting at once; the time until all
+  // are back is the figure.
+  bool handshake_storm = false;
 };
 
 void progress(const std::string& msg) {
@@ -593,11 +598,43 @@ int run(const Options& o) {
   for (size_t i = sim_lines_before; i < lines.size(); ++i)
     disconnects += lines[i].find(R"("ev":"disconnected")") != std::string::npos ? 1 : 0;
 
+  // The storm: plugbridged stops (SIGTERM, as a package upgrade restarts it) while every socket is
+  // up, and starts again; each socket reconnects with its backoff.
+  std::optional<int> daemon_rc;
+  double storm_s = -1;
+  std::unique_ptr<test::Process> restarted;
+  if (o.handshake_storm) {
+    progress("handshake storm: restarting plugbridged under " + std::to_string(o.sockets) + " sockets");
+    daemon.signal(SIGTERM);
+    daemon_rc = daemon.wait_exit(30s);
+    for (;;) {  // every session noticed the restart
+      if (stats.get().value("sessions_up", o.sockets) == 0) break;
+      std::this_thread::sleep_for(100ms);  // polling cadence
+    }
+    restarted = std::make_unique<test::Process>(
+        std::vector<std::string>{test::binary("plugbridged").string(), "--config", config_path.string()});
+    if (!restarted->wait_for_stderr(std::regex("listening for sockets"), 60s))
+      throw std::runtime_error("plugbridged did not restart:\n" + restarted->describe());
+    const auto storm_start = Clock::now();
+    for (;;) {
+      if (stats.get().value("sessions_up", 0u) >= o.sockets) break;
+      if (Clock::now() - storm_start > std::chrono::duration<double>(o.session_timeout_s))
+        throw std::runtime_error(
+            "after the restart only " + std::to_string(stats.get().value("sessions_up", 0u)) + " of " +
+            std::to_string(o.sockets) + " sessions came back:\n" + restarted->describe());
+      std::this_thread::sleep_for(100ms);  // polling cadence, not synchronisation
+    }
+    storm_s = std::chrono::duration<double>(Clock::now() - storm_start).count();
+    progress("all " + std::to_string(o.sockets) + " sessions back " + fmt("%.1f", storm_s) +
+             " s after plugbridged listened again");
+  }
+
   progress("stopping");
   sim.signal(SIGTERM);
   sim.wait_exit(10s);
-  daemon.signal(SIGTERM);
-  const auto daemon_rc = daemon.wait_exit(30s);
+  test::Process& last = restarted ? *restarted : daemon;
+  last.signal(SIGTERM);
+  if (const auto rc = last.wait_exit(30s); !daemon_rc || *daemon_rc == 0) daemon_rc = rc;
   // One roll-up of a period's samples, unless the window had one: its bytes shared out over the
   // period's readings.
   const int64_t roll_period_ms = energy::roll_up_period_ms(int64_t{o.raw_resolution_s} * 1000);
@@ -665,6 +702,9 @@ int run(const Options& o) {
       {"  = MB per socket per 30 days", fmt("%.1f", growth_mb_per_socket_month), "<= 2",
        growth_mb_per_socket_month <= 2.0},
   };
+  if (o.handshake_storm)
+    rows.push_back(
+        {"handshake storm: all sessions back after a restart (s)", fmt("%.1f", storm_s), "-", true});
 
   std::printf(
       "\nplugbridge load benchmark: %zu sockets, 1 reading / %u ms each, %.1f s window at %.1f commands/s, "
@@ -727,6 +767,7 @@ int run(const Options& o) {
            {"disk_write_mb_per_socket_day", written_mb_per_socket_day},
            {"db_growth_mb_per_socket_30_days", growth_mb_per_socket_month},
            {"plugsim_cpu_pct", sim_cpu_pct},
+           {"handshake_storm_s", storm_s},
            {"loadavg_before", load_before},
            {"loadavg_after", load_after},
            {"pass", all_pass}};
@@ -738,7 +779,7 @@ int run(const Options& o) {
       (all_cmd.sent > 0 && all_cmd.ok == 0) || daemon_rc != 0) {
     std::fprintf(stderr,
                  "[bench] FAILED: no readings, acks or command answers measured, or daemon exit != 0\n%s\n",
-                 daemon.describe().c_str());
+                 (restarted ? *restarted : daemon).describe().c_str());
     return 1;
   }
   return (o.strict && !all_pass) ? 3 : 0;
@@ -777,6 +818,8 @@ int main(int argc, char** argv) {
   app.add_option("--sim-link", o.sim_link,
                  "plugsim --link: direct (asio TLS) or esp-at (default: plugsim's)");
   app.add_flag("--strict", o.strict, "exit 3 if any target is missed");
+  app.add_flag("--handshake-storm", o.handshake_storm,
+               "after the window, restart plugbridged and time until every socket is back");
   app.add_option("--json", o.json_out, "also write the figures to this file as JSON");
   app.add_option("--commit-interval-ms", o.commit_interval_ms,
                  "plugbridged's history.commit_interval_ms (readings gather this long before a commit)")
