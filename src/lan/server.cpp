@@ -210,17 +210,60 @@ struct Core : std::enable_shared_from_this<Core> {
       sock.close(ignored);
       return;
     }
+    ++addresses[ip].waiting;
+    if (waiting_total >= options.max_handshakes) {
+      // The table is full of waiting connections no heavier than this address's: in line.
+      queue.push_back({std::move(sock), ip, now});
+      return;
+    }
+    start_session(std::move(sock), ip);
+  }
+
+  // A connection whose place is counted (Address::waiting) starts its handshake.
+  void start_session(tcp::socket sock, const std::string& ip) {
+    boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);  // small frames, latency matters
     const uint64_t id = next_id++;
     auto s = std::make_shared<Session>(Session::Token{}, shared_from_this(), std::move(sock), id);
     s->address_ = ip;
     s->waiting_ = true;
-    Address& a = addresses[ip];
-    ++a.waiting;
-    a.sessions.push_back(id);
+    addresses[ip].sessions.push_back(id);
     ++waiting_total;
     sessions.emplace(id, s);
     s->start();
+  }
+
+  // Connections accepted while the table was full, oldest first; started as places free up. Only
+  // the socket is kept (no TLS state) while one waits here.
+  struct Queued {
+    tcp::socket sock;
+    std::string ip;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::deque<Queued> queue;
+
+  // Closes queued connections older than the handshake timeout (their peer has given up).
+  void drop_expired(std::chrono::steady_clock::time_point now) {
+    while (!queue.empty() && now - queue.front().since >= options.handshake_timeout) {
+      boost::system::error_code ignored;
+      queue.front().sock.close(ignored);
+      forget_place(queue.front().ip);
+      queue.pop_front();
+    }
+  }
+
+  void forget_place(const std::string& ip) {
+    if (const auto it = addresses.find(ip); it != addresses.end() && it->second.waiting > 0)
+      --it->second.waiting;
+  }
+
+  void start_queued() {
+    drop_expired(std::chrono::steady_clock::now());
+    while (!queue.empty() && waiting_total < options.max_handshakes && accepting) {
+      Queued q = std::move(queue.front());
+      queue.pop_front();
+      start_session(std::move(q.sock), q.ip);
+    }
   }
 
   // Why a new connection from ip is refused: a kind (the key of the log throttle) and the words,
@@ -249,11 +292,12 @@ struct Core : std::enable_shared_from_this<Core> {
     if (options.max_handshakes_per_address > 0 && a.waiting >= options.max_handshakes_per_address)
       return {"per address", std::to_string(a.waiting) +
                                  " connections from this address are waiting for their handshake already"};
-    if (waiting_total >= options.max_handshakes && !make_room_for(a))
-      return {"table",
-              std::to_string(waiting_total) +
-                  " connections are waiting for their handshake already, no more than this address's "
-                  "from any other"};
+    if (waiting_total >= options.max_handshakes && !make_room_for(a)) {
+      drop_expired(now);
+      if (queue.size() >= options.max_queued)
+        return {"table", std::to_string(waiting_total) + " connections are waiting for their handshake and " +
+                             std::to_string(queue.size()) + " in line already"};
+    }
     a.tokens -= 1;
     return {nullptr, {}};
   }
@@ -286,16 +330,25 @@ struct Core : std::enable_shared_from_this<Core> {
     return true;
   }
 
-  // A connection is no longer waiting for its Hello: it said it, or it is closing.
+  // A connection is no longer waiting for its Hello: it said it, or it is closing. The place goes to
+  // the oldest queued connection on the next turn (a newcomer that made this place takes it first).
   void left_waiting(Session& s) {
     if (!s.waiting_) return;
     s.waiting_ = false;
     --waiting_total;
-    const auto it = addresses.find(s.address_);
-    if (it == addresses.end()) return;
-    --it->second.waiting;
-    std::erase(it->second.sessions, s.id_);
+    if (const auto it = addresses.find(s.address_); it != addresses.end()) {
+      if (it->second.waiting > 0) --it->second.waiting;
+      std::erase(it->second.sessions, s.id_);
+    }
+    if (!queue.empty() && !start_posted) {
+      start_posted = true;
+      asio::post(io, [self = shared_from_this()] {
+        self->start_posted = false;
+        self->start_queued();
+      });
+    }
   }
+  bool start_posted = false;
 
   // Addresses with nothing waiting and a full allowance are the same as unknown ones.
   void forget_idle_addresses(std::chrono::steady_clock::time_point now) {
@@ -333,6 +386,11 @@ struct Core : std::enable_shared_from_this<Core> {
   }
 
   void close_all(const std::string& reason) {
+    for (Queued& q : queue) {
+      boost::system::error_code ignored;
+      q.sock.close(ignored);
+    }
+    queue.clear();
     if (!sessions.empty()) {
       PB_LOG(Info, "lan") << "closing " << sessions.size() << " sessions: " << reason;
     }
@@ -790,6 +848,10 @@ size_t Server::session_count() const {
 
 size_t Server::handshake_count() const {
   return core_->waiting_total;
+}
+
+size_t Server::queued_count() const {
+  return core_->queue.size();
 }
 
 uint64_t Server::refused() const {

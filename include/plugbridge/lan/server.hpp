@@ -110,13 +110,16 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 // Admission: a connection waits for its TLS handshake and Hello (at most handshake_timeout) in a
-// table of max_handshakes places, at most max_handshakes_per_address of them per peer address, and
-// an address may open new_per_address_per_s connections a second (bursts of twice that). What does
-// not fit is closed at once. When the table is full, a newcomer from an address that holds fewer
-// places than the address holding the most takes the oldest place of that one: many idle
-// connections from one host, or from a few, cannot keep another host's socket out. Sessions past
-// their Hello do not count here; there are at most max_sessions of them. Refusals and failures
-// before Hello are logged at most once a minute per reason, with the count of those not logged.
+// table of max_handshakes places, at most max_handshakes_per_address of them per peer address
+// (queued ones included), and an address may open new_per_address_per_s connections a second
+// (bursts of twice that); what breaks these is closed at once. When the table is full, a newcomer
+// from an address that holds fewer places than the address holding the most takes the oldest place
+// of that one (many idle connections from one host, or from a few, cannot keep another host's
+// socket out); otherwise it waits in line, up to max_queued, and starts in order as places free up
+// (a reconnect storm is served in order instead of refused into the sockets' backoff). Sessions
+// past their Hello do not count here; there are at most max_sessions of them. Refusals and
+// failures before Hello are logged at most once a minute per reason, with the count of those not
+// logged.
 struct ServerOptions {
   std::string address = "0.0.0.0";
   uint16_t port = 0;
@@ -124,6 +127,7 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{45};             // no frame received for this long → close
   size_t max_sessions = 5000;                        // sessions past their Hello
   size_t max_handshakes = 256;                       // connections waiting for their Hello, all addresses
+  size_t max_queued = 4096;                          // accepted while the table is full, in line
   size_t max_handshakes_per_address = 8;             // 0: no limit
   double new_per_address_per_s = 20;                 // 0: no limit
   size_t max_write_queue_bytes = 256 * 1024;         // a peer that doesn't read is dropped
@@ -152,6 +156,8 @@ class Server {
   size_t session_count() const;
   // Of those, the ones waiting for their Hello.
   size_t handshake_count() const;
+  // Accepted connections in line for a place in the handshake table (not counted above).
+  size_t queued_count() const;
   // Connections closed at accept by the limits above, and waiting ones that made room for another
   // address's, since start.
   uint64_t refused() const;

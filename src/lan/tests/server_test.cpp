@@ -114,6 +114,10 @@ class TestClient {
   }
 
   void send(const proto::Message& m) { send_raw(encode(m)); }
+  void close_socket() {
+    boost::system::error_code ignored;
+    stream_.lowest_layer().close(ignored);
+  }
 
   void send_raw(std::vector<uint8_t> bytes) {
     // Frames sent before the handshake completes wait for it.
@@ -217,6 +221,17 @@ class LanServerTest : public ::testing::Test {
     clients.push_back(std::make_unique<TestClient>(io, identity, key));
     clients.back()->connect(server->port(), true, source);
     return *clients.back();
+  }
+
+  // n TCP connections from source that never start their TLS handshake, which the server puts in
+  // line (its handshake table is full); waits until it has.
+  void queued_connections(size_t n, const std::string& source) {
+    const size_t before = server->queued_count();
+    for (size_t i = 0; i < n; ++i) {
+      clients.push_back(std::make_unique<TestClient>(io, "idle", key_for("sock-idle")));
+      clients.back()->connect(server->port(), /*tls=*/false, source);
+    }
+    ASSERT_TRUE(run_until([&] { return server->queued_count() >= before + n; }));
   }
 
   // n TCP connections from source that never start their TLS handshake; waits until the server
@@ -584,15 +599,48 @@ TEST_F(LanServerTest, AFullHandshakeTableMakesRoomForAnAddressHoldingLess) {
   EXPECT_EQ(server->evicted(), 1U);
   EXPECT_EQ(server->handshake_count(), 11U);
   // The place the socket left after its Hello, then one taken from 127.0.0.2 (7 against 5); with
-  // six each, the newcomer's address holds as many as the heaviest: refused.
+  // six each, the newcomer's address holds as many as the heaviest: it waits in line.
   idle_connections(1, "127.0.0.3");
   EXPECT_EQ(server->evicted(), 1U);
   idle_connections(1, "127.0.0.3");
   EXPECT_EQ(server->evicted(), 2U);
+  EXPECT_EQ(server->queued_count(), 0U);
+  queued_connections(1, "127.0.0.3");
+  EXPECT_EQ(server->evicted(), 2U);
   EXPECT_EQ(server->refused(), 0U);
-  idle_connections(1, "127.0.0.3");
-  EXPECT_EQ(server->refused(), 1U);
   EXPECT_EQ(server->handshake_count(), 12U);
+}
+
+TEST_F(LanServerTest, ConnectionsBeyondTheTableWaitInLineAndStartInOrder) {
+  ServerOptions o;
+  o.handshake_timeout = 30s;
+  o.max_handshakes = 2;
+  o.max_queued = 3;
+  o.max_handshakes_per_address = 0;
+  o.new_per_address_per_s = 0;
+  start_server(o);
+  idle_connections(2, "127.0.0.2");
+  ASSERT_EQ(server->handshake_count(), 2U);
+  // Three sockets from the same address: in line, not refused (they would back off).
+  std::vector<TestClient*> line;
+  for (const char* cid : {"sock-a", "sock-b", "sock-c"}) {
+    line.push_back(&add_client(cid, {}, "127.0.0.2"));
+    line.back()->send(make_hello(cid));
+  }
+  ASSERT_TRUE(run_until([&] { return server->queued_count() == 3; }));
+  EXPECT_TRUE(hellos.empty());
+  // Beyond the line: refused.
+  idle_connections(1, "127.0.0.2");
+  EXPECT_EQ(server->refused(), 1U);
+  // The idle ones go: the three start, in the order they came, and say Hello.
+  clients[0]->close_socket();
+  clients[1]->close_socket();
+  ASSERT_TRUE(run_until([&] { return hellos.size() == 3; }));
+  // Sessions are numbered as they start.
+  EXPECT_LT(session_for("sock-a")->id(), session_for("sock-b")->id());
+  EXPECT_LT(session_for("sock-b")->id(), session_for("sock-c")->id());
+  EXPECT_EQ(server->queued_count(), 0U);
+  EXPECT_EQ(server->refused(), 1U);
 }
 
 TEST_F(LanServerTest, NewConnectionsPerAddressAreRateLimited) {
