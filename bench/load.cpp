@@ -63,6 +63,7 @@ struct Options {
   std::string sim_link;  // plugsim --link (empty: plugsim's default)
   std::string json_out;
   std::string daemon_yaml;  // top-level YAML appended to plugbridged's configuration
+  int max_handshakes = 0;   // plugbridged's lan.max_handshakes (0: its default)
   double prefill_days = 0;
   uint32_t commit_interval_ms = 60'000;  // plugbridged's history.commit_interval_ms
   uint32_t raw_resolution_s = 60;        // plugbridged's history.raw_resolution_s
@@ -413,6 +414,7 @@ int run(const Options& o) {
     // Every simulated socket connects from 127.0.0.1: no per-address limits.
     << "  max_handshakes_per_address: 0\n"
     << "  new_connections_per_address_per_s: 0\n"
+    << (o.max_handshakes > 0 ? "  max_handshakes: " + std::to_string(o.max_handshakes) + "\n" : "")
     << "database: " << db_path.string() << "\n"
     << "heartbeat_s: 30\n"
     << "log_level: info\n"
@@ -832,6 +834,7 @@ int main(int argc, char** argv) {
                  "start on a database with this many days of samples, buckets and hours per socket "
                  "(the page layout of a database in use)")
       ->check(CLI::Range(0.0, 400.0));
+  app.add_option("--max-handshakes", o.max_handshakes, "plugbridged's lan.max_handshakes (0: its default)");
   app.add_option("--daemon-yaml", o.daemon_yaml,
                  "top-level YAML for plugbridged's configuration, e.g. 'clock: {max_wait_s: 0}' (not "
                  "history: see --commit-interval-ms)");
