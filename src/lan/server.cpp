@@ -241,10 +241,14 @@ struct Core : std::enable_shared_from_this<Core> {
     std::chrono::steady_clock::time_point since;
   };
   std::deque<Queued> queue;
+  // How long a connection may wait in line. Not the handshake timeout: that starts when its handshake
+  // does (a peer that gave up meanwhile fails at once then); expiring the line by it would send a
+  // reconnect storm's tail into the sockets' backoff.
+  static constexpr std::chrono::seconds kQueueWait{60};
 
-  // Closes queued connections older than the handshake timeout (their peer has given up).
+  // Closes queued connections that waited kQueueWait (their peer has given up long ago).
   void drop_expired(std::chrono::steady_clock::time_point now) {
-    while (!queue.empty() && now - queue.front().since >= options.handshake_timeout) {
+    while (!queue.empty() && now - queue.front().since >= kQueueWait) {
       boost::system::error_code ignored;
       queue.front().sock.close(ignored);
       forget_place(queue.front().ip);

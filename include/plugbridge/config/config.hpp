@@ -64,7 +64,7 @@ struct Lan {
   int handshake_timeout_s = 5;  // TCP accept to Hello
   // Admission (lan::ServerOptions): connections waiting for their Hello, in all and per address
   // (0: no limit), and new connections a second per address (0: no limit).
-  int max_handshakes = 256;
+  int max_handshakes = 1024;
   int max_handshakes_per_address = 8;
   int new_connections_per_address_per_s = 20;
   bool operator==(const Lan&) const = default;

@@ -126,7 +126,7 @@ struct ServerOptions {
   std::chrono::seconds handshake_timeout{5};         // TCP accept → valid Hello
   std::chrono::seconds idle_timeout{45};             // no frame received for this long → close
   size_t max_sessions = 5000;                        // sessions past their Hello
-  size_t max_handshakes = 256;                       // connections waiting for their Hello, all addresses
+  size_t max_handshakes = 1024;                      // connections waiting for their Hello, all addresses
   size_t max_queued = 4096;                          // accepted while the table is full, in line
   size_t max_handshakes_per_address = 8;             // 0: no limit
   double new_per_address_per_s = 20;                 // 0: no limit
