@@ -67,6 +67,11 @@ std::string endpoint_string(const tcp::endpoint& ep) {
   return host + ":" + std::to_string(ep.port());
 }
 
+// What a throttled log line adds about the lines it stands for (KeyThrottle::allow's count).
+std::string not_logged(uint64_t missed) {
+  return missed ? " (and " + std::to_string(missed) + " more for this reason since the last such line)" : "";
+}
+
 void apply_common_tls_settings(SSL_CTX* h) {
   // TLS 1.2 only: the socket firmware's stack speaks nothing else.
   if (SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION) != 1) throw_ssl("cannot set minimum TLS version");
@@ -189,7 +194,9 @@ struct Core : std::enable_shared_from_this<Core> {
     double tokens = 0;              // new connections it may open now
     std::chrono::steady_clock::time_point refilled{};
   };
-  static constexpr size_t kMaxAddresses = 4096;
+  // Addresses remembered at most: every waiting or queued connection from its own address, and as
+  // many again recently rate-limited ones.
+  size_t max_addresses() const { return 2 * (options.max_handshakes + options.max_queued); }
 
   void admit(tcp::socket sock) {
     boost::system::error_code ignored;
@@ -202,10 +209,7 @@ struct Core : std::enable_shared_from_this<Core> {
       ++refused_total;
       uint64_t missed = 0;
       if (refusals.allow(kind, now, &missed))
-        PB_LOG(Warning, "lan") << "refusing a connection from " << ip << ": " << why
-                               << (missed ? " (and " + std::to_string(missed) +
-                                                " more for this reason since the last such line)"
-                                          : "")
+        PB_LOG(Warning, "lan") << "refusing a connection from " << ip << ": " << why << not_logged(missed)
                                << "; said at most once a minute per reason";
       sock.close(ignored);
       return;
@@ -278,8 +282,8 @@ struct Core : std::enable_shared_from_this<Core> {
       return {"sessions", "session limit " + std::to_string(options.max_sessions) + " reached"};
     auto it = addresses.find(ip);
     if (it == addresses.end()) {
-      if (addresses.size() >= kMaxAddresses) forget_idle_addresses(now);
-      if (addresses.size() >= kMaxAddresses) return {"addresses", "too many addresses connecting at once"};
+      if (addresses.size() >= max_addresses()) forget_idle_addresses(now);
+      if (addresses.size() >= max_addresses()) return {"addresses", "too many addresses connecting at once"};
       it = addresses.emplace(ip, Address{}).first;
       it->second.tokens = burst();
       it->second.refilled = now;
@@ -302,7 +306,7 @@ struct Core : std::enable_shared_from_this<Core> {
         return {"table", std::to_string(waiting_total) + " connections are waiting for their handshake and " +
                              std::to_string(queue.size()) + " in line already"};
     }
-    a.tokens -= 1;
+    if (options.new_per_address_per_s > 0) a.tokens -= 1;
     return {nullptr, {}};
   }
 
@@ -326,10 +330,7 @@ struct Core : std::enable_shared_from_this<Core> {
     if (refusals.allow("evicted", std::chrono::steady_clock::now(), &missed))
       PB_LOG(Warning, "lan") << "closing the oldest of the " << heaviest->waiting << " connections from "
                              << heaviest_ip << " waiting for their handshake, to let another address in"
-                             << (missed
-                                     ? " (and " + std::to_string(missed) + " more since the last such line)"
-                                     : "")
-                             << "; said at most once a minute";
+                             << not_logged(missed) << "; said at most once a minute";
     it->second->close_now("made room for another address");  // calls left_waiting
     return true;
   }
@@ -340,10 +341,9 @@ struct Core : std::enable_shared_from_this<Core> {
     if (!s.waiting_) return;
     s.waiting_ = false;
     --waiting_total;
-    if (const auto it = addresses.find(s.address_); it != addresses.end()) {
-      if (it->second.waiting > 0) --it->second.waiting;
+    forget_place(s.address_);
+    if (const auto it = addresses.find(s.address_); it != addresses.end())
       std::erase(it->second.sessions, s.id_);
-    }
     if (!queue.empty() && !start_posted) {
       start_posted = true;
       asio::post(io, [self = shared_from_this()] {
@@ -714,10 +714,7 @@ void Session::fail(const std::string& why) {
       PB_LOG(Warning, "lan") << (state_ == State::Handshake ? "TLS-PSK handshake" : "session before Hello")
                              << " from " << remote_ << " identity '"
                              << (psk_identity_.empty() ? std::string("(none)") : printable(psk_identity_))
-                             << "' failed: " << why
-                             << (missed ? " (and " + std::to_string(missed) +
-                                              " more for this reason since the last such line)"
-                                        : "")
+                             << "' failed: " << why << not_logged(missed)
                              << "; said at most once a minute per reason";
   } else {
     PB_LOG(Warning, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)

@@ -660,6 +660,24 @@ TEST_F(LanServerTest, NewConnectionsPerAddressAreRateLimited) {
   connect_hello("sock-other");
 }
 
+TEST_F(LanServerTest, WithoutARateLimitAddressesAreForgottenOnceNothingWaits) {
+  ServerOptions o;
+  o.max_handshakes = 2;
+  o.max_queued = 2;  // the server remembers at most 8 addresses
+  o.max_handshakes_per_address = 0;
+  o.new_per_address_per_s = 0;
+  start_server(o);
+  // Twenty sockets, each from an address of its own, one after the other.
+  for (int i = 0; i < 20; ++i) {
+    const std::string cid = "sock-" + std::to_string(i);
+    auto& c = add_client(cid, {}, "127.0.2." + std::to_string(i + 1));
+    c.send(make_hello(cid));
+    ASSERT_TRUE(run_until([&] { return hellos.size() == static_cast<size_t>(i + 1) || c.closed; })) << cid;
+    ASSERT_FALSE(c.closed) << cid;
+  }
+  EXPECT_EQ(server->refused(), 0U);
+}
+
 TEST_F(LanServerTest, SessionsPastHelloDoNotCountAgainstTheHandshakeTable) {
   ServerOptions o;
   o.max_handshakes = 2;
