@@ -40,13 +40,20 @@ std::string upsert_sql(const std::string& table, const std::string& key) {
          merge("current_max_ua", "max");
 }
 
+// The value columns of rows of table alias t summed into one (as a GROUP BY's select list): sums
+// added, minima and maxima over the rows (min()/max() skip the NULLs of rows without samples).
+std::string summed_values(const std::string& t) {
+  return "sum(" + t + "energy_mwh), sum(" + t + "samples), sum(" + t + "power_sum_mw), min(" + t +
+         "power_min_mw), max(" + t + "power_max_mw), min(" + t + "voltage_min_mv), max(" + t +
+         "voltage_max_mv), max(" + t + "current_max_ua)";
+}
+
 // The samples of [?1, ?2) summed per socket into rows starting at a multiple of width, as
-// (cid, start_ms, value columns); ?3 = the width.
+// (cid, start_ms, value columns).
 std::string summed_samples_sql(const std::string& width) {
-  return "SELECT k.cid, s.start_ms - (s.start_ms % " + width + " + " + width + ") % " + width +
-         " AS b, sum(s.energy_mwh), sum(s.samples), sum(s.power_sum_mw), min(s.power_min_mw), "
-         "max(s.power_max_mw), min(s.voltage_min_mv), max(s.voltage_max_mv), max(s.current_max_ua) "
-         "FROM samples s JOIN sockets k ON k.id = s.socket WHERE s.start_ms >= ?1 AND s.start_ms < ?2 ";
+  return "SELECT k.cid, s.start_ms - (s.start_ms % " + width + " + " + width + ") % " + width + " AS b, " +
+         summed_values("s.") +
+         " FROM samples s JOIN sockets k ON k.id = s.socket WHERE s.start_ms >= ?1 AND s.start_ms < ?2 ";
 }
 
 constexpr const char* kMark = "(SELECT value FROM history_marks WHERE name = 'rolled_up_ms')";
@@ -145,17 +152,15 @@ std::string detail::sql_for(Slot slot) {
       // around them (a :30/:45 zone's midnight splits an hour). CROSS JOIN keeps the sockets the
       // outer loop, so each range is a seek into a table keyed by cid first (SQLite's planner would
       // otherwise scan the whole table once per day).
-      auto part = [](const char* table, const char* from, const char* to) {
-        return std::string(
-                   "SELECT r.cid, r.energy_mwh, r.samples, r.power_sum_mw, r.power_min_mw, r.power_max_mw, "
-                   "r.voltage_min_mv, r.voltage_max_mv, r.current_max_ua FROM sockets k CROSS JOIN ") +
-               table + " r ON r.cid = k.cid AND r.start_ms >= " + from + " AND r.start_ms < " + to;
+      auto part = [&v](const char* table, const char* from, const char* to) {
+        // The value columns are r's alone (sockets has id and cid).
+        return "SELECT r.cid, " + v + " FROM sockets k CROSS JOIN " + table +
+               " r ON r.cid = k.cid AND r.start_ms >= " + from + " AND r.start_ms < " + to;
       };
-      return "INSERT OR REPLACE INTO energy_days (cid, start_ms, " + v +
-             ") SELECT cid, ?1, sum(energy_mwh), sum(samples), sum(power_sum_mw), min(power_min_mw), "
-             "max(power_max_mw), min(voltage_min_mv), max(voltage_max_mv), max(current_max_ua) FROM (" +
-             part("energy_hours", "?3", "?4") + " UNION ALL " + part("energy_buckets", "?1", "?3") +
-             " UNION ALL " + part("energy_buckets", "?4", "?2") + ") GROUP BY cid";
+      return "INSERT OR REPLACE INTO energy_days (cid, start_ms, " + v + ") SELECT cid, ?1, " +
+             summed_values("") + " FROM (" + part("energy_hours", "?3", "?4") + " UNION ALL " +
+             part("energy_buckets", "?1", "?3") + " UNION ALL " + part("energy_buckets", "?4", "?2") +
+             ") GROUP BY cid";
     }
     case kInsertDay:
       return "INSERT INTO history_days (start_ms, end_ms) VALUES (?, ?)";
@@ -165,9 +170,8 @@ std::string detail::sql_for(Slot slot) {
       return "SELECT min(m) FROM (SELECT (SELECT b.start_ms FROM energy_buckets b WHERE b.cid = k.cid AND "
              "b.start_ms >= ?1 ORDER BY b.start_ms LIMIT 1) AS m FROM sockets k)";
     case kDaysRange:
-      return "SELECT start_ms, end_ms FROM history_days WHERE start_ms >= ?1 AND start_ms < ?2 AND end_ms <= "
-             "?2 "
-             "ORDER BY start_ms";
+      return "SELECT start_ms, end_ms FROM history_days WHERE start_ms >= ?1 AND start_ms < ?2 AND "
+             "end_ms <= ?2 ORDER BY start_ms";
     case kUpsertDayLate: {
       // A sample's values (?3...) added to the row of the listed day that holds ?2, if there is one.
       std::string sql = upsert_sql("energy_days", "cid, start_ms");
