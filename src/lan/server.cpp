@@ -3,9 +3,11 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
+#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -31,7 +33,9 @@ struct Session::Token {
 
 namespace {
 
-constexpr size_t kReadChunk = 4096;
+// TLS records decoded per session and loop turn before the others get theirs (the rest, possibly
+// buffered inside OpenSSL where epoll cannot see it, goes on a later turn).
+constexpr int kRecordsPerTurn = 32;
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr size_t kMaxLoggedIdentity = 64;
 
@@ -47,6 +51,68 @@ std::string openssl_error() {
 [[noreturn]] void throw_ssl(const std::string& what) {
   throw std::system_error(std::make_error_code(std::errc::invalid_argument),
                           "lan: " + what + ": " + openssl_error());
+}
+
+// A socket BIO that sends with MSG_NOSIGNAL (OpenSSL's own socket BIO would raise SIGPIPE on a
+// connection the peer reset) and reads the non-blocking socket asio owns; it never closes it.
+int bio_write(BIO* b, const char* data, int n) {
+  BIO_clear_retry_flags(b);
+  const ssize_t r = ::send(BIO_get_fd(b, nullptr), data, static_cast<size_t>(n), MSG_NOSIGNAL);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
+  return static_cast<int>(r);
+}
+
+int bio_read(BIO* b, char* data, int n) {
+  BIO_clear_retry_flags(b);
+  const ssize_t r = ::recv(BIO_get_fd(b, nullptr), data, static_cast<size_t>(n), 0);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
+  return static_cast<int>(r);
+}
+
+long bio_ctrl(BIO* b, int cmd, long /*num*/, void* ptr) {
+  switch (cmd) {
+    case BIO_C_SET_FD:
+      BIO_set_data(b, reinterpret_cast<void*>(static_cast<intptr_t>(*static_cast<int*>(ptr))));
+      BIO_set_init(b, 1);
+      return 1;
+    case BIO_C_GET_FD: {
+      if (BIO_get_init(b) == 0) return -1;
+      const auto fd = static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b)));
+      if (ptr != nullptr) *static_cast<int*>(ptr) = fd;
+      return fd;
+    }
+    case BIO_CTRL_FLUSH:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+const BIO_METHOD* socket_bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "plugbridge socket");
+    if (m == nullptr || BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_read(m, bio_read) != 1 ||
+        BIO_meth_set_ctrl(m, bio_ctrl) != 1)
+      throw_ssl("cannot set up the socket BIO");
+    return m;
+  }();
+  return method;
+}
+
+// Why an SSL call failed (SSL_get_error's code, errno saved right after the call), for logs.
+std::string io_failure(int ssl_error, int saved_errno) {
+  if (ssl_error == SSL_ERROR_ZERO_RETURN) return "peer closed the connection";
+  if (ssl_error == SSL_ERROR_SYSCALL) {
+    ERR_clear_error();
+    if (saved_errno == 0) return "peer closed the connection without close_notify";
+    return std::strerror(saved_errno);
+  }
+  if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+    ERR_clear_error();
+    return "peer closed the connection without close_notify";
+  }
+  return openssl_error();
 }
 
 // Identities come from the network: keep log lines printable and short.
@@ -81,7 +147,7 @@ void apply_common_tls_settings(SSL_CTX* h) {
   SSL_CTX_set_options(h, SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_session_cache_mode(h, SSL_SESS_CACHE_OFF);
   // Thousands of mostly idle sessions: don't keep 2x16 KiB record buffers each.
-  SSL_CTX_set_mode(h, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_mode(h, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 
 // asio uses the SSL/SSL_CTX "app data" slot for its verify callback, so we need our own slots.
@@ -429,6 +495,9 @@ struct Core : std::enable_shared_from_this<Core> {
   bool accepting = false;
   bool alive = true;  // false once the Server is destroyed: no more handler calls
   std::chrono::steady_clock::time_point started;
+  // Every session decrypts into this (one thread, one record at a time; a record's plaintext is
+  // at most 16 KiB), so an idle session holds no read buffer of its own.
+  std::array<uint8_t, 16384> scratch{};
 };
 
 }  // namespace detail
@@ -445,26 +514,37 @@ unsigned int server_psk_callback(SSL* ssl, const char* identity, unsigned char* 
 
 // ---- Session ----
 
+void Session::SslFree::operator()(ssl_st* ssl) const {
+  SSL_free(ssl);
+}
+
 Session::Session(const Token&, std::shared_ptr<detail::Core> core, tcp::socket socket, uint64_t id)
     : core_(std::move(core)),
-      stream_(std::move(socket), core_->ssl_ctx),
+      socket_(std::move(socket)),
+      ssl_(SSL_new(core_->ssl_ctx.native_handle())),
       timer_(core_->io),
       close_timer_(core_->io),
-      id_(id),
-      rchunk_(kReadChunk) {
+      id_(id) {
+  if (!ssl_) throw_ssl("cannot create a TLS session");
   boost::system::error_code ec;
-  auto ep = stream_.lowest_layer().remote_endpoint(ec);
+  auto ep = socket_.remote_endpoint(ec);
   remote_ = ec ? std::string("?") : endpoint_string(ep);
+  socket_.non_blocking(true, ec);
+  if (ec) throw std::system_error(ec, "lan: cannot make the socket non-blocking");
+  BIO* bio = BIO_new(socket_bio_method());
+  if (bio == nullptr) throw_ssl("cannot create the socket BIO");
+  int fd = socket_.native_handle();
+  BIO_ctrl(bio, BIO_C_SET_FD, BIO_NOCLOSE, &fd);
+  SSL_set_bio(ssl_.get(), bio, bio);  // the SSL owns the BIO
+  SSL_set_accept_state(ssl_.get());
+  SSL_set_ex_data(ssl_.get(), session_ex_index(), this);
 }
 
 Session::~Session() = default;
 
 void Session::start() {
-  SSL_set_ex_data(stream_.native_handle(), session_ex_index(), this);
   arm_handshake_timer();
-  stream_.async_handshake(
-      ssl::stream_base::server,
-      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_handshake(ec); });
+  do_handshake();
 }
 
 void Session::arm_handshake_timer() {
@@ -479,88 +559,141 @@ void Session::arm_handshake_timer() {
   });
 }
 
-void Session::on_handshake(const boost::system::error_code& ec) {
+void Session::wait_for(bool write) {
+  bool& pending = write ? write_wait_ : read_wait_;
+  if (pending || state_ == State::Closed) return;
+  pending = true;
+  socket_.async_wait(write ? tcp::socket::wait_write : tcp::socket::wait_read,
+                     [self = shared_from_this(), write](const boost::system::error_code& ec) {
+                       (write ? self->write_wait_ : self->read_wait_) = false;
+                       if (ec == asio::error::operation_aborted) return;
+                       self->pump();  // an error on the socket shows in the next SSL call
+                     });
+}
+
+void Session::pump() {
+  switch (state_) {
+    case State::Handshake:
+      do_handshake();
+      break;
+    case State::AwaitHello:
+    case State::Open:
+      flush_writes();
+      if (state_ == State::AwaitHello || state_ == State::Open) read_records();
+      break;
+    case State::Closing:
+      continue_close();
+      break;
+    case State::Closed:
+      break;
+  }
+}
+
+void Session::do_handshake() {
   if (state_ != State::Handshake) return;
-  if (ec) {
-    std::string reason;
-    if (!auth_failure_.empty()) {
-      reason = auth_failure_;
-    } else if (key_found_) {
-      reason = "handshake failed after key lookup (wrong key?): " + ec.message();
-    } else {
-      reason = "handshake failed: " + ec.message();
-    }
-    fail(reason);
+  ERR_clear_error();
+  errno = 0;
+  const int r = SSL_do_handshake(ssl_.get());
+  const int saved_errno = errno;
+  if (r == 1) {
+    state_ = State::AwaitHello;
+    read_records();  // the Hello may have come with the handshake's last flight
     return;
   }
-  state_ = State::AwaitHello;
-  read_more();
-}
-
-void Session::read_more() {
-  reading_ = true;
-  stream_.async_read_some(
-      asio::buffer(rchunk_),
-      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) { self->on_read(ec, n); });
-}
-
-void Session::on_read(const boost::system::error_code& ec, size_t n) {
-  reading_ = false;
-  if (state_ == State::Closing) {
-    continue_close();
+  const int e = SSL_get_error(ssl_.get(), r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    wait_for(e == SSL_ERROR_WANT_WRITE);
     return;
   }
-  if (state_ != State::AwaitHello && state_ != State::Open) return;
-  if (ec) {
-    std::string reason;
-    if (ec == asio::error::eof) {
-      reason = "peer closed the connection";
-    } else if (ec == ssl::error::stream_truncated) {
-      reason = "peer closed the connection without close_notify";
-    } else {
-      reason = "read error: " + ec.message();
+  const std::string detail = io_failure(e, saved_errno);
+  std::string reason;
+  if (!auth_failure_.empty()) {
+    reason = auth_failure_;
+  } else if (key_found_) {
+    reason = "handshake failed after key lookup (wrong key?): " + detail;
+  } else {
+    reason = "handshake failed: " + detail;
+  }
+  fail(reason);
+}
+
+void Session::read_records() {
+  for (int i = 0; i < kRecordsPerTurn; ++i) {
+    if (state_ != State::AwaitHello && state_ != State::Open) return;
+    ERR_clear_error();
+    errno = 0;
+    size_t n = 0;
+    const int r = SSL_read_ex(ssl_.get(), core_->scratch.data(), core_->scratch.size(), &n);
+    const int saved_errno = errno;
+    if (r == 1) {
+      if (!consume(core_->scratch.data(), n)) return;
+      continue;
     }
+    const int e = SSL_get_error(ssl_.get(), r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      wait_for(e == SSL_ERROR_WANT_WRITE);
+      return;
+    }
+    std::string reason = io_failure(e, saved_errno);
+    if (e != SSL_ERROR_ZERO_RETURN && reason.rfind("peer closed", 0) != 0) reason = "read error: " + reason;
     PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
                         << "' from " << remote_ << " closed: " << reason;
     close_now(std::move(reason));
     return;
   }
-  rbuf_.insert(rbuf_.end(), rchunk_.begin(), rchunk_.begin() + static_cast<std::ptrdiff_t>(n));
-  if (process_frames()) read_more();
+  // More may wait, inside OpenSSL where the socket's readiness does not show it: on a later turn.
+  if (pump_posted_) return;
+  pump_posted_ = true;
+  asio::post(core_->io, [self = shared_from_this()] {
+    self->pump_posted_ = false;
+    self->pump();
+  });
 }
 
-bool Session::process_frames() {
-  size_t off = 0;
+bool Session::consume(const uint8_t* data, size_t n) {
   bool ok = true;
-  while (off < rbuf_.size()) {
+  if (rbuf_.empty()) {
+    // The usual case: whole frames, decoded where OpenSSL put them; a partial one is kept.
+    const size_t used = decode_frames(data, n, ok);
+    if (ok && used < n) rbuf_.assign(data + used, data + n);
+  } else {
+    rbuf_.insert(rbuf_.end(), data, data + n);
+    const size_t used = decode_frames(rbuf_.data(), rbuf_.size(), ok);
+    if (!ok) return false;
+    rbuf_.erase(rbuf_.begin(), rbuf_.begin() + static_cast<std::ptrdiff_t>(used));
+    if (rbuf_.empty()) std::vector<uint8_t>().swap(rbuf_);
+  }
+  if (!ok) return false;
+  // The codec asks for more only while a frame can still complete; never buffer beyond that.
+  if (rbuf_.size() > proto::kMaxFrame) {
+    fail("bad frame: incomplete frame exceeds the maximum frame size");
+    return false;
+  }
+  return true;
+}
+
+size_t Session::decode_frames(const uint8_t* data, size_t n, bool& ok) {
+  size_t off = 0;
+  while (off < n) {
     if (state_ != State::AwaitHello && state_ != State::Open) {
       ok = false;
-      break;
+      return off;
     }
     proto::Message m{};
     size_t consumed = 0;
-    auto st = proto::decode(rbuf_.data() + off, rbuf_.size() - off, m, consumed);
+    auto st = proto::decode(data + off, n - off, m, consumed);
     if (st == proto::DecodeStatus::NeedMore) break;
-    if (st != proto::DecodeStatus::Ok || consumed == 0 || consumed > rbuf_.size() - off) {
+    if (st != proto::DecodeStatus::Ok || consumed == 0 || consumed > n - off) {
       fail(std::string("bad frame: ") + proto::to_string(st));
       ok = false;
-      break;
+      return off;
     }
     off += consumed;
     handle_frame(m);
   }
-  rbuf_.erase(rbuf_.begin(), rbuf_.begin() + static_cast<std::ptrdiff_t>(off));
-  if (ok && (state_ == State::AwaitHello || state_ == State::Open)) {
-    // The codec asks for more only while a frame can still complete; never buffer beyond that.
-    if (rbuf_.size() > proto::kMaxFrame) {
-      fail("bad frame: incomplete frame exceeds the maximum frame size");
-      return false;
-    }
-    return true;
-  }
-  return false;
+  ok = state_ == State::AwaitHello || state_ == State::Open;
+  return off;
 }
-
 void Session::handle_frame(const proto::Message& m) {
   last_rx_ = std::chrono::steady_clock::now();
   if (state_ == State::AwaitHello) {
@@ -670,33 +803,48 @@ void Session::send(const proto::Message& m) {
     return;
   }
   pending_.insert(pending_.end(), frame, frame + n);
-  if (!writing_) start_write();
+  if (inflight_.empty()) flush_writes();
 }
 
-void Session::start_write() {
-  inflight_.swap(pending_);
-  pending_.clear();
-  writing_ = true;
-  asio::async_write(
-      stream_, asio::buffer(inflight_),
-      [self = shared_from_this()](const boost::system::error_code& ec, size_t) { self->on_write(ec); });
-}
-
-void Session::on_write(const boost::system::error_code& ec) {
-  writing_ = false;
-  inflight_.clear();
-  if (state_ == State::Closing) {
-    continue_close();
-    return;
+bool Session::write_inflight(int& ssl_error, int& saved_errno) {
+  ssl_error = SSL_ERROR_NONE;
+  saved_errno = 0;
+  if (inflight_.empty()) return true;
+  ERR_clear_error();
+  errno = 0;
+  size_t n = 0;
+  const int r = SSL_write_ex(ssl_.get(), inflight_.data(), inflight_.size(), &n);
+  saved_errno = errno;
+  if (r == 1) {
+    inflight_.clear();
+    return true;
   }
-  if (state_ != State::AwaitHello && state_ != State::Open) return;
-  if (ec) {
+  ssl_error = SSL_get_error(ssl_.get(), r);
+  if (ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE)
+    wait_for(ssl_error == SSL_ERROR_WANT_WRITE);
+  return false;
+}
+
+void Session::flush_writes() {
+  while (state_ == State::AwaitHello || state_ == State::Open) {
+    if (inflight_.empty()) {
+      if (pending_.empty()) {
+        // Idle sessions keep no write buffers.
+        std::vector<uint8_t>().swap(pending_);
+        std::vector<uint8_t>().swap(inflight_);
+        return;
+      }
+      inflight_.swap(pending_);
+    }
+    int e = SSL_ERROR_NONE, saved_errno = 0;
+    if (write_inflight(e, saved_errno)) continue;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+    const std::string why = io_failure(e, saved_errno);
     PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_) << "' from " << remote_
-                        << " closed: write error: " << ec.message();
-    close_now("write error: " + ec.message());
+                        << " closed: write error: " << why;
+    close_now("write error: " + why);
     return;
   }
-  if (!pending_.empty()) start_write();
 }
 
 void Session::fail(const std::string& why) {
@@ -766,16 +914,50 @@ void Session::begin_close(std::string reason, bool graceful) {
 }
 
 void Session::continue_close() {
-  if (state_ != State::Closing || shutting_down_) return;
-  if (writing_) return;  // on_write comes back here; a half-written record must not be cut
-  if (reading_) {
-    // No write is in flight, so this cancels just the read; on_read comes back here.
-    boost::system::error_code ignored;
-    stream_.lowest_layer().cancel(ignored);
+  if (state_ != State::Closing) return;
+  // A record SSL_write has begun must be finished before close_notify may follow it.
+  int e = SSL_ERROR_NONE, saved_errno = 0;
+  if (!write_inflight(e, saved_errno)) {
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) finish();
     return;
   }
-  shutting_down_ = true;
-  stream_.async_shutdown([self = shared_from_this()](const boost::system::error_code&) { self->finish(); });
+  if (!close_notify_sent_) {
+    ERR_clear_error();
+    const int r = SSL_shutdown(ssl_.get());
+    if (r == 1) {  // the peer's close_notify came first
+      finish();
+      return;
+    }
+    if (r < 0) {
+      e = SSL_get_error(ssl_.get(), r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        wait_for(e == SSL_ERROR_WANT_WRITE);
+      } else {
+        ERR_clear_error();
+        finish();
+      }
+      return;
+    }
+    close_notify_sent_ = true;
+  }
+  // Wait for the peer's close_notify (or its end of the connection), reading what it still sends
+  // and dropping it, so closing does not answer its last data with a reset. close_timer_ bounds it.
+  std::array<uint8_t, 2048> drain;  // not the shared buffer: a handler may close a session mid-decode
+  for (int i = 0; i < kRecordsPerTurn; ++i) {
+    ERR_clear_error();
+    size_t n = 0;
+    const int r = SSL_read_ex(ssl_.get(), drain.data(), drain.size(), &n);
+    if (r == 1) continue;
+    e = SSL_get_error(ssl_.get(), r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      wait_for(e == SSL_ERROR_WANT_WRITE);
+      return;
+    }
+    ERR_clear_error();
+    finish();
+    return;
+  }
+  wait_for(false);
 }
 
 void Session::finish() {
@@ -784,7 +966,7 @@ void Session::finish() {
   timer_.cancel();
   close_timer_.cancel();
   boost::system::error_code ignored;
-  stream_.lowest_layer().close(ignored);
+  socket_.close(ignored);  // pending waits end with operation_aborted
 }
 
 // ---- Server ----

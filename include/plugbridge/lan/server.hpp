@@ -9,7 +9,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
@@ -21,6 +20,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+struct ssl_st;  // OpenSSL's SSL
 
 namespace pb::lan {
 
@@ -61,32 +62,47 @@ class Session : public std::enable_shared_from_this<Session> {
   friend struct detail::Core;
   enum class State { Handshake, AwaitHello, Open, Closing, Closed };
 
+  // TLS runs on the socket itself (OpenSSL with a non-blocking socket BIO, driven by readiness
+  // waits): no asio::ssl::stream, whose record buffers would cost ~70 KB per session. With
+  // SSL_MODE_RELEASE_BUFFERS an idle session holds no record buffer; received bytes are decoded
+  // from the server's shared buffer, and only a partial frame is kept.
   void start();
-  void on_handshake(const boost::system::error_code& ec);
-  void read_more();
-  void on_read(const boost::system::error_code& ec, size_t n);
-  bool process_frames();  // false once the session stopped processing
+  void pump();  // does what the socket's readiness and the state allow
+  void wait_for(bool write);
+  void do_handshake();
+  void read_records();
+  bool consume(const uint8_t* data, size_t n);  // false once the session stopped processing
+  size_t decode_frames(const uint8_t* data, size_t n, bool& ok);
   void handle_frame(const pbfw::proto::Message& m);
   void handle_hello(const pbfw::proto::Hello& h);
   void arm_handshake_timer();
   void arm_idle_timer();
   void on_idle_timer(const boost::system::error_code& ec);
-  void start_write();
-  void on_write(const boost::system::error_code& ec);
-  void fail(const std::string& why);   // close with a Warning naming cid, remote and why
-  void close_now(std::string reason);  // no TLS shutdown (dead or misbehaving peer)
+  void flush_writes();
+  bool write_inflight(int& ssl_error, int& saved_errno);  // true once inflight_ is written
+  void fail(const std::string& why);                      // close with a Warning naming cid, remote and why
+  void close_now(std::string reason);                     // no TLS shutdown (dead or misbehaving peer)
   void begin_close(std::string reason, bool graceful);
   void continue_close();
   void finish();
 
+  struct SslFree {
+    void operator()(ssl_st* ssl) const;
+  };
+
   std::shared_ptr<detail::Core> core_;
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<ssl_st, SslFree> ssl_;
   boost::asio::steady_timer timer_;        // handshake deadline, then idle check
   boost::asio::steady_timer close_timer_;  // bounds the TLS shutdown
   uint64_t id_;
   std::string remote_;
   State state_ = State::Handshake;
   bool hello_seen_ = false;  // on_hello delivered, so on_closed is owed
+  bool read_wait_ = false;   // a wait for readability is pending
+  bool write_wait_ = false;  // a wait for writability is pending
+  bool pump_posted_ = false;
+  bool close_notify_sent_ = false;
 
   // Set by the PSK callback during the handshake (for the log line when it fails).
   std::string psk_identity_;
@@ -98,15 +114,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string address_;   // the peer's IP address: the key of the per-address limits
   bool waiting_ = false;  // counted among the connections waiting for their Hello
 
-  std::vector<uint8_t> rbuf_;    // received, not yet decoded
-  std::vector<uint8_t> rchunk_;  // target of the next read
-  bool reading_ = false;
+  std::vector<uint8_t> rbuf_;  // a partial frame, received but not yet decodable
   std::chrono::steady_clock::time_point last_rx_;
 
   std::vector<uint8_t> pending_;   // encoded, waiting for the current write to finish
-  std::vector<uint8_t> inflight_;  // being written
-  bool writing_ = false;
-  bool shutting_down_ = false;
+  std::vector<uint8_t> inflight_;  // handed to SSL_write, which must be retried with it until done
 };
 
 // Admission: a connection waits for its TLS handshake and Hello (at most handshake_timeout) in a

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <deque>
@@ -506,8 +507,9 @@ TEST_F(LanServerTest, PeerThatDoesNotReadIsDropped) {
   start_server(o);
   connect_hello("sock-slow");
   auto s = hellos.at(0);
-  // Far more than 1 KiB queued before the loop can write anything.
-  for (uint32_t i = 0; i < 500 && s->open(); ++i) s->send(make_command(i));
+  // Frames go to the socket until the kernel's buffers are full (the peer reads nothing), then they
+  // queue, and past 1 KiB the session is dropped.
+  for (uint32_t i = 0; i < 2'000'000 && s->open(); ++i) s->send(make_command(i));
   EXPECT_FALSE(s->open());
   ASSERT_TRUE(run_until([&] { return closed.size() == 1; }));
   EXPECT_NE(closed[0].second.find("write queue"), std::string::npos) << closed[0].second;
