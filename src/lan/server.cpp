@@ -229,6 +229,8 @@ struct Core : std::enable_shared_from_this<Core> {
     SSL_CTX* h = ssl_ctx.native_handle();
     apply_common_tls_settings(h);
     SSL_CTX_set_psk_server_callback(h, &server_psk_callback);
+    // A record and whatever follows it in one recv(), not a header and a body in two.
+    SSL_CTX_set_read_ahead(h, 1);
     if (SSL_CTX_set_ex_data(h, core_ex_index(), this) != 1) throw_ssl("cannot attach server state");
   }
 
