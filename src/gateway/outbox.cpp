@@ -61,6 +61,21 @@ Outbox::~Outbox() {
   }
 }
 
+Outbox::Latest& Outbox::latest(const std::string& cid, int dp) {
+  std::vector<Latest>& dps = latest_[cid];
+  for (Latest& l : dps)
+    if (l.dp == dp) return l;
+  return dps.emplace_back(Latest{dp, 0, 0, {}});
+}
+
+Outbox::Latest* Outbox::find_latest(const std::string& cid, int dp) {
+  const auto it = latest_.find(cid);
+  if (it == latest_.end()) return nullptr;
+  for (Latest& l : it->second)
+    if (l.dp == dp) return &l;
+  return nullptr;
+}
+
 void Outbox::load(const std::set<std::string>& roster) {
   size_t stale = 0, loaded = 0;
   std::set<std::string> cids;
@@ -72,8 +87,12 @@ void Outbox::load(const std::set<std::string>& roster) {
       ++stale;
       continue;
     }
-    Latest& l = latest_[{r.cid, r.dp}];
-    if (r.ord > l.ord) l = Latest{r.ord, r.t_ms, r.value};
+    Latest& l = latest(r.cid, r.dp);
+    if (r.ord > l.ord) {
+      l.ord = r.ord;
+      l.t_ms = r.t_ms;
+      l.value = is_event_dp(r.dp) ? r.value : std::string();
+    }
     cids.insert(r.cid);
     ++loaded;
     enqueue(Msg{std::move(r.cid), r.dp, r.event, r.ord, r.t_ms, std::move(r.value)});
@@ -108,11 +127,14 @@ bool Outbox::paused() const {
 }
 
 void Outbox::report(const std::string& cid, int dp, const std::string& value_json, int64_t t_ms) {
-  Latest& l = latest_[{cid, dp}];
+  Latest& l = latest(cid, dp);
   // A full report repeats an event DP's value: that repeat is a state, not a new event.
-  const bool event = is_event_dp(dp) && (l.ord == 0 || l.value != value_json);
+  const bool event_dp = is_event_dp(dp);
+  const bool event = event_dp && (l.ord == 0 || l.value != value_json);
   Msg m{cid, dp, event, next_ord_++, t_ms, value_json};
-  l = Latest{m.ord, t_ms, value_json};
+  l.ord = m.ord;
+  l.t_ms = t_ms;
+  if (event_dp) l.value = value_json;
   if (ready_(cid) && !backlog(cid)) {
     if (m.event) db_insert(m);  // written ahead unless the PUBACK is faster than the next commit
     ++stats_.published_live;
@@ -164,8 +186,8 @@ void Outbox::enqueue(Msg m) {
 }
 
 void Outbox::requeue(Msg m) {
-  auto l = latest_.find({m.cid, m.dp});
-  const bool newer_exists = l != latest_.end() && l->second.ord > m.ord;
+  Latest* l = find_latest(m.cid, m.dp);
+  const bool newer_exists = l != nullptr && l->ord > m.ord;
   if (!m.event) {
     if (newer_exists) {
       db_remove(m.ord);  // a newer value of this DP is out, waiting or in flight itself
@@ -187,9 +209,9 @@ void Outbox::requeue(Msg m) {
       if (e->second.dp == dp) return;
     if (auto s = q->second.states.find(dp); s != q->second.states.end() && s->second.ord > ord) return;
   }
-  Msg latest{cid, dp, false, next_ord_++, l->second.t_ms, l->second.value};
-  l->second.ord = latest.ord;
-  enqueue(std::move(latest));
+  Msg newest{cid, dp, false, next_ord_++, l->t_ms, l->value};
+  l->ord = newest.ord;
+  enqueue(std::move(newest));
 }
 
 void Outbox::drop_if_empty(const std::string& cid) {

@@ -187,12 +187,17 @@ class Outbox {
   std::unordered_map<int64_t, InFlight> in_flight_;
   std::unordered_map<std::string, Awaiting> awaiting_;  // request_id -> report, until its response
   std::deque<std::pair<Clock::time_point, std::string>> awaiting_order_;
-  struct Latest {  // the newest report of one (cid, dp)
+  // The newest report of each DP of a socket: its order, and for event DPs its value (a repeat of
+  // the same value is a state). A few hundred bytes per socket, however many reports it makes.
+  struct Latest {
+    int dp = 0;
     int64_t ord = 0;
     int64_t t_ms = 0;
-    std::string value;
+    std::string value;  // event DPs only
   };
-  std::map<std::pair<std::string, int>, Latest> latest_;
+  Latest& latest(const std::string& cid, int dp);
+  Latest* find_latest(const std::string& cid, int dp);
+  std::unordered_map<std::string, std::vector<Latest>> latest_;
 
   boost::asio::steady_timer drain_timer_;
   bool drain_running_ = false;
