@@ -89,6 +89,7 @@ struct Options {
   // Overload: the N sockets at fast_interval_ms (the peak), then N more at the same rate.
   bool overload = false;
   uint32_t fast_interval_ms = 50;  // plugsim's shortest reading interval
+  size_t sim_procs = 2;            // plugsim processes for each N sockets of --ceiling and --overload
 };
 
 void progress(const std::string& msg) {
@@ -926,7 +927,8 @@ struct Baseline {
 struct Phase {
   bool ran = false;
   size_t wanted = 0, up = 0, admitted_dropped = 0;
-  double offered = 0, committed_per_s = 0, acked_per_s = 0, elapsed = 0, cpu_pct = 0, rss_mb = 0;
+  double offered = 0, committed_per_s = 0, acked_per_s = 0, elapsed = 0, cpu_pct = 0, sim_cpu_pct = 0,
+         rss_mb = 0;
   uint64_t sim_dropped = 0, sim_coarsened = 0;
 };
 
@@ -1203,11 +1205,31 @@ int run(const Options& o) {
   if (o.ceiling || o.overload) {
     sim.signal(SIGTERM);
     sim.wait_exit(10s);
-    const auto fast_sim = [&](const std::string& name, size_t first, size_t last) {
-      const auto path = dir.path() / name;
-      write_config(path, first, last);
-      fast_sims.push_back(std::make_unique<test::Process>(sim_argv(path, last - first, o.fast_interval_ms)));
-      return fast_sims.back().get();
+    // The roster sockets [first, last) on --sim-procs plugsims (one is bound by a core at about
+    // 13 000 readings/s), their stats readers appended to `fst`; returns the first's index.
+    struct FastSim {
+      test::Process* proc;
+      size_t first, last;
+    };
+    std::vector<FastSim> groups;
+    const auto fast_sim = [&](const std::string& name, size_t first, size_t last,
+                              std::vector<std::unique_ptr<SimStats>>& fst) {
+      const size_t k = std::max<size_t>(1, std::min(o.sim_procs, last - first));
+      const size_t index = groups.size();
+      for (size_t i = 0; i < k; ++i) {
+        const size_t a = first + (last - first) * i / k, b = first + (last - first) * (i + 1) / k;
+        const auto path = dir.path() / (name + "-" + std::to_string(i) + ".yaml");
+        write_config(path, a, b);
+        fast_sims.push_back(std::make_unique<test::Process>(sim_argv(path, b - a, o.fast_interval_ms)));
+        groups.push_back({fast_sims.back().get(), a, b});
+        fst.push_back(std::make_unique<SimStats>(*fast_sims.back()));
+      }
+      return index;
+    };
+    const auto sims_cpu = [&] {
+      double sum = 0;
+      for (auto& p : fast_sims) sum += cpu_seconds(p->pid());
+      return sum;
     };
     // Sessions up over the fast plugsims, and their readings dropped and coarsened.
     const auto fast_stats = [&](std::vector<std::unique_ptr<SimStats>>& fst) {
@@ -1242,13 +1264,14 @@ int run(const Options& o) {
       progress("waiting for a commit to start the window at");
       const json s0 = after_next_commit("to start the window at");
       const json p0 = fast_stats(fst);
-      const double cpu0 = cpu_seconds(live.pid());
+      const double cpu0 = cpu_seconds(live.pid()), sim_cpu0 = sims_cpu();
       const auto f0 = Clock::now();
       std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));  // the window's length
       const json s1 = after_next_commit("to end the window at");
       ph.elapsed = std::chrono::duration<double>(Clock::now() - f0).count();
       const json p1 = fast_stats(fst);
       ph.cpu_pct = (cpu_seconds(live.pid()) - cpu0) / ph.elapsed * 100.0;
+      ph.sim_cpu_pct = (sims_cpu() - sim_cpu0) / ph.elapsed * 100.0;
       ph.committed_per_s =
           static_cast<double>(s1.value("readings_committed", 0ull) - s0.value("readings_committed", 0ull)) /
           ph.elapsed;
@@ -1259,13 +1282,18 @@ int run(const Options& o) {
       ph.rss_mb = status_mb(live.pid(), "VmRSS");
       ph.ran = true;
     };
-    // Waits until `want` sessions are up over the plugsims, or the session timeout.
+    // Waits until `want` sessions are up over the plugsims, or no more came up for 30 s, or the
+    // session timeout.
     const auto wait_sessions = [&](std::vector<std::unique_ptr<SimStats>>& fst, size_t want) {
       const auto start = Clock::now();
-      size_t up = 0;
+      size_t up = 0, most = 0;
+      auto last_rise = start;
       for (;;) {
         up = fast_stats(fst).value("sessions_up", 0u);
-        if (up >= want || Clock::now() - start > std::chrono::duration<double>(o.session_timeout_s)) break;
+        if (up > most) most = up, last_rise = Clock::now();
+        if (up >= want || Clock::now() - last_rise > 30s ||
+            Clock::now() - start > std::chrono::duration<double>(o.session_timeout_s))
+          break;
         std::this_thread::sleep_for(500ms);  // polling cadence, not synchronisation
       }
       progress(std::to_string(up) + " of " + std::to_string(want) + " sessions up after " +
@@ -1277,25 +1305,30 @@ int run(const Options& o) {
     std::vector<std::unique_ptr<SimStats>> fst;
     progress("peak: " + std::to_string(o.sockets) + " sockets at 1 reading / " +
              std::to_string(o.fast_interval_ms) + " ms");
-    test::Process* a = fast_sim("roster-peak.yaml", 0, o.sockets);
-    fst.push_back(std::make_unique<SimStats>(*a));
+    fast_sim("roster-peak", 0, o.sockets, fst);
     wait_sessions(fst, o.sockets);
     peak.wanted = o.sockets;
     peak.offered = static_cast<double>(o.sockets) * per_socket;
     measure(peak, fst);
     progress("peak: " + fmt("%.0f", peak.committed_per_s) + " readings committed/s of " +
-             fmt("%.0f", peak.offered) + " offered, daemon CPU " + fmt("%.0f", peak.cpu_pct) + " %");
+             fmt("%.0f", peak.offered) + " offered, daemon CPU " + fmt("%.0f", peak.cpu_pct) +
+             " %, plugsim CPU " + fmt("%.0f", peak.sim_cpu_pct) + " %");
     if (o.overload) {
       progress("overload: " + std::to_string(o.sockets) + " more sockets at the same rate");
-      std::set<std::string> a_up(cids.begin(), cids.begin() + o.sockets);
-      const size_t a_from = a->stdout_lines().size();
-      test::Process* b = fast_sim("roster-overload.yaml", o.sockets, 2 * o.sockets);
-      fst.push_back(std::make_unique<SimStats>(*b));
+      // Every peak session is up now; the overload's are admitted once their session is.
+      std::vector<size_t> from;
+      for (const auto& g : groups) from.push_back(g.proc->stdout_lines().size());
+      const size_t added = fast_sim("roster-overload", o.sockets, 2 * o.sockets, fst);
       wait_sessions(fst, 2 * o.sockets);
       over.wanted = 2 * o.sockets;
       over.offered = 2.0 * static_cast<double>(o.sockets) * per_socket;
       measure(over, fst);
-      over.admitted_dropped = admitted_dropped(*a, a_from, a_up) + admitted_dropped(*b, 0, {});
+      for (size_t i = 0; i < groups.size(); ++i) {
+        const auto first = cids.begin() + static_cast<std::ptrdiff_t>(groups[i].first);
+        const auto last = cids.begin() + static_cast<std::ptrdiff_t>(groups[i].last);
+        over.admitted_dropped += i < added ? admitted_dropped(*groups[i].proc, from[i], {first, last})
+                                           : admitted_dropped(*groups[i].proc, 0, {});
+      }
       progress("overload: " + fmt("%.0f", over.committed_per_s) + " readings committed/s of " +
                fmt("%.0f", over.offered) + " offered, " + std::to_string(over.up) + " sessions up, " +
                std::to_string(over.admitted_dropped) + " admitted sessions dropped");
@@ -1562,8 +1595,8 @@ int run(const Options& o) {
              fmt("%.1f", base.ceiling_p50) + " / " + fmt("%.1f", base.ceiling_p99), "");
       line("  CPU (% of one core)", fmt("%.1f", peak.cpu_pct),
            base.ceiling_s > 0 ? fmt("%.1f", base.ceiling_cpu_pct) : "-", "");
-      line("  Paho clients' CPU", "-", base.ceiling_s > 0 ? fmt("%.1f", base.ceiling_client_cpu_pct) : "-",
-           "");
+      line("  load generator CPU (plugsim / Paho clients)", fmt("%.1f", peak.sim_cpu_pct),
+           base.ceiling_s > 0 ? fmt("%.1f", base.ceiling_client_cpu_pct) : "-", "");
       line("  readings dropped / coarsened by sockets",
            std::to_string(peak.sim_dropped) + " / " + std::to_string(peak.sim_coarsened), "", "");
     }
@@ -1574,9 +1607,14 @@ int run(const Options& o) {
            fmt("%.2f", ratio(over.committed_per_s, peak.committed_per_s)));
       line("  CPU (% of one core), RSS at end (MB)",
            fmt("%.1f", over.cpu_pct) + ", " + fmt("%.1f", over.rss_mb), "", "");
+      line("  plugsim CPU (% of one core)", fmt("%.1f", over.sim_cpu_pct), "", "");
       line("  readings dropped / coarsened by sockets",
            std::to_string(over.sim_dropped) + " / " + std::to_string(over.sim_coarsened), "", "");
     }
+    if (peak.ran && peak.committed_per_s >= 0.97 * peak.offered)
+      std::printf(
+          "ceiling: plugbridged committed what plugsim offered (%.0f of %.0f/s): its ceiling is higher\n",
+          peak.committed_per_s, peak.offered);
     if (base.ran)
       std::printf(
           "mosquitto: %zu clients (in %zu processes) connected in %.1f s, %llu connections lost, %llu "
@@ -1654,6 +1692,7 @@ int run(const Options& o) {
                   {"records_acked_per_s", ph.acked_per_s},
                   {"window_s", ph.elapsed},
                   {"daemon_cpu_pct", ph.cpu_pct},
+                  {"plugsim_cpu_pct", ph.sim_cpu_pct},
                   {"daemon_rss_mb", ph.rss_mb},
                   {"readings_dropped", ph.sim_dropped},
                   {"readings_coarsened", ph.sim_coarsened},
@@ -1742,6 +1781,10 @@ int main(int argc, char** argv) {
       "--overload", o.overload,
       "after the window: the sockets at --fast-interval-ms (the peak), then twice as many (throughput "
       "as % of the peak, admitted sessions dropped)");
+  app.add_option("--sim-procs", o.sim_procs,
+                 "plugsim processes for each N sockets of --ceiling and --overload")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 8));
   app.add_option("--fast-interval-ms", o.fast_interval_ms,
                  "per-socket reading interval of --ceiling and --overload")
       ->capture_default_str()
