@@ -921,6 +921,7 @@ struct Baseline {
   double ceiling_s = 0, ceiling_acked_per_s = 0, ceiling_p50 = 0, ceiling_p99 = 0, ceiling_cpu_pct = 0,
          ceiling_client_cpu_pct = 0;
   double peak_rss_mb = 0;
+  std::string error;  // why it did not run to the end
 };
 
 // A phase of the ceiling and overload runs: plugsim at the fast reading interval.
@@ -1354,76 +1355,85 @@ int run(const Options& o) {
   // reading interval, then (with --ceiling) as fast as mosquitto acks.
   Baseline base;
   if (o.baseline) {
-    base.clients = std::min(o.sockets, o.baseline_max_clients);
-    progress("mosquitto TLS-PSK baseline: " + std::to_string(base.clients) + " clients");
-    const std::vector<PskIdentity> ids(identities.begin(), identities.begin() + base.clients);
-    PskBroker psk_broker(ids);
-    {
-      BaselineClients fleet(psk_broker.port(), ids, o.baseline_procs);
-      const auto c0 = Clock::now();
-      base.connected =
-          fleet.wait_connected(std::chrono::milliseconds(static_cast<int64_t>(o.session_timeout_s * 1000)));
-      base.connect_s = std::chrono::duration<double>(Clock::now() - c0).count();
-      progress(std::to_string(base.connected) + " of " + std::to_string(base.clients) +
-               " clients connected after " + fmt("%.1f", base.connect_s) + " s (" +
-               std::to_string(fleet.processes()) + " client processes)");
-      if (base.connected == 0) throw std::runtime_error("no baseline client connected:\n" + psk_broker.log());
-      const int bpid = psk_broker.pid();
-      const auto window_deadline =
-          std::chrono::milliseconds(static_cast<int64_t>((o.seconds + o.warmup_s) * 1000) + 90'000);
-      // Paced: the reading interval of the window.
-      progress("baseline at 1 message / " + std::to_string(o.reading_interval_ms) + " ms per client for " +
-               fmt("%.0f", o.seconds) + " s");
-      const double bcpu0 = cpu_seconds(bpid), ccpu0 = fleet.cpu_seconds_total();
-      auto paced = fleet.run("paced " + std::to_string(o.reading_interval_ms) + " " + fmt("%.3f", o.seconds),
-                             "paced", window_deadline);
-      base.paced_s = paced.s;
-      base.paced_cpu_pct = (cpu_seconds(bpid) - bcpu0) / paced.s * 100.0;
-      base.paced_client_cpu_pct = (fleet.cpu_seconds_total() - ccpu0) / paced.s * 100.0;
-      base.paced_acked_per_s = static_cast<double>(paced.acked) / paced.s;
-      base.paced_failed = paced.failed;
-      base.paced_p50 = percentile(paced.lat_ms, 0.50);
-      base.paced_p99 = percentile(paced.lat_ms, 0.99);
-      base.lost = paced.lost;
-      if (o.ceiling) {
-        progress("baseline unbounded: " + std::to_string(o.baseline_inflight) +
-                 " publishes in flight per client, " + fmt("%.0f", o.warmup_s) + " s warm-up, " +
+    // A baseline that fails leaves the daemon's figures standing: reported, not fatal.
+    try {
+      base.clients = std::min(o.sockets, o.baseline_max_clients);
+      progress("mosquitto TLS-PSK baseline: " + std::to_string(base.clients) + " clients");
+      const std::vector<PskIdentity> ids(identities.begin(), identities.begin() + base.clients);
+      PskBroker psk_broker(ids);
+      {
+        BaselineClients fleet(psk_broker.port(), ids, o.baseline_procs);
+        const auto c0 = Clock::now();
+        base.connected =
+            fleet.wait_connected(std::chrono::milliseconds(static_cast<int64_t>(o.session_timeout_s * 1000)));
+        base.connect_s = std::chrono::duration<double>(Clock::now() - c0).count();
+        progress(std::to_string(base.connected) + " of " + std::to_string(base.clients) +
+                 " clients connected after " + fmt("%.1f", base.connect_s) + " s (" +
+                 std::to_string(fleet.processes()) + " client processes)");
+        if (base.connected == 0)
+          throw std::runtime_error("no baseline client connected:\n" + psk_broker.log());
+        const int bpid = psk_broker.pid();
+        const auto window_deadline =
+            std::chrono::milliseconds(static_cast<int64_t>((o.seconds + o.warmup_s) * 1000) + 90'000);
+        // Paced: the reading interval of the window.
+        progress("baseline at 1 message / " + std::to_string(o.reading_interval_ms) + " ms per client for " +
                  fmt("%.0f", o.seconds) + " s");
-        // mosquitto's CPU over the clients' window: it starts after their warm-up.
-        const std::string loop_cmd = "loop " + std::to_string(o.baseline_inflight) + " " +
-                                     fmt("%.3f", o.warmup_s) + " " + fmt("%.3f", o.seconds);
-        double ucpu0 = 0, uccpu0 = 0;
-        std::optional<BaselineClients::Result> loop;
-        std::thread sampler([&] {
-          std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup_s));  // the warm-up's length
-          ucpu0 = cpu_seconds(bpid);
-          uccpu0 = fleet.cpu_seconds_total();
-        });
-        try {
-          loop = fleet.run(loop_cmd, "loop", window_deadline);
-        } catch (...) {
+        const double bcpu0 = cpu_seconds(bpid), ccpu0 = fleet.cpu_seconds_total();
+        auto paced =
+            fleet.run("paced " + std::to_string(o.reading_interval_ms) + " " + fmt("%.3f", o.seconds),
+                      "paced", window_deadline);
+        base.paced_s = paced.s;
+        base.paced_cpu_pct = (cpu_seconds(bpid) - bcpu0) / paced.s * 100.0;
+        base.paced_client_cpu_pct = (fleet.cpu_seconds_total() - ccpu0) / paced.s * 100.0;
+        base.paced_acked_per_s = static_cast<double>(paced.acked) / paced.s;
+        base.paced_failed = paced.failed;
+        base.paced_p50 = percentile(paced.lat_ms, 0.50);
+        base.paced_p99 = percentile(paced.lat_ms, 0.99);
+        base.lost = paced.lost;
+        if (o.ceiling) {
+          progress("baseline unbounded: " + std::to_string(o.baseline_inflight) +
+                   " publishes in flight per client, " + fmt("%.0f", o.warmup_s) + " s warm-up, " +
+                   fmt("%.0f", o.seconds) + " s");
+          // mosquitto's CPU over the clients' window: it starts after their warm-up.
+          const std::string loop_cmd = "loop " + std::to_string(o.baseline_inflight) + " " +
+                                       fmt("%.3f", o.warmup_s) + " " + fmt("%.3f", o.seconds);
+          double ucpu0 = 0, uccpu0 = 0;
+          std::optional<BaselineClients::Result> loop;
+          std::thread sampler([&] {
+            std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup_s));  // the warm-up's length
+            ucpu0 = cpu_seconds(bpid);
+            uccpu0 = fleet.cpu_seconds_total();
+          });
+          try {
+            loop = fleet.run(loop_cmd, "loop", window_deadline);
+          } catch (...) {
+            sampler.join();
+            throw;
+          }
           sampler.join();
-          throw;
+          base.ceiling_s = loop->s;
+          // The CPU figures run on to the clients' drain after the window: at most a little high.
+          const double cpu_span = std::chrono::duration<double>(o.seconds).count();
+          base.ceiling_cpu_pct = (cpu_seconds(bpid) - ucpu0) / cpu_span * 100.0;
+          base.ceiling_client_cpu_pct = (fleet.cpu_seconds_total() - uccpu0) / cpu_span * 100.0;
+          base.ceiling_acked_per_s = static_cast<double>(loop->acked) / loop->s;
+          base.ceiling_p50 = percentile(loop->lat_ms, 0.50);
+          base.ceiling_p99 = percentile(loop->lat_ms, 0.99);
+          base.lost = loop->lost;
+          progress("baseline unbounded: " + fmt("%.0f", base.ceiling_acked_per_s) +
+                   " PUBACKs/s, mosquitto CPU " + fmt("%.0f", base.ceiling_cpu_pct) + " %, clients' CPU " +
+                   fmt("%.0f", base.ceiling_client_cpu_pct) + " %");
         }
-        sampler.join();
-        base.ceiling_s = loop->s;
-        // The CPU figures run on to the clients' drain after the window: at most a little high.
-        const double cpu_span = std::chrono::duration<double>(o.seconds).count();
-        base.ceiling_cpu_pct = (cpu_seconds(bpid) - ucpu0) / cpu_span * 100.0;
-        base.ceiling_client_cpu_pct = (fleet.cpu_seconds_total() - uccpu0) / cpu_span * 100.0;
-        base.ceiling_acked_per_s = static_cast<double>(loop->acked) / loop->s;
-        base.ceiling_p50 = percentile(loop->lat_ms, 0.50);
-        base.ceiling_p99 = percentile(loop->lat_ms, 0.99);
-        base.lost = loop->lost;
-        progress("baseline unbounded: " + fmt("%.0f", base.ceiling_acked_per_s) +
-                 " PUBACKs/s, mosquitto CPU " + fmt("%.0f", base.ceiling_cpu_pct) + " %, clients' CPU " +
-                 fmt("%.0f", base.ceiling_client_cpu_pct) + " %");
+        base.procs = fleet.processes();
+        base.peak_rss_mb = status_mb(bpid, "VmHWM");
       }
-      base.procs = fleet.processes();
-      base.peak_rss_mb = status_mb(bpid, "VmHWM");
+      psk_broker.stop();
+      base.ran = true;
+    } catch (const std::exception& e) {
+      base = Baseline{};
+      base.error = e.what();
+      progress("mosquitto baseline failed: " + base.error);
     }
-    psk_broker.stop();
-    base.ran = true;
   }
 
   // Figures.
@@ -1557,6 +1567,7 @@ int run(const Options& o) {
       static_cast<double>(events_in_window) / elapsed, sim_cpu_pct, connect_s,
       daemon_rc ? std::to_string(*daemon_rc).c_str() : "timeout", load_before.c_str(), load_after.c_str(),
       ::sysconf(_SC_NPROCESSORS_ONLN));
+  if (!base.error.empty()) std::printf("\nmosquitto baseline failed: %s\n", base.error.c_str());
   if (base.ran || peak.ran) {
     std::printf(
         "\nside by side: plugbridged (%zu TLS-PSK sockets, readings persisted) and mosquitto (%zu TLS-PSK "
@@ -1665,6 +1676,7 @@ int run(const Options& o) {
            {"loadavg_before", load_before},
            {"loadavg_after", load_after},
            {"pass", all_pass}};
+    if (!base.error.empty()) j["mosquitto_baseline_error"] = base.error;
     if (base.ran)
       j["mosquitto_baseline"] = {
           {"clients", base.clients},
