@@ -1002,7 +1002,7 @@ int run(const Options& o) {
             o.prefill_days, o.raw_resolution_s);
   }
 
-  progress("starting plugbridged with " + std::to_string(o.sockets) + " sockets in the roster");
+  progress("starting plugbridged with " + std::to_string(roster_size) + " sockets in the roster");
   test::Process daemon({test::binary("plugbridged").string(), "--config", config_path.string()});
   if (!daemon.wait_for_stderr(std::regex("listening for sockets"), 30s))
     throw std::runtime_error("plugbridged did not start:\n" + daemon.describe());
