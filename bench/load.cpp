@@ -1056,7 +1056,8 @@ int run(const Options& o) {
 
   // The daemon's storage counters (control status): commits and readings committed.
   auto storage = [&] {
-    const json r = pb::cli::control_request(control_path.string(), {{"cmd", "status"}}, 10s);
+    const json r =
+        pb::cli::control_request(control_path.string(), {{"cmd", "status"}, {"sockets", false}}, 10s);
     return r.value("storage", json::object());
   };
   // The window runs from one commit to another, so it holds whole commit intervals: readings wait

@@ -29,6 +29,7 @@ class UplinkAdapter : public pb::gateway::UplinkPort {
   void publish(const std::string& suffix, std::string payload, std::function<void(bool)> done) override {
     client_.publish(suffix, std::move(payload), std::move(done));
   }
+  void deliver_waiting() override { client_.deliver_waiting(); }
 
  private:
   pb::uplink::Client& client_;

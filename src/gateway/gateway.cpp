@@ -16,6 +16,7 @@
 #include "record_committer.hpp"
 #include "retention.hpp"
 #include "socket_registry.hpp"
+#include "store_worker.hpp"
 
 namespace pb::gateway {
 
@@ -65,7 +66,7 @@ struct Gateway::Parts final : CommandPort {
     retention.set_may_prune([this] { return time.trusted(); });
     retention.set_max_bytes(int64_t{config.history.max_db_mb} << 20);
     retention.set_roll_up_period(energy::roll_up_period_ms(accountant.options().sample_ms));
-    retention.set_roll_up_days([this] { return energy::roll_up_days(store, calendar, 1); });
+    retention.set_roll_up_days([this](store::Store& s) { return energy::roll_up_days(s, calendar, 1); });
     committer.set_commit_interval(std::chrono::milliseconds(config.history.commit_interval_ms));
     committer.set_clock([this] { return clocks.unix_ms(); });
     committer.set_on_hold_full([this] {
@@ -84,6 +85,14 @@ struct Gateway::Parts final : CommandPort {
     cloud = std::make_unique<CloudSync>(ctx, config, db, sockets, up,
                                         EnergyView{calendar, accountant, live_totals}, stats, clocks);
     committer.set_outbox(cloud->outbox());
+    // The roll-ups (seconds of one transaction at thousands of sockets) run on a connection of
+    // their own on another thread; the loop's writers wait while one runs.
+    if (StoreWorker::possible(db.path())) {
+      worker = std::make_unique<StoreWorker>(ctx, db.path());
+      committer.set_worker(worker.get());
+      retention.set_worker(worker.get());
+      if (Outbox* o = cloud->outbox()) o->set_may_write([this] { return !worker->busy(); });
+    }
     if (!time.settled())
       PB_LOG(Warning, "gateway") << time.reason() << ": holding readings (unacked) for up to "
                                  << config.clock.max_wait_s << " s until the clock is trustworthy";
@@ -164,8 +173,10 @@ struct Gateway::Parts final : CommandPort {
   RecordCommitter committer;
   CommandQueue commands;
   Retention retention;
-  // Last: its outbox's destructor stores what is still in flight.
+  // Its outbox's destructor stores what is still in flight.
   std::unique_ptr<CloudSync> cloud;
+  // Last, so gone first: no job's done handler runs into the parts above once they go.
+  std::unique_ptr<StoreWorker> worker;
 };
 
 Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::Store& store,
@@ -266,6 +277,9 @@ void Gateway::on_lan_closed(const std::shared_ptr<SocketLink>& link, const std::
 
 void Gateway::on_lan_message(const std::shared_ptr<SocketLink>& link, const proto::Message& m) {
   Parts& p = *parts_;
+  // Commands first: whatever the broker delivered meanwhile is handled before this message (one
+  // atomic read when nothing waits), so a command waits for one reading, not for all those queued.
+  if (p.uplink) p.uplink->deliver_waiting();
   SocketState* st = p.sockets.current(*link);
   if (!st) return;
   switch (m.type) {
@@ -398,6 +412,9 @@ void Gateway::shutdown(std::function<void()> done) {
   p.commands.shutdown();
   p.lan->stop();
   p.committer.stop();
+  // A roll-up running now is interrupted (rolled back: the next start does it again), so the last
+  // commit does not wait for its write lock.
+  if (p.worker) p.worker->stop();
   p.committer.flush();
   // Tell the cloud every socket is offline, and finish once the broker acked it (or gave up).
   p.cloud->publish_all_offline(std::move(done));

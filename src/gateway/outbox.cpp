@@ -483,6 +483,10 @@ void Outbox::arm_write_timer() {
     if (alive.expired()) return;
     write_armed_ = false;
     if (ec) return;
+    if (may_write_ && !may_write_()) {
+      arm_write_timer();
+      return;
+    }
     write_now();
   });
 }

@@ -8,6 +8,7 @@
 
 #include "plugbridge/common/log.hpp"
 #include "plugbridge/gateway/outbox.hpp"
+#include "store_worker.hpp"
 
 namespace pb::gateway {
 
@@ -142,6 +143,32 @@ void RecordCommitter::roll_up() {
   if (!unix_ms_ || !settled_) return;
   const int64_t up_to =
       energy::floor_to(unix_ms_(), energy::roll_up_period_ms(accountant_.options().sample_ms));
+  if (worker_) {
+    // Seconds of one transaction at 10 000 sockets: on the worker's connection, not the loop's.
+    if (rolling_up_) return;
+    try {
+      if (store_.rolled_up_ms() >= up_to) return;  // one row read: the usual case
+    } catch (const std::exception& ex) {
+      PB_LOG(Warning, "gateway") << "reading the roll-up mark failed (retried at the next commit): "
+                                 << ex.what();
+      return;
+    }
+    rolling_up_ = true;
+    worker_->run([up_to](store::Store& s) { s.roll_up(up_to); },
+                 [this](const std::exception_ptr& error) {
+                   rolling_up_ = false;
+                   ++roll_ups_;
+                   if (!error) return;
+                   try {
+                     std::rethrow_exception(error);
+                   } catch (const std::exception& ex) {
+                     PB_LOG(Warning, "gateway") << "rolling the samples up into the buckets failed (retried "
+                                                   "at the next commit): "
+                                                << ex.what();
+                   }
+                 });
+    return;
+  }
   try {
     if (const size_t n = store_.roll_up(up_to); n > 0)  // nothing when the store is there already
       PB_LOG(Debug, "gateway") << "rolled " << n << " quarter-hours of samples up into the buckets";
@@ -212,6 +239,20 @@ void RecordCommitter::commit(bool with_readings) {
     timer_.cancel();
   }
   if (dead_ || !settled_) return;
+  if (worker_ && worker_->busy()) {
+    // The worker holds the write lock: a commit now would wait for it on the loop thread.
+    deferred_readings_ = deferred_readings_ || with_readings;
+    if (!deferred_) {
+      deferred_ = true;
+      worker_->when_idle([this] {
+        deferred_ = false;
+        const bool readings = deferred_readings_;
+        deferred_readings_ = false;
+        commit(readings);
+      });
+    }
+    return;
+  }
   if (with_readings) sum_held();
   if (events_.empty() && (!with_readings || pending_.empty())) return;
   const size_t records = with_readings ? waiting() : events_.size();

@@ -34,6 +34,7 @@
 namespace pb::gateway {
 
 class Outbox;
+class StoreWorker;
 
 class RecordCommitter {
  public:
@@ -71,6 +72,12 @@ class RecordCommitter {
 
   // Outbox rows ride along in each transaction (null: none).
   void set_outbox(Outbox* outbox) { outbox_ = outbox; }
+  // The roll-up of the samples runs there, off the loop (null: on the loop, right after the commit
+  // that finds it due). While the worker runs a job nothing is committed: records wait in memory
+  // (readings are acked as usual, events once their commit followed the job).
+  void set_worker(StoreWorker* worker) { worker_ = worker; }
+  // Samples rolled up by the worker (jobs ended, successful or not).
+  uint64_t roll_ups() const { return roll_ups_; }
   void set_on_fatal(Fatal on_fatal) { on_fatal_ = std::move(on_fatal); }
   // How long readings wait for companions before their commit (default kFlushDelay; the daemon
   // sets history.commit_interval_ms).
@@ -139,6 +146,11 @@ class RecordCommitter {
   Committed on_committed_;
   Fatal on_fatal_;
   Outbox* outbox_ = nullptr;
+  StoreWorker* worker_ = nullptr;
+  bool rolling_up_ = false;  // a roll-up was handed to the worker
+  bool deferred_ = false;    // a commit waits for the worker to be idle
+  bool deferred_readings_ = false;
+  uint64_t roll_ups_ = 0;
   // Readings summed since the last commit.
   energy::Pending pending_;
   // Readings held while times are provisional (summed once the time settles), and those of them

@@ -194,6 +194,9 @@ std::vector<const DpValue*> ReportPolicy::decide(const std::vector<DpValue>& val
     }
     if (chosen[i]) out.push_back(&v);
   }
+  held_since_.reset();
+  for (const auto& [dp, s] : sent_)
+    if (s.held && (!held_since_ || s.at < *held_since_)) held_since_ = s.at;
   return out;
 }
 
@@ -202,14 +205,13 @@ bool ReportPolicy::full_due(Time now) const {
 }
 
 bool ReportPolicy::held_due(Time now) const {
-  for (const auto& [dp, s] : sent_)
-    if (s.held && now - s.at >= rules_.min_interval) return true;
-  return false;
+  return held_since_ && now - *held_since_ >= rules_.min_interval;
 }
 
 void ReportPolicy::forget() {
   sent_.clear();
   last_full_.reset();
+  held_since_.reset();
 }
 
 }  // namespace pb::gateway

@@ -1,9 +1,11 @@
 #include "retention.hpp"
 
 #include <boost/asio/post.hpp>
+#include <memory>
 #include <optional>
 
 #include "plugbridge/common/log.hpp"
+#include "store_worker.hpp"
 
 namespace pb::gateway {
 
@@ -35,26 +37,60 @@ void Retention::begin_pass() {
   }
   // Samples are pruned only once rolled up into the buckets; the committer rolls up after its
   // commits, this covers a gateway that commits nothing (no socket online).
+  const int64_t now = now_unix_ms_();
+  const int64_t up_to = now - ((now % roll_up_period_ms_) + roll_up_period_ms_) % roll_up_period_ms_;
+  if (worker_) {
+    worker_->run([up_to](store::Store& s) { s.roll_up(up_to); },
+                 [this](const std::exception_ptr& error) {
+                   rolled_up(error, "rolling the samples up into the buckets failed");
+                   roll_up_days();
+                 });
+    return;
+  }
   try {
-    const int64_t now = now_unix_ms_();
-    store_.roll_up(now - ((now % roll_up_period_ms_) + roll_up_period_ms_) % roll_up_period_ms_);
+    store_.roll_up(up_to);
   } catch (const std::exception& ex) {
     PB_LOG(Warning, "gateway") << "rolling the samples up into the buckets failed: " << ex.what();
   }
   roll_up_days();
 }
 
+void Retention::rolled_up(const std::exception_ptr& error, const char* what) {
+  if (!error) return;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& ex) {
+    PB_LOG(Warning, "gateway") << what << ": " << ex.what();
+  }
+}
+
 void Retention::roll_up_days() {
   if (stopping_) return;
+  if (!roll_up_day_) {
+    step();
+    return;
+  }
+  // A day per job: what waits for the worker to be idle (the commits) goes between two days.
+  if (worker_) {
+    auto rolled = std::make_shared<size_t>(0);
+    worker_->run([rolled, f = roll_up_day_](store::Store& s) { *rolled = f(s); },
+                 [this, rolled](const std::exception_ptr& error) {
+                   // Readers take those days from the hours meanwhile.
+                   rolled_up(error, "rolling the buckets up into days failed (retried in an hour)");
+                   if (error || *rolled == 0)
+                     boost::asio::post(io_, [this] { step(); });
+                   else
+                     boost::asio::post(io_, [this] { roll_up_days(); });
+                 });
+    return;
+  }
   size_t rolled = 0;
-  if (roll_up_day_) {
-    try {
-      rolled = roll_up_day_();
-    } catch (const std::exception& ex) {
-      // Readers take those days from the hours meanwhile.
-      PB_LOG(Warning, "gateway") << "rolling the buckets up into days failed (retried in an hour): "
-                                 << ex.what();
-    }
+  try {
+    rolled = roll_up_day_(store_);
+  } catch (const std::exception& ex) {
+    // Readers take those days from the hours meanwhile.
+    PB_LOG(Warning, "gateway") << "rolling the buckets up into days failed (retried in an hour): "
+                               << ex.what();
   }
   if (rolled > 0)
     boost::asio::post(io_, [this] { roll_up_days(); });
@@ -64,6 +100,10 @@ void Retention::roll_up_days() {
 
 void Retention::step() {
   if (stopping_) return;
+  if (worker_ && worker_->busy()) {  // a delete now would wait for the worker's write lock
+    worker_->when_idle([this] { step(); });
+    return;
+  }
   const int64_t cutoff = now_unix_ms_() - int64_t{raw_days_} * 86'400'000;
   const auto deleted = prune_batch(cutoff);
   if (!deleted) return;
@@ -124,6 +164,10 @@ void Retention::check_size() {
 
 void Retention::thin() {
   if (stopping_) return;
+  if (worker_ && worker_->busy()) {
+    worker_->when_idle([this] { thin(); });
+    return;
+  }
   const auto deleted = prune_batch(thin_before_ms_);
   if (!deleted) return;
   thinned_in_pass_ += *deleted;

@@ -455,6 +455,10 @@ bool Store::checkpoint() {
   return rc == SQLITE_OK;
 }
 
+void Store::interrupt() {
+  sqlite3_interrupt(impl_->db);
+}
+
 int Store::latest_schema_version() {
   return max_number(embedded_migrations());
 }

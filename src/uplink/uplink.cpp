@@ -8,15 +8,19 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "plugbridge/common/log.hpp"
@@ -161,6 +165,28 @@ void probe_tls(boost::asio::io_context& io, const Options& o, TlsProbe::Done don
 
 }  // namespace
 
+// Messages from the broker, between Paho's thread (put) and the loop (take).
+class Inbox {
+ public:
+  void put(std::string topic, std::string payload) {
+    std::lock_guard lock(mutex_);
+    queue_.emplace_back(std::move(topic), std::move(payload));
+    any_.store(true, std::memory_order_release);
+  }
+  // Everything waiting, in arrival order (nothing: one atomic read).
+  std::deque<std::pair<std::string, std::string>> take() {
+    if (!any_.load(std::memory_order_acquire)) return {};
+    std::lock_guard lock(mutex_);
+    any_.store(false, std::memory_order_relaxed);
+    return std::exchange(queue_, {});
+  }
+
+ private:
+  std::mutex mutex_;
+  std::deque<std::pair<std::string, std::string>> queue_;
+  std::atomic<bool> any_{false};
+};
+
 // Loop-thread state. Paho threads never touch it directly: they post closures holding a
 // weak_ptr, so a destroyed Client simply makes them no-ops.
 struct Client::State : std::enable_shared_from_this<State> {
@@ -236,9 +262,11 @@ struct Client::State : std::enable_shared_from_this<State> {
         if (auto s = w.lock()) s->on_connection_lost(cause);
       });
     });
-    cli->set_message_callback([&ioc, w](mqtt::const_message_ptr msg) {
-      boost::asio::post(ioc, [w, topic = msg->get_topic(), payload = msg->to_string()] {
-        if (auto s = w.lock()) s->on_message(topic, payload);
+    // Into the inbox, and a loop turn to deliver it; deliver_waiting() may take it earlier.
+    cli->set_message_callback([&ioc, w, box = inbox](mqtt::const_message_ptr msg) {
+      box->put(msg->get_topic(), msg->to_string());
+      boost::asio::post(ioc, [w] {
+        if (auto s = w.lock()) s->deliver_waiting();
       });
     });
   }
@@ -401,6 +429,14 @@ struct Client::State : std::enable_shared_from_this<State> {
     connect_failed(cause.empty() ? "connection lost" : "connection lost: " + cause);
   }
 
+  void deliver_waiting() {
+    if (delivering) return;  // a handler that asks again: the loop below takes the rest
+    delivering = true;
+    for (auto batch = inbox->take(); !batch.empty() && !destroyed; batch = inbox->take())
+      for (const auto& [topic, payload] : batch) on_message(topic, payload);
+    delivering = false;
+  }
+
   void on_message(const std::string& topic, const std::string& payload) {
     if (destroyed) return;
     if (topic.compare(0, prefix.size(), prefix) != 0) {
@@ -525,6 +561,8 @@ struct Client::State : std::enable_shared_from_this<State> {
   mqtt::connect_options conn_opts;
   Listener listener;  // declared before cli: Paho holds a reference until cli is gone
   std::unique_ptr<mqtt::async_client> cli;
+  std::shared_ptr<Inbox> inbox = std::make_shared<Inbox>();
+  bool delivering = false;
 
   Phase phase = Phase::Idle;
   bool stopping = false;
@@ -553,6 +591,10 @@ Client::~Client() {
 
 void Client::start() {
   state_->start();
+}
+
+void Client::deliver_waiting() {
+  state_->deliver_waiting();
 }
 
 void Client::stop(std::function<void()> done) {

@@ -112,6 +112,9 @@ class Outbox {
   Batch begin_write();
   // Pending rows in their own transaction now (the write timer does this).
   void write_now();
+  // Whether the write timer may write now (unset: always); while it may not, it tries again a
+  // write delay later. The gateway says no while its store worker holds the write lock.
+  void set_may_write(std::function<bool()> may_write) { may_write_ = std::move(may_write); }
 
   size_t queued() const;                        // rows waiting, all sockets
   size_t queued(const std::string& cid) const;  // rows waiting for this socket
@@ -215,6 +218,7 @@ class Outbox {
   std::unordered_set<int64_t> in_db_;                   // ords a committed transaction stored
   boost::asio::steady_timer write_timer_;
   bool write_armed_ = false;
+  std::function<bool()> may_write_;
 
   // Refusal logging: the first of a burst in full, the rest counted and summarised.
   std::map<int, uint64_t> suppressed_;  // code -> count

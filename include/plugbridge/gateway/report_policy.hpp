@@ -118,7 +118,8 @@ class ReportPolicy {
 
   // The period has passed since the last full report, or there was none.
   bool full_due(Time now) const;
-  // A change held back by the minimum interval may go out now (call decide again).
+  // A change held back by the minimum interval may go out now (call decide again). Constant time:
+  // the gateway asks every socket every second.
   bool held_due(Time now) const;
   // Nothing counts as reported any more (a new uplink session): the next decide sends everything.
   void forget();
@@ -135,6 +136,7 @@ class ReportPolicy {
   ReportRules rules_;
   std::map<int, Sent> sent_;  // by DP
   std::optional<Time> last_full_;
+  std::optional<Time> held_since_;  // the oldest `at` of the values held back (none: nothing held)
   Time last_switch_ = Time::min();  // last on-change report of a Switch DP (relay, faults)
 };
 

@@ -271,6 +271,9 @@ class Store {
   // PRAGMA wal_checkpoint(TRUNCATE): copies the WAL into the database and truncates it (frees the
   // WAL's disk space once no reader needs it). False if a reader kept it from finishing.
   bool checkpoint();
+  // Stops what this connection runs now (from another thread: the one thing a Store allows from
+  // any thread while it lives): the statement fails with SQLITE_INTERRUPT, its transaction rolls back.
+  void interrupt();
 
   // One consistent view for several queries: while it lives, every read through this Store sees
   // the database as it was when the transaction started, whatever other connections commit

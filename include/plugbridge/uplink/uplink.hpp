@@ -55,6 +55,10 @@ class Client {
   // QoS 1 publish to gateway_id/{id}/{suffix}; done(ok) on the loop when the broker acked
   // (PUBACK) or failed (also immediately-but-posted when not connected, and at stop()).
   void publish(const std::string& suffix, std::string payload, std::function<void(bool ok)> done = {});
+  // Hands the messages that arrived from the broker and wait for their loop turn to on_message
+  // now, in arrival order (loop thread; cheap when none wait). Each message gets a loop turn of its
+  // own too: this only lets a caller take them sooner, e.g. before other queued work.
+  void deliver_waiting();
 
   struct State;  // shared with Paho callbacks through weak_ptr; public only for the .cpp
 

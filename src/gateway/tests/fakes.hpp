@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -141,6 +142,19 @@ class FakeUplink : public UplinkPort {
     sent.push_back({suffix, nlohmann::json::parse(payload)});
     if (done) boost::asio::post(io_, [done = std::move(done)] { done(true); });
   }
+  // A message from the broker: waits for a loop turn of its own (like uplink::Client), unless
+  // deliver_waiting() hands it to on_message sooner.
+  void arrive(const std::string& suffix, const std::string& payload) {
+    inbox_.emplace_back(suffix, payload);
+    boost::asio::post(io_, [this] { deliver_waiting(); });
+  }
+  void deliver_waiting() override {
+    while (!inbox_.empty()) {
+      auto [suffix, payload] = std::move(inbox_.front());
+      inbox_.pop_front();
+      if (on_message) on_message(suffix, payload);
+    }
+  }
   std::vector<nlohmann::json> on(const std::string& suffix) const {
     std::vector<nlohmann::json> out;
     for (const auto& s : sent)
@@ -150,9 +164,11 @@ class FakeUplink : public UplinkPort {
 
   bool up = true;
   std::vector<Sent> sent;
+  std::function<void(const std::string& suffix, const std::string& payload)> on_message;
 
  private:
   boost::asio::io_context& io_;
+  std::deque<std::pair<std::string, std::string>> inbox_;
 };
 
 // A fresh directory, removed with everything in it.

@@ -88,6 +88,32 @@ TEST_F(WiredGateway, CloudCommandGoesToTheSocketAndItsResultIsTheResponse) {
   EXPECT_EQ(gw_->live_status()[0].relay_on, true);
 }
 
+TEST_F(WiredGateway, ACloudCommandGoesOutBeforeTheReadingsQueuedAheadOfIt) {
+  uplink_.on_message = [this](const std::string& suffix, const std::string& payload) {
+    gw_->on_uplink_message(suffix, payload);
+  };
+  auto s1 = std::make_shared<FakeLink>("s1", kCaps);
+  auto s2 = std::make_shared<FakeLink>("s2", kCaps);
+  ASSERT_TRUE(lan_->connect(s1));
+  ASSERT_TRUE(lan_->connect(s2));
+  // A backlog of socket messages waits on the loop (thousands of sockets reading), then the
+  // command arrives from the broker.
+  constexpr uint32_t kBacklog = 2000;
+  uint32_t handled = 0;
+  for (uint32_t seq = 1; seq <= kBacklog; ++seq)
+    boost::asio::post(io_, [&, seq] {
+      lan_->deliver(s2, reading(seq));
+      ++handled;
+    });
+  std::optional<uint32_t> handled_at_command;
+  s1->on_send = [&](const proto::Message& m) {
+    if (m.type == proto::MsgType::Command) handled_at_command = handled;
+  };
+  uplink_.arrive("commands", cloud_command("s1", "r1", 1, true));
+  ASSERT_TRUE(run_until(io_, [&] { return handled == kBacklog && handled_at_command.has_value(); }));
+  EXPECT_EQ(*handled_at_command, 0u) << "the command waited behind " << *handled_at_command << " readings";
+}
+
 TEST_F(WiredGateway, CommandForAnOfflineSocketIsAnswered2001) {
   auto link = std::make_shared<FakeLink>("s1", kCaps);
   ASSERT_TRUE(lan_->connect(link));

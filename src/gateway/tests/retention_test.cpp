@@ -73,9 +73,9 @@ TEST(Retention, EachPassRollsTheBucketsUpIntoLocalDaysADayPerTurn) {
   const energy::Calendar cal("Europe/Berlin");
   Retention retention(io, store, 35, [] { return kNow; });
   size_t calls = 0;
-  retention.set_roll_up_days([&] {
+  retention.set_roll_up_days([&](store::Store& s) {
     ++calls;
-    return energy::roll_up_days(store, cal, 1);
+    return energy::roll_up_days(s, cal, 1);
   });
   retention.start(std::chrono::seconds(0));
   ASSERT_TRUE(run_until(io, [&] { return retention.passes() == 1; }));
