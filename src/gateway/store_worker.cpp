@@ -52,6 +52,11 @@ void StoreWorker::stop() {
   idle_waiters_.clear();
 }
 
+bool StoreWorker::stopping() const {
+  std::lock_guard lock(mutex_);
+  return stopping_;
+}
+
 void StoreWorker::main() {
   std::optional<store::Store> store;  // opened, used and closed on this thread only
   std::unique_lock lock(mutex_);

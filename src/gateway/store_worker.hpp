@@ -51,6 +51,8 @@ class StoreWorker {
   // and done handlers not run yet are dropped; busy() is false after it.
   void stop();
   size_t jobs_done() const { return jobs_done_; }  // done handlers run
+  // stop() has begun (any thread): a job between two steps of its own can end early on it.
+  bool stopping() const;
 
  private:
   struct Item {
@@ -69,7 +71,7 @@ class StoreWorker {
   std::vector<std::function<void()>> idle_waiters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards posted done handlers
   // Shared with the thread.
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Item> queue_;
   bool stopping_ = false;

@@ -194,19 +194,20 @@ TEST_F(StoreWorkerTest, RetentionRollsUpOnTheWorkerAndItsDeletesWaitForIt) {
 }
 
 TEST_F(StoreWorkerTest, StopWaitsForTheJobAndDropsWhatWaits) {
+  // The first job runs until stop() has begun, so the second is still queued when it does.
   std::promise<void> started;
-  std::atomic<bool> let_go{false};
   bool first_done = false, second_ran = false;
   worker_.run(
       [&](store::Store&) {
         started.set_value();
-        while (!let_go) std::this_thread::yield();
+        while (!worker_.stopping()) std::this_thread::yield();
       },
       [&](const std::exception_ptr&) { first_done = true; });
   worker_.run([&](store::Store&) { second_ran = true; }, {});
   started.get_future().wait();
-  let_go = true;
+  EXPECT_FALSE(worker_.stopping());
   worker_.stop();
+  EXPECT_TRUE(worker_.stopping());
   run_ready(io_);
   EXPECT_FALSE(first_done) << "a done handler ran after stop()";
   EXPECT_FALSE(second_ran);
