@@ -136,6 +136,8 @@ void CommandQueue::cloud(const std::string& payload) {
     answer(cmd.cid, cmd.request_id, tuya::code::kNoDevice, "cid is not in the roster");
     return;
   }
+  PB_LOG(Debug, "gateway") << "command " << cmd.request_id << " for " << cmd.cid << " from the cloud (DP "
+                           << static_cast<int>(cmd.dp_id) << ")";
   PendingCommand pc;
   pc.from = PendingCommand::From::Cloud;
   pc.request_id = cmd.request_id;
@@ -378,6 +380,7 @@ void CommandQueue::on_result(SocketState& st, const proto::CommandResult& r) {
                             << " (no longer in flight)";
     return;
   }
+  PB_LOG(Debug, "gateway") << st.entry.cid << ": result of command " << r.cmd_id;
   st.relay_on = r.relay_on != 0;
   const PendingCommand& pc = st.commands.front();
   int code = tuya::code::kSuccess;

@@ -34,6 +34,12 @@ constexpr const char* kLog = "uplink";
 constexpr int kQos = 1;
 // Upper bound for a graceful disconnect in stop().
 constexpr std::chrono::milliseconds kDisconnectTimeout{1000};
+// Publishes handed to Paho and not completed (PUBACK or failure) at once. Paho refuses a publish
+// while max_buffered_messages of them are queued unsent (error -12), which a burst of reports or
+// syncs from one loop turn reaches; the rest wait in the client, command answers first. At a
+// 100 ms round trip to the broker this still carries 1 280 publishes a second.
+constexpr size_t kPahoWindow = 128;
+constexpr int kPahoMaxBuffered = 2 * kPahoWindow;
 
 // Op ids travel through Paho as the token's user context.
 void* to_context(uint64_t id) {
@@ -250,7 +256,10 @@ struct Client::State : std::enable_shared_from_this<State> {
     conn_opts.set_automatic_reconnect(false);  // we reconnect and resubscribe ourselves
     conn_opts.set_ssl(std::move(ssl));
 
-    cli = std::make_unique<mqtt::async_client>(server_uri(opt), opt.gateway_id);
+    mqtt::create_options create;
+    create.set_max_buffered_messages(kPahoMaxBuffered);  // never reached: at most kPahoWindow
+    create.set_send_while_disconnected(false);
+    cli = std::make_unique<mqtt::async_client>(server_uri(opt), opt.gateway_id, create);
   }
 
   void attach() {
@@ -277,6 +286,8 @@ struct Client::State : std::enable_shared_from_this<State> {
     retry_timer.cancel();
     stop_timer.cancel();
     pending.clear();
+    urgent.clear();
+    queued.clear();
     if (cli) {
       try {
         cli->disable_callbacks();
@@ -361,6 +372,7 @@ struct Client::State : std::enable_shared_from_this<State> {
           PB_LOG(Debug, kLog) << "publish not acknowledged (Paho rc " << ev.rc << ")";
         }
         if (done) done(ev.ok);
+        if (!destroyed) hand_over();
         return;
       }
       case mqtt::token::DISCONNECT:
@@ -407,6 +419,7 @@ struct Client::State : std::enable_shared_from_this<State> {
 
   void connect_failed(const std::string& reason) {
     phase = Phase::Idle;
+    fail_waiting();
     ++generation;  // ignore late completions of this attempt
     // The same reason again (a long outage at reconnect_max_s) only every 5 minutes as a warning.
     const auto now = std::chrono::steady_clock::now();
@@ -485,6 +498,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     ++generation;
     bool was_up = phase == Phase::Connected || phase == Phase::Subscribing;
     phase = Phase::Idle;
+    fail_waiting();
     if (was_up) {
       PB_LOG(Info, kLog) << "disconnecting from " << server_uri(opt);
       if (h.on_disconnected) h.on_disconnected("stopped");
@@ -530,6 +544,12 @@ struct Client::State : std::enable_shared_from_this<State> {
     }
   }
 
+  struct Publish {
+    std::string suffix;
+    std::string payload;
+    std::function<void(bool)> done;
+  };
+
   void publish(const std::string& suffix, std::string payload, std::function<void(bool)> done) {
     if (destroyed) return;
     if (phase != Phase::Connected || stopping) {
@@ -537,17 +557,44 @@ struct Client::State : std::enable_shared_from_this<State> {
       if (done) boost::asio::post(io, [d = std::move(done)] { d(false); });
       return;
     }
+    auto& queue = suffix == tuya::suffix::kCommandsResponse ? urgent : queued;
+    queue.push_back(Publish{suffix, std::move(payload), std::move(done)});
+    hand_over();
+  }
+
+  // Hands waiting publishes to Paho while fewer than kPahoWindow are in its hands.
+  void hand_over() {
+    while (pending.size() < kPahoWindow && phase == Phase::Connected && !stopping && !destroyed &&
+           !(urgent.empty() && queued.empty())) {
+      auto& queue = urgent.empty() ? queued : urgent;
+      Publish p = std::move(queue.front());
+      queue.pop_front();
+      send(std::move(p));
+    }
+  }
+
+  void send(Publish p) {
     uint64_t id = next_op++;
-    auto msg = mqtt::make_message(prefix + suffix, payload.data(), payload.size(), kQos, false);
-    pending.emplace(id, std::move(done));
+    auto msg = mqtt::make_message(prefix + p.suffix, p.payload.data(), p.payload.size(), kQos, false);
+    pending.emplace(id, std::move(p.done));
     try {
       cli->publish(msg, to_context(id), listener);
     } catch (const std::exception& e) {
-      PB_LOG(Warning, kLog) << "publish to " << suffix << " failed: " << e.what();
+      PB_LOG(Warning, kLog) << "publish to " << p.suffix << " failed: " << e.what();
       auto it = pending.find(id);
       auto d = std::move(it->second);
       pending.erase(it);
       if (d) boost::asio::post(io, [d = std::move(d)] { d(false); });
+    }
+  }
+
+  // The link is down or stopping: what waits for the window fails (posted), as a publish made now
+  // would.
+  void fail_waiting() {
+    for (auto* queue : {&urgent, &queued}) {
+      for (auto& p : *queue)
+        if (p.done) boost::asio::post(io, [d = std::move(p.done)] { d(false); });
+      queue->clear();
     }
   }
 
@@ -576,7 +623,8 @@ struct Client::State : std::enable_shared_from_this<State> {
   unsigned failures = 0;
   size_t subscribes_outstanding = 0;
   uint64_t next_op = 1;
-  std::map<uint64_t, std::function<void(bool)>> pending;  // publishes awaiting PUBACK
+  std::map<uint64_t, std::function<void(bool)>> pending;  // publishes Paho has, awaiting PUBACK
+  std::deque<Publish> urgent, queued;  // for the window (kPahoWindow): command answers, the rest
   std::vector<std::function<void()>> stop_done;
 };
 
