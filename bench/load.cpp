@@ -69,8 +69,10 @@ struct Options {
   bool broker_nodelay = false;
   std::string sim_link;  // plugsim --link (empty: plugsim's default)
   std::string json_out;
-  std::string daemon_yaml;  // top-level YAML appended to plugbridged's configuration
-  int max_handshakes = 0;   // plugbridged's lan.max_handshakes (0: its default)
+  std::string daemon_yaml;         // top-level YAML appended to plugbridged's configuration
+  std::string log_level = "info";  // plugbridged's log_level
+  std::string daemon_log;          // where plugbridged's log is copied at the end (empty: nowhere)
+  int max_handshakes = 0;          // plugbridged's lan.max_handshakes (0: its default)
   double prefill_days = 0;
   uint32_t commit_interval_ms = 60'000;  // plugbridged's history.commit_interval_ms
   uint32_t raw_resolution_s = 60;        // plugbridged's history.raw_resolution_s
@@ -971,7 +973,7 @@ int run(const Options& o) {
     << (o.max_handshakes > 0 ? "  max_handshakes: " + std::to_string(o.max_handshakes) + "\n" : "")
     << "database: " << db_path.string() << "\n"
     << "heartbeat_s: 30\n"
-    << "log_level: info\n"
+    << "log_level: " << o.log_level << "\n"
     << "control_socket: " << control_path.string() << "\n"
     << "history: {commit_interval_ms: " << o.commit_interval_ms
     << ", raw_resolution_s: " << o.raw_resolution_s << "}\n"
@@ -1345,6 +1347,12 @@ int run(const Options& o) {
   test::Process& last = live;
   last.signal(SIGTERM);
   if (const auto rc = last.wait_exit(30s); !daemon_rc || *daemon_rc == 0) daemon_rc = rc;
+  if (!o.daemon_log.empty()) {
+    std::error_code ec;
+    std::filesystem::copy_file(last.stderr_path(), o.daemon_log,
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) progress("cannot copy plugbridged's log to " + o.daemon_log + ": " + ec.message());
+  }
   // One roll-up of a period's samples, unless the window had one: its bytes shared out over the
   // period's readings.
   const int64_t roll_period_ms = energy::roll_up_period_ms(int64_t{o.raw_resolution_s} * 1000);
@@ -1817,6 +1825,10 @@ int main(int argc, char** argv) {
   app.add_option("--daemon-yaml", o.daemon_yaml,
                  "top-level YAML for plugbridged's configuration, e.g. 'clock: {max_wait_s: 0}' (not "
                  "history: see --commit-interval-ms)");
+  app.add_option("--log-level", o.log_level, "plugbridged's log_level (debug logs every command's steps)")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+  app.add_option("--daemon-log", o.daemon_log,
+                 "copy plugbridged's log (of its last run) to this file at the end");
   CLI11_PARSE(app, argc, argv);
   if (client_port != 0) {
     const int rc = run_baseline_client(client_port, client_ids);
