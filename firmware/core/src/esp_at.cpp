@@ -1,5 +1,6 @@
 #include <cstring>
 #include <pbfw/esp_at.hpp>
+#include <pbfw/fnv1a.hpp>
 
 namespace pbfw {
 namespace {
@@ -62,15 +63,6 @@ bool equals(const char* s, size_t len, const char* word) {
 bool is_closed_notice(const char* s, size_t len) {
   if (equals(s, len, "CLOSED")) return true;
   return len == 8 && s[0] >= '0' && s[0] <= '9' && s[1] == ',' && std::memcmp(s + 2, "CLOSED", 6) == 0;
-}
-
-uint32_t fnv1a(const char* s) {
-  uint32_t h = 2166136261u;
-  while (s != nullptr && *s != '\0') {
-    h ^= static_cast<uint8_t>(*s++);
-    h *= 16777619u;
-  }
-  return h;
 }
 
 }  // namespace

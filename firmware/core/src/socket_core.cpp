@@ -1,3 +1,4 @@
+#include <pbfw/fnv1a.hpp>
 #include <pbfw/socket_core.hpp>
 
 #include "wide_math.hpp"
@@ -78,7 +79,11 @@ void SocketCore::boot() {
   hal_.set_relay(relay_on_);
   lan_->add_event(proto::EventType::RelayChanged, proto::Cause::PowerOn, relay_on_ ? 1 : 0, now);
   if (observer_ != nullptr) observer_->on_relay_changed(relay_on_, proto::Cause::PowerOn);
-  next_reading_ms_ = now + cfg_.reading_interval_ms;
+  // Sockets powered up together (after a power cut) would take their readings in step and reach
+  // the gateway as one burst per interval: each takes its first at a point of the interval of its
+  // own, from its cid.
+  next_reading_ms_ = now + (cfg_.first_reading_ms != 0 ? cfg_.first_reading_ms
+                                                       : 1 + fnv1a(cfg_.cid) % cfg_.reading_interval_ms);
   update_led();
 }
 

@@ -301,5 +301,30 @@ TEST(SocketCore, SwitchCountPersistedAndReported) {
   EXPECT_EQ(rig.core->switch_count(), 0u);
 }
 
+// Sockets powered up together (a power cut) must not report in step: each takes its first reading
+// at a point of the interval of its own, from its cid, and keeps that phase.
+TEST(SocketCore, SocketsPoweredUpTogetherTakeTheirReadingsApart) {
+  constexpr uint32_t kInterval = 10'000;
+  std::set<uint64_t> firsts;
+  for (const char* cid : {"flat-1", "flat-2", "flat-3", "flat-4", "flat-5", "flat-6", "flat-7", "flat-8"}) {
+    Rig rig;
+    rig.cfg.cid = cid;
+    rig.cfg.reading_interval_ms = kInterval;
+    rig.cfg.first_reading_ms = 0;
+    rig.power_on();
+    rig.session_up();
+    const uint64_t boot = rig.hal.now;
+    uint64_t first = 0;
+    while (rig.readings().empty() && rig.hal.now - boot <= kInterval) rig.run(50);
+    ASSERT_EQ(rig.readings().size(), 1u) << cid << ": no reading within one interval of boot";
+    first = rig.hal.now - boot;
+    firsts.insert(first / 50);
+    rig.run(kInterval);
+    EXPECT_EQ(rig.readings().size(), 2u) << cid << ": then one every interval";
+  }
+  EXPECT_GE(firsts.size(), 7u) << "readings in step";
+  EXPECT_GT(*firsts.rbegin() - *firsts.begin(), kInterval / 50 / 2) << "not spread over the interval";
+}
+
 }  // namespace
 }  // namespace pbfw

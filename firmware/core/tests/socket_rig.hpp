@@ -94,6 +94,7 @@ class Rig {
   Rig() {
     cfg.cid = "sock-1";
     cfg.fw_version = "1.0.0";
+    cfg.first_reading_ms = cfg.reading_interval_ms;  // the tests' timelines count whole intervals
   }
   // A fresh core on the same storage = the socket after a power cut.
   void power_on() {

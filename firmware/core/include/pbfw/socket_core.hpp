@@ -25,6 +25,9 @@ struct SocketConfig {
   const char* fw_version;  // not copied: must outlive the core
   uint32_t kv_e6 = kDefaultKvE6, ki_e6 = kDefaultKiE6;
   uint32_t reading_interval_ms = 1000;
+  // The first reading after boot comes this long after it; 0: 1 + fnv1a(cid) % reading_interval_ms,
+  // so that sockets powered up together (after a power cut) do not report in step.
+  uint32_t first_reading_ms = 0;
   // Defaults of the persisted settings (used until the gateway changes them, and after a factory reset).
   uint32_t current_limit_ma = 5000;
   uint32_t over_current_duration_ms = 0;          // limits must be exceeded this long (0 = first frame trips)
