@@ -61,11 +61,28 @@ Outbox::~Outbox() {
   }
 }
 
+const std::string& Outbox::Latest::text() const {
+  static const std::string kNone;
+  return value ? *value : kNone;
+}
+
+void Outbox::Latest::set_text(const std::string& v) {
+  if (v.empty())
+    value.reset();
+  else if (value)
+    *value = v;
+  else
+    value = std::make_unique<std::string>(v);
+}
+
 Outbox::Latest& Outbox::latest(const std::string& cid, int dp) {
   std::vector<Latest>& dps = latest_[cid];
   for (Latest& l : dps)
     if (l.dp == dp) return l;
-  return dps.emplace_back(Latest{dp, 0, 0, {}});
+  if (dps.size() == dps.capacity()) dps.reserve(dps.size() + 4);  // a few at a time: no doubling slack
+  Latest& l = dps.emplace_back();
+  l.dp = dp;
+  return l;
 }
 
 Outbox::Latest* Outbox::find_latest(const std::string& cid, int dp) {
@@ -91,7 +108,7 @@ void Outbox::load(const std::set<std::string>& roster) {
     if (r.ord > l.ord) {
       l.ord = r.ord;
       l.t_ms = r.t_ms;
-      l.value = is_event_dp(r.dp) ? r.value : std::string();
+      l.set_text(is_event_dp(r.dp) ? r.value : std::string());
     }
     cids.insert(r.cid);
     ++loaded;
@@ -130,11 +147,11 @@ void Outbox::report(const std::string& cid, int dp, const std::string& value_jso
   Latest& l = latest(cid, dp);
   // A full report repeats an event DP's value: that repeat is a state, not a new event.
   const bool event_dp = is_event_dp(dp);
-  const bool event = event_dp && (l.ord == 0 || l.value != value_json);
+  const bool event = event_dp && (l.ord == 0 || l.text() != value_json);
   Msg m{cid, dp, event, next_ord_++, t_ms, value_json};
   l.ord = m.ord;
   l.t_ms = t_ms;
-  if (event_dp) l.value = value_json;
+  if (event_dp) l.set_text(value_json);
   if (ready_(cid) && !backlog(cid)) {
     if (m.event) db_insert(m);  // written ahead unless the PUBACK is faster than the next commit
     ++stats_.published_live;
@@ -209,7 +226,7 @@ void Outbox::requeue(Msg m) {
       if (e->second.dp == dp) return;
     if (auto s = q->second.states.find(dp); s != q->second.states.end() && s->second.ord > ord) return;
   }
-  Msg newest{cid, dp, false, next_ord_++, l->t_ms, l->value};
+  Msg newest{cid, dp, false, next_ord_++, l->t_ms, l->text()};
   l->ord = newest.ord;
   enqueue(std::move(newest));
 }

@@ -152,19 +152,37 @@ bool ReportPolicy::moved_enough(ReportRule rule, int64_t before, int64_t now) co
   return percent > 0 && diff >= floor && diff * 100 >= percent * base;
 }
 
+namespace {
+uint64_t text_hash(const std::string& text) {
+  return text.empty() ? 0 : std::hash<std::string>{}(text);
+}
+}  // namespace
+
+ReportPolicy::Sent* ReportPolicy::find(int dp) {
+  for (Sent& s : sent_)
+    if (s.dp == dp) return &s;
+  return nullptr;
+}
+
+void ReportPolicy::record(const DpValue& v, Time now) {
+  Sent* s = find(v.dp);
+  if (s == nullptr) s = &sent_.emplace_back();
+  *s = Sent{v.value, now, text_hash(v.text), v.dp, false};
+}
+
 std::vector<const DpValue*> ReportPolicy::decide(const std::vector<DpValue>& values, Time now, bool full) {
   if (full) {
     sent_.clear();
     last_full_ = now;
   }
+  if (sent_.capacity() < values.size()) sent_.reserve(values.size());  // exactly: no growth slack
   std::vector<char> chosen(values.size(), 0);
   bool phase_a_leader_sent = false;
   for (size_t i = 0; i < values.size(); ++i) {
     const DpValue& v = values[i];
     if (v.rule == ReportRule::WithMeter) continue;
-    auto it = sent_.find(v.dp);
-    if (it != sent_.end()) {
-      Sent& s = it->second;
+    if (Sent* found = find(v.dp)) {
+      Sent& s = *found;
       if (measurement(v.rule)) {
         if (v.noisy || !moved_enough(v.rule, s.value, v.value)) {
           s.held = false;
@@ -177,11 +195,11 @@ std::vector<const DpValue*> ReportPolicy::decide(const std::vector<DpValue>& val
           continue;
         }
       } else {
-        if (s.value == v.value && s.text == v.text) continue;
+        if (s.value == v.value && s.text == text_hash(v.text)) continue;
         if (v.rule == ReportRule::Switch) last_switch_ = now;
       }
     }
-    sent_[v.dp] = Sent{v.value, v.text, now, false};
+    record(v, now);
     chosen[i] = 1;
     if (leads_phase_a(v.dp)) phase_a_leader_sent = true;
   }
@@ -189,13 +207,13 @@ std::vector<const DpValue*> ReportPolicy::decide(const std::vector<DpValue>& val
   for (size_t i = 0; i < values.size(); ++i) {
     const DpValue& v = values[i];
     if (v.rule == ReportRule::WithMeter && phase_a_leader_sent) {
-      sent_[v.dp] = Sent{v.value, v.text, now, false};
+      record(v, now);
       chosen[i] = 1;
     }
     if (chosen[i]) out.push_back(&v);
   }
   held_since_.reset();
-  for (const auto& [dp, s] : sent_)
+  for (const Sent& s : sent_)
     if (s.held && (!held_since_ || s.at < *held_since_)) held_since_ = s.at;
   return out;
 }

@@ -192,11 +192,14 @@ class Outbox {
   std::deque<std::pair<Clock::time_point, std::string>> awaiting_order_;
   // The newest report of each DP of a socket: its order, and for event DPs its value (a repeat of
   // the same value is a state). A few hundred bytes per socket, however many reports it makes.
+  // The newest value of one DP of a socket: 32 bytes (thousands of sockets times some twenty DPs).
   struct Latest {
-    int dp = 0;
     int64_t ord = 0;
     int64_t t_ms = 0;
-    std::string value;  // event DPs only
+    std::unique_ptr<std::string> value;  // event DPs only
+    int dp = 0;
+    const std::string& text() const;
+    void set_text(const std::string& v);
   };
   Latest& latest(const std::string& cid, int dp);
   Latest* find_latest(const std::string& cid, int dp);

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -125,16 +124,20 @@ class ReportPolicy {
   void forget();
 
  private:
+  // What was last reported of one DP: 32 bytes (thousands of sockets times some twenty DPs).
   struct Sent {
     int64_t value = 0;
-    std::string text;
     Time at{};
+    uint64_t text = 0;  // hash of the text (only compared)
+    int dp = 0;
     bool held = false;  // passed its band while the minimum interval held it back
   };
   bool moved_enough(ReportRule rule, int64_t before, int64_t now) const;
+  Sent* find(int dp);
+  void record(const DpValue& v, Time now);
 
   ReportRules rules_;
-  std::map<int, Sent> sent_;  // by DP
+  std::vector<Sent> sent_;  // one per DP reported, unordered
   std::optional<Time> last_full_;
   std::optional<Time> held_since_;  // the oldest `at` of the values held back (none: nothing held)
   Time last_switch_ = Time::min();  // last on-change report of a Switch DP (relay, faults)
