@@ -34,12 +34,13 @@ constexpr const char* kLog = "uplink";
 constexpr int kQos = 1;
 // Upper bound for a graceful disconnect in stop().
 constexpr std::chrono::milliseconds kDisconnectTimeout{1000};
-// Publishes handed to Paho and not completed (PUBACK or failure) at once. Paho refuses a publish
-// while max_buffered_messages of them are queued unsent (error -12), which a burst of reports or
-// syncs from one loop turn reaches; the rest wait in the client, command answers first. At a
-// 100 ms round trip to the broker this still carries 1 280 publishes a second.
+// Publishes handed to Paho on the current link and not completed (PUBACK or failure) at once.
+// Paho refuses a publish while max_buffered_messages of them are queued unsent (error -12), which a
+// burst of reports or syncs from one loop turn reaches; the rest wait in the client, command answers
+// first. At a 100 ms round trip to the broker this still carries 1 280 publishes a second. Paho's
+// own limit leaves room for what earlier links left unsent.
 constexpr size_t kPahoWindow = 128;
-constexpr int kPahoMaxBuffered = 2 * kPahoWindow;
+constexpr int kPahoMaxBuffered = 8 * kPahoWindow;
 
 // Op ids travel through Paho as the token's user context.
 void* to_context(uint64_t id) {
@@ -257,7 +258,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     conn_opts.set_ssl(std::move(ssl));
 
     mqtt::create_options create;
-    create.set_max_buffered_messages(kPahoMaxBuffered);  // never reached: at most kPahoWindow
+    create.set_max_buffered_messages(kPahoMaxBuffered);
     create.set_send_while_disconnected(false);
     cli = std::make_unique<mqtt::async_client>(server_uri(opt), opt.gateway_id, create);
   }
@@ -286,6 +287,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     retry_timer.cancel();
     stop_timer.cancel();
     pending.clear();
+    in_window = 0;
     urgent.clear();
     queued.clear();
     if (cli) {
@@ -366,7 +368,8 @@ struct Client::State : std::enable_shared_from_this<State> {
       case mqtt::token::PUBLISH: {
         auto it = pending.find(ev.id);
         if (it == pending.end()) return;
-        auto done = std::move(it->second);
+        auto done = std::move(it->second.done);
+        if (it->second.link == link && in_window > 0) --in_window;
         pending.erase(it);
         if (!ev.ok) {
           PB_LOG(Debug, kLog) << "publish not acknowledged (Paho rc " << ev.rc << ")";
@@ -410,6 +413,10 @@ struct Client::State : std::enable_shared_from_this<State> {
     }
     if (--subscribes_outstanding > 0) return;
     phase = Phase::Connected;
+    // A new link: what Paho still holds from an earlier one completes whenever Paho says (resent
+    // in the broker's session, or failed), but no longer keeps new publishes waiting.
+    ++link;
+    in_window = 0;
     failures = 0;
     last_failure.clear();
     disable_nagle_to_port(opt.port);
@@ -532,8 +539,9 @@ struct Client::State : std::enable_shared_from_this<State> {
     stop_timer.cancel();
     auto failed = std::move(pending);
     pending.clear();
-    for (auto& [id, done] : failed) {
-      if (done) done(false);
+    in_window = 0;
+    for (auto& [id, p] : failed) {
+      if (p.done) p.done(false);
       if (destroyed) return;
     }
     auto dones = std::move(stop_done);
@@ -564,7 +572,7 @@ struct Client::State : std::enable_shared_from_this<State> {
 
   // Hands waiting publishes to Paho while fewer than kPahoWindow are in its hands.
   void hand_over() {
-    while (pending.size() < kPahoWindow && phase == Phase::Connected && !stopping && !destroyed &&
+    while (in_window < kPahoWindow && phase == Phase::Connected && !stopping && !destroyed &&
            !(urgent.empty() && queued.empty())) {
       auto& queue = urgent.empty() ? queued : urgent;
       Publish p = std::move(queue.front());
@@ -576,14 +584,16 @@ struct Client::State : std::enable_shared_from_this<State> {
   void send(Publish p) {
     uint64_t id = next_op++;
     auto msg = mqtt::make_message(prefix + p.suffix, p.payload.data(), p.payload.size(), kQos, false);
-    pending.emplace(id, std::move(p.done));
+    pending.emplace(id, Pending{std::move(p.done), link});
+    ++in_window;
     try {
       cli->publish(msg, to_context(id), listener);
     } catch (const std::exception& e) {
       PB_LOG(Warning, kLog) << "publish to " << p.suffix << " failed: " << e.what();
       auto it = pending.find(id);
-      auto d = std::move(it->second);
+      auto d = std::move(it->second.done);
       pending.erase(it);
+      --in_window;
       if (d) boost::asio::post(io, [d = std::move(d)] { d(false); });
     }
   }
@@ -623,8 +633,14 @@ struct Client::State : std::enable_shared_from_this<State> {
   unsigned failures = 0;
   size_t subscribes_outstanding = 0;
   uint64_t next_op = 1;
-  std::map<uint64_t, std::function<void(bool)>> pending;  // publishes Paho has, awaiting PUBACK
-  std::deque<Publish> urgent, queued;  // for the window (kPahoWindow): command answers, the rest
+  struct Pending {
+    std::function<void(bool)> done;
+    uint64_t link = 0;  // the link it was handed over on
+  };
+  std::map<uint64_t, Pending> pending;  // publishes Paho has, awaiting PUBACK
+  uint64_t link = 0;                    // links up so far
+  size_t in_window = 0;                 // of pending, those handed over on this link
+  std::deque<Publish> urgent, queued;   // for the window (kPahoWindow): command answers, the rest
   std::vector<std::function<void()>> stop_done;
 };
 

@@ -348,6 +348,29 @@ TEST(Uplink, ReconnectsAndResubscribesAfterBrokerRestart) {
   EXPECT_TRUE(h.stop());
 }
 
+// The link drops in the middle of a burst: what waited in the client fails at once (the outbox
+// takes it back), what Paho held completes one way or the other, and publishes on the next link go
+// out although the last one's may still be in Paho's hands.
+TEST(Uplink, ABurstCutByALostLinkEndsAndTheNextLinkPublishes) {
+  Broker broker;
+  Harness h(options_for(broker));
+  h.start();
+  ASSERT_TRUE(eventually([&] { return h.connects() == 1; })) << h.describe();
+  constexpr size_t kBurst = 3000;
+  std::vector<std::pair<std::string, std::string>> msgs;
+  for (size_t i = 0; i < kBurst; ++i) msgs.emplace_back("properties/report", "report-" + std::to_string(i));
+  h.publish_burst(msgs);
+  broker.stop();
+  ASSERT_TRUE(eventually([&] { return !h.connected(); })) << h.describe();
+  EXPECT_GT(h.failed(), 0u) << "the burst was all acked before the broker stopped: nothing tested";
+  broker.start();
+  ASSERT_TRUE(eventually([&] { return h.connects() == 2; })) << h.describe();
+  EXPECT_EQ(h.publish("properties/report", "after"), true);
+  EXPECT_TRUE(eventually([&] { return h.acked() + h.failed() == kBurst; }, 60s))
+      << h.acked() << " acked, " << h.failed() << " failed of " << kBurst;
+  EXPECT_TRUE(h.stop());
+}
+
 TEST(Uplink, HostNameMismatchIsRefusedWithReason) {
   Broker broker("DNS:localhost");  // valid for "localhost" only, not for "127.0.0.1"
   {
