@@ -281,6 +281,13 @@ TEST(Uplink, ConnectsSubscribesPublishesAndReceivesOnLoopThread) {
   EXPECT_EQ(h.publish("devices/status", "{}"), false);
 }
 
+// n reports "report-0" .. "report-<n-1>", for Harness::publish_burst.
+std::vector<std::pair<std::string, std::string>> report_burst(size_t n) {
+  std::vector<std::pair<std::string, std::string>> msgs;
+  for (size_t i = 0; i < n; ++i) msgs.emplace_back("properties/report", "report-" + std::to_string(i));
+  return msgs;
+}
+
 // Thousands of publishes from one loop turn (every socket's sync after a restart, a burst of
 // reports) are all delivered, where Paho alone refuses those past its buffer; and an answer to a
 // command made after them overtakes those the client still holds.
@@ -291,8 +298,7 @@ TEST(Uplink, ABurstOfPublishesIsAllAckedAndACommandAnswerOvertakesIt) {
   h.start();
   ASSERT_TRUE(eventually([&] { return h.connects() == 1; })) << h.describe();
   constexpr size_t kBurst = 3000;
-  std::vector<std::pair<std::string, std::string>> msgs;
-  for (size_t i = 0; i < kBurst; ++i) msgs.emplace_back("properties/report", "report-" + std::to_string(i));
+  auto msgs = report_burst(kBurst);
   msgs.emplace_back("commands/response", "answer");
   h.publish_burst(msgs);
   ASSERT_TRUE(eventually([&] { return h.acked() + h.failed() == kBurst + 1; }, 60s))
@@ -357,8 +363,7 @@ TEST(Uplink, ABurstCutByALostLinkEndsAndTheNextLinkPublishes) {
   h.start();
   ASSERT_TRUE(eventually([&] { return h.connects() == 1; })) << h.describe();
   constexpr size_t kBurst = 3000;
-  std::vector<std::pair<std::string, std::string>> msgs;
-  for (size_t i = 0; i < kBurst; ++i) msgs.emplace_back("properties/report", "report-" + std::to_string(i));
+  auto msgs = report_burst(kBurst);
   h.publish_burst(msgs);
   broker.stop();
   ASSERT_TRUE(eventually([&] { return !h.connected(); })) << h.describe();
