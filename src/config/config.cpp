@@ -498,7 +498,14 @@ class Parser {
            "too short: " + std::to_string(s.size()) +
                " hex digits, need at least 32 (128 bits): " + kKeyHowTo);
     }
-    if (s.size() > 128) fail(n, key, "too long: at most 128 hex digits (64 bytes)");
+    // The socket keeps at most kPskMax bytes (device-information page, ESP-AT): a longer key could
+    // never be programmed into one.
+    if (s.size() > 2 * pbfw::proto::kPskMax) {
+      fail(n, key,
+           "too long: " + std::to_string(s.size()) + " hex digits, at most " +
+               std::to_string(2 * pbfw::proto::kPskMax) + " (" + std::to_string(pbfw::proto::kPskMax) +
+               " bytes, the longest key a socket holds)");
+    }
     std::vector<uint8_t> out;
     out.reserve(s.size() / 2);
     for (size_t i = 0; i < s.size(); i += 2) {

@@ -26,7 +26,7 @@ struct Limits {
 struct SocketEntry {
   std::string cid;              // also the TLS-PSK identity
   std::string product_id;       // Tuya product id
-  std::vector<uint8_t> secret;  // PSK, >= 16 bytes; written as hex in YAML
+  std::vector<uint8_t> secret;  // PSK, kPskMin..kPskMax (16..32) bytes; written as hex in YAML
   std::string name;
   std::string location;  // install_location for devices/sync
   Limits limits;

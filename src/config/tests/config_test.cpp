@@ -239,6 +239,24 @@ TEST(Config, BadHexSecret) {
   EXPECT_PREFIX(error_of(with_secret(std::string(130, 'a'))), "t.yaml:8: sockets[0].secret: too long");
 }
 
+// A key longer than kPskMax bytes could never be programmed into a socket.
+TEST(Config, SecretLongerThanASocketHoldsRefused) {
+  auto with_secret = [](const std::string& secret) {
+    return kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + secret + "\n";
+  };
+  const std::string longest = kSecretA + kSecretB;  // 64 hex digits, 32 bytes
+  const Config c = load_string(with_secret(longest), "t.yaml");
+  ASSERT_EQ(c.sockets.size(), 1u);
+  EXPECT_EQ(c.sockets[0].secret.size(), 32u);
+  EXPECT_PREFIX(error_of(with_secret(longest + "5a")),
+                "t.yaml:8: sockets[0].secret: too long: 66 hex digits, at most 64 (32 bytes");
+  // In a flow-style document: 78 hex digits, 39 bytes.
+  EXPECT_PREFIX(
+      error_of("{gateway_id: \"gw\", uplink: {enabled: false}, sockets: [{cid: x, product_id: p, secret: "
+               "0a3f4c7e1b2d4f6a8c0e2b66666666666666666000000000001692314756768421204d6f8a1c3e}]}\n"),
+      "t.yaml:1: sockets[0].secret: too long: 78 hex digits");
+}
+
 TEST(Config, YamlSyntaxErrorHasLine) {
   const std::string m = error_of(kHead + "lan:\n  port: [1, 2\n");
   EXPECT_PREFIX(m, "t.yaml:");
