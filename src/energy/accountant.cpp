@@ -57,8 +57,14 @@ Prepared Pending::prepared() const {
   Prepared out;
   out.update.samples.reserve(samples_.size());
   for (const auto& [key, b] : samples_) out.update.samples.push_back(b);
+  std::sort(out.update.samples.begin(), out.update.samples.end(),
+            [](const store::BucketUpdate& a, const store::BucketUpdate& b) {
+              return std::tie(a.cid, a.start_ms) < std::tie(b.cid, b.start_ms);
+            });
   out.update.states.reserve(changed_.size());
   for (const auto& [cid, st] : changed_) out.update.states.push_back(st);
+  std::sort(out.update.states.begin(), out.update.states.end(),
+            [](const store::EnergyStateRow& a, const store::EnergyStateRow& b) { return a.cid < b.cid; });
   out.events = events_;
   out.accepted_mwh = accepted_mwh_;
   out.out_of_range = out_of_range_;

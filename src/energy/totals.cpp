@@ -67,7 +67,7 @@ const LiveTotals::Totals& LiveTotals::get(const store::Store& store, const std::
 void LiveTotals::load(const store::Store& store, int64_t now_ms) {
   const date::year_month_day today = cal_.local_date(now_ms);
   const Range day = cal_.day(today), month = cal_.month(today.year() / today.month());
-  std::map<std::string, Totals> fresh;
+  std::unordered_map<std::string, Totals> fresh;
   {
     const store::Store::ReadTransaction snapshot(store);
     for (std::string& cid : store.socket_cids()) {

@@ -9,10 +9,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "plugbridge/store/store.hpp"
@@ -48,7 +51,7 @@ struct AccountantOptions {
   // kBucketMs, so a sample lies in one bucket.
   int64_t sample_ms = 60'000;
   uint32_t max_power_w = 3500;  // increments implying more are rejected ("rejected_jump" event)
-  std::map<std::string, uint32_t> socket_max_power_w;  // per-socket overrides of max_power_w
+  std::unordered_map<std::string, uint32_t> socket_max_power_w;  // per-socket overrides of max_power_w
 
   uint32_t max_power_w_for(const std::string& cid) const {
     const auto it = socket_max_power_w.find(cid);
@@ -67,6 +70,8 @@ struct Prepared {
 // per socket and the events so far. Its size grows with sockets and sample intervals, not readings.
 class Pending {
  public:
+  // Hash maps: every reading looks up its socket here, and cids are long strings that share their
+  // beginning; prepared() hands the rows out in key order, as the store writes them best.
   size_t readings() const { return readings_; }
   size_t samples() const { return samples_.size(); }
   bool empty() const { return readings_ == 0 && events_.empty(); }
@@ -75,8 +80,13 @@ class Pending {
 
  private:
   friend class Accountant;
-  std::map<std::string, store::EnergyStateRow> changed_;
-  std::map<std::pair<std::string, int64_t>, store::BucketUpdate> samples_;
+  struct SampleKeyHash {
+    size_t operator()(const std::pair<std::string, int64_t>& k) const {
+      return std::hash<std::string>()(k.first) ^ (std::hash<int64_t>()(k.second) * 0x9e3779b97f4a7c15ull);
+    }
+  };
+  std::unordered_map<std::string, store::EnergyStateRow> changed_;
+  std::unordered_map<std::pair<std::string, int64_t>, store::BucketUpdate, SampleKeyHash> samples_;
   std::vector<store::EventRow> events_;
   int64_t accepted_mwh_ = 0;
   size_t out_of_range_ = 0;
@@ -107,7 +117,7 @@ class Accountant {
 
  private:
   AccountantOptions options_;
-  std::map<std::string, store::EnergyStateRow> states_;
+  std::unordered_map<std::string, store::EnergyStateRow> states_;
   // Sockets already logged for an out-of-range counter (said once per socket and run).
   mutable std::set<std::string> warned_range_;
 };

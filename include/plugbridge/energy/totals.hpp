@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <unordered_map>
 
 #include "plugbridge/energy/calendar.hpp"
 #include "plugbridge/store/reader.hpp"
@@ -58,7 +59,7 @@ class LiveTotals {
   bool loaded_ = false;
   Range day_, month_;
   uint64_t loads_ = 0;
-  std::map<std::string, Totals> cache_;  // every socket with history at the load, and those since
+  std::unordered_map<std::string, Totals> cache_;  // every socket with history at the load, and those since
 };
 
 }  // namespace pb::energy
