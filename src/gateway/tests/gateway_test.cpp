@@ -217,7 +217,7 @@ TEST_F(WiredGatewayDefaultInterval, ReadingsAreAckedAndLiveBeforeTheirCommitAndS
 TEST_F(WiredGateway, EventsAreStoredWithTheirCauseAndTheLastReadingIsLive) {
   auto link = std::make_shared<FakeLink>("s1", kCaps);
   ASSERT_TRUE(lan_->connect(link));
-  lan_->deliver(link, reading(1, proto::kMeterOk));
+  lan_->deliver(link, reading(1, kMeasured));
   proto::Message e = button_relay_event(2);
   lan_->deliver(link, e);
   ASSERT_TRUE(run_until(io_, [&] { return !link->of(proto::MsgType::Ack).empty(); }));
