@@ -156,9 +156,9 @@ int main(int argc, char** argv) {
               } else {
                 b.power_min_mw = std::min<int64_t>(b.power_min_mw, p);
                 b.power_max_mw = std::max<int64_t>(b.power_max_mw, p);
-                b.voltage_min_mv = std::min<int64_t>(b.voltage_min_mv, v);
-                b.voltage_max_mv = std::max<int64_t>(b.voltage_max_mv, v);
-                b.current_max_ua = std::max<int64_t>(b.current_max_ua, i);
+                pb::store::merge_min(b.voltage_min_mv, v);
+                pb::store::merge_max(b.voltage_max_mv, v);
+                pb::store::merge_max(b.current_max_ua, i);
               }
               ++b.samples;
               b.power_sum_mw += p;

@@ -8,7 +8,8 @@
 //    rejected), or still buffered (fewer than 24);
 //  - feed returns true exactly when the accepted-frame count grows, and a rejected frame leaves the
 //    last sample alone;
-//  - an accepted sample is within the decoder's plausibility limits, P <= 1.2 x S + margin, PF <= 1.
+//  - an accepted sample keeps the decoder's plausibility limits (voltage band, current rating,
+//    P <= V x I within tolerance, PF <= 1), and a quantity without a value reads 0.
 #include <cstring>
 #include <pbfw/hlw8032.hpp>
 
@@ -20,14 +21,27 @@ uint32_t be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
 
-void check_sample(const pbfw::MeterSample& s) {
-  using D = pbfw::Hlw8032Decoder;
-  PB_FUZZ_CHECK(s.voltage_mv <= D::kMaxVoltageMv);
-  PB_FUZZ_CHECK(s.current_ua <= D::kMaxCurrentUa);
-  PB_FUZZ_CHECK(s.power_mw <= D::kMaxPowerMw);
+void check_sample(const pbfw::MeterSample& s, const pbfw::MeterLimits& lim) {
+  using pbfw::kMeterCurrent;
+  using pbfw::kMeterPower;
+  using pbfw::kMeterVoltage;
+  // Measured in this frame: what the chip refreshed is what the plausibility rules judged.
+  if ((s.refreshed & kMeterVoltage) != 0 && !s.no_mains) {
+    const uint64_t band = uint64_t{lim.nominal_voltage_mv} * lim.voltage_band_pct / 100u;
+    PB_FUZZ_CHECK(s.voltage_mv + band >= lim.nominal_voltage_mv &&
+                  s.voltage_mv <= lim.nominal_voltage_mv + band);
+  }
+  PB_FUZZ_CHECK(uint64_t{s.current_ua} <=
+                uint64_t{lim.rated_current_ma} * (100u + lim.current_margin_pct) * 10u);
+  if (((s.valid & kMeterVoltage) != 0 || s.no_mains) && (s.valid & kMeterCurrent) != 0)
+    PB_FUZZ_CHECK(uint64_t{s.power_mw} * 100u <= uint64_t{s.apparent_mva} * (100u + lim.power_tolerance_pct) +
+                                                     uint64_t{lim.power_margin_mw} * 100u);
   PB_FUZZ_CHECK(s.power_factor_e4 <= 10000);
-  PB_FUZZ_CHECK(uint64_t{s.power_mw} * 10 <=
-                uint64_t{s.apparent_mva} * 12 + uint64_t{D::kPowerMarginMw} * 10);
+  // What has no value reads 0; no mains is not a voltage.
+  PB_FUZZ_CHECK((s.valid & kMeterVoltage) != 0 || s.voltage_mv == 0);
+  PB_FUZZ_CHECK((s.valid & kMeterCurrent) != 0 || s.current_ua == 0);
+  PB_FUZZ_CHECK((s.valid & kMeterPower) != 0 || s.power_mw == 0);
+  PB_FUZZ_CHECK(!s.no_mains || s.voltage_mv == 0);
   PB_FUZZ_CHECK(!s.voltage_overflow || s.voltage_mv == 0);
   PB_FUZZ_CHECK(!s.current_overflow || s.current_ua == 0);
   PB_FUZZ_CHECK(!s.power_overflow || s.power_mw == 0);
@@ -68,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     PB_FUZZ_CHECK(st.frames == before.frames + (accepted ? 1 : 0));
     if (accepted) {
       PB_FUZZ_CHECK(dec.last_reject() == pbfw::Hlw8032Reject::None);
-      check_sample(dec.sample());
+      check_sample(dec.sample(), dec.limits());
     } else {
       PB_FUZZ_CHECK(same(last, dec.sample()));
     }

@@ -19,6 +19,7 @@ struct Row {
   std::optional<int64_t> power_mw, last_ms;
   int64_t today_mwh = 0;
   std::optional<int64_t> countdown_ends_ms;  // live only: the socket's countdown flips the relay then
+  bool no_mains = false;                     // live only: the socket's meter sees no mains voltage
 };
 
 std::string ago(int64_t now, int64_t then) {
@@ -54,7 +55,7 @@ class Devices : public Command {
     const store::Reader::Snapshot snapshot(store);  // one view of the database for all rows
     const int64_t now = ctx.now_ms();
     std::vector<Row> rows;
-    for (const auto& s : ctx.sockets()) rows.push_back({s.cid, s.name, {}, {}, {}, {}, 0, {}});
+    for (const auto& s : ctx.sockets()) rows.push_back({s.cid, s.name, {}, {}, {}, {}, 0, {}, false});
 
     std::string live_error;
     bool live = false;
@@ -81,7 +82,11 @@ class Devices : public Command {
             if (s["reading"].is_object()) {
               const json& rd = s["reading"];
               row.last_ms = rd.value("ts_ms", int64_t{0});
-              if (rd.value("meter_ok", false)) row.power_mw = rd.value("power_mw", int64_t{0});
+              // power_mw is null when the meter did not measure it (or there are no mains).
+              if (rd.value("meter_ok", false) && rd.contains("power_mw") &&
+                  rd["power_mw"].is_number_integer())
+                row.power_mw = rd["power_mw"].get<int64_t>();
+              row.no_mains = rd.value("no_mains", false);
             }
           }
         } else {
@@ -121,6 +126,7 @@ class Devices : public Command {
         j["relay"] = r.relay ? json(*r.relay) : json();
         j["countdown_ends_ms"] = r.countdown_ends_ms ? json(*r.countdown_ends_ms) : json();
         j["power_mw"] = r.power_mw ? json(*r.power_mw) : json();
+        j["no_mains"] = r.no_mains;
         j["today_mwh"] = r.today_mwh;
         j["last_seen_ms"] = r.last_ms ? json(*r.last_ms) : json();
         arr.push_back(j);
@@ -144,7 +150,7 @@ class Devices : public Command {
         if (r.countdown_ends_ms && format_ != "csv")
           relay += std::string(" (") + (r.relay ? (*r.relay ? "off" : "on") : "flips") + " in " +
                    time_left(*r.countdown_ends_ms - now) + ")";
-        std::string power = r.power_mw ? fixed(*r.power_mw, 1000, 1) : "-";
+        std::string power = r.no_mains ? "no mains" : r.power_mw ? fixed(*r.power_mw, 1000, 1) : "-";
         std::string seen = "never";
         if (r.last_ms)
           seen = format_ == "csv" ? ctx.iso_time(*r.last_ms)

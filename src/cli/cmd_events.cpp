@@ -1,5 +1,6 @@
 // `plugbridge events [CID]`: relay changes, protection trips, commands and their results,
 // rejected energy jumps — newest last.
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
@@ -22,7 +23,19 @@ std::string describe(const store::EventRow& e) {
   }
   if (e.kind == "over_current") return "over-current protection tripped at " + fixed(e.value, 1000, 3) + " A";
   if (e.kind == "over_power") return "over-power protection tripped at " + std::to_string(e.value) + " W";
-  if (e.kind == "meter_lost") return "meter stopped answering (readings unavailable)";
+  if (e.kind == "meter_lost") {
+    // The socket's reason for a run of rejected meter frames (docs/lan-protocol.md, Event); 0: silence.
+    static const char* const kReasons[] = {"",
+                                           "uncalibrated",
+                                           "corrupt frames",
+                                           "voltage out of the plausible band",
+                                           "current above the rating",
+                                           "active power above V x I"};
+    if (e.value > 0 && e.value < static_cast<int64_t>(std::size(kReasons)))
+      return std::string("meter faulty: ") + kReasons[e.value] + " (readings unavailable)";
+    if (e.value != 0) return "meter faulty: reason " + std::to_string(e.value) + " (readings unavailable)";
+    return "meter stopped answering (readings unavailable)";
+  }
   if (e.kind == "meter_restored") return "meter answering again";
   if (e.kind == "command") {
     std::string from = field("from") == "local" ? "local" : "cloud";

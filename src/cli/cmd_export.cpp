@@ -72,12 +72,17 @@ class Export : public Command {
     // The values shared by samples and buckets.
     auto values = [&](const store::BucketRow& b) {
       *out << fixed(b.energy_mwh, 1000000, 6) << ',' << b.samples << ',';
+      // A quantity the meter did not measure in the interval: an empty field.
+      const auto cell = [](const std::optional<int64_t>& v, int64_t divisor, int decimals) {
+        return v ? fixed(*v, divisor, decimals) : std::string();
+      };
       if (b.samples > 0)
         *out << fixed(b.power_sum_mw / b.samples, 1000, 3) << ',' << fixed(b.power_min_mw, 1000, 3) << ','
-             << fixed(b.power_max_mw, 1000, 3) << ',' << fixed(b.voltage_min_mv, 1000, 3) << ','
-             << fixed(b.voltage_max_mv, 1000, 3) << ',' << fixed(b.current_max_ua, 1000000, 6) << '\n';
+             << fixed(b.power_max_mw, 1000, 3) << ',';
       else
-        *out << ",,,,,\n";
+        *out << ",,,";
+      *out << cell(b.voltage_min_mv, 1000, 3) << ',' << cell(b.voltage_max_mv, 1000, 3) << ','
+           << cell(b.current_max_ua, 1000000, 6) << '\n';
     };
     if (buckets_) {
       *out << "cid,start,end,start_ms,energy_kwh,samples,mean_w,min_w,max_w,min_v,max_v,max_a\n";

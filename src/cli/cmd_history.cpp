@@ -23,8 +23,9 @@ int64_t floor_mod(int64_t a, int64_t b) {
 struct Period {
   int64_t start = 0, end = 0;
   int64_t energy_mwh = 0, samples = 0, power_sum_mw = 0;
-  int64_t power_min_mw = 0, power_max_mw = 0, voltage_min_mv = 0, voltage_max_mv = 0, current_max_ua = 0;
-  int sockets = 0;  // sockets with buckets here (--all)
+  int64_t power_min_mw = 0, power_max_mw = 0;
+  std::optional<int64_t> voltage_min_mv, voltage_max_mv, current_max_ua;  // unset: not measured
+  int sockets = 0;                                                        // sockets with buckets here (--all)
   int last_socket = -1;
 };
 
@@ -199,19 +200,16 @@ class History : public Command {
       p.last_socket = socket;
       ++p.sockets;
     }
+    store::merge_min(p.voltage_min_mv, b.voltage_min_mv);
+    store::merge_max(p.voltage_max_mv, b.voltage_max_mv);
+    store::merge_max(p.current_max_ua, b.current_max_ua);
     if (b.samples == 0) return;
     if (p.samples == 0) {
       p.power_min_mw = b.power_min_mw;
       p.power_max_mw = b.power_max_mw;
-      p.voltage_min_mv = b.voltage_min_mv;
-      p.voltage_max_mv = b.voltage_max_mv;
-      p.current_max_ua = b.current_max_ua;
     } else {
       p.power_min_mw = std::min(p.power_min_mw, b.power_min_mw);
       p.power_max_mw = std::max(p.power_max_mw, b.power_max_mw);
-      p.voltage_min_mv = std::min(p.voltage_min_mv, b.voltage_min_mv);
-      p.voltage_max_mv = std::max(p.voltage_max_mv, b.voltage_max_mv);
-      p.current_max_ua = std::max(p.current_max_ua, b.current_max_ua);
     }
     p.samples += b.samples;
     p.power_sum_mw += b.power_sum_mw;
@@ -293,16 +291,19 @@ class History : public Command {
         // Energy over the period's length (a 25 h day has 25 h).
         r.push_back(fixed(p.energy_mwh * 3600, p.end - p.start, 1));
         r.push_back(std::to_string(p.sockets));
-      } else if (p.samples == 0) {
-        for (int c = 0; c < 6; ++c) r.push_back(csv ? "" : "-");
-        r.push_back("0");
       } else {
-        r.push_back(fixed(p.power_sum_mw / p.samples, 1000, 1));
-        r.push_back(fixed(p.power_min_mw, 1000, 1));
-        r.push_back(fixed(p.power_max_mw, 1000, 1));
-        r.push_back(fixed(p.voltage_min_mv, 1000, 1));
-        r.push_back(fixed(p.voltage_max_mv, 1000, 1));
-        r.push_back(fixed(p.current_max_ua, 1000000, 3));
+        // A quantity no reading of the period measured: "-" (empty in CSV), never 0.
+        const std::string none = csv ? "" : "-";
+        const auto cell = [&](const std::optional<int64_t>& v, int64_t divisor, int decimals) {
+          return v ? fixed(*v, divisor, decimals) : none;
+        };
+        const bool any = p.samples > 0;
+        r.push_back(any ? fixed(p.power_sum_mw / p.samples, 1000, 1) : none);
+        r.push_back(any ? fixed(p.power_min_mw, 1000, 1) : none);
+        r.push_back(any ? fixed(p.power_max_mw, 1000, 1) : none);
+        r.push_back(cell(p.voltage_min_mv, 1000, 1));
+        r.push_back(cell(p.voltage_max_mv, 1000, 1));
+        r.push_back(cell(p.current_max_ua, 1000000, 3));
         r.push_back(std::to_string(p.samples));
       }
       t.rows.push_back(std::move(r));
@@ -336,9 +337,9 @@ class History : public Command {
         j["mean_power_mw"] = any ? json(p.power_sum_mw / p.samples) : json();
         j["min_power_mw"] = any ? json(p.power_min_mw) : json();
         j["max_power_mw"] = any ? json(p.power_max_mw) : json();
-        j["min_voltage_mv"] = any ? json(p.voltage_min_mv) : json();
-        j["max_voltage_mv"] = any ? json(p.voltage_max_mv) : json();
-        j["max_current_ua"] = any ? json(p.current_max_ua) : json();
+        j["min_voltage_mv"] = p.voltage_min_mv ? json(*p.voltage_min_mv) : json();
+        j["max_voltage_mv"] = p.voltage_max_mv ? json(*p.voltage_max_mv) : json();
+        j["max_current_ua"] = p.current_max_ua ? json(*p.current_max_ua) : json();
       }
       arr.push_back(std::move(j));
     }

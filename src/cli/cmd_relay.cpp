@@ -193,11 +193,19 @@ class Calibrate : public Command {
         if (s.value("cid", "") != cid_ || !s.contains("reading") || !s["reading"].is_object()) continue;
         const json& rd = s["reading"];
         if (rd.value("ts_ms", int64_t{0}) < after || !rd.value("meter_ok", false)) continue;
-        char b[160];
-        std::snprintf(b, sizeof b, "%s: now measures %.1f V, %.3f A, %.1f W", cid_.c_str(),
-                      rd.value("voltage_mv", 0.0) / 1000.0, rd.value("current_ua", 0.0) / 1e6,
-                      rd.value("power_mw", 0.0) / 1000.0);
-        ctx.term().out << b << '\n';
+        if (rd.value("no_mains", false)) {
+          ctx.term().out << cid_ << ": now measures no mains\n";
+          return;
+        }
+        // A quantity the meter did not measure is null: "-".
+        const auto show = [&](const char* key, double scale, int places, const char* unit) {
+          if (!rd.contains(key) || !rd[key].is_number()) return std::string("- ") + unit;
+          char b[48];
+          std::snprintf(b, sizeof b, "%.*f %s", places, rd[key].get<double>() / scale, unit);
+          return std::string(b);
+        };
+        ctx.term().out << cid_ << ": now measures " << show("voltage_mv", 1000.0, 1, "V") << ", "
+                       << show("current_ua", 1e6, 3, "A") << ", " << show("power_mw", 1000.0, 1, "W") << '\n';
         return;
       }
       std::this_thread::sleep_for(milliseconds(200));  // polling the daemon, not synchronising a test

@@ -16,18 +16,22 @@ int64_t plausible_limit_mwh(uint32_t max_power_w, int64_t elapsed_ms) {
   return static_cast<int64_t>(max_power_w) * ms / 3600 + 1000;
 }
 
+// The quantities the meter measured go into the sample; one it did not (its valid flag clear, or all
+// three while it sees no mains) is left out, not counted as 0. The energy does not depend on them.
 void add_sample(store::BucketUpdate& b, const store::ReadingRow& r) {
-  const int64_t p = r.power_mw, v = r.voltage_mv, i = r.current_ua;
+  const bool mains = (r.flags & kNoMainsFlag) == 0;
+  if (mains && (r.flags & kVoltageValidFlag) != 0) {
+    store::merge_min(b.voltage_min_mv, r.voltage_mv);
+    store::merge_max(b.voltage_max_mv, r.voltage_mv);
+  }
+  if (mains && (r.flags & kCurrentValidFlag) != 0) store::merge_max(b.current_max_ua, r.current_ua);
+  if (!mains || (r.flags & kPowerValidFlag) == 0) return;
+  const int64_t p = r.power_mw;
   if (b.samples == 0) {
     b.power_min_mw = b.power_max_mw = p;
-    b.voltage_min_mv = b.voltage_max_mv = v;
-    b.current_max_ua = i;
   } else {
     b.power_min_mw = std::min(b.power_min_mw, p);
     b.power_max_mw = std::max(b.power_max_mw, p);
-    b.voltage_min_mv = std::min(b.voltage_min_mv, v);
-    b.voltage_max_mv = std::max(b.voltage_max_mv, v);
-    b.current_max_ua = std::max(b.current_max_ua, i);
   }
   ++b.samples;
   b.power_sum_mw += p;

@@ -298,13 +298,13 @@ void CloudSync::report(SocketState& st, bool full) {
   in.current_limit_ma = st.current_limit_ma;
   in.settings = st.settings;
   in.switch_count = st.switch_count;
-  if (st.last && (st.last->flags & proto::kMeterOk)) {
+  if (st.last) {
+    // Only what the meter measured: a quantity whose valid flag is clear, or all three while the
+    // meter sees no mains, is left out (report_values), never reported as 0.
     const auto& r = *st.last;
-    in.meter = ReportInputs::Meter{.voltage_mv = r.voltage_mv,
-                                   .current_ua = r.current_ua,
-                                   .power_mw = r.power_mw,
-                                   .apparent_mva = r.apparent_mva,
-                                   .power_factor_e4 = r.power_factor_e4};
+    in.meter =
+        meter_inputs(r.flags, r.voltage_mv, r.current_ua, r.power_mw, r.apparent_mva, r.power_factor_e4);
+    in.no_mains = (r.flags & (proto::kMeterOk | proto::kNoMains)) == (proto::kMeterOk | proto::kNoMains);
   }
   // Energy from the accounted history (never the raw, wrapping counter).
   const std::string& cid = st.entry.cid;

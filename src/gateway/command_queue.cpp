@@ -52,15 +52,23 @@ std::optional<std::string> calibration_problem(const std::optional<bool>& relay_
     return "the relay is off: switch the reference load on first (plugbridge relay CID on)";
   if (!last) return "no reading from the socket yet; try again in a few seconds";
   if ((last->flags & proto::kMeterOk) == 0) return "the socket's meter is unavailable";
+  if ((last->flags & proto::kNoMains) != 0) return "the socket's meter sees no mains voltage";
   double measured = 0, given = static_cast<double>(v), floor = 0;
   const char* unit = "";
+  const char* quantity = "";
+  uint8_t valid = 0;
   if (kind == "calibrate_voltage") {
-    measured = last->voltage_mv, floor = 50'000, unit = "V";
+    measured = last->voltage_mv, floor = 50'000, unit = "V", quantity = "voltage",
+    valid = proto::kVoltageValid;
   } else if (kind == "calibrate_current") {
-    measured = last->current_ua / 1000.0, floor = 10, unit = "A";
+    measured = last->current_ua / 1000.0, floor = 10, unit = "A", quantity = "current",
+    valid = proto::kCurrentValid;
   } else {
-    measured = last->power_mw, floor = 1'000, unit = "W";
+    measured = last->power_mw, floor = 1'000, unit = "W", quantity = "power", valid = proto::kPowerValid;
   }
+  if ((last->flags & valid) == 0)
+    return std::string("the socket's meter has not measured the ") + quantity +
+           "; try again in a few seconds";
   auto show = [](double milli) {
     char b[32];
     std::snprintf(b, sizeof b, "%.3f", milli / 1000.0);

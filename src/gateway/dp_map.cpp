@@ -185,7 +185,8 @@ uint32_t fault_bits_for(proto::EventType t) {
 }
 
 const char* alarm_level_for(uint32_t faults) {
-  // Every fault we can raise switched the relay off: the load lost power.
+  // Every fault we can raise left the load without power: a trip switched the relay off, an outage
+  // took the mains away.
   return faults == 0 ? "general" : "urgent";
 }
 
@@ -205,9 +206,13 @@ std::string protection_detail(proto::EventType t, int64_t value) {
 }
 
 std::string device_alarm_text(uint32_t faults, const std::string& last_detail) {
-  if (faults == 0) return "";
-  if (!last_detail.empty()) return last_detail + "; switch the relay on again to clear";
-  return "protection tripped; switch the relay on again to clear";
+  std::string text;
+  if ((faults & ~fault_bit::kOutage) != 0)
+    text = (last_detail.empty() ? std::string("protection tripped") : last_detail) +
+           "; switch the relay on again to clear";
+  if ((faults & fault_bit::kOutage) != 0)
+    text += std::string(text.empty() ? "" : "; ") + "no mains: the socket measures no supply voltage";
+  return text;
 }
 
 int64_t encode_apparent_power_mva(int64_t mva) {
@@ -240,13 +245,14 @@ DpSupport dp_support(int dp) {
     case 1:
       return {true, true, "relay state from RelayChanged events and command results; command -> SetRelay"};
     case 3:
-      return {true, false, "reading power_mw"};
+      return {true, false, "reading power_mw, when measured"};
     case 5:
-      return {true, false, "reading voltage_mv (settable in the table, but a measurement: 2002)"};
+      return {true, false,
+              "reading voltage_mv, when measured (settable in the table, but a measurement: 2002)"};
     case 6:
       return {true, true, "configured or last confirmed current limit; command -> SetCurrentLimit (mA)"};
     case 7:
-      return {true, false, "reading current_ua"};
+      return {true, false, "reading current_ua, when measured"};
     case 9:
       return {false, true, "command: full report of that socket"};
     case 11:
@@ -261,19 +267,25 @@ DpSupport dp_support(int dp) {
       return {true, true,
               "last confirmed SetOverCurrentDuration (ms / 10); command -> SetOverCurrentDuration"};
     case 19:
-      return {true, false, "protection events since the relay was last switched on"};
+      return {true, false,
+              "protection events since the relay was last switched on; outage_alarm while there are no "
+              "mains"};
     case 20:
-      return {true, false, "general when DP 19 is 0, urgent after a protection trip"};
+      return {true, false, "general when DP 19 is 0, urgent after a protection trip or while no mains"};
     case 21:
-      return {true, false, "text of the last protection event, empty when DP 19 is 0"};
+      return {true, false, "text of the last protection event and of no mains, empty when DP 19 is 0"};
     case 30:
-      return {true, false, "JSON object of strings: voltage V, current A, power W, electricity kWh"};
+      return {true, false,
+              "JSON object of strings: voltage V, current A, power W, electricity kWh (when all measured)"};
     case 37:
-      return {true, false, "reading power_mw (same as DP 3; settable in the table, but a measurement: 2002)"};
+      return {true, false,
+              "reading power_mw, when measured (same as DP 3; settable in the table, but a measurement: "
+              "2002)"};
     case 38:
-      return {true, false, "sqrt(S^2 - P^2) from reading apparent_mva and power_mw"};
+      return {true, false,
+              "sqrt(S^2 - P^2) from reading apparent_mva and power_mw, when V, I and P are measured"};
     case 40:
-      return {true, false, "reading power_factor_e4"};
+      return {true, false, "reading power_factor_e4, when V, I and P are measured"};
     case 42:
       return {true, false, "reading switch_count (socket-persisted)"};
     case 44:
@@ -287,7 +299,7 @@ DpSupport dp_support(int dp) {
     case 50:
       return {true, false, "accounted energy total (same as DP 44, capped at 999999999)"};
     case 52:
-      return {true, false, "reading apparent_mva, in VA"};
+      return {true, false, "reading apparent_mva, in VA, when V and I are measured"};
     case 57:
       return {true, true, "same as DP 1"};
     case 58:

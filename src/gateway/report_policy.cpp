@@ -44,6 +44,22 @@ const char* to_string(ReportRule r) {
   return "?";
 }
 
+std::optional<ReportInputs::Meter> meter_inputs(uint8_t flags, uint32_t voltage_mv, uint32_t current_ua,
+                                                uint32_t power_mw, uint32_t apparent_mva,
+                                                uint16_t power_factor_e4) {
+  namespace proto = pbfw::proto;
+  if ((flags & proto::kMeterOk) == 0) return std::nullopt;
+  const bool mains = (flags & proto::kNoMains) == 0;
+  return ReportInputs::Meter{.voltage_mv = voltage_mv,
+                             .current_ua = current_ua,
+                             .power_mw = power_mw,
+                             .apparent_mva = apparent_mva,
+                             .power_factor_e4 = power_factor_e4,
+                             .voltage_valid = mains && (flags & proto::kVoltageValid) != 0,
+                             .current_valid = mains && (flags & proto::kCurrentValid) != 0,
+                             .power_valid = mains && (flags & proto::kPowerValid) != 0};
+}
+
 std::vector<DpValue> report_values(const ReportInputs& in) {
   using K = DpValue::Kind;
   using R = ReportRule;
@@ -57,9 +73,10 @@ std::vector<DpValue> report_values(const ReportInputs& in) {
     add(57, R::Switch, K::Bool, *in.relay_on ? 1 : 0);
   }
   if (in.switch_enabled) add(17, R::OnChange, K::Bool, *in.switch_enabled ? 1 : 0);
-  add(19, R::Switch, K::Int, in.faults);
-  add(20, R::OnChange, K::Text, 0, alarm_level_for(in.faults));
-  add(21, R::OnChange, K::Text, 0, device_alarm_text(in.faults, in.fault_detail));
+  const uint32_t faults = in.faults | (in.no_mains ? fault_bit::kOutage : 0u);
+  add(19, R::Switch, K::Int, faults);
+  add(20, R::OnChange, K::Text, 0, alarm_level_for(faults));
+  add(21, R::OnChange, K::Text, 0, device_alarm_text(faults, in.fault_detail));
   add(6, R::OnChange, K::Int, tuya::encode_current_max_ma(in.current_limit_ma));
   // Protection settings once the socket confirmed them (the firmware does not report its limits).
   const DpSettings& s = in.settings;
@@ -68,22 +85,29 @@ std::vector<DpValue> report_values(const ReportInputs& in) {
   if (s.voltage_min_v) add(11, R::OnChange, K::Int, tuya::rescale(*s.voltage_min_v, 4));
   if (s.voltage_max_v) add(12, R::OnChange, K::Int, tuya::rescale(*s.voltage_max_v, 4));
   if (in.switch_count) add(42, R::OnChange, K::Int, *in.switch_count);
+  // A quantity the meter did not measure is left out, with every DP derived from it (S = V x I; Q and
+  // PF from P and S; DP 30 carries V, I and P): the cloud keeps its last value, never a made-up 0.
+  const bool all_valid =
+      in.meter && in.meter->voltage_valid && in.meter->current_valid && in.meter->power_valid;
   if (in.meter) {
     const auto& m = *in.meter;
-    add(3, R::Power, K::Int, tuya::encode_power_mw(m.power_mw));
-    add(5, R::Voltage, K::Int, tuya::encode_voltage_mv(m.voltage_mv));
-    add(7, R::Current, K::Int, tuya::encode_current_ua(m.current_ua));
-    add(37, R::Power, K::Int, tuya::encode_power_mw(m.power_mw));
-    add(52, R::Power, K::Int, encode_apparent_power_mva(m.apparent_mva));
-    add(38, R::Power, K::Int, encode_reactive_power(m.power_mw, m.apparent_mva));
-    add(40, R::PowerFactor, K::Int, tuya::encode_power_factor_e4(m.power_factor_e4));
-    v.back().noisy = m.power_mw < kPowerFactorMinPowerMw;
+    if (m.power_valid) add(3, R::Power, K::Int, tuya::encode_power_mw(m.power_mw));
+    if (m.voltage_valid) add(5, R::Voltage, K::Int, tuya::encode_voltage_mv(m.voltage_mv));
+    if (m.current_valid) add(7, R::Current, K::Int, tuya::encode_current_ua(m.current_ua));
+    if (m.power_valid) add(37, R::Power, K::Int, tuya::encode_power_mw(m.power_mw));
+    if (m.voltage_valid && m.current_valid)
+      add(52, R::Power, K::Int, encode_apparent_power_mva(m.apparent_mva));
+    if (all_valid) {
+      add(38, R::Power, K::Int, encode_reactive_power(m.power_mw, m.apparent_mva));
+      add(40, R::PowerFactor, K::Int, tuya::encode_power_factor_e4(m.power_factor_e4));
+      v.back().noisy = m.power_mw < kPowerFactorMinPowerMw;
+    }
   }
   if (in.energy) {
     const auto& e = *in.energy;
     add(44, R::Energy, K::Int, tuya::encode_energy_mwh(e.total_mwh));
     add(50, R::Energy, K::Int, encode_forward_energy_mwh(e.total_mwh));
-    if (in.meter) add(30, R::WithMeter, K::PhaseA, 0);
+    if (all_valid) add(30, R::WithMeter, K::PhaseA, 0);
     add(45, R::Energy, K::Int, tuya::encode_energy_mwh(e.day_mwh));
     add(46, R::Energy, K::Int, tuya::encode_energy_mwh(e.month_mwh));
     add(58, R::OnChange, K::LocalTime, e.day_from_ms);

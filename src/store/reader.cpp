@@ -12,7 +12,7 @@ namespace {
 // What Store::Impl::read_bucket_values reads.
 constexpr const char* kBucketValues =
     "start_ms, energy_mwh, samples, power_sum_mw, coalesce(power_min_mw, 0), coalesce(power_max_mw, 0), "
-    "coalesce(voltage_min_mv, 0), coalesce(voltage_max_mv, 0), coalesce(current_max_ua, 0)";
+    "voltage_min_mv, voltage_max_mv, current_max_ua";
 
 // Binds ?1 = from_ms, ?2 = to_ms and, unless cid is "" (all sockets), ?3 = cid.
 template <class Impl>

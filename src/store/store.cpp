@@ -524,21 +524,19 @@ int64_t Store::Impl::read_mark() {
 
 namespace {
 
-// Adds a row of the same socket into a wider one (min/max only over rows that have samples).
+// Adds a row of the same socket into a wider one (min/max only over rows that have samples, and
+// over the voltages and currents that were measured).
 void merge_row(BucketRow& into, const BucketRow& r) {
   if (r.samples > 0 && into.samples > 0) {
     into.power_min_mw = std::min(into.power_min_mw, r.power_min_mw);
     into.power_max_mw = std::max(into.power_max_mw, r.power_max_mw);
-    into.voltage_min_mv = std::min(into.voltage_min_mv, r.voltage_min_mv);
-    into.voltage_max_mv = std::max(into.voltage_max_mv, r.voltage_max_mv);
-    into.current_max_ua = std::max(into.current_max_ua, r.current_max_ua);
   } else if (r.samples > 0) {
     into.power_min_mw = r.power_min_mw;
     into.power_max_mw = r.power_max_mw;
-    into.voltage_min_mv = r.voltage_min_mv;
-    into.voltage_max_mv = r.voltage_max_mv;
-    into.current_max_ua = r.current_max_ua;
   }
+  merge_min(into.voltage_min_mv, r.voltage_min_mv);
+  merge_max(into.voltage_max_mv, r.voltage_max_mv);
+  merge_max(into.current_max_ua, r.current_max_ua);
   into.energy_mwh += r.energy_mwh;
   into.samples += r.samples;
   into.power_sum_mw += r.power_sum_mw;
@@ -652,8 +650,8 @@ CommitResult Store::commit(const std::vector<EventRow>& events, const EnergyUpda
       d.bind_text(ins_e, 7, e.detail);
       ++(d.insert(ins_e) ? result.events_inserted : result.events_duplicate);
     }
-    // Binds a sample's values from parameter 3 on (unbound parameters are NULL: no minima and
-    // maxima without a sample).
+    // Binds a sample's values from parameter 3 on (unbound parameters are NULL: no power minima and
+    // maxima without a sample, no voltage or current that was not measured).
     auto bind_values = [&d](sqlite3_stmt* s, const BucketUpdate& b) {
       d.bind_int(s, 3, b.energy_mwh);
       d.bind_int(s, 4, b.samples);
@@ -661,10 +659,10 @@ CommitResult Store::commit(const std::vector<EventRow>& events, const EnergyUpda
       if (b.samples > 0) {
         d.bind_int(s, 6, b.power_min_mw);
         d.bind_int(s, 7, b.power_max_mw);
-        d.bind_int(s, 8, b.voltage_min_mv);
-        d.bind_int(s, 9, b.voltage_max_mv);
-        d.bind_int(s, 10, b.current_max_ua);
       }
+      if (b.voltage_min_mv) d.bind_int(s, 8, *b.voltage_min_mv);
+      if (b.voltage_max_mv) d.bind_int(s, 9, *b.voltage_max_mv);
+      if (b.current_max_ua) d.bind_int(s, 10, *b.current_max_ua);
     };
     auto floor_to = [](int64_t t, int64_t w) { return t - ((t % w) + w) % w; };
     for (const BucketUpdate& b : energy.samples) {

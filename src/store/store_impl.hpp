@@ -242,7 +242,8 @@ struct Store::Impl {
     return e;
   }
   // From column `first` on: start_ms, energy_mwh, samples, power_sum_mw, power_min_mw,
-  // power_max_mw, voltage_min_mv, voltage_max_mv, current_max_ua (NULL reads as 0).
+  // power_max_mw, voltage_min_mv, voltage_max_mv, current_max_ua (NULL reads as 0 for the power,
+  // as unset for the voltage and current).
   static void read_bucket_values(sqlite3_stmt* s, int first, BucketRow& b) {
     b.start_ms = sqlite3_column_int64(s, first);
     b.energy_mwh = sqlite3_column_int64(s, first + 1);
@@ -250,9 +251,13 @@ struct Store::Impl {
     b.power_sum_mw = sqlite3_column_int64(s, first + 3);
     b.power_min_mw = sqlite3_column_int64(s, first + 4);
     b.power_max_mw = sqlite3_column_int64(s, first + 5);
-    b.voltage_min_mv = sqlite3_column_int64(s, first + 6);
-    b.voltage_max_mv = sqlite3_column_int64(s, first + 7);
-    b.current_max_ua = sqlite3_column_int64(s, first + 8);
+    const auto optional_int = [s](int col) -> std::optional<int64_t> {
+      if (sqlite3_column_type(s, col) == SQLITE_NULL) return std::nullopt;
+      return sqlite3_column_int64(s, col);
+    };
+    b.voltage_min_mv = optional_int(first + 6);
+    b.voltage_max_mv = optional_int(first + 7);
+    b.current_max_ua = optional_int(first + 8);
   }
   // cid, then the values above.
   static void read_bucket(sqlite3_stmt* s, BucketRow& b) {

@@ -38,8 +38,8 @@ double power_after(const Scenario& sc, const std::string& cid, int64_t after_ms)
   test::wait_until(
       [&] {
         auto r = reading_after(sc, cid, after_ms);
-        if (!r || r->value("power_mw", 0) < 100'000) return false;
-        w = r->value("power_mw", 0) / 1000.0;
+        if (!r || !(*r)["power_mw"].is_number() || (*r)["power_mw"].get<int64_t>() < 100'000) return false;
+        w = (*r)["power_mw"].get<int64_t>() / 1000.0;
         return true;
       },
       10s);
@@ -105,7 +105,7 @@ TEST(Calibration, PowerSetAgainstAKnownLoadIsAppliedAndSurvivesASocketRestart) {
   ASSERT_TRUE(test::wait_until(
       [&] {
         auto r = reading_after(sc, a, wall_ms() - 500);
-        return r && r->value("power_mw", 1) < 1000;
+        return r && (*r)["power_mw"].is_number() && (*r)["power_mw"].get<int64_t>() < 1000;
       },
       10s));
   auto empty = cli(sc, {"calibrate", a, "--power", "1000"});
@@ -140,7 +140,9 @@ TEST(Calibration, PowerSetAgainstAKnownLoadIsAppliedAndSurvivesASocketRestart) {
   sc.wait_sessions(1);
   if (!test::wait_until([&] { return reading_after(sc, a, restarted).has_value(); }, 10s))
     FAIL() << sc.sim().describe();
-  if (!reading_after(sc, a, restarted)->value("power_mw", 0)) {  // the relay restored off: switch it on
+  const json after_restart = *reading_after(sc, a, restarted);
+  if (!after_restart["power_mw"].is_number() ||
+      after_restart["power_mw"].get<int64_t>() == 0) {  // the relay restored off: switch it on
     ASSERT_EQ(cli(sc, {"relay", a, "on"}).code, 0);
   }
   EXPECT_NEAR(power_after(sc, a, wall_ms()), 1000.0, 5.0) << sc.sim().describe();

@@ -23,7 +23,7 @@ SocketCore::SocketCore(Hal& hal, Storage& storage, LanTransport& transport, cons
       cfg_(cfg),
       records_(records),
       capacity_(capacity),
-      meter_(cfg.kv_e6, cfg.ki_e6) {
+      meter_(cfg.kv_e6, cfg.ki_e6, cfg.meter) {
   if (cfg_.reading_interval_ms == 0) cfg_.reading_interval_ms = 1;
   load_defaults();
 }
@@ -88,11 +88,33 @@ void SocketCore::boot() {
 }
 
 void SocketCore::on_meter_byte(uint8_t b, bool err) {
-  if (meter_.feed(b, err) && booted_) on_frame(hal_.now_ms());
+  const uint32_t rejects = meter_.rejects_in_a_row();
+  if (meter_.feed(b, err)) {
+    if (booted_) on_frame(hal_.now_ms());
+  } else if (meter_.rejects_in_a_row() != rejects && booted_) {
+    on_rejected_frame(hal_.now_ms());
+  }
+}
+
+// A frame with a good checksum that was not accepted (already counted by the decoder). A run of them
+// is a faulty meter: readings become unavailable at once, with the reason, and only once per run.
+void SocketCore::on_rejected_frame(uint64_t now) {
+  if (meter_.last_reject() != Hlw8032Reject::Uncalibrated && meter_.last_reject() != Hlw8032Reject::Corrupt) {
+    last_decoded_ms_ = now;
+    decoded_any_ = true;
+  }
+  if (meter_.rejects_in_a_row() == cfg_.meter.fault_after_rejects) meter_lost(now, meter_.last_reject());
+}
+
+void SocketCore::meter_lost(uint64_t now, Hlw8032Reject reason) {
+  if (meter_state_ == MeterState::Lost) return;
+  meter_state_ = MeterState::Lost;
+  lan_->add_event(proto::EventType::MeterLost, proto::Cause::Unknown, static_cast<int32_t>(reason), now);
 }
 
 void SocketCore::on_frame(uint64_t now) {
-  last_frame_ms_ = now;
+  last_frame_ms_ = last_decoded_ms_ = now;
+  decoded_any_ = true;
   if (meter_state_ == MeterState::Lost) {
     lan_->add_event(proto::EventType::MeterRestored, proto::Cause::Unknown, 0, now);
   }
@@ -109,7 +131,8 @@ void SocketCore::check_protection(const MeterSample& s, uint64_t now) {
     for (uint64_t& since : exceeded_since_) since = kNever;
     return;
   }
-  const bool voltage_known = !s.voltage_overflow;  // overflow = ~0 V: a glitch, the MCU runs on mains
+  // No mains (or no recent voltage measurement): the voltage limits have nothing to judge.
+  const bool voltage_known = (s.valid & kMeterVoltage) != 0;
   const TripInfo checks[4] = {
       {Trip::OverCurrent, proto::EventType::OverCurrent, static_cast<int32_t>((s.current_ua + 500u) / 1000u)},
       {Trip::OverPower, proto::EventType::OverPower, static_cast<int32_t>((s.power_mw + 500u) / 1000u)},
@@ -140,6 +163,12 @@ bool SocketCore::meter_fresh(uint64_t now) const {
   return meter_state_ == MeterState::Ok && now - last_frame_ms_ < cfg_.meter_timeout_ms;
 }
 
+// Calibration reads the registers of the last decoded frame, plausible or not: with a wrong Kv or Ki
+// every frame may be out of the plausible band, and calibrating is how that gets fixed.
+bool SocketCore::decoded_fresh(uint64_t now) const {
+  return decoded_any_ && now - last_decoded_ms_ < cfg_.meter_timeout_ms;
+}
+
 proto::Reading SocketCore::current_reading() const {
   return reading_at(hal_.now_ms());
 }
@@ -157,9 +186,14 @@ proto::Reading SocketCore::reading_at(uint64_t now) const {
   if (state_.tripped != 0) r.flags |= proto::kTripped;
   if (state_.switch_disabled != 0) r.flags |= proto::kSwitchDisabled;
   if (meter_fresh(now)) {
-    // Overflowed quantities are real near-zero measurements, so they stay flagged valid.
-    r.flags |= proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid;
+    // Overflowed quantities are real near-zero measurements, so they are valid; a quantity the chip has
+    // not refreshed lately (or since the relay switched) is not; no mains is a state, not 0 V.
     const MeterSample& s = meter_.sample();
+    r.flags |= proto::kMeterOk;
+    if ((s.valid & kMeterVoltage) != 0) r.flags |= proto::kVoltageValid;
+    if ((s.valid & kMeterCurrent) != 0) r.flags |= proto::kCurrentValid;
+    if ((s.valid & kMeterPower) != 0) r.flags |= proto::kPowerValid;
+    if (s.no_mains) r.flags |= proto::kNoMains;
     r.voltage_mv = s.voltage_mv;
     r.current_ua = s.current_ua;
     r.power_mw = s.power_mw;
@@ -202,8 +236,7 @@ void SocketCore::tick() {
   // Meter watchdog (also fires if no frame ever arrived since boot).
   const uint64_t last_seen = meter_state_ == MeterState::Unknown ? boot_ms_ : last_frame_ms_;
   if (meter_state_ != MeterState::Lost && now - last_seen >= cfg_.meter_timeout_ms) {
-    meter_state_ = MeterState::Lost;
-    lan_->add_event(proto::EventType::MeterLost, proto::Cause::Unknown, 0, now);
+    meter_lost(now, Hlw8032Reject::None);  // silent, or only bad frames
   }
 
   sample_button(now);
@@ -313,6 +346,8 @@ void SocketCore::apply_relay(bool on, proto::Cause cause, uint64_t now, const Tr
   relay_on_ = on;
   hal_.set_relay(on);  // first: protection must cut the load before any bookkeeping
   ++state_.switch_count;
+  // What the meter held of the load before the switch is no measurement of it now.
+  meter_.forget(kMeterCurrent | kMeterPower);
   if (cause != proto::Cause::Countdown) countdown_active_ = false;
   if (trip != nullptr) {
     state_.tripped = 1;
@@ -416,24 +451,26 @@ bool SocketCore::set_calibration(uint32_t kv_e6, uint32_t ki_e6) {
 
 // V = Vp / Vreg x Kv  =>  Kv = V x Vreg / Vp.
 bool SocketCore::calibrate_voltage(uint32_t true_mv) {
-  const MeterSample& s = meter_.sample();
-  if (!meter_fresh(hal_.now_ms()) || true_mv == 0 || s.voltage_reg == 0 || s.voltage_param == 0) return false;
+  const MeterSample& s = meter_.decoded();
+  if (!decoded_fresh(hal_.now_ms()) || true_mv == 0 || s.voltage_reg == 0 || s.voltage_param == 0)
+    return false;
   const uint64_t kv = (uint64_t{true_mv} * 1000u * s.voltage_reg + s.voltage_param / 2) / s.voltage_param;
   return proto::valid_calibration_e6(kv) && set_calibration(static_cast<uint32_t>(kv), state_.ki_e6);
 }
 
 // I = Ip / Ireg x Ki  =>  Ki = I x Ireg / Ip.
 bool SocketCore::calibrate_current(uint32_t true_ma) {
-  const MeterSample& s = meter_.sample();
-  if (!meter_fresh(hal_.now_ms()) || true_ma == 0 || s.current_reg == 0 || s.current_param == 0) return false;
+  const MeterSample& s = meter_.decoded();
+  if (!decoded_fresh(hal_.now_ms()) || true_ma == 0 || s.current_reg == 0 || s.current_param == 0)
+    return false;
   const uint64_t ki = (uint64_t{true_ma} * 1000u * s.current_reg + s.current_param / 2) / s.current_param;
   return proto::valid_calibration_e6(ki) && set_calibration(state_.kv_e6, static_cast<uint32_t>(ki));
 }
 
 // P = Pp / Preg x Kv x Ki  =>  Ki = P x Preg / (Pp x Kv); in x1e6 units: mW x Preg x 1e9 / (Pp x kv_e6).
 bool SocketCore::calibrate_power(uint32_t true_mw) {
-  const MeterSample& s = meter_.sample();
-  if (!meter_fresh(hal_.now_ms()) || true_mw == 0 || s.power_reg == 0 || s.power_param == 0) return false;
+  const MeterSample& s = meter_.decoded();
+  if (!decoded_fresh(hal_.now_ms()) || true_mw == 0 || s.power_reg == 0 || s.power_param == 0) return false;
   const detail::U128 ki = detail::div_round(detail::mul(detail::mul64(true_mw, s.power_reg), 1'000'000'000u),
                                             detail::mul64(s.power_param, state_.kv_e6));
   if (!ki.fits_u64() || !proto::valid_calibration_e6(ki.lo)) return false;

@@ -25,6 +25,9 @@ namespace pb::energy {
 inline constexpr int64_t kBucketMs = 15 * 60 * 1000;
 inline constexpr uint64_t kWrapMwh = 10'000'000'000ull;  // the socket counter wraps at 10 000 kWh
 inline constexpr uint8_t kMeterOkFlag = 1u << 3;         // pbfw::proto kMeterOk
+// pbfw::proto kVoltageValid, kCurrentValid, kPowerValid, kNoMains: which quantities a sample gets.
+inline constexpr uint8_t kVoltageValidFlag = 1u << 0, kCurrentValidFlag = 1u << 1, kPowerValidFlag = 1u << 2,
+                         kNoMainsFlag = 1u << 7;
 
 inline int64_t floor_to(int64_t ts_ms, int64_t width_ms) {
   const int64_t r = ts_ms % width_ms;

@@ -54,12 +54,15 @@ void apply_confirmed(DpSettings& s, const pbfw::proto::Command& c);
 namespace fault_bit {
 inline constexpr uint32_t kOverload = 1u << 2, kOverVoltage = 1u << 3, kUnderVoltage = 1u << 4,
                           kHighPower = 1u << 9, kOverCurrent = 1u << 10;
-}
+// outage_alarm: not a protection event but a state, set while the socket's readings say no mains.
+inline constexpr uint32_t kOutage = 1u << 11;
+}  // namespace fault_bit
 // Bits a protection event sets; 0 for events that are not faults.
 uint32_t fault_bits_for(pbfw::proto::EventType t);
 // DP 20 alarm_level label for a fault bitmap: "general" when clear, "urgent" for a trip.
 const char* alarm_level_for(uint32_t faults);
-// DP 21 device_alarm text, e.g. "over-current: relay switched off at 16.20 A"; "" when clear.
+// DP 21 device_alarm text, e.g. "over-current: relay switched off at 16.20 A; switch the relay on again
+// to clear", or "no mains: ..." for kOutage; "" when clear.
 std::string device_alarm_text(uint32_t faults, const std::string& last_detail);
 // Readable detail of a protection event's value (mA, W, mV).
 std::string protection_detail(pbfw::proto::EventType t, int64_t value);

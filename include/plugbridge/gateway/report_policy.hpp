@@ -84,8 +84,16 @@ struct ReportInputs {
     uint32_t power_mw = 0;
     uint32_t apparent_mva = 0;
     uint16_t power_factor_e4 = 0;
+    // Which quantities the meter measured (the reading's valid flags). A quantity it did not is not
+    // reported, nor anything derived from it: the cloud keeps the value it last got.
+    bool voltage_valid = true;
+    bool current_valid = true;
+    bool power_valid = true;
   };
   std::optional<Meter> meter;
+  // The meter sees no mains voltage (reading flag kNoMains): DP 19 carries outage_alarm while it lasts
+  // and no voltage, current or power goes out (meter_inputs() leaves them invalid).
+  bool no_mains = false;
   struct Energy {  // accounted energy (never the raw, wrapping counter)
     int64_t total_mwh = 0;
     int64_t day_mwh = 0;
@@ -95,6 +103,12 @@ struct ReportInputs {
   };
   std::optional<Energy> energy;
 };
+
+// The meter part of the inputs from a socket's newest reading: unset unless kMeterOk; a quantity is
+// valid when its valid flag is set and the meter sees mains (kNoMains clears all three).
+std::optional<ReportInputs::Meter> meter_inputs(uint8_t flags, uint32_t voltage_mv, uint32_t current_ua,
+                                                uint32_t power_mw, uint32_t apparent_mva,
+                                                uint16_t power_factor_e4);
 
 // Every DP the socket reports, with its value and rule, in report order.
 std::vector<DpValue> report_values(const ReportInputs& in);

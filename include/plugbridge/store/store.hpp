@@ -124,14 +124,24 @@ struct BucketUpdate {
   std::string cid;
   int64_t start_ms = 0;  // multiple of 900000
   int64_t energy_mwh = 0;
-  int64_t samples = 0;
+  int64_t samples = 0;  // readings whose power the meter measured; mean power = power_sum_mw / samples
   int64_t power_sum_mw = 0;
   // Meaningful only when samples > 0 (stored as NULL otherwise).
-  int64_t power_min_mw = 0, power_max_mw = 0, voltage_min_mv = 0, voltage_max_mv = 0, current_max_ua = 0;
+  int64_t power_min_mw = 0, power_max_mw = 0;
+  // Unset (NULL) when no reading of the interval measured the voltage / the current.
+  std::optional<int64_t> voltage_min_mv{}, voltage_max_mv{}, current_max_ua{};
 
   bool operator==(const BucketUpdate&) const = default;
 };
 using BucketRow = BucketUpdate;  // a stored bucket reads back in the same shape
+
+// The minimum / maximum of an optional extreme and an optional value (unset: nothing measured).
+inline void merge_min(std::optional<int64_t>& into, const std::optional<int64_t>& v) {
+  if (v && (!into || *v < *into)) into = v;
+}
+inline void merge_max(std::optional<int64_t>& into, const std::optional<int64_t>& v) {
+  if (v && (!into || *v > *into)) into = v;
+}
 
 struct EnergyStateRow {
   std::string cid;

@@ -26,6 +26,31 @@ TEST_F(CliTest, DevicesLiveFromTheDaemon) {
             "lamp    Desk lamp  offline  -            -   10.0 Wh  never\n");
 }
 
+// A quantity the meter did not measure is null in the daemon's answer: "-", never 0; no mains says so.
+TEST_F(CliTest, DevicesShowAPowerNotMeasuredAndNoMains) {
+  fill();
+  FakeDaemon d(sock_path(), [](const json&, control::Reply reply) {
+    reply(json::parse(R"({"ok": true, "sockets": [
+      {"cid": "kettle", "name": "Kettle", "online": true, "relay": true,
+       "reading": {"ts_ms": 1795428000000, "meter_ok": true, "no_mains": false, "power_mw": null,
+                   "voltage_mv": 230000, "current_ua": 4342000, "energy_mwh": 1, "energy_epoch": 0}},
+      {"cid": "lamp", "name": "Desk lamp", "online": true, "relay": true,
+       "reading": {"ts_ms": 1795428000000, "meter_ok": true, "no_mains": true, "power_mw": null,
+                   "voltage_mv": null, "current_ua": null, "energy_mwh": 1, "energy_epoch": 0}}]})"));
+  });
+  auto r = run({"devices"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "CID     NAME       ONLINE  RELAY   POWER W     TODAY  LAST SEEN\n"
+            "kettle  Kettle     online  on            -  125.0 Wh  2026-11-23 11:00:00 (60 min ago)\n"
+            "lamp    Desk lamp  online  on     no mains   10.0 Wh  2026-11-23 11:00:00 (60 min ago)\n");
+  auto j = json::parse(run({"devices", "--format", "json"}).out);
+  EXPECT_TRUE(j["sockets"][0]["power_mw"].is_null());
+  EXPECT_EQ(j["sockets"][0]["no_mains"], false);
+  EXPECT_TRUE(j["sockets"][1]["power_mw"].is_null());
+  EXPECT_EQ(j["sockets"][1]["no_mains"], true);
+}
+
 // The socket runs the countdown; the daemon passes on when it flips the relay (from its readings).
 TEST_F(CliTest, DevicesShowARunningCountdown) {
   fill();

@@ -36,9 +36,10 @@ TEST_F(CliTest, HistoryFromTheHourlyRollupEqualsTheQuarterHours) {
           b.power_min_mw = rng() % 1000000;
           b.power_max_mw = b.power_min_mw + rng() % 1000000;
           b.power_sum_mw = b.samples * (b.power_min_mw + b.power_max_mw) / 2;
-          b.voltage_min_mv = 220000 + rng() % 10000;
-          b.voltage_max_mv = b.voltage_min_mv + rng() % 10000;
-          b.current_max_ua = rng() % 5000000;
+          const auto v = static_cast<int64_t>(220000 + rng() % 10000);
+          b.voltage_min_mv = v;
+          b.voltage_max_mv = v + static_cast<int64_t>(rng() % 10000);
+          b.current_max_ua = static_cast<int64_t>(rng() % 5000000);
         }
         up.samples.push_back(b);
       }
@@ -63,7 +64,7 @@ TEST_F(CliTest, HistoryFromTheHourlyRollupEqualsTheQuarterHours) {
         sqlite3_bind_int64(ins, i++, v);
       if (b.samples > 0)
         for (const int64_t v :
-             {b.power_min_mw, b.power_max_mw, b.voltage_min_mv, b.voltage_max_mv, b.current_max_ua})
+             {b.power_min_mw, b.power_max_mw, *b.voltage_min_mv, *b.voltage_max_mv, *b.current_max_ua})
           sqlite3_bind_int64(ins, i++, v);
       ASSERT_EQ(sqlite3_step(ins), SQLITE_DONE) << sqlite3_errmsg(raw);
       sqlite3_reset(ins);
@@ -115,9 +116,9 @@ TEST_F(CliTest, HistoryFromTheHourlyRollupEqualsTheQuarterHours) {
                   sum += b.power_sum_mw;
                   pmin = std::min(pmin, b.power_min_mw);
                   pmax = std::max(pmax, b.power_max_mw);
-                  vmin = std::min(vmin, b.voltage_min_mv);
-                  vmax = std::max(vmax, b.voltage_max_mv);
-                  imax = std::max(imax, b.current_max_ua);
+                  vmin = std::min(vmin, b.voltage_min_mv.value_or(INT64_MAX));
+                  vmax = std::max(vmax, b.voltage_max_mv.value_or(0));
+                  imax = std::max(imax, b.current_max_ua.value_or(0));
                 }
               }
               ASSERT_EQ(p["energy_mwh"], mwh) << p.dump();

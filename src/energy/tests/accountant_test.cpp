@@ -18,7 +18,8 @@ namespace pb::energy {
 namespace {
 
 constexpr int64_t kT0 = 1'790'000'100'000;  // a UTC quarter-hour + 100 s (2026-09-21)
-constexpr uint8_t kOk = kMeterOkFlag;
+// A reading as the firmware sends it with every quantity measured.
+constexpr uint8_t kOk = kMeterOkFlag | kVoltageValidFlag | kCurrentValidFlag | kPowerValidFlag;
 
 class TempDb {
  public:
@@ -85,6 +86,34 @@ TEST_F(AccountantTest, FirstReadingIsTheBaselineAndIncrementsAdd) {
   EXPECT_EQ(acc_.total_mwh("s1"), 600);
   ASSERT_TRUE(acc_.state("s1"));
   EXPECT_EQ(acc_.state("s1")->seq, 3u);
+}
+
+// A quantity the meter did not measure is not stored as 0: the power is out of the sample's count,
+// sum and extremes, a voltage or current stays NULL; the energy counter counts as before.
+TEST_F(AccountantTest, QuantitiesNotMeasuredStayOutOfTheSampleButTheEnergyCounts) {
+  const uint8_t no_power = kOk & ~kPowerValidFlag;
+  const uint8_t no_mains = kMeterOkFlag | kNoMainsFlag | kCurrentValidFlag | kPowerValidFlag;
+  feed({reading(1, 1, kT0, 1000), reading(1, 2, kT0 + 5'000, 1010, 0, 0, no_power),
+        reading(1, 3, kT0 + 10'000, 1020, 0, 0, no_mains)});
+  EXPECT_EQ(total(), 20) << "the counter is the energy, whatever the meter measured";
+  const auto stored = store_->samples("s1", INT64_MIN, INT64_MAX);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].samples, 1) << "only reading 1 measured the power";
+  EXPECT_EQ(stored[0].power_sum_mw, 100'000);
+  EXPECT_EQ(stored[0].power_min_mw, 100'000) << "not 0 from the readings without power";
+  EXPECT_EQ(stored[0].voltage_min_mv, 230'001) << "not 0 from the reading without mains";
+  EXPECT_EQ(stored[0].voltage_max_mv, 230'002);
+  EXPECT_EQ(stored[0].current_max_ua, 400'002);
+
+  // An interval in which nothing was measured: its energy, and NULL for every quantity.
+  feed({reading(1, 4, kT0 + 120'000, 1030, 0, 0, no_mains)});
+  const auto later = store_->samples("s1", kT0 + 60'000, INT64_MAX);
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(later[0].energy_mwh, 10);
+  EXPECT_EQ(later[0].samples, 0);
+  EXPECT_FALSE(later[0].voltage_min_mv.has_value());
+  EXPECT_FALSE(later[0].voltage_max_mv.has_value());
+  EXPECT_FALSE(later[0].current_max_ua.has_value());
 }
 
 TEST_F(AccountantTest, CountersPastTheirRangeAreIgnoredNotWrapped) {

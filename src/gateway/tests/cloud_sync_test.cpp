@@ -132,6 +132,77 @@ TEST_F(CloudSyncTest, FullReportsFallDueAfterThePeriodOnTheInjectedClock) {
   EXPECT_GT(stats_.reports_sent, after_sync);
 }
 
+// The DPs of the properties/report messages sent for cid, with their values.
+std::map<int, json> reported_dps(const FakeUplink& uplink, const std::string& cid) {
+  std::map<int, json> out;
+  for (const json& j : uplink.on("properties/report"))
+    if (j["param"]["cid"] == cid) out[std::stoi(j["param"]["id"].get<std::string>())] = j["param"]["value"];
+  return out;
+}
+
+TEST_F(CloudSyncTest, AQuantityTheMeterDidNotMeasureIsNotReported) {
+  CloudSync& cloud = make(&uplink_);
+  SocketState& s1 = online("s1");
+  s1.relay_on = true;
+  store::ReadingRow r;
+  r.cid = "s1";
+  r.flags = proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid;  // power not measured
+  r.voltage_mv = 230'000;
+  r.current_ua = 100'000;
+  r.power_mw = 0;
+  s1.last = r;
+  cloud.on_connected();
+  cloud.on_sync_response(response(sync_request("s1"), tuya::code::kSuccess));
+  ASSERT_TRUE(run_until(io_, [&] { return reported_dps(uplink_, "s1").count(1) > 0; }));
+  std::map<int, json> dps = reported_dps(uplink_, "s1");
+  EXPECT_FALSE(dps.count(3)) << "power reported as " << dps[3];
+  EXPECT_FALSE(dps.count(37));
+  EXPECT_FALSE(dps.count(30));
+  EXPECT_EQ(dps.at(5), 2'300'000);  // V x 10^4
+  EXPECT_EQ(dps.at(7), 1'000'000);  // mA x 10^4
+  EXPECT_EQ(dps.at(19), 0);
+
+  // The next reading measures it: it goes out.
+  uplink_.sent.clear();
+  r.flags |= proto::kPowerValid;
+  r.power_mw = 23'000;
+  s1.last = r;
+  cloud.report(s1, false);
+  ASSERT_TRUE(run_until(io_, [&] { return reported_dps(uplink_, "s1").count(3) > 0; }));
+  EXPECT_EQ(reported_dps(uplink_, "s1").at(3), 230'000);
+}
+
+TEST_F(CloudSyncTest, NoMainsIsTheOutageAlarmWithoutVoltageCurrentOrPower) {
+  CloudSync& cloud = make(&uplink_);
+  SocketState& s1 = online("s1");
+  s1.relay_on = true;
+  store::ReadingRow r;
+  r.cid = "s1";
+  r.flags = proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid;
+  r.voltage_mv = 230'000;
+  r.current_ua = 100'000;
+  r.power_mw = 23'000;
+  s1.last = r;
+  cloud.on_connected();
+  cloud.on_sync_response(response(sync_request("s1"), tuya::code::kSuccess));
+  ASSERT_TRUE(run_until(io_, [&] { return reported_dps(uplink_, "s1").count(3) > 0; }));
+
+  // The mains go: the chip still calls current and power measured (0, below its threshold).
+  uplink_.sent.clear();
+  r.flags = proto::kMeterOk | proto::kNoMains | proto::kCurrentValid | proto::kPowerValid | proto::kRelayOn;
+  r.voltage_mv = r.current_ua = r.power_mw = 0;
+  s1.last = r;
+  cloud.report(s1, true);
+  ASSERT_TRUE(run_until(io_, [&] { return reported_dps(uplink_, "s1").count(19) > 0; }));
+  const std::map<int, json> dps = reported_dps(uplink_, "s1");
+  for (int dp : {3, 5, 7, 37, 38, 40, 52, 30})
+    EXPECT_FALSE(dps.count(dp)) << "DP " << dp << " " << dps.at(dp);
+  EXPECT_EQ(dps.at(19), fault_bit::kOutage);
+  EXPECT_EQ(dps.at(20), "urgent");
+  EXPECT_EQ(dps.at(21), "no mains: the socket measures no supply voltage");
+  EXPECT_TRUE(dps.count(44)) << "energy still reported";
+}
+
 TEST_F(CloudSyncTest, WithoutAnUplinkNothingIsReportedAndShutdownFinishesAtOnce) {
   CloudSync& cloud = make(nullptr);
   EXPECT_EQ(cloud.outbox(), nullptr);

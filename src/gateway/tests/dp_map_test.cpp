@@ -229,6 +229,8 @@ TEST(DpEncoding, FaultBitsFollowTheSpecLabelOrder) {
   EXPECT_EQ(fault_bits_for(proto::EventType::MeterLost), 0u);
   // Over-current = bits 2 and 10.
   EXPECT_EQ(fault_bits_for(proto::EventType::OverCurrent), 0x404u);
+  // No mains is a state the readings carry, not an event.
+  EXPECT_EQ(fault_bit::kOutage, bit("outage_alarm"));
 }
 
 TEST(DpEncoding, AlarmLevelIsATableLabel) {
@@ -253,6 +255,13 @@ TEST(DpEncoding, DeviceAlarmText) {
   EXPECT_EQ(device_alarm_text(fault_bit::kHighPower, "over-power: relay switched off at 3100 W"),
             "over-power: relay switched off at 3100 W; switch the relay on again to clear");
   EXPECT_FALSE(device_alarm_text(fault_bit::kHighPower, "").empty());
+  // No mains clears itself when the mains return: no "switch the relay on" for it.
+  EXPECT_EQ(device_alarm_text(fault_bit::kOutage, ""), "no mains: the socket measures no supply voltage");
+  EXPECT_EQ(
+      device_alarm_text(fault_bit::kOutage | fault_bit::kHighPower,
+                        "over-power: relay switched off at 3100 W"),
+      "over-power: relay switched off at 3100 W; switch the relay on again to clear; no mains: the socket "
+      "measures no supply voltage");
 }
 
 TEST(DpEncoding, PowersAndEnergy) {

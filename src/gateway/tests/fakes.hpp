@@ -206,7 +206,11 @@ inline config::Config roster_config(size_t n) {
   return cfg;
 }
 
-inline proto::Message reading(uint32_t seq, uint8_t flags = proto::kMeterOk | proto::kRelayOn) {
+// Every quantity measured, as the firmware sends them with kMeterOk.
+inline constexpr uint8_t kMeasured =
+    proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid;
+
+inline proto::Message reading(uint32_t seq, uint8_t flags = kMeasured | proto::kRelayOn) {
   proto::Message m{};
   m.type = proto::MsgType::Reading;
   m.reading.seq = seq;

@@ -214,10 +214,40 @@ TEST_F(WiredGatewayDefaultInterval, ReadingsAreAckedAndLiveBeforeTheirCommitAndS
   EXPECT_EQ(samples.back().voltage_min_mv, 230'000);
 }
 
+// A quantity the meter did not measure is stored as not measured (NULL, out of the power's count),
+// never as 0; the energy counter counts as before.
+TEST_F(WiredGatewayDefaultInterval, AQuantityNotMeasuredIsStoredAsMissing) {
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  lan_->deliver(link, reading(1));
+  auto no_power = reading(2, proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid);
+  no_power.reading.power_mw = 0;
+  lan_->deliver(link, no_power);
+  auto no_mains = reading(3, proto::kMeterOk | proto::kNoMains | proto::kCurrentValid | proto::kPowerValid);
+  no_mains.reading.voltage_mv = no_mains.reading.current_ua = no_mains.reading.power_mw = 0;
+  lan_->deliver(link, no_mains);
+  ASSERT_TRUE(shutdown());
+  const auto samples = store_.samples("s1", INT64_MIN, INT64_MAX);
+  int64_t counted = 0, energy = 0;
+  std::optional<int64_t> power_min, voltage_min, current_max;
+  for (const auto& s : samples) {
+    counted += s.samples;
+    energy += s.energy_mwh;
+    if (s.samples > 0) power_min = std::min(power_min.value_or(INT64_MAX), s.power_min_mw);
+    store::merge_min(voltage_min, s.voltage_min_mv);
+    store::merge_max(current_max, s.current_max_ua);
+  }
+  EXPECT_EQ(counted, 1) << "only the first reading measured the power";
+  EXPECT_EQ(power_min, 23'000) << "not 0 from the readings that did not measure it";
+  EXPECT_EQ(voltage_min, 230'000) << "not 0 from the reading without mains";
+  EXPECT_EQ(current_max, 100'000);
+  EXPECT_EQ(energy, 2) << "the counter's increments, whatever the meter measured";
+}
+
 TEST_F(WiredGateway, EventsAreStoredWithTheirCauseAndTheLastReadingIsLive) {
   auto link = std::make_shared<FakeLink>("s1", kCaps);
   ASSERT_TRUE(lan_->connect(link));
-  lan_->deliver(link, reading(1, proto::kMeterOk));
+  lan_->deliver(link, reading(1, kMeasured));
   proto::Message e = button_relay_event(2);
   lan_->deliver(link, e);
   ASSERT_TRUE(run_until(io_, [&] { return !link->of(proto::MsgType::Ack).empty(); }));

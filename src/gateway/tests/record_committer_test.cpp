@@ -33,7 +33,7 @@ class RecordCommitterTest : public ::testing::Test {
     r.boot = 1;
     r.seq = seq;
     r.ts_ms = 1'700'000'000'000 + seq * 1000;
-    r.flags = proto::kMeterOk;
+    r.flags = kMeasured;
     r.energy_mwh = 1000 + seq;
     return r;
   }

@@ -96,6 +96,69 @@ TEST(ReportValues, EveryDpWithItsRuleAndEncoding) {
     EXPECT_TRUE(v.rule == ReportRule::Switch || v.rule == ReportRule::OnChange) << v.dp;
 }
 
+std::set<int> dps_of(const ReportInputs& in) {
+  std::set<int> s;
+  for (const auto& v : report_values(in)) s.insert(v.dp);
+  return s;
+}
+
+TEST(ReportValues, AQuantityNotMeasuredIsLeftOutWithWhatIsDerivedFromIt) {
+  namespace proto = pbfw::proto;
+  const uint8_t all = proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid;
+  ReportInputs in = inputs();
+  in.meter = meter_inputs(all, 230'000, 262'000, 60'500, 61'000, 9918);
+  const std::set<int> every = dps_of(in);
+  for (int dp : {3, 5, 7, 37, 38, 40, 52, 30}) EXPECT_TRUE(every.count(dp)) << dp;
+
+  // Power not measured: no DP 3/37, nor Q (38), PF (40) or phase_a (30); V, I and S = V x I go out.
+  in.meter = meter_inputs(all & ~proto::kPowerValid, 230'000, 262'000, 0, 61'000, 0);
+  std::set<int> dps = dps_of(in);
+  for (int dp : {3, 37, 38, 40, 30}) EXPECT_FALSE(dps.count(dp)) << dp;
+  for (int dp : {5, 7, 52, 44, 45, 46, 50}) EXPECT_TRUE(dps.count(dp)) << dp;
+  for (const auto& v : report_values(in)) {
+    if (v.dp == 19) {
+      EXPECT_EQ(v.value, 0) << "a quantity not measured is no fault";
+    }
+  }
+
+  // Voltage not measured: no DP 5, nor S, Q, PF, phase_a; P and I go out.
+  in.meter = meter_inputs(all & ~proto::kVoltageValid, 0, 262'000, 60'500, 0, 0);
+  dps = dps_of(in);
+  for (int dp : {5, 52, 38, 40, 30}) EXPECT_FALSE(dps.count(dp)) << dp;
+  for (int dp : {3, 7, 37}) EXPECT_TRUE(dps.count(dp)) << dp;
+
+  // Without kMeterOk nothing of the meter, as before.
+  EXPECT_FALSE(meter_inputs(proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid, 1, 1, 1, 1, 1));
+}
+
+TEST(ReportValues, NoMainsIsTheOutageAlarmAndNoMeasurement) {
+  namespace proto = pbfw::proto;
+  // The chip may call current and power measured (below its threshold) while there are no mains.
+  const uint8_t flags = proto::kMeterOk | proto::kNoMains | proto::kCurrentValid | proto::kPowerValid;
+  ReportInputs in = inputs();
+  in.meter = meter_inputs(flags, 0, 0, 0, 0, 0);
+  in.no_mains = true;
+  const std::set<int> dps = dps_of(in);
+  for (int dp : {3, 5, 7, 37, 38, 40, 52, 30}) EXPECT_FALSE(dps.count(dp)) << dp;
+  for (int dp : {44, 45, 46, 50}) EXPECT_TRUE(dps.count(dp)) << dp << ": energy comes from the counter";
+  auto payload = [&](int dp) {
+    const auto values = report_values(in);
+    for (const auto& v : values)
+      if (v.dp == dp) return report_payload(v, in, [](int64_t) { return std::string(); });
+    return std::string("missing");
+  };
+  EXPECT_EQ(payload(19), std::to_string(fault_bit::kOutage));
+  EXPECT_EQ(payload(20), "\"urgent\"");
+  EXPECT_EQ(payload(21), "\"no mains: the socket measures no supply voltage\"");
+
+  // Mains back: DP 19 changes (a switch-rule DP, at once) and the measurements follow.
+  ReportPolicy p = primed(no_rules(), in);
+  ReportInputs back = inputs();
+  const Dps sent = decide(p, back, 1s);
+  EXPECT_TRUE(has(sent, 19) && has(sent, 20) && has(sent, 21));
+  for (int dp : {3, 5, 7}) EXPECT_TRUE(has(sent, dp)) << dp;
+}
+
 TEST(ReportValues, Payloads) {
   ReportInputs in = inputs(60'500, 231'200);
   in.meter->current_ua = 262'000;

@@ -66,7 +66,7 @@ TEST_F(SocketRegistryTest, ANewSessionReplacesTheOldOneWhoseCloseIsThenIgnored) 
 
 TEST_F(SocketRegistryTest, AReadingBecomesARowAndCarriesTheV1State) {
   SocketState& st = *sockets_.attach(std::make_shared<FakeLink>("s1", kV1 | proto::kCapSwitchLock, 7)).socket;
-  auto m = reading(12, proto::kMeterOk | proto::kSwitchDisabled);
+  auto m = reading(12, kMeasured | proto::kSwitchDisabled);
   m.reading.age_ms = 500;
   m.reading.countdown_s = 30;
   m.reading.switch_count = 9;

@@ -59,7 +59,7 @@ class StoreWorkerTest : public ::testing::Test {
     r.boot = 1;
     r.seq = seq;
     r.ts_ms = ts_ms;
-    r.flags = proto::kMeterOk;
+    r.flags = kMeasured;
     r.energy_mwh = 1000 + seq;
     return r;
   }

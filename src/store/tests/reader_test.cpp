@@ -569,9 +569,14 @@ TEST_F(ReaderTest, TheTailOfSamplesAnswersExactlyAsTheRolledUpTablesDo) {
                             static_cast<int64_t>(rng() % 3000));
     u.power_min_mw = static_cast<int64_t>(rng() % 1000);
     u.power_max_mw = u.power_min_mw + static_cast<int64_t>(rng() % 1000);
-    u.voltage_min_mv = 220'000 + static_cast<int64_t>(rng() % 5000);
-    u.voltage_max_mv = u.voltage_min_mv + static_cast<int64_t>(rng() % 5000);
-    u.current_max_ua = static_cast<int64_t>(rng() % 900'000);
+    const int64_t v = 220'000 + static_cast<int64_t>(rng() % 5000);
+    const int64_t v_span = static_cast<int64_t>(rng() % 5000);
+    const int64_t i = static_cast<int64_t>(rng() % 900'000);
+    if (k % 5 != 0) {  // else the meter measured neither voltage nor current: NULL
+      u.voltage_min_mv = v;
+      u.voltage_max_mv = v + v_span;
+      u.current_max_ua = i;
+    }
     samples.push_back(u);
   }
   commit_buckets(samples);

@@ -303,25 +303,27 @@ TEST_F(StoreTest, CommitStoresEventsAndIgnoresDuplicates) {
 
 // A sample of a (cid, start) already stored is added to it: sums added, minima and maxima merged;
 // a sample without readings (energy only) leaves them NULL until one with readings comes.
+// The voltage and current are NULL exactly when no reading measured them, whatever the power did.
 TEST_F(StoreTest, SamplesOfTheSameIntervalAddUp) {
   Store s(db_);
   EnergyUpdate u1;
   u1.samples.push_back({"a", kT0, 100, 2, 300, 100, 200, 229000, 231000, 500});
-  u1.samples.push_back({"a", kT0 + kMinute, 7, 0, 0, 0, 0, 0, 0, 0});
+  u1.samples.push_back({"a", kT0 + kMinute, 7, 0, 0, 0, 0, {}, {}, {}});
   u1.samples.push_back({"b", kT0, 1, 1, 10, 10, 10, 230000, 230000, 1});
   u1.states.push_back({"a", 1, 5, 1000, 12345, 2, 107});
   EXPECT_EQ(s.commit({}, u1).samples_written, 3u);
   EnergyUpdate u2;
   u2.samples.push_back({"a", kT0, 50, 1, 50, 50, 50, 232000, 232000, 400});
   u2.samples.push_back({"a", kT0 + kMinute, 3, 1, 80, 80, 80, 230000, 230000, 300});
-  u2.samples.push_back({"a", kT0 + 2 * kMinute, 4, 0, 0, 0, 0, 0, 0, 0});
+  u2.samples.push_back({"a", kT0 + 2 * kMinute, 4, 0, 0, 0, 0, {}, {}, {}});
   u2.states.push_back({"a", 1, 6, 2000, 12400, 2, 160});
   EXPECT_EQ(s.commit({}, u2).samples_written, 3u);
   EXPECT_EQ(s.samples("a", INT64_MIN, INT64_MAX),
             (std::vector<SampleRow>{{"a", kT0, 150, 3, 350, 50, 200, 229000, 232000, 500},
                                     {"a", kT0 + kMinute, 10, 1, 80, 80, 80, 230000, 230000, 300},
-                                    {"a", kT0 + 2 * kMinute, 4, 0, 0, 0, 0, 0, 0, 0}}));
+                                    {"a", kT0 + 2 * kMinute, 4, 0, 0, 0, 0, {}, {}, {}}}));
   EXPECT_EQ(dump("SELECT count(*) FROM samples WHERE power_min_mw IS NULL"), std::vector<std::string>{"1"});
+  EXPECT_EQ(dump("SELECT count(*) FROM samples WHERE voltage_min_mv IS NULL"), std::vector<std::string>{"1"});
   EXPECT_EQ(s.count_samples("a"), 3u);
   // Read as a bucket: the samples of its quarter-hour summed.
   EXPECT_EQ(s.buckets("a", INT64_MIN, INT64_MAX),

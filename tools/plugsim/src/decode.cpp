@@ -54,7 +54,8 @@ bool parse_hex_bytes(const std::string& text, std::vector<uint8_t>& out) {
   return high < 0;
 }
 
-std::string decode_frame_json(const uint8_t* f, uint32_t kv_e6, uint32_t ki_e6) {
+std::string decode_frame_json(const uint8_t* f, uint32_t kv_e6, uint32_t ki_e6,
+                              const pbfw::MeterLimits& limits) {
   using nlohmann::json;
   using pbfw::Hlw8032Decoder;
   const uint8_t state = f[0];
@@ -78,33 +79,37 @@ std::string decode_frame_json(const uint8_t* f, uint32_t kv_e6, uint32_t ki_e6) 
                 {"current_overflow", flagged && (state & 0x04) != 0},
                 {"power_overflow", flagged && (state & 0x02) != 0},
                 {"coefficient_abnormal", flagged && (state & 0x01) != 0},
-                {"pf_wrap_bit", (f[20] & 0x80) != 0}};
+                {"pf_wrap_bit", (f[20] & Hlw8032Decoder::kPfWrapBit) != 0}};
+  // The data-update bits as sent; "refreshed" below adds the overflowed (below threshold = 0) quantities.
+  j["updated"] = {{"voltage", (f[20] & Hlw8032Decoder::kUpdateVoltageBit) != 0},
+                  {"current", (f[20] & Hlw8032Decoder::kUpdateCurrentBit) != 0},
+                  {"power", (f[20] & Hlw8032Decoder::kUpdatePowerBit) != 0}};
   const char* reject = nullptr;
+  bool decoded = false;
   pbfw::MeterSample s;
   if (!Hlw8032Decoder::is_state_byte(state) || f[1] != Hlw8032Decoder::kCheckByte) {
     reject = "not_a_frame";
   } else if (!Hlw8032Decoder::checksum_ok(f)) {
     reject = "checksum";
   } else {
-    switch (Hlw8032Decoder::decode_frame(f, kv_e6, ki_e6, s)) {
-      case pbfw::Hlw8032Reject::None:
-        break;
-      case pbfw::Hlw8032Reject::Uncalibrated:
-        reject = "uncalibrated";
-        break;
-      case pbfw::Hlw8032Reject::Implausible:
-        reject = "implausible";
-        break;
-    }
+    // A single frame: nothing held from earlier ones, so a quantity it did not refresh has no value.
+    const pbfw::Hlw8032Reject r = Hlw8032Decoder::decode_frame(f, kv_e6, ki_e6, limits, s);
+    decoded = r != pbfw::Hlw8032Reject::Uncalibrated && r != pbfw::Hlw8032Reject::Corrupt;
+    if (r != pbfw::Hlw8032Reject::None) reject = pbfw::to_string(r);
   }
   j["accepted"] = reject == nullptr;
-  if (reject != nullptr) {
-    j["reject"] = reject;
-    return j.dump();
-  }
-  j["voltage_v"] = s.voltage_mv / 1e3;
-  j["current_a"] = s.current_ua / 1e6;
-  j["power_w"] = s.power_mw / 1e3;
+  j["verdict"] = reject == nullptr ? "accepted" : "rejected";
+  if (reject != nullptr) j["reject"] = reject;
+  if (!decoded) return j.dump();
+  // Values are shown for rejected-but-decoded frames too: they say why the frame is not plausible.
+  j["refreshed"] = {{"voltage", (s.refreshed & pbfw::kMeterVoltage) != 0},
+                    {"current", (s.refreshed & pbfw::kMeterCurrent) != 0},
+                    {"power", (s.refreshed & pbfw::kMeterPower) != 0}};
+  j["no_mains"] = s.no_mains;
+  auto value = [&](uint8_t q, double v) { return (s.valid & q) != 0 ? json(v) : json(nullptr); };
+  j["voltage_v"] = value(pbfw::kMeterVoltage, s.voltage_mv / 1e3);
+  j["current_a"] = value(pbfw::kMeterCurrent, s.current_ua / 1e6);
+  j["power_w"] = value(pbfw::kMeterPower, s.power_mw / 1e3);
   j["apparent_va"] = s.apparent_mva / 1e3;
   j["power_factor"] = s.power_factor_e4 / 1e4;
   j["wh_per_pulse"] = static_cast<double>(s.power_param) * (kv_e6 / 1e6) * (ki_e6 / 1e6) / 3.6e9;

@@ -11,6 +11,8 @@ int decode_main(int argc, char** argv) {
   CLI::App app{"plugsim decode: decode captured HLW8032 frames (24 bytes each, hex) as JSON lines"};
   app.name("plugsim decode");
   double kv = pbfw::kDefaultKvE6 / 1e6, ki = pbfw::kDefaultKiE6 / 1e6;
+  pbfw::MeterLimits limits;
+  double nominal_v = limits.nominal_voltage_mv / 1e3;
   std::vector<std::string> hex;
   app.add_option("--kv", kv, "voltage coefficient Kv")
       ->capture_default_str()
@@ -18,6 +20,13 @@ int decode_main(int argc, char** argv) {
   app.add_option("--ki", ki, "current coefficient Ki")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 1000.0));
+  app.add_option("--nominal-v", nominal_v, "nominal mains voltage the plausibility band is centred on")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1000.0));
+  app.add_option("--band-pct", limits.voltage_band_pct,
+                 "plausible mains voltage: nominal +- this many percent")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
   app.add_option("hex", hex, "frame bytes in hex (one frame per argument, or bytes spread over arguments)")
       ->required();
   CLI11_PARSE(app, argc, argv);
@@ -32,8 +41,9 @@ int decode_main(int argc, char** argv) {
   }
   const auto kv_e6 = static_cast<uint32_t>(kv * 1e6 + 0.5);
   const auto ki_e6 = static_cast<uint32_t>(ki * 1e6 + 0.5);
+  limits.nominal_voltage_mv = static_cast<uint32_t>(nominal_v * 1e3 + 0.5);
   for (size_t at = 0; at < bytes.size(); at += pbfw::Hlw8032Decoder::kFrameSize) {
-    std::printf("%s\n", decode_frame_json(bytes.data() + at, kv_e6, ki_e6).c_str());
+    std::printf("%s\n", decode_frame_json(bytes.data() + at, kv_e6, ki_e6, limits).c_str());
   }
   return 0;
 }

@@ -98,7 +98,9 @@ TEST(PlugsimDecode, WorkedExamplesAsJson) {
   std::vector<uint8_t> bytes;
   ASSERT_TRUE(plugsim::parse_hex_bytes(kExample1, bytes));
   ASSERT_EQ(bytes.size(), 24u);
-  auto j = nlohmann::json::parse(plugsim::decode_frame_json(bytes.data(), 1880000, 1000000));
+  pbfw::MeterLimits bench;  // example 1 is a 103 V bench frame
+  bench.nominal_voltage_mv = 110000;
+  auto j = nlohmann::json::parse(plugsim::decode_frame_json(bytes.data(), 1880000, 1000000, bench));
   EXPECT_TRUE(j["accepted"].get<bool>());
   EXPECT_TRUE(j["checksum_ok"].get<bool>());
   EXPECT_NEAR(j["voltage_v"].get<double>(), 102.809, 0.001);
@@ -134,6 +136,60 @@ TEST(PlugsimDecode, WorkedExamplesAsJson) {
   EXPECT_FALSE(plugsim::parse_hex_bytes("555", bytes));
   ASSERT_TRUE(plugsim::parse_hex_bytes("0x55,0x5a", bytes));
   EXPECT_EQ(bytes, (std::vector<uint8_t>{0x55, 0x5A}));
+}
+
+// Frames from the datasheet formulas (V = Vp / V x Kv, I = Ip / I x Ki, P = Pp / P x Kv x Ki), Kv = Ki = 1.
+std::vector<uint8_t> spec_frame(double volts, double amps, double watts, uint8_t update) {
+  const uint32_t vp = 200000, ip = 20000, pp = 5000000;
+  const auto v = static_cast<uint32_t>(vp / volts + 0.5);
+  const auto i = static_cast<uint32_t>(ip / amps + 0.5);
+  const auto p = static_cast<uint32_t>(pp / watts + 0.5);
+  std::vector<uint8_t> f = {0x55, 0x5A};
+  for (uint32_t x : {vp, v, ip, i, pp, p}) {
+    f.push_back(static_cast<uint8_t>(x >> 16));
+    f.push_back(static_cast<uint8_t>(x >> 8));
+    f.push_back(static_cast<uint8_t>(x));
+  }
+  f.push_back(update);
+  f.push_back(0);
+  f.push_back(0);
+  uint32_t sum = 0;
+  for (size_t k = 2; k < 23; ++k) sum += f[k];
+  f.push_back(static_cast<uint8_t>(sum));
+  return f;
+}
+
+TEST(PlugsimDecode, VerdictReasonAndRefreshedQuantities) {
+  auto decode = [](const std::vector<uint8_t>& f) {
+    return nlohmann::json::parse(plugsim::decode_frame_json(f.data(), 1000000, 1000000));
+  };
+  auto j = decode(spec_frame(230, 2, 400, 0x70));
+  EXPECT_EQ(j["verdict"], "accepted");
+  EXPECT_FALSE(j.contains("reject"));
+  EXPECT_TRUE(j["refreshed"]["voltage"].get<bool>() && j["refreshed"]["current"].get<bool>() &&
+              j["refreshed"]["power"].get<bool>());
+  EXPECT_FALSE(j["no_mains"].get<bool>());
+  EXPECT_NEAR(j["power_w"].get<double>(), 400.0, 0.1);
+
+  j = decode(spec_frame(230, 2, 400, 0x60));  // power not refreshed: no power value from this frame
+  EXPECT_EQ(j["verdict"], "accepted");
+  EXPECT_FALSE(j["refreshed"]["power"].get<bool>());
+  EXPECT_FALSE(j["updated"]["power"].get<bool>());
+  EXPECT_TRUE(j["power_w"].is_null());
+
+  j = decode(spec_frame(400, 2, 400, 0x70));
+  EXPECT_EQ(j["verdict"], "rejected");
+  EXPECT_EQ(j["reject"], "voltage_out_of_band");
+  EXPECT_NEAR(j["voltage_v"].get<double>(), 400.0, 0.1);  // shown: it is why
+
+  j = decode(spec_frame(230, 25, 400, 0x70));
+  EXPECT_EQ(j["reject"], "current_over_rating");
+  j = decode(spec_frame(230, 1, 300, 0x70));  // 300 W at 230 VA: PF 1.3
+  EXPECT_EQ(j["reject"], "power_over_apparent");
+  j = decode(spec_frame(20, 1, 1, 0x70));  // 20 V: no mains, not a reading
+  EXPECT_EQ(j["verdict"], "accepted");
+  EXPECT_TRUE(j["no_mains"].get<bool>());
+  EXPECT_TRUE(j["voltage_v"].is_null());
 }
 
 TEST(PlugsimStorage, SettingsRoundTripAndVersion1Files) {

@@ -34,6 +34,7 @@ struct SocketConfig {
   uint32_t power_limit_w = 0;                     // 0 = off
   uint16_t voltage_max_v = 0, voltage_min_v = 0;  // 0 = off
   uint32_t meter_timeout_ms = 3000;               // no valid frame for this long -> readings "unavailable"
+  MeterLimits meter{};                            // plausibility of a reading, held values, meter fault
   uint32_t persist_interval_ms = 60000;           // energy saved at most this often (flash wear)
   // Button (sampled in tick()): debounce, then click / hold-and-release / hold.
   uint32_t button_debounce_ms = 30;
@@ -133,7 +134,8 @@ class SocketCore {
   // false: out of range, or a new countdown while switching is disabled.
   bool set_countdown(uint32_t seconds);
   // Calibration from a known load (Tasmota's VoltageSet/CurrentSet/PowerSet): false if the meter has
-  // no fresh, non-overflowed reading of that quantity or the result is out of range. Persisted.
+  // no fresh, non-overflowed register of that quantity or the result is out of range. Persisted. Uses
+  // the last decoded frame even if it was not plausible (a wrong constant is what makes it so).
   bool calibrate_voltage(uint32_t true_mv);
   bool calibrate_current(uint32_t true_ma);
   bool calibrate_power(uint32_t true_mw);  // adjusts Ki, keeping Kv: calibrate the voltage first
@@ -187,7 +189,10 @@ class SocketCore {
   };
 
   void on_frame(uint64_t now);
+  void on_rejected_frame(uint64_t now);
+  void meter_lost(uint64_t now, Hlw8032Reject reason);
   bool meter_fresh(uint64_t now) const;
+  bool decoded_fresh(uint64_t now) const;
   proto::Reading reading_at(uint64_t now) const;
   struct TripInfo {
     Trip trip;
@@ -241,6 +246,8 @@ class SocketCore {
   bool reset_flashing_ = false;
   uint64_t boot_ms_ = 0;
   uint64_t last_frame_ms_ = 0;
+  uint64_t last_decoded_ms_ = 0;  // last frame whose registers decoded (accepted or not plausible)
+  bool decoded_any_ = false;
   uint64_t next_reading_ms_ = 0;
   uint64_t last_persist_ms_ = 0;
   LedColor led_{0, 0, 0};

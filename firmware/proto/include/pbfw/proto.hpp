@@ -64,6 +64,7 @@ enum ReadingFlag : uint8_t {
   kRelayOn = 1u << 4,
   kTripped = 1u << 5,  // relay forced off by a protection; stays until switched on by the user or gateway
   kSwitchDisabled = 1u << 6,  // DP 17 switch_enabled false: button, SetRelay do not switch (kCapSwitchLock)
+  kNoMains = 1u << 7,  // the meter sees no mains voltage: a state, not a 0 V reading (voltage not valid)
 };
 
 struct Reading {
@@ -85,7 +86,7 @@ struct Reading {
 enum class EventType : uint8_t {
   RelayChanged = 1,  // value: 0 off / 1 on
   OverCurrent = 2,   // value: current in mA that tripped
-  MeterLost = 3,
+  MeterLost = 3,     // value: 0 no valid frame for the timeout, else why a run of frames was rejected
   MeterRestored = 4,
   OverPower = 5,     // value: power in W that tripped
   OverVoltage = 6,   // value: voltage in mV that tripped
