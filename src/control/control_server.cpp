@@ -216,15 +216,13 @@ json socket_json(const gateway::LiveSocket& s) {
   if (s.last) {
     namespace proto = pbfw::proto;
     const auto& r = *s.last;
-    const bool meter_ok = (r.flags & proto::kMeterOk) != 0;
-    const bool no_mains = meter_ok && (r.flags & proto::kNoMains) != 0;
     // A quantity the meter did not measure (its valid flag clear, or no mains) is null, never 0.
     const auto measured = [&](uint8_t valid, uint32_t value) {
-      return meter_ok && !no_mains && (r.flags & valid) != 0 ? json(value) : json();
+      return proto::measured(r.flags, valid) ? json(value) : json();
     };
     j["reading"] = {{"ts_ms", r.ts_ms},
-                    {"meter_ok", meter_ok},
-                    {"no_mains", no_mains},
+                    {"meter_ok", (r.flags & proto::kMeterOk) != 0},
+                    {"no_mains", proto::no_mains(r.flags)},
                     {"power_mw", measured(proto::kPowerValid, r.power_mw)},
                     {"voltage_mv", measured(proto::kVoltageValid, r.voltage_mv)},
                     {"current_ua", measured(proto::kCurrentValid, r.current_ua)},

@@ -304,7 +304,7 @@ void CloudSync::report(SocketState& st, bool full) {
     const auto& r = *st.last;
     in.meter =
         meter_inputs(r.flags, r.voltage_mv, r.current_ua, r.power_mw, r.apparent_mva, r.power_factor_e4);
-    in.no_mains = (r.flags & (proto::kMeterOk | proto::kNoMains)) == (proto::kMeterOk | proto::kNoMains);
+    in.no_mains = proto::no_mains(r.flags);
   }
   // Energy from the accounted history (never the raw, wrapping counter).
   const std::string& cid = st.entry.cid;

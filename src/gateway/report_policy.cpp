@@ -49,15 +49,14 @@ std::optional<ReportInputs::Meter> meter_inputs(uint8_t flags, uint32_t voltage_
                                                 uint16_t power_factor_e4) {
   namespace proto = pbfw::proto;
   if ((flags & proto::kMeterOk) == 0) return std::nullopt;
-  const bool mains = (flags & proto::kNoMains) == 0;
   return ReportInputs::Meter{.voltage_mv = voltage_mv,
                              .current_ua = current_ua,
                              .power_mw = power_mw,
                              .apparent_mva = apparent_mva,
                              .power_factor_e4 = power_factor_e4,
-                             .voltage_valid = mains && (flags & proto::kVoltageValid) != 0,
-                             .current_valid = mains && (flags & proto::kCurrentValid) != 0,
-                             .power_valid = mains && (flags & proto::kPowerValid) != 0};
+                             .voltage_valid = proto::measured(flags, proto::kVoltageValid),
+                             .current_valid = proto::measured(flags, proto::kCurrentValid),
+                             .power_valid = proto::measured(flags, proto::kPowerValid)};
 }
 
 std::vector<DpValue> report_values(const ReportInputs& in) {

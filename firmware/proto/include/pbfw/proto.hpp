@@ -67,6 +67,15 @@ enum ReadingFlag : uint8_t {
   kNoMains = 1u << 7,  // the meter sees no mains voltage: a state, not a 0 V reading (voltage not valid)
 };
 
+// The meter's state in a Reading's flags: no mains only while the meter works; a quantity (kVoltageValid,
+// kCurrentValid or kPowerValid) is measured when the meter works, sees mains and set its valid flag.
+constexpr bool no_mains(uint8_t flags) {
+  return (flags & (kMeterOk | kNoMains)) == (kMeterOk | kNoMains);
+}
+constexpr bool measured(uint8_t flags, uint8_t valid) {
+  return (flags & (kMeterOk | kNoMains | valid)) == (kMeterOk | valid);
+}
+
 struct Reading {
   uint32_t seq;     // per boot, shared with Event, starts at 1
   uint32_t age_ms;  // time from sampling to sending (lets the gateway timestamp resends)
