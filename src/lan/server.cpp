@@ -18,6 +18,7 @@
 
 #include "key_throttle.hpp"
 #include "plugbridge/common/log.hpp"
+#include "record_layer.hpp"
 
 namespace pb::lan {
 
@@ -25,6 +26,9 @@ namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 namespace proto = pbfw::proto;
+using detail::AlertDescription;
+using detail::ContentType;
+using detail::RecordProtection;
 constexpr std::string_view kUnknownIdentity = "unknown identity";
 
 struct Session::Token {
@@ -191,6 +195,7 @@ unsigned int client_psk_callback(SSL* ssl, const char* /*hint*/, char* identity,
 
 unsigned int server_psk_callback(SSL* ssl, const char* identity, unsigned char* psk,
                                  unsigned int max_psk_len);
+int client_hello_callback(SSL* ssl, int* alert, void* arg);
 
 }  // namespace
 
@@ -229,6 +234,7 @@ struct Core : std::enable_shared_from_this<Core> {
     SSL_CTX* h = ssl_ctx.native_handle();
     apply_common_tls_settings(h);
     SSL_CTX_set_psk_server_callback(h, &server_psk_callback);
+    SSL_CTX_set_client_hello_cb(h, &client_hello_callback, nullptr);
     // A record and whatever follows it in one recv(), not a header and a body in two.
     SSL_CTX_set_read_ahead(h, 1);
     if (SSL_CTX_set_ex_data(h, core_ex_index(), this) != 1) throw_ssl("cannot attach server state");
@@ -431,6 +437,12 @@ struct Core : std::enable_shared_from_this<Core> {
     });
   }
 
+  static void saw_client_hello(Session& s, SSL* ssl) {
+    const unsigned char* ext = nullptr;
+    size_t len = 0;
+    s.client_etm_ = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_encrypt_then_mac, &ext, &len) == 1;
+  }
+
   static unsigned int psk_for(Core& core, Session& s, const char* identity, unsigned char* psk,
                               unsigned int max_psk_len) {
     s.psk_identity_ = identity;
@@ -499,7 +511,9 @@ struct Core : std::enable_shared_from_this<Core> {
   std::chrono::steady_clock::time_point started;
   // Every session decrypts into this (one thread, one record at a time; a record's plaintext is
   // at most 16 KiB), so an idle session holds no read buffer of its own.
-  std::array<uint8_t, 16384> scratch{};
+  // Where received records are read and decrypted, one session at a time: room for a whole record
+  // and the next one's start.
+  std::array<uint8_t, 2 * RecordProtection::kMaxRecord> scratch{};
 };
 
 }  // namespace detail
@@ -511,6 +525,14 @@ unsigned int server_psk_callback(SSL* ssl, const char* identity, unsigned char* 
   auto* session = static_cast<Session*>(SSL_get_ex_data(ssl, session_ex_index()));
   if (core == nullptr || session == nullptr || identity == nullptr) return 0;
   return detail::Core::psk_for(*core, *session, identity, psk, max_psk_len);
+}
+
+// Whether the peer offers encrypt-then-MAC: OpenSSL then uses it for a CBC suite, and says so
+// nowhere after the handshake.
+int client_hello_callback(SSL* ssl, int* /*alert*/, void* /*arg*/) {
+  auto* session = static_cast<Session*>(SSL_get_ex_data(ssl, session_ex_index()));
+  if (session != nullptr) detail::Core::saw_client_hello(*session, ssl);
+  return SSL_CLIENT_HELLO_SUCCESS;
 }
 }  // namespace
 
@@ -584,7 +606,7 @@ void Session::pump() {
       if (state_ == State::AwaitHello || state_ == State::Open) read_records();
       break;
     case State::Closing:
-      continue_close();
+      continue_close(/*may_read=*/true);
       break;
     case State::Closed:
       break;
@@ -598,6 +620,7 @@ void Session::do_handshake() {
   const int r = SSL_do_handshake(ssl_.get());
   const int saved_errno = errno;
   if (r == 1) {
+    take_over_records();
     state_ = State::AwaitHello;
     read_records();  // the Hello may have come with the handshake's last flight
     return;
@@ -619,7 +642,128 @@ void Session::do_handshake() {
   fail(reason);
 }
 
+void Session::take_over_records() {
+  std::string why;
+  keys_ = RecordProtection::take_over(ssl_.get(), RecordProtection::Role::Server, client_etm_, why);
+  if (keys_) {
+    ssl_.reset();  // and its BIO; the socket stays open (BIO_NOCLOSE)
+    return;
+  }
+  uint64_t missed = 0;
+  if (core_->failures.allow("record layer: " + why, std::chrono::steady_clock::now(), &missed))
+    PB_LOG(Info, "lan") << "session " << id_ << " identity '" << printable(psk_identity_) << "' from "
+                        << remote_ << " keeps OpenSSL's record layer (about 8 KB more per session): " << why
+                        << not_logged(missed) << "; said at most once a minute";
+}
+
+void Session::read_own() {
+  uint8_t* const buf = core_->scratch.data();
+  const size_t cap = core_->scratch.size();
+  size_t have = rrec_.size(), pos = 0;
+  if (have > 0) std::memcpy(buf, rrec_.data(), have);
+  std::vector<uint8_t>().swap(rrec_);
+  const int fd = socket_.native_handle();
+  for (int records = 0; records < kRecordsPerTurn;) {
+    if (state_ != State::AwaitHello && state_ != State::Open) return;  // a frame closed the session
+    size_t len = 0;
+    AlertDescription alert{};
+    const auto framing = RecordProtection::frame(buf + pos, have - pos, len, alert);
+    if (framing == RecordProtection::Framing::Bad) {
+      send_alert(static_cast<uint8_t>(alert));
+      fail("bad TLS record header", /*graceful=*/false);
+      return;
+    }
+    if (framing == RecordProtection::Framing::Complete) {
+      ++records;
+      ContentType type{};
+      size_t offset = 0, n = 0;
+      if (!keys_->open(buf + pos, len, type, offset, n)) {
+        send_alert(static_cast<uint8_t>(AlertDescription::BadRecordMac));
+        fail("TLS record failed authentication (bad record MAC)", /*graceful=*/false);
+        return;
+      }
+      const uint8_t* data = buf + pos + offset;
+      pos += len;
+      if (!on_record(static_cast<uint8_t>(type), data, n)) return;
+      continue;
+    }
+    // A record is incomplete: read more behind it.
+    if (pos > 0) {
+      std::memmove(buf, buf + pos, have - pos);
+      have -= pos;
+      pos = 0;
+    }
+    const ssize_t r = ::recv(fd, buf + have, cap - have, 0);
+    if (r > 0) {
+      have += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (have > 0) rrec_.assign(buf, buf + have);
+      wait_for(false);
+      return;
+    }
+    const std::string reason = r == 0 ? std::string("peer closed the connection without close_notify")
+                                      : "read error: " + std::string(std::strerror(errno));
+    PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
+                        << "' from " << remote_ << " closed: " << reason;
+    close_now(reason);
+    return;
+  }
+  // More may wait, in the buffer or the socket: on a later turn, after the other sessions.
+  if (have > pos) rrec_.assign(buf + pos, buf + have);
+  if (pump_posted_) return;
+  pump_posted_ = true;
+  asio::post(core_->io, [self = shared_from_this()] {
+    self->pump_posted_ = false;
+    self->pump();
+  });
+}
+
+bool Session::on_record(uint8_t type, const uint8_t* data, size_t n) {
+  switch (static_cast<ContentType>(type)) {
+    case ContentType::ApplicationData:
+      return consume(data, n);
+    case ContentType::Alert: {
+      if (n != 2) {
+        send_alert(static_cast<uint8_t>(AlertDescription::DecodeError));
+        fail("malformed TLS alert", /*graceful=*/false);
+        return false;
+      }
+      if (data[1] == static_cast<uint8_t>(AlertDescription::CloseNotify)) {
+        PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
+                            << "' from " << remote_ << " closed: peer closed the connection";
+        close_now("peer closed the connection");
+        return false;
+      }
+      if (data[0] == 1) return true;  // another warning: nothing to do
+      fail("peer sent fatal TLS alert " + std::to_string(data[1]), /*graceful=*/false);
+      return false;
+    }
+    case ContentType::Handshake:
+      send_alert(static_cast<uint8_t>(AlertDescription::NoRenegotiation));
+      fail("peer tried to renegotiate (refused)", /*graceful=*/false);
+      return false;
+    default:
+      send_alert(static_cast<uint8_t>(AlertDescription::UnexpectedMessage));
+      fail("unexpected TLS record type " + std::to_string(type), /*graceful=*/false);
+      return false;
+  }
+}
+
+void Session::send_alert(uint8_t description) {
+  const uint8_t alert[2] = {2, description};  // fatal
+  if (!keys_ || !keys_->seal(ContentType::Alert, alert, sizeof alert, inflight_)) return;
+  int e = 0, saved_errno = 0;
+  write_own(e, saved_errno);  // once, without waiting: the connection ends right after
+}
+
 void Session::read_records() {
+  if (keys_) {
+    read_own();
+    return;
+  }
   for (int i = 0; i < kRecordsPerTurn; ++i) {
     if (state_ != State::AwaitHello && state_ != State::Open) return;
     ERR_clear_error();
@@ -808,7 +952,33 @@ void Session::send(const proto::Message& m) {
   if (inflight_.empty()) flush_writes();
 }
 
+bool Session::write_own(int& ssl_error, int& saved_errno) {
+  ssl_error = SSL_ERROR_NONE;
+  saved_errno = 0;
+  while (inflight_sent_ < inflight_.size()) {
+    const ssize_t r = ::send(socket_.native_handle(), inflight_.data() + inflight_sent_,
+                             inflight_.size() - inflight_sent_, MSG_NOSIGNAL);
+    if (r > 0) {
+      inflight_sent_ += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      ssl_error = SSL_ERROR_WANT_WRITE;
+      wait_for(true);
+      return false;
+    }
+    ssl_error = SSL_ERROR_SYSCALL;
+    saved_errno = r < 0 ? errno : EPIPE;
+    return false;
+  }
+  inflight_.clear();
+  inflight_sent_ = 0;
+  return true;
+}
+
 bool Session::write_inflight(int& ssl_error, int& saved_errno) {
+  if (keys_) return write_own(ssl_error, saved_errno);
   ssl_error = SSL_ERROR_NONE;
   saved_errno = 0;
   if (inflight_.empty()) return true;
@@ -836,7 +1006,15 @@ void Session::flush_writes() {
         std::vector<uint8_t>().swap(inflight_);
         return;
       }
-      inflight_.swap(pending_);
+      if (keys_) {
+        if (!keys_->seal(ContentType::ApplicationData, pending_.data(), pending_.size(), inflight_)) {
+          fail("cannot protect a TLS record", /*graceful=*/false);
+          return;
+        }
+        pending_.clear();
+      } else {
+        inflight_.swap(pending_);
+      }
     }
     int e = SSL_ERROR_NONE, saved_errno = 0;
     if (write_inflight(e, saved_errno)) continue;
@@ -849,7 +1027,7 @@ void Session::flush_writes() {
   }
 }
 
-void Session::fail(const std::string& why) {
+void Session::fail(const std::string& why, bool graceful) {
   if (state_ == State::Closing || state_ == State::Closed) return;
   if (state_ == State::Handshake && why == kUnknownIdentity) {
     if (core_->unknown_identities.allow(psk_identity_, std::chrono::steady_clock::now()))
@@ -870,7 +1048,7 @@ void Session::fail(const std::string& why) {
     PB_LOG(Warning, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
                            << "' from " << remote_ << " closed: " << why;
   }
-  begin_close(why, /*graceful=*/true);
+  begin_close(why, graceful);
 }
 
 void Session::close(std::string reason) {
@@ -912,15 +1090,36 @@ void Session::begin_close(std::string reason, bool graceful) {
   close_timer_.async_wait([self](const boost::system::error_code& ec) {
     if (!ec) self->finish();
   });
-  continue_close();
+  continue_close(/*may_read=*/false);
 }
 
-void Session::continue_close() {
+void Session::continue_close(bool may_read) {
   if (state_ != State::Closing) return;
   // A record SSL_write has begun must be finished before close_notify may follow it.
   int e = SSL_ERROR_NONE, saved_errno = 0;
   if (!write_inflight(e, saved_errno)) {
     if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) finish();
+    return;
+  }
+  if (keys_) {
+    if (!close_notify_sent_) {
+      const uint8_t close_notify[2] = {1, static_cast<uint8_t>(AlertDescription::CloseNotify)};
+      close_notify_sent_ = true;
+      if (!keys_->seal(ContentType::Alert, close_notify, sizeof close_notify, inflight_)) {
+        finish();
+        return;
+      }
+      if (!write_own(e, saved_errno)) {
+        if (e != SSL_ERROR_WANT_WRITE) finish();
+        return;
+      }
+    }
+    // The shared buffer may be mid-decode for another session whose frame closed this one.
+    if (may_read) {
+      drain_own();
+    } else {
+      wait_for(false);
+    }
     return;
   }
   if (!close_notify_sent_) {
@@ -960,6 +1159,44 @@ void Session::continue_close() {
     return;
   }
   wait_for(false);
+}
+
+void Session::drain_own() {
+  uint8_t* const buf = core_->scratch.data();
+  const size_t cap = core_->scratch.size();
+  size_t have = rrec_.size(), pos = 0;
+  if (have > 0) std::memcpy(buf, rrec_.data(), have);
+  std::vector<uint8_t>().swap(rrec_);
+  for (int i = 0; i < 2 * kRecordsPerTurn; ++i) {
+    size_t len = 0;
+    AlertDescription ignored{};
+    const auto framing = RecordProtection::frame(buf + pos, have - pos, len, ignored);
+    if (framing == RecordProtection::Framing::Bad) break;
+    if (framing == RecordProtection::Framing::Complete) {
+      // The peer's close_notify, or any alert: nothing more will come that matters.
+      if (buf[pos] == static_cast<uint8_t>(ContentType::Alert)) break;
+      pos += len;
+      continue;
+    }
+    if (pos > 0) {
+      std::memmove(buf, buf + pos, have - pos);
+      have -= pos;
+      pos = 0;
+    }
+    const ssize_t r = ::recv(socket_.native_handle(), buf + have, cap - have, 0);
+    if (r > 0) {
+      have += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (have > 0) rrec_.assign(buf, buf + have);
+      wait_for(false);
+      return;
+    }
+    break;  // end of stream or error
+  }
+  finish();
 }
 
 void Session::finish() {

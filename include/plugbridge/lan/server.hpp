@@ -37,7 +37,8 @@ using PskLookup = std::function<std::optional<std::vector<uint8_t>>(std::string_
 
 namespace detail {
 struct Core;
-}
+class RecordProtection;
+}  // namespace detail
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -57,21 +58,30 @@ class Session : public std::enable_shared_from_this<Session> {
   void close(std::string reason);
   bool open() const { return state_ == State::Open; }
   uint64_t id() const { return id_; }
+  // True once the handshake's OpenSSL state is freed and records run on the session keys alone
+  // (the suites of the wire contract; CBC without encrypt-then-MAC stays with OpenSSL).
+  bool compact() const { return keys_ != nullptr; }
 
  private:
   friend struct detail::Core;
   enum class State { Handshake, AwaitHello, Open, Closing, Closed };
 
-  // TLS runs on the socket itself (OpenSSL with a non-blocking socket BIO, driven by readiness
-  // waits): no asio::ssl::stream, whose record buffers would cost ~70 KB per session. With
-  // SSL_MODE_RELEASE_BUFFERS an idle session holds no record buffer; received bytes are decoded
-  // from the server's shared buffer, and only a partial frame is kept.
+  // TLS runs on the socket itself, driven by readiness waits: no asio::ssl::stream, whose record
+  // buffers would cost ~70 KB per session. OpenSSL does the handshake (a non-blocking socket BIO);
+  // then its SSL (~7.6 KB) is freed and records are protected with the session keys alone
+  // (detail::RecordProtection, ~200 bytes). Records are received into and decrypted in the server's
+  // shared buffer, so an idle session holds no buffer; only a partial record or frame is kept.
   void start();
   void pump();  // does what the socket's readiness and the state allow
   void wait_for(bool write);
   void do_handshake();
+  void take_over_records();  // after the handshake: free the SSL if its suite allows
   void read_records();
-  bool consume(const uint8_t* data, size_t n);  // false once the session stopped processing
+  void read_own();   // records on the session keys
+  void drain_own();  // closing: skip records until the peer's alert or end of stream
+  bool on_record(uint8_t type, const uint8_t* data, size_t n);  // false once processing stopped
+  void send_alert(uint8_t description);                         // fatal; best effort
+  bool consume(const uint8_t* data, size_t n);                  // false once the session stopped processing
   size_t decode_frames(const uint8_t* data, size_t n, bool& ok);
   void handle_frame(const pbfw::proto::Message& m);
   void handle_hello(const pbfw::proto::Hello& h);
@@ -80,10 +90,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_idle_timer(const boost::system::error_code& ec);
   void flush_writes();
   bool write_inflight(int& ssl_error, int& saved_errno);  // true once inflight_ is written
-  void fail(const std::string& why);                      // close with a Warning naming cid, remote and why
-  void close_now(std::string reason);                     // no TLS shutdown (dead or misbehaving peer)
+  bool write_own(int& ssl_error, int& saved_errno);       // the same for records on the session keys
+  // Close with a Warning naming cid, remote and why; `graceful`: send close_notify first.
+  void fail(const std::string& why, bool graceful = true);
+  void close_now(std::string reason);  // no TLS shutdown (dead or misbehaving peer)
   void begin_close(std::string reason, bool graceful);
-  void continue_close();
+  void continue_close(bool may_read);  // may_read: not inside another session's decode
   void finish();
 
   struct SslFree {
@@ -92,9 +104,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::shared_ptr<detail::Core> core_;
   boost::asio::ip::tcp::socket socket_;
-  std::unique_ptr<ssl_st, SslFree> ssl_;
-  boost::asio::steady_timer timer_;        // handshake deadline, then idle check
-  boost::asio::steady_timer close_timer_;  // bounds the TLS shutdown
+  std::unique_ptr<ssl_st, SslFree> ssl_;            // until the handshake is done, or for good
+  std::unique_ptr<detail::RecordProtection> keys_;  // instead of ssl_ once the handshake is done
+  boost::asio::steady_timer timer_;                 // handshake deadline, then idle check
+  boost::asio::steady_timer close_timer_;           // bounds the TLS shutdown
   uint64_t id_;
   std::string remote_;
   State state_ = State::Handshake;
@@ -108,17 +121,22 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string psk_identity_;
   std::string auth_failure_;
   bool key_found_ = false;
+  bool client_etm_ = false;  // the ClientHello offered encrypt-then-MAC
 
   std::string cid_;
   pbfw::proto::Hello hello_{};
   std::string address_;   // the peer's IP address: the key of the per-address limits
   bool waiting_ = false;  // counted among the connections waiting for their Hello
 
+  std::vector<uint8_t> rrec_;  // a partial record (records on the session keys)
   std::vector<uint8_t> rbuf_;  // a partial frame, received but not yet decodable
   std::chrono::steady_clock::time_point last_rx_;
 
-  std::vector<uint8_t> pending_;   // encoded, waiting for the current write to finish
-  std::vector<uint8_t> inflight_;  // handed to SSL_write, which must be retried with it until done
+  std::vector<uint8_t> pending_;  // encoded, waiting for the current write to finish
+  // Handed to SSL_write, which must be retried with it until done; or, on the session keys, sealed
+  // records of which inflight_sent_ bytes are sent.
+  std::vector<uint8_t> inflight_;
+  size_t inflight_sent_ = 0;
 };
 
 // Admission: a connection waits for its TLS handshake and Hello (at most handshake_timeout) in a

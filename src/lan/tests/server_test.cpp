@@ -140,6 +140,8 @@ class TestClient {
   }
 
   bool ok() const { return handshake_done && !handshake_ec; }
+  SSL* tls() { return stream_.native_handle(); }  // to set up before connect()
+  ssl::stream<tcp::socket>& stream() { return stream_; }
   size_t count(proto::MsgType t) const {
     size_t n = 0;
     for (auto& m : received) n += m.type == t;
@@ -217,9 +219,10 @@ class LanServerTest : public ::testing::Test {
   }
 
   TestClient& add_client(const std::string& identity, std::vector<uint8_t> key = {},
-                         const std::string& source = "") {
+                         const std::string& source = "", const std::function<void(SSL*)>& configure = {}) {
     if (key.empty()) key = key_for(identity);
     clients.push_back(std::make_unique<TestClient>(io, identity, key));
+    if (configure) configure(clients.back()->tls());
     clients.back()->connect(server->port(), true, source);
     return *clients.back();
   }
@@ -254,9 +257,9 @@ class LanServerTest : public ::testing::Test {
   }
 
   // Connects, handshakes and says Hello; waits for on_hello.
-  TestClient& connect_hello(const std::string& cid) {
+  TestClient& connect_hello(const std::string& cid, const std::function<void(SSL*)>& configure = {}) {
     size_t before = hellos.size();
-    auto& c = add_client(cid);
+    auto& c = add_client(cid, {}, "", configure);
     c.send(make_hello(cid));
     EXPECT_TRUE(run_until([&] { return hellos.size() > before || c.closed; }));
     EXPECT_FALSE(c.closed);
@@ -306,6 +309,7 @@ TEST_F(LanServerTest, HandshakeAndHelloDeliverOnHelloWithCid) {
   EXPECT_EQ(s->hello().boot_counter, 7u);
   EXPECT_EQ(s->remote().rfind("127.0.0.1:", 0), 0u) << s->remote();
   EXPECT_EQ(server->session_count(), 1u);
+  EXPECT_TRUE(s->compact());      // the contract's preferred suite: the SSL is freed
   EXPECT_TRUE(messages.empty());  // Hello itself is not an on_message frame
 }
 
@@ -334,6 +338,92 @@ TEST_F(LanServerTest, MessagesRoundTripBothWays) {
     ASSERT_EQ(c.received[i].type, proto::MsgType::Command);
     EXPECT_EQ(c.received[i].command.cmd_id, i + 1);  // in order
   }
+}
+
+// After the handshake a session keeps only its keys (Session::compact) for the suites the record
+// layer covers, and OpenSSL's SSL for CBC with MAC-then-encrypt; either way frames go both ways,
+// in volume (records of 16 KiB and frames split across them), and the session ends cleanly.
+struct SuiteSetup {
+  const char* name;
+  const char* ciphers;
+  bool encrypt_then_mac;
+  bool compact;
+};
+
+class LanRecordLayerTest : public LanServerTest, public ::testing::WithParamInterface<SuiteSetup> {};
+
+TEST_P(LanRecordLayerTest, FramesFlowBothWaysAndTheSessionEndsCleanly) {
+  start_server();
+  auto& c = connect_hello("sock-suite", [](SSL* ssl) {
+    ASSERT_EQ(SSL_set_cipher_list(ssl, GetParam().ciphers), 1);
+    if (!GetParam().encrypt_then_mac) SSL_set_options(ssl, SSL_OP_NO_ENCRYPT_THEN_MAC);
+  });
+  ASSERT_TRUE(c.ok());
+  auto s = hellos.at(0);
+  EXPECT_EQ(s->compact(), GetParam().compact);
+
+  std::vector<uint8_t> burst;
+  for (uint32_t i = 1; i <= 600; ++i) {  // well over one record
+    auto f = encode(make_reading(i));
+    burst.insert(burst.end(), f.begin(), f.end());
+  }
+  c.send_raw(burst);
+  ASSERT_TRUE(run_until([&] { return messages.size() == 600; })) << messages.size();
+  for (uint32_t i = 0; i < 600; ++i) ASSERT_EQ(messages[i].second.reading.seq, i + 1);
+
+  for (uint32_t i = 1; i <= 2000; ++i) s->send(make_command(i));
+  ASSERT_TRUE(run_until([&] { return c.received.size() == 2000; })) << c.received.size();
+  for (uint32_t i = 0; i < 2000; ++i) ASSERT_EQ(c.received[i].command.cmd_id, i + 1);
+
+  s->close("test done");
+  ASSERT_TRUE(run_until([&] { return c.closed && closed.size() == 1; }));
+  // The peer saw our close_notify, not a cut connection.
+  EXPECT_EQ(c.read_ec, asio::error::eof) << c.read_ec.message();
+}
+
+TEST_P(LanRecordLayerTest, PeerCloseNotifyEndsTheSession) {
+  start_server();
+  auto& c = connect_hello("sock-bye", [](SSL* ssl) {
+    ASSERT_EQ(SSL_set_cipher_list(ssl, GetParam().ciphers), 1);
+    if (!GetParam().encrypt_then_mac) SSL_set_options(ssl, SSL_OP_NO_ENCRYPT_THEN_MAC);
+  });
+  ASSERT_TRUE(c.ok());
+  c.stream().async_shutdown([](const boost::system::error_code&) {});
+  ASSERT_TRUE(run_until([&] { return closed.size() == 1; }));
+  EXPECT_EQ(closed[0].second, "peer closed the connection");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Suites, LanRecordLayerTest,
+    ::testing::Values(SuiteSetup{"ChaCha20Poly1305", "ECDHE-PSK-CHACHA20-POLY1305", true, true},
+                      SuiteSetup{"Aes128CbcSha256EncryptThenMac", "ECDHE-PSK-AES128-CBC-SHA256", true, true},
+                      SuiteSetup{"Aes128CbcSha256MacThenEncrypt", "ECDHE-PSK-AES128-CBC-SHA256", false,
+                                 false}),
+    [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST_F(LanServerTest, ARecordThatFailsAuthenticationClosesTheSession) {
+  start_server();
+  auto& c = connect_hello("sock-forged");
+  auto s = hellos.at(0);
+  ASSERT_TRUE(s->compact());
+  // An application-data record whose body is not what the key would produce: what a host in the
+  // path that injects data into the connection can send.
+  std::vector<uint8_t> forged = {23, 3, 3, 0, 40};
+  forged.resize(5 + 40, 0x5a);
+  asio::write(c.stream().next_layer(), asio::buffer(forged));
+  ASSERT_TRUE(run_until([&] { return closed.size() == 1 && c.closed; }));
+  EXPECT_NE(closed[0].second.find("bad record MAC"), std::string::npos) << closed[0].second;
+  EXPECT_TRUE(messages.empty());
+}
+
+TEST_F(LanServerTest, RenegotiationIsRefused) {
+  start_server();
+  auto& c = connect_hello("sock-reneg", [](SSL* ssl) { SSL_clear_options(ssl, SSL_OP_NO_RENEGOTIATION); });
+  ASSERT_TRUE(hellos.at(0)->compact());
+  ASSERT_EQ(SSL_renegotiate(c.stream().native_handle()), 1);
+  c.send(make_reading(1));  // the write starts the new handshake first
+  ASSERT_TRUE(run_until([&] { return closed.size() == 1; }));
+  EXPECT_NE(closed[0].second.find("renegotiate"), std::string::npos) << closed[0].second;
 }
 
 TEST_F(LanServerTest, KeepaliveIsAnsweredAndPassedOn) {
