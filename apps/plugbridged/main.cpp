@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plugbridge/common/log.hpp"
+#include "plugbridge/common/memory.hpp"
 #include "plugbridge/common/service.hpp"
 #include "plugbridge/config/check.hpp"
 #include "plugbridge/config/config.hpp"
@@ -154,6 +155,8 @@ int main(int argc, char** argv) {
     gw = std::make_unique<pb::gateway::Gateway>(io, cfg, store, adapter.get());
     gw->start();
     if (uplink) uplink->start();
+    // Parsing a roster of thousands of sockets leaves MBs free below what stays.
+    pb::memory::release_free_memory_in_background({});
     auto status_line = [&] {
       return "listening for sockets on port " + std::to_string(gw->lan_port()) + ", " +
              std::to_string(gw->config().sockets.size()) + " in the roster";
@@ -189,6 +192,7 @@ int main(int argc, char** argv) {
         out = {{"ok", false}, {"error", "config"}, {"message", message}};
       }
       pb::service::notify_ready(status_line());
+      pb::memory::release_free_memory_in_background({});
       return out;
     };
     std::function<void()> wait_hangup = [&] {

@@ -18,6 +18,7 @@
 
 #include "key_throttle.hpp"
 #include "plugbridge/common/log.hpp"
+#include "plugbridge/common/memory.hpp"
 #include "record_layer.hpp"
 
 namespace pb::lan {
@@ -230,6 +231,7 @@ struct Core : std::enable_shared_from_this<Core> {
         ssl_ctx(ssl::context::tls_server),
         acceptor(io_),
         accept_retry(io_),
+        release_timer(io_),
         started(std::chrono::steady_clock::now()) {
     SSL_CTX* h = ssl_ctx.native_handle();
     apply_common_tls_settings(h);
@@ -302,6 +304,7 @@ struct Core : std::enable_shared_from_this<Core> {
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);  // small frames, latency matters
     const uint64_t id = next_id++;
+    ++handshakes_since_release;
     auto s = std::make_shared<Session>(Session::Token{}, shared_from_this(), std::move(sock), id);
     s->address_ = ip;
     s->waiting_ = true;
@@ -415,6 +418,7 @@ struct Core : std::enable_shared_from_this<Core> {
     if (!s.waiting_) return;
     s.waiting_ = false;
     --waiting_total;
+    if (waiting_total == 0 && queue.empty()) storm_over();
     forget_place(s.address_);
     if (const auto it = addresses.find(s.address_); it != addresses.end())
       std::erase(it->second.sessions, s.id_);
@@ -427,6 +431,36 @@ struct Core : std::enable_shared_from_this<Core> {
     }
   }
   bool start_posted = false;
+
+  // A handshake allocates some 40 KB (OpenSSL's SSL, the handshake's state, record buffers) and frees
+  // it when it ends; after a storm of them (the gateway restarted, the Wi-Fi came back) that memory
+  // lies in holes between the sessions' small long-lived allocations (memory::release_free_memory).
+  // When the table has emptied after many handshakes, the free pages go back to the system once it
+  // is empty at a check kReleaseCheck later: at most once per check, never in the middle of a storm,
+  // and on a thread of its own.
+  static constexpr uint64_t kHandshakesBeforeRelease = 256;
+  static constexpr std::chrono::seconds kReleaseCheck{10};
+  uint64_t handshakes_since_release = 0;
+  bool release_armed = false;
+  void storm_over() {
+    if (handshakes_since_release < kHandshakesBeforeRelease || release_armed || !alive) return;
+    release_armed = true;
+    release_timer.expires_after(kReleaseCheck);
+    release_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      self->release_armed = false;
+      if (ec || !self->alive) return;
+      if (self->waiting_total > 0 || !self->queue.empty()) {
+        self->storm_over();  // still handshaking: look again later
+        return;
+      }
+      const uint64_t n = std::exchange(self->handshakes_since_release, 0);
+      memory::release_free_memory_in_background([n](double ms, double before, double after) {
+        PB_LOG(Info, "lan") << "after " << n << " handshakes, returned freed memory to the system in "
+                            << static_cast<int>(ms) << " ms (resident " << static_cast<int>(before) << " -> "
+                            << static_cast<int>(after) << " MB)";
+      });
+    });
+  }
 
   // Addresses with nothing waiting and a full allowance are the same as unknown ones.
   void forget_idle_addresses(std::chrono::steady_clock::time_point now) {
@@ -504,6 +538,7 @@ struct Core : std::enable_shared_from_this<Core> {
   ssl::context ssl_ctx;
   tcp::acceptor acceptor;
   asio::steady_timer accept_retry;
+  asio::steady_timer release_timer;
   std::unordered_map<uint64_t, std::shared_ptr<Session>> sessions;  // not closing
   uint64_t next_id = 1;
   bool accepting = false;
@@ -1261,6 +1296,7 @@ void Server::stop() {
   boost::system::error_code ignored;
   c.acceptor.close(ignored);
   c.accept_retry.cancel();
+  c.release_timer.cancel();
   c.close_all("server stopping");
 }
 
