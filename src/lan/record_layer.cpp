@@ -75,6 +75,13 @@ void put_u16(uint8_t* p, size_t v) {
   p[1] = static_cast<uint8_t>(v);
 }
 
+void put_header(uint8_t* h, ContentType type, size_t body) {
+  h[0] = static_cast<uint8_t>(type);
+  h[1] = kVersionMajor;
+  h[2] = kVersionMinor;
+  put_u16(h + 3, body);
+}
+
 // seq_num + type + version + length: the additional data (AEAD) or MAC prefix of a record.
 std::array<uint8_t, 13> pseudo_header(uint64_t seq, ContentType type, size_t length) {
   std::array<uint8_t, 13> h{};
@@ -228,10 +235,7 @@ bool RecordProtection::seal_one(ContentType type, const uint8_t* data, size_t n,
     const size_t body = n + kTag;
     out.resize(start + kHeader + body);
     uint8_t* h = out.data() + start;
-    h[0] = static_cast<uint8_t>(type);
-    h[1] = kVersionMajor;
-    h[2] = kVersionMinor;
-    put_u16(h + 3, body);
+    put_header(h, type, body);
     const auto aad = pseudo_header(write_.seq, type, n);
     const auto nonce = chacha_nonce(write_.iv, write_.seq);
     uint8_t* ct = h + kHeader;
@@ -251,10 +255,7 @@ bool RecordProtection::seal_one(ContentType type, const uint8_t* data, size_t n,
     const size_t body = kBlock + padded + kMac;
     out.resize(start + kHeader + body);
     uint8_t* h = out.data() + start;
-    h[0] = static_cast<uint8_t>(type);
-    h[1] = kVersionMajor;
-    h[2] = kVersionMinor;
-    put_u16(h + 3, body);
+    put_header(h, type, body);
     uint8_t* iv = h + kHeader;
     uint8_t* ct = iv + kBlock;
     if (n > 0) std::memcpy(ct, data, n);

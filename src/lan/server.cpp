@@ -693,11 +693,7 @@ void Session::take_over_records() {
 
 void Session::read_own() {
   uint8_t* const buf = core_->scratch.data();
-  const size_t cap = core_->scratch.size();
-  size_t have = rrec_.size(), pos = 0;
-  if (have > 0) std::memcpy(buf, rrec_.data(), have);
-  std::vector<uint8_t>().swap(rrec_);
-  const int fd = socket_.native_handle();
+  size_t have = take_partial(buf), pos = 0;
   for (int records = 0; records < kRecordsPerTurn;) {
     if (state_ != State::AwaitHello && state_ != State::Open) return;  // a frame closed the session
     size_t len = 0;
@@ -722,25 +718,12 @@ void Session::read_own() {
       if (!on_record(static_cast<uint8_t>(type), data, n)) return;
       continue;
     }
-    // A record is incomplete: read more behind it.
-    if (pos > 0) {
-      std::memmove(buf, buf + pos, have - pos);
-      have -= pos;
-      pos = 0;
-    }
-    const ssize_t r = ::recv(fd, buf + have, cap - have, 0);
-    if (r > 0) {
-      have += static_cast<size_t>(r);
-      continue;
-    }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (have > 0) rrec_.assign(buf, buf + have);
-      wait_for(false);
-      return;
-    }
-    const std::string reason = r == 0 ? std::string("peer closed the connection without close_notify")
-                                      : "read error: " + std::string(std::strerror(errno));
+    const Fill got = fill(buf, have, pos);
+    if (got == Fill::Got) continue;
+    if (got == Fill::Blocked) return;
+    const std::string reason = got == Fill::End
+                                   ? std::string("peer closed the connection without close_notify")
+                                   : "read error: " + std::string(std::strerror(errno));
     PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
                         << "' from " << remote_ << " closed: " << reason;
     close_now(reason);
@@ -754,6 +737,34 @@ void Session::read_own() {
     self->pump_posted_ = false;
     self->pump();
   });
+}
+
+size_t Session::take_partial(uint8_t* buf) {
+  const size_t n = rrec_.size();
+  if (n > 0) std::memcpy(buf, rrec_.data(), n);
+  std::vector<uint8_t>().swap(rrec_);
+  return n;
+}
+
+Session::Fill Session::fill(uint8_t* buf, size_t& have, size_t& pos) {
+  if (pos > 0) {
+    std::memmove(buf, buf + pos, have - pos);
+    have -= pos;
+    pos = 0;
+  }
+  for (;;) {
+    const ssize_t r = ::recv(socket_.native_handle(), buf + have, core_->scratch.size() - have, 0);
+    if (r > 0) {
+      have += static_cast<size_t>(r);
+      return Fill::Got;
+    }
+    if (r == 0) return Fill::End;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return Fill::Error;
+    if (have > 0) rrec_.assign(buf, buf + have);
+    wait_for(false);
+    return Fill::Blocked;
+  }
 }
 
 bool Session::on_record(uint8_t type, const uint8_t* data, size_t n) {
@@ -1198,10 +1209,7 @@ void Session::continue_close(bool may_read) {
 
 void Session::drain_own() {
   uint8_t* const buf = core_->scratch.data();
-  const size_t cap = core_->scratch.size();
-  size_t have = rrec_.size(), pos = 0;
-  if (have > 0) std::memcpy(buf, rrec_.data(), have);
-  std::vector<uint8_t>().swap(rrec_);
+  size_t have = take_partial(buf), pos = 0;
   for (int i = 0; i < 2 * kRecordsPerTurn; ++i) {
     size_t len = 0;
     AlertDescription ignored{};
@@ -1213,22 +1221,9 @@ void Session::drain_own() {
       pos += len;
       continue;
     }
-    if (pos > 0) {
-      std::memmove(buf, buf + pos, have - pos);
-      have -= pos;
-      pos = 0;
-    }
-    const ssize_t r = ::recv(socket_.native_handle(), buf + have, cap - have, 0);
-    if (r > 0) {
-      have += static_cast<size_t>(r);
-      continue;
-    }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (have > 0) rrec_.assign(buf, buf + have);
-      wait_for(false);
-      return;
-    }
+    const Fill got = fill(buf, have, pos);
+    if (got == Fill::Got) continue;
+    if (got == Fill::Blocked) return;
     break;  // end of stream or error
   }
   finish();

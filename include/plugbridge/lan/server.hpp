@@ -80,8 +80,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_own();   // records on the session keys
   void drain_own();  // closing: skip records until the peer's alert or end of stream
   bool on_record(uint8_t type, const uint8_t* data, size_t n);  // false once processing stopped
-  void send_alert(uint8_t description);                         // fatal; best effort
-  bool consume(const uint8_t* data, size_t n);                  // false once the session stopped processing
+  // The shared buffer holds the kept partial record (take_partial), then what fill() receives
+  // behind the incomplete record at buf[pos, have), moved to the front first. Blocked: nothing yet;
+  // the partial record is kept again and a read wait is armed. Error: errno says why.
+  enum class Fill { Got, Blocked, End, Error };
+  size_t take_partial(uint8_t* buf);
+  Fill fill(uint8_t* buf, size_t& have, size_t& pos);
+  void send_alert(uint8_t description);         // fatal; best effort
+  bool consume(const uint8_t* data, size_t n);  // false once the session stopped processing
   size_t decode_frames(const uint8_t* data, size_t n, bool& ok);
   void handle_frame(const pbfw::proto::Message& m);
   void handle_hello(const pbfw::proto::Hello& h);
