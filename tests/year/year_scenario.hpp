@@ -22,6 +22,10 @@ struct Options {
   int sockets = 5;  // load profiles repeat (with their own seeds) beyond five
   std::string zone = "Europe/Berlin";
   std::filesystem::path dir;  // where the database and the flash files go; empty: a temp dir, removed
+  // A reboot while the records since a factory reset wait for their ack (the socket offline) loses
+  // the energy counted before the reset since the last reading the gateway got: by design, so such a
+  // reboot waits for the ack unless this is set (PB_YEAR_REBOOT_BEFORE_RESET_ACKED=1).
+  bool reboot_before_reset_acked = false;
 };
 
 // Overrides from the environment: PB_YEAR_SEED, PB_YEAR_START, PB_YEAR_DAYS, PB_YEAR_SOCKETS, and

@@ -1,6 +1,6 @@
 // The simulated year (year_scenario.hpp) against its bounds. Without PB_YEAR_* in the environment: a
-// whole year from 2026-01-01 in Europe/Berlin; CTest also runs a two-month variant (year_scenario_short,
-// both DST-free months and the spring change) for the sanitizer pass.
+// whole year from 2026-01-01 in Europe/Berlin; CTest also runs March and April 2026 (year_scenario_short,
+// with the spring DST change) for the sanitizer pass.
 #include <gtest/gtest.h>
 
 #include <iostream>
