@@ -1,6 +1,7 @@
 #include "plugbridge/energy/accountant.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 
 #include "plugbridge/common/log.hpp"
@@ -35,6 +36,31 @@ void add_sample(store::BucketUpdate& b, const store::ReadingRow& r) {
   }
   ++b.samples;
   b.power_sum_mw += p;
+}
+
+// The energy of an interval that crosses quarter-hours while readings are missing from it (merged
+// by the socket while it could not reach the gateway, lost with a crashed gateway's last commit):
+// shared over the quarter-hours in proportion to their part of the interval, as the socket's mean
+// power over it. Each quarter-hour's share goes to the sample at its start (the first one's to the
+// sample of the interval's start); returns what is left for the quarter-hour of the closing reading.
+int64_t spread_over_gap(Pending::Samples& samples, const std::string& cid, int64_t from_ms, int64_t to_ms,
+                        int64_t delta, int64_t sample_ms) {
+  const auto elapsed = static_cast<double>(to_ms - from_ms);
+  int64_t given = 0;
+  for (int64_t q = bucket_start(from_ms); q < bucket_start(to_ms); q += kBucketMs) {
+    // Cumulative shares, rounded down: they add up to delta exactly, none is negative.
+    const auto upto = static_cast<int64_t>(
+        std::floor(static_cast<double>(delta) * static_cast<double>(q + kBucketMs - from_ms) / elapsed));
+    const int64_t share = std::min(upto, delta) - given;
+    if (share <= 0) continue;
+    const int64_t key = std::max(floor_to(from_ms, sample_ms), q);
+    store::BucketUpdate& b = samples[{cid, key}];
+    b.cid = cid;
+    b.start_ms = key;
+    b.energy_mwh += share;
+    given += share;
+  }
+  return delta - given;
 }
 
 }  // namespace
@@ -131,11 +157,15 @@ void Accountant::add(Pending& p, const store::ReadingRow& r) const {
     }
   }
 
+  int64_t own = delta;
+  if (prev && delta > 0 && r.ts_ms - prev->ts_ms > options_.sample_ms &&
+      r.ts_ms - prev->ts_ms <= kMaxSpreadMs && bucket_start(prev->ts_ms) != bucket_start(r.ts_ms))
+    own = spread_over_gap(p.samples_, r.cid, prev->ts_ms, r.ts_ms, delta, options_.sample_ms);
   const int64_t start = floor_to(r.ts_ms, options_.sample_ms);
   store::BucketUpdate& b = p.samples_[{r.cid, start}];
   b.cid = r.cid;
   b.start_ms = start;
-  b.energy_mwh += delta;
+  b.energy_mwh += own;
   add_sample(b, r);
   p.accepted_mwh_ += delta;
 

@@ -23,6 +23,10 @@
 namespace pb::energy {
 
 inline constexpr int64_t kBucketMs = 15 * 60 * 1000;
+// An increment over an interval longer than a sample that crosses quarter-hours is shared over them
+// by time (docs/schema.md, "Energy tables"), over at most this long an interval; a longer one (a
+// clock far off) goes to the closing reading's quarter-hour whole.
+inline constexpr int64_t kMaxSpreadMs = 400ll * 24 * 3600 * 1000;
 inline constexpr uint64_t kWrapMwh = 10'000'000'000ull;  // the socket counter wraps at 10 000 kWh
 inline constexpr uint8_t kMeterOkFlag = 1u << 3;         // pbfw::proto kMeterOk
 // pbfw::proto kVoltageValid, kCurrentValid, kPowerValid, kNoMains: which quantities a sample gets.
@@ -89,7 +93,12 @@ class Pending {
     }
   };
   std::unordered_map<std::string, store::EnergyStateRow> changed_;
-  std::unordered_map<std::pair<std::string, int64_t>, store::BucketUpdate, SampleKeyHash> samples_;
+
+ public:
+  using Samples = std::unordered_map<std::pair<std::string, int64_t>, store::BucketUpdate, SampleKeyHash>;
+
+ private:
+  Samples samples_;
   std::vector<store::EventRow> events_;
   int64_t accepted_mwh_ = 0;
   size_t out_of_range_ = 0;

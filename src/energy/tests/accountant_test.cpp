@@ -261,18 +261,37 @@ TEST_F(AccountantTest, UnavailableReadingsContributeNothingAndKeepTheBaseline) {
   EXPECT_EQ(b[0].power_min_mw, 100'000);
 }
 
-TEST_F(AccountantTest, GapEnergyGoesToTheBucketOfTheClosingReading) {
-  feed({reading(1, 1, kT0, 0)});
-  // 2 h offline at ~500 W: 1 000 Wh arrive with the first reading after the gap.
-  const int64_t after = kT0 + 2 * 3600 * 1000;
+// Readings missing over an interval that crosses quarter-hours (the socket merged them while it could
+// not reach the gateway): the increment is shared over those quarter-hours by time, as the socket's
+// mean power over the interval. Whole in the closing reading's quarter-hour, a day-long outage at a
+// near-rated load put hours of one day's energy into the next: a day above rated power x 24 h.
+TEST_F(AccountantTest, GapEnergyIsSharedOverTheQuarterHoursItSpans) {
+  const int64_t q = bucket_start(kT0);
+  feed({reading(1, 1, q + 5 * 60'000, 0)});
+  // 2 h later, 1 000 Wh at a steady 500 W: 10 min of it in the first quarter-hour, 5 in the last.
+  const int64_t after = q + 5 * 60'000 + 2 * 3600 * 1000;
   feed({reading(1, 2, after, 1'000'000)});
   const auto b = store_->buckets("s1", 0, INT64_MAX);
-  ASSERT_EQ(b.size(), 2u);
-  EXPECT_EQ(b[0].start_ms, bucket_start(kT0));
-  EXPECT_EQ(b[0].energy_mwh, 0);
-  EXPECT_EQ(b[1].start_ms, bucket_start(after));
-  EXPECT_EQ(b[1].energy_mwh, 1'000'000);
-  EXPECT_EQ(energy_between(*store_, "s1", bucket_start(after), bucket_start(after) + kBucketMs), 1'000'000);
+  ASSERT_EQ(b.size(), 9u);
+  int64_t sum = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(b[i].start_ms, q + static_cast<int64_t>(i) * kBucketMs);
+    sum += b[i].energy_mwh;
+  }
+  EXPECT_EQ(b[0].energy_mwh, 83'333);  // 10 of 120 minutes
+  for (size_t i = 1; i < 8; ++i) EXPECT_EQ(b[i].energy_mwh, 125'000) << i;
+  EXPECT_EQ(b[8].energy_mwh, 41'667);  // 5 minutes, and the rounding
+  EXPECT_EQ(sum, 1'000'000);
+  EXPECT_EQ(total(), 1'000'000);
+  EXPECT_EQ(b[0].samples, 1);  // the readings' power stays with their own intervals
+  EXPECT_EQ(b[4].samples, 0);
+  EXPECT_EQ(b[8].samples, 1);
+  EXPECT_EQ(energy_between(*store_, "s1", q + kBucketMs, q + 2 * 3600 * 1000), 875'000);
+
+  // A gap of less than a sample stays with the closing reading, also across a quarter-hour.
+  const int64_t next = bucket_start(after) + kBucketMs + 10'000;
+  feed({reading(1, 3, next - 50'000, 1'100'000), reading(1, 4, next, 1'100'700)});
+  EXPECT_EQ(energy_between(*store_, "s1", bucket_start(next), bucket_start(next) + kBucketMs), 700);
 }
 
 TEST_F(AccountantTest, BucketStatisticsAcrossBuckets) {

@@ -395,8 +395,9 @@ TEST_F(RecordCommitterTest, TheRollUpFollowsTheClockAfterCommitsAndKeepsTheTotal
   committer_.add_reading(reading_at(5, now, 1150), a);
   committer_.flush();
   EXPECT_EQ(store_.rolled_up_ms(), h0 + kHour);
-  // Samples before the mark are in the buckets now: their energy counted there, once.
-  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, store_.rolled_up_ms()), 100);
+  // Samples before the mark are in the buckets now: their energy counted there, once (with 8 of
+  // reading 5's 50 mWh: the minute of its six before the hour).
+  EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, store_.rolled_up_ms()), 108);
   EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, store_.rolled_up_ms()), samples_mwh(h0 + kHour));
   EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), 150);
   EXPECT_EQ(store_.energy_sum("a", INT64_MIN / 2, INT64_MAX / 2), samples_mwh(INT64_MAX / 2));
