@@ -4,6 +4,7 @@
 #include <pbfw/proto_names.hpp>
 
 #include "plugbridge/common/log.hpp"
+#include "plugbridge/gateway/rows.hpp"
 
 namespace pb::gateway {
 
@@ -105,10 +106,11 @@ std::vector<LiveSocket> SocketRegistry::live_status() const {
   return out;
 }
 
-store::ReadingRow apply_reading(SocketState& st, const proto::Reading& r, int64_t now_ms) {
+store::ReadingRow reading_row(const std::string& cid, uint32_t boot, const proto::Reading& r,
+                              int64_t now_ms) {
   store::ReadingRow row;
-  row.cid = st.entry.cid;
-  row.boot = st.boot;
+  row.cid = cid;
+  row.boot = boot;
   row.seq = r.seq;
   row.ts_ms = now_ms - r.age_ms;
   row.flags = r.flags;
@@ -119,6 +121,23 @@ store::ReadingRow apply_reading(SocketState& st, const proto::Reading& r, int64_
   row.power_factor_e4 = r.power_factor_e4;
   row.energy_mwh = r.energy_mwh;
   row.energy_epoch = r.energy_epoch;
+  return row;
+}
+
+store::EventRow event_row(const std::string& cid, uint32_t boot, const proto::Event& e, int64_t now_ms) {
+  store::EventRow row;
+  row.cid = cid;
+  row.ts_ms = now_ms - e.age_ms;
+  row.kind = pbfw::proto::event_kind(e.type);
+  row.boot = boot;
+  row.seq = e.seq;
+  row.value = e.value;
+  row.detail = nlohmann::json{{"cause", pbfw::proto::cause_name(e.cause)}}.dump();
+  return row;
+}
+
+store::ReadingRow apply_reading(SocketState& st, const proto::Reading& r, int64_t now_ms) {
+  store::ReadingRow row = reading_row(st.entry.cid, st.boot, r, now_ms);
   const uint32_t caps = st.capabilities();
   // Legacy (pre-v1) readings carry no switch count; v1 firmware announces countdown support.
   if (caps & proto::kCapCountdown) {
@@ -135,15 +154,7 @@ store::ReadingRow apply_reading(SocketState& st, const proto::Reading& r, int64_
 }
 
 store::EventRow event_row(const SocketState& st, const proto::Event& e, int64_t now_ms) {
-  store::EventRow row;
-  row.cid = st.entry.cid;
-  row.ts_ms = now_ms - e.age_ms;
-  row.kind = pbfw::proto::event_kind(e.type);
-  row.boot = st.boot;
-  row.seq = e.seq;
-  row.value = e.value;
-  row.detail = nlohmann::json{{"cause", pbfw::proto::cause_name(e.cause)}}.dump();
-  return row;
+  return event_row(st.entry.cid, st.boot, e, now_ms);
 }
 
 EventEffect apply_event(SocketState& st, const proto::Event& e) {

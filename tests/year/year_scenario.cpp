@@ -24,6 +24,7 @@
 #include "plugbridge/energy/accountant.hpp"
 #include "plugbridge/energy/calendar.hpp"
 #include "plugbridge/energy/totals.hpp"
+#include "plugbridge/gateway/rows.hpp"
 #include "plugbridge/store/store.hpp"
 #include "plugsim/file_flash.hpp"
 #include "plugsim/hlw8032_sim.hpp"
@@ -350,32 +351,13 @@ class Gateway {
       }
       case proto::MsgType::Reading: {
         const proto::Reading& r = m.reading;
-        store::ReadingRow row;
-        row.cid = s.cid();
-        row.boot = ss.boot;
-        row.seq = r.seq;
-        row.ts_ms = now - r.age_ms;
-        row.flags = r.flags;
-        row.voltage_mv = r.voltage_mv;
-        row.current_ua = r.current_ua;
-        row.power_mw = r.power_mw;
-        row.apparent_mva = r.apparent_mva;
-        row.power_factor_e4 = r.power_factor_e4;
-        row.energy_mwh = r.energy_mwh;
-        row.energy_epoch = r.energy_epoch;
+        const store::ReadingRow row = gateway::reading_row(s.cid(), ss.boot, r, now);
         accountant_.add(pending_, row);
         ss.received = std::max(ss.received, r.seq);
         break;
       }
       case proto::MsgType::Event: {
-        store::EventRow e;
-        e.cid = s.cid();
-        e.ts_ms = now - m.event.age_ms;
-        e.kind = proto::event_kind(m.event.type);
-        e.boot = ss.boot;
-        e.seq = m.event.seq;
-        e.value = m.event.value;
-        e.detail = std::string("{\"cause\":\"") + proto::cause_name(m.event.cause) + "\"}";
+        store::EventRow e = gateway::event_row(s.cid(), ss.boot, m.event, now);
         events_.push_back(std::move(e));
         ss.received = std::max(ss.received, m.event.seq);
         break;
