@@ -156,7 +156,8 @@ int main(int argc, char** argv) {
     gw->start();
     if (uplink) uplink->start();
     // Parsing a roster of thousands of sockets leaves MBs free below what stays.
-    pb::memory::release_free_memory_in_background({});
+    pb::memory::BackgroundRelease release;
+    release.start();
     auto status_line = [&] {
       return "listening for sockets on port " + std::to_string(gw->lan_port()) + ", " +
              std::to_string(gw->config().sockets.size()) + " in the roster";
@@ -192,7 +193,7 @@ int main(int argc, char** argv) {
         out = {{"ok", false}, {"error", "config"}, {"message", message}};
       }
       pb::service::notify_ready(status_line());
-      pb::memory::release_free_memory_in_background({});
+      release.start();
       return out;
     };
     std::function<void()> wait_hangup = [&] {

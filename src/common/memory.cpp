@@ -6,10 +6,8 @@
 #include <malloc.h>
 #endif
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <utility>
 
 namespace pb::memory {
@@ -20,18 +18,22 @@ void release_free_memory() {
 #endif
 }
 
-bool release_free_memory_in_background(std::function<void(double, double, double)> done) {
-  static std::atomic<bool> running{false};
-  if (running.exchange(true)) return false;
-  std::thread([done = std::move(done)] {
+BackgroundRelease::~BackgroundRelease() {
+  if (thread_.joinable()) thread_.join();
+}
+
+bool BackgroundRelease::start(Done done) {
+  if (running_.exchange(true)) return false;
+  if (thread_.joinable()) thread_.join();  // finished: only its end is left
+  thread_ = std::thread([this, done = std::move(done)] {
     const double before = resident_mb();
     const auto t0 = std::chrono::steady_clock::now();
     release_free_memory();
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (done) done(ms, before, resident_mb());
-    running = false;
-  }).detach();
+    running_ = false;
+  });
   return true;
 }
 

@@ -454,7 +454,7 @@ struct Core : std::enable_shared_from_this<Core> {
         return;
       }
       const uint64_t n = std::exchange(self->handshakes_since_release, 0);
-      memory::release_free_memory_in_background([n](double ms, double before, double after) {
+      self->release.start([n](double ms, double before, double after) {
         PB_LOG(Info, "lan") << "after " << n << " handshakes, returned freed memory to the system in "
                             << static_cast<int>(ms) << " ms (resident " << static_cast<int>(before) << " -> "
                             << static_cast<int>(after) << " MB)";
@@ -539,6 +539,7 @@ struct Core : std::enable_shared_from_this<Core> {
   tcp::acceptor acceptor;
   asio::steady_timer accept_retry;
   asio::steady_timer release_timer;
+  memory::BackgroundRelease release;
   std::unordered_map<uint64_t, std::shared_ptr<Session>> sessions;  // not closing
   uint64_t next_id = 1;
   bool accepting = false;

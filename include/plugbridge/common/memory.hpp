@@ -1,7 +1,9 @@
 // Giving freed heap memory back to the kernel.
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <thread>
 
 namespace pb::memory {
 
@@ -12,12 +14,26 @@ namespace pb::memory {
 // event.
 void release_free_memory();
 
-// release_free_memory on a short-lived thread of its own: on a fragmented heap of 100+ MB it takes
-// a quarter of a second of madvise calls, which must not stall an event loop (other threads wait
-// only if they need an arena's lock meanwhile). `done` runs on that thread with the time taken and
-// the resident set before and after. False, and nothing started, if one is still running.
-bool release_free_memory_in_background(
-    std::function<void(double ms, double before_mb, double after_mb)> done);
+// release_free_memory on a thread of its own: on a fragmented heap of 100+ MB it takes a quarter of
+// a second of madvise calls, which must not stall an event loop (other threads wait only if they
+// need an arena's lock meanwhile). The owner's destructor waits for a release still running, so
+// none outlives what its `done` uses.
+class BackgroundRelease {
+ public:
+  using Done = std::function<void(double ms, double before_mb, double after_mb)>;
+  BackgroundRelease() = default;
+  BackgroundRelease(const BackgroundRelease&) = delete;
+  BackgroundRelease& operator=(const BackgroundRelease&) = delete;
+  ~BackgroundRelease();
+
+  // Starts a release; `done` runs on its thread with the time taken and the resident set before
+  // and after. False, and nothing started, while the previous one is still running.
+  bool start(Done done = {});
+
+ private:
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+};
 
 // The process's resident set (VmRSS) in MB, 0 if unknown.
 double resident_mb();

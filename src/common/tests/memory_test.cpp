@@ -27,6 +27,33 @@ TEST(Memory, ResidentSetIsRead) {
   EXPECT_GT(pb::memory::resident_mb(), 0.1);
 }
 
+TEST(Memory, OneReleaseAtATimeAndTheOwnerWaitsForIt) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool inside = false, go = false, finished = false;
+  {
+    pb::memory::BackgroundRelease release;
+    ASSERT_TRUE(release.start([&](double, double, double) {
+      std::unique_lock lock(m);
+      inside = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return go; });
+      finished = true;
+    }));
+    {
+      std::unique_lock lock(m);
+      ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return inside; }));
+    }
+    EXPECT_FALSE(release.start());  // the first one is still running
+    {
+      std::lock_guard lock(m);
+      go = true;
+    }
+    cv.notify_all();
+  }  // the destructor joins
+  EXPECT_TRUE(finished);
+}
+
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
 TEST(Memory, FreedHolesGoBackToTheSystemInTheBackground) {
   Fragmented f;
@@ -35,7 +62,8 @@ TEST(Memory, FreedHolesGoBackToTheSystemInTheBackground) {
   std::condition_variable cv;
   bool done = false;
   double before = 0, after = 0;
-  ASSERT_TRUE(pb::memory::release_free_memory_in_background([&](double, double b, double a) {
+  pb::memory::BackgroundRelease release;
+  ASSERT_TRUE(release.start([&](double, double b, double a) {
     std::lock_guard lock(m);
     before = b;
     after = a;
