@@ -722,12 +722,8 @@ void Session::read_own() {
     const Fill got = fill(buf, have, pos);
     if (got == Fill::Got) continue;
     if (got == Fill::Blocked) return;
-    const std::string reason = got == Fill::End
-                                   ? std::string("peer closed the connection without close_notify")
-                                   : "read error: " + std::string(std::strerror(errno));
-    PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
-                        << "' from " << remote_ << " closed: " << reason;
-    close_now(reason);
+    drop(got == Fill::End ? std::string("peer closed the connection without close_notify")
+                          : "read error: " + std::string(std::strerror(errno)));
     return;
   }
   // More may wait, in the buffer or the socket: on a later turn, after the other sessions.
@@ -779,9 +775,7 @@ bool Session::on_record(uint8_t type, const uint8_t* data, size_t n) {
         return false;
       }
       if (data[1] == static_cast<uint8_t>(AlertDescription::CloseNotify)) {
-        PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
-                            << "' from " << remote_ << " closed: peer closed the connection";
-        close_now("peer closed the connection");
+        drop("peer closed the connection");
         return false;
       }
       if (data[0] == 1) return true;  // another warning: nothing to do
@@ -829,9 +823,7 @@ void Session::read_records() {
     }
     std::string reason = io_failure(e, saved_errno);
     if (e != SSL_ERROR_ZERO_RETURN && reason.rfind("peer closed", 0) != 0) reason = "read error: " + reason;
-    PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
-                        << "' from " << remote_ << " closed: " << reason;
-    close_now(std::move(reason));
+    drop(std::move(reason));
     return;
   }
   // More may wait, inside OpenSSL where the socket's readiness does not show it: on a later turn.
@@ -1066,10 +1058,7 @@ void Session::flush_writes() {
     int e = SSL_ERROR_NONE, saved_errno = 0;
     if (write_inflight(e, saved_errno)) continue;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
-    const std::string why = io_failure(e, saved_errno);
-    PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_) << "' from " << remote_
-                        << " closed: write error: " << why;
-    close_now("write error: " + why);
+    drop("write error: " + io_failure(e, saved_errno));
     return;
   }
 }
@@ -1103,6 +1092,13 @@ void Session::close(std::string reason) {
   PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_) << "' from " << remote_
                       << " closed: " << reason;
   begin_close(std::move(reason), /*graceful=*/true);
+}
+
+void Session::drop(std::string reason) {
+  if (state_ == State::Closing || state_ == State::Closed) return;
+  PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
+                      << "' from " << remote_ << " closed: " << reason;
+  begin_close(std::move(reason), /*graceful=*/false);
 }
 
 void Session::close_now(std::string reason) {

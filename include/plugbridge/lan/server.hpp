@@ -100,6 +100,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Close with a Warning naming cid, remote and why; `graceful`: send close_notify first.
   void fail(const std::string& why, bool graceful = true);
   void close_now(std::string reason);  // no TLS shutdown (dead or misbehaving peer)
+  void drop(std::string reason);       // close_now with an Info line: the peer or the connection ended it
   void begin_close(std::string reason, bool graceful);
   void continue_close(bool may_read);  // may_read: not inside another session's decode
   void finish();
