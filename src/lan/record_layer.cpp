@@ -32,6 +32,7 @@ struct Crypto {
   EVP_CIPHER_CTX* cipher_ctx = EVP_CIPHER_CTX_new();
   EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC_CTX* mac_ctx = nullptr;
+  EVP_KDF* prf = EVP_KDF_fetch(nullptr, "TLS1-PRF", nullptr);
 
   Crypto() {
     if (hmac != nullptr) mac_ctx = EVP_MAC_CTX_new(hmac);
@@ -46,6 +47,7 @@ struct Crypto {
     }
   }
   ~Crypto() {
+    EVP_KDF_free(prf);
     EVP_MAC_CTX_free(mac_ctx);
     EVP_MAC_free(hmac);
     EVP_CIPHER_CTX_free(cipher_ctx);
@@ -55,7 +57,7 @@ struct Crypto {
   Crypto(const Crypto&) = delete;
   Crypto& operator=(const Crypto&) = delete;
 
-  bool ok() const { return chacha && aes_cbc && cipher_ctx && mac_ctx; }
+  bool ok() const { return chacha && aes_cbc && cipher_ctx && mac_ctx && prf; }
 };
 
 Crypto& crypto() {
@@ -109,16 +111,16 @@ bool hmac_sha256(const std::array<uint8_t, 32>& key, const std::array<uint8_t, 1
          EVP_MAC_final(m, out, &len, kMac) == 1 && len == kMac;
 }
 
-// The TLS 1.2 PRF (RFC 5246 §5) with the suite's hash.
-bool tls12_prf(const char* digest, const uint8_t* secret, size_t secret_len, const uint8_t* seed,
-               size_t seed_len, uint8_t* out, size_t out_len) {
-  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "TLS1-PRF", nullptr);
-  if (kdf == nullptr) return false;
-  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
-  EVP_KDF_free(kdf);
+// The TLS 1.2 PRF (RFC 5246 §5) with SHA-256: the PRF of TLS 1.2 for both suites.
+// (SSL_CIPHER_get_handshake_digest would say MD5-SHA1 for the CBC suite, which is defined for
+// TLS 1.0 too: the PRF of the older versions.)
+bool tls12_prf(const uint8_t* secret, size_t secret_len, const uint8_t* seed, size_t seed_len, uint8_t* out,
+               size_t out_len) {
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(crypto().prf);
   if (ctx == nullptr) return false;
+  char digest[] = "SHA256";
   const OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(digest), 0),
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, const_cast<uint8_t*>(secret), secret_len),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, const_cast<uint8_t*>(seed), seed_len),
       OSSL_PARAM_construct_end()};
@@ -137,7 +139,7 @@ RecordProtection::~RecordProtection() {
 std::unique_ptr<RecordProtection> RecordProtection::take_over(ssl_st* ssl, Role role, bool encrypt_then_mac,
                                                               std::string& why) {
   if (!crypto().ok()) {
-    why = "OpenSSL lacks ChaCha20-Poly1305, AES-128-CBC or HMAC";
+    why = "OpenSSL lacks ChaCha20-Poly1305, AES-128-CBC, HMAC or the TLS 1.2 PRF";
     return nullptr;
   }
   if (SSL_version(ssl) != TLS1_2_VERSION || SSL_is_init_finished(ssl) != 1) {
@@ -186,10 +188,8 @@ std::unique_ptr<RecordProtection> RecordProtection::take_over(ssl_st* ssl, Role 
   }
   std::array<uint8_t, 2 * (32 + 32 + 16)> block{};
   const size_t block_len = 2 * (mac_len + key_len + iv_len);
-  // Both suites use TLS 1.2's SHA-256 PRF. (SSL_CIPHER_get_handshake_digest would say MD5-SHA1 for
-  // the CBC suite, which is defined for TLS 1.0 too: the PRF of the older versions.)
   const bool derived =
-      tls12_prf("SHA256", master.data(), master.size(), seed.data(), seed.size(), block.data(), block_len);
+      tls12_prf(master.data(), master.size(), seed.data(), seed.size(), block.data(), block_len);
   OPENSSL_cleanse(master.data(), master.size());
   if (!derived) {
     OPENSSL_cleanse(block.data(), block.size());
