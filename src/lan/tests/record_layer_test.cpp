@@ -154,14 +154,24 @@ struct SuiteCase {
   RecordProtection::Suite suite;
 };
 
-class RecordLayerSuite : public ::testing::TestWithParam<SuiteCase> {};
+class RecordLayerSuite : public ::testing::TestWithParam<SuiteCase> {
+ protected:
+  // Handshakes, then takes over the `role` side (the client offers encrypt-then-MAC).
+  std::unique_ptr<RecordProtection> take_over(Role role) {
+    e.handshake();
+    std::string why;
+    auto p = RecordProtection::take_over(role == Role::Server ? e.server() : e.client(), role,
+                                         /*encrypt_then_mac=*/true, why);
+    EXPECT_NE(p, nullptr) << why;
+    return p;
+  }
+
+  Endpoints e{GetParam().ciphers, /*client_etm=*/true};
+};
 
 TEST_P(RecordLayerSuite, TakenOverServerTalksToOpenSslClientBothWays) {
-  Endpoints e(GetParam().ciphers, /*client_etm=*/true);
-  e.handshake();
-  std::string why;
-  auto p = RecordProtection::take_over(e.server(), Role::Server, /*encrypt_then_mac=*/true, why);
-  ASSERT_NE(p, nullptr) << why;
+  auto p = take_over(Role::Server);
+  ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->suite(), GetParam().suite);
 
   // Client to taken-over server: small, exact-record-size and multi-record writes.
@@ -203,11 +213,8 @@ TEST_P(RecordLayerSuite, TakenOverServerTalksToOpenSslClientBothWays) {
 }
 
 TEST_P(RecordLayerSuite, TakenOverClientTalksToOpenSslServer) {
-  Endpoints e(GetParam().ciphers, /*client_etm=*/true);
-  e.handshake();
-  std::string why;
-  auto p = RecordProtection::take_over(e.client(), Role::Client, /*encrypt_then_mac=*/true, why);
-  ASSERT_NE(p, nullptr) << why;
+  auto p = take_over(Role::Client);
+  ASSERT_NE(p, nullptr);
   auto msg = pattern(3000, 9);
   std::vector<uint8_t> wire;
   ASSERT_TRUE(p->seal(ContentType::ApplicationData, msg.data(), msg.size(), wire));
@@ -221,11 +228,8 @@ TEST_P(RecordLayerSuite, TakenOverClientTalksToOpenSslServer) {
 }
 
 TEST_P(RecordLayerSuite, AlteredReplayedOrReorderedRecordsAreRejected) {
-  Endpoints e(GetParam().ciphers, /*client_etm=*/true);
-  e.handshake();
-  std::string why;
-  auto p = RecordProtection::take_over(e.server(), Role::Server, true, why);
-  ASSERT_NE(p, nullptr) << why;
+  auto p = take_over(Role::Server);
+  ASSERT_NE(p, nullptr);
   auto msg = pattern(200, 1);
   size_t written = 0;
   ASSERT_EQ(SSL_write_ex(e.client(), msg.data(), msg.size(), &written), 1);
@@ -259,11 +263,8 @@ TEST_P(RecordLayerSuite, AlteredReplayedOrReorderedRecordsAreRejected) {
 }
 
 TEST_P(RecordLayerSuite, CloseNotifyFromThePeerIsAnAlertRecord) {
-  Endpoints e(GetParam().ciphers, /*client_etm=*/true);
-  e.handshake();
-  std::string why;
-  auto p = RecordProtection::take_over(e.server(), Role::Server, true, why);
-  ASSERT_NE(p, nullptr) << why;
+  auto p = take_over(Role::Server);
+  ASSERT_NE(p, nullptr);
   ASSERT_EQ(SSL_shutdown(e.client()), 0);  // close_notify sent
   std::vector<uint8_t> alert;
   auto types = open_all(*p, e.from_client(), alert);

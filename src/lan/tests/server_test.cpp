@@ -350,14 +350,18 @@ struct SuiteSetup {
   bool compact;
 };
 
-class LanRecordLayerTest : public LanServerTest, public ::testing::WithParamInterface<SuiteSetup> {};
+class LanRecordLayerTest : public LanServerTest, public ::testing::WithParamInterface<SuiteSetup> {
+ protected:
+  // The test client offers only the parameter's suite, with or without encrypt-then-MAC.
+  static void use_suite(SSL* ssl) {
+    ASSERT_EQ(SSL_set_cipher_list(ssl, GetParam().ciphers), 1);
+    if (!GetParam().encrypt_then_mac) SSL_set_options(ssl, SSL_OP_NO_ENCRYPT_THEN_MAC);
+  }
+};
 
 TEST_P(LanRecordLayerTest, FramesFlowBothWaysAndTheSessionEndsCleanly) {
   start_server();
-  auto& c = connect_hello("sock-suite", [](SSL* ssl) {
-    ASSERT_EQ(SSL_set_cipher_list(ssl, GetParam().ciphers), 1);
-    if (!GetParam().encrypt_then_mac) SSL_set_options(ssl, SSL_OP_NO_ENCRYPT_THEN_MAC);
-  });
+  auto& c = connect_hello("sock-suite", &use_suite);
   ASSERT_TRUE(c.ok());
   auto s = hellos.at(0);
   EXPECT_EQ(s->compact(), GetParam().compact);
@@ -383,10 +387,7 @@ TEST_P(LanRecordLayerTest, FramesFlowBothWaysAndTheSessionEndsCleanly) {
 
 TEST_P(LanRecordLayerTest, PeerCloseNotifyEndsTheSession) {
   start_server();
-  auto& c = connect_hello("sock-bye", [](SSL* ssl) {
-    ASSERT_EQ(SSL_set_cipher_list(ssl, GetParam().ciphers), 1);
-    if (!GetParam().encrypt_then_mac) SSL_set_options(ssl, SSL_OP_NO_ENCRYPT_THEN_MAC);
-  });
+  auto& c = connect_hello("sock-bye", &use_suite);
   ASSERT_TRUE(c.ok());
   c.stream().async_shutdown([](const boost::system::error_code&) {});
   ASSERT_TRUE(run_until([&] { return closed.size() == 1; }));
