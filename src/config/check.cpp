@@ -53,7 +53,12 @@ std::string summary(const Config& cfg) {
     s += "uplink " + cfg.uplink.host + ":" + std::to_string(cfg.uplink.port) + " as " + cfg.uplink.username +
          " (gateway " + cfg.gateway_id + ")";
   else
-    s += "uplink disabled (LAN only)";
+    s += "no Tuya uplink";
+  for (const MqttUplink& m : cfg.mqtt_uplinks)
+    s += ", uplink " + m.name + " mqtt" + (m.tls ? "s" : "") + "://" + m.host + ":" + std::to_string(m.port) +
+         "/" + m.base_topic +
+         (m.discovery ? " (Home Assistant discovery under " + m.discovery_prefix + ")" : "");
+  if (!cfg.uplink.enabled && cfg.mqtt_uplinks.empty()) s += " (LAN only)";
   s += ", database " + cfg.database + ", LAN " + cfg.lan.listen_address + ":" + std::to_string(cfg.lan.port);
   s += cfg.control_socket.empty() ? ", no control socket" : ", control socket " + cfg.control_socket;
   return s;
@@ -109,21 +114,34 @@ std::string search_problem(const Account& who, const fs::path& path) {
 std::vector<std::string> check_files(const Config& cfg, const Account& who) {
   std::vector<std::string> problems;
   const std::string src = cfg.source_file + ": ";
-  if (cfg.uplink.enabled && !cfg.uplink.ca_file.empty()) {
-    const fs::path ca = fs::absolute(cfg.uplink.ca_file);
+  // A file the daemon reads: there, a regular file, readable by the service's user.
+  auto readable = [&](const std::string& file, const std::string& key, const std::string& fix_missing) {
+    const fs::path f = fs::absolute(file);
     struct stat st {};
-    if (::stat(ca.c_str(), &st) != 0) {
-      problems.push_back(src + "uplink.ca_file " + ca.string() + ": " + std::strerror(errno) +
-                         "; fix: copy the Tuya edge gateway's CA certificate there, or correct the path");
+    if (::stat(f.c_str(), &st) != 0) {
+      problems.push_back(src + key + " " + f.string() + ": " + std::strerror(errno) +
+                         "; fix: " + fix_missing);
     } else if (!S_ISREG(st.st_mode)) {
-      problems.push_back(src + "uplink.ca_file " + ca.string() + " is not a regular file");
-    } else if (std::string p = search_problem(who, ca); !p.empty()) {
-      problems.push_back(src + "uplink.ca_file: " + p);
+      problems.push_back(src + key + " " + f.string() + " is not a regular file");
+    } else if (std::string p = search_problem(who, f); !p.empty()) {
+      problems.push_back(src + key + ": " + p);
     } else if (!allowed(who, st, 4)) {
-      problems.push_back(src + "uplink.ca_file " + ca.string() + " (" + owner_text(st) +
-                         ") is not readable by " + who.name + "; fix: chgrp " + group_name(who.gid) + " " +
-                         ca.string() + " && chmod 0640 " + ca.string());
+      problems.push_back(src + key + " " + f.string() + " (" + owner_text(st) + ") is not readable by " +
+                         who.name + "; fix: chgrp " + group_name(who.gid) + " " + f.string() +
+                         " && chmod 0640 " + f.string());
     }
+  };
+  if (cfg.uplink.enabled && !cfg.uplink.ca_file.empty())
+    readable(cfg.uplink.ca_file, "uplink.ca_file",
+             "copy the Tuya edge gateway's CA certificate there, or correct the path");
+  for (const MqttUplink& m : cfg.mqtt_uplinks) {
+    const std::string at = "uplinks." + m.name;
+    if (!m.ca_file.empty())
+      readable(m.ca_file, at + ".ca_file",
+               "copy the CA that signed the broker's certificate there, or correct the path");
+    if (!m.password_file.empty())
+      readable(m.password_file, at + ".password_file",
+               "write the broker password for " + m.username + " into it (one line), or correct the path");
   }
   if (cfg.database != ":memory:" && !cfg.database.empty()) {
     const fs::path db = fs::absolute(cfg.database);

@@ -93,8 +93,8 @@ class Parser {
       if (kv.first.IsScalar() && kv.first.Scalar() == "report_period_s")
         fail(kv.first, "report_period_s", "moved: write it as report.period_s");
     check_keys(root, "",
-               {"gateway_id", "uplink", "lan", "database", "control_socket", "heartbeat_s", "report",
-                "log_level", "sockets", "timezone", "history", "retention", "clock", "energy"});
+               {"gateway_id", "uplink", "uplinks", "lan", "database", "control_socket", "heartbeat_s",
+                "report", "log_level", "sockets", "timezone", "history", "retention", "clock", "energy"});
 
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");
@@ -111,12 +111,54 @@ class Parser {
       if (n.IsMap() && cfg.uplink.enabled)
         placeholder(n["username"], "uplink.username", "the Tuya vendor identifier (the MQTT user name)");
     }
+    // The Tuya edge: the uplink section, or an uplinks entry of type tuya; with an uplinks list that
+    // has none and no uplink section, there is no Tuya uplink.
+    std::string tuya_at = "uplink";
+    YAML::Node tuya_node = root["uplink"];
+    if (const YAML::Node n = root["uplinks"]; n && !n.IsNull()) {
+      if (!n.IsSequence()) fail(n, "uplinks", "expected a list of uplinks (- type: ...), got " + kind(n));
+      bool tuya_listed = false;
+      std::map<std::string, std::string> names;  // name -> where it was given
+      if (root["uplink"]) names[cfg.uplink.name] = "uplink";
+      for (size_t i = 0; i < n.size(); ++i) {
+        const YAML::Node e = n[i];
+        const std::string at = "uplinks[" + std::to_string(i) + "]";
+        expect_map(e, at);
+        const YAML::Node type = e["type"];
+        if (!type) fail(e, at + ".type", "required: tuya or mqtt");
+        const std::string t = get_string(type, at + ".type");
+        std::string name;
+        YAML::Node name_node = e["name"] ? e["name"] : type;
+        if (t == "tuya") {
+          if (root["uplink"])
+            fail(e, at, "the Tuya edge is already configured in the uplink section; give it in one place");
+          if (tuya_listed) fail(e, at, "only one uplink of type tuya (the Tuya edge) is possible");
+          tuya_listed = true;
+          parse_uplink(e, cfg.uplink, at, true);
+          if (const YAML::Node v = e["name"]) cfg.uplink.name = uplink_name(v, at);
+          placeholder(e["username"], at + ".username", "the Tuya vendor identifier (the MQTT user name)");
+          name = cfg.uplink.name;
+          tuya_at = at;
+          tuya_node.reset(e);  // operator= would write e into the document's uplink key
+        } else if (t == "mqtt") {
+          cfg.mqtt_uplinks.push_back(parse_mqtt_uplink(e, at, cfg.gateway_id));
+          name = cfg.mqtt_uplinks.back().name;
+        } else {
+          fail(type, at + ".type", "unknown uplink type '" + t + "'; valid: tuya, mqtt");
+        }
+        if (auto [it, fresh] = names.emplace(name, at); !fresh)
+          fail(name_node, at + ".name",
+               "'" + name + "' is already the name of " + it->second + "; give each uplink its own name");
+      }
+      if (!tuya_listed && !root["uplink"]) cfg.uplink.enabled = false;
+    }
     if (cfg.uplink.enabled) {
       // Point at the uplink section if there is one (its "uplink:" line), else at the document.
-      const YAML::Node up = root["uplink"];
-      const int where = up && up.IsMap() ? line_of(up) : key_line(root, "uplink");
-      if (cfg.uplink.username.empty()) fail(where, "uplink.username", "required when uplink.enabled is true");
-      if (cfg.uplink.ca_file.empty()) fail(where, "uplink.ca_file", "required when uplink.enabled is true");
+      const int where = tuya_node && tuya_node.IsMap() ? line_of(tuya_node) : key_line(root, "uplink");
+      if (cfg.uplink.username.empty())
+        fail(where, tuya_at + ".username", "required when " + tuya_at + ".enabled is true");
+      if (cfg.uplink.ca_file.empty())
+        fail(where, tuya_at + ".ca_file", "required when " + tuya_at + ".enabled is true");
     }
     if (const YAML::Node n = root["lan"]) parse_lan(n, cfg.lan);
 
@@ -390,42 +432,124 @@ class Parser {
     return (*base_dir_ / path).lexically_normal().string();
   }
 
-  void parse_uplink(const YAML::Node& n, Uplink& up) const {
+  void parse_uplink(const YAML::Node& n, Uplink& up, const std::string& at = "uplink",
+                    bool listed = false) const {
     if (n.IsNull()) return;  // an empty section means all defaults
-    expect_map(n, "uplink");
-    check_keys(
-        n, "uplink.",
-        {"enabled", "host", "port", "ca_file", "username", "verify_hostname", "keepalive_s",
-         "connect_timeout_s", "command_timeout_s", "clean_session", "reconnect_max_s", "outbox_rate_per_s"});
-    if (const YAML::Node v = n["enabled"]) up.enabled = get_bool(v, "uplink.enabled");
+    expect_map(n, at);
+    std::vector<std::string> keys{"enabled",
+                                  "host",
+                                  "port",
+                                  "ca_file",
+                                  "username",
+                                  "verify_hostname",
+                                  "keepalive_s",
+                                  "connect_timeout_s",
+                                  "command_timeout_s",
+                                  "clean_session",
+                                  "reconnect_max_s",
+                                  "outbox_rate_per_s"};
+    if (listed) keys.insert(keys.end(), {"type", "name"});
+    check_keys(n, at + ".", keys);
+    if (const YAML::Node v = n["enabled"]) up.enabled = get_bool(v, at + ".enabled");
     if (const YAML::Node v = n["host"]) {
-      up.host = get_string(v, "uplink.host");
-      if (up.host.empty()) fail(v, "uplink.host", "must not be empty");
+      up.host = get_string(v, at + ".host");
+      if (up.host.empty()) fail(v, at + ".host", "must not be empty");
     }
-    if (const YAML::Node v = n["port"]) up.port = get_int<uint16_t>(v, "uplink.port", 1, 65535);
+    if (const YAML::Node v = n["port"]) up.port = get_int<uint16_t>(v, at + ".port", 1, 65535);
     if (const YAML::Node v = n["ca_file"]) {
-      up.ca_file = get_string(v, "uplink.ca_file");
-      if (up.ca_file.empty()) fail(v, "uplink.ca_file", "must not be empty");
+      up.ca_file = get_string(v, at + ".ca_file");
+      if (up.ca_file.empty()) fail(v, at + ".ca_file", "must not be empty");
       up.ca_file = resolve(up.ca_file);
     }
     if (const YAML::Node v = n["username"]) {
-      up.username = get_string(v, "uplink.username");
-      if (up.username.empty()) fail(v, "uplink.username", "must not be empty");
+      up.username = get_string(v, at + ".username");
+      if (up.username.empty()) fail(v, at + ".username", "must not be empty");
     }
-    if (const YAML::Node v = n["verify_hostname"]) up.verify_hostname = get_bool(v, "uplink.verify_hostname");
-    if (const YAML::Node v = n["keepalive_s"])
-      up.keepalive_s = get_int<int>(v, "uplink.keepalive_s", 5, 3600);
+    if (const YAML::Node v = n["verify_hostname"]) up.verify_hostname = get_bool(v, at + ".verify_hostname");
+    if (const YAML::Node v = n["keepalive_s"]) up.keepalive_s = get_int<int>(v, at + ".keepalive_s", 5, 3600);
     if (const YAML::Node v = n["connect_timeout_s"]) {
-      up.connect_timeout_s = get_int<int>(v, "uplink.connect_timeout_s", 1, 300);
+      up.connect_timeout_s = get_int<int>(v, at + ".connect_timeout_s", 1, 300);
     }
     if (const YAML::Node v = n["command_timeout_s"]) {
-      up.command_timeout_s = get_int<int>(v, "uplink.command_timeout_s", 1, 300);
+      up.command_timeout_s = get_int<int>(v, at + ".command_timeout_s", 1, 300);
     }
-    if (const YAML::Node v = n["clean_session"]) up.clean_session = get_bool(v, "uplink.clean_session");
+    if (const YAML::Node v = n["clean_session"]) up.clean_session = get_bool(v, at + ".clean_session");
     if (const YAML::Node v = n["reconnect_max_s"])
-      up.reconnect_max_s = get_int<int>(v, "uplink.reconnect_max_s", 1, 3600);
+      up.reconnect_max_s = get_int<int>(v, at + ".reconnect_max_s", 1, 3600);
     if (const YAML::Node v = n["outbox_rate_per_s"])
-      up.outbox_rate_per_s = get_int<int>(v, "uplink.outbox_rate_per_s", 1, 10000);
+      up.outbox_rate_per_s = get_int<int>(v, at + ".outbox_rate_per_s", 1, 10000);
+  }
+
+  std::string uplink_name(const YAML::Node& v, const std::string& at) const {
+    const std::string name = get_string(v, at + ".name");
+    if (name.empty() || name.size() > 64 || !std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+        }))
+      fail(v, at + ".name", "must be 1..64 letters, digits, '-' or '_'");
+    return name;
+  }
+
+  // A topic level prefix we publish under: no wildcards, no empty level, no leading or trailing '/'.
+  std::string topic_prefix(const YAML::Node& v, const std::string& key) const {
+    const std::string t = get_string(v, key);
+    if (t.empty() || t.size() > 200 || t.find_first_of("+#") != std::string::npos || t.front() == '/' ||
+        t.back() == '/' || t.find("//") != std::string::npos ||
+        !std::all_of(t.begin(), t.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+      fail(v, key,
+           "must be an MQTT topic of printable characters without spaces, '+', '#', empty levels or a "
+           "leading or trailing '/'");
+    return t;
+  }
+
+  MqttUplink parse_mqtt_uplink(const YAML::Node& n, const std::string& at,
+                               const std::string& gateway_id) const {
+    check_keys(n, at + ".",
+               {"type", "name", "host", "port", "tls", "ca_file", "verify_hostname", "username",
+                "password_file", "client_id", "base_topic", "discovery", "discovery_prefix",
+                "state_interval_s", "keepalive_s", "reconnect_max_s"});
+    MqttUplink m;
+    m.line = line_of(n);
+    if (const YAML::Node v = n["name"]) m.name = uplink_name(v, at);
+    if (const YAML::Node v = n["host"]) {
+      m.host = get_string(v, at + ".host");
+      if (m.host.empty()) fail(v, at + ".host", "must not be empty");
+    }
+    if (const YAML::Node v = n["tls"]) m.tls = get_bool(v, at + ".tls");
+    if (m.tls) m.port = 8883;
+    if (const YAML::Node v = n["port"]) m.port = get_int<uint16_t>(v, at + ".port", 1, 65535);
+    if (const YAML::Node v = n["ca_file"]) {
+      m.ca_file = get_string(v, at + ".ca_file");
+      if (m.ca_file.empty()) fail(v, at + ".ca_file", "must not be empty");
+      if (!m.tls) fail(v, at + ".ca_file", "only with tls: true");
+      m.ca_file = resolve(m.ca_file);
+    }
+    if (m.tls && m.ca_file.empty())
+      fail(n, at + ".ca_file", "required with tls: true (the CA that signed the broker's certificate)");
+    if (const YAML::Node v = n["verify_hostname"]) m.verify_hostname = get_bool(v, at + ".verify_hostname");
+    if (const YAML::Node v = n["username"]) m.username = get_string(v, at + ".username");
+    if (const YAML::Node v = n["password_file"]) {
+      m.password_file = get_string(v, at + ".password_file");
+      if (m.password_file.empty()) fail(v, at + ".password_file", "must not be empty");
+      if (m.username.empty()) fail(v, at + ".password_file", "a password needs a username");
+      m.password_file = resolve(m.password_file);
+    }
+    if (const YAML::Node v = n["client_id"]) {
+      m.client_id = get_string(v, at + ".client_id");
+      if (m.client_id.empty() || m.client_id.size() > 128 ||
+          !std::all_of(m.client_id.begin(), m.client_id.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+        fail(v, at + ".client_id", "must be 1..128 printable characters without spaces");
+    }
+    if (m.client_id.empty()) m.client_id = "plugbridge-" + gateway_id;
+    if (const YAML::Node v = n["base_topic"]) m.base_topic = topic_prefix(v, at + ".base_topic");
+    if (const YAML::Node v = n["discovery"]) m.discovery = get_bool(v, at + ".discovery");
+    if (const YAML::Node v = n["discovery_prefix"])
+      m.discovery_prefix = topic_prefix(v, at + ".discovery_prefix");
+    if (const YAML::Node v = n["state_interval_s"])
+      m.state_interval_s = get_int<int>(v, at + ".state_interval_s", 0, 3600);
+    if (const YAML::Node v = n["keepalive_s"]) m.keepalive_s = get_int<int>(v, at + ".keepalive_s", 5, 3600);
+    if (const YAML::Node v = n["reconnect_max_s"])
+      m.reconnect_max_s = get_int<int>(v, at + ".reconnect_max_s", 1, 3600);
+    return m;
   }
 
   void parse_lan(const YAML::Node& n, Lan& lan) const {

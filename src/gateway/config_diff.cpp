@@ -40,6 +40,11 @@ ConfigDiff diff_config(const config::Config& from, const config::Config& to) {
   a.command_timeout_s = b.command_timeout_s;
   restart(from.gateway_id == to.gateway_id, "gateway_id");
   restart(a == b, "uplink");
+  auto mqtt = [](std::vector<config::MqttUplink> v) {
+    for (auto& m : v) m.line = 0;
+    return v;
+  };
+  restart(mqtt(from.mqtt_uplinks) == mqtt(to.mqtt_uplinks), "uplinks");
   restart(from.lan == to.lan, "lan");
   restart(from.database == to.database, "database");
   restart(from.control_socket == to.control_socket, "control_socket");

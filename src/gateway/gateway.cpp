@@ -344,6 +344,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   applied.gateway_id = cfg_.gateway_id;
   applied.uplink = cfg_.uplink;
   applied.uplink.command_timeout_s = next.uplink.command_timeout_s;
+  applied.mqtt_uplinks = cfg_.mqtt_uplinks;
   applied.lan = cfg_.lan;
   applied.database = cfg_.database;
   applied.control_socket = cfg_.control_socket;

@@ -41,8 +41,10 @@ struct SocketEntry {
   }
 };
 
+// The Tuya edge broker: the `uplink:` section, or an `uplinks:` entry of type tuya.
 struct Uplink {
   bool enabled = true;
+  std::string name = "tuya";  // in logs, `plugbridge status` and metrics
   std::string host = "127.0.0.1";
   uint16_t port = 21883;
   std::string ca_file;   // CA that signed the broker certificate (required if enabled)
@@ -55,6 +57,30 @@ struct Uplink {
   int reconnect_max_s = 30;     // cap of the reconnect backoff (it starts at 0.5 s and doubles)
   int outbox_rate_per_s = 200;  // outbox drain: at most this many properties/report per second
   bool operator==(const Uplink&) const = default;
+};
+
+// An `uplinks:` entry of type mqtt: a local broker (Home Assistant, Node-RED, ...) that gets every
+// socket's state as retained JSON, Home Assistant discovery, and sends relay commands.
+struct MqttUplink {
+  std::string name = "mqtt";  // unique among the uplinks; in logs, `plugbridge status` and metrics
+  std::string host = "127.0.0.1";
+  uint16_t port = 1883;  // 8883 when tls is true and no port is given
+  bool tls = false;
+  std::string ca_file;  // with tls: the CA that signed the broker certificate (required)
+  bool verify_hostname = true;
+  std::string username;       // "" = none
+  std::string password_file;  // the password is this file's first line ("" = none)
+  std::string client_id;      // "" at parse time becomes plugbridge-<gateway_id>
+  std::string base_topic = "plugbridge";
+  bool discovery = true;  // Home Assistant MQTT discovery
+  std::string discovery_prefix = "homeassistant";
+  // A socket's measurements go out at most this often (0: every reading); relay, availability and
+  // command answers go at once.
+  int state_interval_s = 10;
+  int keepalive_s = 30;
+  int reconnect_max_s = 30;
+  int line = 0;  // of the entry in the configuration file
+  bool operator==(const MqttUplink&) const = default;
 };
 
 struct Lan {
@@ -116,8 +142,9 @@ struct Report {
 
 struct Config {
   std::string source_file;
-  std::string gateway_id;  // MQTT clientId
-  Uplink uplink;
+  std::string gateway_id;                // MQTT clientId
+  Uplink uplink;                         // the Tuya edge (enabled = false: none)
+  std::vector<MqttUplink> mqtt_uplinks;  // uplinks[] of type mqtt, in file order
   Lan lan;
   std::string database = "/var/lib/plugbridge/plugbridge.db";
   // Unix socket for local control (the `plugbridge` CLI); "" disables it.

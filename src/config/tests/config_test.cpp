@@ -728,5 +728,137 @@ TEST(ConfigCheck, CaFileMissingOrUnreadableByTheServiceUserAndDatabaseDirectory)
   EXPECT_NE(problems[0].find("cannot be entered by nobody"), std::string::npos) << problems[0];
 }
 
+TEST(Config, MqttUplinkBesideTheTuyaEdge) {
+  const Config c = load_string(kHead +
+                                   "uplinks:\n"                 // 5
+                                   "  - type: mqtt\n"           // 6
+                                   "    name: homeassistant\n"  // 7
+                                   "    host: broker.lan\n"     // 8
+                                   "    username: plug\n"       // 9
+                                   "    password_file: /etc/plugbridge/mqtt.password\n"
+                                   "  - type: mqtt\n"  // 11
+                                   "    name: nodered\n"
+                                   "    tls: true\n"
+                                   "    ca_file: /etc/ssl/ca.pem\n"
+                                   "    base_topic: home/plugs\n"
+                                   "    discovery: false\n"
+                                   "    state_interval_s: 0\n",
+                               "t.yaml");
+  EXPECT_TRUE(c.uplink.enabled);
+  EXPECT_EQ(c.uplink.name, "tuya");
+  ASSERT_EQ(c.mqtt_uplinks.size(), 2u);
+  const MqttUplink& ha = c.mqtt_uplinks[0];
+  EXPECT_EQ(ha.name, "homeassistant");
+  EXPECT_EQ(ha.host, "broker.lan");
+  EXPECT_EQ(ha.port, 1883);
+  EXPECT_FALSE(ha.tls);
+  EXPECT_EQ(ha.username, "plug");
+  EXPECT_EQ(ha.password_file, "/etc/plugbridge/mqtt.password");
+  EXPECT_EQ(ha.client_id, "plugbridge-gw1");
+  EXPECT_EQ(ha.base_topic, "plugbridge");
+  EXPECT_TRUE(ha.discovery);
+  EXPECT_EQ(ha.discovery_prefix, "homeassistant");
+  EXPECT_EQ(ha.state_interval_s, MqttUplink{}.state_interval_s);
+  EXPECT_EQ(ha.line, 6);
+  const MqttUplink& nr = c.mqtt_uplinks[1];
+  EXPECT_EQ(nr.port, 8883);  // the TLS port unless one is given
+  EXPECT_EQ(nr.ca_file, "/etc/ssl/ca.pem");
+  EXPECT_EQ(nr.base_topic, "home/plugs");
+  EXPECT_FALSE(nr.discovery);
+  EXPECT_EQ(nr.state_interval_s, 0);
+}
+
+TEST(Config, TuyaEdgeInTheUplinksList) {
+  const Config c = load_string(
+      "gateway_id: gw1\n"
+      "uplinks:\n"
+      "  - type: tuya\n"
+      "    name: edge\n"
+      "    ca_file: ca.pem\n"
+      "    username: vendor\n"
+      "    outbox_rate_per_s: 50\n"
+      "  - type: mqtt\n",
+      "t.yaml");
+  EXPECT_TRUE(c.uplink.enabled);
+  EXPECT_EQ(c.uplink.name, "edge");
+  EXPECT_EQ(c.uplink.username, "vendor");
+  EXPECT_EQ(c.uplink.outbox_rate_per_s, 50);
+  ASSERT_EQ(c.mqtt_uplinks.size(), 1u);
+  EXPECT_EQ(c.mqtt_uplinks[0].name, "mqtt");
+
+  // A list without the Tuya edge: none (no credentials needed).
+  const Config local = load_string("gateway_id: gw1\nuplinks:\n  - type: mqtt\n", "t.yaml");
+  EXPECT_FALSE(local.uplink.enabled);
+  ASSERT_EQ(local.mqtt_uplinks.size(), 1u);
+}
+
+TEST(Config, UplinksErrorsNameTheEntry) {
+  std::string m = error_of(kHead + "uplinks:\n  - type: tuya\n    username: v\n    ca_file: c\n");
+  EXPECT_PREFIX(m, "t.yaml:6: uplinks[0]: the Tuya edge is already configured in the uplink section");
+
+  m = error_of(
+      "gateway_id: g\nuplinks:\n  - {type: tuya, username: v, ca_file: c}\n  - {type: tuya, username: "
+      "v, ca_file: c}\n");
+  EXPECT_PREFIX(m, "t.yaml:4: uplinks[1]: only one uplink of type tuya");
+
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n  - type: mqtt\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[1].name: 'mqtt' is already the name of uplinks[0]");
+
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n    name: tuya\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].name: 'tuya' is already the name of uplink");
+
+  m = error_of(kHead + "uplinks:\n  - type: zigbee\n");
+  EXPECT_PREFIX(m, "t.yaml:6: uplinks[0].type: unknown uplink type 'zigbee'; valid: tuya, mqtt");
+
+  m = error_of(kHead + "uplinks:\n  - host: x\n");
+  EXPECT_PREFIX(m, "t.yaml:6: uplinks[0].type: required");
+
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n    hots: x\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].hots: unknown key");
+  EXPECT_NE(m.find("uplinks[0].discovery_prefix"), std::string::npos) << m;
+
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n    tls: true\n");
+  EXPECT_PREFIX(m, "t.yaml:6: uplinks[0].ca_file: required with tls: true");
+
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n    ca_file: ca.pem\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].ca_file: only with tls: true");
+
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n    password_file: p\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].password_file: a password needs a username");
+
+  for (const char* bad : {"a/+/b", "#", "/lead", "trail/", "a//b", "with space", "a/#/b"}) {
+    m = error_of(kHead + "uplinks:\n  - type: mqtt\n    base_topic: '" + bad + "'\n");
+    EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].base_topic: must be an MQTT topic");
+  }
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n    discovery_prefix: ha/#\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].discovery_prefix: must be an MQTT topic");
+
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n    name: my plugs\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].name: must be 1..64 letters");
+
+  m = error_of(kHead + "uplinks:\n  type: mqtt\n");
+  EXPECT_PREFIX(m, "t.yaml:6: uplinks: expected a list of uplinks");
+
+  m = error_of(kHead + "uplinks:\n  - type: mqtt\n    state_interval_s: -1\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].state_interval_s");
+}
+
+TEST(ConfigCheck, MqttUplinkFilesMustBeReadable) {
+  pb::test::TempDir dir;
+  const std::string yaml = "gateway_id: g\ndatabase: " + (dir.path() / "db").string() +
+                           "\nuplinks:\n  - type: mqtt\n    name: ha\n    username: u\n"
+                           "    password_file: " +
+                           (dir.path() / "missing.password").string() + "\n";
+  const Config c = load_string(yaml, "t.yaml");
+  const std::vector<std::string> problems = check_files(c, current_account());
+  ASSERT_EQ(problems.size(), 1u) << problems[0] << "\n" << problems.back();
+  EXPECT_NE(problems[0].find("uplinks.ha.password_file"), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("No such file"), std::string::npos) << problems[0];
+  EXPECT_NE(summary(c).find("uplink ha mqtt://127.0.0.1:1883/plugbridge (Home Assistant discovery under "
+                            "homeassistant)"),
+            std::string::npos)
+      << summary(c);
+}
+
 }  // namespace
 }  // namespace pb::config
