@@ -122,8 +122,16 @@ struct Gateway::Parts final : CommandPort {
     cloud->set_clock_trusted(time.trusted());
   }
 
+  // The other uplinks: what changed of a socket.
+  void notify(const SocketState& st, unsigned changes) {
+    for (size_t i = 0; i < observers.size(); ++i) observers[i]->socket_changed(st.entry.cid, changes);
+  }
+
   // CommandPort
-  void report(SocketState& st, bool full) override { cloud->report(st, full); }
+  void report(SocketState& st, bool full) override {
+    cloud->report(st, full);
+    notify(st, Observer::kRelay);
+  }
   void record(const std::string& cid, int code, std::string detail) override {
     store::EventRow row;
     row.cid = cid;
@@ -144,7 +152,10 @@ struct Gateway::Parts final : CommandPort {
   // its time is final (records held for a trustworthy clock follow at their commit).
   void arrived(const store::ReadingRow& row) {
     if (!time.settled()) return;
-    if (SocketState* st = sockets.find(row.cid); st && apply_committed(*st, row)) cloud->report(*st, false);
+    if (SocketState* st = sockets.find(row.cid); st && apply_committed(*st, row)) {
+      cloud->report(*st, false);
+      notify(*st, Observer::kReading | Observer::kRelay);
+    }
   }
 
   // After a commit of readings: the held ones reach the live state (the others did on arrival),
@@ -155,7 +166,10 @@ struct Gateway::Parts final : CommandPort {
       if (SocketState* st = sockets.find(row.cid); st && apply_committed(*st, row)) touched.push_back(st);
     std::sort(touched.begin(), touched.end());
     touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-    for (SocketState* st : touched) cloud->report(*st, false);
+    for (SocketState* st : touched) {
+      cloud->report(*st, false);
+      notify(*st, Observer::kReading | Observer::kRelay);
+    }
   }
 
   boost::asio::io_context& io;
@@ -177,6 +191,7 @@ struct Gateway::Parts final : CommandPort {
   std::unique_ptr<CloudSync> cloud;
   // Last, so gone first: no job's done handler runs into the parts above once they go.
   std::unique_ptr<StoreWorker> worker;
+  std::vector<Observer*> observers;
 };
 
 Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::Store& store,
@@ -259,7 +274,10 @@ void Gateway::on_hello(const std::shared_ptr<SocketLink>& link) {
   PB_LOG(Info, "gateway") << st->entry.cid << " connected from " << link->remote() << " (fw "
                           << hello.fw_version << ", boot " << hello.boot_counter << ", committed up to seq "
                           << committed << ")";
+  st->fw_version = hello.fw_version;
+  st->last_seen_ms = p.clocks.unix_ms();
   p.cloud->set_online(*st, true);
+  p.notify(*st, Observer::kOnline | Observer::kSettings);
   if ((hello.capabilities & proto::kCapSwitchLock) == 0 && !st->switch_enabled)
     st->switch_enabled = true;  // gateway state
   p.commands.on_session(*st);
@@ -271,6 +289,7 @@ void Gateway::on_lan_closed(const std::shared_ptr<SocketLink>& link, const std::
   if (!st) return;  // an older, replaced session
   PB_LOG(Info, "gateway") << st->entry.cid << " disconnected: " << reason;
   p.cloud->set_online(*st, false);
+  p.notify(*st, Observer::kOnline);
   // Commands in flight or waiting for this socket can no longer be confirmed.
   p.commands.fail_all(*st, "socket disconnected before confirming");
 }
@@ -280,8 +299,10 @@ void Gateway::on_lan_message(const std::shared_ptr<SocketLink>& link, const prot
   // Commands first: whatever the broker delivered meanwhile is handled before this message (one
   // atomic read when nothing waits), so a command waits for one reading, not for all those queued.
   if (p.uplink) p.uplink->deliver_waiting();
+  for (Observer* o : p.observers) o->deliver_waiting();
   SocketState* st = p.sockets.current(*link);
   if (!st) return;
+  st->last_seen_ms = p.clocks.unix_ms();
   switch (m.type) {
     case proto::MsgType::Reading: {
       store::ReadingRow row = apply_reading(*st, m.reading, p.clocks.unix_ms());
@@ -293,7 +314,10 @@ void Gateway::on_lan_message(const std::shared_ptr<SocketLink>& link, const prot
       p.committer.add_event(event_row(*st, m.event, p.clocks.unix_ms()), link);
       const EventEffect fx = apply_event(*st, m.event);
       if (fx.reapply_limits) p.commands.apply_limits(*st);
-      if (fx.report) p.cloud->report(*st, false);
+      if (fx.report) {
+        p.cloud->report(*st, false);
+        p.notify(*st, Observer::kRelay);
+      }
       break;
     }
     case proto::MsgType::CommandResult:
@@ -334,6 +358,42 @@ std::vector<LiveSocket> Gateway::live_status() const {
 void Gateway::local_command(const std::string& cid, const std::string& kind, int64_t value,
                             std::function<void(LocalResult)> done) {
   parts_->commands.local(cid, kind, value, std::move(done));
+}
+
+void Gateway::add_observer(Observer& o) {
+  parts_->observers.push_back(&o);
+}
+
+void Gateway::remove_observer(Observer& o) {
+  auto& v = parts_->observers;
+  v.erase(std::remove(v.begin(), v.end(), &o), v.end());
+}
+
+std::vector<std::string> Gateway::roster() const {
+  std::vector<std::string> out;
+  out.reserve(parts_->sockets.roster().size());
+  for (const SocketState* st : parts_->sockets.roster()) out.push_back(st->entry.cid);
+  return out;
+}
+
+std::optional<SocketView> Gateway::socket_view(const std::string& cid) const {
+  const Parts& p = *parts_;
+  const SocketState* st = p.sockets.find(cid);
+  if (!st) return std::nullopt;
+  SocketView v;
+  v.cid = st->entry.cid;
+  v.name = st->entry.name;
+  v.location = st->entry.location;
+  v.product_id = st->entry.product_id;
+  v.fw_version = st->fw_version;
+  v.online = st->online;
+  v.relay_on = st->relay_on;
+  v.last = st->last;
+  v.energy_known = p.accountant.state(cid).has_value();
+  v.energy_total_mwh = p.accountant.total_mwh(cid);
+  v.countdown_ends_ms = st->countdown_ends_ms;
+  v.last_seen_ms = st->last_seen_ms;
+  return v;
 }
 
 ConfigDiff Gateway::reload(const config::Config& next) {
@@ -394,6 +454,8 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   if (d.changed_setting("report"))
     for (SocketState* st : p.sockets.roster()) st->report = ReportPolicy(report_rules(cfg_.report));
   if (d.changed_setting("heartbeat_s")) p.cloud->restart_heartbeat();
+  if (!d.added.empty() || !d.removed.empty() || !d.changed.empty())
+    for (Observer* o : p.observers) o->roster_changed();
   PB_LOG(Info, "gateway") << "configuration reloaded: " << summary(d);
   return d;
 }

@@ -65,6 +65,8 @@ struct SocketState {
   int64_t switch_confirmed_ms = 0;  // readings sampled before this carry an older kSwitchDisabled
   // When the socket's countdown will flip the relay (from v1 readings; none = not running).
   std::optional<int64_t> countdown_ends_ms;
+  std::string fw_version;    // from its last Hello since the daemon started
+  int64_t last_seen_ms = 0;  // unix ms of its last message since the daemon started
 
   // The command queue (command_queue.hpp): front is in flight once its cmd_id is set.
   std::deque<PendingCommand> commands;

@@ -16,6 +16,7 @@
 
 #include "plugbridge/config/config.hpp"
 #include "plugbridge/gateway/config_diff.hpp"
+#include "plugbridge/gateway/observer.hpp"
 #include "plugbridge/gateway/uplink_port.hpp"
 #include "plugbridge/store/store.hpp"
 
@@ -120,6 +121,13 @@ class Gateway {
   // once, never inside this call.
   void local_command(const std::string& cid, const std::string& kind, int64_t value,
                      std::function<void(LocalResult)> done);
+
+  // Uplinks beside the Tuya edge (observer.hpp), called on the loop. An observer must outlive the
+  // gateway or be removed first.
+  void add_observer(Observer& o);
+  void remove_observer(Observer& o);
+  std::vector<std::string> roster() const;                              // cids, in roster order
+  std::optional<SocketView> socket_view(const std::string& cid) const;  // none: not in the roster
 
  private:
   struct Parts;

@@ -350,5 +350,68 @@ TEST_F(WiredGateway, ReloadAddsSyncsRemovesAndRekeysWithoutTouchingTheOthers) {
   ASSERT_TRUE(run_until(io_, [&] { return done; }));
 }
 
+// What a second uplink sees: a mark per change, the state read through socket_view.
+struct RecordingObserver final : Observer {
+  std::vector<std::pair<std::string, unsigned>> changes;
+  int rosters = 0;
+  int delivered = 0;
+  void socket_changed(const std::string& cid, unsigned c) override { changes.emplace_back(cid, c); }
+  void roster_changed() override { ++rosters; }
+  void deliver_waiting() override { ++delivered; }
+  bool saw(const std::string& cid, unsigned c) const {
+    return std::any_of(changes.begin(), changes.end(),
+                       [&](const auto& e) { return e.first == cid && (e.second & c) == c; });
+  }
+};
+
+TEST_F(WiredGateway, ObserversSeeEveryChangeAndReadTheStateThroughTheView) {
+  RecordingObserver obs;
+  gw_->add_observer(obs);
+  EXPECT_EQ(gw_->roster(), (std::vector<std::string>{"s1", "s2"}));
+  auto before = gw_->socket_view("s1");
+  ASSERT_TRUE(before);
+  EXPECT_FALSE(before->online);
+  EXPECT_FALSE(before->energy_known);
+  EXPECT_EQ(before->fw_version, "");
+  EXPECT_FALSE(gw_->socket_view("nope"));
+
+  auto link = std::make_shared<FakeLink>("s1", kCaps);
+  ASSERT_TRUE(lan_->connect(link));
+  EXPECT_TRUE(obs.saw("s1", Observer::kOnline | Observer::kSettings));
+  lan_->deliver(link, reading(1));
+  EXPECT_TRUE(obs.saw("s1", Observer::kReading));
+  EXPECT_GE(obs.delivered, 1) << "asked for its waiting messages before the socket's";
+  ASSERT_TRUE(run_until(io_, [&] { return gw_->stats().readings_committed == 1; }));
+  lan_->deliver(link, reading(2));
+  ASSERT_TRUE(run_until(io_, [&] { return gw_->stats().readings_committed == 2; }));
+
+  const auto v = gw_->socket_view("s1");
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->online);
+  EXPECT_EQ(v->fw_version, "1.0.0");
+  EXPECT_EQ(v->relay_on, true);
+  ASSERT_TRUE(v->last);
+  EXPECT_EQ(v->last->power_mw, 23'000u);
+  EXPECT_TRUE(v->energy_known);
+  EXPECT_EQ(v->energy_total_mwh, 1) << "1001 -> 1002 mWh accounted";
+  EXPECT_GT(v->last_seen_ms, 0);
+
+  obs.changes.clear();
+  lan_->deliver(link, button_relay_event(3));
+  EXPECT_TRUE(obs.saw("s1", Observer::kRelay));
+  link->close("test");
+  ASSERT_TRUE(run_until(io_, [&] { return obs.saw("s1", Observer::kOnline); }));
+  EXPECT_FALSE(gw_->socket_view("s1")->online);
+
+  config::Config next = roster_config(3);
+  next.database = cfg_.database;
+  gw_->reload(next);
+  EXPECT_EQ(obs.rosters, 1);
+  EXPECT_EQ(gw_->roster().size(), 3u);
+  gw_->reload(next);
+  EXPECT_EQ(obs.rosters, 1) << "nothing changed in the roster";
+  gw_->remove_observer(obs);
+}
+
 }  // namespace
 }  // namespace pb::gateway
