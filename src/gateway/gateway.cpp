@@ -152,23 +152,38 @@ struct Gateway::Parts final : CommandPort {
   // its time is final (records held for a trustworthy clock follow at their commit).
   void arrived(const store::ReadingRow& row) {
     if (!time.settled()) return;
-    if (SocketState* st = sockets.find(row.cid); st && apply_committed(*st, row)) {
-      cloud->report(*st, false);
-      notify(*st, Observer::kReading | Observer::kRelay);
-    }
+    SocketState* st = sockets.find(row.cid);
+    if (!st) return;
+    const unsigned changes = apply_live(*st, row);
+    if (changes == 0) return;
+    cloud->report(*st, false);
+    notify(*st, changes);
+  }
+
+  // A reading into the socket's live state: what changed for the observers (0: an older reading).
+  static unsigned apply_live(SocketState& st, const store::ReadingRow& row) {
+    const std::optional<bool> relay = st.relay_on;
+    const std::optional<int64_t> countdown = st.countdown_ends_ms;
+    if (!apply_committed(st, row)) return 0;
+    const bool relay_changed =
+        st.relay_on != relay || st.countdown_ends_ms.has_value() != countdown.has_value();
+    return Observer::kReading | (relay_changed ? Observer::kRelay : 0u);
   }
 
   // After a commit of readings: the held ones reach the live state (the others did on arrival),
   // then those sockets report.
   void committed(const RecordCommitter::ReadingsCommitted& c) {
-    std::vector<SocketState*> touched;
+    std::vector<std::pair<SocketState*, unsigned>> touched;
     for (const auto& row : c.held)
-      if (SocketState* st = sockets.find(row.cid); st && apply_committed(*st, row)) touched.push_back(st);
+      if (SocketState* st = sockets.find(row.cid))
+        if (const unsigned changes = apply_live(*st, row)) touched.emplace_back(st, changes);
     std::sort(touched.begin(), touched.end());
-    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-    for (SocketState* st : touched) {
+    for (size_t i = 0; i < touched.size();) {  // one report per socket, with all its changes
+      SocketState* st = touched[i].first;
+      unsigned changes = 0;
+      for (; i < touched.size() && touched[i].first == st; ++i) changes |= touched[i].second;
       cloud->report(*st, false);
-      notify(*st, Observer::kReading | Observer::kRelay);
+      notify(*st, changes);
     }
   }
 
