@@ -30,7 +30,6 @@ namespace pb::uplink {
 
 namespace {
 
-constexpr const char* kLog = "uplink";
 constexpr int kQos = 1;
 // Upper bound for a graceful disconnect in stop().
 constexpr std::chrono::milliseconds kDisconnectTimeout{1000};
@@ -64,16 +63,64 @@ struct ActionEvent {
 std::string server_uri(const Options& o) {
   // IPv6 literals need brackets in a URI.
   std::string host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
-  return "ssl://" + host + ":" + std::to_string(o.port);
+  return (o.tls ? "ssl://" : "tcp://") + host + ":" + std::to_string(o.port);
 }
 
-// One TLS handshake with the same trust settings as Paho, to tell an operator why a connect
-// failed: DNS, TCP, an unknown CA or a certificate issued for another host name.
-class TlsProbe : public std::enable_shared_from_this<TlsProbe> {
+// Generic mode: explicit topic filters, full topics in publish() and on_message.
+bool generic(const Options& o) {
+  return o.topics.has_value();
+}
+
+// The Tuya texts name the default config key; another one (e.g. "uplinks[0]") replaces it.
+std::string with_config_key(std::string text, const std::string& key) {
+  static const std::string kDefault = "uplink.";
+  if (key + "." == kDefault) return text;
+  for (size_t at = text.find(kDefault); at != std::string::npos;
+       at = text.find(kDefault, at + key.size() + 1))
+    text.replace(at, kDefault.size(), key + ".");
+  return text;
+}
+
+// What a CONNACK return code means, with what to check.
+std::string connack_meaning(const Options& o, int rc) {
+  if (!o.password) return with_config_key(tuya::connack_meaning(rc), o.config_key);
+  const std::string& key = o.config_key;
+  switch (rc) {
+    case 1:
+      return "unacceptable protocol version (broker does not support MQTT 3.1.1)";
+    case 2:
+      return "identifier rejected (client id \"" + o.gateway_id + "\")";
+    case 3:
+      return "server unavailable (will retry)";
+    case 4:
+      return "bad user name or password (check " + key + ".username / " + key + ".password)";
+    case 5:
+      // mosquitto also answers a wrong password with 5 on MQTT 3.1.1.
+      return "not authorized (check " + key + ".username / " + key + ".password and the broker's ACL)";
+    default:
+      return "unknown CONNACK return code " + std::to_string(rc);
+  }
+}
+
+// In words for an operator: what a failed TCP connect means.
+std::string tcp_failure(const boost::system::error_code& e) {
+  namespace err = boost::asio::error;
+  if (e == err::connection_refused) return "TCP connection refused";
+  if (e == err::network_unreachable || e == err::host_unreachable)
+    return "TCP connection failed: unreachable";
+  if (e == err::timed_out) return "TCP connection timed out";
+  return "TCP connection failed";
+}
+
+// Tells an operator why a connect failed. With TLS: one TLS handshake with the same trust settings
+// as Paho, to tell DNS, TCP, an unknown CA or a certificate issued for another host name apart.
+// Without: name resolution and the TCP connect alone.
+class Probe : public std::enable_shared_from_this<Probe> {
  public:
   using Done = std::function<void(const std::string&)>;
-  TlsProbe(boost::asio::io_context& io, const Options& o, Done done)
+  Probe(boost::asio::io_context& io, const Options& o, Done done)
       : opt_(o),
+        key_(o.config_key),
         resolver_(io),
         ctx_(boost::asio::ssl::context::tls_client),
         stream_(io, ctx_),
@@ -81,12 +128,41 @@ class TlsProbe : public std::enable_shared_from_this<TlsProbe> {
         done_(std::move(done)) {}
 
   void run() {
-    const std::string hint = "; check uplink.ca_file / broker host name (uplink.host = " + opt_.host + ")";
+    const std::string hint =
+        "; check " + key_ + ".ca_file / broker host name (" + key_ + ".host = " + opt_.host + ")";
+    timer_.expires_after(opt_.connect_timeout);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+      if (e) return;
+      const std::string within = " within " + std::to_string(self->opt_.connect_timeout.count()) + " s";
+      if (self->opt_.tls) return self->finish("no TLS answer" + within);
+      if (self->resolving_)
+        return self->finish("cannot resolve \"" + self->opt_.host + "\": no answer" + within + "; check " +
+                            self->key_ + ".host");
+      self->finish("broker not reachable: TCP connection timed out (no answer" + within + "); check " +
+                   self->key_ + ".host / " + self->key_ + ".port");
+    });
+    if (opt_.tls && !setup_tls()) return;
+    resolving_ = true;
+    resolver_.async_resolve(
+        opt_.host, std::to_string(opt_.port),
+        [self = shared_from_this(), hint](const boost::system::error_code& e, auto results) {
+          self->resolving_ = false;
+          if (e)
+            return self->finish("cannot resolve \"" + self->opt_.host + "\" (" + e.message() + "); check " +
+                                self->key_ + ".host");
+          self->connect(results, hint);
+        });
+  }
+
+ private:
+  bool setup_tls() {
     boost::system::error_code ec;
     ctx_.load_verify_file(opt_.ca_file, ec);
-    if (ec)
-      return finish("cannot read CA file \"" + opt_.ca_file + "\" (" + ec.message() +
-                    "); check uplink.ca_file");
+    if (ec) {
+      finish("cannot read CA file \"" + opt_.ca_file + "\" (" + ec.message() + "); check " + key_ +
+             ".ca_file");
+      return false;
+    }
     stream_.set_verify_mode(boost::asio::ssl::verify_peer);
     SSL* ssl = stream_.native_handle();
     if (opt_.verify_hostname) {
@@ -98,29 +174,28 @@ class TlsProbe : public std::enable_shared_from_this<TlsProbe> {
         SSL_set_tlsext_host_name(ssl, opt_.host.c_str());
       }
     }
-    timer_.expires_after(opt_.connect_timeout);
-    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-      if (!e)
-        self->finish("no TLS answer within " + std::to_string(self->opt_.connect_timeout.count()) + " s");
-    });
-    resolver_.async_resolve(
-        opt_.host, std::to_string(opt_.port),
-        [self = shared_from_this(), hint](const boost::system::error_code& e, auto results) {
-          if (e)
-            return self->finish("cannot resolve \"" + self->opt_.host + "\" (" + e.message() +
-                                "); check uplink.host");
-          self->connect(results, hint);
-        });
+    return true;
   }
 
- private:
   void connect(const boost::asio::ip::tcp::resolver::results_type& results, const std::string& hint) {
     boost::asio::async_connect(
         stream_.lowest_layer(), results,
         [self = shared_from_this(), hint](const boost::system::error_code& e, auto) {
+          const std::string& key = self->key_;
+          const std::string broker = generic(self->opt_) ? "the MQTT broker" : "the Tuya edge broker";
+          if (e && self->opt_.tls) {
+            return self->finish("broker not reachable (" + e.message() + "); check " + key + ".host / " +
+                                key + ".port and that " + broker + " runs");
+          }
           if (e) {
-            return self->finish("broker not reachable (" + e.message() +
-                                "); check uplink.host / uplink.port and that the Tuya edge broker runs");
+            return self->finish("broker not reachable: " + tcp_failure(e) + " (" + e.message() + "); check " +
+                                key + ".host / " + key + ".port and that " + broker + " runs");
+          }
+          if (!self->opt_.tls) {
+            return self->finish(
+                "TCP connection succeeds, but the broker closed or did not answer the MQTT connection (if it "
+                "expects TLS: set " +
+                key + ".tls)");
           }
           self->stream_.async_handshake(
               boost::asio::ssl::stream_base::client,
@@ -159,6 +234,8 @@ class TlsProbe : public std::enable_shared_from_this<TlsProbe> {
   }
 
   Options opt_;
+  const std::string key_;  // opt_.config_key
+  bool resolving_ = false;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::ssl::context ctx_;
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
@@ -166,8 +243,8 @@ class TlsProbe : public std::enable_shared_from_this<TlsProbe> {
   Done done_;
 };
 
-void probe_tls(boost::asio::io_context& io, const Options& o, TlsProbe::Done done) {
-  std::make_shared<TlsProbe>(io, o, std::move(done))->run();
+void probe(boost::asio::io_context& io, const Options& o, Probe::Done done) {
+  std::make_shared<Probe>(io, o, std::move(done))->run();
 }
 
 }  // namespace
@@ -234,28 +311,37 @@ struct Client::State : std::enable_shared_from_this<State> {
       : io(io_ctx),
         opt(std::move(o)),
         h(std::move(hs)),
-        prefix(tuya::topic(opt.gateway_id, "")),
+        log(opt.log_name),
+        prefix(generic(opt) ? "" : tuya::topic(opt.gateway_id, "")),
         retry_timer(io_ctx),
         stop_timer(io_ctx),
         rng(std::random_device{}()),
         listener(io_ctx) {
-    mqtt::ssl_options ssl;
-    ssl.set_trust_store(opt.ca_file);
-    ssl.set_enable_server_cert_auth(true);
-    // Without verify Paho checks the chain but not that it was issued for opt.host.
-    ssl.set_verify(opt.verify_hostname);
-    // No ssl.set_error_handler(): Paho C++ 1.2.0 calls it through a pointer to the ssl_options
-    // object it was set on, which is gone after the options are copied (crash). probe_tls()
-    // explains TLS failures instead.
-
     conn_opts.set_mqtt_version(MQTTVERSION_3_1_1);
     conn_opts.set_clean_session(opt.clean_session);
     conn_opts.set_keep_alive_interval(opt.keepalive);
     conn_opts.set_connect_timeout(opt.connect_timeout);
-    conn_opts.set_user_name(opt.username);
-    conn_opts.set_password(tuya::md5_password(opt.gateway_id, opt.username));
+    // Left unset when empty: Paho would otherwise send the user name or password flag.
+    if (!opt.username.empty()) conn_opts.set_user_name(opt.username);
+    const std::string password =
+        opt.password ? *opt.password : tuya::md5_password(opt.gateway_id, opt.username);
+    if (!password.empty()) conn_opts.set_password(password);
+    if (opt.will) {
+      // All four arguments: the defaults of Paho C++ 1.2.0's string-payload constructor are wrong.
+      conn_opts.set_will(mqtt::will_options(opt.will->topic, opt.will->payload, kQos, opt.will->retained));
+    }
     conn_opts.set_automatic_reconnect(false);  // we reconnect and resubscribe ourselves
-    conn_opts.set_ssl(std::move(ssl));
+    if (opt.tls) {
+      mqtt::ssl_options ssl;
+      ssl.set_trust_store(opt.ca_file);
+      ssl.set_enable_server_cert_auth(true);
+      // Without verify Paho checks the chain but not that it was issued for opt.host.
+      ssl.set_verify(opt.verify_hostname);
+      // No ssl.set_error_handler(): Paho C++ 1.2.0 calls it through a pointer to the ssl_options
+      // object it was set on, which is gone after the options are copied (crash). probe() explains
+      // TLS failures instead.
+      conn_opts.set_ssl(std::move(ssl));
+    }
 
     mqtt::create_options create;
     create.set_max_buffered_messages(kPahoMaxBuffered);
@@ -314,7 +400,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     if (stopping || destroyed) return;
     phase = Phase::Connecting;
     ++generation;
-    PB_LOG(Debug, kLog) << "connecting to " << server_uri(opt) << " as " << opt.gateway_id;
+    PB_LOG(Debug, log) << "connecting to " << server_uri(opt) << " as " << opt.gateway_id;
     try {
       cli->connect(conn_opts, to_context(generation), listener);
     } catch (const std::exception& e) {
@@ -323,15 +409,15 @@ struct Client::State : std::enable_shared_from_this<State> {
   }
 
   // CONNACK refusals are explained directly; for anything else Paho only says "failure", so a
-  // separate TLS probe finds out whether it was TCP, the CA or the host name.
+  // separate probe finds out whether it was DNS, TCP, the CA or the host name.
   void explain_connect_failure(const ActionEvent& ev) {
     if (ev.rc >= 1 && ev.rc <= 5) {
       connect_failed("broker refused the connection: CONNACK " + std::to_string(ev.rc) + " " +
-                     tuya::connack_meaning(ev.rc));
+                     connack_meaning(opt, ev.rc));
       return;
     }
     std::string paho = "Paho rc " + std::to_string(ev.rc) + ": " + mqtt::exception::error_str(ev.rc);
-    probe_tls(io, opt, [w = weak_from_this(), gen = generation, paho](const std::string& diagnosis) {
+    probe(io, opt, [w = weak_from_this(), gen = generation, paho](const std::string& diagnosis) {
       auto s = w.lock();
       if (!s || s->destroyed || gen != s->generation || s->phase != Phase::Connecting) return;
       s->connect_failed("cannot connect to " + server_uri(s->opt) + ": " + diagnosis + " (" + paho + ")");
@@ -353,11 +439,14 @@ struct Client::State : std::enable_shared_from_this<State> {
         }
         session_present = ev.session_present;
         if (session_present)
-          PB_LOG(Info, kLog)
+          PB_LOG(Info, log)
               << "broker resumed our MQTT session (publishes it had not acknowledged are resent)";
+        else if (!opt.clean_session && !generic(opt))
+          PB_LOG(Info, log) << "broker has no session of ours (first connect, or it restarted or expired "
+                               "it): a new session; unacknowledged reports come from the outbox";
         else if (!opt.clean_session)
-          PB_LOG(Info, kLog) << "broker has no session of ours (first connect, or it restarted or expired "
-                                "it): a new session; unacknowledged reports come from the outbox";
+          PB_LOG(Info, log) << "broker has no session of ours (first connect, or it restarted or expired "
+                               "it): a new session";
         // Subscribing again is cheap and also right when the broker lost the session.
         subscribe();
         return;
@@ -371,8 +460,9 @@ struct Client::State : std::enable_shared_from_this<State> {
         auto done = std::move(it->second.done);
         if (it->second.link == link && in_window > 0) --in_window;
         pending.erase(it);
+        ++(ev.ok ? n_published : n_failed);
         if (!ev.ok) {
-          PB_LOG(Debug, kLog) << "publish not acknowledged (Paho rc " << ev.rc << ")";
+          PB_LOG(Debug, log) << "publish not acknowledged (Paho rc " << ev.rc << ")";
         }
         if (done) done(ev.ok);
         if (!destroyed) hand_over();
@@ -390,12 +480,19 @@ struct Client::State : std::enable_shared_from_this<State> {
   // whereas its multi-topic SUBACK code list is not reliable in Paho C++ 1.2.
   void subscribe() {
     phase = Phase::Subscribing;
-    const std::string_view suffixes[] = {tuya::suffix::kCommands, tuya::suffix::kSyncResponse,
-                                         tuya::suffix::kReportResponse};
-    subscribes_outstanding = std::size(suffixes);
-    for (auto suffix : suffixes) {
+    std::vector<std::string> filters;
+    if (generic(opt)) {
+      filters = *opt.topics;
+    } else {
+      for (auto suffix :
+           {tuya::suffix::kCommands, tuya::suffix::kSyncResponse, tuya::suffix::kReportResponse})
+        filters.push_back(tuya::topic(opt.gateway_id, suffix));
+    }
+    if (filters.empty()) return subscribed();
+    subscribes_outstanding = filters.size();
+    for (const auto& filter : filters) {
       try {
-        cli->subscribe(tuya::topic(opt.gateway_id, suffix), kQos, to_context(generation), listener);
+        cli->subscribe(filter, kQos, to_context(generation), listener);
       } catch (const std::exception& e) {
         disconnect_quietly();
         connect_failed(std::string("cannot subscribe: ") + e.what());
@@ -412,6 +509,10 @@ struct Client::State : std::enable_shared_from_this<State> {
       return;
     }
     if (--subscribes_outstanding > 0) return;
+    subscribed();
+  }
+
+  void subscribed() {
     phase = Phase::Connected;
     // A new link: what Paho still holds from an earlier one completes whenever Paho says (resent
     // in the broker's session, or failed), but no longer keeps new publishes waiting.
@@ -419,8 +520,9 @@ struct Client::State : std::enable_shared_from_this<State> {
     in_window = 0;
     failures = 0;
     last_failure.clear();
+    last_error.clear();
     disable_nagle_to_port(opt.port);
-    PB_LOG(Info, kLog) << "connected to " << server_uri(opt) << " and subscribed as " << opt.gateway_id;
+    PB_LOG(Info, log) << "connected to " << server_uri(opt) << " and subscribed as " << opt.gateway_id;
     if (h.on_connected) h.on_connected();
   }
 
@@ -432,12 +534,13 @@ struct Client::State : std::enable_shared_from_this<State> {
     const auto now = std::chrono::steady_clock::now();
     quiet_retry = reason == last_failure && now - last_failure_logged < std::chrono::minutes(5);
     if (!quiet_retry) {
-      PB_LOG(Warning, kLog) << "uplink down: " << reason;
+      PB_LOG(Warning, log) << "uplink down: " << reason;
       last_failure = reason;
       last_failure_logged = now;
     } else {
-      PB_LOG(Debug, kLog) << "uplink down: " << reason;
+      PB_LOG(Debug, log) << "uplink down: " << reason;
     }
+    last_error = reason;
     if (h.on_disconnected) h.on_disconnected(reason);
     if (destroyed) return;
     schedule_retry();
@@ -459,8 +562,12 @@ struct Client::State : std::enable_shared_from_this<State> {
 
   void on_message(const std::string& topic, const std::string& payload) {
     if (destroyed) return;
+    if (generic(opt)) {
+      if (h.on_message) h.on_message(topic, payload);
+      return;
+    }
     if (topic.compare(0, prefix.size(), prefix) != 0) {
-      PB_LOG(Warning, kLog) << "ignoring message on unexpected topic " << topic;
+      PB_LOG(Warning, log) << "ignoring message on unexpected topic " << topic;
       return;
     }
     if (h.on_message) h.on_message(topic.substr(prefix.size()), payload);
@@ -477,9 +584,9 @@ struct Client::State : std::enable_shared_from_this<State> {
     std::uniform_int_distribution<int64_t> dist(half, std::max<int64_t>(half, delay.count()));
     std::chrono::milliseconds wait{dist(rng)};
     if (quiet_retry)
-      PB_LOG(Debug, kLog) << "reconnecting in " << wait.count() << " ms";
+      PB_LOG(Debug, log) << "reconnecting in " << wait.count() << " ms";
     else
-      PB_LOG(Info, kLog) << "reconnecting in " << wait.count() << " ms";
+      PB_LOG(Info, log) << "reconnecting in " << wait.count() << " ms";
     retry_pending = true;
     retry_timer.expires_after(wait);
     retry_timer.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
@@ -507,7 +614,8 @@ struct Client::State : std::enable_shared_from_this<State> {
     phase = Phase::Idle;
     fail_waiting();
     if (was_up) {
-      PB_LOG(Info, kLog) << "disconnecting from " << server_uri(opt);
+      PB_LOG(Info, log) << "disconnecting from " << server_uri(opt);
+      last_error = "stopped";
       if (h.on_disconnected) h.on_disconnected("stopped");
       if (destroyed) return;
     }
@@ -517,7 +625,7 @@ struct Client::State : std::enable_shared_from_this<State> {
         cli->disconnect(static_cast<int>(kDisconnectTimeout.count()), nullptr, listener);
         waiting = true;
       } catch (const std::exception& e) {
-        PB_LOG(Debug, kLog) << "disconnect: " << e.what();
+        PB_LOG(Debug, log) << "disconnect: " << e.what();
       }
     }
     if (waiting) {
@@ -541,6 +649,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     pending.clear();
     in_window = 0;
     for (auto& [id, p] : failed) {
+      ++n_failed;
       if (p.done) p.done(false);
       if (destroyed) return;
     }
@@ -553,21 +662,29 @@ struct Client::State : std::enable_shared_from_this<State> {
   }
 
   struct Publish {
-    std::string suffix;
+    std::string topic;  // Tuya mode: the suffix
     std::string payload;
     std::function<void(bool)> done;
+    bool retain = false;
   };
 
-  void publish(const std::string& suffix, std::string payload, std::function<void(bool)> done) {
+  void publish(const std::string& topic, std::string payload, std::function<void(bool)> done, bool retain) {
     if (destroyed) return;
     if (phase != Phase::Connected || stopping) {
-      PB_LOG(Debug, kLog) << "not connected: dropping publish to " << suffix;
-      if (done) boost::asio::post(io, [d = std::move(done)] { d(false); });
+      PB_LOG(Debug, log) << "not connected: dropping publish to " << topic;
+      fail_posted(std::move(done));
       return;
     }
-    auto& queue = suffix == tuya::suffix::kCommandsResponse ? urgent : queued;
-    queue.push_back(Publish{suffix, std::move(payload), std::move(done)});
+    // Tuya mode: answers to commands go ahead of reports and syncs.
+    auto& queue = !generic(opt) && topic == tuya::suffix::kCommandsResponse ? urgent : queued;
+    queue.push_back(Publish{topic, std::move(payload), std::move(done), retain});
     hand_over();
+  }
+
+  // A publish that ends failed before Paho had it: done(false) in a loop turn of its own.
+  void fail_posted(std::function<void(bool)> done) {
+    ++n_failed;
+    if (done) boost::asio::post(io, [d = std::move(done)] { d(false); });
   }
 
   // Hands waiting publishes to Paho while fewer than kPahoWindow are in its hands.
@@ -583,18 +700,18 @@ struct Client::State : std::enable_shared_from_this<State> {
 
   void send(Publish p) {
     uint64_t id = next_op++;
-    auto msg = mqtt::make_message(prefix + p.suffix, p.payload.data(), p.payload.size(), kQos, false);
+    auto msg = mqtt::make_message(prefix + p.topic, p.payload.data(), p.payload.size(), kQos, p.retain);
     pending.emplace(id, Pending{std::move(p.done), link});
     ++in_window;
     try {
       cli->publish(msg, to_context(id), listener);
     } catch (const std::exception& e) {
-      PB_LOG(Warning, kLog) << "publish to " << p.suffix << " failed: " << e.what();
+      PB_LOG(Warning, log) << "publish to " << p.topic << " failed: " << e.what();
       auto it = pending.find(id);
       auto d = std::move(it->second.done);
       pending.erase(it);
       --in_window;
-      if (d) boost::asio::post(io, [d = std::move(d)] { d(false); });
+      fail_posted(std::move(d));
     }
   }
 
@@ -602,8 +719,7 @@ struct Client::State : std::enable_shared_from_this<State> {
   // would.
   void fail_waiting() {
     for (auto* queue : {&urgent, &queued}) {
-      for (auto& p : *queue)
-        if (p.done) boost::asio::post(io, [d = std::move(p.done)] { d(false); });
+      for (auto& p : *queue) fail_posted(std::move(p.done));
       queue->clear();
     }
   }
@@ -611,7 +727,8 @@ struct Client::State : std::enable_shared_from_this<State> {
   boost::asio::io_context& io;
   Options opt;
   Handlers h;
-  std::string prefix;  // "gateway_id/{id}/"
+  std::string_view log;  // opt.log_name
+  std::string prefix;    // Tuya mode: "gateway_id/{id}/"; generic mode: empty
   boost::asio::steady_timer retry_timer;
   boost::asio::steady_timer stop_timer;
   std::mt19937_64 rng;
@@ -626,6 +743,9 @@ struct Client::State : std::enable_shared_from_this<State> {
   bool destroyed = false;
   bool retry_pending = false;
   bool session_present = false;
+  std::string last_error;    // as given to on_disconnected; cleared on connect
+  uint64_t n_published = 0;  // publishes acked
+  uint64_t n_failed = 0;     // publishes failed
   std::string last_failure;  // the last connect failure logged as a warning, and when
   std::chrono::steady_clock::time_point last_failure_logged{};
   bool quiet_retry = false;
@@ -673,8 +793,21 @@ bool Client::session_present() const {
   return state_->session_present;
 }
 
-void Client::publish(const std::string& suffix, std::string payload, std::function<void(bool ok)> done) {
-  state_->publish(suffix, std::move(payload), std::move(done));
+void Client::publish(const std::string& topic, std::string payload, std::function<void(bool ok)> done,
+                     bool retain) {
+  state_->publish(topic, std::move(payload), std::move(done), retain);
+}
+
+std::string Client::last_error() const {
+  return state_->last_error;
+}
+
+uint64_t Client::published() const {
+  return state_->n_published;
+}
+
+uint64_t Client::failed() const {
+  return state_->n_failed;
 }
 
 size_t disable_nagle_to_port(uint16_t port) {

@@ -110,6 +110,65 @@ std::string MosquittoBroker::gateway_password() const {
   return hex;
 }
 
+PlainMosquittoBroker::PlainMosquittoBroker(std::string username, std::string password)
+    : username_(std::move(username)), password_(std::move(password)) {
+  const auto passwd = dir_.path() / "passwd";
+  Process make({"mosquitto_passwd", "-b", "-c", passwd.string(), username_, password_});
+  if (make.wait_exit(30s) != 0) throw std::runtime_error("mosquitto_passwd failed:\n" + make.describe());
+  // A free port can be taken by someone else before mosquitto binds it: retry with another one.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    port_ = free_tcp_port();
+    std::ofstream conf(dir_.path() / "mosquitto.conf", std::ios::trunc);
+    conf << "# plugbridge test: plain-TCP broker with a password file.\n"
+         << "user root\n"  // as root mosquitto would drop to the mosquitto user otherwise
+         << "per_listener_settings false\n"
+         << "persistence false\n"
+         << "allow_anonymous false\n"
+         << "password_file " << passwd.string() << "\n"
+         << "set_tcp_nodelay true\n"
+         << "listener " << port_ << " 127.0.0.1\n"
+         << "log_dest file " << (dir_.path() / "mosquitto.log").string() << "\n"
+         << "log_type all\n"
+         << "connection_messages true\n"
+         << "log_timestamp true\n";
+    conf.close();
+    if (try_start()) return;
+  }
+  throw std::runtime_error("mosquitto did not start; log:\n" + log());
+}
+
+PlainMosquittoBroker::~PlainMosquittoBroker() {
+  stop();
+}
+
+bool PlainMosquittoBroker::try_start() {
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{mosquitto_executable(), "-c", (dir_.path() / "mosquitto.conf").string()});
+  const bool up = wait_until([this] { return !process_->running() || port_accepts(port_); }, 10s);
+  if (up && process_->running()) return true;
+  process_.reset();
+  return false;
+}
+
+void PlainMosquittoBroker::start() {
+  if (process_) return;
+  if (!try_start()) throw std::runtime_error("mosquitto did not restart on port " + std::to_string(port_));
+}
+
+void PlainMosquittoBroker::stop() {
+  if (!process_) return;
+  process_->signal(SIGTERM);
+  if (!process_->wait_exit(5s)) {
+    process_->signal(SIGKILL);
+    process_->wait_exit(5s);
+  }
+  process_.reset();
+}
+
+std::string PlainMosquittoBroker::log() const {
+  return read_file(dir_.path() / "mosquitto.log");
+}
+
 TuyaEmulator::TuyaEmulator(const MosquittoBroker& broker, std::string gateway_id,
                            std::vector<std::string> extra_args)
     : gateway_id_(std::move(gateway_id)) {

@@ -1,5 +1,6 @@
 // Test support for integration tests: temp dirs, child processes with captured output,
-// condition waits with deadlines, and a TLS mosquitto broker + Tuya edge emulator pair.
+// condition waits with deadlines, a TLS mosquitto broker + Tuya edge emulator pair, and a
+// plain-TCP mosquitto.
 #pragma once
 
 #include <chrono>
@@ -137,6 +138,35 @@ class MosquittoBroker {
   TempDir dir_;
   uint16_t port_ = 0;
   std::string admin_password_;
+  std::unique_ptr<Process> process_;
+};
+
+// A plain-TCP mosquitto (no TLS, no ACL) on a free loopback port, like a local Home Assistant
+// broker: user `username` with `password` from a password file; no anonymous clients.
+class PlainMosquittoBroker {
+ public:
+  PlainMosquittoBroker(std::string username, std::string password);
+  ~PlainMosquittoBroker();
+  PlainMosquittoBroker(const PlainMosquittoBroker&) = delete;
+  PlainMosquittoBroker& operator=(const PlainMosquittoBroker&) = delete;
+
+  uint16_t port() const { return port_; }
+  const std::string& username() const { return username_; }
+  const std::string& password() const { return password_; }
+  std::filesystem::path dir() const { return dir_.path(); }
+
+  void stop();   // SIGTERM, SIGKILL after a grace period
+  void start();  // same port and credentials; returns once the port accepts connections
+  bool running() const { return process_ != nullptr; }
+  std::string log() const;  // mosquitto.log contents
+
+ private:
+  bool try_start();
+
+  std::string username_;
+  std::string password_;
+  TempDir dir_;
+  uint16_t port_ = 0;
   std::unique_ptr<Process> process_;
 };
 

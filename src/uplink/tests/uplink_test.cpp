@@ -1,5 +1,6 @@
-// Integration tests of pb::uplink::Client against a real mosquitto on loopback (TLS + password +
-// ACL), set up by the shared test support (tools/tuya-edge-emu/make-broker).
+// Integration tests of pb::uplink::Client against a real mosquitto on loopback, set up by the
+// shared test support: Tuya mode against TLS + password + ACL (tools/tuya-edge-emu/make-broker),
+// generic mode against plain TCP + password file.
 #include "plugbridge/uplink/uplink.hpp"
 
 #include <arpa/inet.h>
@@ -113,7 +114,7 @@ class Harness {
     on_loop([&] { client_ = std::make_unique<Client>(io_, std::move(o), std::move(h)); });
   }
   ~Harness() {
-    on_loop([&] { client_.reset(); });
+    destroy_client();
     work_.reset();
     thread_.join();
   }
@@ -136,14 +137,17 @@ class Harness {
     return c;
   }
   // Publishes and waits for done(ok).
-  std::optional<bool> publish(const std::string& suffix, const std::string& payload) {
+  std::optional<bool> publish(const std::string& suffix, const std::string& payload, bool retain = false) {
     auto result = std::make_shared<std::promise<bool>>();
     auto fut = result->get_future();
     on_loop([&] {
-      client_->publish(suffix, payload, [this, result](bool ok) {
-        if (std::this_thread::get_id() != loop_id_) wrong_thread_ = true;
-        result->set_value(ok);
-      });
+      client_->publish(
+          suffix, payload,
+          [this, result](bool ok) {
+            if (std::this_thread::get_id() != loop_id_) wrong_thread_ = true;
+            result->set_value(ok);
+          },
+          retain);
     });
     if (fut.wait_for(kDeadline) != std::future_status::ready) return std::nullopt;
     return fut.get();
@@ -157,6 +161,21 @@ class Harness {
   }
   size_t acked() const { return acked_; }
   size_t failed() const { return failed_; }
+  // The Client's own view.
+  std::string last_error() {
+    std::string e;
+    on_loop([&] { e = client_->last_error(); });
+    return e;
+  }
+  std::pair<uint64_t, uint64_t> published_failed() {
+    std::pair<uint64_t, uint64_t> n;
+    on_loop([&] { n = {client_->published(), client_->failed()}; });
+    return n;
+  }
+  // Destroys the Client on the loop without stop().
+  void destroy_client() {
+    on_loop([&] { client_.reset(); });
+  }
   bool stop() {
     auto done = std::make_shared<std::promise<void>>();
     auto fut = done->get_future();
@@ -171,6 +190,10 @@ class Harness {
   std::vector<std::string> reasons() {
     std::lock_guard lock(mutex_);
     return reasons_;
+  }
+  std::vector<std::pair<std::string, std::string>> messages() {
+    std::lock_guard lock(mutex_);
+    return messages_;
   }
   bool got(const std::string& suffix, const std::string& payload) {
     std::lock_guard lock(mutex_);
@@ -335,6 +358,21 @@ TEST(Uplink, WrongPasswordIsExplainedAndRetried) {
   EXPECT_TRUE(h.stop());
 }
 
+// A daemon with several uplinks names the one at fault in the hints.
+TEST(Uplink, HintsNameTheConfigKey) {
+  Broker broker;
+  auto o = options_for(broker);
+  o.username = "someone-else";
+  o.config_key = "uplinks[0]";
+  Harness h(o);
+  h.start();
+  ASSERT_TRUE(eventually([&] { return !h.reasons().empty(); })) << h.describe();
+  const auto r = h.reasons().front();
+  EXPECT_NE(r.find("uplinks[0].username"), std::string::npos) << r;
+  EXPECT_EQ(r.find("uplink."), std::string::npos) << r;
+  EXPECT_TRUE(h.stop());
+}
+
 TEST(Uplink, ReconnectsAndResubscribesAfterBrokerRestart) {
   Broker broker;
   Harness h(options_for(broker));
@@ -465,6 +503,220 @@ TEST(Uplink, DisableNagleToPortTouchesOnlySocketsToThatPort) {
   ::close(accepted);
   ::close(client);
   ::close(listener);
+}
+
+// --- generic mode: a local broker over plain TCP ---------------------------------------------------
+
+const std::string kLocalUser = "ha";
+const std::string kLocalPassword = "s3cret pass";
+
+using LocalBroker = pb::test::PlainMosquittoBroker;
+
+Options generic_options(const LocalBroker& b, std::vector<std::string> topics, const std::string& client_id) {
+  Options o;
+  o.host = "127.0.0.1";
+  o.port = b.port();
+  o.tls = false;
+  o.gateway_id = client_id;
+  o.username = b.username();
+  o.password = b.password();
+  o.topics = std::move(topics);
+  o.log_name = "uplink homeassistant";
+  o.config_key = "uplinks[1]";
+  o.keepalive = 5s;
+  o.connect_timeout = 3s;
+  o.retry_min = 50ms;
+  o.retry_max = 200ms;
+  return o;
+}
+
+// mosquitto_sub as a separate client (own process, so its socket is not among this process's):
+// prints "topic payload" per message, exits after `count` of them or `timeout_s` seconds.
+std::unique_ptr<pb::test::Process> subscriber(const LocalBroker& b, const std::string& filter, int count,
+                                              int timeout_s = 10) {
+  return std::make_unique<pb::test::Process>(
+      std::vector<std::string>{"mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-u",
+                               b.username(), "-P", b.password(), "-t", filter, "-q", "1", "-v", "-C",
+                               std::to_string(count), "-W", std::to_string(timeout_s)});
+}
+
+bool prints(pb::test::Process& p, const std::string& line) {
+  return p.wait_for_stdout_line([&](const std::string& l) { return l == line; }, kDeadline);
+}
+
+// Shuts down this process's TCP connections to `port` (both directions) without an MQTT
+// DISCONNECT, as a crash or a dead network would end them; returns how many.
+size_t cut_tcp_to_port(uint16_t port) {
+  size_t n = 0;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd")) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    sockaddr_in peer{};
+    socklen_t plen = sizeof peer;
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0 || peer.sin_family != AF_INET ||
+        ntohs(peer.sin_port) != port)
+      continue;
+    if (::shutdown(fd, SHUT_RDWR) == 0) ++n;
+  }
+  return n;
+}
+
+TEST(UplinkGeneric, PlainTcpWithPasswordDeliversFullTopicsOfWildcardSubscriptions) {
+  LocalBroker broker(kLocalUser, kLocalPassword);
+  Harness h(generic_options(broker, {"zigbee2mqtt/+/set", "homeassistant/status"}, "plugbridge-ha"));
+  Harness sender(generic_options(broker, {}, "plugbridge-sender"));  // no subscriptions at all
+  EXPECT_EQ(h.publish("zigbee2mqtt/lamp/state", "x"), false);        // not connected yet
+  EXPECT_EQ(h.published_failed(), (std::pair<uint64_t, uint64_t>{0, 1}));
+  h.start();
+  sender.start();
+  ASSERT_TRUE(eventually([&] { return h.connects() == 1 && sender.connects() == 1; }))
+      << h.describe() << "\n"
+      << sender.describe() << "\n"
+      << broker.log();
+  EXPECT_EQ(h.last_error(), "");
+
+  // In publish order from one client: once the last arrived, the unsubscribed one would have too.
+  EXPECT_EQ(sender.publish("zigbee2mqtt/lamp/state", "{\"state\":\"OFF\"}"), true);
+  EXPECT_EQ(sender.publish("homeassistant/status", "online"), true);
+  EXPECT_EQ(sender.publish("zigbee2mqtt/lamp/set", "{\"state\":\"ON\"}"), true);
+  ASSERT_TRUE(eventually([&] { return h.got("zigbee2mqtt/lamp/set", "{\"state\":\"ON\"}"); }));
+  EXPECT_EQ(h.messages(),
+            (std::vector<std::pair<std::string, std::string>>{
+                {"homeassistant/status", "online"}, {"zigbee2mqtt/lamp/set", "{\"state\":\"ON\"}"}}));
+  EXPECT_EQ(sender.published_failed(), (std::pair<uint64_t, uint64_t>{3, 0}));
+
+  // A topic that looks like a Tuya one is not special in generic mode.
+  EXPECT_EQ(h.publish("commands/response", "r"), true);
+  EXPECT_EQ(h.published_failed(), (std::pair<uint64_t, uint64_t>{1, 1}));
+  EXPECT_FALSE(h.wrong_thread());
+  EXPECT_FALSE(sender.wrong_thread());
+
+  EXPECT_TRUE(h.stop());
+  EXPECT_EQ(h.last_error(), "stopped");
+  EXPECT_TRUE(sender.stop());
+}
+
+TEST(UplinkGeneric, WrongPasswordIsRefusedWithTheConnackReason) {
+  LocalBroker broker(kLocalUser, kLocalPassword);
+  auto o = generic_options(broker, {"a/#"}, "plugbridge-ha");
+  o.password = "not the password";
+  Harness h(o);
+  h.start();
+  ASSERT_TRUE(eventually([&] { return h.reasons().size() >= 2; })) << h.describe();
+  EXPECT_EQ(h.connects(), 0);
+  const auto r = h.reasons().front();
+  EXPECT_NE(r.find("broker refused the connection: CONNACK"), std::string::npos) << r;
+  // mosquitto answers 5 (not authorized) to a wrong password on MQTT 3.1.1.
+  EXPECT_TRUE(r.find("bad user name or password") != std::string::npos ||
+              r.find("not authorized") != std::string::npos)
+      << r;
+  EXPECT_NE(r.find("uplinks[1].password"), std::string::npos) << r;
+  EXPECT_EQ(r.find("md5"), std::string::npos) << r;
+  EXPECT_EQ(r.find("Tuya"), std::string::npos) << r;
+  EXPECT_NE(h.last_error().find("CONNACK"), std::string::npos) << h.last_error();
+  EXPECT_TRUE(h.stop());
+}
+
+TEST(UplinkGeneric, RetainedPublishReachesALaterSubscriber) {
+  LocalBroker broker(kLocalUser, kLocalPassword);
+  Harness h(generic_options(broker, {}, "plugbridge-ha"));
+  h.start();
+  ASSERT_TRUE(eventually([&] { return h.connects() == 1; })) << h.describe() << "\n" << broker.log();
+  EXPECT_EQ(h.publish("plugbridge/socket1/power", "42", /*retain=*/true), true);
+  // Not retained: the broker keeps the retained one for later subscribers.
+  EXPECT_EQ(h.publish("plugbridge/socket1/power", "43"), true);
+  auto sub = subscriber(broker, "plugbridge/socket1/power", 1, 5);
+  EXPECT_TRUE(prints(*sub, "plugbridge/socket1/power 42")) << sub->describe();
+  EXPECT_EQ(sub->wait_exit(kDeadline), 0) << sub->describe();
+  EXPECT_TRUE(h.stop());
+}
+
+TEST(UplinkGeneric, LastWillIsPublishedWhenTheConnectionDies) {
+  LocalBroker broker(kLocalUser, kLocalPassword);
+  auto o = generic_options(broker, {}, "plugbridge-ha");
+  o.will = Options::Will{.topic = "plugbridge/availability", .payload = "offline"};
+  Harness h(o);
+  h.start();
+  ASSERT_TRUE(eventually([&] { return h.connects() == 1; })) << h.describe() << "\n" << broker.log();
+  EXPECT_EQ(h.publish("plugbridge/availability", "online", /*retain=*/true), true);
+  auto sub = subscriber(broker, "plugbridge/availability", 2);
+  ASSERT_TRUE(prints(*sub, "plugbridge/availability online")) << sub->describe();
+
+  ASSERT_EQ(cut_tcp_to_port(broker.port()), 1u);  // the Client's; the subscriber is another process
+  EXPECT_TRUE(prints(*sub, "plugbridge/availability offline")) << sub->describe() << "\n" << broker.log();
+  EXPECT_TRUE(eventually([&] { return h.connects() == 2; })) << h.describe();
+  EXPECT_TRUE(any_reason_contains(h, "connection lost")) << h.describe();
+  EXPECT_TRUE(h.stop());
+}
+
+// ~Client is no graceful stop, but Paho still sends a DISCONNECT on a live link when it is torn
+// down: the broker then drops the will. (A crashed process sends none: the will goes out.)
+TEST(UplinkGeneric, DestroyWithoutStopDisconnectsAndTheBrokerDropsTheWill) {
+  LocalBroker broker(kLocalUser, kLocalPassword);
+  auto o = generic_options(broker, {}, "plugbridge-ha");
+  o.will = Options::Will{.topic = "plugbridge/availability", .payload = "offline"};
+  Harness h(o);
+  h.start();
+  ASSERT_TRUE(eventually([&] { return h.connects() == 1; })) << h.describe() << "\n" << broker.log();
+  EXPECT_EQ(h.publish("plugbridge/availability", "online", /*retain=*/true), true);
+  auto sub = subscriber(broker, "plugbridge/availability", 2);
+  ASSERT_TRUE(prints(*sub, "plugbridge/availability online")) << sub->describe();
+  h.destroy_client();
+  ASSERT_TRUE(eventually([&] {
+    return broker.log().find("Received DISCONNECT from plugbridge-ha") != std::string::npos;
+  })) << broker.log();
+  // mosquitto handled that DISCONNECT (and would have sent a will then) before this publish.
+  Harness sender(generic_options(broker, {}, "plugbridge-sender"));
+  sender.start();
+  ASSERT_TRUE(eventually([&] { return sender.connects() == 1; })) << sender.describe();
+  EXPECT_EQ(sender.publish("plugbridge/availability", "marker"), true);
+  EXPECT_EQ(sub->wait_exit(kDeadline), 0) << sub->describe();
+  EXPECT_EQ(sub->stdout_lines(),
+            (std::vector<std::string>{"plugbridge/availability online", "plugbridge/availability marker"}));
+  EXPECT_TRUE(sender.stop());
+}
+
+TEST(UplinkGeneric, RefusedConnectIsExplainedAsTcpNotTls) {
+  Options o;
+  o.host = "127.0.0.1";
+  o.port = pb::test::free_tcp_port();  // nothing listens here
+  o.tls = false;
+  o.gateway_id = "plugbridge-ha";
+  o.topics = std::vector<std::string>{"a/#"};
+  o.config_key = "uplinks[1]";
+  o.retry_min = 50ms;
+  o.retry_max = 200ms;
+  Harness h(o);
+  h.start();
+  ASSERT_TRUE(eventually([&] { return h.reasons().size() >= 2; })) << h.describe();
+  const auto r = h.reasons().front();
+  EXPECT_NE(r.find("tcp://127.0.0.1:"), std::string::npos) << r;
+  EXPECT_NE(r.find("TCP connection refused"), std::string::npos) << r;
+  EXPECT_NE(r.find("uplinks[1].port"), std::string::npos) << r;
+  EXPECT_EQ(r.find("uplink."), std::string::npos) << r;
+  EXPECT_EQ(r.find("Tuya"), std::string::npos) << r;
+  EXPECT_EQ(r.find("TLS:"), std::string::npos) << r;
+  EXPECT_EQ(r.find("certificate"), std::string::npos) << r;
+  EXPECT_TRUE(h.stop());
+}
+
+// Plain MQTT to a TLS listener: TCP works, so the reason points at the tls setting.
+TEST(UplinkGeneric, PlainConnectToATlsListenerPointsAtTheTlsSetting) {
+  Broker broker;
+  Options o = options_for(broker);
+  o.tls = false;
+  o.topics = std::vector<std::string>{};
+  o.config_key = "uplinks[1]";
+  Harness h(o);
+  h.start();
+  ASSERT_TRUE(eventually([&] { return h.reasons().size() >= 2; })) << h.describe();
+  EXPECT_EQ(h.connects(), 0);
+  const auto r = h.reasons().front();
+  EXPECT_NE(r.find("TCP connection succeeds"), std::string::npos) << r;
+  EXPECT_NE(r.find("uplinks[1].tls"), std::string::npos) << r;
+  EXPECT_TRUE(h.stop());
 }
 
 }  // namespace
