@@ -18,6 +18,7 @@
 #include "plugbridge/config/config.hpp"
 #include "plugbridge/control/control_server.hpp"
 #include "plugbridge/gateway/gateway.hpp"
+#include "plugbridge/homeassistant/service.hpp"
 #include "plugbridge/store/store.hpp"
 #include "plugbridge/uplink/uplink.hpp"
 
@@ -149,12 +150,19 @@ int main(int argc, char** argv) {
       };
       uplink = std::make_unique<pb::uplink::Client>(io, o, h);
       adapter = std::make_unique<UplinkAdapter>(*uplink);
+    } else if (cfg.mqtt_uplinks.empty()) {
+      PB_LOG(Warning, "main") << "no uplink in the configuration: running LAN-only";
     } else {
-      PB_LOG(Warning, "main") << "uplink disabled in the configuration: running LAN-only";
+      PB_LOG(Info, "main") << "no Tuya uplink in the configuration";
     }
     gw = std::make_unique<pb::gateway::Gateway>(io, cfg, store, adapter.get());
+    // The local brokers (uplinks of type mqtt), each with its own connection.
+    std::vector<std::unique_ptr<pb::homeassistant::Service>> locals;
+    for (const pb::config::MqttUplink& m : cfg.mqtt_uplinks)
+      locals.push_back(std::make_unique<pb::homeassistant::Service>(io, m, cfg.gateway_id, PB_VERSION, *gw));
     gw->start();
     if (uplink) uplink->start();
+    for (auto& l : locals) l->start();
     // Parsing a roster of thousands of sockets leaves MBs free below what stays.
     pb::memory::BackgroundRelease release;
     release.start();
@@ -222,12 +230,17 @@ int main(int argc, char** argv) {
     pb::service::notify_ready(status_line());
 
     boost::asio::steady_timer shutdown_deadline(io);
+    // Every uplink says goodbye (each bounded in time), then the loop ends.
+    size_t uplinks_stopping = 0;
     auto stop_loop = [&] {
       if (control) control->stop();
-      if (uplink)
-        uplink->stop([&] { io.stop(); });
-      else
-        io.stop();
+      uplinks_stopping = (uplink ? 1 : 0) + locals.size();
+      if (uplinks_stopping == 0) return io.stop();
+      auto one_stopped = [&] {
+        if (--uplinks_stopping == 0) io.stop();
+      };
+      if (uplink) uplink->stop(one_stopped);
+      for (auto& l : locals) l->stop(one_stopped);
     };
     // The database cannot be written any more: exit non-zero at once; systemd starts the daemon
     // again, which opens (or creates) the file at the configured path. The sockets keep what was

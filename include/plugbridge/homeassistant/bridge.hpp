@@ -42,6 +42,8 @@ class MqttPort {
   // QoS 1; done(ok) on the loop once the broker acknowledged it (or not).
   virtual void publish(const std::string& topic, std::string payload, bool retain,
                        std::function<void(bool)> done) = 0;
+  // Messages that arrived and wait for their loop turn go to the bridge now.
+  virtual void deliver_waiting() {}
 
  protected:
   ~MqttPort() = default;
@@ -130,6 +132,7 @@ class Bridge final : public gateway::Observer {
   // gateway::Observer
   void socket_changed(const std::string& cid, unsigned changes) override;
   void roster_changed() override;
+  void deliver_waiting() override { mqtt_.deliver_waiting(); }
 
   BridgeHealth health() const;
   const std::string& name() const { return cfg_.name; }
