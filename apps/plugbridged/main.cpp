@@ -18,6 +18,7 @@
 #include "plugbridge/config/config.hpp"
 #include "plugbridge/control/control_server.hpp"
 #include "plugbridge/gateway/gateway.hpp"
+#include "plugbridge/metrics/metrics.hpp"
 #include "plugbridge/store/store.hpp"
 #include "plugbridge/uplink/uplink.hpp"
 
@@ -217,6 +218,18 @@ int main(int argc, char** argv) {
       }
     }
 
+    // Prometheus metrics (config `metrics:`): like the control socket, not worth stopping the bridge for.
+    std::unique_ptr<pb::metrics::Exporter> metrics;
+    if (cfg.metrics.enabled) {
+      pb::metrics::Options mo;
+      mo.listen = cfg.metrics.listen;
+      try {
+        metrics = std::make_unique<pb::metrics::Exporter>(io, *gw, mo);
+      } catch (const std::exception& ex) {
+        PB_LOG(Error, "main") << ex.what() << "; running without the metrics endpoint";
+      }
+    }
+
     pb::service::Watchdog watchdog(io);
     watchdog.start();
     pb::service::notify_ready(status_line());
@@ -224,6 +237,7 @@ int main(int argc, char** argv) {
     boost::asio::steady_timer shutdown_deadline(io);
     auto stop_loop = [&] {
       if (control) control->stop();
+      if (metrics) metrics->stop();
       if (uplink)
         uplink->stop([&] { io.stop(); });
       else
