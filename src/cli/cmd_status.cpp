@@ -103,7 +103,8 @@ class Status : public Command {
                                        std::to_string(lan.value("roster", 0)) + " in the roster");
     uint64_t failed = 0;
     std::string reasons;
-    for (const auto& [reason, n] : lan.value("handshakes_failed", json::object()).items()) {
+    const json handshakes = lan.value("handshakes_failed", json::object());
+    for (const auto& [reason, n] : handshakes.items()) {
       if (!n.is_number_unsigned() || n.get<uint64_t>() == 0) continue;
       failed += n.get<uint64_t>();
       reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n.get<uint64_t>());
