@@ -74,6 +74,9 @@ struct Options {
   std::string daemon_log;          // where plugbridged's log is copied at the end (empty: nowhere)
   int max_handshakes = 0;          // plugbridged's lan.max_handshakes (0: its default)
   double prefill_days = 0;
+  // > 0: plugbridged serves its Prometheus metrics, and after the window the daemon's CPU is taken
+  // over three phases of `seconds` each: not scraped, scraped every scrape_s, not scraped again.
+  double scrape_s = 0;
   uint32_t commit_interval_ms = 60'000;  // plugbridged's history.commit_interval_ms
   uint32_t raw_resolution_s = 60;        // plugbridged's history.raw_resolution_s
   // After the window: plugbridged restarted, every socket reconnecting at once; the time until all
@@ -954,6 +957,8 @@ int run(const Options& o) {
 
   std::vector<std::string> cids;
   std::vector<PskIdentity> identities;
+  // The metrics endpoint (--scrape): a free loopback port, taken a moment before the daemon binds it.
+  const uint16_t metrics_port = o.scrape_s > 0 ? test::free_tcp_port() : 0;
   std::ostringstream y;
   const uint16_t lan_port = test::free_tcp_port();
   y << "gateway_id: " << kGatewayId << "\n"
@@ -977,6 +982,7 @@ int run(const Options& o) {
     << "control_socket: " << control_path.string() << "\n"
     << "history: {commit_interval_ms: " << o.commit_interval_ms
     << ", raw_resolution_s: " << o.raw_resolution_s << "}\n"
+    << (o.scrape_s > 0 ? "metrics: {listen: \"127.0.0.1:" + std::to_string(metrics_port) + "\"}\n" : "")
     << o.daemon_yaml << (o.daemon_yaml.empty() || o.daemon_yaml.back() == '\n' ? "" : "\n") << "sockets:\n";
   // The overload's second N sockets are in the roster from the start, idle until then.
   const size_t roster_size = o.overload ? 2 * o.sockets : o.sockets;
@@ -1129,6 +1135,49 @@ int run(const Options& o) {
   const std::string load_after = loadavg();
   test::wait_until([&] { return commander.outstanding() == 0; }, 10s);
   const auto window_cmd = commander.result();
+
+  // The metrics' cost (--scrape): the daemon's CPU not scraped, scraped every scrape_s, not scraped
+  // (the two unscraped phases bracket the scraped one against drift in the machine's load).
+  struct ScrapePhase {
+    double cpu_pct = 0;
+    size_t scrapes = 0;
+    double max_ms = 0, mean_ms = 0;
+    size_t bytes = 0;
+  };
+  std::vector<ScrapePhase> scrape_phases;
+  if (o.scrape_s > 0) {
+    const auto phase = [&](bool scraped) {
+      ScrapePhase ph;
+      const double cpu0 = cpu_seconds(daemon.pid());
+      const auto p0 = Clock::now();
+      const auto span = std::chrono::duration<double>(o.seconds);
+      for (size_t n = 0; scraped; ++n) {
+        const auto at =
+            p0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(n * o.scrape_s));
+        if (at - p0 >= span) break;
+        std::this_thread::sleep_until(at);  // scrape pacing
+        const auto s0 = Clock::now();
+        const test::HttpAnswer a = test::http_get(metrics_port, "/metrics", 10s);
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - s0).count();
+        if (a.status != 200)
+          throw std::runtime_error("metrics scrape failed: " + a.body + "\n" + daemon.describe());
+        ++ph.scrapes;
+        ph.max_ms = std::max(ph.max_ms, ms);
+        ph.mean_ms += ms;
+        ph.bytes = a.body.size();
+      }
+      if (ph.scrapes) ph.mean_ms /= static_cast<double>(ph.scrapes);
+      std::this_thread::sleep_until(p0 + std::chrono::duration_cast<Clock::duration>(span));
+      ph.cpu_pct =
+          (cpu_seconds(daemon.pid()) - cpu0) / std::chrono::duration<double>(Clock::now() - p0).count() * 100;
+      return ph;
+    };
+    progress("metrics cost: " + fmt("%.0f", o.seconds) + " s not scraped, scraped every " +
+             fmt("%.0f", o.scrape_s) + " s, not scraped");
+    scrape_phases.push_back(phase(false));
+    scrape_phases.push_back(phase(true));
+    scrape_phases.push_back(phase(false));
+  }
 
   // The command burst: round trips under load, and what the commands add to the disk writes over
   // the readings' own rate of the window.
@@ -1576,6 +1625,17 @@ int run(const Options& o) {
       static_cast<double>(events_in_window) / elapsed, sim_cpu_pct, connect_s,
       daemon_rc ? std::to_string(*daemon_rc).c_str() : "timeout", load_before.c_str(), load_after.c_str(),
       ::sysconf(_SC_NPROCESSORS_ONLN));
+  if (scrape_phases.size() == 3) {
+    const double without = (scrape_phases[0].cpu_pct + scrape_phases[2].cpu_pct) / 2;
+    const ScrapePhase& with = scrape_phases[1];
+    std::printf(
+        "\nmetrics (endpoint on, refreshed every second): daemon CPU %.2f %% of one core not scraped (%.2f, "
+        "%.2f), %.2f %% scraped every %.0f s: difference %+.2f points, ratio %.3f;\n"
+        "         %zu scrapes of %zu bytes, mean %.1f ms, max %.1f ms\n",
+        without, scrape_phases[0].cpu_pct, scrape_phases[2].cpu_pct, with.cpu_pct, o.scrape_s,
+        with.cpu_pct - without, without > 0 ? with.cpu_pct / without : 0.0, with.scrapes, with.bytes,
+        with.mean_ms, with.max_ms);
+  }
   if (!base.error.empty()) std::printf("\nmosquitto baseline failed: %s\n", base.error.c_str());
   if (base.ran || peak.ran) {
     std::printf(
@@ -1686,6 +1746,14 @@ int run(const Options& o) {
            {"loadavg_after", load_after},
            {"pass", all_pass}};
     if (!base.error.empty()) j["mosquitto_baseline_error"] = base.error;
+    if (scrape_phases.size() == 3)
+      j["metrics_scrape"] = {
+          {"interval_s", o.scrape_s},
+          {"daemon_cpu_pct_not_scraped", {scrape_phases[0].cpu_pct, scrape_phases[2].cpu_pct}},
+          {"daemon_cpu_pct_scraped", scrape_phases[1].cpu_pct},
+          {"scrapes", scrape_phases[1].scrapes},
+          {"scrape_bytes", scrape_phases[1].bytes},
+          {"scrape_ms", {{"mean", scrape_phases[1].mean_ms}, {"max", scrape_phases[1].max_ms}}}};
     if (base.ran)
       j["mosquitto_baseline"] = {
           {"clients", base.clients},
@@ -1750,6 +1818,9 @@ int main(int argc, char** argv) {
   app.add_option("--sockets", o.sockets, "simulated sockets")
       ->capture_default_str()
       ->check(CLI::Range(1, 20000));
+  app.add_option("--scrape", o.scrape_s,
+                 "serve plugbridged's Prometheus metrics and, after the window, take its CPU over three "
+                 "phases of --seconds: not scraped, scraped every this many seconds, not scraped (0 = off)");
   app.add_option("--seconds", o.seconds, "measurement window")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));

@@ -19,6 +19,7 @@
 #include "plugbridge/control/control_server.hpp"
 #include "plugbridge/gateway/gateway.hpp"
 #include "plugbridge/homeassistant/service.hpp"
+#include "plugbridge/metrics/metrics.hpp"
 #include "plugbridge/store/store.hpp"
 #include "plugbridge/uplink/uplink.hpp"
 
@@ -158,8 +159,21 @@ int main(int argc, char** argv) {
     gw = std::make_unique<pb::gateway::Gateway>(io, cfg, store, adapter.get());
     // The local brokers (uplinks of type mqtt), each with its own connection.
     std::vector<std::unique_ptr<pb::homeassistant::Service>> locals;
-    for (const pb::config::MqttUplink& m : cfg.mqtt_uplinks)
+    for (const pb::config::MqttUplink& m : cfg.mqtt_uplinks) {
       locals.push_back(std::make_unique<pb::homeassistant::Service>(io, m, cfg.gateway_id, PB_VERSION, *gw));
+      gw->add_uplink_health([&l = *locals.back()] {
+        const pb::homeassistant::BridgeHealth b = l.health();
+        pb::gateway::UplinkHealth u;
+        u.name = l.name();
+        u.type = "mqtt";
+        u.connected = b.connected;
+        u.outbox_depth = b.waiting;
+        u.published = b.published;
+        u.failed = b.failed;
+        u.last_error = l.last_error();
+        return u;
+      });
+    }
     gw->start();
     if (uplink) uplink->start();
     for (auto& l : locals) l->start();
@@ -225,6 +239,18 @@ int main(int argc, char** argv) {
       }
     }
 
+    // Prometheus metrics (config `metrics:`): like the control socket, not worth stopping the bridge for.
+    std::unique_ptr<pb::metrics::Exporter> metrics;
+    if (cfg.metrics.enabled) {
+      pb::metrics::Options mo;
+      mo.listen = cfg.metrics.listen;
+      try {
+        metrics = std::make_unique<pb::metrics::Exporter>(io, *gw, mo);
+      } catch (const std::exception& ex) {
+        PB_LOG(Error, "main") << ex.what() << "; running without the metrics endpoint";
+      }
+    }
+
     pb::service::Watchdog watchdog(io);
     watchdog.start();
     pb::service::notify_ready(status_line());
@@ -234,6 +260,7 @@ int main(int argc, char** argv) {
     size_t uplinks_stopping = 0;
     auto stop_loop = [&] {
       if (control) control->stop();
+      if (metrics) metrics->stop();
       uplinks_stopping = (uplink ? 1 : 0) + locals.size();
       if (uplinks_stopping == 0) return io.stop();
       auto one_stopped = [&] {

@@ -99,6 +99,7 @@ int run(const std::vector<std::string>& args, Terminal& term) {
   commands.push_back(make_provision());
   commands.push_back(make_reload());
   commands.push_back(make_db());
+  commands.push_back(make_status());
   std::vector<std::pair<CLI::App*, Command*>> subs;
   for (auto& c : commands) {
     CLI::App* sub = c->add(app);

@@ -29,6 +29,7 @@ std::unique_ptr<Command> make_export();
 std::unique_ptr<Command> make_provision();
 std::unique_ptr<Command> make_reload();
 std::unique_ptr<Command> make_db();
+std::unique_ptr<Command> make_status();
 
 // A text table (columns padded, numbers right-aligned) that also prints as CSV.
 struct Table {

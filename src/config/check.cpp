@@ -61,6 +61,7 @@ std::string summary(const Config& cfg) {
   if (!cfg.uplink.enabled && cfg.mqtt_uplinks.empty()) s += " (LAN only)";
   s += ", database " + cfg.database + ", LAN " + cfg.lan.listen_address + ":" + std::to_string(cfg.lan.port);
   s += cfg.control_socket.empty() ? ", no control socket" : ", control socket " + cfg.control_socket;
+  if (cfg.metrics.enabled) s += ", metrics on http://" + cfg.metrics.listen + "/metrics";
   return s;
 }
 

@@ -2,6 +2,7 @@
 // go straight to the offending line; defaults live only in config.hpp.
 #include "plugbridge/config/config.hpp"
 
+#include <arpa/inet.h>
 #include <date/tz.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <optional>
 #include <pbfw/limits.hpp>
 #include <set>
 #include <sstream>
@@ -94,7 +96,8 @@ class Parser {
         fail(kv.first, "report_period_s", "moved: write it as report.period_s");
     check_keys(root, "",
                {"gateway_id", "uplink", "uplinks", "lan", "database", "control_socket", "heartbeat_s",
-                "report", "log_level", "sockets", "timezone", "history", "retention", "clock", "energy"});
+                "report", "log_level", "sockets", "timezone", "history", "retention", "clock", "energy",
+                "metrics"});
 
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");
@@ -236,6 +239,7 @@ class Parser {
         cfg.energy.max_power_w = get_int<uint32_t>(v, "energy.max_power_w", 100, 100000);
       }
     }
+    if (const YAML::Node n = root["metrics"]) parse_metrics(n, cfg.metrics);
     cfg.placeholders = placeholders_;
     return cfg;
   }
@@ -550,6 +554,41 @@ class Parser {
     if (const YAML::Node v = n["reconnect_max_s"])
       m.reconnect_max_s = get_int<int>(v, at + ".reconnect_max_s", 1, 3600);
     return m;
+  }
+
+  void parse_metrics(const YAML::Node& n, Metrics& m) const {
+    m.enabled = true;
+    if (n.IsNull()) return;
+    expect_map(n, "metrics");
+    check_keys(n, "metrics.", {"listen"});
+    if (const YAML::Node v = n["listen"]) {
+      m.listen = get_string(v, "metrics.listen");
+      if (auto why = bad_listen(m.listen))
+        fail(v, "metrics.listen", *why + "; write address:port, e.g. 127.0.0.1:9101 or [::1]:9101");
+    }
+  }
+
+  // Why a listen address is not an IP address and port (nullopt when it is): IPv4 a.b.c.d:port or
+  // IPv6 [addr]:port, port 0..65535 (the HTTP server takes no host names).
+  static std::optional<std::string> bad_listen(const std::string& s) {
+    const size_t colon = s.rfind(':');
+    if (colon == std::string::npos) return "'" + s + "' has no port";
+    std::string host = s.substr(0, colon);
+    const std::string port = s.substr(colon + 1);
+    if (host.empty()) return "'" + s + "' has no address";
+    unsigned char addr[sizeof(in6_addr)];
+    if (host.front() == '[') {
+      if (host.back() != ']' || ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), addr) != 1)
+        return "'" + s + "': not an IPv6 address inside [ ]";
+    } else if (host.find(':') != std::string::npos) {
+      return "'" + s + "': put an IPv6 address in brackets, e.g. [::1]:9101";
+    } else if (::inet_pton(AF_INET, host.c_str(), addr) != 1) {
+      return "'" + s + "': '" + host + "' is not an IP address (host names are not taken)";
+    }
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(port) > 65535)
+      return "'" + s + "': port '" + port + "' is not a number 0..65535";
+    return std::nullopt;
   }
 
   void parse_lan(const YAML::Node& n, Lan& lan) const {

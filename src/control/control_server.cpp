@@ -254,23 +254,48 @@ Handler gateway_handler(gateway::Gateway& gw, ReloadFn reload) {
       json sockets = json::array();
       if (with == req.end() || with->get<bool>())
         for (const auto& s : gw.live_status()) sockets.push_back(socket_json(s));
-      const std::string failure = gw.storage_failure();
-      json storage = {{"ok", failure.empty()},
-                      {"records_waiting", gw.records_waiting()},
-                      {"commits", gw.stats().commits},
-                      {"readings_committed", gw.stats().readings_committed},
-                      {"samples_written", gw.stats().samples_written},
-                      {"events_committed", gw.stats().events_committed},
-                      {"commits_failed", gw.stats().commits_failed},
-                      {"records_refused", gw.stats().records_refused}};
-      if (!failure.empty()) storage["failure"] = failure;
+      const gateway::Health h = gw.health();
+      json storage = {
+          {"ok", h.storage_failure.empty()},
+          {"records_waiting", h.records_waiting},
+          {"commits", h.commits},
+          {"readings_received", h.readings_received},
+          {"readings_committed", h.readings_committed},
+          {"samples_written", gw.stats().samples_written},
+          {"events_committed", h.events_committed},
+          {"commits_failed", h.commits_failed},
+          {"records_refused", gw.stats().records_refused},
+          {"last_commit_ms", h.last_commit_ms ? json(h.last_commit_ms) : json()},
+          {"last_commit_seconds", h.last_commit_ms ? json(h.last_commit_seconds) : json()},
+          {"database_bytes", h.database_bytes >= 0 ? json(h.database_bytes) : json()},
+          {"disk_written_bytes", h.disk_written_bytes >= 0 ? json(h.disk_written_bytes) : json()}};
+      if (!h.storage_failure.empty()) storage["failure"] = h.storage_failure;
       const gateway::ClockStatus c = gw.clock_status();
       json clock = {{"state", c.state}, {"trusted", c.trusted}, {"now_ms", c.now_ms}};
       if (!c.reason.empty()) clock["reason"] = c.reason;
+      json handshakes = json::object();
+      for (const auto& [reason, n] : h.handshakes_failed) handshakes[reason] = n;
+      json lan = {
+          {"sessions_up", h.sessions_up}, {"roster", h.roster_size}, {"handshakes_failed", handshakes}};
+      json by_code = json::object();
+      for (const auto& [code, n] : h.commands_by_code) by_code[std::to_string(code)] = n;
+      json commands = {{"by_code", std::move(by_code)}, {"confirmed", h.command_seconds.count}};
+      json uplinks = json::array();
+      for (const auto& u : h.uplinks)
+        uplinks.push_back({{"name", u.name},
+                           {"type", u.type},
+                           {"connected", u.connected},
+                           {"outbox_depth", u.outbox_depth},
+                           {"published", u.published},
+                           {"failed", u.failed},
+                           {"last_error", u.last_error}});
       return reply({{"ok", true},
                     {"sockets", std::move(sockets)},
                     {"storage", std::move(storage)},
-                    {"clock", std::move(clock)}});
+                    {"clock", std::move(clock)},
+                    {"lan", std::move(lan)},
+                    {"commands", std::move(commands)},
+                    {"uplinks", std::move(uplinks)}});
     }
     if (cmd == "reload") {
       if (!reload) return reply(error("unsupported", "this daemon cannot reload its configuration"));

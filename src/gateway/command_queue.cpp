@@ -208,6 +208,7 @@ void CommandQueue::apply_limits(SocketState& st) {
 }
 
 void CommandQueue::enqueue(SocketState& st, PendingCommand pc) {
+  pc.arrived = std::chrono::steady_clock::now();
   if (st.commands.size() >= kMaxQueued) {
     // 500: the gateway cannot take more for this socket; the value and the device are not at fault.
     answer(st, pc, tuya::code::kSystem,
@@ -391,6 +392,9 @@ void CommandQueue::on_result(SocketState& st, const proto::CommandResult& r) {
   PB_LOG(Debug, "gateway") << st.entry.cid << ": result of command " << r.cmd_id;
   st.relay_on = r.relay_on != 0;
   const PendingCommand& pc = st.commands.front();
+  if (pc.from != PendingCommand::From::Gateway)
+    stats_.command_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - pc.arrived).count());
   int code = tuya::code::kSuccess;
   std::string why = "confirmed by the socket";
   std::optional<LocalResult::Status> local_status;
@@ -467,6 +471,7 @@ void CommandQueue::answer(const std::string& cid, const std::string& request_id,
     PB_LOG(Warning, "gateway") << "command " << request_id << " for " << (cid.empty() ? "?" : cid)
                                << " answered " << code << " (" << tuya::code_message(code) << "): " << why;
   stats_.commands_answered++;
+  ++stats_.commands_by_code[code];
   const SocketState* st = sockets_.find(cid);
   if (auto w = local_waiters_.find(request_id); w != local_waiters_.end()) {
     auto done = std::move(w->second);

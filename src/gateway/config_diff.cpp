@@ -50,6 +50,7 @@ ConfigDiff diff_config(const config::Config& from, const config::Config& to) {
   restart(from.control_socket == to.control_socket, "control_socket");
   restart(from.timezone == to.timezone, "timezone");
   restart(from.clock == to.clock, "clock");
+  restart(from.metrics == to.metrics, "metrics");
   return d;
 }
 

@@ -1,8 +1,11 @@
 #include "plugbridge/gateway/gateway.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <fstream>
 
 #include "clocks.hpp"
 #include "cloud_sync.hpp"
@@ -41,7 +44,46 @@ TimeTrust make_time_trust(const config::Config& cfg, const store::Store& db, con
   return TimeTrust(o, db.newest_time_ms(), clocks.sample());
 }
 
+// The file's size and its WAL's; -1 when the file cannot be seen.
+int64_t database_bytes(const std::string& path) {
+  struct stat st {};
+  if (path.empty() || path == ":memory:" || ::stat(path.c_str(), &st) != 0) return -1;
+  int64_t bytes = st.st_size;
+  if (::stat((path + "-wal").c_str(), &st) == 0) bytes += st.st_size;
+  return bytes;
+}
+
+// What this process caused to be written to the storage layer (/proc/self/io write_bytes); -1
+// when the kernel does not say (no task I/O accounting).
+int64_t process_written_bytes() {
+  std::ifstream in("/proc/self/io");
+  std::string key;
+  int64_t value = 0;
+  while (in >> key >> value)
+    if (key == "write_bytes:") return value;
+  return -1;
+}
+
 }  // namespace
+
+// The Tuya uplink as the parts see it: counts what the broker acknowledged and what failed.
+class Gateway::CountingUplink final : public UplinkPort {
+ public:
+  explicit CountingUplink(UplinkPort& inner) : inner_(inner) {}
+  bool connected() const override { return inner_.connected(); }
+  void publish(const std::string& suffix, std::string payload, std::function<void(bool)> done) override {
+    inner_.publish(suffix, std::move(payload), [this, done = std::move(done)](bool ok) {
+      ++(ok ? published : failed);
+      if (done) done(ok);
+    });
+  }
+  void deliver_waiting() override { inner_.deliver_waiting(); }
+
+  uint64_t published = 0, failed = 0;
+
+ private:
+  UplinkPort& inner_;
+};
 
 // The parts, and what the command queue needs from the others.
 struct Gateway::Parts final : CommandPort {
@@ -215,7 +257,9 @@ Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::
 
 Gateway::Gateway(boost::asio::io_context& io, const config::Config& cfg, store::Store& store,
                  UplinkPort* uplink, std::unique_ptr<LanPort> lan)
-    : cfg_(cfg), parts_(std::make_unique<Parts>(io, cfg_, store, uplink, std::move(lan), stats_)) {}
+    : counting_uplink_(uplink ? std::make_unique<CountingUplink>(*uplink) : nullptr),
+      cfg_(cfg),
+      parts_(std::make_unique<Parts>(io, cfg_, store, counting_uplink_.get(), std::move(lan), stats_)) {}
 
 Gateway::~Gateway() = default;
 
@@ -259,6 +303,55 @@ size_t Gateway::records_waiting() const {
 ClockStatus Gateway::clock_status() const {
   const Parts& p = *parts_;
   return ClockStatus{to_string(p.time.state()), p.time.trusted(), p.time.reason(), p.clocks.unix_ms()};
+}
+
+Health Gateway::health() const {
+  const Parts& p = *parts_;
+  Health h;
+  h.sessions_up = p.sockets.linked();
+  h.roster_size = p.sockets.roster().size();
+  h.handshakes_failed = p.lan->handshake_failures();
+  h.readings_received = stats_.readings_received;
+  h.readings_committed = stats_.readings_committed;
+  h.events_committed = stats_.events_committed;
+  h.commits = stats_.commits;
+  h.commits_failed = stats_.commits_failed;
+  h.records_waiting = p.committer.waiting();
+  h.last_commit_ms = stats_.last_commit_ms;
+  h.last_commit_seconds = stats_.last_commit_seconds;
+  h.commit_seconds = stats_.commit_seconds;
+  h.storage_failure = p.committer.failure();
+  h.database_bytes = database_bytes(p.store.path());
+  h.disk_written_bytes = process_written_bytes();
+  h.commands_by_code = stats_.commands_by_code;
+  h.command_seconds = stats_.command_seconds;
+  const Outbox* outbox = p.cloud->outbox();
+  h.outbox_depth = outbox ? outbox->queued() + outbox->in_flight() : 0;
+  h.clock_state = to_string(p.time.state());
+  h.clock_trusted = p.time.trusted();
+  h.clock_reason = p.time.reason();
+  if (counting_uplink_) {
+    UplinkHealth u;
+    u.name = p.cfg.uplink.name;
+    u.type = "tuya";
+    u.connected = counting_uplink_->connected();
+    u.outbox_depth = h.outbox_depth;
+    u.published = counting_uplink_->published;
+    u.failed = counting_uplink_->failed;
+    u.last_error = uplink_error_;
+    h.uplinks.push_back(std::move(u));
+  }
+  for (const auto& source : uplink_health_) h.uplinks.push_back(source());
+  return h;
+}
+
+void Gateway::add_uplink_health(std::function<UplinkHealth()> source) {
+  uplink_health_.push_back(std::move(source));
+}
+
+void Gateway::for_each_reading(
+    const std::function<void(const std::string& cid, const store::ReadingRow* last)>& f) const {
+  for (const SocketState* st : parts_->sockets.roster()) f(st->entry.cid, st->last ? &*st->last : nullptr);
 }
 
 uint16_t Gateway::lan_port() const {
@@ -320,6 +413,7 @@ void Gateway::on_lan_message(const std::shared_ptr<SocketLink>& link, const prot
   st->last_seen_ms = p.clocks.unix_ms();
   switch (m.type) {
     case proto::MsgType::Reading: {
+      ++stats_.readings_received;
       store::ReadingRow row = apply_reading(*st, m.reading, p.clocks.unix_ms());
       const store::ReadingRow live = row;
       if (p.committer.add_reading(std::move(row), link)) p.arrived(live);  // not one the committer refused
@@ -351,6 +445,7 @@ void Gateway::on_uplink_connected() {
 }
 
 void Gateway::on_uplink_disconnected(const std::string& reason) {
+  uplink_error_ = reason;
   parts_->cloud->on_disconnected(reason);
 }
 
@@ -459,6 +554,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
     PB_LOG(Info, "gateway") << cid << ": settings changed in the roster";
   }
   p.sockets.reorder(cfg_.sockets);
+  if (!d.added.empty() || !d.removed.empty()) ++roster_generation_;
 
   p.accountant.set_options(accountant_options(cfg_));
   p.retention.set_raw_days(cfg_.history.raw_days);

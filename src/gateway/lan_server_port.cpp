@@ -53,6 +53,17 @@ class ServerPort final : public LanPort {
     if (server_) server_->stop();
   }
   uint16_t port() const override { return server_ ? server_->port() : 0; }
+  std::vector<std::pair<std::string, uint64_t>> handshake_failures() const override {
+    const lan::HandshakeFailures f = server_ ? server_->handshake_failures() : lan::HandshakeFailures{};
+    return {{"refused", f.refused},
+            {"evicted", f.evicted},
+            {"unknown_identity", f.unknown_identity},
+            {"wrong_key", f.wrong_key},
+            {"tls", f.tls},
+            {"timeout", f.timeout},
+            {"hello", f.hello},
+            {"disconnected", f.disconnected}};
+  }
 
  private:
   boost::asio::io_context& io_;

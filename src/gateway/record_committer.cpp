@@ -263,9 +263,14 @@ void RecordCommitter::commit(bool with_readings) {
     events.insert(events.end(), energy.events.begin(), energy.events.end());
     // Waiting outbox rows ride along in the same transaction (no fsync of their own).
     Outbox::Batch outbox_rows = outbox_ ? outbox_->begin_write() : Outbox::Batch{};
+    const auto started = std::chrono::steady_clock::now();
     auto res = store_.commit(events, energy.update, outbox_rows.changes());
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     outbox_rows.committed();
     stats_.commits++;
+    stats_.last_commit_ms = unix_ms_ ? unix_ms_() : 0;
+    stats_.last_commit_seconds = took;
+    stats_.commit_seconds.observe(took);
     if (with_readings) stats_.readings_committed += pending_.readings();
     stats_.samples_written += res.samples_written;
     stats_.events_committed += res.events_inserted;

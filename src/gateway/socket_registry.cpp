@@ -44,6 +44,7 @@ void SocketRegistry::retire(const std::string& cid) {
   SocketState* st = it->second.get();
   st->sync_timer->cancel();
   st->command_timer->cancel();
+  if (st->link) --linked_;
   st->link.reset();
   st->online = false;
   std::erase(roster_, st);
@@ -79,6 +80,7 @@ SocketRegistry::Attached SocketRegistry::attach(const std::shared_ptr<SocketLink
   a.socket = find(link->cid());
   if (!a.socket) return a;
   if (a.socket->link != link) a.replaced = std::move(a.socket->link);
+  if (!a.replaced && a.socket->link != link) ++linked_;
   a.socket->link = link;
   a.socket->boot = link->hello().boot_counter;
   return a;
@@ -86,7 +88,10 @@ SocketRegistry::Attached SocketRegistry::attach(const std::shared_ptr<SocketLink
 
 SocketState* SocketRegistry::detach(const SocketLink& link) {
   SocketState* st = current(link);
-  if (st) st->link.reset();
+  if (st && st->link) {
+    st->link.reset();
+    --linked_;
+  }
   return st;
 }
 

@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -37,6 +38,7 @@ struct PendingCommand {
   int64_t local_value = 0;         // Local: 1/0/-1, seconds or the calibration value
   pbfw::proto::Command command{};  // as sent (Gateway: given), to record the setting once confirmed
   uint32_t cmd_id = 0;             // 0 = not sent yet
+  std::chrono::steady_clock::time_point arrived{};  // when the gateway took it (round-trip latency)
 };
 
 struct SocketState {
@@ -105,6 +107,8 @@ class SocketRegistry {
   SocketState* detach(const SocketLink& link);
 
   std::vector<LiveSocket> live_status() const;
+  // Roster sockets with a current session.
+  size_t linked() const { return linked_; }
 
   // Reload. A new roster entry: a socket with no session yet, at the end of the roster.
   SocketState& add(const config::SocketEntry& entry, const config::Report& report);
@@ -121,6 +125,7 @@ class SocketRegistry {
   std::unordered_map<std::string, std::unique_ptr<SocketState>> sockets_;
   std::vector<SocketState*> roster_;
   std::vector<std::unique_ptr<SocketState>> retired_;
+  size_t linked_ = 0;
 };
 
 // A reading as the row to commit; updates the state the socket reports in its readings (switch

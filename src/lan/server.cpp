@@ -534,6 +534,7 @@ struct Core : std::enable_shared_from_this<Core> {
   std::unordered_map<std::string, Address> addresses;  // peers with connections waiting or recent
   size_t waiting_total = 0;
   uint64_t refused_total = 0, evicted_total = 0;
+  HandshakeFailures failed;  // refused and evicted are the totals above
   ServerHandlers handlers;
   ssl::context ssl_ctx;
   tcp::acceptor acceptor;
@@ -611,6 +612,7 @@ void Session::arm_handshake_timer() {
   timer_.expires_after(core_->options.handshake_timeout);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (ec) return;
+    self->timed_out_ = true;
     if (self->state_ == State::Handshake) {
       self->fail("TLS handshake timed out");
     } else if (self->state_ == State::AwaitHello) {
@@ -1065,6 +1067,19 @@ void Session::flush_writes() {
 
 void Session::fail(const std::string& why, bool graceful) {
   if (state_ == State::Closing || state_ == State::Closed) return;
+  if (state_ == State::Handshake || state_ == State::AwaitHello) {
+    HandshakeFailures& f = core_->failed;
+    if (timed_out_)
+      ++f.timeout;
+    else if (state_ == State::AwaitHello)
+      ++f.hello;
+    else if (why == kUnknownIdentity)
+      ++f.unknown_identity;
+    else if (key_found_)
+      ++f.wrong_key;
+    else
+      ++f.tls;
+  }
   if (state_ == State::Handshake && why == kUnknownIdentity) {
     if (core_->unknown_identities.allow(psk_identity_, std::chrono::steady_clock::now()))
       PB_LOG(Warning, "lan") << "TLS-PSK handshake from " << remote_ << ": socket '"
@@ -1096,6 +1111,7 @@ void Session::close(std::string reason) {
 
 void Session::drop(std::string reason) {
   if (state_ == State::Closing || state_ == State::Closed) return;
+  if (state_ == State::Handshake || state_ == State::AwaitHello) ++core_->failed.disconnected;
   PB_LOG(Info, "lan") << "session " << id_ << " cid '" << printable(cid_.empty() ? psk_identity_ : cid_)
                       << "' from " << remote_ << " closed: " << reason;
   begin_close(std::move(reason), /*graceful=*/false);
@@ -1310,6 +1326,13 @@ uint64_t Server::refused() const {
 
 uint64_t Server::evicted() const {
   return core_->evicted_total;
+}
+
+HandshakeFailures Server::handshake_failures() const {
+  HandshakeFailures f = core_->failed;
+  f.refused = core_->refused_total;
+  f.evicted = core_->evicted_total;
+  return f;
 }
 
 }  // namespace pb::lan

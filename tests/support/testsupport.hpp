@@ -28,6 +28,14 @@ bool openssl_atexit_disabled();
 uint16_t free_tcp_port();
 // True if a TCP connection to 127.0.0.1:port is accepted.
 bool port_accepts(uint16_t port);
+// HTTP/1.0 GET of http://127.0.0.1:port/path: the status code and the body ({0, reason} when
+// the connection fails or no complete answer comes within the deadline).
+struct HttpAnswer {
+  int status = 0;
+  std::string body;
+};
+HttpAnswer http_get(uint16_t port, const std::string& path, std::chrono::milliseconds deadline);
+
 // A self-signed EC CA (ca.crt, ca.key) with common name `cn` in dir.
 void make_test_ca(const std::filesystem::path& dir, const std::string& cn);
 

@@ -1,11 +1,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -29,6 +31,44 @@ const bool openssl_without_atexit = OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, 
 
 bool openssl_atexit_disabled() {
   return openssl_without_atexit;
+}
+
+HttpAnswer http_get(uint16_t port, const std::string& path, std::chrono::milliseconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {0, std::string("socket: ") + std::strerror(errno)};
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    return {0, std::string("connect: ") + std::strerror(errno)};
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+    return {0, "send failed"};
+  std::string in;
+  char buf[16384];
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return {0, "no complete answer within the deadline"};
+    pollfd p{fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r <= 0) continue;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return {0, std::string("recv: ") + std::strerror(errno)};
+    if (n == 0) break;  // HTTP/1.0: the server closes after the body
+    in.append(buf, static_cast<size_t>(n));
+  }
+  const size_t head_end = in.find("\r\n\r\n");
+  if (in.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos || in.size() < 12)
+    return {0, "not an HTTP answer: " + in.substr(0, 200)};
+  return {std::atoi(in.substr(9, 3).c_str()), in.substr(head_end + 4)};
 }
 
 uint16_t free_tcp_port() {

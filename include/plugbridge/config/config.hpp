@@ -140,6 +140,13 @@ struct Report {
   bool operator==(const Report&) const = default;
 };
 
+// The `metrics:` section: a Prometheus endpoint (docs/metrics.md). No section: no listener.
+struct Metrics {
+  bool enabled = false;                   // true when the section is there
+  std::string listen = "127.0.0.1:9101";  // host:port ([v6]:port); port 0 = any free port (tests)
+  bool operator==(const Metrics&) const = default;
+};
+
 struct Config {
   std::string source_file;
   std::string gateway_id;                // MQTT clientId
@@ -157,6 +164,7 @@ struct Config {
   Clock clock;
   Energy energy;
   Report report;
+  Metrics metrics;
   // Values still at the shipped example's placeholder (kPlaceholder), as "file:line: key: what to fill
   // in". The file parses, but plugbridged refuses to start on it.
   std::vector<std::string> placeholders;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <pbfw/proto.hpp>
@@ -16,6 +17,7 @@
 
 #include "plugbridge/config/config.hpp"
 #include "plugbridge/gateway/config_diff.hpp"
+#include "plugbridge/gateway/health.hpp"
 #include "plugbridge/gateway/observer.hpp"
 #include "plugbridge/gateway/uplink_port.hpp"
 #include "plugbridge/store/store.hpp"
@@ -23,6 +25,7 @@
 namespace pb::gateway {
 
 struct Stats {
+  uint64_t readings_received = 0;   // readings that arrived from the sockets
   uint64_t readings_committed = 0;  // readings in successful commits (as samples, with their energy)
   uint64_t samples_written = 0;     // sample rows written (each commit rewrites the open intervals)
   uint64_t events_committed = 0;
@@ -31,6 +34,14 @@ struct Stats {
   uint64_t records_refused = 0;  // refused while kMaxWaiting records waited for a failing commit
   uint64_t reports_sent = 0;
   uint64_t commands_answered = 0;
+  // Commands answered (cloud and local) by Tuya result code, and from arrival to the socket's
+  // confirmation.
+  std::map<int, uint64_t> commands_by_code;
+  LatencyHistogram command_seconds;
+  // Successful commits: when the last one ended (unix ms), how long it and all of them took.
+  int64_t last_commit_ms = 0;
+  double last_commit_seconds = 0;
+  LatencyHistogram commit_seconds;
 };
 
 // Live view of one roster socket (for the local control socket).
@@ -100,6 +111,15 @@ class Gateway {
   std::string storage_failure() const;
   size_t records_waiting() const;
   ClockStatus clock_status() const;
+  // The daemon's health (health.hpp), on the loop; no work per socket. Uplinks: the Tuya uplink
+  // (when enabled), then each source added here, in that order.
+  Health health() const;
+  void add_uplink_health(std::function<UplinkHealth()> source);
+  // The roster's newest committed readings (null: none since start), in roster order; for the
+  // per-socket metrics. O(sockets). The generation changes whenever sockets join or leave.
+  void for_each_reading(
+      const std::function<void(const std::string& cid, const store::ReadingRow* last)>& f) const;
+  uint64_t roster_generation() const { return roster_generation_; }
   const config::Config& config() const { return cfg_; }
 
   // A new configuration (already parsed and validated), applied on the loop without touching the
@@ -135,9 +155,15 @@ class Gateway {
   void on_lan_message(const std::shared_ptr<SocketLink>& link, const pbfw::proto::Message& m);
   void on_lan_closed(const std::shared_ptr<SocketLink>& link, const std::string& reason);
 
+  class CountingUplink;
+
   Stats stats_;
   bool stopping_ = false;
-  config::Config cfg_;  // the configuration in force; the parts refer to it
+  uint64_t roster_generation_ = 0;
+  std::string uplink_error_;  // why the Tuya uplink last went down
+  std::vector<std::function<UplinkHealth()>> uplink_health_;
+  std::unique_ptr<CountingUplink> counting_uplink_;  // counts the Tuya uplink's publishes
+  config::Config cfg_;                               // the configuration in force; the parts refer to it
   std::unique_ptr<Parts> parts_;
 };
 

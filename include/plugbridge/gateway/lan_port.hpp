@@ -10,6 +10,7 @@
 #include <pbfw/proto.hpp>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "plugbridge/config/config.hpp"
@@ -47,6 +48,9 @@ class LanPort {
   virtual void start(KeyLookup lookup, LanHandlers handlers) = 0;
   virtual void stop() = 0;  // stop accepting, close all links
   virtual uint16_t port() const = 0;
+  // Connections that failed before their Hello since start, by reason (stable snake_case names,
+  // every reason listed also at 0); none when the LAN side does not count them.
+  virtual std::vector<std::pair<std::string, uint64_t>> handshake_failures() const { return {}; }
 };
 
 // The daemon's LAN listener (lan::Server) with the options of cfg.lan.

@@ -123,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool write_wait_ = false;  // a wait for writability is pending
   bool pump_posted_ = false;
   bool close_notify_sent_ = false;
+  bool timed_out_ = false;  // the handshake timer fired (counted as a timeout)
 
   // Set by the PSK callback during the handshake (for the log line when it fails).
   std::string psk_identity_;
@@ -171,6 +172,18 @@ struct ServerOptions {
   std::chrono::milliseconds shutdown_timeout{2000};  // TLS close_notify exchange
 };
 
+// Connections that never became a session, by why, since start (each counted once).
+struct HandshakeFailures {
+  uint64_t refused = 0;           // closed at accept by the admission limits
+  uint64_t evicted = 0;           // made room in a full table for another address
+  uint64_t unknown_identity = 0;  // PSK identity not in the roster
+  uint64_t wrong_key = 0;         // the identity's key did not match (handshake failed after the lookup)
+  uint64_t tls = 0;               // any other TLS failure before the handshake finished
+  uint64_t timeout = 0;           // no handshake or no Hello within the handshake timeout
+  uint64_t hello = 0;             // a bad first frame or Hello (wrong cid, version, session limit)
+  uint64_t disconnected = 0;      // the peer or the connection ended it before Hello
+};
+
 struct ServerHandlers {
   std::function<void(const std::shared_ptr<Session>&)> on_hello;  // after TLS + valid Hello
   // Every frame after Hello (Keepalive too; it is also answered by the server itself).
@@ -199,6 +212,7 @@ class Server {
   // address's, since start.
   uint64_t refused() const;
   uint64_t evicted() const;
+  HandshakeFailures handshake_failures() const;
 
  private:
   std::shared_ptr<detail::Core> core_;

@@ -185,5 +185,74 @@ TEST_F(CliTest, RejectedJumpEventsSayWhatWasRejected) {
             "1000000/0 -> 1050000/0 in 10 s, limit 3500 W\"\n");
 }
 
+// The daemon's health on one screen: aligned, no colour without a terminal; the raw object with --json.
+TEST_F(CliTest, StatusShowsTheDaemonsHealth) {
+  const int64_t now = berlin("2026-11-23 12:00");
+  json answer = json::parse(R"({"ok": true, "sockets": [],
+    "storage": {"ok": true, "records_waiting": 3, "commits": 10, "readings_committed": 100,
+                "database_bytes": 3145728, "last_commit_seconds": 0.0142},
+    "clock": {"state": "trusted", "trusted": true, "now_ms": 0},
+    "lan": {"sessions_up": 1, "roster": 2, "handshakes_failed": {"refused": 0, "unknown_identity": 2, "timeout": 1}},
+    "commands": {"by_code": {"0": 4}, "confirmed": 4},
+    "uplinks": [{"name": "tuya", "type": "tuya", "connected": true, "outbox_depth": 5, "published": 9,
+                 "failed": 0, "last_error": ""},
+                {"name": "ha", "type": "homeassistant", "connected": false, "outbox_depth": 0, "published": 0,
+                 "failed": 0, "last_error": "connection refused"}]})");
+  answer["storage"]["last_commit_ms"] = now - 42'000;
+  FakeDaemon d(sock_path(), [&answer](const json& req, control::Reply reply) {
+    ASSERT_EQ(req["cmd"], "status");
+    ASSERT_EQ(req["sockets"], false) << "status must stay cheap: no roster";
+    reply(answer);
+  });
+  auto r = run({"status"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "plugbridged is running (" + sock_path() +
+                       ")\n"
+                       "                uplink tuya: connected, outbox 5\n"
+                       "  uplink ha (homeassistant): disconnected, outbox 0 (connection refused)\n"
+                       "                   sessions: 1 up, 2 in the roster\n"
+                       "          handshakes failed: 3 (timeout 1, unknown_identity 2)\n"
+                       "                last commit: 2026-11-23 11:59:18 (42 s ago, took 14 ms)\n"
+                       "                    waiting: 3 records\n"
+                       "                      clock: synchronised (trusted)\n"
+                       "                   database: 3.0 MiB\n"
+                       "                    storage: ok\n");
+  auto colored = run({"status"}, /*tty=*/true);
+  EXPECT_NE(colored.out.find("\033[32mconnected\033[0m"), std::string::npos) << colored.out;
+
+  auto j = run({"status", "--json"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  const json parsed = json::parse(j.out);
+  EXPECT_EQ(parsed["uplinks"][1]["name"], "ha");
+  EXPECT_EQ(parsed["lan"]["roster"], 2);
+  EXPECT_FALSE(parsed.contains("sockets"));
+}
+
+TEST_F(CliTest, StatusSaysWhyTheClockAndTheStorageAreNotRight) {
+  FakeDaemon d(sock_path(), [](const json&, control::Reply reply) {
+    reply(json::parse(R"({"ok": true, "sockets": [],
+      "storage": {"ok": false, "records_waiting": 1, "failure": "database or disk is full", "last_commit_ms": null},
+      "clock": {"state": "waiting", "trusted": false, "reason": "the system clock says 2000-01-01"},
+      "lan": {"sessions_up": 0, "roster": 2, "handshakes_failed": {}}, "uplinks": []})"));
+  });
+  auto r = run({"status"});
+  EXPECT_EQ(r.code, exit_code::kFailed);
+  EXPECT_NE(r.out.find("       uplink: none (LAN only)\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  last commit: none since the daemon started\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("      waiting: 1 record\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("        clock: not synchronised (waiting): the system clock says 2000-01-01\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("      storage: failing: database or disk is full\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("handshakes"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, StatusWithoutTheDaemonSaysSo) {
+  auto r = run({"status"});
+  EXPECT_EQ(r.code, exit_code::kNoDaemon);
+  EXPECT_EQ(r.err.rfind("plugbridge status: daemon not reachable at " + sock_path(), 0), 0u) << r.err;
+  EXPECT_NE(r.err.find("is plugbridged running?"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace pb::cli

@@ -132,6 +132,42 @@ TEST(Config, UnknownKeysAtEveryLevel) {
   EXPECT_PREFIX(m, "t.yaml:7: sockets[0].colour: unknown key");
 }
 
+TEST(Config, MetricsOffWithoutTheSection) {
+  const Config c = load_string(kHead, "t.yaml");
+  EXPECT_FALSE(c.metrics.enabled);
+  EXPECT_EQ(summary(c).find("metrics"), std::string::npos) << summary(c);
+}
+
+TEST(Config, MetricsSectionTurnsTheEndpointOn) {
+  Config c = load_string(kHead + "metrics:\n", "t.yaml");
+  EXPECT_TRUE(c.metrics.enabled);
+  EXPECT_EQ(c.metrics.listen, Metrics{}.listen);
+  c = load_string(kHead + "metrics: {listen: \"127.0.0.1:0\"}\n", "t.yaml");
+  EXPECT_TRUE(c.metrics.enabled);
+  EXPECT_EQ(c.metrics.listen, "127.0.0.1:0");
+  EXPECT_NE(summary(c).find(", metrics on http://127.0.0.1:0/metrics"), std::string::npos) << summary(c);
+  EXPECT_EQ(load_string(kHead + "metrics:\n  listen: \"[::1]:9101\"\n", "t.yaml").metrics.listen, "[::1]:9101");
+}
+
+TEST(Config, MetricsErrorsNameTheLine) {
+  std::string m = error_of(kHead + "metrics:\n  port: 9101\n");
+  EXPECT_PREFIX(m, "t.yaml:6: metrics.port: unknown key");
+  EXPECT_NE(m.find("metrics.listen"), std::string::npos) << m;
+  EXPECT_PREFIX(error_of(kHead + "metrics:\n  listen: 9101\n"),
+                "t.yaml:6: metrics.listen: '9101' has no port");
+  EXPECT_PREFIX(error_of(kHead + "metrics:\n  listen: \"127.0.0.1:http\"\n"),
+                "t.yaml:6: metrics.listen: '127.0.0.1:http': port 'http' is not a number 0..65535");
+  EXPECT_PREFIX(error_of(kHead + "metrics:\n  listen: \"127.0.0.1:70000\"\n"),
+                "t.yaml:6: metrics.listen: '127.0.0.1:70000': port '70000'");
+  EXPECT_PREFIX(error_of(kHead + "metrics:\n  listen: \"::1:9101\"\n"),
+                "t.yaml:6: metrics.listen: '::1:9101': put an IPv6 address in brackets");
+  EXPECT_PREFIX(error_of(kHead + "metrics:\n  listen: \":9101\"\n"),
+                "t.yaml:6: metrics.listen: ':9101' has no address");
+  EXPECT_PREFIX(error_of(kHead + "metrics:\n  listen: localhost:9101\n"),
+                "t.yaml:6: metrics.listen: 'localhost:9101': 'localhost' is not an IP address");
+  EXPECT_PREFIX(error_of(kHead + "metrics: [1]\n"), "t.yaml:5: metrics:");
+}
+
 TEST(Config, RepeatedKeyRejected) {
   EXPECT_PREFIX(error_of(kHead + "heartbeat_s: 5\nheartbeat_s: 6\n"),
                 "t.yaml:6: heartbeat_s: key given twice");

@@ -59,6 +59,15 @@ TEST(ConfigDiff, LiveSettingsAndWhatNeedsARestart) {
   EXPECT_TRUE(d.settings.empty());
   EXPECT_EQ(d.needs_restart, (V{"gateway_id", "uplink", "lan", "database", "control_socket", "timezone"}));
   EXPECT_NE(summary(d).find("needs restart: gateway_id, uplink, lan"), std::string::npos) << summary(d);
+
+  // The metrics endpoint: turned on or moved, it needs a restart.
+  b = a;
+  b.metrics.enabled = true;
+  d = diff_config(a, b);
+  EXPECT_EQ(d.needs_restart, (V{"metrics"}));
+  a = b;
+  b.metrics.listen = "127.0.0.1:9200";
+  EXPECT_EQ(diff_config(a, b).needs_restart, (V{"metrics"}));
 }
 
 }  // namespace
