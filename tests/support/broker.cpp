@@ -34,6 +34,29 @@ std::string mosquitto_executable() {
 
 }  // namespace
 
+namespace {
+
+// mosquitto with dir/mosquitto.conf, once it accepts connections on port; null if it exited first.
+std::unique_ptr<Process> start_mosquitto(const std::filesystem::path& dir, uint16_t port) {
+  auto p = std::make_unique<Process>(
+      std::vector<std::string>{mosquitto_executable(), "-c", (dir / "mosquitto.conf").string()});
+  const bool up = wait_until([&] { return !p->running() || port_accepts(port); }, 10s);
+  if (up && p->running()) return p;
+  return nullptr;
+}
+
+// SIGTERM, SIGKILL after a grace period.
+void stop_mosquitto(std::unique_ptr<Process>& p) {
+  p->signal(SIGTERM);
+  if (!p->wait_exit(5s)) {
+    p->signal(SIGKILL);
+    p->wait_exit(5s);
+  }
+  p.reset();
+}
+
+}  // namespace
+
 MosquittoBroker::MosquittoBroker(std::string gateway_id, std::string username, BrokerOptions options)
     : gateway_id_(std::move(gateway_id)), username_(std::move(username)) {
   // A free port can be taken by someone else before mosquitto binds it: retry with another one.
@@ -56,12 +79,8 @@ MosquittoBroker::~MosquittoBroker() {
 }
 
 bool MosquittoBroker::try_start() {
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{mosquitto_executable(), "-c", (dir_.path() / "mosquitto.conf").string()});
-  const bool up = wait_until([this] { return !process_->running() || port_accepts(port_); }, 10s);
-  if (up && process_->running()) return true;
-  process_.reset();
-  return false;
+  process_ = start_mosquitto(dir_.path(), port_);
+  return process_ != nullptr;
 }
 
 void MosquittoBroker::start() {
@@ -71,13 +90,8 @@ void MosquittoBroker::start() {
 
 void MosquittoBroker::stop() {
   if (!process_) return;
-  process_->signal(SIGTERM);
   process_->signal(SIGCONT);  // a frozen broker handles the SIGTERM only once it runs
-  if (!process_->wait_exit(5s)) {
-    process_->signal(SIGKILL);
-    process_->wait_exit(5s);
-  }
-  process_.reset();
+  stop_mosquitto(process_);
 }
 
 void MosquittoBroker::freeze() {
@@ -142,12 +156,8 @@ PlainMosquittoBroker::~PlainMosquittoBroker() {
 }
 
 bool PlainMosquittoBroker::try_start() {
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{mosquitto_executable(), "-c", (dir_.path() / "mosquitto.conf").string()});
-  const bool up = wait_until([this] { return !process_->running() || port_accepts(port_); }, 10s);
-  if (up && process_->running()) return true;
-  process_.reset();
-  return false;
+  process_ = start_mosquitto(dir_.path(), port_);
+  return process_ != nullptr;
 }
 
 void PlainMosquittoBroker::start() {
@@ -157,12 +167,7 @@ void PlainMosquittoBroker::start() {
 
 void PlainMosquittoBroker::stop() {
   if (!process_) return;
-  process_->signal(SIGTERM);
-  if (!process_->wait_exit(5s)) {
-    process_->signal(SIGKILL);
-    process_->wait_exit(5s);
-  }
-  process_.reset();
+  stop_mosquitto(process_);
 }
 
 std::string PlainMosquittoBroker::log() const {

@@ -22,27 +22,14 @@
 #include "plugbridge/gateway/lan_port.hpp"
 #include "plugbridge/gateway/uplink_port.hpp"
 #include "plugbridge/store/store.hpp"
+#include "support/loop.hpp"
 
 namespace pb::gateway::testing {
 
 namespace proto = pbfw::proto;
 
-// Runs the loop until cond() holds or the deadline passes; returns cond().
-inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& cond,
-                      std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  while (!cond() && std::chrono::steady_clock::now() < end) {
-    io.restart();
-    if (io.run_for(std::chrono::milliseconds(5)) == 0) std::this_thread::yield();
-  }
-  return cond();
-}
-
-// Runs what is ready on the loop now (posted handlers), no timers waited for.
-inline void run_ready(boost::asio::io_context& io) {
-  io.restart();
-  io.poll();
-}
+using pb::test::run_ready;
+using pb::test::run_until;
 
 class FakeLink : public SocketLink {
  public:

@@ -9,6 +9,8 @@
 #include <pbfw/proto.hpp>
 #include <thread>
 
+#include "support/loop.hpp"
+
 namespace pb::homeassistant {
 namespace {
 
@@ -16,20 +18,8 @@ namespace proto = pbfw::proto;
 using json = nlohmann::json;
 using gateway::SocketView;
 
-bool run_until(boost::asio::io_context& io, const std::function<bool()>& cond,
-               std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  while (!cond() && std::chrono::steady_clock::now() < end) {
-    io.restart();
-    if (io.run_for(std::chrono::milliseconds(5)) == 0) std::this_thread::yield();
-  }
-  return cond();
-}
-
-void run_ready(boost::asio::io_context& io) {
-  io.restart();
-  io.poll();
-}
+using test::run_ready;
+using test::run_until;
 
 struct Published {
   std::string topic, payload;
