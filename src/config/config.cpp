@@ -94,10 +94,10 @@ class Parser {
     for (const auto& kv : root)
       if (kv.first.IsScalar() && kv.first.Scalar() == "report_period_s")
         fail(kv.first, "report_period_s", "moved: write it as report.period_s");
-    check_keys(root, "",
-               {"gateway_id", "uplink", "uplinks", "lan", "database", "control_socket", "heartbeat_s",
-                "report", "log_level", "sockets", "timezone", "history", "retention", "clock", "energy",
-                "metrics"});
+    check_keys(
+        root, "",
+        {"gateway_id", "uplink", "uplinks", "lan", "database", "control_socket", "heartbeat_s", "report",
+         "log_level", "sockets", "timezone", "history", "retention", "clock", "energy", "metrics"});
 
     const YAML::Node gw = root["gateway_id"];
     if (!gw) fail(root, "gateway_id", "required key missing");

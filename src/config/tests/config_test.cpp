@@ -146,7 +146,8 @@ TEST(Config, MetricsSectionTurnsTheEndpointOn) {
   EXPECT_TRUE(c.metrics.enabled);
   EXPECT_EQ(c.metrics.listen, "127.0.0.1:0");
   EXPECT_NE(summary(c).find(", metrics on http://127.0.0.1:0/metrics"), std::string::npos) << summary(c);
-  EXPECT_EQ(load_string(kHead + "metrics:\n  listen: \"[::1]:9101\"\n", "t.yaml").metrics.listen, "[::1]:9101");
+  EXPECT_EQ(load_string(kHead + "metrics:\n  listen: \"[::1]:9101\"\n", "t.yaml").metrics.listen,
+            "[::1]:9101");
 }
 
 TEST(Config, MetricsErrorsNameTheLine) {
