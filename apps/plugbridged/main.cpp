@@ -161,18 +161,7 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<pb::homeassistant::Service>> locals;
     for (const pb::config::MqttUplink& m : cfg.mqtt_uplinks) {
       locals.push_back(std::make_unique<pb::homeassistant::Service>(io, m, cfg.gateway_id, PB_VERSION, *gw));
-      gw->add_uplink_health([&l = *locals.back()] {
-        const pb::homeassistant::BridgeHealth b = l.health();
-        pb::gateway::UplinkHealth u;
-        u.name = l.name();
-        u.type = "mqtt";
-        u.connected = b.connected;
-        u.outbox_depth = b.waiting;
-        u.published = b.published;
-        u.failed = b.failed;
-        u.last_error = l.last_error();
-        return u;
-      });
+      gw->add_uplink_health([&l = *locals.back()] { return l.uplink_health(); });
     }
     gw->start();
     if (uplink) uplink->start();

@@ -143,4 +143,17 @@ std::string Service::last_error() const {
   return impl_->client->last_error();
 }
 
+gateway::UplinkHealth Service::uplink_health() const {
+  const BridgeHealth b = health();
+  gateway::UplinkHealth u;
+  u.name = name();
+  u.type = "mqtt";
+  u.connected = b.connected;
+  u.outbox_depth = b.waiting;
+  u.published = b.published;
+  u.failed = b.failed;
+  u.last_error = last_error();
+  return u;
+}
+
 }  // namespace pb::homeassistant

@@ -12,16 +12,6 @@
 namespace pb::itest {
 namespace {
 
-// The value of the sample `series` (name with labels, as printed) in a scrape; nullopt if absent.
-std::optional<double> sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ')
-      return std::stod(line.substr(series.size() + 1));
-  return std::nullopt;
-}
-
 // The metrics port the daemon logged ("Prometheus metrics on http://127.0.0.1:PORT/metrics").
 uint16_t metrics_port(Scenario& sc) {
   static const std::regex re(R"(Prometheus metrics on http://127\.0\.0\.1:(\d+)/metrics)");
@@ -57,19 +47,19 @@ TEST(Health, StatusAndMetricsFollowTheRunningDaemon) {
   ASSERT_TRUE(test::wait_until(
       [&] {
         text = test::http_get(port, "/metrics", 5s).body;
-        return sample(text, "plugbridge_sessions_up") == 2 &&
-               sample(text, "plugbridge_readings_committed_total").value_or(0) > 0 &&
-               sample(text, "plugbridge_commands_total{code=\"0\"}").value_or(0) >= 1;
+        return test::prometheus_sample(text, "plugbridge_sessions_up") == 2 &&
+               test::prometheus_sample(text, "plugbridge_readings_committed_total").value_or(0) > 0 &&
+               test::prometheus_sample(text, "plugbridge_commands_total{code=\"0\"}").value_or(0) >= 1;
       },
       15s))
       << text << sc.daemon().describe();
   EXPECT_NE(text.find("# TYPE plugbridge_command_duration_seconds histogram\n"), std::string::npos);
-  EXPECT_GE(sample(text, "plugbridge_command_duration_seconds_count").value_or(0), 1);
+  EXPECT_GE(test::prometheus_sample(text, "plugbridge_command_duration_seconds_count").value_or(0), 1);
   EXPECT_NE(text.find("# TYPE plugbridge_lan_handshakes_failed_total counter\n"), std::string::npos);
-  EXPECT_EQ(sample(text, "plugbridge_lan_handshakes_failed_total{reason=\"wrong_key\"}"), 0);
-  EXPECT_EQ(sample(text, "plugbridge_uplink_connected{uplink=\"tuya\"}"), 1);
-  EXPECT_TRUE(sample(text, "plugbridge_socket_power_watts{socket=\"" + sc.cid(1) + "\"}"));
-  EXPECT_GT(sample(text, "plugbridge_database_size_bytes").value_or(0), 0);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_lan_handshakes_failed_total{reason=\"wrong_key\"}"), 0);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_uplink_connected{uplink=\"tuya\"}"), 1);
+  EXPECT_TRUE(test::prometheus_sample(text, "plugbridge_socket_power_watts{socket=\"" + sc.cid(1) + "\"}"));
+  EXPECT_GT(test::prometheus_sample(text, "plugbridge_database_size_bytes").value_or(0), 0);
   EXPECT_EQ(test::http_get(port, "/nothing", 5s).status, 404);
 
   auto status = cli(sc, {"status"});
@@ -99,8 +89,8 @@ TEST(Health, StatusAndMetricsFollowTheRunningDaemon) {
   sc.broker().stop();
   ASSERT_TRUE(test::wait_until(
       [&] {
-        return sample(test::http_get(port, "/metrics", 5s).body,
-                      "plugbridge_uplink_connected{uplink=\"tuya\"}") == 0;
+        return test::prometheus_sample(test::http_get(port, "/metrics", 5s).body,
+                                       "plugbridge_uplink_connected{uplink=\"tuya\"}") == 0;
       },
       15s));
   status = cli(sc, {"status"});

@@ -115,21 +115,21 @@ void publish(const test::PlainMosquittoBroker& b, const std::string& topic, cons
   ASSERT_EQ(p.wait_exit(10s), 0) << p.describe();
 }
 
-std::string mqtt_yaml(const test::PlainMosquittoBroker& b, const std::filesystem::path& password_file) {
-  { std::ofstream(password_file) << b.password() << "\n"; }
-  return "uplinks:\n"
-         "  - type: mqtt\n"
-         "    name: homeassistant\n"
-         "    port: " +
-         std::to_string(b.port()) +
-         "\n"
-         "    username: " +
-         b.username() +
-         "\n"
-         "    password_file: " +
-         password_file.string() +
-         "\n"
-         "    state_interval_s: 1\n";
+// Two sockets, and the daemon's configuration with `broker` as a local MQTT uplink (its password
+// in a file beside the broker's own files).
+ScenarioOptions with_local_broker(const test::PlainMosquittoBroker& b) {
+  const std::filesystem::path password_file = b.dir() / "plugbridge.password";
+  std::ofstream(password_file) << b.password() << "\n";
+  ScenarioOptions o;
+  o.sockets = 2;
+  o.extra_yaml =
+      "uplinks:\n"
+      "  - type: mqtt\n"
+      "    name: homeassistant\n"
+      "    port: " +
+      std::to_string(b.port()) + "\n    username: " + b.username() +
+      "\n    password_file: " + password_file.string() + "\n    state_interval_s: 1\n";
+  return o;
 }
 
 // How long each broker is away in the outage test: PB_HA_OUTAGE_S (default 3 s; the `long` run: a
@@ -147,10 +147,7 @@ bool has_keys(const json& j, std::initializer_list<const char*> keys) {
 
 TEST(HomeAssistant, DiscoveryStateCommandsAndAvailabilityAgainstARealBroker) {
   test::PlainMosquittoBroker ha("ha-user", "ha-secret-1");
-  test::TempDir secrets;
-  ScenarioOptions o;
-  o.sockets = 2;
-  o.extra_yaml = mqtt_yaml(ha, secrets.path() / "mqtt.password");
+  ScenarioOptions o = with_local_broker(ha);
   Scenario sc(o);
   Watcher w(ha, {"plugbridge/#", "homeassistant/#"});
   sc.start_daemon();
@@ -274,10 +271,7 @@ TEST(HomeAssistant, DiscoveryStateCommandsAndAvailabilityAgainstARealBroker) {
 
 TEST(HomeAssistant, OneBrokerDownNeverDelaysTheOtherAndCatchesUpWhenBack) {
   test::PlainMosquittoBroker ha("ha-user", "ha-secret-2");
-  test::TempDir secrets;
-  ScenarioOptions o;
-  o.sockets = 2;
-  o.extra_yaml = mqtt_yaml(ha, secrets.path() / "mqtt.password");
+  ScenarioOptions o = with_local_broker(ha);
   o.commit_interval_ms = 200;
   Scenario sc(o);
   sc.start_daemon();

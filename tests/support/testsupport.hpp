@@ -35,6 +35,9 @@ struct HttpAnswer {
   std::string body;
 };
 HttpAnswer http_get(uint16_t port, const std::string& path, std::chrono::milliseconds deadline);
+// The value of the sample `series` (name with its labels, as printed) in a Prometheus text
+// scrape; nullopt if absent.
+std::optional<double> prometheus_sample(const std::string& text, const std::string& series);
 
 // A self-signed EC CA (ca.crt, ca.key) with common name `cn` in dir.
 void make_test_ca(const std::filesystem::path& dir, const std::string& cn);

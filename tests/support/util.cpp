@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -31,6 +32,15 @@ const bool openssl_without_atexit = OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, 
 
 bool openssl_atexit_disabled() {
   return openssl_without_atexit;
+}
+
+std::optional<double> prometheus_sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ')
+      return std::stod(line.substr(series.size() + 1));
+  return std::nullopt;
 }
 
 HttpAnswer http_get(uint16_t port, const std::string& path, std::chrono::milliseconds deadline) {

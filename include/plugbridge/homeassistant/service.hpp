@@ -30,6 +30,8 @@ class Service {
   const std::string& name() const;
   BridgeHealth health() const;
   std::string last_error() const;  // why the broker is not connected ("" while it is)
+  // As the gateway's health and `plugbridge status` list the uplinks (type "mqtt").
+  gateway::UplinkHealth uplink_health() const;
 
   struct Impl;
 

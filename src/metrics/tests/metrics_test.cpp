@@ -19,16 +19,6 @@ using namespace gateway::testing;
 
 constexpr uint32_t kCaps = proto::kCapRelay | proto::kCapMeter | proto::kCapCountdown;
 
-// The value of the sample `series` (name with its labels, as printed) in a scrape; nullopt if absent.
-std::optional<double> sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ')
-      return std::stod(line.substr(series.size() + 1));
-  return std::nullopt;
-}
-
 class MetricsTest : public ::testing::Test {
  protected:
   MetricsTest() : cfg_(roster_config(3)), store_(dir_.file("t.db")), uplink_(io_) {
@@ -105,11 +95,11 @@ TEST_F(MetricsTest, EveryMetricHasItsTypeAndUnitInTheName) {
   for (const auto& [name, type] : expected) {
     EXPECT_NE(text.find("# TYPE " + name + " " + type + "\n"), std::string::npos) << name << "\n" << text;
   }
-  EXPECT_EQ(sample(text, "plugbridge_roster_sockets"), 3);
-  EXPECT_EQ(sample(text, "plugbridge_sessions_up"), 0);
-  EXPECT_EQ(sample(text, "plugbridge_uplink_connected{uplink=\"tuya\"}"), 1);
-  EXPECT_EQ(sample(text, "plugbridge_clock_trusted"), 1);
-  EXPECT_GT(sample(text, "plugbridge_database_size_bytes").value_or(0), 0);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_roster_sockets"), 3);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_sessions_up"), 0);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_uplink_connected{uplink=\"tuya\"}"), 1);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_clock_trusted"), 1);
+  EXPECT_GT(test::prometheus_sample(text, "plugbridge_database_size_bytes").value_or(0), 0);
 }
 
 TEST_F(MetricsTest, CountersMoveWithReadingsCommitsAndCommands) {
@@ -126,28 +116,31 @@ TEST_F(MetricsTest, CountersMoveWithReadingsCommitsAndCommands) {
   exporter_->update();
 
   const std::string text = scrape();
-  EXPECT_EQ(sample(text, "plugbridge_sessions_up"), 2);
-  EXPECT_EQ(sample(text, "plugbridge_readings_received_total"), 5);
-  EXPECT_EQ(sample(text, "plugbridge_readings_committed_total"), 5);
-  EXPECT_GE(sample(text, "plugbridge_commits_total").value_or(0), 1);
-  EXPECT_GE(sample(text, "plugbridge_commit_duration_seconds_count").value_or(0), 1);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_sessions_up"), 2);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_readings_received_total"), 5);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_readings_committed_total"), 5);
+  EXPECT_GE(test::prometheus_sample(text, "plugbridge_commits_total").value_or(0), 1);
+  EXPECT_GE(test::prometheus_sample(text, "plugbridge_commit_duration_seconds_count").value_or(0), 1);
   EXPECT_NE(text.find("# TYPE plugbridge_commands_total counter\n"), std::string::npos);
-  EXPECT_EQ(sample(text, "plugbridge_commands_total{code=\"0\"}"), 1);
-  EXPECT_EQ(sample(text, "plugbridge_commands_total{code=\"2001\"}"), 1);
-  EXPECT_EQ(sample(text, "plugbridge_command_duration_seconds_count"), 1);
-  EXPECT_EQ(sample(text, "plugbridge_command_duration_seconds_bucket{le=\"+Inf\"}"), 1);
-  EXPECT_EQ(sample(text, "plugbridge_socket_power_watts{socket=\"s1\"}"), 23);
-  EXPECT_DOUBLE_EQ(sample(text, "plugbridge_socket_energy_kwh{socket=\"s1\"}").value_or(0), 1005 / 1e6);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_commands_total{code=\"0\"}"), 1);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_commands_total{code=\"2001\"}"), 1);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_command_duration_seconds_count"), 1);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_command_duration_seconds_bucket{le=\"+Inf\"}"), 1);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_socket_power_watts{socket=\"s1\"}"), 23);
+  EXPECT_DOUBLE_EQ(test::prometheus_sample(text, "plugbridge_socket_energy_kwh{socket=\"s1\"}").value_or(0),
+                   1005 / 1e6);
   // No reading of s2 yet: not measured.
-  const auto s2_power = sample(text, "plugbridge_socket_power_watts{socket=\"s2\"}");
+  const auto s2_power = test::prometheus_sample(text, "plugbridge_socket_power_watts{socket=\"s2\"}");
   ASSERT_TRUE(s2_power);
   EXPECT_TRUE(std::isnan(*s2_power));
-  EXPECT_GE(sample(text, "plugbridge_uplink_published_total{uplink=\"tuya\"}").value_or(0), 1);
+  EXPECT_GE(test::prometheus_sample(text, "plugbridge_uplink_published_total{uplink=\"tuya\"}").value_or(0),
+            1);
 
   // Counters keep going: more readings move them again, after the periodic refresh on the loop.
   for (uint32_t seq = 6; seq <= 8; ++seq) lan_->deliver(s1, reading(seq));
-  ASSERT_TRUE(run_until(
-      io_, [&] { return sample(scrape(), "plugbridge_readings_committed_total").value_or(0) == 8; }));
+  ASSERT_TRUE(run_until(io_, [&] {
+    return test::prometheus_sample(scrape(), "plugbridge_readings_committed_total").value_or(0) == 8;
+  }));
 }
 
 TEST_F(MetricsTest, ExtraUplinksAppearInRegistrationOrder) {
@@ -165,22 +158,22 @@ TEST_F(MetricsTest, ExtraUplinksAppearInRegistrationOrder) {
   EXPECT_EQ(h.uplinks[1].name, "ha");
   exporter_->update();
   const std::string text = scrape();
-  EXPECT_EQ(sample(text, "plugbridge_uplink_outbox_messages{uplink=\"ha\"}"), 7);
-  EXPECT_EQ(sample(text, "plugbridge_uplink_published_total{uplink=\"ha\"}"), 3);
-  EXPECT_EQ(sample(text, "plugbridge_uplink_connected{uplink=\"ha\"}"), 0);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_uplink_outbox_messages{uplink=\"ha\"}"), 7);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_uplink_published_total{uplink=\"ha\"}"), 3);
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_uplink_connected{uplink=\"ha\"}"), 0);
 }
 
 TEST_F(MetricsTest, SocketSeriesGoWhenASocketLeavesTheRosterOnReload) {
-  EXPECT_TRUE(sample(scrape(), "plugbridge_socket_energy_kwh{socket=\"s2\"}"));
+  EXPECT_TRUE(test::prometheus_sample(scrape(), "plugbridge_socket_energy_kwh{socket=\"s2\"}"));
   config::Config next = cfg_;
   next.sockets.erase(next.sockets.begin() + 1);  // s2
   gw_->reload(next);
   exporter_->update();
   const std::string text = scrape();
-  EXPECT_FALSE(sample(text, "plugbridge_socket_energy_kwh{socket=\"s2\"}")) << text;
-  EXPECT_FALSE(sample(text, "plugbridge_socket_power_watts{socket=\"s2\"}")) << text;
-  EXPECT_TRUE(sample(text, "plugbridge_socket_power_watts{socket=\"s3\"}"));
-  EXPECT_EQ(sample(text, "plugbridge_roster_sockets"), 2);
+  EXPECT_FALSE(test::prometheus_sample(text, "plugbridge_socket_energy_kwh{socket=\"s2\"}")) << text;
+  EXPECT_FALSE(test::prometheus_sample(text, "plugbridge_socket_power_watts{socket=\"s2\"}")) << text;
+  EXPECT_TRUE(test::prometheus_sample(text, "plugbridge_socket_power_watts{socket=\"s3\"}"));
+  EXPECT_EQ(test::prometheus_sample(text, "plugbridge_roster_sockets"), 2);
   EXPECT_EQ(exporter_->socket_series(), 2u);
 }
 
@@ -197,17 +190,17 @@ class MetricsCapTest : public MetricsTest {
 
 TEST_F(MetricsCapTest, OnlyTheFirstSocketsGetSeries) {
   const std::string text = scrape();
-  EXPECT_TRUE(sample(text, "plugbridge_socket_power_watts{socket=\"s1\"}"));
-  EXPECT_TRUE(sample(text, "plugbridge_socket_power_watts{socket=\"s2\"}"));
-  EXPECT_FALSE(sample(text, "plugbridge_socket_power_watts{socket=\"s3\"}"));
+  EXPECT_TRUE(test::prometheus_sample(text, "plugbridge_socket_power_watts{socket=\"s1\"}"));
+  EXPECT_TRUE(test::prometheus_sample(text, "plugbridge_socket_power_watts{socket=\"s2\"}"));
+  EXPECT_FALSE(test::prometheus_sample(text, "plugbridge_socket_power_watts{socket=\"s3\"}"));
   // One leaves: the next in the roster takes its place.
   config::Config next = cfg_;
   next.sockets.erase(next.sockets.begin());
   gw_->reload(next);
   exporter_->update();
   const std::string after = scrape();
-  EXPECT_FALSE(sample(after, "plugbridge_socket_power_watts{socket=\"s1\"}"));
-  EXPECT_TRUE(sample(after, "plugbridge_socket_power_watts{socket=\"s3\"}"));
+  EXPECT_FALSE(test::prometheus_sample(after, "plugbridge_socket_power_watts{socket=\"s1\"}"));
+  EXPECT_TRUE(test::prometheus_sample(after, "plugbridge_socket_power_watts{socket=\"s3\"}"));
 }
 
 TEST(MetricsListen, ATakenPortIsAClearError) {
