@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -23,6 +24,22 @@ struct Limits {
   bool operator==(const Limits&) const = default;
 };
 
+// A socket registered as a device on Aliyun IoT (console: the device's "DeviceSecret" triple).
+struct AliyunDevice {
+  std::string product_key;    // 11 characters, e.g. a1wFylTxYeD
+  std::string device_name;    // 4..32 of [A-Za-z0-9_.:@-]
+  std::string device_secret;  // 32 characters; never logged
+  bool operator==(const AliyunDevice&) const = default;
+};
+
+// A socket registered as a device on Tencent IoT Explorer (console: device "PSK" / key authentication).
+struct TencentDevice {
+  std::string product_id;   // 10 upper-case alphanumerics, e.g. CS0SLTKSYA
+  std::string device_name;  // 1..48 of [A-Za-z0-9_.:@-]
+  std::string psk;          // the device key as the console shows it: base64 (decoded, 16..64 bytes); never logged
+  bool operator==(const TencentDevice&) const = default;
+};
+
 struct SocketEntry {
   std::string cid;              // also the TLS-PSK identity
   std::string product_id;       // Tuya product id
@@ -32,12 +49,17 @@ struct SocketEntry {
   Limits limits;
   // sockets[].energy.max_power_w: this socket's jump limit instead of energy.max_power_w.
   std::optional<uint32_t> energy_max_power_w;
+  // The socket's own device on a device-direct platform (sockets[].aliyun, sockets[].tencent):
+  // used by the uplinks of that type; a socket without them is not connected there.
+  std::optional<AliyunDevice> aliyun;
+  std::optional<TencentDevice> tencent;
   int line = 0;  // line of the entry in the config file
 
   // The same socket settings (the line it was found on does not count).
   bool same_settings(const SocketEntry& o) const {
     return cid == o.cid && product_id == o.product_id && secret == o.secret && name == o.name &&
-           location == o.location && limits == o.limits && energy_max_power_w == o.energy_max_power_w;
+           location == o.location && limits == o.limits && energy_max_power_w == o.energy_max_power_w &&
+           aliyun == o.aliyun && tencent == o.tencent;
   }
 };
 
@@ -82,6 +104,46 @@ struct MqttUplink {
   int line = 0;  // of the entry in the configuration file
   bool operator==(const MqttUplink&) const = default;
 };
+
+// An `uplinks:` entry of type aliyun or tencent: a device-direct IoT platform. Every roster socket
+// with credentials for it (SocketEntry::aliyun / tencent) gets an MQTT connection of its own, logged
+// in as that device; its properties go up through a durable outbox like the Tuya edge's, and
+// property set / control messages switch its relay.
+struct DeviceUplink {
+  enum class Platform { Aliyun, Tencent };
+  Platform platform = Platform::Aliyun;
+  std::string name;  // unique among the uplinks; default: the type ("aliyun", "tencent")
+  // Broker host. "{product_key}" (aliyun) / "{product_id}" (tencent) is replaced by the socket's.
+  // Default: aliyun "{product_key}.iot-as-mqtt.cn-shanghai.aliyuncs.com", tencent
+  // "{product_id}.iotcloud.tencentdevices.com".
+  std::string host;
+  uint16_t port = 0;    // 0 at parse time becomes aliyun 1883, tencent 8883 with tls / 1883 without
+  bool tls = true;      // aliyun: securemode=2 with TLS, 3 without
+  std::string ca_file;  // "" = the system's CA store (/etc/ssl/certs)
+  bool verify_hostname = true;
+  std::string sign_method = "hmacsha256";  // hmacsha256 or hmacsha1
+  // aliyun: send a timestamp (ms) in the client id and sign it too.
+  bool timestamp = false;
+  // tencent: how long a password is valid. The expiry in the user name is the end of the next whole
+  // period ((now / L + 2) * L, so between L and 2L ahead); the connection is renewed at the latest
+  // L/2 before it.
+  int token_lifetime_s = 86400;
+  // tencent: the 5-character connection id in the user name; "" = random for every connection.
+  std::string connid;
+  // Our DP code -> the platform's thing-model identifier; an empty identifier leaves that property
+  // out. Keys: switch, power_current, voltage_current, cur_current, forward_energy_total. Defaults
+  // (filled at parse time for keys not given): aliyun PowerSwitch, RealTimePower, RMSVoltage,
+  // RMSCurrent, TotalConsumption; tencent power_switch, power, voltage, current, energy.
+  std::map<std::string, std::string> properties;
+  int state_interval_s = 60;  // measurements at most this often per socket; switch at once
+  double connect_rate_per_s = 5;  // new connections a second (all sockets of this uplink)
+  int keepalive_s = 60;
+  int reconnect_max_s = 120;  // cap of each connection's reconnect backoff (starts at 1 s, with jitter)
+  int outbox_rate_per_s = 50;  // drain of waiting reports (all sockets of this uplink)
+  int line = 0;
+  bool operator==(const DeviceUplink&) const = default;
+};
+const char* to_string(DeviceUplink::Platform p);  // "aliyun", "tencent"
 
 struct Lan {
   std::string listen_address = "0.0.0.0";
@@ -152,6 +214,7 @@ struct Config {
   std::string gateway_id;                // MQTT clientId
   Uplink uplink;                         // the Tuya edge (enabled = false: none)
   std::vector<MqttUplink> mqtt_uplinks;  // uplinks[] of type mqtt, in file order
+  std::vector<DeviceUplink> device_uplinks;  // uplinks[] of type aliyun and tencent, in file order
   Lan lan;
   std::string database = "/var/lib/plugbridge/plugbridge.db";
   // Unix socket for local control (the `plugbridge` CLI); "" disables it.
