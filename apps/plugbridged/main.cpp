@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "plugbridge/cloud/service.hpp"
 #include "plugbridge/common/log.hpp"
 #include "plugbridge/common/memory.hpp"
 #include "plugbridge/common/service.hpp"
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
       };
       uplink = std::make_unique<pb::uplink::Client>(io, o, h);
       adapter = std::make_unique<UplinkAdapter>(*uplink);
-    } else if (cfg.mqtt_uplinks.empty()) {
+    } else if (cfg.mqtt_uplinks.empty() && cfg.device_uplinks.empty()) {
       PB_LOG(Warning, "main") << "no uplink in the configuration: running LAN-only";
     } else {
       PB_LOG(Info, "main") << "no Tuya uplink in the configuration";
@@ -163,9 +164,16 @@ int main(int argc, char** argv) {
       locals.push_back(std::make_unique<pb::homeassistant::Service>(io, m, cfg.gateway_id, PB_VERSION, *gw));
       gw->add_uplink_health([&l = *locals.back()] { return l.uplink_health(); });
     }
+    // The device-direct platforms (uplinks of type aliyun, tencent): a connection per socket.
+    std::vector<std::unique_ptr<pb::cloud::DeviceService>> platforms;
+    for (const pb::config::DeviceUplink& d : cfg.device_uplinks) {
+      platforms.push_back(std::make_unique<pb::cloud::DeviceService>(io, d, *gw, store));
+      gw->add_uplink_health([&p = *platforms.back()] { return p.uplink_health(); });
+    }
     gw->start();
     if (uplink) uplink->start();
     for (auto& l : locals) l->start();
+    for (auto& p : platforms) p->start();
     // Parsing a roster of thousands of sockets leaves MBs free below what stays.
     pb::memory::BackgroundRelease release;
     release.start();
@@ -250,13 +258,14 @@ int main(int argc, char** argv) {
     auto stop_loop = [&] {
       if (control) control->stop();
       if (metrics) metrics->stop();
-      uplinks_stopping = (uplink ? 1 : 0) + locals.size();
+      uplinks_stopping = (uplink ? 1 : 0) + locals.size() + platforms.size();
       if (uplinks_stopping == 0) return io.stop();
       auto one_stopped = [&] {
         if (--uplinks_stopping == 0) io.stop();
       };
       if (uplink) uplink->stop(one_stopped);
       for (auto& l : locals) l->stop(one_stopped);
+      for (auto& p : platforms) p->stop(one_stopped);
     };
     // The database cannot be written any more: exit non-zero at once; systemd starts the daemon
     // again, which opens (or creates) the file at the configured path. The sockets keep what was

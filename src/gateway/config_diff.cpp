@@ -44,7 +44,13 @@ ConfigDiff diff_config(const config::Config& from, const config::Config& to) {
     for (auto& m : v) m.line = 0;
     return v;
   };
-  restart(mqtt(from.mqtt_uplinks) == mqtt(to.mqtt_uplinks), "uplinks");
+  auto devices = [](std::vector<config::DeviceUplink> v) {
+    for (auto& u : v) u.line = 0;
+    return v;
+  };
+  restart(mqtt(from.mqtt_uplinks) == mqtt(to.mqtt_uplinks) &&
+              devices(from.device_uplinks) == devices(to.device_uplinks),
+          "uplinks");
   restart(from.lan == to.lan, "lan");
   restart(from.database == to.database, "database");
   restart(from.control_socket == to.control_socket, "control_socket");

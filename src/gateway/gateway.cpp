@@ -474,6 +474,17 @@ void Gateway::add_observer(Observer& o) {
   parts_->observers.push_back(&o);
 }
 
+void Gateway::attach_outbox(Outbox& o) {
+  Parts& p = *parts_;
+  p.committer.attach_outbox(o);
+  if (p.worker) o.set_may_write([w = p.worker.get()] { return !w->busy(); });
+}
+
+void Gateway::detach_outbox(Outbox& o) {
+  parts_->committer.detach_outbox(o);
+  o.set_may_write({});
+}
+
 void Gateway::remove_observer(Observer& o) {
   auto& v = parts_->observers;
   v.erase(std::remove(v.begin(), v.end(), &o), v.end());
@@ -515,6 +526,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   applied.uplink = cfg_.uplink;
   applied.uplink.command_timeout_s = next.uplink.command_timeout_s;
   applied.mqtt_uplinks = cfg_.mqtt_uplinks;
+  applied.device_uplinks = cfg_.device_uplinks;
   applied.lan = cfg_.lan;
   applied.database = cfg_.database;
   applied.control_socket = cfg_.control_socket;
@@ -565,7 +577,7 @@ ConfigDiff Gateway::reload(const config::Config& next) {
   if (d.changed_setting("report"))
     for (SocketState* st : p.sockets.roster()) st->report = ReportPolicy(report_rules(cfg_.report));
   if (d.changed_setting("heartbeat_s")) p.cloud->restart_heartbeat();
-  if (!d.added.empty() || !d.removed.empty() || !d.changed.empty())
+  if (!d.added.empty() || !d.removed.empty() || !d.changed.empty() || !d.rekeyed.empty())
     for (Observer* o : p.observers) o->roster_changed();
   PB_LOG(Info, "gateway") << "configuration reloaded: " << summary(d);
   return d;

@@ -32,11 +32,34 @@ bool is_event_dp(int dp) {
   }
 }
 
+// properties/report of one DP to the Tuya edge.
+class Outbox::TuyaSink final : public ReportSink {
+ public:
+  explicit TuyaSink(UplinkPort& uplink) : uplink_(uplink) {}
+  void send(const std::string& cid, int dp, const nlohmann::json& value, int64_t t_ms,
+            const std::string& request_id, std::function<void(bool)> done) override {
+    uplink_.publish(std::string(tuya::suffix::kReport), tuya::make_report(cid, dp, value, t_ms / 1000, request_id).dump(),
+                    std::move(done));
+  }
+
+ private:
+  UplinkPort& uplink_;
+};
+
 Outbox::Outbox(boost::asio::io_context& io, store::Store& store, UplinkPort& uplink, OutboxOptions options,
                Ready ready)
+    : Outbox(io, store, std::make_unique<TuyaSink>(uplink), nullptr, std::move(options), std::move(ready)) {}
+
+Outbox::Outbox(boost::asio::io_context& io, store::Store& store, ReportSink& sink, OutboxOptions options,
+               Ready ready)
+    : Outbox(io, store, nullptr, &sink, std::move(options), std::move(ready)) {}
+
+Outbox::Outbox(boost::asio::io_context& io, store::Store& store, std::unique_ptr<TuyaSink> tuya,
+               ReportSink* sink, OutboxOptions options, Ready ready)
     : io_(io),
       store_(store),
-      uplink_(uplink),
+      tuya_sink_(std::move(tuya)),
+      sink_(sink ? *sink : *tuya_sink_),
       opt_(options),
       ready_(std::move(ready)),
       drain_timer_(io),
@@ -96,9 +119,8 @@ Outbox::Latest* Outbox::find_latest(const std::string& cid, int dp) {
 void Outbox::load(const std::set<std::string>& roster) {
   size_t stale = 0, loaded = 0;
   std::set<std::string> cids;
-  for (store::OutboxRow& r : store_.outbox_rows()) {
+  for (store::OutboxRow& r : store_.outbox_rows(opt_.uplink)) {
     in_db_.insert(r.ord);
-    next_ord_ = std::max(next_ord_, r.ord + 1);
     if (roster.count(r.cid) == 0) {
       db_remove(r.ord);
       ++stale;
@@ -148,7 +170,7 @@ void Outbox::report(const std::string& cid, int dp, const std::string& value_jso
   // A full report repeats an event DP's value: that repeat is a state, not a new event.
   const bool event_dp = is_event_dp(dp);
   const bool event = event_dp && (l.ord == 0 || l.text() != value_json);
-  Msg m{cid, dp, event, next_ord_++, t_ms, value_json};
+  Msg m{cid, dp, event, store_.next_outbox_ord(), t_ms, value_json};
   l.ord = m.ord;
   l.t_ms = t_ms;
   if (event_dp) l.set_text(value_json);
@@ -226,7 +248,7 @@ void Outbox::requeue(Msg m) {
       if (e->second.dp == dp) return;
     if (auto s = q->second.states.find(dp); s != q->second.states.end() && s->second.ord > ord) return;
   }
-  Msg newest{cid, dp, false, next_ord_++, l->t_ms, l->text()};
+  Msg newest{cid, dp, false, store_.next_outbox_ord(), l->t_ms, l->text()};
   l->ord = newest.ord;
   enqueue(std::move(newest));
 }
@@ -252,15 +274,16 @@ void Outbox::publish(Msg m, bool from_queue) {
     return;
   }
   std::string rid = tuya::new_request_id();
-  std::string payload = tuya::make_report(m.cid, m.dp, value, m.t_ms / 1000, rid).dump();
   if (from_queue) queues_[m.cid].draining++;
   const int64_t ord = m.ord;
-  in_flight_[ord] = InFlight{std::move(m), from_queue, std::move(rid)};
-  uplink_.publish(std::string(tuya::suffix::kReport), std::move(payload),
-                  [this, ord, alive = std::weak_ptr<bool>(alive_)](bool ok) {
-                    if (alive.expired()) return;
-                    on_published(ord, ok);
-                  });
+  const std::string cid = m.cid;
+  const int dp = m.dp;
+  const int64_t t_ms = m.t_ms;
+  in_flight_[ord] = InFlight{std::move(m), from_queue, rid};
+  sink_.send(cid, dp, value, t_ms, rid, [this, ord, alive = std::weak_ptr<bool>(alive_)](bool ok) {
+    if (alive.expired()) return;
+    on_published(ord, ok);
+  });
 }
 
 void Outbox::on_published(int64_t ord, bool ok) {
@@ -474,7 +497,7 @@ void Outbox::summarise_refusals() {
 void Outbox::db_insert(const Msg& m) {
   if (in_db_.count(m.ord) != 0 || pending_insert_.count(m.ord) != 0) return;
   pending_insert_[m.ord] = ops_.size();
-  ops_.push_back(Op{false, store::OutboxRow{m.ord, m.cid, m.dp, m.event, m.t_ms, m.value}, false});
+  ops_.push_back(Op{false, store::OutboxRow{m.ord, opt_.uplink, m.cid, m.dp, m.event, m.t_ms, m.value}, false});
   arm_write_timer();
 }
 

@@ -263,10 +263,20 @@ void RecordCommitter::commit(bool with_readings) {
     events.insert(events.end(), energy.events.begin(), energy.events.end());
     // Waiting outbox rows ride along in the same transaction (no fsync of their own).
     Outbox::Batch outbox_rows = outbox_ ? outbox_->begin_write() : Outbox::Batch{};
+    std::vector<Outbox::Batch> extra_rows;
+    for (Outbox* o : extra_outboxes_) extra_rows.push_back(o->begin_write());
+    const std::vector<store::OutboxChange>* changes = &outbox_rows.changes();
+    std::vector<store::OutboxChange> all;
+    if (!extra_rows.empty()) {
+      all = *changes;
+      for (const Outbox::Batch& b : extra_rows) all.insert(all.end(), b.changes().begin(), b.changes().end());
+      changes = &all;
+    }
     const auto started = std::chrono::steady_clock::now();
-    auto res = store_.commit(events, energy.update, outbox_rows.changes());
+    auto res = store_.commit(events, energy.update, *changes);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     outbox_rows.committed();
+    for (Outbox::Batch& b : extra_rows) b.committed();
     stats_.commits++;
     stats_.last_commit_ms = unix_ms_ ? unix_ms_() : 0;
     stats_.last_commit_seconds = took;

@@ -72,6 +72,9 @@ class RecordCommitter {
 
   // Outbox rows ride along in each transaction (null: none).
   void set_outbox(Outbox* outbox) { outbox_ = outbox; }
+  // Other uplinks' outboxes, whose waiting rows ride along too (attach until they are destroyed).
+  void attach_outbox(Outbox& o) { extra_outboxes_.push_back(&o); }
+  void detach_outbox(Outbox& o) { std::erase(extra_outboxes_, &o); }
   // The roll-up of the samples runs there, off the loop (null: on the loop, right after the commit
   // that finds it due). While the worker runs a job nothing is committed: records wait in memory
   // (readings are acked as usual, events once their commit followed the job).
@@ -146,6 +149,7 @@ class RecordCommitter {
   Committed on_committed_;
   Fatal on_fatal_;
   Outbox* outbox_ = nullptr;
+  std::vector<Outbox*> extra_outboxes_;
   StoreWorker* worker_ = nullptr;
   bool rolling_up_ = false;  // a roll-up was handed to the worker
   bool deferred_ = false;    // a commit waits for the worker to be idle

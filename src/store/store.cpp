@@ -185,12 +185,14 @@ std::string detail::sql_for(Slot slot) {
       return "SELECT coalesce(sum(energy_mwh), 0) FROM energy_days WHERE cid = ? AND start_ms >= ? AND "
              "start_ms <= ?";
     case kOutboxInsert:
-      return "INSERT INTO outbox (ord, cid, dp, kind, t_ms, value) VALUES (?,?,?,?,?,?) ON CONFLICT DO "
-             "NOTHING";
+      return "INSERT INTO outbox (ord, cid, dp, kind, t_ms, value, uplink) VALUES (?,?,?,?,?,?,?) ON "
+             "CONFLICT DO NOTHING";
     case kOutboxDelete:
       return "DELETE FROM outbox WHERE ord = ?";
+    case kOutboxMaxOrd:
+      return "SELECT coalesce(max(ord), 0) + 1 FROM outbox";
     case kOutboxAll:
-      return "SELECT ord, cid, dp, kind, t_ms, value FROM outbox ORDER BY ord";
+      return "SELECT ord, cid, dp, kind, t_ms, value FROM outbox WHERE uplink = ? ORDER BY ord";
     default:  // the slots whose SQL is spelled where they are used
       break;
   }
@@ -352,6 +354,7 @@ void Store::Impl::apply_outbox(const std::vector<OutboxChange>& changes) {
     bind_int(s, 4, c.row.event ? 0 : 1);
     bind_int(s, 5, c.row.t_ms);
     bind_text(s, 6, c.row.value);
+    bind_text(s, 7, c.row.uplink);
     if (sqlite3_step(s) != SQLITE_DONE) fail("insert outbox row");
   }
 }
@@ -480,12 +483,14 @@ void Store::apply_outbox(const std::vector<OutboxChange>& changes) {
   }
 }
 
-std::vector<OutboxRow> Store::outbox_rows() const {
+std::vector<OutboxRow> Store::outbox_rows(const std::string& uplink) const {
   StmtUse use(impl_->stmt(kOutboxAll));
   sqlite3_stmt* s = use.get();
+  impl_->bind_text(s, 1, uplink);
   std::vector<OutboxRow> out;
   while (impl_->step_row(s, "outbox_rows")) {
     OutboxRow r;
+    r.uplink = uplink;
     r.ord = sqlite3_column_int64(s, 0);
     r.cid = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
     r.dp = sqlite3_column_int(s, 2);
@@ -845,6 +850,14 @@ uint32_t Store::last_seq(const std::string& cid, uint32_t boot) const {
   impl_->bind_int(use.get(), 2, boot);
   if (!impl_->step_row(use.get(), "last_seq")) return 0;
   return static_cast<uint32_t>(sqlite3_column_int64(use.get(), 0));  // NULL (no rows) reads as 0
+}
+
+int64_t Store::next_outbox_ord() {
+  if (next_outbox_ord_ == 0) {
+    StmtUse use(impl_->stmt(kOutboxMaxOrd));
+    next_outbox_ord_ = impl_->step_row(use.get(), "max outbox ord") ? sqlite3_column_int64(use.get(), 0) : 1;
+  }
+  return next_outbox_ord_++;
 }
 
 int64_t Store::newest_time_ms() const {

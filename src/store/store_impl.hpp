@@ -64,6 +64,7 @@ enum Slot : size_t {
   kDaysRange,
   kUpsertDayLate,
   kDaysEnergy,
+  kOutboxMaxOrd,
   kStoreSlotCount,                  // the slots below have their SQL where they are used
   kPruneSamples = kStoreSlotCount,  // retention.cpp
   kOldestSample,                    // retention.cpp

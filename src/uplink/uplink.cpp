@@ -93,9 +93,11 @@ std::string connack_meaning(const Options& o, int rc) {
     case 3:
       return "server unavailable (will retry)";
     case 4:
+      if (!o.auth_hint.empty()) return "bad user name or password: " + o.auth_hint;
       return "bad user name or password (check " + key + ".username / " + key + ".password)";
     case 5:
       // mosquitto also answers a wrong password with 5 on MQTT 3.1.1.
+      if (!o.auth_hint.empty()) return "not authorized (bad user name or password?): " + o.auth_hint;
       return "not authorized (check " + key + ".username / " + key + ".password and the broker's ACL)";
     default:
       return "unknown CONNACK return code " + std::to_string(rc);
@@ -388,6 +390,8 @@ struct Client::State : std::enable_shared_from_this<State> {
 
   // --- loop thread ---------------------------------------------------------------------
 
+  log::Level info_level() const { return opt.log_connects ? log::Level::Info : log::Level::Debug; }
+
   void start() {
     if (destroyed) return;
     stopping = false;
@@ -400,6 +404,11 @@ struct Client::State : std::enable_shared_from_this<State> {
     if (stopping || destroyed) return;
     phase = Phase::Connecting;
     ++generation;
+    if (opt.credentials) {
+      Options::Credentials c = opt.credentials();
+      conn_opts.set_user_name(c.username);
+      conn_opts.set_password(c.password);
+    }
     PB_LOG(Debug, log) << "connecting to " << server_uri(opt) << " as " << opt.gateway_id;
     try {
       cli->connect(conn_opts, to_context(generation), listener);
@@ -522,7 +531,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     last_failure.clear();
     last_error.clear();
     disable_nagle_to_port(opt.port);
-    PB_LOG(Info, log) << "connected to " << server_uri(opt) << " and subscribed as " << opt.gateway_id;
+    PB_LOG_AT(info_level(), log) << "connected to " << server_uri(opt) << " and subscribed as " << opt.gateway_id;
     if (h.on_connected) h.on_connected();
   }
 
@@ -586,7 +595,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     if (quiet_retry)
       PB_LOG(Debug, log) << "reconnecting in " << wait.count() << " ms";
     else
-      PB_LOG(Info, log) << "reconnecting in " << wait.count() << " ms";
+      PB_LOG_AT(info_level(), log) << "reconnecting in " << wait.count() << " ms";
     retry_pending = true;
     retry_timer.expires_after(wait);
     retry_timer.async_wait([w = weak_from_this()](const boost::system::error_code& ec) {
@@ -614,7 +623,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     phase = Phase::Idle;
     fail_waiting();
     if (was_up) {
-      PB_LOG(Info, log) << "disconnecting from " << server_uri(opt);
+      PB_LOG_AT(info_level(), log) << "disconnecting from " << server_uri(opt);
       last_error = "stopped";
       if (h.on_disconnected) h.on_disconnected("stopped");
       if (destroyed) return;

@@ -71,6 +71,9 @@ std::string Scenario::config_text(const std::vector<RosterSocket>& sockets,
       << "    secret: " << s.secret_hex << "\n"
       << "    name: Socket " << s.cid << "\n"
       << "    location: lab\n";
+    if (opts_.socket_yaml)
+      for (size_t i = 0; i < roster_.size(); ++i)
+        if (roster_[i].cid == s.cid) y << opts_.socket_yaml(i);
   }
   return y.str();
 }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <regex>
@@ -41,6 +42,8 @@ struct ScenarioOptions {
   // socket connects from 127.0.0.1.
   bool lan_limits = false;
   int handshake_timeout_s = 5;
+  // More lines of roster socket i's entry ("    key: value\n"), e.g. its platform credentials.
+  std::function<std::string(size_t i)> socket_yaml;
 };
 
 class Scenario {

@@ -124,11 +124,16 @@ std::string MosquittoBroker::gateway_password() const {
   return hex;
 }
 
-PlainMosquittoBroker::PlainMosquittoBroker(std::string username, std::string password)
+PlainMosquittoBroker::PlainMosquittoBroker(std::string username, std::string password,
+                                           const std::vector<std::pair<std::string, std::string>>& more_users)
     : username_(std::move(username)), password_(std::move(password)) {
   const auto passwd = dir_.path() / "passwd";
   Process make({"mosquitto_passwd", "-b", "-c", passwd.string(), username_, password_});
   if (make.wait_exit(30s) != 0) throw std::runtime_error("mosquitto_passwd failed:\n" + make.describe());
+  for (const auto& [user, pass] : more_users) {
+    Process add({"mosquitto_passwd", "-b", passwd.string(), user, pass});
+    if (add.wait_exit(30s) != 0) throw std::runtime_error("mosquitto_passwd failed:\n" + add.describe());
+  }
   // A free port can be taken by someone else before mosquitto binds it: retry with another one.
   for (int attempt = 0; attempt < 3; ++attempt) {
     port_ = free_tcp_port();

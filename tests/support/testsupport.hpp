@@ -156,7 +156,10 @@ class MosquittoBroker {
 // broker: user `username` with `password` from a password file; no anonymous clients.
 class PlainMosquittoBroker {
  public:
-  PlainMosquittoBroker(std::string username, std::string password);
+  // `username` is the one the tests use (username(), password()); `more_users` (user, password) are
+  // in the password file too, e.g. devices logging in with a platform's formula.
+  PlainMosquittoBroker(std::string username, std::string password,
+                       const std::vector<std::pair<std::string, std::string>>& more_users = {});
   ~PlainMosquittoBroker();
   PlainMosquittoBroker(const PlainMosquittoBroker&) = delete;
   PlainMosquittoBroker& operator=(const PlainMosquittoBroker&) = delete;

@@ -82,6 +82,7 @@ struct ClockStatus {
 };
 
 class LanPort;
+class Outbox;
 class SocketLink;
 
 // Wires the gateway's parts together on the one event loop (the parts live in src/gateway): the
@@ -146,6 +147,10 @@ class Gateway {
   // gateway or be removed first.
   void add_observer(Observer& o);
   void remove_observer(Observer& o);
+  // Another uplink's durable outbox: its waiting rows ride in the gateway's commits, and it writes
+  // on its own only while the store's worker does not hold the write lock. Detach before it goes.
+  void attach_outbox(Outbox& o);
+  void detach_outbox(Outbox& o);
   std::vector<std::string> roster() const;                              // cids, in roster order
   std::optional<SocketView> socket_view(const std::string& cid) const;  // none: not in the roster
 

@@ -21,6 +21,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <optional>
 #include <set>
@@ -40,7 +41,22 @@ namespace pb::gateway {
 // states of which only the latest value matters.
 bool is_event_dp(int dp);
 
+// Where an outbox's reports go: the Tuya edge (properties/report, the default) or a device-direct
+// platform (its own topics and payloads per socket).
+class ReportSink {
+ public:
+  // One report of one DP, QoS 1; done(ok) on the loop: true once the broker acknowledged it, false
+  // when it was not sent or the link dropped first. `request_id` identifies it in the platform's
+  // answer (Outbox::on_response).
+  virtual void send(const std::string& cid, int dp, const nlohmann::json& value, int64_t t_ms,
+                    const std::string& request_id, std::function<void(bool)> done) = 0;
+
+ protected:
+  ~ReportSink() = default;
+};
+
 struct OutboxOptions {
+  std::string uplink;                                 // its rows in the outbox table ("" = the Tuya edge)
   double rate_per_s = 200;                            // drain rate (uplink.outbox_rate_per_s)
   std::chrono::milliseconds tick{20};                 // drain timer; a tick may send rate x tick (at least 1)
   std::chrono::milliseconds write_delay{200};         // pending rows wait at most this for a reading commit
@@ -68,8 +84,11 @@ class Outbox {
   // Whether the socket may publish now (uplink connected and the socket synced).
   using Ready = std::function<bool(const std::string& cid)>;
 
+  // Reports to the Tuya edge (properties/report through `uplink`).
   Outbox(boost::asio::io_context& io, store::Store& store, UplinkPort& uplink, OutboxOptions options,
          Ready ready);
+  // Reports to another sink.
+  Outbox(boost::asio::io_context& io, store::Store& store, ReportSink& sink, OutboxOptions options, Ready ready);
   // Puts what is still in flight back into the outbox and writes pending rows (best effort).
   ~Outbox();
   Outbox(const Outbox&) = delete;
@@ -176,15 +195,19 @@ class Outbox {
   void ops_committed(const std::vector<store::OutboxChange>& changes);
   void ops_failed(std::vector<store::OutboxChange> changes);
 
+  class TuyaSink;
+  Outbox(boost::asio::io_context& io, store::Store& store, std::unique_ptr<TuyaSink> tuya, ReportSink* sink,
+         OutboxOptions options, Ready ready);
+
   boost::asio::io_context& io_;
   store::Store& store_;
-  UplinkPort& uplink_;
+  std::unique_ptr<TuyaSink> tuya_sink_;  // with the UplinkPort constructor
+  ReportSink& sink_;
   OutboxOptions opt_;
   Ready ready_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards publish completions
   bool closing_ = false;                                        // destructor running: no timers any more
 
-  int64_t next_ord_ = 1;
   std::map<std::string, Queue> queues_;  // sockets with a backlog
   std::string rr_cursor_;                // last socket served by the drain
   std::unordered_map<int64_t, InFlight> in_flight_;

@@ -168,7 +168,8 @@ struct EnergyUpdate {
 // One row of the uplink outbox (table outbox, docs/schema.md): a properties/report not yet
 // acknowledged by the broker.
 struct OutboxRow {
-  int64_t ord = 0;  // creation order, gateway-wide; the row's identity
+  int64_t ord = 0;  // creation order, gateway-wide (all uplinks); the row's identity
+  std::string uplink;  // "" = the Tuya edge; else a device-direct uplink's name
   std::string cid;
   int dp = 0;
   bool event = false;  // events are kept in order; a state row is the latest value of (cid, dp)
@@ -234,8 +235,11 @@ class Store {
 
   // Outbox changes alone, in one transaction.
   void apply_outbox(const std::vector<OutboxChange>& changes);
-  // Every outbox row, by ord.
-  std::vector<OutboxRow> outbox_rows() const;
+  // Every outbox row of one uplink ("" = the Tuya edge), by ord.
+  std::vector<OutboxRow> outbox_rows(const std::string& uplink = "") const;
+  // A new outbox ord: above every stored one and every one handed out before (all uplinks share
+  // them). Loop thread only.
+  int64_t next_outbox_ord();
 
   // Every socket with history (a sample ever written), by cid.
   std::vector<std::string> socket_cids() const;
@@ -306,6 +310,7 @@ class Store {
   int64_t range_energy(const std::string& cid, int64_t from_ms, int64_t to_ms) const;
   std::string path_;
   std::unique_ptr<Impl> impl_;
+  int64_t next_outbox_ord_ = 0;  // 0: not read yet
 };
 
 }  // namespace pb::store

@@ -38,6 +38,19 @@ struct Options {
     bool retained = true;
   };
   std::optional<Will> will;
+  // Asked before every connection attempt for the user name and password to send (instead of
+  // username/password above): for platforms whose passwords expire or carry a time.
+  struct Credentials {
+    std::string username;
+    std::string password;
+  };
+  std::function<Credentials()> credentials;
+  // Said after "bad user name or password" / "not authorized" instead of naming
+  // config_key.username/.password, e.g. "check sockets[3].aliyun.device_secret of socket kitchen".
+  std::string auth_hint;
+  // false: connects, reconnect delays and graceful disconnects are logged at debug level (one
+  // connection per socket: the owner logs a summary); failures are logged as always.
+  bool log_connects = true;
   std::string log_name = "uplink";    // log channel, e.g. "uplink homeassistant"
   std::string config_key = "uplink";  // named in the hints of failure reasons, e.g. "uplinks[1]"
   bool verify_hostname = true;
