@@ -1219,5 +1219,35 @@ TEST(Config, OneDeviceForOneSocketOnly) {
   EXPECT_FALSE(c.sockets[1].tencent);
 }
 
+TEST(ConfigCheck, DeviceUplinksInTheSummaryAndTheirCaFileChecked) {
+  TempDir dir;
+  const std::string ca = (dir.path() / "ali-ca.pem").string();
+  const Config c = load_string(
+      "gateway_id: g\ndatabase: ':memory:'\nuplinks:\n"
+      "  - type: aliyun\n    ca_file: " +
+          ca +
+          "\n  - {type: tencent, name: tc}\n  - {type: tencent, name: tc2, tls: false}\n"
+          "sockets:\n" +
+          device_socket("a", kSecretA, "plug-0001", "") + device_socket("b", kSecretB, "plug-0002", "dev2"),
+      "t.yaml");
+  EXPECT_EQ(summary(c),
+            "t.yaml: OK: 2 sockets, no Tuya uplink, aliyun 'aliyun' (2 sockets), tencent 'tc' (1 socket), "
+            "tencent 'tc2' (1 socket), database :memory:, LAN 0.0.0.0:6690, control socket "
+            "/run/plugbridge/control.sock");
+  auto problems = check_files(c, current_account());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "t.yaml: uplinks.aliyun.ca_file " + ca +
+                             ": No such file or directory; fix: copy the CA that signed the platform's "
+                             "certificate there, or correct the path (leave it out for the system's CAs)");
+  std::ofstream(ca) << "pem\n";
+  EXPECT_TRUE(check_files(c, current_account()).empty());
+
+  // No socket has credentials: accepted, and the summary says so.
+  const Config none = load_string("gateway_id: g\nuplinks:\n  - type: tencent\n", "t.yaml");
+  EXPECT_NE(summary(none).find(", no Tuya uplink, tencent 'tencent' (0 sockets), database"),
+            std::string::npos)
+      << summary(none);
+}
+
 }  // namespace
 }  // namespace pb::config
