@@ -58,7 +58,15 @@ std::string summary(const Config& cfg) {
     s += ", uplink " + m.name + " mqtt" + (m.tls ? "s" : "") + "://" + m.host + ":" + std::to_string(m.port) +
          "/" + m.base_topic +
          (m.discovery ? " (Home Assistant discovery under " + m.discovery_prefix + ")" : "");
-  if (!cfg.uplink.enabled && cfg.mqtt_uplinks.empty()) s += " (LAN only)";
+  for (const DeviceUplink& d : cfg.device_uplinks) {
+    const bool aliyun = d.platform == DeviceUplink::Platform::Aliyun;
+    const auto n = std::count_if(cfg.sockets.begin(), cfg.sockets.end(), [&](const SocketEntry& e) {
+      return aliyun ? e.aliyun.has_value() : e.tencent.has_value();
+    });
+    s += std::string(", ") + to_string(d.platform) + " '" + d.name + "' (" + std::to_string(n) +
+         (n == 1 ? " socket)" : " sockets)");
+  }
+  if (!cfg.uplink.enabled && cfg.mqtt_uplinks.empty() && cfg.device_uplinks.empty()) s += " (LAN only)";
   s += ", database " + cfg.database + ", LAN " + cfg.lan.listen_address + ":" + std::to_string(cfg.lan.port);
   s += cfg.control_socket.empty() ? ", no control socket" : ", control socket " + cfg.control_socket;
   if (cfg.metrics.enabled) s += ", metrics on http://" + cfg.metrics.listen + "/metrics";
@@ -144,6 +152,11 @@ std::vector<std::string> check_files(const Config& cfg, const Account& who) {
       readable(m.password_file, at + ".password_file",
                "write the broker password for " + m.username + " into it (one line), or correct the path");
   }
+  for (const DeviceUplink& d : cfg.device_uplinks)
+    if (!d.ca_file.empty())
+      readable(d.ca_file, "uplinks." + d.name + ".ca_file",
+               "copy the CA that signed the platform's certificate there, or correct the path (leave it out "
+               "for the system's CAs)");
   if (cfg.database != ":memory:" && !cfg.database.empty()) {
     const fs::path db = fs::absolute(cfg.database);
     const fs::path dir = db.parent_path();

@@ -28,6 +28,16 @@
 
 namespace pb::config {
 
+const char* to_string(DeviceUplink::Platform p) {
+  switch (p) {
+    case DeviceUplink::Platform::Aliyun:
+      return "aliyun";
+    case DeviceUplink::Platform::Tencent:
+      return "tencent";
+  }
+  return "?";
+}
+
 const SocketEntry* Config::find_socket(std::string_view cid) const {
   for (const auto& s : sockets) {
     if (s.cid == cid) return &s;
@@ -67,6 +77,37 @@ bool guessable(const std::vector<uint8_t>& key) {
 constexpr const char* kKeyHowTo =
     "generate a real one with `openssl rand -hex 16` (and program it into the socket), or let "
     "`plugbridge provision` mint the socket";
+
+// The decoded size of standard base64 with padding (RFC 4648, no whitespace, zero bits after the
+// last byte); none, with why, when it is not. `why` never quotes the text: it is a key.
+std::optional<size_t> base64_size(std::string_view t, std::string& why) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (t.empty() || t.size() % 4 != 0) {
+    why = "not base64: " + std::to_string(t.size()) + " characters, a multiple of 4 expected";
+    return std::nullopt;
+  }
+  const size_t pad = t.ends_with("==") ? 2 : t.ends_with('=') ? 1 : 0;
+  for (size_t i = 0; i < t.size() - pad; ++i) {
+    if (value(t[i]) < 0) {
+      why = "not base64: " + std::string(t[i] == '=' ? "'=' before the end" : "bad character") +
+            " at position " + std::to_string(i + 1);
+      return std::nullopt;
+    }
+  }
+  // The last character before the padding carries 2 (==) or 4 (=) bits past the last byte.
+  if (pad > 0 && (value(t[t.size() - pad - 1]) & (pad == 2 ? 0x0f : 0x03)) != 0) {
+    why = "not base64: bad padding (bits set after the last byte)";
+    return std::nullopt;
+  }
+  return t.size() / 4 * 3 - pad;
+}
 
 class Parser {
  public:
@@ -128,7 +169,7 @@ class Parser {
         const std::string at = "uplinks[" + std::to_string(i) + "]";
         expect_map(e, at);
         const YAML::Node type = e["type"];
-        if (!type) fail(e, at + ".type", "required: tuya or mqtt");
+        if (!type) fail(e, at + ".type", "required: tuya, mqtt, aliyun or tencent");
         const std::string t = get_string(type, at + ".type");
         std::string name;
         YAML::Node name_node = e["name"] ? e["name"] : type;
@@ -146,8 +187,12 @@ class Parser {
         } else if (t == "mqtt") {
           cfg.mqtt_uplinks.push_back(parse_mqtt_uplink(e, at, cfg.gateway_id));
           name = cfg.mqtt_uplinks.back().name;
+        } else if (t == "aliyun" || t == "tencent") {
+          cfg.device_uplinks.push_back(parse_device_uplink(
+              e, at, t == "aliyun" ? DeviceUplink::Platform::Aliyun : DeviceUplink::Platform::Tencent));
+          name = cfg.device_uplinks.back().name;
         } else {
-          fail(type, at + ".type", "unknown uplink type '" + t + "'; valid: tuya, mqtt");
+          fail(type, at + ".type", "unknown uplink type '" + t + "'; valid: tuya, mqtt, aliyun, tencent");
         }
         if (auto [it, fresh] = names.emplace(name, at); !fresh)
           fail(name_node, at + ".name",
@@ -556,6 +601,157 @@ class Parser {
     return m;
   }
 
+  // A device-direct platform (aliyun, tencent): the connection settings and the property map; the
+  // devices themselves are the sockets' aliyun / tencent blocks.
+  DeviceUplink parse_device_uplink(const YAML::Node& n, const std::string& at,
+                                   DeviceUplink::Platform p) const {
+    const bool aliyun = p == DeviceUplink::Platform::Aliyun;
+    // The other platform's keys: say whose they are rather than only "unknown key".
+    const std::vector<std::string> others = aliyun ? std::vector<std::string>{"token_lifetime_s", "connid"}
+                                                   : std::vector<std::string>{"timestamp"};
+    for (const std::string& key : others)
+      if (n[key])
+        fail(key_line(n, key), at + "." + key,
+             std::string("only for type ") + (aliyun ? "tencent" : "aliyun") + ", this uplink is of type " +
+                 to_string(p));
+    std::vector<std::string> keys{"type",
+                                  "name",
+                                  "host",
+                                  "port",
+                                  "tls",
+                                  "ca_file",
+                                  "verify_hostname",
+                                  "sign_method",
+                                  "properties",
+                                  "state_interval_s",
+                                  "connect_rate_per_s",
+                                  "keepalive_s",
+                                  "reconnect_max_s",
+                                  "outbox_rate_per_s"};
+    if (aliyun)
+      keys.push_back("timestamp");
+    else
+      keys.insert(keys.end(), {"token_lifetime_s", "connid"});
+    check_keys(n, at + ".", keys);
+
+    DeviceUplink u;
+    u.platform = p;
+    u.line = line_of(n);
+    u.name = to_string(p);
+    if (const YAML::Node v = n["name"]) u.name = uplink_name(v, at);
+    const std::string var = aliyun ? "product_key" : "product_id";
+    u.host = aliyun ? "{product_key}.iot-as-mqtt.cn-shanghai.aliyuncs.com"
+                    : "{product_id}.iotcloud.tencentdevices.com";
+    if (const YAML::Node v = n["host"]) {
+      u.host = get_string(v, at + ".host");
+      if (u.host.empty() || u.host.size() > 253 ||
+          !std::all_of(u.host.begin(), u.host.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+        fail(v, at + ".host", "must be 1..253 printable characters without spaces");
+      // Only the socket's own product may be filled in; any other {...} would reach the DNS as is.
+      for (size_t i = 0; i < u.host.size();) {
+        const size_t open = u.host.find_first_of("{}", i);
+        if (open == std::string::npos) break;
+        const size_t close = u.host[open] == '{' ? u.host.find('}', open) : std::string::npos;
+        if (close == std::string::npos || u.host.substr(open + 1, close - open - 1) != var)
+          fail(v, at + ".host",
+               "the only placeholder for type " + std::string(to_string(p)) + " is {" + var +
+                   "} (the socket's); no other '{' or '}' is allowed");
+        i = close + 1;
+      }
+    }
+    if (const YAML::Node v = n["tls"]) u.tls = get_bool(v, at + ".tls");
+    u.port = aliyun || !u.tls ? 1883 : 8883;
+    if (const YAML::Node v = n["port"]) {
+      const auto port = get_int<uint16_t>(v, at + ".port", 0, 65535);
+      if (port != 0) u.port = port;
+    }
+    if (const YAML::Node v = n["ca_file"]) {
+      u.ca_file = get_string(v, at + ".ca_file");
+      if (u.ca_file.empty())
+        fail(v, at + ".ca_file", "must not be empty (leave it out for the system's CAs)");
+      if (!u.tls) fail(v, at + ".ca_file", "only with tls: true");
+      u.ca_file = resolve(u.ca_file);
+    }
+    if (const YAML::Node v = n["verify_hostname"]) u.verify_hostname = get_bool(v, at + ".verify_hostname");
+    if (const YAML::Node v = n["sign_method"]) {
+      u.sign_method = get_string(v, at + ".sign_method");
+      if (u.sign_method != "hmacsha256" && u.sign_method != "hmacsha1")
+        fail(v, at + ".sign_method",
+             "unknown sign method '" + u.sign_method + "'; valid: hmacsha256, hmacsha1");
+    }
+    if (const YAML::Node v = n["timestamp"]) u.timestamp = get_bool(v, at + ".timestamp");
+    if (const YAML::Node v = n["token_lifetime_s"])
+      u.token_lifetime_s = get_int<int>(v, at + ".token_lifetime_s", 60, 31'536'000);
+    if (const YAML::Node v = n["connid"]) {
+      u.connid = get_string(v, at + ".connid");
+      if (!u.connid.empty() &&
+          (u.connid.size() != 5 || !std::all_of(u.connid.begin(), u.connid.end(), [](char c) {
+             return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+           })))
+        fail(v, at + ".connid",
+             "must be 5 upper-case letters or digits (or leave it out for a random one per connection)");
+    }
+    parse_properties(n["properties"], at + ".properties", u);
+    if (const YAML::Node v = n["state_interval_s"])
+      u.state_interval_s = get_int<int>(v, at + ".state_interval_s", 0, 86400);
+    if (const YAML::Node v = n["connect_rate_per_s"]) {
+      const int64_t milli = get_decimal(v, at + ".connect_rate_per_s", 3, 1000 * 1000);
+      if (milli == 0) fail(v, at + ".connect_rate_per_s", "must be more than 0 (at most 1000)");
+      u.connect_rate_per_s = static_cast<double>(milli) / 1000.0;
+    }
+    // Within what both platforms take (Aliyun: 30..1200 s).
+    if (const YAML::Node v = n["keepalive_s"]) u.keepalive_s = get_int<int>(v, at + ".keepalive_s", 30, 900);
+    if (const YAML::Node v = n["reconnect_max_s"])
+      u.reconnect_max_s = get_int<int>(v, at + ".reconnect_max_s", 1, 3600);
+    if (const YAML::Node v = n["outbox_rate_per_s"])
+      u.outbox_rate_per_s = get_int<int>(v, at + ".outbox_rate_per_s", 1, 10000);
+    return u;
+  }
+
+  // properties: our DP code -> the platform's identifier; codes not given keep the platform's
+  // default, "" leaves the property out.
+  void parse_properties(const YAML::Node& n, const std::string& at, DeviceUplink& u) const {
+    const bool aliyun = u.platform == DeviceUplink::Platform::Aliyun;
+    for (const DevicePropertyDefault& d : kDevicePropertyDefaults)
+      u.properties[std::string(d.code)] = std::string(aliyun ? d.aliyun : d.tencent);
+    if (!n || n.IsNull()) return;
+    expect_map(n, at);
+    std::vector<std::string> codes;
+    for (const DevicePropertyDefault& d : kDevicePropertyDefaults) codes.emplace_back(d.code);
+    check_keys(n, at + ".", codes);
+    for (const auto& kv : n) {
+      const std::string code = kv.first.Scalar();
+      const std::string key = at + "." + code;
+      std::string id = kv.second.IsNull() ? std::string() : get_string(kv.second, key);
+      if (!id.empty()) {
+        const bool ok =
+            id.size() <= 50 && (std::isalpha(static_cast<unsigned char>(id[0])) || id[0] == '_') &&
+            std::all_of(id.begin(), id.end(),
+                        [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+        if (!ok)
+          fail(kv.second, key,
+               "'" + id +
+                   "' is not an identifier: 1..50 of letters, digits and '_', not starting with a digit "
+                   "(or \"\" to leave the property out)");
+      }
+      u.properties[code] = id;
+    }
+    // A set naming it could not tell which was meant. The defaults differ, so a clash involves a
+    // given key: the defaults kept go first, then the given keys in file order.
+    std::map<std::string, std::string> owner;  // identifier -> its code
+    for (const auto& [code, id] : u.properties)
+      if (!n[code] && !id.empty()) owner.emplace(id, code);
+    for (const auto& kv : n) {
+      const std::string& code = kv.first.Scalar();
+      const std::string& id = u.properties[code];
+      if (id.empty()) continue;
+      if (auto [it, fresh] = owner.emplace(id, code); !fresh)
+        fail(kv.first, at,
+             "'" + id + "' is the identifier of both " + it->second + " and " + code +
+                 "; every property needs its own");
+    }
+  }
+
   void parse_metrics(const YAML::Node& n, Metrics& m) const {
     m.enabled = true;
     if (n.IsNull()) return;
@@ -688,16 +884,96 @@ class Parser {
     return out;
   }
 
+  // One platform device is one connection: two sockets logging in as it would throw each other out.
+  void unique_device(std::map<std::pair<std::string, std::string>, std::string>& owner,
+                     std::pair<std::string, std::string> device, const YAML::Node& n, const std::string& at,
+                     const std::string& what) const {
+    const std::string here = at + " (line " + std::to_string(line_of(n)) + ")";
+    if (auto [it, fresh] = owner.emplace(std::move(device), here); !fresh)
+      fail(n, at, what + " is also " + it->second + "; every socket needs its own device");
+  }
+
+  // A required string of a socket's platform block.
+  std::string device_key(const YAML::Node& block, const std::string& at, const char* key) const {
+    const YAML::Node v = block[key];
+    if (!v) fail(block, at + "." + key, "required key missing");
+    return get_string(v, at + "." + key);
+  }
+
+  static bool device_name_chars(const std::string& s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' || c == '@' ||
+             c == '-';
+    });
+  }
+
+  // Where a secret breaks its charset, never the secret itself: error messages end up in logs.
+  static std::optional<size_t> first_not(const std::string& s, bool (*ok)(char)) {
+    for (size_t i = 0; i < s.size(); ++i)
+      if (!ok(s[i])) return i;
+    return std::nullopt;
+  }
+
+  AliyunDevice parse_aliyun_device(const YAML::Node& n, const std::string& at) const {
+    expect_map(n, at);
+    check_keys(n, at + ".", {"product_key", "device_name", "device_secret"});
+    AliyunDevice d;
+    d.product_key = device_key(n, at, "product_key");
+    d.device_name = device_key(n, at, "device_name");
+    d.device_secret = device_key(n, at, "device_secret");
+    auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+    if (d.product_key.size() != 11 || first_not(d.product_key, alnum))
+      fail(n["product_key"], at + ".product_key",
+           "'" + d.product_key + "' must be 11 letters or digits (the ProductKey on the Aliyun console)");
+    if (d.device_name.size() < 4 || d.device_name.size() > 32 || !device_name_chars(d.device_name))
+      fail(n["device_name"], at + ".device_name",
+           "'" + d.device_name + "' must be 4..32 characters of letters, digits and _ . : @ -");
+    const YAML::Node secret = n["device_secret"];
+    if (d.device_secret.size() != 32)
+      fail(secret, at + ".device_secret",
+           "32 characters expected, got " + std::to_string(d.device_secret.size()) +
+               " (the DeviceSecret on the Aliyun console)");
+    if (const auto i = first_not(d.device_secret, alnum))
+      fail(secret, at + ".device_secret",
+           "only letters and digits expected: bad character at position " + std::to_string(*i + 1));
+    return d;
+  }
+
+  TencentDevice parse_tencent_device(const YAML::Node& n, const std::string& at) const {
+    expect_map(n, at);
+    check_keys(n, at + ".", {"product_id", "device_name", "psk"});
+    TencentDevice d;
+    d.product_id = device_key(n, at, "product_id");
+    d.device_name = device_key(n, at, "device_name");
+    d.psk = device_key(n, at, "psk");
+    if (d.product_id.size() != 10 ||
+        first_not(d.product_id, [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }))
+      fail(n["product_id"], at + ".product_id",
+           "'" + d.product_id + "' must be 10 upper-case letters or digits (the product ID on the console)");
+    if (d.device_name.empty() || d.device_name.size() > 48 || !device_name_chars(d.device_name))
+      fail(n["device_name"], at + ".device_name",
+           "'" + d.device_name + "' must be 1..48 characters of letters, digits and _ . : @ -");
+    std::string why;
+    const std::optional<size_t> bytes = base64_size(d.psk, why);
+    if (!bytes) fail(n["psk"], at + ".psk", why + " (give the device key as the console shows it)");
+    if (*bytes < 16 || *bytes > 64)
+      fail(n["psk"], at + ".psk", "decodes to " + std::to_string(*bytes) + " bytes, 16..64 expected");
+    return d;
+  }
+
   void parse_sockets(const YAML::Node& n, std::vector<SocketEntry>& out) const {
     if (n.IsNull()) return;  // "sockets:" with nothing under it = no sockets yet
     if (!n.IsSequence()) fail(n, "sockets", "expected a list, got " + kind(n));
     std::map<std::string, int> cid_lines;
     std::map<std::vector<uint8_t>, std::string> secret_owner;
+    std::map<std::pair<std::string, std::string>, std::string> aliyun_owner, tencent_owner;  // -> where
     for (size_t i = 0; i < n.size(); ++i) {
       const YAML::Node e = n[i];
       const std::string p = "sockets[" + std::to_string(i) + "]";
       expect_map(e, p);
-      check_keys(e, p + ".", {"cid", "product_id", "secret", "name", "location", "limits", "energy"});
+      check_keys(
+          e, p + ".",
+          {"cid", "product_id", "secret", "name", "location", "limits", "energy", "aliyun", "tencent"});
       SocketEntry s;
       s.line = line_of(e);
 
@@ -750,6 +1026,16 @@ class Parser {
         if (const YAML::Node v = en["max_power_w"]) {
           s.energy_max_power_w = get_int<uint32_t>(v, ep + ".max_power_w", 100, 100000);
         }
+      }
+      if (const YAML::Node v = e["aliyun"]) {
+        s.aliyun = parse_aliyun_device(v, p + ".aliyun");
+        unique_device(aliyun_owner, {s.aliyun->product_key, s.aliyun->device_name}, v, p + ".aliyun",
+                      "Aliyun device " + s.aliyun->product_key + "/" + s.aliyun->device_name);
+      }
+      if (const YAML::Node v = e["tencent"]) {
+        s.tencent = parse_tencent_device(v, p + ".tencent");
+        unique_device(tencent_owner, {s.tencent->product_id, s.tencent->device_name}, v, p + ".tencent",
+                      "Tencent device " + s.tencent->product_id + "/" + s.tencent->device_name);
       }
       out.push_back(std::move(s));
     }

@@ -2,6 +2,7 @@
 // Every default lives here, in the member initialisers.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -36,7 +37,7 @@ struct AliyunDevice {
 struct TencentDevice {
   std::string product_id;   // 10 upper-case alphanumerics, e.g. CS0SLTKSYA
   std::string device_name;  // 1..48 of [A-Za-z0-9_.:@-]
-  std::string psk;          // the device key as the console shows it: base64 (decoded, 16..64 bytes); never logged
+  std::string psk;  // the device key as the console shows it: base64 (decoded, 16..64 bytes); never logged
   bool operator==(const TencentDevice&) const = default;
 };
 
@@ -135,15 +136,30 @@ struct DeviceUplink {
   // (filled at parse time for keys not given): aliyun PowerSwitch, RealTimePower, RMSVoltage,
   // RMSCurrent, TotalConsumption; tencent power_switch, power, voltage, current, energy.
   std::map<std::string, std::string> properties;
-  int state_interval_s = 60;  // measurements at most this often per socket; switch at once
+  int state_interval_s = 60;      // measurements at most this often per socket; switch at once
   double connect_rate_per_s = 5;  // new connections a second (all sockets of this uplink)
   int keepalive_s = 60;
-  int reconnect_max_s = 120;  // cap of each connection's reconnect backoff (starts at 1 s, with jitter)
+  int reconnect_max_s = 120;   // cap of each connection's reconnect backoff (starts at 1 s, with jitter)
   int outbox_rate_per_s = 50;  // drain of waiting reports (all sockets of this uplink)
   int line = 0;
   bool operator==(const DeviceUplink&) const = default;
 };
 const char* to_string(DeviceUplink::Platform p);  // "aliyun", "tencent"
+
+// The keys of DeviceUplink::properties and their default identifiers on each platform (the thing
+// models' standard names); pb::cloud::kProperties gives their DPs.
+struct DevicePropertyDefault {
+  std::string_view code;
+  std::string_view aliyun;
+  std::string_view tencent;
+};
+inline constexpr std::array<DevicePropertyDefault, 5> kDevicePropertyDefaults{{
+    {"switch", "PowerSwitch", "power_switch"},
+    {"power_current", "RealTimePower", "power"},
+    {"voltage_current", "RMSVoltage", "voltage"},
+    {"cur_current", "RMSCurrent", "current"},
+    {"forward_energy_total", "TotalConsumption", "energy"},
+}};
 
 struct Lan {
   std::string listen_address = "0.0.0.0";
@@ -211,9 +227,9 @@ struct Metrics {
 
 struct Config {
   std::string source_file;
-  std::string gateway_id;                // MQTT clientId
-  Uplink uplink;                         // the Tuya edge (enabled = false: none)
-  std::vector<MqttUplink> mqtt_uplinks;  // uplinks[] of type mqtt, in file order
+  std::string gateway_id;                    // MQTT clientId
+  Uplink uplink;                             // the Tuya edge (enabled = false: none)
+  std::vector<MqttUplink> mqtt_uplinks;      // uplinks[] of type mqtt, in file order
   std::vector<DeviceUplink> device_uplinks;  // uplinks[] of type aliyun and tencent, in file order
   Lan lan;
   std::string database = "/var/lib/plugbridge/plugbridge.db";

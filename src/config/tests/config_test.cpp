@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <string>
 
 #include "plugbridge/config/check.hpp"
@@ -895,6 +896,357 @@ TEST(ConfigCheck, MqttUplinkFilesMustBeReadable) {
                             "homeassistant)"),
             std::string::npos)
       << summary(c);
+}
+
+// Device-direct platforms: a roster socket with its own Aliyun and Tencent devices.
+const std::string kAliyunSecret = "9fKq2Lx7Vb3Nc8Rt5Wm1Zp4Hs6Jd0GxQ";
+const std::string kTencentPsk = "IyXmUW5sU/q1vnb5yzTkeQ==";
+
+std::string device_socket(const std::string& cid, const std::string& secret, const std::string& aliyun_dn,
+                          const std::string& tencent_dn) {
+  std::string s = "  - cid: " + cid + "\n    product_id: p\n    secret: " + secret + "\n";
+  if (!aliyun_dn.empty())
+    s += "    aliyun: {product_key: a1wFylTxYeD, device_name: " + aliyun_dn +
+         ", device_secret: " + kAliyunSecret + "}\n";
+  if (!tencent_dn.empty())
+    s += "    tencent: {product_id: CS0SLTKSYA, device_name: " + tencent_dn + ", psk: \"" + kTencentPsk +
+         "\"}\n";
+  return s;
+}
+
+TEST(Config, DeviceUplinksWithTheirDefaults) {
+  const Config c = load_string(kHead +
+                                   "uplinks:\n"           // 5
+                                   "  - type: aliyun\n"   // 6
+                                   "  - type: tencent\n"  // 7
+                                   "  - type: tencent\n"  // 8
+                                   "    name: tc-plain\n"
+                                   "    tls: false\n"
+                                   "sockets:\n" +
+                                   device_socket("a", kSecretA, "plug-0001", "dev1"),
+                               "t.yaml");
+  ASSERT_EQ(c.device_uplinks.size(), 3u);
+  const DeviceUplink defaults;
+  const DeviceUplink& a = c.device_uplinks[0];
+  EXPECT_EQ(a.platform, DeviceUplink::Platform::Aliyun);
+  EXPECT_EQ(a.name, "aliyun");
+  EXPECT_EQ(a.host, "{product_key}.iot-as-mqtt.cn-shanghai.aliyuncs.com");
+  EXPECT_EQ(a.port, 1883);
+  EXPECT_TRUE(a.tls);
+  EXPECT_EQ(a.ca_file, "");
+  EXPECT_TRUE(a.verify_hostname);
+  EXPECT_EQ(a.sign_method, "hmacsha256");
+  EXPECT_FALSE(a.timestamp);
+  EXPECT_EQ(a.state_interval_s, defaults.state_interval_s);
+  EXPECT_EQ(a.connect_rate_per_s, defaults.connect_rate_per_s);
+  EXPECT_EQ(a.keepalive_s, defaults.keepalive_s);
+  EXPECT_EQ(a.reconnect_max_s, defaults.reconnect_max_s);
+  EXPECT_EQ(a.outbox_rate_per_s, defaults.outbox_rate_per_s);
+  EXPECT_EQ(a.line, 6);
+  EXPECT_EQ(a.properties, (std::map<std::string, std::string>{{"switch", "PowerSwitch"},
+                                                              {"power_current", "RealTimePower"},
+                                                              {"voltage_current", "RMSVoltage"},
+                                                              {"cur_current", "RMSCurrent"},
+                                                              {"forward_energy_total", "TotalConsumption"}}));
+  const DeviceUplink& t = c.device_uplinks[1];
+  EXPECT_EQ(t.platform, DeviceUplink::Platform::Tencent);
+  EXPECT_EQ(t.name, "tencent");
+  EXPECT_EQ(t.host, "{product_id}.iotcloud.tencentdevices.com");
+  EXPECT_EQ(t.port, 8883);
+  EXPECT_EQ(t.token_lifetime_s, 86400);
+  EXPECT_EQ(t.connid, "");
+  EXPECT_EQ(t.line, 7);
+  EXPECT_EQ(t.properties, (std::map<std::string, std::string>{{"switch", "power_switch"},
+                                                              {"power_current", "power"},
+                                                              {"voltage_current", "voltage"},
+                                                              {"cur_current", "current"},
+                                                              {"forward_energy_total", "energy"}}));
+  EXPECT_EQ(c.device_uplinks[2].port, 1883);  // tencent without TLS
+  EXPECT_EQ(c.device_uplinks[2].name, "tc-plain");
+  EXPECT_STREQ(to_string(DeviceUplink::Platform::Aliyun), "aliyun");
+  EXPECT_STREQ(to_string(DeviceUplink::Platform::Tencent), "tencent");
+
+  ASSERT_EQ(c.sockets.size(), 1u);
+  ASSERT_TRUE(c.sockets[0].aliyun);
+  EXPECT_EQ(*c.sockets[0].aliyun, (AliyunDevice{"a1wFylTxYeD", "plug-0001", kAliyunSecret}));
+  ASSERT_TRUE(c.sockets[0].tencent);
+  EXPECT_EQ(*c.sockets[0].tencent, (TencentDevice{"CS0SLTKSYA", "dev1", kTencentPsk}));
+  // Device uplinks alone: no Tuya edge needed.
+  const Config only = load_string("gateway_id: g\nuplinks:\n  - type: aliyun\n", "t.yaml");
+  EXPECT_FALSE(only.uplink.enabled);
+  EXPECT_EQ(only.device_uplinks.size(), 1u);
+}
+
+TEST(Config, DeviceUplinkKeys) {
+  const Config c = load_string(kHead +
+                                   "uplinks:\n"
+                                   "  - type: aliyun\n"
+                                   "    name: ali\n"
+                                   "    host: '{product_key}.iot-as-mqtt.ap-southeast-1.aliyuncs.com'\n"
+                                   "    port: 8883\n"
+                                   "    ca_file: /etc/plugbridge/aliyun-ca.pem\n"
+                                   "    verify_hostname: false\n"
+                                   "    sign_method: hmacsha1\n"
+                                   "    timestamp: true\n"
+                                   "    state_interval_s: 0\n"
+                                   "    connect_rate_per_s: 0.5\n"
+                                   "    keepalive_s: 300\n"
+                                   "    reconnect_max_s: 600\n"
+                                   "    outbox_rate_per_s: 10\n"
+                                   "  - type: tencent\n"
+                                   "    host: mqtt.example.com\n"
+                                   "    port: 0\n"
+                                   "    token_lifetime_s: 3600\n"
+                                   "    connid: ZR5GT\n",
+                               "t.yaml");
+  ASSERT_EQ(c.device_uplinks.size(), 2u);
+  const DeviceUplink& a = c.device_uplinks[0];
+  EXPECT_EQ(a.name, "ali");
+  EXPECT_EQ(a.host, "{product_key}.iot-as-mqtt.ap-southeast-1.aliyuncs.com");
+  EXPECT_EQ(a.port, 8883);
+  EXPECT_EQ(a.ca_file, "/etc/plugbridge/aliyun-ca.pem");
+  EXPECT_FALSE(a.verify_hostname);
+  EXPECT_EQ(a.sign_method, "hmacsha1");
+  EXPECT_TRUE(a.timestamp);
+  EXPECT_EQ(a.state_interval_s, 0);
+  EXPECT_EQ(a.connect_rate_per_s, 0.5);
+  EXPECT_EQ(a.keepalive_s, 300);
+  EXPECT_EQ(a.reconnect_max_s, 600);
+  EXPECT_EQ(a.outbox_rate_per_s, 10);
+  const DeviceUplink& t = c.device_uplinks[1];
+  EXPECT_EQ(t.host, "mqtt.example.com");
+  EXPECT_EQ(t.port, 8883);  // 0: the platform's
+  EXPECT_EQ(t.token_lifetime_s, 3600);
+  EXPECT_EQ(t.connid, "ZR5GT");
+}
+
+TEST(Config, DeviceUplinkErrorsNameTheKey) {
+  const std::string up = kHead + "uplinks:\n";  // entries from line 6
+  const auto err = [&](const std::string& entry) { return error_of(up + entry); };
+  EXPECT_PREFIX(err("  - type: tencent\n    timestamp: true\n"),
+                "t.yaml:7: uplinks[0].timestamp: only for type aliyun, this uplink is of type tencent");
+  EXPECT_PREFIX(err("  - type: aliyun\n    token_lifetime_s: 600\n"),
+                "t.yaml:7: uplinks[0].token_lifetime_s: only for type tencent");
+  EXPECT_PREFIX(err("  - type: aliyun\n    connid: ZR5GT\n"),
+                "t.yaml:7: uplinks[0].connid: only for type tencent");
+  std::string m = err("  - type: tencent\n    token_lifetime: 600\n");
+  EXPECT_PREFIX(m, "t.yaml:7: uplinks[0].token_lifetime: unknown key");
+  EXPECT_NE(m.find("uplinks[0].token_lifetime_s"), std::string::npos) << m;
+  EXPECT_PREFIX(err("  - type: mqtt\n  - type: tencent\n    token_lifetime_s: 59\n"),
+                "t.yaml:8: uplinks[1].token_lifetime_s: 59 out of range 60..31536000");
+  EXPECT_PREFIX(err("  - type: tencent\n    token_lifetime_s: 31536001\n"),
+                "t.yaml:7: uplinks[0].token_lifetime_s: 31536001 out of range");
+  for (const char* bad : {"ZR5G", "ZR5GTX", "zr5gt", "ZR-GT"})
+    EXPECT_PREFIX(err(std::string("  - type: tencent\n    connid: '") + bad + "'\n"),
+                  "t.yaml:7: uplinks[0].connid: must be 5 upper-case letters or digits");
+  EXPECT_EQ(load_string(up + "  - type: tencent\n    connid: ''\n", "t.yaml").device_uplinks[0].connid, "");
+  EXPECT_PREFIX(err("  - type: aliyun\n    sign_method: md5\n"),
+                "t.yaml:7: uplinks[0].sign_method: unknown sign method 'md5'; valid: hmacsha256, hmacsha1");
+  EXPECT_PREFIX(err("  - type: aliyun\n    host: '{product_id}.example.com'\n"),
+                "t.yaml:7: uplinks[0].host: the only placeholder for type aliyun is {product_key}");
+  EXPECT_PREFIX(err("  - type: tencent\n    host: '{product_key}.example.com'\n"),
+                "t.yaml:7: uplinks[0].host: the only placeholder for type tencent is {product_id}");
+  for (const char* bad : {"{product_id.x", "x}.y", "{{product_id}}", "{}.x", "{device_name}.x"})
+    EXPECT_PREFIX(err(std::string("  - type: tencent\n    host: '") + bad + "'\n"),
+                  "t.yaml:7: uplinks[0].host: the only placeholder");
+  EXPECT_PREFIX(err("  - type: tencent\n    host: ''\n"), "t.yaml:7: uplinks[0].host: must be 1..253");
+  EXPECT_PREFIX(err("  - type: aliyun\n    tls: false\n    ca_file: ca.pem\n"),
+                "t.yaml:8: uplinks[0].ca_file: only with tls: true");
+  EXPECT_PREFIX(err("  - type: aliyun\n    port: 65536\n"), "t.yaml:7: uplinks[0].port");
+  EXPECT_PREFIX(err("  - type: aliyun\n    state_interval_s: 86401\n"),
+                "t.yaml:7: uplinks[0].state_interval_s: 86401 out of range 0..86400");
+  EXPECT_PREFIX(err("  - type: aliyun\n    connect_rate_per_s: 0\n"),
+                "t.yaml:7: uplinks[0].connect_rate_per_s: must be more than 0");
+  EXPECT_PREFIX(err("  - type: aliyun\n    connect_rate_per_s: 1000.5\n"),
+                "t.yaml:7: uplinks[0].connect_rate_per_s: '1000.5' out of range 0..1000");
+  EXPECT_PREFIX(err("  - type: aliyun\n    connect_rate_per_s: -1\n"),
+                "t.yaml:7: uplinks[0].connect_rate_per_s");
+  EXPECT_PREFIX(err("  - type: aliyun\n    keepalive_s: 5\n"),
+                "t.yaml:7: uplinks[0].keepalive_s: 5 out of range");
+  EXPECT_PREFIX(err("  - type: aliyun\n    reconnect_max_s: 0\n"), "t.yaml:7: uplinks[0].reconnect_max_s");
+  EXPECT_PREFIX(err("  - type: aliyun\n    outbox_rate_per_s: 10001\n"),
+                "t.yaml:7: uplinks[0].outbox_rate_per_s: 10001 out of range 1..10000");
+  // Names are unique across all uplinks, whatever their type.
+  EXPECT_PREFIX(err("  - type: aliyun\n  - type: aliyun\n"),
+                "t.yaml:7: uplinks[1].name: 'aliyun' is already the name of uplinks[0]");
+  EXPECT_PREFIX(err("  - type: mqtt\n  - type: tencent\n    name: mqtt\n"),
+                "t.yaml:8: uplinks[1].name: 'mqtt' is already the name of uplinks[0]");
+  EXPECT_PREFIX(err("  - type: aliyun\n    name: tuya\n"),
+                "t.yaml:7: uplinks[0].name: 'tuya' is already the name of uplink");
+  EXPECT_PREFIX(err("  - type: baidu\n"),
+                "t.yaml:6: uplinks[0].type: unknown uplink type 'baidu'; valid: tuya, mqtt, aliyun, tencent");
+}
+
+TEST(Config, DevicePropertyMap) {
+  const std::string up = kHead + "uplinks:\n  - type: tencent\n    properties:\n";  // keys from line 8
+  const Config c = load_string(up + "      switch: relay\n"
+                                    "      cur_current: ''\n"
+                                    "      forward_energy_total: Energy_kWh_2\n",
+                               "t.yaml");
+  EXPECT_EQ(c.device_uplinks[0].properties,
+            (std::map<std::string, std::string>{{"switch", "relay"},
+                                                {"power_current", "power"},
+                                                {"voltage_current", "voltage"},
+                                                {"cur_current", ""},
+                                                {"forward_energy_total", "Energy_kWh_2"}}));
+  // The platform's defaults are per type.
+  EXPECT_EQ(
+      load_string(kHead + "uplinks:\n  - type: aliyun\n    properties: {voltage_current: V}\n", "t.yaml")
+          .device_uplinks[0]
+          .properties.at("power_current"),
+      "RealTimePower");
+
+  std::string m = error_of(up + "      power: watts\n");
+  EXPECT_PREFIX(m, "t.yaml:8: uplinks[0].properties.power: unknown key");
+  EXPECT_NE(m.find("uplinks[0].properties.forward_energy_total"), std::string::npos) << m;
+  for (const std::string& bad :
+       std::vector<std::string>{"1st", "with space", "dash-ed", std::string(51, 'a')})
+    EXPECT_PREFIX(error_of(up + "      switch: '" + bad + "'\n"),
+                  "t.yaml:8: uplinks[0].properties.switch: '" + bad + "' is not an identifier");
+  EXPECT_NO_THROW(load_string(up + "      switch: _" + std::string(49, 'a') + "\n", "t.yaml"));
+  EXPECT_PREFIX(error_of(up + "      switch: [a]\n"),
+                "t.yaml:8: uplinks[0].properties.switch: expected a string");
+  // Two codes, one identifier: a set could not tell which was meant.
+  EXPECT_PREFIX(error_of(up + "      voltage_current: x\n      cur_current: x\n"),
+                "t.yaml:9: uplinks[0].properties: 'x' is the identifier of both");
+  m = error_of(up + "      cur_current: power\n");  // the default of power_current
+  EXPECT_PREFIX(m, "t.yaml:8: uplinks[0].properties: 'power' is the identifier of both");
+  EXPECT_NE(m.find("cur_current"), std::string::npos) << m;
+  EXPECT_NE(m.find("power_current"), std::string::npos) << m;
+  // Disabled ones never clash.
+  EXPECT_NO_THROW(load_string(up + "      voltage_current: ''\n      cur_current: ''\n", "t.yaml"));
+  EXPECT_PREFIX(error_of(kHead + "uplinks:\n  - type: aliyun\n    properties: [switch]\n"),
+                "t.yaml:7: uplinks[0].properties: expected a mapping");
+}
+
+TEST(Config, SocketDeviceCredentialsValidatedWithoutShowingTheSecret) {
+  const std::string head = kHead + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA + "\n";
+  // The block's line is 9.
+  const auto aliyun = [&](const std::string& pk, const std::string& dn, const std::string& secret) {
+    return error_of(head + "    aliyun: {product_key: '" + pk + "', device_name: '" + dn +
+                    "', device_secret: '" + secret + "'}\n");
+  };
+  const auto tencent = [&](const std::string& pid, const std::string& dn, const std::string& psk) {
+    return error_of(head + "    tencent: {product_id: '" + pid + "', device_name: '" + dn + "', psk: '" +
+                    psk + "'}\n");
+  };
+  EXPECT_PREFIX(aliyun("a1wFylTxYe", "plug", kAliyunSecret),
+                "t.yaml:9: sockets[0].aliyun.product_key: 'a1wFylTxYe' must be 11");
+  EXPECT_PREFIX(aliyun("a1wFylTxYe_", "plug", kAliyunSecret), "t.yaml:9: sockets[0].aliyun.product_key");
+  EXPECT_PREFIX(aliyun("a1wFylTxYeD", "plu", kAliyunSecret),
+                "t.yaml:9: sockets[0].aliyun.device_name: 'plu' must be 4..32");
+  EXPECT_PREFIX(aliyun("a1wFylTxYeD", std::string(33, 'd'), kAliyunSecret),
+                "t.yaml:9: sockets[0].aliyun.device_name");
+  EXPECT_PREFIX(aliyun("a1wFylTxYeD", "plug/1", kAliyunSecret), "t.yaml:9: sockets[0].aliyun.device_name");
+  EXPECT_NO_THROW(
+      load_string(head + "    aliyun: {product_key: a1wFylTxYeD, device_name: 'a_.:@-Z9', device_secret: " +
+                      kAliyunSecret + "}\n",
+                  "t.yaml"));
+
+  const std::vector<std::pair<std::string, std::string>> bad_secrets{
+      {kAliyunSecret.substr(0, 31), "32 characters expected, got 31"},
+      {kAliyunSecret + "x", "32 characters expected, got 33"},
+      {kAliyunSecret.substr(0, 31) + "+", "only letters and digits expected: bad character at position 32"},
+  };
+  for (const auto& [secret, why] : bad_secrets) {
+    const std::string m = aliyun("a1wFylTxYeD", "plug", secret);
+    EXPECT_PREFIX(m, "t.yaml:9: sockets[0].aliyun.device_secret: " + why);
+    EXPECT_EQ(m.find(secret.substr(0, 16)), std::string::npos) << "shows the secret: " << m;
+  }
+
+  EXPECT_PREFIX(tencent("CS0SLTKSY", "dev1", kTencentPsk),
+                "t.yaml:9: sockets[0].tencent.product_id: 'CS0SLTKSY' must be 10");
+  EXPECT_PREFIX(tencent("cs0sltksya", "dev1", kTencentPsk), "t.yaml:9: sockets[0].tencent.product_id");
+  EXPECT_PREFIX(tencent("CS0SLTKSYA", "", kTencentPsk),
+                "t.yaml:9: sockets[0].tencent.device_name: '' must be 1..48");
+  EXPECT_PREFIX(tencent("CS0SLTKSYA", std::string(49, 'd'), kTencentPsk),
+                "t.yaml:9: sockets[0].tencent.device_name");
+  EXPECT_NO_THROW(load_string(head + "    tencent: {product_id: CS0SLTKSYA, device_name: " +
+                                  std::string(48, 'd') + ", psk: '" + kTencentPsk + "'}\n",
+                              "t.yaml"));
+  const std::vector<std::pair<std::string, std::string>> bad_psks{
+      {"IyXmUW5sU/q1vnb5yzTkeQ=", "not base64: 23 characters, a multiple of 4 expected"},
+      {"IyXmUW5sU/q1vnb5yzTke===", "not base64: '=' before the end at position 22"},
+      {"IyXmUW5sU-q1vnb5yzTkeQ==", "not base64: bad character at position 10"},
+      {"IyXmUW5sU q1vnb5yzTkeQ==", "not base64: bad character at position 10"},
+      {"IyXmUW5sU/q1vnb5yzTkeR==", "not base64: bad padding"},
+      {"IyXmUW5sU/q1vnb5yzTk", "decodes to 15 bytes, 16..64 expected"},
+      {std::string(88, 'A'), "decodes to 66 bytes, 16..64 expected"},
+  };
+  for (const auto& [psk, why] : bad_psks) {
+    const std::string m = tencent("CS0SLTKSYA", "dev1", psk);
+    EXPECT_PREFIX(m, "t.yaml:9: sockets[0].tencent.psk: " + why);
+    EXPECT_EQ(m.find(psk.substr(0, 12)), std::string::npos) << "shows the key: " << m;
+  }
+  // 16 and 64 bytes are fine.
+  EXPECT_NO_THROW(load_string(head + "    tencent: {product_id: CS0SLTKSYA, device_name: d, psk: '" +
+                                  std::string(84, 'A') + "AA=='}\n",
+                              "t.yaml"));
+
+  EXPECT_PREFIX(error_of(head + "    aliyun: {product_key: a1wFylTxYeD, device_name: plug}\n"),
+                "t.yaml:9: sockets[0].aliyun.device_secret: required key missing");
+  EXPECT_PREFIX(error_of(head + "    tencent: {product_id: CS0SLTKSYA, psk: x}\n"),
+                "t.yaml:9: sockets[0].tencent.device_name: required key missing");
+  EXPECT_PREFIX(
+      error_of(head +
+               "    tencent: {product_id: CS0SLTKSYA, device_name: d, psk: 'AAAAAAAAAAAAAAAAAAAAAA==', "
+               "secret: x}\n"),
+      "t.yaml:9: sockets[0].tencent.secret: unknown key");
+  EXPECT_PREFIX(error_of(head + "    aliyun: yes\n"), "t.yaml:9: sockets[0].aliyun: expected a mapping");
+}
+
+TEST(Config, OneDeviceForOneSocketOnly) {
+  std::string m =
+      error_of(kHead + "sockets:\n" + device_socket("a", kSecretA, "plug-0001", "dev1") +  // 6..10
+               device_socket("b", kSecretB, "plug-0001", "dev2"));                         // 11..15
+  EXPECT_PREFIX(
+      m,
+      "t.yaml:14: sockets[1].aliyun: Aliyun device a1wFylTxYeD/plug-0001 is also sockets[0].aliyun (line 9)");
+  m = error_of(kHead + "sockets:\n" + device_socket("a", kSecretA, "plug-0001", "dev1") +
+               device_socket("b", kSecretB, "plug-0002", "dev1"));
+  EXPECT_PREFIX(
+      m,
+      "t.yaml:15: sockets[1].tencent: Tencent device CS0SLTKSYA/dev1 is also sockets[0].tencent (line 10)");
+  // The same name on both platforms, or under another product, is another device.
+  const Config c =
+      load_string(kHead + "sockets:\n" + device_socket("a", kSecretA, "dev1", "dev1") +
+                      device_socket("b", kSecretB, "dev2", "") +
+                      "  - cid: c\n    product_id: p\n    secret: 0c7d2e9a4f1b6385e0a7c2d94b1f8e63\n"
+                      "    aliyun: {product_key: a1wFylTxYeE, device_name: dev1, device_secret: " +
+                      kAliyunSecret + "}\n",
+                  "t.yaml");
+  EXPECT_EQ(c.sockets.size(), 3u);
+  EXPECT_FALSE(c.sockets[1].tencent);
+}
+
+TEST(ConfigCheck, DeviceUplinksInTheSummaryAndTheirCaFileChecked) {
+  TempDir dir;
+  const std::string ca = (dir.path() / "ali-ca.pem").string();
+  const Config c = load_string(
+      "gateway_id: g\ndatabase: ':memory:'\nuplinks:\n"
+      "  - type: aliyun\n    ca_file: " +
+          ca +
+          "\n  - {type: tencent, name: tc}\n  - {type: tencent, name: tc2, tls: false}\n"
+          "sockets:\n" +
+          device_socket("a", kSecretA, "plug-0001", "") + device_socket("b", kSecretB, "plug-0002", "dev2"),
+      "t.yaml");
+  EXPECT_EQ(summary(c),
+            "t.yaml: OK: 2 sockets, no Tuya uplink, aliyun 'aliyun' (2 sockets), tencent 'tc' (1 socket), "
+            "tencent 'tc2' (1 socket), database :memory:, LAN 0.0.0.0:6690, control socket "
+            "/run/plugbridge/control.sock");
+  auto problems = check_files(c, current_account());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "t.yaml: uplinks.aliyun.ca_file " + ca +
+                             ": No such file or directory; fix: copy the CA that signed the platform's "
+                             "certificate there, or correct the path (leave it out for the system's CAs)");
+  std::ofstream(ca) << "pem\n";
+  EXPECT_TRUE(check_files(c, current_account()).empty());
+
+  // No socket has credentials: accepted, and the summary says so.
+  const Config none = load_string("gateway_id: g\nuplinks:\n  - type: tencent\n", "t.yaml");
+  EXPECT_NE(summary(none).find(", no Tuya uplink, tencent 'tencent' (0 sockets), database"),
+            std::string::npos)
+      << summary(none);
 }
 
 }  // namespace
