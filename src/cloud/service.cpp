@@ -65,12 +65,12 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
     config::SocketEntry entry;
     size_t index = 0;  // in the roster, for config keys
     std::unique_ptr<uplink::Client> client;
-    bool wanted = false;     // its socket has a LAN session
-    bool queued = false;     // waits for its turn to connect
-    bool started = false;    // its client runs (connecting or connected)
+    bool wanted = false;   // its socket has a LAN session
+    bool queued = false;   // waits for its turn to connect
+    bool started = false;  // its client runs (connecting or connected)
     bool connected = false;
-    bool refused = false;    // the last login was refused
-    bool full_due = false;   // everything is reported at the next chance
+    bool refused = false;   // the last login was refused
+    bool full_due = false;  // everything is reported at the next chance
     bool measure_due = false;
     Clock::time_point last_measure{};
     std::optional<int64_t> renew_at_s;
@@ -168,8 +168,8 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
       if (!profile->has_device(s)) continue;
       keep.insert(s.cid);
       auto it = devices.find(s.cid);
-      if (it != devices.end() && it->second.entry.aliyun == s.aliyun && it->second.entry.tencent == s.tencent &&
-          it->second.entry.name == s.name) {
+      if (it != devices.end() && it->second.entry.aliyun == s.aliyun &&
+          it->second.entry.tencent == s.tencent && it->second.entry.name == s.name) {
         it->second.index = i;
         it->second.entry = s;
         continue;
@@ -220,8 +220,8 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
   // Starts the next waiting connection now if the pace allows, else arms the timer for it.
   void pace() {
     if (pace_armed || stopping) return;
-    const auto gap = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-        1.0 / std::max(0.001, cfg.connect_rate_per_s)));
+    const auto gap = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(1.0 / std::max(0.001, cfg.connect_rate_per_s)));
     while (!connect_queue.empty()) {
       const auto now = Clock::now();
       if (now < next_connect) {
@@ -269,7 +269,8 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
     Device& d = it->second;
     d.connected = false;
     // The client logged the reason; a refused login is counted for the health.
-    d.refused = reason.find("CONNACK 4") != std::string::npos || reason.find("CONNACK 5") != std::string::npos;
+    d.refused =
+        reason.find("CONNACK 4") != std::string::npos || reason.find("CONNACK 5") != std::string::npos;
   }
 
   // One line when every wanted device is connected (after start, after an outage); none per device.
@@ -303,7 +304,8 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
     if (changes & kRelay) report_dp(cid, d, 1, false);
     if (changes & kReading) {
       d.measure_due = true;
-      if (Clock::now() - d.last_measure >= std::chrono::seconds(cfg.state_interval_s)) report_device(cid, d, false);
+      if (Clock::now() - d.last_measure >= std::chrono::seconds(cfg.state_interval_s))
+        report_device(cid, d, false);
     }
   }
 
@@ -368,7 +370,8 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
     std::vector<std::string> renew;
     for (auto& [cid, d] : devices) {
       if (!d.connected) continue;
-      if (trusted && (d.full_due || (d.measure_due && now - d.last_measure >= std::chrono::seconds(cfg.state_interval_s))))
+      if (trusted && (d.full_due ||
+                      (d.measure_due && now - d.last_measure >= std::chrono::seconds(cfg.state_interval_s))))
         report_device(cid, d, false);
       if (d.renew_at_s && now_s >= *d.renew_at_s) renew.push_back(cid);
     }
@@ -424,9 +427,10 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
           ++reports_refused;
           if (!d.report_refusal_logged) {
             d.report_refusal_logged = true;
-            PB_LOG(Warning, log_name) << socket_label(d.entry) << ": the platform refused a report with code "
-                                      << down->code << " (check the product's thing model for the identifiers in "
-                                      << "uplinks." << cfg.name << ".properties); further refusals are counted";
+            PB_LOG(Warning, log_name)
+                << socket_label(d.entry) << ": the platform refused a report with code " << down->code
+                << " (check the product's thing model for the identifiers in "
+                << "uplinks." << cfg.name << ".properties); further refusals are counted";
           }
         }
         return;
@@ -466,20 +470,22 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
     }
     PB_LOG(Info, log_name) << socket_label(d.entry) << ": switch " << (*relay ? "on" : "off")
                            << " from the platform";
-    gw.local_command(cid, "relay", *relay ? 1 : 0,
-                     [this, cid, topic, down, a = std::weak_ptr<bool>(alive)](gateway::LocalResult r) {
-                       if (a.expired()) return;
-                       const bool ok = r.status == gateway::LocalResult::Status::Confirmed;
-                       answer(cid, topic, down, ok,
-                              ok ? std::string() : std::string(gateway::to_string(r.status)) +
-                                                       (r.why.empty() ? "" : ": " + r.why));
-                       // The state as it is now, also after a failure, so the platform's view is right.
-                       auto it = devices.find(cid);
-                       if (it != devices.end()) report_dp(cid, it->second, 1, !ok);
-                     });
+    gw.local_command(
+        cid, "relay", *relay ? 1 : 0,
+        [this, cid, topic, down, a = std::weak_ptr<bool>(alive)](gateway::LocalResult r) {
+          if (a.expired()) return;
+          const bool ok = r.status == gateway::LocalResult::Status::Confirmed;
+          answer(cid, topic, down, ok,
+                 ok ? std::string()
+                    : std::string(gateway::to_string(r.status)) + (r.why.empty() ? "" : ": " + r.why));
+          // The state as it is now, also after a failure, so the platform's view is right.
+          auto it = devices.find(cid);
+          if (it != devices.end()) report_dp(cid, it->second, 1, !ok);
+        });
   }
 
-  void answer(const std::string& cid, const std::string& topic, const Down& down, bool ok, const std::string& why) {
+  void answer(const std::string& cid, const std::string& topic, const Down& down, bool ok,
+              const std::string& why) {
     auto it = devices.find(cid);
     if (it == devices.end()) return;
     if (!ok) {
@@ -576,8 +582,8 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
   std::unique_ptr<gateway::Outbox> outbox;  // last: destroyed first, before the clients
 };
 
-DeviceService::DeviceService(boost::asio::io_context& io, const config::DeviceUplink& cfg, gateway::Gateway& gw,
-                             store::Store& store)
+DeviceService::DeviceService(boost::asio::io_context& io, const config::DeviceUplink& cfg,
+                             gateway::Gateway& gw, store::Store& store)
     : impl_(std::make_unique<Impl>(io, cfg, gw, store)) {}
 
 DeviceService::~DeviceService() = default;

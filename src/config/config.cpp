@@ -681,7 +681,7 @@ class Parser {
     }
     if (const YAML::Node v = n["timestamp"]) u.timestamp = get_bool(v, at + ".timestamp");
     if (const YAML::Node v = n["token_lifetime_s"])
-      u.token_lifetime_s = get_int<int>(v, at + ".token_lifetime_s", 60, 31'536'000);
+      u.token_lifetime_s = get_int<int>(v, at + ".token_lifetime_s", 10, 31'536'000);
     if (const YAML::Node v = n["connid"]) {
       u.connid = get_string(v, at + ".connid");
       if (!u.connid.empty() &&

@@ -10,7 +10,7 @@
 namespace pb::gateway {
 
 namespace {
-constexpr const char* kLog = "outbox";
+
 constexpr auto kWriteRetry = std::chrono::seconds(5);  // after a failed database write
 
 double seconds(std::chrono::steady_clock::duration d) {
@@ -38,8 +38,8 @@ class Outbox::TuyaSink final : public ReportSink {
   explicit TuyaSink(UplinkPort& uplink) : uplink_(uplink) {}
   void send(const std::string& cid, int dp, const nlohmann::json& value, int64_t t_ms,
             const std::string& request_id, std::function<void(bool)> done) override {
-    uplink_.publish(std::string(tuya::suffix::kReport), tuya::make_report(cid, dp, value, t_ms / 1000, request_id).dump(),
-                    std::move(done));
+    uplink_.publish(std::string(tuya::suffix::kReport),
+                    tuya::make_report(cid, dp, value, t_ms / 1000, request_id).dump(), std::move(done));
   }
 
  private:
@@ -62,6 +62,7 @@ Outbox::Outbox(boost::asio::io_context& io, store::Store& store, std::unique_ptr
       sink_(sink ? *sink : *tuya_sink_),
       opt_(options),
       ready_(std::move(ready)),
+      log_(opt_.uplink.empty() ? "outbox" : "outbox " + opt_.uplink),
       drain_timer_(io),
       resume_timer_(io),
       write_timer_(io),
@@ -80,7 +81,7 @@ Outbox::~Outbox() {
   try {
     write_now();
   } catch (const std::exception& ex) {
-    PB_LOG(Error, kLog) << "could not store the outbox at exit: " << ex.what();
+    PB_LOG(Error, log_) << "could not store the outbox at exit: " << ex.what();
   }
 }
 
@@ -137,11 +138,11 @@ void Outbox::load(const std::set<std::string>& roster) {
     enqueue(Msg{std::move(r.cid), r.dp, r.event, r.ord, r.t_ms, std::move(r.value)});
   }
   if (loaded > 0)
-    PB_LOG(Info, kLog) << loaded << " reports of " << cids.size()
+    PB_LOG(Info, log_) << loaded << " reports of " << cids.size()
                        << " sockets wait from before the restart; they go once the sockets are synced";
   if (stale > 0) {
     stats_.dropped += stale;
-    PB_LOG(Warning, kLog) << "deleted " << stale << " waiting reports of sockets no longer in the roster";
+    PB_LOG(Warning, log_) << "deleted " << stale << " waiting reports of sockets no longer in the roster";
   }
   write_now();
 }
@@ -197,7 +198,7 @@ void Outbox::enqueue(Msg m) {
     q.events.emplace(m.ord, std::move(m));
     if (q.events.size() > opt_.max_events_per_socket) {
       if (drop_warned_.insert(cid).second)
-        PB_LOG(Warning, kLog) << cid << ": more than " << opt_.max_events_per_socket
+        PB_LOG(Warning, log_) << cid << ": more than " << opt_.max_events_per_socket
                               << " events wait for the uplink; dropping the oldest (they stay in the local "
                                  "history: plugbridge events)";
       auto oldest = q.events.begin();
@@ -259,7 +260,7 @@ void Outbox::drop_if_empty(const std::string& cid) {
   queues_.erase(it);
   drop_warned_.erase(cid);
   if (queues_.empty() && episode_sent_ > 0) {
-    PB_LOG(Info, kLog) << "outbox empty: sent " << episode_sent_ << " waiting reports in "
+    PB_LOG(Info, log_) << "outbox empty: sent " << episode_sent_ << " waiting reports in "
                        << static_cast<int64_t>(seconds(Clock::now() - episode_start_) * 1000) << " ms";
     episode_sent_ = 0;
   }
@@ -268,7 +269,7 @@ void Outbox::drop_if_empty(const std::string& cid) {
 void Outbox::publish(Msg m, bool from_queue) {
   auto value = nlohmann::json::parse(m.value, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) {  // the gateway made it; a damaged database row at worst
-    PB_LOG(Error, kLog) << m.cid << ": dropping DP " << m.dp << " report with unreadable value " << m.value;
+    PB_LOG(Error, log_) << m.cid << ": dropping DP " << m.dp << " report with unreadable value " << m.value;
     db_remove(m.ord);
     ++stats_.dropped;
     return;
@@ -308,7 +309,7 @@ void Outbox::on_published(int64_t ord, bool ok) {
     if (lost_unlogged_++ == 0 && !closing_)  // one line for the lot of a dropped link
       boost::asio::post(io_, [this, alive = std::weak_ptr<bool>(alive_)] {
         if (alive.expired()) return;
-        PB_LOG(Info, kLog) << lost_unlogged_
+        PB_LOG(Info, log_) << lost_unlogged_
                            << " reports were not acknowledged by the broker (link lost): back in the outbox";
         lost_unlogged_ = 0;
       });
@@ -394,7 +395,7 @@ bool Outbox::send_next() {
     rr_cursor_ = it->first;
     if (episode_sent_++ == 0) {
       episode_start_ = Clock::now();
-      PB_LOG(Info, kLog) << "sending the waiting reports (" << queued() + 1
+      PB_LOG(Info, log_) << "sending the waiting reports (" << queued() + 1
                          << " of synced and unsynced sockets"
                          << " now) at up to " << opt_.rate_per_s << " per second";
     }
@@ -458,7 +459,7 @@ void Outbox::log_refusal(const tuya::Response& r, const std::string& action) {
     return;
   }
   burst_open_ = true;
-  PB_LOG(Warning, kLog) << "properties/report for " << (r.cid.empty() ? "?" : r.cid) << " refused with code "
+  PB_LOG(Warning, log_) << "properties/report for " << (r.cid.empty() ? "?" : r.cid) << " refused with code "
                         << r.code << " (" << tuya::code_meaning(r.code) << "): " << action
                         << "; more refusals are summarised every "
                         << std::chrono::duration_cast<std::chrono::seconds>(opt_.log_burst).count() << " s";
@@ -486,7 +487,7 @@ void Outbox::summarise_refusals() {
              tuya::code_meaning(code) + ")";
   }
   suppressed_.clear();
-  PB_LOG(Warning, kLog) << total << " more properties/report refusals in the last "
+  PB_LOG(Warning, log_) << total << " more properties/report refusals in the last "
                         << std::chrono::duration_cast<std::chrono::seconds>(opt_.log_burst).count()
                         << " s: " << codes;
   if (!closing_) arm_log_timer();
@@ -497,7 +498,8 @@ void Outbox::summarise_refusals() {
 void Outbox::db_insert(const Msg& m) {
   if (in_db_.count(m.ord) != 0 || pending_insert_.count(m.ord) != 0) return;
   pending_insert_[m.ord] = ops_.size();
-  ops_.push_back(Op{false, store::OutboxRow{m.ord, opt_.uplink, m.cid, m.dp, m.event, m.t_ms, m.value}, false});
+  ops_.push_back(
+      Op{false, store::OutboxRow{m.ord, m.cid, m.dp, m.event, m.t_ms, m.value, opt_.uplink}, false});
   arm_write_timer();
 }
 
@@ -564,7 +566,7 @@ void Outbox::write_now() {
   try {
     store_.apply_outbox(changes);
   } catch (const std::exception& ex) {
-    PB_LOG(Error, kLog) << "could not store " << changes.size()
+    PB_LOG(Error, log_) << "could not store " << changes.size()
                         << " outbox changes (retrying): " << ex.what();
     ops_failed(std::move(changes));
     if (!write_armed_ && !closing_) {

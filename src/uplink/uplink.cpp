@@ -83,7 +83,7 @@ std::string with_config_key(std::string text, const std::string& key) {
 
 // What a CONNACK return code means, with what to check.
 std::string connack_meaning(const Options& o, int rc) {
-  if (!o.password) return with_config_key(tuya::connack_meaning(rc), o.config_key);
+  if (!o.password && !o.credentials) return with_config_key(tuya::connack_meaning(rc), o.config_key);
   const std::string& key = o.config_key;
   switch (rc) {
     case 1:
@@ -531,7 +531,8 @@ struct Client::State : std::enable_shared_from_this<State> {
     last_failure.clear();
     last_error.clear();
     disable_nagle_to_port(opt.port);
-    PB_LOG_AT(info_level(), log) << "connected to " << server_uri(opt) << " and subscribed as " << opt.gateway_id;
+    PB_LOG_AT(info_level(), log) << "connected to " << server_uri(opt) << " and subscribed as "
+                                 << opt.gateway_id;
     if (h.on_connected) h.on_connected();
   }
 

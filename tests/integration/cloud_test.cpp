@@ -35,7 +35,8 @@ std::string hmac_sha256_text_key(const std::string& key, const std::string& data
 
 // Hex HMAC-SHA256 of `data` keyed with the bytes a base64 text decodes to.
 std::string hmac_sha256_base64_key(const std::string& key_b64, const std::string& data) {
-  const std::string hex = shell("printf %s '" + key_b64 + "' | base64 -d | od -An -v -tx1 | tr -d ' \\n'; echo");
+  const std::string hex =
+      shell("printf %s '" + key_b64 + "' | base64 -d | od -An -v -tx1 | tr -d ' \\n'; echo");
   return shell("printf %s '" + data + "' | openssl dgst -sha256 -mac HMAC -macopt hexkey:" + hex);
 }
 
@@ -70,25 +71,26 @@ struct AliyunDevice {
 constexpr const char* kProductKey = "a1PbTestKey";
 
 TEST(Aliyun, ReportsPropertySetAndAWrongSecretAgainstARealBroker) {
-  std::vector<AliyunDevice> devs{{"plug-001", random_alnum(32)},
-                                 {"plug-002", random_alnum(32)},
-                                 {"plug-003", random_alnum(32)}};
+  std::vector<AliyunDevice> devs{
+      {"plug-001", random_alnum(32)}, {"plug-002", random_alnum(32)}, {"plug-003", random_alnum(32)}};
   // The platform's formula: user "<deviceName>&<productKey>", password the HMAC of the sorted
   // parameters keyed with the device secret (securemode=3: plain TCP).
   std::vector<std::pair<std::string, std::string>> users;
   for (const AliyunDevice& d : devs)
     users.emplace_back(d.name + "&" + kProductKey,
-                       hmac_sha256_text_key(d.secret, "clientId" + d.name + "deviceName" + d.name + "productKey" +
-                                                          kProductKey));
+                       hmac_sha256_text_key(d.secret, "clientId" + d.name + "deviceName" + d.name +
+                                                          "productKey" + kProductKey));
   test::PlainMosquittoBroker cloud("platform", "platform-secret", users);
   // The third socket's secret in the roster is not the one the platform has.
   const std::string wrong_secret = random_alnum(32);
   ScenarioOptions o;
   o.sockets = 3;
-  o.extra_yaml = "uplinks:\n  - type: aliyun\n    host: 127.0.0.1\n    port: " + std::to_string(cloud.port()) +
-                 "\n    tls: false\n    state_interval_s: 1\n    connect_rate_per_s: 20\n";
+  o.extra_yaml =
+      "uplinks:\n  - type: aliyun\n    host: 127.0.0.1\n    port: " + std::to_string(cloud.port()) +
+      "\n    tls: false\n    state_interval_s: 1\n    connect_rate_per_s: 20\n";
   o.socket_yaml = [&](size_t i) {
-    return "    aliyun:\n      product_key: " + std::string(kProductKey) + "\n      device_name: " + devs[i].name +
+    return "    aliyun:\n      product_key: " + std::string(kProductKey) +
+           "\n      device_name: " + devs[i].name +
            "\n      device_secret: " + (i == 2 ? wrong_secret : devs[i].secret) + "\n";
   };
   Scenario sc(o);
@@ -100,7 +102,8 @@ TEST(Aliyun, ReportsPropertySetAndAWrongSecretAgainstARealBroker) {
 
   for (size_t i = 0; i < 2; ++i) {
     SCOPED_TRACE(devs[i].name);
-    const std::string post = "/sys/" + std::string(kProductKey) + "/" + devs[i].name + "/thing/event/property/post";
+    const std::string post =
+        "/sys/" + std::string(kProductKey) + "/" + devs[i].name + "/thing/event/property/post";
     // Every property, in the Alink shape, the energy once the first reading is accounted.
     for (const char* id : {"PowerSwitch", "RealTimePower", "RMSVoltage", "RMSCurrent", "TotalConsumption"}) {
       ASSERT_TRUE(w.wait_on(post,
@@ -132,21 +135,23 @@ TEST(Aliyun, ReportsPropertySetAndAWrongSecretAgainstARealBroker) {
     publish(cloud, set,
             R"({"method":"thing.service.property.set","id":")" + rid + R"(","params":{"PowerSwitch":)" +
                 std::to_string(want) + R"(},"version":"1.0.0"})");
-    ASSERT_TRUE(w.wait_on(set + "_reply",
-                          [&](const std::string& p) {
-                            const json r = parse(p);
-                            return r.is_object() && r.value("id", "") == rid;
-                          }))
-        << sc.daemon().describe();
+    ASSERT_TRUE(w.wait_on(set + "_reply", [&](const std::string& p) {
+      const json r = parse(p);
+      return r.is_object() && r.value("id", "") == rid;
+    })) << sc.daemon().describe();
     const json reply = parse(w.on(set + "_reply").back().payload);
     EXPECT_EQ(reply["code"], 200) << reply;
     ASSERT_TRUE(test::wait_until(
-        [&] { return last_value(w, base + "/thing/event/property/post", "PowerSwitch", true) == json(want); }, 10s))
+        [&] { return last_value(w, base + "/thing/event/property/post", "PowerSwitch", true) == json(want); },
+        10s))
         << want;
   }
   // A read-only property cannot be set: answered with an error code, the relay stays.
-  publish(cloud, set, R"({"method":"thing.service.property.set","id":"200","params":{"RMSVoltage":1},"version":"1.0.0"})");
-  ASSERT_TRUE(w.wait_on(set + "_reply", [](const std::string& p) { return parse(p).value("id", "") == "200"; }));
+  publish(
+      cloud, set,
+      R"({"method":"thing.service.property.set","id":"200","params":{"RMSVoltage":1},"version":"1.0.0"})");
+  ASSERT_TRUE(
+      w.wait_on(set + "_reply", [](const std::string& p) { return parse(p).value("id", "") == "200"; }));
   EXPECT_NE(parse(w.on(set + "_reply").back().payload)["code"], 200);
 
   // The wrong secret: a clear error naming the socket and the roster key, never the secret, and no
@@ -182,7 +187,8 @@ TEST(Tencent, ReportsControlRenewalAndAnOutageAgainstARealBroker) {
   for (size_t i = 0; i < names.size(); ++i)
     for (int64_t t = now - kLifetime; t <= now + 180; t += kLifetime) {
       const int64_t expiry = (t / kLifetime + 2) * kLifetime;
-      const std::string user = std::string(kProductId) + names[i] + ";12010126;" + kConnId + ";" + std::to_string(expiry);
+      const std::string user =
+          std::string(kProductId) + names[i] + ";12010126;" + kConnId + ";" + std::to_string(expiry);
       users.emplace_back(user, hmac_sha256_base64_key(psks[i], user) + ";hmacsha256");
     }
   test::PlainMosquittoBroker cloud("platform", "platform-secret", users);
@@ -209,7 +215,8 @@ TEST(Tencent, ReportsControlRenewalAndAnOutageAgainstARealBroker) {
     ASSERT_TRUE(w.wait_on(up,
                           [&](const std::string& p) {
                             const json j = parse(p);
-                            return j.is_object() && j.value("method", "") == "report" && j["params"].contains(id);
+                            return j.is_object() && j.value("method", "") == "report" &&
+                                   j["params"].contains(id);
                           }))
         << id << "\n"
         << sc.daemon().describe();
@@ -224,17 +231,18 @@ TEST(Tencent, ReportsControlRenewalAndAnOutageAgainstARealBroker) {
     publish(cloud, down,
             R"({"method":"control","clientToken":")" + token + R"(","params":{"power_switch":)" +
                 std::to_string(want) + "}}");
-    ASSERT_TRUE(w.wait_on(up,
-                          [&](const std::string& p) {
-                            const json r = parse(p);
-                            return r.value("method", "") == "control_reply" && r.value("clientToken", "") == token;
-                          }))
-        << sc.daemon().describe();
-    ASSERT_TRUE(test::wait_until([&] { return last_value(w, up, "power_switch", false) == json(want); }, 10s));
+    ASSERT_TRUE(w.wait_on(up, [&](const std::string& p) {
+      const json r = parse(p);
+      return r.value("method", "") == "control_reply" && r.value("clientToken", "") == token;
+    })) << sc.daemon().describe();
+    ASSERT_TRUE(
+        test::wait_until([&] { return last_value(w, up, "power_switch", false) == json(want); }, 10s));
   }
   for (const Msg& m : w.on(up)) {
     const json r = parse(m.payload);
-    if (r.value("method", "") == "control_reply") EXPECT_EQ(r["code"], 0) << r;
+    if (r.value("method", "") == "control_reply") {
+      EXPECT_EQ(r["code"], 0) << r;
+    }
   }
 
   // The password expires: the daemon logs in again with a new one before (the broker saw a second
@@ -267,7 +275,8 @@ TEST(Tencent, ReportsControlRenewalAndAnOutageAgainstARealBroker) {
   auto subscribes = [&] {
     const std::string log = cloud.log();
     size_t n = 0;
-    for (size_t at = log.find("Received SUBSCRIBE"); at != std::string::npos; at = log.find("Received SUBSCRIBE", at + 1))
+    for (size_t at = log.find("Received SUBSCRIBE"); at != std::string::npos;
+         at = log.find("Received SUBSCRIBE", at + 1))
       ++n;
     return n;
   };
@@ -275,15 +284,15 @@ TEST(Tencent, ReportsControlRenewalAndAnOutageAgainstARealBroker) {
   Watcher again(cloud, {"$thing/#"});
   ASSERT_TRUE(test::wait_until([&] { return subscribes() > before; }, 10s)) << cloud.log();
   sc.start_daemon();
-  ASSERT_TRUE(again.wait_on(up,
-                            [&](const std::string& p) {
-                              const json j = parse(p);
-                              if (j.value("method", "") != "report" || j["params"].value("power_switch", -1) != 1)
-                                return false;
-                              const int64_t t = j["timestamp"].get<int64_t>();
-                              return t >= switched_ms - 2000 && t <= switched_ms + 5000;
-                            },
-                            40s))
+  ASSERT_TRUE(again.wait_on(
+      up,
+      [&](const std::string& p) {
+        const json j = parse(p);
+        if (j.value("method", "") != "report" || j["params"].value("power_switch", -1) != 1) return false;
+        const int64_t t = j["timestamp"].get<int64_t>();
+        return t >= switched_ms - 2000 && t <= switched_ms + 5000;
+      },
+      40s))
       << sc.daemon().describe();
   ASSERT_TRUE(test::wait_until(
       [&] {

@@ -108,7 +108,8 @@ class Watcher {
   test::Process proc_;
 };
 
-inline void publish(const test::PlainMosquittoBroker& b, const std::string& topic, const std::string& payload) {
+inline void publish(const test::PlainMosquittoBroker& b, const std::string& topic,
+                    const std::string& payload) {
   test::Process p({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-u", b.username(),
                    "-P", b.password(), "-q", "1", "-t", topic, "-m", payload});
   ASSERT_EQ(p.wait_exit(10s), 0) << p.describe();

@@ -29,14 +29,14 @@
 namespace pb::cloud {
 
 struct DeviceHealth {
-  size_t devices = 0;    // roster sockets with credentials for this platform
-  size_t wanted = 0;     // of them with a LAN session (their connection is wanted)
-  size_t connected = 0;  // of them connected to the platform
-  size_t refused = 0;    // whose last login was refused (CONNACK 4/5)
-  uint64_t commands = 0;           // property set / control messages handled
-  uint64_t commands_refused = 0;   // answered with a failure
-  uint64_t reports_refused = 0;    // reports the platform answered with an error code
-  uint64_t renewals = 0;           // connections renewed before their password expired
+  size_t devices = 0;             // roster sockets with credentials for this platform
+  size_t wanted = 0;              // of them with a LAN session (their connection is wanted)
+  size_t connected = 0;           // of them connected to the platform
+  size_t refused = 0;             // whose last login was refused (CONNACK 4/5)
+  uint64_t commands = 0;          // property set / control messages handled
+  uint64_t commands_refused = 0;  // answered with a failure
+  uint64_t reports_refused = 0;   // reports the platform answered with an error code
+  uint64_t renewals = 0;          // connections renewed before their password expired
 };
 
 class DeviceService {

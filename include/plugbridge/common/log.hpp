@@ -40,7 +40,7 @@ class Line {
 
 // A for-statement (not if/else) so that PB_LOG may stand as the body of an unbraced if/else.
 // The same with a level chosen at run time: PB_LOG_AT(quiet ? Level::Debug : Level::Info, "x").
-#define PB_LOG_AT(LEVEL_VALUE, COMPONENT)                                                         \
+#define PB_LOG_AT(LEVEL_VALUE, COMPONENT)                                                       \
   for (bool pb_log_once_ = ::pb::log::enabled(LEVEL_VALUE); pb_log_once_; pb_log_once_ = false) \
   ::pb::log::Line(LEVEL_VALUE, COMPONENT)
 

@@ -21,8 +21,8 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -88,7 +88,8 @@ class Outbox {
   Outbox(boost::asio::io_context& io, store::Store& store, UplinkPort& uplink, OutboxOptions options,
          Ready ready);
   // Reports to another sink.
-  Outbox(boost::asio::io_context& io, store::Store& store, ReportSink& sink, OutboxOptions options, Ready ready);
+  Outbox(boost::asio::io_context& io, store::Store& store, ReportSink& sink, OutboxOptions options,
+         Ready ready);
   // Puts what is still in flight back into the outbox and writes pending rows (best effort).
   ~Outbox();
   Outbox(const Outbox&) = delete;
@@ -205,6 +206,7 @@ class Outbox {
   ReportSink& sink_;
   OutboxOptions opt_;
   Ready ready_;
+  std::string log_;  // its log channel: "outbox", "outbox <uplink>"
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards publish completions
   bool closing_ = false;                                        // destructor running: no timers any more
 

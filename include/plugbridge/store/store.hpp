@@ -169,12 +169,12 @@ struct EnergyUpdate {
 // acknowledged by the broker.
 struct OutboxRow {
   int64_t ord = 0;  // creation order, gateway-wide (all uplinks); the row's identity
-  std::string uplink;  // "" = the Tuya edge; else a device-direct uplink's name
   std::string cid;
   int dp = 0;
   bool event = false;  // events are kept in order; a state row is the latest value of (cid, dp)
   int64_t t_ms = 0;
-  std::string value;  // JSON text
+  std::string value;   // JSON text
+  std::string uplink;  // "" = the Tuya edge; else a device-direct uplink's name
 
   bool operator==(const OutboxRow&) const = default;
 };

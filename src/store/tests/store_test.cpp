@@ -362,7 +362,7 @@ TEST_F(StoreTest, SocketIdsOfAFailedCommitAreForgotten) {
   s.commit({}, samples({sample("a", kT0, 1)}));
   // Fails after "new" got its id: on the energy state, on the outbox row.
   EXPECT_THROW(s.commit({}, samples({sample("new", kT0, 2)}, {{"", 1, 1, 0, 0, 0, 0}})), StoreError);
-  EXPECT_THROW(s.commit({}, samples({sample("new", kT0, 2)}), {{false, {1, "", 1, true, 0, "1"}}}),
+  EXPECT_THROW(s.commit({}, samples({sample("new", kT0, 2)}), {{false, {1, "", 1, true, 0, "1", ""}}}),
                StoreError);
   // "b" gets the id "new" had in the failed transactions.
   s.commit({}, samples({sample("b", kT0, 3)}));
@@ -605,7 +605,7 @@ TEST_F(StoreTest, PruneSamplesOldestFirstNeverPastTheMark) {
 
 TEST_F(StoreTest, OutboxChangesApplyInOrderAndSurviveReopen) {
   auto row = [](int64_t ord, const std::string& cid, int dp, bool event, const std::string& value) {
-    return OutboxRow{ord, cid, dp, event, 1000 * ord, value};
+    return OutboxRow{ord, cid, dp, event, 1000 * ord, value, ""};
   };
   {
     Store s(db_);
@@ -627,6 +627,29 @@ TEST_F(StoreTest, OutboxChangesApplyInOrderAndSurviveReopen) {
   EXPECT_EQ(s.count_samples(), 1u);
   EXPECT_THROW(s.apply_outbox({{false, row(20, "", 1, true, "true")}}), StoreError);
   EXPECT_EQ(s.outbox_rows(), want);  // the failed batch left nothing behind
+}
+
+TEST_F(StoreTest, EachUplinkReadsItsOwnOutboxRowsAndOrdsAreSharedAcrossThem) {
+  {
+    Store s(db_);
+    EXPECT_EQ(s.next_outbox_ord(), 1);
+    EXPECT_EQ(s.next_outbox_ord(), 2);  // handed out, not stored: still never given again
+    s.apply_outbox({{false, OutboxRow{5, "a", 1, true, 5000, "1", ""}},
+                    {false, OutboxRow{6, "a", 1, true, 6000, "0", "aliyun"}},
+                    {false, OutboxRow{8, "b", 3, false, 8000, "12.5", "tencent"}}});
+    EXPECT_EQ(s.next_outbox_ord(), 3);
+    EXPECT_EQ(s.outbox_rows(), (std::vector<OutboxRow>{{5, "a", 1, true, 5000, "1", ""}}));
+    EXPECT_EQ(s.outbox_rows("aliyun"), (std::vector<OutboxRow>{{6, "a", 1, true, 6000, "0", "aliyun"}}));
+    EXPECT_EQ(s.outbox_rows("tencent"),
+              (std::vector<OutboxRow>{{8, "b", 3, false, 8000, "12.5", "tencent"}}));
+    EXPECT_TRUE(s.outbox_rows("other").empty());
+    // A delete is by ord alone: one uplink's delete never touches another's row.
+    s.apply_outbox({{true, OutboxRow{6, "", 0, false, 0, "", "aliyun"}}});
+    EXPECT_TRUE(s.outbox_rows("aliyun").empty());
+    EXPECT_EQ(s.outbox_rows("tencent").size(), 1u);
+  }
+  Store s(db_);
+  EXPECT_EQ(s.next_outbox_ord(), 9) << "above every stored row, whichever uplink it is for";
 }
 
 // --- storage faults ---
