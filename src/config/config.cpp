@@ -722,7 +722,9 @@ class Parser {
     for (const auto& kv : n) {
       const std::string code = kv.first.Scalar();
       const std::string key = at + "." + code;
-      std::string id = kv.second.IsNull() ? std::string() : get_string(kv.second, key);
+      if (kv.second.IsNull())  // its mark is on the next line
+        fail(kv.first, key, "expected an identifier, or \"\" to leave the property out; got nothing");
+      std::string id = get_string(kv.second, key);
       if (!id.empty()) {
         const bool ok =
             id.size() <= 50 && (std::isalpha(static_cast<unsigned char>(id[0])) || id[0] == '_') &&

@@ -30,7 +30,8 @@ inline constexpr std::array<Property, 5> kProperties{{{1, "switch"},
                                                       {50, "forward_energy_total"}}};
 // The DP of a property code; none for a code not in kProperties.
 std::optional<int> property_dp(std::string_view code);
-// The default identifier of a property code on a platform ("" when the code is unknown).
+// The default identifier of a property code on a platform ("" when the code is unknown); the table is
+// config::kDevicePropertyDefaults.
 std::string default_identifier(config::DeviceUplink::Platform p, std::string_view code);
 
 // --- crypto helpers (OpenSSL) --------------------------------------------------------------------
@@ -79,7 +80,7 @@ struct Down {
     Other,        // anything else on the topic (ignored)
   };
   Kind kind = Kind::Other;
-  std::string id;  // aliyun "id" / tencent "clientToken" (as text)
+  std::string id;                                    // aliyun "id" / tencent "clientToken" (as text)
   nlohmann::json params = nlohmann::json::object();  // Set: identifier -> value
   int code = 0;                                      // ReportReply: the platform's code
   bool ok = false;                                   // ReportReply: code says success (200 / 0)
@@ -89,6 +90,7 @@ struct Down {
 class Profile {
  public:
   virtual ~Profile() = default;
+  // The uplink, with the platform's default identifiers for property codes it leaves out.
   const config::DeviceUplink& uplink() const { return uplink_; }
 
   // Whether the socket has credentials for this platform.
@@ -102,9 +104,11 @@ class Profile {
   // The property report's topic.
   virtual std::string report_topic(const config::SocketEntry& s) const = 0;
   // A property report: `params` maps identifiers to values; t_ms = when they were current.
-  // Aliyun: {"id","version":"1.0","params":{id:{"value":v,"time":t_ms}},"method":"thing.event.property.post"};
+  // Aliyun: {"id","version":"1.0","params":{id:{"value":v,"time":t_ms}},
+  //          "method":"thing.event.property.post"};
   // Tencent: {"method":"report","clientToken":id,"timestamp":t_ms,"params":{id:v}}.
-  virtual std::string report_payload(const nlohmann::json& params, int64_t t_ms, const std::string& id) const = 0;
+  virtual std::string report_payload(const nlohmann::json& params, int64_t t_ms,
+                                     const std::string& id) const = 0;
   // Parses a message on one of the subscriptions; none when it is not valid JSON of the platform.
   virtual std::optional<Down> parse(std::string_view topic, std::string_view payload) const = 0;
   // The answer to a Set: topic and payload. ok false: `why` goes in the platform's message field.
@@ -131,7 +135,8 @@ std::unique_ptr<Profile> make_profile(const config::DeviceUplink& u);
 
 // A value of ours in the platform's units, from the gateway's: switch 0/1 (from 0/1), power W with
 // 1 decimal (from mW), voltage V with 1 decimal (from mV), current A with 3 decimals (from µA),
-// energy kWh with 3 decimals (from mWh). A number, never a string.
+// energy kWh with 3 decimals (from mWh); rounded half away from zero. A number, never a string (an
+// unknown DP: the raw value).
 nlohmann::json property_value(int dp, int64_t raw);
 
 }  // namespace pb::cloud

@@ -1106,6 +1106,9 @@ TEST(Config, DevicePropertyMap) {
   EXPECT_NO_THROW(load_string(up + "      switch: _" + std::string(49, 'a') + "\n", "t.yaml"));
   EXPECT_PREFIX(error_of(up + "      switch: [a]\n"),
                 "t.yaml:8: uplinks[0].properties.switch: expected a string");
+  // Nothing is not "": leaving a property out is said so.
+  EXPECT_PREFIX(error_of(up + "      switch:\n"),
+                "t.yaml:8: uplinks[0].properties.switch: expected an identifier");
   // Two codes, one identifier: a set could not tell which was meant.
   EXPECT_PREFIX(error_of(up + "      voltage_current: x\n      cur_current: x\n"),
                 "t.yaml:9: uplinks[0].properties: 'x' is the identifier of both");
