@@ -4,10 +4,12 @@
 // line, independently of the daemon's code; a mosquitto_sub plays the platform's side.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
 #include "mqtt_watcher.hpp"
 #include "scenario.hpp"
@@ -167,6 +169,49 @@ TEST(Aliyun, ReportsPropertySetAndAWrongSecretAgainstARealBroker) {
   }
   EXPECT_EQ(sc.command_code(sc.cid(2), 1, "true", "tuya-1"), 0) << "the Tuya edge still commands the socket";
   EXPECT_FALSE(sc.reports(sc.cid(2), 1).empty());
+}
+
+// After a start, hundreds of sockets come online at once: their devices connect at the configured
+// pace, not all together. Six at two a second take at least 2.5 s from the first to the last.
+TEST(Aliyun, NewConnectionsArePaced) {
+  std::vector<AliyunDevice> devs;
+  std::vector<std::pair<std::string, std::string>> users;
+  for (int i = 1; i <= 6; ++i) {
+    devs.push_back({"pace-00" + std::to_string(i), random_alnum(32)});
+    const AliyunDevice& d = devs.back();
+    users.emplace_back(d.name + "&" + kProductKey,
+                       hmac_sha256_text_key(d.secret, "clientId" + d.name + "deviceName" + d.name +
+                                                          "productKey" + kProductKey));
+  }
+  test::PlainMosquittoBroker cloud("platform", "platform-secret", users);
+  ScenarioOptions o;
+  o.sockets = 6;
+  o.extra_yaml =
+      "uplinks:\n  - type: aliyun\n    host: 127.0.0.1\n    port: " + std::to_string(cloud.port()) +
+      "\n    tls: false\n    connect_rate_per_s: 2\n";
+  o.socket_yaml = [&](size_t i) {
+    return "    aliyun:\n      product_key: " + std::string(kProductKey) +
+           "\n      device_name: " + devs[i].name + "\n      device_secret: " + devs[i].secret + "\n";
+  };
+  Scenario sc(o);
+  sc.start_daemon();
+  sc.start_sim(6);
+  sc.wait_sessions(6);
+  // mosquitto's log: "<unix s>: New client connected from ... as pace-001|securemode=3,...".
+  auto connect_times = [&] {
+    std::vector<int64_t> t;
+    std::istringstream log(cloud.log());
+    for (std::string line; std::getline(log, line);)
+      if (line.find("New client connected") != std::string::npos &&
+          line.find(" as pace-") != std::string::npos)
+        t.push_back(std::stoll(line.substr(0, line.find(':'))));
+    return t;
+  };
+  ASSERT_TRUE(test::wait_until([&] { return connect_times().size() >= 6; }, 20s)) << cloud.log();
+  const std::vector<int64_t> t = connect_times();
+  EXPECT_GE(*std::max_element(t.begin(), t.end()) - *std::min_element(t.begin(), t.end()), 2)
+      << "six connections at two a second span at least 2.5 s\n"
+      << cloud.log();
 }
 
 // ---------------------------------------------------------------------------------------------
