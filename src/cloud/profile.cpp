@@ -6,6 +6,8 @@
 
 #include <stdexcept>
 
+#include "plugbridge/common/base64.hpp"
+
 namespace pb::cloud {
 
 using config::DeviceUplink;
@@ -23,15 +25,6 @@ static_assert(same_codes(), "cloud::kProperties and config::kDevicePropertyDefau
 void replace_all(std::string& s, std::string_view what, std::string_view with) {
   for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + with.size()))
     s.replace(at, what.size(), with);
-}
-
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
 }
 
 // Round half away from zero of raw / div.
@@ -271,25 +264,7 @@ std::string hmac_hex(std::string_view method, std::string_view key, std::string_
 }
 
 std::optional<std::string> base64_decode(std::string_view t) {
-  if (t.size() % 4 != 0) return std::nullopt;
-  const size_t pad = ends_with(t, "==") ? 2 : ends_with(t, "=") ? 1 : 0;
-  std::string out;
-  out.reserve(t.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < t.size() - pad; ++i) {
-    const int v = base64_value(t[i]);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  // What is left over are the bits after the last byte: none in canonical base64.
-  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
+  return pb::base64_decode(t);
 }
 
 Login aliyun_login(const DeviceUplink& u, const config::AliyunDevice& d, int64_t timestamp_ms) {

@@ -24,6 +24,7 @@
 #include <set>
 #include <sstream>
 
+#include "plugbridge/common/base64.hpp"
 #include "plugbridge/common/log.hpp"
 
 namespace pb::config {
@@ -78,35 +79,11 @@ constexpr const char* kKeyHowTo =
     "generate a real one with `openssl rand -hex 16` (and program it into the socket), or let "
     "`plugbridge provision` mint the socket";
 
-// The decoded size of standard base64 with padding (RFC 4648, no whitespace, zero bits after the
-// last byte); none, with why, when it is not. `why` never quotes the text: it is a key.
+// The decoded size of standard base64 with padding; none, with why, when it is not (common/base64.hpp).
 std::optional<size_t> base64_size(std::string_view t, std::string& why) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (t.empty() || t.size() % 4 != 0) {
-    why = "not base64: " + std::to_string(t.size()) + " characters, a multiple of 4 expected";
-    return std::nullopt;
-  }
-  const size_t pad = t.ends_with("==") ? 2 : t.ends_with('=') ? 1 : 0;
-  for (size_t i = 0; i < t.size() - pad; ++i) {
-    if (value(t[i]) < 0) {
-      why = "not base64: " + std::string(t[i] == '=' ? "'=' before the end" : "bad character") +
-            " at position " + std::to_string(i + 1);
-      return std::nullopt;
-    }
-  }
-  // The last character before the padding carries 2 (==) or 4 (=) bits past the last byte.
-  if (pad > 0 && (value(t[t.size() - pad - 1]) & (pad == 2 ? 0x0f : 0x03)) != 0) {
-    why = "not base64: bad padding (bits set after the last byte)";
-    return std::nullopt;
-  }
-  return t.size() / 4 * 3 - pad;
+  const std::optional<std::string> bytes = base64_decode(t, &why);
+  if (!bytes) return std::nullopt;
+  return bytes->size();
 }
 
 class Parser {
