@@ -227,6 +227,82 @@ class TencentProfile final : public Profile {
   }
 };
 
+// A self-hosted broker with a login and topics of its own per socket (templates). Report:
+// {"id","time":t_ms,"params":{id:v}}; set: {"id","params":{id:v}} on the command topic, answered on
+// the reply topic with {"id","ok":true} or {"id","ok":false,"error":why}.
+class MqttProfile final : public Profile {
+ public:
+  explicit MqttProfile(const DeviceUplink& u) : Profile(u) {}
+
+  bool has_device(const config::SocketEntry&) const override { return true; }
+  Login login(const config::SocketEntry& s, int64_t, uint64_t) const override {
+    return Login{uplink().host, fill(uplink().client_id, s), fill(uplink().username, s),
+                 fill(uplink().password, s)};
+  }
+  std::optional<int64_t> renew_at(const Login&) const override { return std::nullopt; }
+  std::vector<std::string> subscriptions(const config::SocketEntry& s) const override {
+    return {fill(uplink().command_topic, s)};
+  }
+  std::string report_topic(const config::SocketEntry& s) const override {
+    return fill(uplink().report_topic, s);
+  }
+  std::string report_payload(const nlohmann::json& params, int64_t t_ms,
+                             const std::string& id) const override {
+    return dump(nlohmann::json{
+        {"id", id}, {"time", t_ms}, {"params", params.is_object() ? params : nlohmann::json::object()}});
+  }
+  std::optional<Down> parse(std::string_view, std::string_view payload) const override {
+    const std::optional<nlohmann::json> j = object_of(payload);
+    if (!j) return std::nullopt;
+    Down d;
+    d.id = id_text(*j, "id");
+    if (const auto params = j->find("params"); params != j->end() && params->is_object()) {
+      d.kind = Down::Kind::Set;
+      d.params = *params;
+    }
+    return d;
+  }
+  std::pair<std::string, std::string> set_reply(const config::SocketEntry& s, std::string_view, const Down& d,
+                                                bool ok, const std::string& why) const override {
+    nlohmann::json j{{"id", d.id}, {"ok", ok}};
+    if (!ok) j["error"] = why;
+    return {fill(uplink().reply_topic, s), dump(j)};
+  }
+  std::string secret_key_name() const override { return "mqtt.password"; }
+
+ private:
+  std::string fill(std::string text, const config::SocketEntry& s) const {
+    const std::string username = s.mqtt && !s.mqtt->username.empty() ? s.mqtt->username : s.cid;
+    const std::string password = s.mqtt ? s.mqtt->password : std::string();
+    // One pass, so a value containing a placeholder's text is never filled in again.
+    std::string out;
+    for (size_t i = 0; i < text.size();) {
+      const size_t open = text.find('{', i);
+      const size_t close = open == std::string::npos ? std::string::npos : text.find('}', open);
+      if (close == std::string::npos) {
+        out += text.substr(i);
+        break;
+      }
+      out += text.substr(i, open - i);
+      const std::string_view name(text.data() + open + 1, close - open - 1);
+      if (name == "cid")
+        out += s.cid;
+      else if (name == "name")
+        out += s.name.empty() ? s.cid : s.name;
+      else if (name == "gateway_id")
+        out += uplink().gateway_id;
+      else if (name == "username")
+        out += username;
+      else if (name == "password")
+        out += password;
+      else
+        out += text.substr(open, close - open + 1);
+      i = close + 1;
+    }
+    return out;
+  }
+};
+
 }  // namespace
 
 std::optional<int> property_dp(std::string_view code) {
@@ -237,7 +313,7 @@ std::optional<int> property_dp(std::string_view code) {
 
 std::string default_identifier(DeviceUplink::Platform p, std::string_view code) {
   for (const config::DevicePropertyDefault& d : config::kDevicePropertyDefaults)
-    if (d.code == code) return std::string(p == DeviceUplink::Platform::Aliyun ? d.aliyun : d.tencent);
+    if (d.code == code) return std::string(d.of(p));
   return {};
 }
 
@@ -343,6 +419,8 @@ std::unique_ptr<Profile> make_profile(const DeviceUplink& u) {
       return std::make_unique<AliyunProfile>(u);
     case DeviceUplink::Platform::Tencent:
       return std::make_unique<TencentProfile>(u);
+    case DeviceUplink::Platform::Mqtt:
+      return std::make_unique<MqttProfile>(u);
   }
   throw std::invalid_argument("unknown platform");
 }

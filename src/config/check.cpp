@@ -59,12 +59,20 @@ std::string summary(const Config& cfg) {
          "/" + m.base_topic +
          (m.discovery ? " (Home Assistant discovery under " + m.discovery_prefix + ")" : "");
   for (const DeviceUplink& d : cfg.device_uplinks) {
-    const bool aliyun = d.platform == DeviceUplink::Platform::Aliyun;
     const auto n = std::count_if(cfg.sockets.begin(), cfg.sockets.end(), [&](const SocketEntry& e) {
-      return aliyun ? e.aliyun.has_value() : e.tencent.has_value();
+      switch (d.platform) {
+        case DeviceUplink::Platform::Aliyun:
+          return e.aliyun.has_value();
+        case DeviceUplink::Platform::Tencent:
+          return e.tencent.has_value();
+        case DeviceUplink::Platform::Mqtt:
+          return true;  // every socket logs in on its own
+      }
+      return false;
     });
-    s += std::string(", ") + to_string(d.platform) + " '" + d.name + "' (" + std::to_string(n) +
-         (n == 1 ? " socket)" : " sockets)");
+    s += std::string(", ") + to_string(d.platform) +
+         (d.platform == DeviceUplink::Platform::Mqtt ? " per socket '" : " '") + d.name + "' (" +
+         std::to_string(n) + (n == 1 ? " socket)" : " sockets)");
   }
   if (!cfg.uplink.enabled && cfg.mqtt_uplinks.empty() && cfg.device_uplinks.empty()) s += " (LAN only)";
   s += ", database " + cfg.database + ", LAN " + cfg.lan.listen_address + ":" + std::to_string(cfg.lan.port);

@@ -35,6 +35,8 @@ const char* to_string(DeviceUplink::Platform p) {
       return "aliyun";
     case DeviceUplink::Platform::Tencent:
       return "tencent";
+    case DeviceUplink::Platform::Mqtt:
+      return "mqtt";
   }
   return "?";
 }
@@ -161,6 +163,10 @@ class Parser {
           name = cfg.uplink.name;
           tuya_at = at;
           tuya_node.reset(e);  // operator= would write e into the document's uplink key
+        } else if (t == "mqtt" && e["per_socket"] && get_bool(e["per_socket"], at + ".per_socket")) {
+          cfg.device_uplinks.push_back(
+              parse_device_uplink(e, at, DeviceUplink::Platform::Mqtt, cfg.gateway_id));
+          name = cfg.device_uplinks.back().name;
         } else if (t == "mqtt") {
           cfg.mqtt_uplinks.push_back(parse_mqtt_uplink(e, at, cfg.gateway_id));
           name = cfg.mqtt_uplinks.back().name;
@@ -212,6 +218,7 @@ class Parser {
       cfg.log_level = kNames[static_cast<int>(parsed)];
     }
     if (const YAML::Node n = root["sockets"]) parse_sockets(n, cfg.sockets);
+    check_mqtt_passwords(cfg);
     if (const YAML::Node n = root["timezone"]) {
       cfg.timezone = get_string(n, "timezone");
       try {
@@ -532,7 +539,7 @@ class Parser {
     check_keys(n, at + ".",
                {"type", "name", "host", "port", "tls", "ca_file", "verify_hostname", "username",
                 "password_file", "client_id", "base_topic", "discovery", "discovery_prefix",
-                "state_interval_s", "keepalive_s", "reconnect_max_s"});
+                "state_interval_s", "keepalive_s", "reconnect_max_s", "per_socket"});
     MqttUplink m;
     m.line = line_of(n);
     if (const YAML::Node v = n["name"]) m.name = uplink_name(v, at);
@@ -580,12 +587,14 @@ class Parser {
 
   // A device-direct platform (aliyun, tencent): the connection settings and the property map; the
   // devices themselves are the sockets' aliyun / tencent blocks.
-  DeviceUplink parse_device_uplink(const YAML::Node& n, const std::string& at,
-                                   DeviceUplink::Platform p) const {
+  DeviceUplink parse_device_uplink(const YAML::Node& n, const std::string& at, DeviceUplink::Platform p,
+                                   const std::string& gateway_id = {}) const {
     const bool aliyun = p == DeviceUplink::Platform::Aliyun;
+    const bool mqtt = p == DeviceUplink::Platform::Mqtt;
     // The other platform's keys: say whose they are rather than only "unknown key".
-    const std::vector<std::string> others = aliyun ? std::vector<std::string>{"token_lifetime_s", "connid"}
-                                                   : std::vector<std::string>{"timestamp"};
+    const std::vector<std::string> others = mqtt     ? std::vector<std::string>{}
+                                            : aliyun ? std::vector<std::string>{"token_lifetime_s", "connid"}
+                                                     : std::vector<std::string>{"timestamp"};
     for (const std::string& key : others)
       if (n[key])
         fail(key_line(n, key), at + "." + key,
@@ -598,27 +607,46 @@ class Parser {
                                   "tls",
                                   "ca_file",
                                   "verify_hostname",
-                                  "sign_method",
                                   "properties",
                                   "state_interval_s",
                                   "connect_rate_per_s",
                                   "keepalive_s",
                                   "reconnect_max_s",
                                   "outbox_rate_per_s"};
+    if (mqtt)
+      keys.insert(keys.end(), {"per_socket", "client_id", "username", "password", "report_topic",
+                               "command_topic", "reply_topic"});
+    else
+      keys.push_back("sign_method");
     if (aliyun)
       keys.push_back("timestamp");
-    else
+    else if (!mqtt)
       keys.insert(keys.end(), {"token_lifetime_s", "connid"});
     check_keys(n, at + ".", keys);
 
     DeviceUplink u;
     u.platform = p;
+    u.gateway_id = gateway_id;
+    if (mqtt) {
+      u.host = "127.0.0.1";
+      u.tls = false;
+      parse_template(n["client_id"], at + ".client_id", u.client_id, true);
+      parse_template(n["username"], at + ".username", u.username, false);
+      parse_template(n["password"], at + ".password", u.password, false);
+      parse_template(n["report_topic"], at + ".report_topic", u.report_topic, true);
+      parse_template(n["command_topic"], at + ".command_topic", u.command_topic, true);
+      parse_template(n["reply_topic"], at + ".reply_topic", u.reply_topic, true);
+      for (const std::string* topic : {&u.report_topic, &u.command_topic, &u.reply_topic})
+        if (topic->find_first_of("+#") != std::string::npos)
+          fail(n, at, "topics must not contain the wildcards + or #: " + *topic);
+    }
     u.line = line_of(n);
     u.name = to_string(p);
     if (const YAML::Node v = n["name"]) u.name = uplink_name(v, at);
     const std::string var = aliyun ? "product_key" : "product_id";
-    u.host = aliyun ? "{product_key}.iot-as-mqtt.cn-shanghai.aliyuncs.com"
-                    : "{product_id}.iotcloud.tencentdevices.com";
+    if (!mqtt)
+      u.host = aliyun ? "{product_key}.iot-as-mqtt.cn-shanghai.aliyuncs.com"
+                      : "{product_id}.iotcloud.tencentdevices.com";
     if (const YAML::Node v = n["host"]) {
       u.host = get_string(v, at + ".host");
       if (u.host.empty() || u.host.size() > 253 ||
@@ -629,6 +657,7 @@ class Parser {
         const size_t open = u.host.find_first_of("{}", i);
         if (open == std::string::npos) break;
         const size_t close = u.host[open] == '{' ? u.host.find('}', open) : std::string::npos;
+        if (mqtt) fail(v, at + ".host", "no placeholders in the host of a per-socket mqtt uplink");
         if (close == std::string::npos || u.host.substr(open + 1, close - open - 1) != var)
           fail(v, at + ".host",
                "the only placeholder for type " + std::string(to_string(p)) + " is {" + var +
@@ -685,12 +714,30 @@ class Parser {
     return u;
   }
 
+  // A login or topic template of a per-socket mqtt uplink: placeholders {cid}, {name},
+  // {gateway_id}, {username}, {password}; `need_cid`: it must name the socket (unique per socket).
+  void parse_template(const YAML::Node& v, const std::string& key, std::string& out, bool need_cid) const {
+    if (!v) return;
+    out = get_string(v, key);
+    static const std::set<std::string> kKnown{"cid", "name", "gateway_id", "username", "password"};
+    for (size_t i = 0; i < out.size();) {
+      const size_t open = out.find_first_of("{}", i);
+      if (open == std::string::npos) break;
+      const size_t close = out[open] == '{' ? out.find('}', open) : std::string::npos;
+      if (close == std::string::npos || kKnown.count(out.substr(open + 1, close - open - 1)) == 0)
+        fail(v, key, "unknown placeholder; valid: {cid}, {name}, {gateway_id}, {username}, {password}");
+      i = close + 1;
+    }
+    if (need_cid && out.find("{cid}") == std::string::npos)
+      fail(v, key, "must contain {cid}: every socket needs its own");
+    if (need_cid && out.size() > 200) fail(v, key, "at most 200 characters");
+  }
+
   // properties: our DP code -> the platform's identifier; codes not given keep the platform's
   // default, "" leaves the property out.
   void parse_properties(const YAML::Node& n, const std::string& at, DeviceUplink& u) const {
-    const bool aliyun = u.platform == DeviceUplink::Platform::Aliyun;
     for (const DevicePropertyDefault& d : kDevicePropertyDefaults)
-      u.properties[std::string(d.code)] = std::string(aliyun ? d.aliyun : d.tencent);
+      u.properties[std::string(d.code)] = std::string(d.of(u.platform));
     if (!n || n.IsNull()) return;
     expect_map(n, at);
     std::vector<std::string> codes;
@@ -950,9 +997,9 @@ class Parser {
       const YAML::Node e = n[i];
       const std::string p = "sockets[" + std::to_string(i) + "]";
       expect_map(e, p);
-      check_keys(
-          e, p + ".",
-          {"cid", "product_id", "secret", "name", "location", "limits", "energy", "aliyun", "tencent"});
+      check_keys(e, p + ".",
+                 {"cid", "product_id", "secret", "name", "location", "limits", "energy", "aliyun", "tencent",
+                  "mqtt"});
       SocketEntry s;
       s.line = line_of(e);
 
@@ -1016,7 +1063,29 @@ class Parser {
         unique_device(tencent_owner, {s.tencent->product_id, s.tencent->device_name}, v, p + ".tencent",
                       "Tencent device " + s.tencent->product_id + "/" + s.tencent->device_name);
       }
+      if (const YAML::Node v = e["mqtt"]) {
+        const std::string mp = p + ".mqtt";
+        expect_map(v, mp);
+        check_keys(v, mp + ".", {"username", "password"});
+        MqttDevice d;
+        if (const YAML::Node u = v["username"]) d.username = get_string(u, mp + ".username");
+        if (const YAML::Node pw = v["password"]) d.password = get_string(pw, mp + ".password");
+        s.mqtt = d;
+      }
       out.push_back(std::move(s));
+    }
+  }
+
+  // A per-socket mqtt uplink whose password template uses {password}: every socket needs one.
+  void check_mqtt_passwords(const Config& cfg) const {
+    for (const DeviceUplink& u : cfg.device_uplinks) {
+      if (u.platform != DeviceUplink::Platform::Mqtt || u.password.find("{password}") == std::string::npos)
+        continue;
+      for (size_t i = 0; i < cfg.sockets.size(); ++i)
+        if (!cfg.sockets[i].mqtt || cfg.sockets[i].mqtt->password.empty())
+          fail(cfg.sockets[i].line, "sockets[" + std::to_string(i) + "].mqtt.password",
+               "required: uplink '" + u.name + "' (line " + std::to_string(u.line) +
+                   ") logs every socket in with {password}");
     }
   }
 

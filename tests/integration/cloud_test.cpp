@@ -348,5 +348,48 @@ TEST(Tencent, ReportsControlRenewalAndAnOutageAgainstARealBroker) {
       << "acknowledged rows leave the outbox";
 }
 
+// ---------------------------------------------------------------------------------------------
+
+// A self-hosted broker where every socket logs in on its own (type mqtt, per_socket): the login
+// and topics from the uplink's templates, the password from each roster entry.
+TEST(PerSocketMqtt, EachSocketLogsInWithItsOwnPasswordAndTopics) {
+  const std::vector<std::string> passwords{random_alnum(20), random_alnum(20)};
+  test::PlainMosquittoBroker broker("site", "site-secret",
+                                    {{"sock-001", passwords[0]}, {"sock-002", passwords[1]}});
+  ScenarioOptions o;
+  o.sockets = 2;
+  o.extra_yaml = "uplinks:\n  - type: mqtt\n    name: site\n    per_socket: true\n    port: " +
+                 std::to_string(broker.port()) +
+                 "\n    client_id: \"plug-{cid}\"\n    report_topic: \"site/{cid}/state\"\n"
+                 "    command_topic: \"site/{cid}/set\"\n    reply_topic: \"site/{cid}/reply\"\n"
+                 "    state_interval_s: 1\n    connect_rate_per_s: 20\n";
+  o.socket_yaml = [&](size_t i) { return "    mqtt: {password: " + passwords[i] + "}\n"; };
+  Scenario sc(o);
+  Watcher w(broker, {"site/#"});
+  sc.start_daemon();
+  sc.start_sim(2);
+  sc.wait_sessions(2);
+  for (const std::string cid : {"sock-001", "sock-002"}) {
+    for (const char* id : {"switch", "power", "voltage", "current", "energy"})
+      ASSERT_TRUE(w.wait_on("site/" + cid + "/state",
+                            [&](const std::string& p) {
+                              const json j = parse(p);
+                              return j.is_object() && j.contains("params") && j["params"].contains(id) &&
+                                     j["time"].get<int64_t>() > int64_t{1'600'000'000'000};
+                            }))
+          << cid << " " << id << "\n"
+          << sc.daemon().describe();
+  }
+  publish(broker, "site/sock-002/set", R"({"id":"c1","params":{"switch":1}})");
+  ASSERT_TRUE(w.wait_on("site/sock-002/reply", [](const std::string& p) {
+    return parse(p) == json{{"id", "c1"}, {"ok", true}};
+  })) << sc.daemon().describe();
+  ASSERT_TRUE(test::wait_until(
+      [&] { return last_value(w, "site/sock-002/state", "switch", false) == json(1); }, 10s));
+  EXPECT_NE(broker.log().find("as plug-sock-001"), std::string::npos) << "the client id from the template";
+  for (const std::string& line : sc.daemon().stderr_lines())
+    for (const std::string& pw : passwords) EXPECT_EQ(line.find(pw), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace pb::itest

@@ -1,6 +1,6 @@
-// One `uplinks:` entry of type aliyun or tencent in the daemon: every roster socket with credentials
-// for that platform is a device of its own there, with its own MQTT connection (uplink::Client in
-// generic mode) logged in with the platform's formula (profile.hpp).
+// One `uplinks:` entry of type aliyun or tencent (or mqtt with per_socket) in the daemon: every roster socket
+// with credentials for that platform is a device of its own there, with its own MQTT connection
+// (uplink::Client in generic mode) logged in with the platform's formula (profile.hpp).
 //
 //  - A device is connected while its socket has a LAN session, so the platform shows the socket
 //    online exactly when it is. New connections are paced (connect_rate_per_s for the whole

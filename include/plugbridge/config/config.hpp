@@ -41,6 +41,14 @@ struct TencentDevice {
   bool operator==(const TencentDevice&) const = default;
 };
 
+// The socket's own login on a self-hosted broker (sockets[].mqtt), for per-socket MQTT uplinks:
+// what their {username} and {password} placeholders stand for.
+struct MqttDevice {
+  std::string username;  // "" = the socket's cid
+  std::string password;  // never logged
+  bool operator==(const MqttDevice&) const = default;
+};
+
 struct SocketEntry {
   std::string cid;              // also the TLS-PSK identity
   std::string product_id;       // Tuya product id
@@ -54,13 +62,14 @@ struct SocketEntry {
   // used by the uplinks of that type; a socket without them is not connected there.
   std::optional<AliyunDevice> aliyun;
   std::optional<TencentDevice> tencent;
+  std::optional<MqttDevice> mqtt;
   int line = 0;  // line of the entry in the config file
 
   // The same socket settings (the line it was found on does not count).
   bool same_settings(const SocketEntry& o) const {
     return cid == o.cid && product_id == o.product_id && secret == o.secret && name == o.name &&
            location == o.location && limits == o.limits && energy_max_power_w == o.energy_max_power_w &&
-           aliyun == o.aliyun && tencent == o.tencent;
+           aliyun == o.aliyun && tencent == o.tencent && mqtt == o.mqtt;
   }
 };
 
@@ -111,7 +120,9 @@ struct MqttUplink {
 // in as that device; its properties go up through a durable outbox like the Tuya edge's, and
 // property set / control messages switch its relay.
 struct DeviceUplink {
-  enum class Platform { Aliyun, Tencent };
+  // Mqtt: an `uplinks:` entry of type mqtt with `per_socket: true`, a self-hosted broker where
+  // every roster socket logs in on its own, with the templates below.
+  enum class Platform { Aliyun, Tencent, Mqtt };
   Platform platform = Platform::Aliyun;
   std::string name;  // unique among the uplinks; default: the type ("aliyun", "tencent")
   // Broker host. "{product_key}" (aliyun) / "{product_id}" (tencent) is replaced by the socket's.
@@ -141,10 +152,20 @@ struct DeviceUplink {
   int keepalive_s = 60;
   int reconnect_max_s = 120;   // cap of each connection's reconnect backoff (starts at 1 s, with jitter)
   int outbox_rate_per_s = 50;  // drain of waiting reports (all sockets of this uplink)
+  // mqtt: templates of the login and topics. Placeholders: {cid}, {name} (the socket's name, else
+  // its cid), {gateway_id}, {username} (sockets[].mqtt.username, else the cid), {password}
+  // (sockets[].mqtt.password). The client id and the topics must contain {cid}.
+  std::string client_id = "plugbridge-{cid}";
+  std::string username = "{username}";
+  std::string password = "{password}";
+  std::string report_topic = "plugbridge/{cid}/report";
+  std::string command_topic = "plugbridge/{cid}/set";
+  std::string reply_topic = "plugbridge/{cid}/set/reply";
+  std::string gateway_id;  // the configuration's, for {gateway_id}
   int line = 0;
   bool operator==(const DeviceUplink&) const = default;
 };
-const char* to_string(DeviceUplink::Platform p);  // "aliyun", "tencent"
+const char* to_string(DeviceUplink::Platform p);  // "aliyun", "tencent", "mqtt"
 
 // The keys of DeviceUplink::properties and their default identifiers on each platform (the thing
 // models' standard names); pb::cloud::kProperties gives their DPs.
@@ -152,13 +173,19 @@ struct DevicePropertyDefault {
   std::string_view code;
   std::string_view aliyun;
   std::string_view tencent;
+  std::string_view mqtt;
+  std::string_view of(DeviceUplink::Platform p) const {
+    return p == DeviceUplink::Platform::Aliyun    ? aliyun
+           : p == DeviceUplink::Platform::Tencent ? tencent
+                                                  : mqtt;
+  }
 };
 inline constexpr std::array<DevicePropertyDefault, 5> kDevicePropertyDefaults{{
-    {"switch", "PowerSwitch", "power_switch"},
-    {"power_current", "RealTimePower", "power"},
-    {"voltage_current", "RMSVoltage", "voltage"},
-    {"cur_current", "RMSCurrent", "current"},
-    {"forward_energy_total", "TotalConsumption", "energy"},
+    {"switch", "PowerSwitch", "power_switch", "switch"},
+    {"power_current", "RealTimePower", "power", "power"},
+    {"voltage_current", "RMSVoltage", "voltage", "voltage"},
+    {"cur_current", "RMSCurrent", "current", "current"},
+    {"forward_energy_total", "TotalConsumption", "energy", "energy"},
 }};
 
 struct Lan {

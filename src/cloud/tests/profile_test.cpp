@@ -412,5 +412,48 @@ TEST(CloudProfile, PropertyValuesInThePlatformsUnits) {
   for (int dp : {3, 5, 7, 50}) EXPECT_TRUE(property_value(dp, 1).is_number()) << dp;
 }
 
+TEST(CloudProfile, PerSocketMqttTemplatesAndPayloads) {
+  DeviceUplink u;
+  u.platform = DeviceUplink::Platform::Mqtt;
+  u.name = "site";
+  u.host = "broker.lan";
+  u.gateway_id = "gw1";
+  u.client_id = "plug-{gateway_id}-{cid}";
+  u.username = "{username}";
+  u.password = "{password}";
+  u.report_topic = "site/{name}/state";
+  const std::unique_ptr<Profile> p = make_profile(u);
+  config::SocketEntry s;
+  s.cid = "kettle";
+  s.name = "Kettle";
+  s.mqtt = config::MqttDevice{"", "pa{cid}55"};
+  EXPECT_TRUE(p->has_device(s));
+  const Login l = p->login(s, 0, 0);
+  EXPECT_EQ(l.host, "broker.lan");
+  EXPECT_EQ(l.client_id, "plug-gw1-kettle");
+  EXPECT_EQ(l.username, "kettle") << "no username: the cid";
+  EXPECT_EQ(l.password, "pa{cid}55") << "a value is never filled in again";
+  EXPECT_FALSE(p->renew_at(l));
+  EXPECT_EQ(p->report_topic(s), "site/Kettle/state");
+  EXPECT_EQ(p->subscriptions(s), std::vector<std::string>{"plugbridge/kettle/set"});
+  EXPECT_EQ(p->identifier(1), "switch");
+  EXPECT_EQ(p->dp_of("power"), 3);
+
+  const json r = json::parse(p->report_payload(json{{"switch", 1}}, 1'700'000'000'123, "r1"));
+  EXPECT_EQ(r, (json{{"id", "r1"}, {"time", 1'700'000'000'123}, {"params", {{"switch", 1}}}}));
+  const std::optional<Down> d = p->parse("plugbridge/kettle/set", R"({"id":7,"params":{"switch":0}})");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, Down::Kind::Set);
+  EXPECT_EQ(d->id, "7");
+  EXPECT_EQ(d->params, (json{{"switch", 0}}));
+  EXPECT_EQ(p->parse("plugbridge/kettle/set", R"({"id":"x"})")->kind, Down::Kind::Other);
+  EXPECT_FALSE(p->parse("plugbridge/kettle/set", "on"));
+  const auto [topic, ok] = p->set_reply(s, "plugbridge/kettle/set", *d, true, "");
+  EXPECT_EQ(topic, "plugbridge/kettle/set/reply");
+  EXPECT_EQ(json::parse(ok), (json{{"id", "7"}, {"ok", true}}));
+  EXPECT_EQ(json::parse(p->set_reply(s, "", *d, false, "offline").second),
+            (json{{"id", "7"}, {"ok", false}, {"error", "offline"}}));
+}
+
 }  // namespace
 }  // namespace pb::cloud

@@ -1020,6 +1020,61 @@ TEST(Config, DeviceUplinkKeys) {
   EXPECT_EQ(t.connid, "ZR5GT");
 }
 
+TEST(Config, PerSocketMqttUplinkWithTemplates) {
+  const Config c = load_string(kHead +
+                                   "uplinks:\n"  // 5
+                                   "  - type: mqtt\n"
+                                   "    name: site\n"
+                                   "    per_socket: true\n"
+                                   "    host: broker.lan\n"
+                                   "    client_id: \"plug-{gateway_id}-{cid}\"\n"
+                                   "    password: \"{password}\"\n"
+                                   "    report_topic: \"site/{cid}/state\"\n"
+                                   "    properties: {power_current: watts}\n"
+                                   "  - type: mqtt\n"
+                                   "    per_socket: false\n"
+                                   "sockets:\n"
+                                   "  - cid: a\n"
+                                   "    product_id: p\n"
+                                   "    secret: " +
+                                   kSecretA +
+                                   "\n"
+                                   "    mqtt: {username: plug-a, password: pa55}\n",
+                               "t.yaml");
+  ASSERT_EQ(c.device_uplinks.size(), 1u);
+  ASSERT_EQ(c.mqtt_uplinks.size(), 1u) << "per_socket: false is the Home Assistant bridge";
+  const DeviceUplink& u = c.device_uplinks[0];
+  EXPECT_EQ(u.platform, DeviceUplink::Platform::Mqtt);
+  EXPECT_EQ(u.name, "site");
+  EXPECT_EQ(u.host, "broker.lan");
+  EXPECT_EQ(u.port, 1883);
+  EXPECT_FALSE(u.tls);
+  EXPECT_EQ(u.client_id, "plug-{gateway_id}-{cid}");
+  EXPECT_EQ(u.username, "{username}");
+  EXPECT_EQ(u.report_topic, "site/{cid}/state");
+  EXPECT_EQ(u.command_topic, "plugbridge/{cid}/set");
+  EXPECT_EQ(u.gateway_id, "gw1");
+  EXPECT_EQ(u.properties.at("power_current"), "watts");
+  EXPECT_EQ(u.properties.at("switch"), "switch");
+  ASSERT_TRUE(c.sockets[0].mqtt.has_value());
+  EXPECT_EQ(c.sockets[0].mqtt->username, "plug-a");
+  EXPECT_EQ(c.sockets[0].mqtt->password, "pa55");
+
+  const std::string up = kHead + "uplinks:\n  - type: mqtt\n    per_socket: true\n";  // keys from line 8
+  EXPECT_PREFIX(error_of(up + "    client_id: \"{device}\"\n"),
+                "t.yaml:8: uplinks[0].client_id: unknown placeholder; valid: {cid}");
+  EXPECT_PREFIX(error_of(up + "    report_topic: \"all/state\"\n"),
+                "t.yaml:8: uplinks[0].report_topic: must contain {cid}");
+  EXPECT_PREFIX(error_of(up + "    command_topic: \"x/{cid}/#\"\n"),
+                "t.yaml:6: uplinks[0]: topics must not contain");
+  EXPECT_PREFIX(error_of(up + "    host: \"{cid}.lan\"\n"), "t.yaml:8: uplinks[0].host: no placeholders");
+  EXPECT_PREFIX(error_of(up + "    token_lifetime_s: 60\n"),
+                "t.yaml:8: uplinks[0].token_lifetime_s: unknown key");
+  // The default password template is {password}: every socket needs one.
+  EXPECT_PREFIX(error_of(up + "sockets:\n  - cid: a\n    product_id: p\n    secret: " + kSecretA + "\n"),
+                "t.yaml:9: sockets[0].mqtt.password: required: uplink 'mqtt' (line 6)");
+}
+
 TEST(Config, DeviceUplinkErrorsNameTheKey) {
   const std::string up = kHead + "uplinks:\n";  // entries from line 6
   const auto err = [&](const std::string& entry) { return error_of(up + entry); };
