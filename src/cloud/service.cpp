@@ -256,10 +256,8 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
       d.refused = false;
       PB_LOG(Info, log_name) << socket_label(d.entry) << ": logged in";
     }
-    ++connects;
     log_progress();
-    d.full_due = true;
-    report_device(cid, d, true);
+    report(cid, d, true, true);
     outbox->kick();
   }
 
@@ -301,43 +299,34 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
       else
         unwant(cid);
     }
-    if (changes & kRelay) report_dp(cid, d, 1, false);
-    if (changes & kReading) {
-      d.measure_due = true;
-      if (Clock::now() - d.last_measure >= std::chrono::seconds(cfg.state_interval_s))
-        report_device(cid, d, false);
-    }
+    if (changes & kReading) d.measure_due = true;
+    const bool measure = d.measure_due && interval_passed(d);
+    if ((changes & kRelay) || measure) report(cid, d, measure, false);
   }
 
-  // Reports what changed (everything with `full`), measurements only when they are due.
-  void report_device(const std::string& cid, Device& d, bool full) {
-    if (!gw.clock_status().trusted) {  // every report carries a time
+  // Reports the switch, and the measurements with `measurements`; with `full` (or a full report
+  // due) also values that did not change, and the measurements in any case.
+  void report(const std::string& cid, Device& d, bool measurements, bool full) {
+    const gateway::ClockStatus clock = gw.clock_status();
+    if (!clock.trusted) {  // every report carries a time
       d.full_due = true;
       return;
     }
-    auto v = gw.socket_view(cid);
+    const std::optional<gateway::SocketView> v = gw.socket_view(cid);
     if (!v) return;
-    const bool measure = full || d.full_due || d.measure_due;
-    for (const Property& p : kProperties) {
-      if (p.dp != 1 && !measure) continue;
-      report_value(cid, d, *v, p.dp, full || d.full_due);
-    }
-    if (measure) {
+    full = full || d.full_due;
+    measurements = measurements || full;
+    for (const Property& p : kProperties)
+      if (p.dp == 1 || measurements) report_value(cid, d, *v, p.dp, full, clock.now_ms);
+    if (measurements) {
       d.measure_due = false;
       d.last_measure = Clock::now();
     }
     d.full_due = false;
   }
 
-  void report_dp(const std::string& cid, Device& d, int dp, bool full) {
-    if (!gw.clock_status().trusted) {
-      d.full_due = true;
-      return;
-    }
-    if (auto v = gw.socket_view(cid)) report_value(cid, d, *v, dp, full);
-  }
-
-  void report_value(const std::string& cid, Device& d, const gateway::SocketView& v, int dp, bool full) {
+  void report_value(const std::string& cid, Device& d, const gateway::SocketView& v, int dp, bool full,
+                    int64_t now_ms) {
     if (profile->identifier(dp).empty()) return;
     const std::optional<int64_t> raw = raw_value(v, dp);
     if (!raw) return;
@@ -345,7 +334,7 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
     auto& last = d.sent[dp];
     if (!full && last == text) return;
     last = text;
-    outbox->report(cid, dp, text, gw.clock_status().now_ms);
+    outbox->report(cid, dp, text, now_ms);
   }
 
   // The outbox sends one DP of one device.
@@ -363,16 +352,18 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
                                profile->report_payload(params, t_ms, request_id), std::move(done));
   }
 
+  bool interval_passed(const Device& d) const {
+    return Clock::now() - d.last_measure >= std::chrono::seconds(cfg.state_interval_s);
+  }
+
   void tick() {
-    const auto now = Clock::now();
-    const bool trusted = gw.clock_status().trusted;
-    const int64_t now_s = gw.clock_status().now_ms / 1000;
+    const gateway::ClockStatus clock = gw.clock_status();
+    const int64_t now_s = clock.now_ms / 1000;
     std::vector<std::string> renew;
     for (auto& [cid, d] : devices) {
       if (!d.connected) continue;
-      if (trusted && (d.full_due ||
-                      (d.measure_due && now - d.last_measure >= std::chrono::seconds(cfg.state_interval_s))))
-        report_device(cid, d, false);
+      const bool measure = d.measure_due && interval_passed(d);
+      if (clock.trusted && (d.full_due || measure)) report(cid, d, measure, false);
       if (d.renew_at_s && now_s >= *d.renew_at_s) renew.push_back(cid);
     }
     for (const std::string& cid : renew) renew_login(cid);
@@ -480,7 +471,7 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
                     : std::string(gateway::to_string(r.status)) + (r.why.empty() ? "" : ": " + r.why));
           // The state as it is now, also after a failure, so the platform's view is right.
           auto it = devices.find(cid);
-          if (it != devices.end()) report_dp(cid, it->second, 1, !ok);
+          if (it != devices.end()) report(cid, it->second, false, !ok);
         });
   }
 
@@ -577,7 +568,7 @@ struct DeviceService::Impl final : gateway::Observer, gateway::ReportSink {
   boost::asio::steady_timer tick_timer;
   bool stopping = false;
   bool all_up_logged = false;
-  uint64_t connects = 0, commands = 0, commands_refused = 0, reports_refused = 0, renewals = 0;
+  uint64_t commands = 0, commands_refused = 0, reports_refused = 0, renewals = 0;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   std::unique_ptr<gateway::Outbox> outbox;  // last: destroyed first, before the clients
 };

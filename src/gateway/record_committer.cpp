@@ -267,7 +267,8 @@ void RecordCommitter::commit(bool with_readings) {
     for (Outbox* o : extra_outboxes_) extra_rows.push_back(o->begin_write());
     const std::vector<store::OutboxChange>* changes = &outbox_rows.changes();
     std::vector<store::OutboxChange> all;
-    if (!extra_rows.empty()) {
+    if (std::any_of(extra_rows.begin(), extra_rows.end(),
+                    [](const Outbox::Batch& b) { return !b.changes().empty(); })) {
       all = *changes;
       for (const Outbox::Batch& b : extra_rows) all.insert(all.end(), b.changes().begin(), b.changes().end());
       changes = &all;

@@ -420,6 +420,7 @@ struct Client::State : std::enable_shared_from_this<State> {
   // CONNACK refusals are explained directly; for anything else Paho only says "failure", so a
   // separate probe finds out whether it was DNS, TCP, the CA or the host name.
   void explain_connect_failure(const ActionEvent& ev) {
+    refused_login = ev.rc == 4 || ev.rc == 5;
     if (ev.rc >= 1 && ev.rc <= 5) {
       connect_failed("broker refused the connection: CONNACK " + std::to_string(ev.rc) + " " +
                      connack_meaning(opt, ev.rc));
@@ -528,6 +529,7 @@ struct Client::State : std::enable_shared_from_this<State> {
     ++link;
     in_window = 0;
     failures = 0;
+    refused_login = false;
     last_failure.clear();
     last_error.clear();
     disable_nagle_to_port(opt.port);
@@ -761,6 +763,7 @@ struct Client::State : std::enable_shared_from_this<State> {
   bool quiet_retry = false;
   uint64_t generation = 0;  // connect attempt; CONNECT/SUBSCRIBE completions carry it
   unsigned failures = 0;
+  bool refused_login = false;  // the last attempt's CONNACK was 4 or 5
   size_t subscribes_outstanding = 0;
   uint64_t next_op = 1;
   struct Pending {
@@ -797,6 +800,10 @@ void Client::stop(std::function<void()> done) {
 
 bool Client::connected() const {
   return state_->phase == State::Phase::Connected;
+}
+
+bool Client::login_refused() const {
+  return state_->refused_login;
 }
 
 bool Client::session_present() const {

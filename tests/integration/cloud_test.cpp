@@ -72,29 +72,41 @@ struct AliyunDevice {
 };
 constexpr const char* kProductKey = "a1PbTestKey";
 
-TEST(Aliyun, ReportsPropertySetAndAWrongSecretAgainstARealBroker) {
-  std::vector<AliyunDevice> devs{
-      {"plug-001", random_alnum(32)}, {"plug-002", random_alnum(32)}, {"plug-003", random_alnum(32)}};
-  // The platform's formula: user "<deviceName>&<productKey>", password the HMAC of the sorted
-  // parameters keyed with the device secret (securemode=3: plain TCP).
+// The platform's formula: user "<deviceName>&<productKey>", password the HMAC of the sorted
+// parameters keyed with the device secret (securemode=3: plain TCP), for the broker's password file.
+std::vector<std::pair<std::string, std::string>> aliyun_logins(const std::vector<AliyunDevice>& devs) {
   std::vector<std::pair<std::string, std::string>> users;
   for (const AliyunDevice& d : devs)
     users.emplace_back(d.name + "&" + kProductKey,
                        hmac_sha256_text_key(d.secret, "clientId" + d.name + "deviceName" + d.name +
                                                           "productKey" + kProductKey));
-  test::PlainMosquittoBroker cloud("platform", "platform-secret", users);
+  return users;
+}
+
+// An aliyun uplink to `cloud` (plain TCP) with these more keys, and roster socket i as devs[i]
+// (with its secret from `secret(i)`).
+void aliyun_scenario(ScenarioOptions& o, const test::PlainMosquittoBroker& cloud,
+                     const std::string& more_keys, const std::vector<AliyunDevice>& devs,
+                     std::function<std::string(size_t)> secret) {
+  o.extra_yaml =
+      "uplinks:\n  - type: aliyun\n    host: 127.0.0.1\n    port: " + std::to_string(cloud.port()) +
+      "\n    tls: false\n" + more_keys;
+  o.socket_yaml = [&devs, secret = std::move(secret)](size_t i) {
+    return "    aliyun:\n      product_key: " + std::string(kProductKey) +
+           "\n      device_name: " + devs[i].name + "\n      device_secret: " + secret(i) + "\n";
+  };
+}
+
+TEST(Aliyun, ReportsPropertySetAndAWrongSecretAgainstARealBroker) {
+  std::vector<AliyunDevice> devs{
+      {"plug-001", random_alnum(32)}, {"plug-002", random_alnum(32)}, {"plug-003", random_alnum(32)}};
+  test::PlainMosquittoBroker cloud("platform", "platform-secret", aliyun_logins(devs));
   // The third socket's secret in the roster is not the one the platform has.
   const std::string wrong_secret = random_alnum(32);
   ScenarioOptions o;
   o.sockets = 3;
-  o.extra_yaml =
-      "uplinks:\n  - type: aliyun\n    host: 127.0.0.1\n    port: " + std::to_string(cloud.port()) +
-      "\n    tls: false\n    state_interval_s: 1\n    connect_rate_per_s: 20\n";
-  o.socket_yaml = [&](size_t i) {
-    return "    aliyun:\n      product_key: " + std::string(kProductKey) +
-           "\n      device_name: " + devs[i].name +
-           "\n      device_secret: " + (i == 2 ? wrong_secret : devs[i].secret) + "\n";
-  };
+  aliyun_scenario(o, cloud, "    state_interval_s: 1\n    connect_rate_per_s: 20\n", devs,
+                  [&](size_t i) { return i == 2 ? wrong_secret : devs[i].secret; });
   Scenario sc(o);
   Watcher w(cloud, {"/sys/#"});
   sc.start_daemon();
@@ -169,30 +181,31 @@ TEST(Aliyun, ReportsPropertySetAndAWrongSecretAgainstARealBroker) {
   }
   EXPECT_EQ(sc.command_code(sc.cid(2), 1, "true", "tuya-1"), 0) << "the Tuya edge still commands the socket";
   EXPECT_FALSE(sc.reports(sc.cid(2), 1).empty());
+
+  // plugbridge status: the platform uplink, not connected while one device is refused, and why.
+  const CliRun st = cli(sc, {"status", "--json"});
+  ASSERT_EQ(st.code, 0) << st.err;
+  const json status = json::parse(st.out);
+  const auto up = std::find_if(status["uplinks"].begin(), status["uplinks"].end(),
+                               [](const json& u) { return u.value("name", "") == "aliyun"; });
+  ASSERT_NE(up, status["uplinks"].end()) << status;
+  EXPECT_EQ((*up)["type"], "aliyun");
+  EXPECT_EQ((*up)["connected"], false);
+  const std::string why = (*up)["last_error"];
+  EXPECT_NE(why.find("1 of 3 devices not connected"), std::string::npos) << why;
+  EXPECT_NE(why.find("sock-003"), std::string::npos) << why;
+  EXPECT_GT((*up)["published"].get<int>(), 0);
 }
 
 // After a start, hundreds of sockets come online at once: their devices connect at the configured
 // pace, not all together. Six at two a second take at least 2.5 s from the first to the last.
 TEST(Aliyun, NewConnectionsArePaced) {
   std::vector<AliyunDevice> devs;
-  std::vector<std::pair<std::string, std::string>> users;
-  for (int i = 1; i <= 6; ++i) {
-    devs.push_back({"pace-00" + std::to_string(i), random_alnum(32)});
-    const AliyunDevice& d = devs.back();
-    users.emplace_back(d.name + "&" + kProductKey,
-                       hmac_sha256_text_key(d.secret, "clientId" + d.name + "deviceName" + d.name +
-                                                          "productKey" + kProductKey));
-  }
-  test::PlainMosquittoBroker cloud("platform", "platform-secret", users);
+  for (int i = 1; i <= 6; ++i) devs.push_back({"pace-00" + std::to_string(i), random_alnum(32)});
+  test::PlainMosquittoBroker cloud("platform", "platform-secret", aliyun_logins(devs));
   ScenarioOptions o;
   o.sockets = 6;
-  o.extra_yaml =
-      "uplinks:\n  - type: aliyun\n    host: 127.0.0.1\n    port: " + std::to_string(cloud.port()) +
-      "\n    tls: false\n    connect_rate_per_s: 2\n";
-  o.socket_yaml = [&](size_t i) {
-    return "    aliyun:\n      product_key: " + std::string(kProductKey) +
-           "\n      device_name: " + devs[i].name + "\n      device_secret: " + devs[i].secret + "\n";
-  };
+  aliyun_scenario(o, cloud, "    connect_rate_per_s: 2\n", devs, [&](size_t i) { return devs[i].secret; });
   Scenario sc(o);
   sc.start_daemon();
   sc.start_sim(6);

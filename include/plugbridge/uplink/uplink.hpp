@@ -85,6 +85,9 @@ class Client {
   bool connected() const;                 // loop-thread view
   // Whether the broker resumed our session at the last connect (CONNACK session-present).
   bool session_present() const;
+  // Whether the last connection attempt was refused for its login (CONNACK 4 bad user name or
+  // password, 5 not authorized); false once connected.
+  bool login_refused() const;
   // QoS 1 publish to gateway_id/{id}/{topic} (Tuya mode) or to topic (generic mode); done(ok) on
   // the loop when the broker acked (PUBACK) or failed (also immediately-but-posted when not
   // connected, and at stop()). retain: the broker keeps it for later subscribers.
