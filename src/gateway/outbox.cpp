@@ -175,7 +175,7 @@ void Outbox::report(const std::string& cid, int dp, const std::string& value_jso
   l.ord = m.ord;
   l.t_ms = t_ms;
   if (event_dp) l.set_text(value_json);
-  if (ready_(cid) && !backlog(cid)) {
+  if (ready_(cid) && !backlog(cid) && !paused()) {
     if (m.event) db_insert(m);  // written ahead unless the PUBACK is faster than the next commit
     ++stats_.published_live;
     publish(std::move(m), false);
@@ -296,13 +296,21 @@ void Outbox::on_published(int64_t ord, bool ok) {
     auto q = queues_.find(cid);
     if (q != queues_.end() && q->second.draining > 0) q->second.draining--;
   }
-  if (ok) {
+  if (ok && f.retry) {  // refused before its PUBACK came
+    ++stats_.acked;
+    requeue(std::move(f.msg));
+  } else if (ok) {
     ++stats_.acked;
     db_remove(ord);
-    const auto until = Clock::now() + opt_.response_window;
-    awaiting_order_.emplace_back(until, f.request_id);
-    awaiting_[f.request_id] = Awaiting{std::move(f.msg), until};
-    forget_expired_awaiting();
+    if (!f.answered) {
+      const auto until = Clock::now() + opt_.response_window;
+      awaiting_order_.emplace_back(until, f.request_id);
+      awaiting_[f.request_id] = Awaiting{std::move(f.msg), until};
+      forget_expired_awaiting();
+    }
+  } else if (f.answered && !f.retry) {  // the platform answered it for good: not sent again
+    ++stats_.failed;
+    db_remove(ord);
   } else {
     ++stats_.failed;
     requeue(std::move(f.msg));
@@ -406,31 +414,45 @@ bool Outbox::send_next() {
   return false;
 }
 
+Outbox::InFlight* Outbox::in_flight_with(const std::string& request_id) {
+  for (auto& [ord, f] : in_flight_)
+    if (f.request_id == request_id) return &f;
+  return nullptr;
+}
+
 Outbox::Verdict Outbox::on_response(const tuya::Response& r) {
   forget_expired_awaiting();
-  std::optional<Msg> msg;
-  if (auto it = awaiting_.find(r.request_id); it != awaiting_.end()) {
-    msg = std::move(it->second.msg);
-    awaiting_.erase(it);
-  }
   if (r.code == tuya::code::kSuccess) {
+    awaiting_.erase(r.request_id);
     backoff_ = std::chrono::milliseconds(0);
     return Verdict::Ok;
   }
-  ++stats_.refused;
-  if (r.code == tuya::code::kNoDevice) {
+  std::optional<Msg> msg;
+  InFlight* early = nullptr;  // answered before the PUBACK: retried once that comes
+  if (auto it = awaiting_.find(r.request_id); it != awaiting_.end()) {
+    msg = std::move(it->second.msg);
+    awaiting_.erase(it);
+  } else {
+    early = in_flight_with(r.request_id);
+    if (early) early->answered = true;
+  }
+  const auto retry = [&] {
     if (msg) {
       ++stats_.retried;
       requeue(std::move(*msg));
+    } else if (early) {
+      ++stats_.retried;
+      early->retry = true;
     }
+  };
+  ++stats_.refused;
+  if (r.code == tuya::code::kNoDevice) {
+    retry();
     log_refusal(r, "resyncing the socket; the report goes again after it");
     return Verdict::Resync;
   }
   if (r.code == tuya::code::kSystem || r.code == tuya::code::kUpstream) {
-    if (msg) {
-      ++stats_.retried;
-      requeue(std::move(*msg));
-    }
+    retry();
     pause();
     log_refusal(r, "kept in the outbox; waiting reports are retried in " +
                        std::to_string((backoff_.count() + 999) / 1000) + " s");

@@ -98,7 +98,8 @@ class Outbox {
   // Loads the stored outbox (after a restart). Rows of cids not in `roster` are deleted.
   void load(const std::set<std::string>& roster);
 
-  // One DP report (value as JSON text, t_ms = when the value was current).
+  // One DP report (value as JSON text, t_ms = when the value was current). It goes at once when
+  // the socket is ready, has nothing waiting and no backoff runs; otherwise it waits its turn.
   void report(const std::string& cid, int dp, const std::string& value_json, int64_t t_ms);
   // Readiness may have changed (a socket synced, the uplink connected): start draining.
   void kick();
@@ -110,6 +111,8 @@ class Outbox {
     Retry,     // 500/400: kept, retried after a backoff
     Rejected,  // any other code: the report itself is wrong; not retried
   };
+  // The platform's answer may come before the broker's PUBACK of the report: a retried report
+  // then goes back to the outbox when the PUBACK comes.
   Verdict on_response(const tuya::Response& r);
 
   // Pending outbox rows for the gateway's next transaction: pass changes() to Store::commit and
@@ -161,6 +164,9 @@ class Outbox {
     Msg msg;
     bool from_queue = false;
     std::string request_id;
+    // The platform's answer can overtake the broker's PUBACK: it is kept here until the PUBACK.
+    bool answered = false;
+    bool retry = false;  // refused with a code that is retried
   };
   struct Awaiting {
     Msg msg;
@@ -186,6 +192,7 @@ class Outbox {
   void arm_log_timer();
   void summarise_refusals();
   void forget_expired_awaiting();
+  InFlight* in_flight_with(const std::string& request_id);
   void drop_if_empty(const std::string& cid);
 
   // Database mirror: inserts not yet written can be cancelled by their delete.

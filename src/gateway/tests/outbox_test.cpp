@@ -376,6 +376,53 @@ TEST_F(OutboxTest, RefusedReportsAreRetriedAfterABackoffOrAfterTheResync) {
   EXPECT_EQ(ob.stats().refused, 3u);
 }
 
+TEST_F(OutboxTest, ARefusalThatOvertakesThePubackIsRetriedOnceThePubackComes) {
+  Outbox& ob = make();
+  connect();
+  ob.report("a", 1, "false", 1);
+  ob.report("b", 1, "true", 2);
+  settle();
+  ASSERT_EQ(uplink_.sent.size(), 2u);
+  // The platform answers both before the broker's PUBACKs reached the gateway.
+  EXPECT_EQ(ob.on_response({uplink_.sent[0].j["request_id"], "a", 500, ""}), Outbox::Verdict::Retry);
+  EXPECT_EQ(ob.on_response({uplink_.sent[1].j["request_id"], "b", 1101, ""}), Outbox::Verdict::Rejected);
+  uplink_.complete(0, true);
+  uplink_.complete(1, false);  // the link dropped, but the platform had it and refused it for good
+  settle();
+  EXPECT_EQ(ob.queued("a"), 1u) << "the refused report is back in the outbox";
+  EXPECT_EQ(ob.queued("b"), 0u) << "a report refused for good is not sent again";
+  EXPECT_EQ(uplink_.sent.size(), 2u);  // paused
+  uplink_.auto_ack = true;
+  ASSERT_TRUE(run_until([&] { return uplink_.sent.size() == 3; }, 2s));
+  EXPECT_EQ(uplink_.cid(2), "a");
+  EXPECT_EQ(uplink_.value(2), "false");
+  EXPECT_EQ(uplink_.sent[2].j["t"], 0);  // its own time (1 ms)
+  settle();
+  EXPECT_EQ(uplink_.sent.size(), 3u);
+  EXPECT_EQ(ob.stats().retried, 1u);
+  EXPECT_TRUE(rows().empty());
+}
+
+TEST_F(OutboxTest, NothingGoesLiveDuringTheBackoff) {
+  Outbox& ob = make();
+  connect();
+  uplink_.auto_ack = true;
+  ob.report("a", 3, "100", 1);
+  settle();
+  ASSERT_EQ(uplink_.sent.size(), 1u);
+  ASSERT_EQ(ob.on_response({uplink_.sent[0].j["request_id"], "a", 500, ""}), Outbox::Verdict::Retry);
+  ASSERT_TRUE(ob.paused());
+  // b has nothing waiting, but the platform just had a bad moment: b's report waits too.
+  ob.report("b", 3, "200", 2000);
+  settle();
+  EXPECT_EQ(uplink_.sent.size(), 1u);
+  EXPECT_EQ(ob.queued("b"), 1u);
+  ASSERT_TRUE(run_until([&] { return uplink_.sent.size() == 3; }, 2s));
+  EXPECT_FALSE(ob.paused());
+  std::set<std::string> after{uplink_.cid(1), uplink_.cid(2)};
+  EXPECT_EQ(after, (std::set<std::string>{"a", "b"}));
+}
+
 TEST_F(OutboxTest, ARetriedEventIsFollowedByTheCurrentValue) {
   Outbox& ob = make();
   connect();
