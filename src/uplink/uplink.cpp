@@ -798,6 +798,10 @@ void Client::stop(std::function<void()> done) {
   state_->stop(std::move(done));
 }
 
+size_t Client::waiting() const {
+  return state_->urgent.size() + state_->queued.size();
+}
+
 bool Client::connected() const {
   return state_->phase == State::Phase::Connected;
 }

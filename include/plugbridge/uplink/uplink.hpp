@@ -97,6 +97,9 @@ class Client {
   // now, in arrival order (loop thread; cheap when none wait). Each message gets a loop turn of its
   // own too: this only lets a caller take them sooner, e.g. before other queued work.
   void deliver_waiting();
+  // Publishes accepted and not yet handed to Paho: they wait for the window of publishes it may have
+  // unacknowledged at once (loop thread).
+  size_t waiting() const;
   // Why the last connection attempt failed or the link went down (as given to on_disconnected);
   // empty while connected and before the first attempt ended.
   std::string last_error() const;

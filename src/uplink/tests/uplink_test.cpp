@@ -153,11 +153,20 @@ class Harness {
     return fut.get();
   }
   // Publishes all of them in one loop turn, in order; done(ok) of each is counted.
-  void publish_burst(const std::vector<std::pair<std::string, std::string>>& msgs) {
+  // Returns how many of them wait for the window right after (Client::waiting).
+  size_t publish_burst(const std::vector<std::pair<std::string, std::string>>& msgs) {
+    size_t waiting = 0;
     on_loop([&] {
       for (const auto& [suffix, payload] : msgs)
         client_->publish(suffix, payload, [this](bool ok) { ++(ok ? acked_ : failed_); });
+      waiting = client_->waiting();
     });
+    return waiting;
+  }
+  size_t waiting() {
+    size_t n = 0;
+    on_loop([&] { n = client_->waiting(); });
+    return n;
   }
   size_t acked() const { return acked_; }
   size_t failed() const { return failed_; }
@@ -323,10 +332,13 @@ TEST(Uplink, ABurstOfPublishesIsAllAckedAndACommandAnswerOvertakesIt) {
   constexpr size_t kBurst = 3000;
   auto msgs = report_burst(kBurst);
   msgs.emplace_back("commands/response", "answer");
-  h.publish_burst(msgs);
+  const size_t waiting = h.publish_burst(msgs);
+  EXPECT_GT(waiting, kBurst / 2) << "most of the burst waits for the window";
+  EXPECT_LE(waiting, kBurst + 1);
   ASSERT_TRUE(eventually([&] { return h.acked() + h.failed() == kBurst + 1; }, 60s))
       << h.acked() << " acked, " << h.failed() << " failed";
   EXPECT_EQ(h.failed(), 0u);
+  EXPECT_EQ(h.waiting(), 0u);
   ASSERT_TRUE(eventually([&] { return platform.seen() >= kBurst + 1; }));
   const auto answer = platform.position("commands/response", "answer");
   ASSERT_TRUE(answer.has_value());
