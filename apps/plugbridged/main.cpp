@@ -34,6 +34,7 @@ class UplinkAdapter : public pb::gateway::UplinkPort {
     client_.publish(suffix, std::move(payload), std::move(done));
   }
   void deliver_waiting() override { client_.deliver_waiting(); }
+  size_t backlog() const override { return client_.waiting(); }
 
  private:
   pb::uplink::Client& client_;

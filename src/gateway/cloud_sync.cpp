@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <set>
+#include <utility>
 
 #include "plugbridge/common/log.hpp"
 #include "plugbridge/gateway/report_policy.hpp"
@@ -26,7 +27,8 @@ CloudSync::CloudSync(boost::asio::io_context& io, const config::Config& cfg, sto
       clocks_(clocks),
       heartbeat_timer_(io),
       report_timer_(io),
-      status_timer_(io) {
+      status_timer_(io),
+      deferred_timer_(io) {
   if (!uplink_) return;
   OutboxOptions oo;
   oo.rate_per_s = cfg_.uplink.outbox_rate_per_s;
@@ -50,6 +52,7 @@ void CloudSync::stop() {
   heartbeat_timer_.cancel();
   report_timer_.cancel();
   status_timer_.cancel();
+  deferred_timer_.cancel();
   for (SocketState* st : sockets_.roster()) st->sync_timer->cancel();
 }
 
@@ -89,6 +92,7 @@ void CloudSync::on_disconnected(const std::string& reason) {
                                << (outbox_ ? "; reports wait in the outbox until it is back" : "");
   up_ = false;
   pending_syncs_.clear();
+  forget_deferred();  // the syncs after the reconnect report every socket in full
   for (SocketState* st : sockets_.roster()) {
     st->synced = false;
     st->sync_timer->cancel();
@@ -317,13 +321,62 @@ void CloudSync::report(SocketState& st, bool full) {
                                      .day_from_ms = t.day.from_ms,
                                      .month_from_ms = t.month.from_ms};
   }
-  const std::vector<DpValue> values = report_values(in);
+  std::vector<DpValue> values = report_values(in);
+  // A long uplink backlog: the relay and the faults go now, the rest when there is room again
+  // (decided then, from the values of then).
+  if (st.report_deferred || (uplink_ && uplink_->backlog() >= kBacklogHigh)) {
+    defer(st, full);
+    std::erase_if(values, [](const DpValue& v) { return v.rule != ReportRule::Switch; });
+    full = false;
+  }
   const auto local_time = [this](int64_t ms) { return energy_.calendar.local_time_string(ms); };
   for (const DpValue* v : st.report.decide(values, clocks_.steady(), full)) {
     // Out now, or into the durable outbox when it cannot go now (outbox.hpp).
     outbox_->report(cid, v->dp, report_payload(*v, in, local_time), clocks_.unix_ms());
     stats_.reports_sent++;
   }
+}
+
+void CloudSync::defer(SocketState& st, bool full) {
+  st.deferred_full = st.deferred_full || full;
+  if (!st.report_deferred) {
+    st.report_deferred = true;
+    deferred_.push_back(st.entry.cid);
+  }
+  arm_deferred();
+}
+
+void CloudSync::arm_deferred() {
+  if (deferred_armed_ || deferred_.empty() || stopping_) return;
+  deferred_armed_ = true;
+  deferred_timer_.expires_after(kDeferredTick);
+  deferred_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // stop() or destruction
+    deferred_armed_ = false;
+    send_deferred();
+  });
+}
+
+// The waiting sockets' reports, oldest first, while the backlog stays below kBacklogHigh; polled
+// every kDeferredTick while any wait (Paho's acknowledgements come on its own thread).
+void CloudSync::send_deferred() {
+  if (stopping_ || !uplink_) return;
+  if (uplink_->backlog() < kBacklogLow) {
+    while (!deferred_.empty() && uplink_->backlog() < kBacklogHigh) {
+      SocketState* st = sockets_.find(deferred_.front());
+      deferred_.pop_front();
+      if (st == nullptr || !st->report_deferred) continue;  // left the roster meanwhile
+      st->report_deferred = false;
+      report(*st, std::exchange(st->deferred_full, false));
+    }
+  }
+  arm_deferred();
+}
+
+void CloudSync::forget_deferred() {
+  for (const std::string& cid : deferred_)
+    if (SocketState* st = sockets_.find(cid)) st->report_deferred = st->deferred_full = false;
+  deferred_.clear();
 }
 
 void CloudSync::publish_all_offline(std::function<void()> done) {

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -37,6 +38,11 @@ class CloudSync {
   static constexpr size_t kStatusChunk = 200;                       // sockets per devices/status
   static constexpr std::chrono::seconds kSyncTimeout{10};           // no sync response → retry
   static constexpr std::chrono::milliseconds kStatusDebounce{200};  // coalesce online/offline changes
+  // Uplink backlog (UplinkPort::backlog) from which a socket's reports, except the relay and
+  // faults, wait for room; they go again, freshly decided, once it is below kBacklogLow.
+  static constexpr size_t kBacklogHigh = 512;
+  static constexpr size_t kBacklogLow = 256;
+  static constexpr std::chrono::milliseconds kDeferredTick{10};
 
   // Without an uplink (null) nothing is reported and there is no outbox.
   CloudSync(boost::asio::io_context& io, const config::Config& cfg, store::Store& store,
@@ -85,6 +91,10 @@ class CloudSync {
   void send_status(const std::vector<SocketState*>& sockets);
   void start_heartbeat_timer();
   void start_report_timer();
+  void defer(SocketState& st, bool full);
+  void arm_deferred();
+  void send_deferred();
+  void forget_deferred();
 
   boost::asio::io_context& io_;
   const config::Config& cfg_;
@@ -98,6 +108,10 @@ class CloudSync {
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer report_timer_;
   boost::asio::steady_timer status_timer_;
+  // Sockets whose reports wait for room on the uplink, in the order they began to wait.
+  std::deque<std::string> deferred_;
+  boost::asio::steady_timer deferred_timer_;
+  bool deferred_armed_ = false;
   bool status_scheduled_ = false;
   bool up_ = false;  // between on_connected and on_disconnected
   bool clock_trusted_ = true;

@@ -78,6 +78,7 @@ class Gateway::CountingUplink final : public UplinkPort {
     });
   }
   void deliver_waiting() override { inner_.deliver_waiting(); }
+  size_t backlog() const override { return inner_.backlog(); }
 
   uint64_t published = 0, failed = 0;
 

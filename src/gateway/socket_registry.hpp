@@ -80,6 +80,9 @@ struct SocketState {
   int sync_attempts = 0;
   std::unique_ptr<boost::asio::steady_timer> sync_timer;
   ReportPolicy report;  // what was reported when; decides the next reports
+  // Its reports other than the relay's and the faults' wait for room on the uplink (CloudSync).
+  bool report_deferred = false;
+  bool deferred_full = false;  // and a full report was asked for meanwhile
   bool status_dirty = false;
 
   uint32_t capabilities() const { return link ? link->hello().capabilities : 0; }

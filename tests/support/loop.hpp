@@ -25,4 +25,10 @@ inline void run_ready(boost::asio::io_context& io) {
   io.poll();
 }
 
+// Runs the loop, timers included, for `d`: for checking that something does not happen meanwhile.
+inline void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {
+  io.restart();
+  io.run_for(d);
+}
+
 }  // namespace pb::test

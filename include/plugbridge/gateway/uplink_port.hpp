@@ -2,6 +2,7 @@
 // fakes in tests.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -18,6 +19,10 @@ class UplinkPort {
   // on_uplink_message, in arrival order): the gateway asks before each socket message, so a cloud
   // command never waits behind the readings queued on the loop.
   virtual void deliver_waiting() {}
+  // Publishes accepted but not yet handed to the broker (waiting for the link's window). The gateway
+  // holds back its measurement reports while this is long, so a burst of them (thousands of sockets
+  // connecting at once) waits as a flag per socket instead of as thousands of queued messages.
+  virtual size_t backlog() const { return 0; }
 };
 
 }  // namespace pb::gateway

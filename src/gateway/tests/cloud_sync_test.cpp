@@ -172,6 +172,63 @@ TEST_F(CloudSyncTest, AQuantityTheMeterDidNotMeasureIsNotReported) {
   EXPECT_EQ(reported_dps(uplink_, "s1").at(3), 230'000);
 }
 
+TEST_F(CloudSyncTest, WhileTheUplinkIsBackedUpOnlyRelayAndFaultsGoAndTheRestFollowsWithTheValuesOfThen) {
+  CloudSync& cloud = make(&uplink_);
+  store::ReadingRow r;
+  r.flags = proto::kMeterOk | proto::kVoltageValid | proto::kCurrentValid | proto::kPowerValid;
+  r.voltage_mv = 230'000;
+  r.current_ua = 100'000;
+  r.power_mw = 23'000;
+  for (const char* cid : {"s1", "s2"}) {
+    SocketState& st = online(cid);
+    st.relay_on = true;
+    r.cid = cid;
+    st.last = r;
+  }
+  SocketState& s1 = *registry_.find("s1");
+  cloud.on_connected();
+  uplink_.waiting = CloudSync::kBacklogHigh;  // thousands of sockets' syncs and reports ahead
+  cloud.on_sync_response(response(sync_request("s2"), tuya::code::kSuccess));
+  cloud.on_sync_response(response(sync_request("s1"), tuya::code::kSuccess));
+  run_for(io_, 100ms);
+  for (const char* cid : {"s1", "s2"}) {
+    std::map<int, json> dps = reported_dps(uplink_, cid);
+    EXPECT_EQ(dps.count(1), 1u) << cid << ": the relay goes at once";
+    EXPECT_EQ(dps.count(19), 1u) << cid << ": and the faults";
+    for (const auto& [dp, value] : dps)
+      EXPECT_TRUE(dp == 1 || dp == 19 || dp == 57) << cid << ": DP " << dp << " went out while backed up";
+  }
+  // A switch while backed up goes at once too; a new power waits.
+  const size_t before = uplink_.on("properties/report").size();
+  s1.relay_on = false;
+  r.cid = "s1";
+  r.power_mw = 46'000;
+  s1.last = r;
+  cloud.report(s1, false);
+  run_for(io_, 100ms);
+  const auto reports = uplink_.on("properties/report");
+  ASSERT_GE(reports.size(), before + 1);
+  EXPECT_EQ(reports[before]["param"]["id"], "1");
+  EXPECT_EQ(reports[before]["param"]["value"], false);
+  EXPECT_FALSE(reported_dps(uplink_, "s1").count(3));
+
+  // Room again: the rest, in full, with the values of now, s2 (waiting first) before s1.
+  uplink_.sent.clear();
+  uplink_.waiting = CloudSync::kBacklogLow - 1;
+  ASSERT_TRUE(run_until(io_, [&] { return reported_dps(uplink_, "s1").count(3) > 0; }));
+  run_for(io_, 50ms);
+  for (const char* cid : {"s1", "s2"}) {
+    std::map<int, json> dps = reported_dps(uplink_, cid);
+    EXPECT_EQ(dps.at(5), 2'300'000) << cid;
+    EXPECT_EQ(dps.at(7), 1'000'000) << cid;
+    EXPECT_TRUE(dps.count(20) && dps.count(21)) << cid << ": the full report's alarm DPs";
+    EXPECT_EQ(dps.at(1), cid == std::string("s2")) << cid << ": a full report repeats the relay";
+  }
+  EXPECT_EQ(reported_dps(uplink_, "s1").at(3), 460'000);  // 46 W, not the 23 W of the sync
+  EXPECT_EQ(reported_dps(uplink_, "s2").at(3), 230'000);
+  EXPECT_EQ(uplink_.on("properties/report").front()["param"]["cid"], "s2");
+}
+
 TEST_F(CloudSyncTest, NoMainsIsTheOutageAlarmWithoutVoltageCurrentOrPower) {
   CloudSync& cloud = make(&uplink_);
   SocketState& s1 = online("s1");

@@ -28,6 +28,7 @@ namespace pb::gateway::testing {
 
 namespace proto = pbfw::proto;
 
+using pb::test::run_for;
 using pb::test::run_ready;
 using pb::test::run_until;
 
@@ -149,7 +150,10 @@ class FakeUplink : public UplinkPort {
     return out;
   }
 
+  size_t backlog() const override { return waiting; }
+
   bool up = true;
+  size_t waiting = 0;  // what backlog() says
   std::vector<Sent> sent;
   std::function<void(const std::string& suffix, const std::string& payload)> on_message;
 
