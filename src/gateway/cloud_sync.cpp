@@ -293,6 +293,13 @@ void CloudSync::report(SocketState& st, bool full) {
   // Also while the uplink is down or the socket not synced: the reports wait in the outbox. Not
   // while the clock is not trustworthy (their t); the sync that follows trust reports in full.
   if (!outbox_ || stopping_ || !clock_trusted_) return;
+  // A long uplink backlog: the relay and the faults go now, the rest when there is room again
+  // (decided then, from the values of then).
+  const bool hold = st.report_deferred || (uplink_ && uplink_->backlog() >= kBacklogHigh);
+  if (hold) {
+    defer(st, full);
+    full = false;
+  }
   // What to send is ReportPolicy's decision (report_policy.hpp: bands, minimum interval, full).
   ReportInputs in;
   in.relay_on = st.relay_on;
@@ -310,10 +317,10 @@ void CloudSync::report(SocketState& st, bool full) {
         meter_inputs(r.flags, r.voltage_mv, r.current_ua, r.power_mw, r.apparent_mva, r.power_factor_e4);
     in.no_mains = proto::no_mains(r.flags);
   }
-  // Energy from the accounted history (never the raw, wrapping counter).
+  // Energy from the accounted history (never the raw, wrapping counter); not needed while held.
   const std::string& cid = st.entry.cid;
   const int64_t now_ms = clocks_.unix_ms();
-  if (st.last || energy_.accountant.state(cid)) {
+  if (!hold && (st.last || energy_.accountant.state(cid))) {
     const energy::LiveTotals::Totals& t = energy_.live_totals.get(store_, cid, now_ms);
     in.energy = ReportInputs::Energy{.total_mwh = energy_.accountant.total_mwh(cid),
                                      .day_mwh = t.day_mwh,
@@ -322,13 +329,7 @@ void CloudSync::report(SocketState& st, bool full) {
                                      .month_from_ms = t.month.from_ms};
   }
   std::vector<DpValue> values = report_values(in);
-  // A long uplink backlog: the relay and the faults go now, the rest when there is room again
-  // (decided then, from the values of then).
-  if (st.report_deferred || (uplink_ && uplink_->backlog() >= kBacklogHigh)) {
-    defer(st, full);
-    std::erase_if(values, [](const DpValue& v) { return v.rule != ReportRule::Switch; });
-    full = false;
-  }
+  if (hold) std::erase_if(values, [](const DpValue& v) { return v.rule != ReportRule::Switch; });
   const auto local_time = [this](int64_t ms) { return energy_.calendar.local_time_string(ms); };
   for (const DpValue* v : st.report.decide(values, clocks_.steady(), full)) {
     // Out now, or into the durable outbox when it cannot go now (outbox.hpp).
