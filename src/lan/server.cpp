@@ -342,13 +342,29 @@ struct Core : std::enable_shared_from_this<Core> {
       --it->second.waiting;
   }
 
+  // Starts queued connections while places are free, kStartsPerTurn at a time: after a storm most of
+  // the line are peers that gave up, each failing its handshake at once and freeing its place, so
+  // one call could otherwise run through the whole line in one turn of the loop.
+  static constexpr size_t kStartsPerTurn = 64;
   void start_queued() {
     drop_expired(std::chrono::steady_clock::now());
-    while (!queue.empty() && waiting_total < options.max_handshakes && accepting) {
+    for (size_t n = 0; !queue.empty() && waiting_total < options.max_handshakes && accepting; ++n) {
+      if (n == kStartsPerTurn) {
+        post_start_queued();
+        return;
+      }
       Queued q = std::move(queue.front());
       queue.pop_front();
       start_session(std::move(q.sock), q.ip);
     }
+  }
+  void post_start_queued() {
+    if (start_posted) return;
+    start_posted = true;
+    asio::post(io, [self = shared_from_this()] {
+      self->start_posted = false;
+      self->start_queued();
+    });
   }
 
   // Why a new connection from ip is refused: a kind (the key of the log throttle) and the words,
@@ -422,13 +438,7 @@ struct Core : std::enable_shared_from_this<Core> {
     forget_place(s.address_);
     if (const auto it = addresses.find(s.address_); it != addresses.end())
       std::erase(it->second.sessions, s.id_);
-    if (!queue.empty() && !start_posted) {
-      start_posted = true;
-      asio::post(io, [self = shared_from_this()] {
-        self->start_posted = false;
-        self->start_queued();
-      });
-    }
+    if (!queue.empty()) post_start_queued();
   }
   bool start_posted = false;
 
@@ -533,6 +543,7 @@ struct Core : std::enable_shared_from_this<Core> {
   KeyThrottle failures{std::chrono::minutes(1), 1024};
   std::unordered_map<std::string, Address> addresses;  // peers with connections waiting or recent
   size_t waiting_total = 0;
+  size_t tls_states = 0;  // Session::ssl_ held
   uint64_t refused_total = 0, evicted_total = 0;
   HandshakeFailures failed;  // refused and evicted are the totals above
   ServerHandlers handlers;
@@ -587,6 +598,7 @@ Session::Session(const Token&, std::shared_ptr<detail::Core> core, tcp::socket s
       close_timer_(core_->io),
       id_(id) {
   if (!ssl_) throw_ssl("cannot create a TLS session");
+  ++core_->tls_states;
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   remote_ = ec ? std::string("?") : endpoint_string(ep);
@@ -601,7 +613,15 @@ Session::Session(const Token&, std::shared_ptr<detail::Core> core, tcp::socket s
   SSL_set_ex_data(ssl_.get(), session_ex_index(), this);
 }
 
-Session::~Session() = default;
+Session::~Session() {
+  free_tls();
+}
+
+void Session::free_tls() {
+  if (!ssl_) return;
+  ssl_.reset();  // and its BIO; the socket stays open (BIO_NOCLOSE)
+  --core_->tls_states;
+}
 
 void Session::start() {
   arm_handshake_timer();
@@ -684,7 +704,7 @@ void Session::take_over_records() {
   std::string why;
   keys_ = RecordProtection::take_over(ssl_.get(), RecordProtection::Role::Server, client_etm_, why);
   if (keys_) {
-    ssl_.reset();  // and its BIO; the socket stays open (BIO_NOCLOSE)
+    free_tls();
     return;
   }
   uint64_t missed = 0;
@@ -1249,6 +1269,9 @@ void Session::finish() {
   close_timer_.cancel();
   boost::system::error_code ignored;
   socket_.close(ignored);  // pending waits end with operation_aborted
+  // Not left to the destructor: that waits for those waits to end, a loop turn later, and a storm's
+  // tail of connections whose peers gave up fails by the thousand within one turn.
+  free_tls();
 }
 
 // ---- Server ----
@@ -1314,6 +1337,10 @@ size_t Server::session_count() const {
 
 size_t Server::handshake_count() const {
   return core_->waiting_total;
+}
+
+size_t Server::tls_states() const {
+  return core_->tls_states;
 }
 
 size_t Server::queued_count() const {

@@ -104,6 +104,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void begin_close(std::string reason, bool graceful);
   void continue_close(bool may_read);  // may_read: not inside another session's decode
   void finish();
+  void free_tls();  // OpenSSL's state of the connection, once it is no longer needed
 
   struct SslFree {
     void operator()(ssl_st* ssl) const;
@@ -213,6 +214,9 @@ class Server {
   uint64_t refused() const;
   uint64_t evicted() const;
   HandshakeFailures handshake_failures() const;
+  // OpenSSL connection states held (some 40 KB each during a handshake): by connections in their
+  // handshake, and by sessions that keep OpenSSL's record layer. A closed connection holds none.
+  size_t tls_states() const;
 
  private:
   std::shared_ptr<detail::Core> core_;

@@ -736,6 +736,50 @@ TEST_F(LanServerTest, ConnectionsBeyondTheTableWaitInLineAndStartInOrder) {
   EXPECT_EQ(server->refused(), 1U);
 }
 
+// After a reconnect storm most of the line are peers that gave up long ago: each fails its handshake
+// as soon as it starts, and frees its place for the next one.
+TEST_F(LanServerTest, ALineOfPeersThatGaveUpIsWorkedOffInBoundedTurnsHoldingNoTlsState) {
+  ServerOptions o;
+  o.handshake_timeout = 30s;
+  o.max_handshakes = 2;
+  o.max_queued = 300;
+  o.max_handshakes_per_address = 0;
+  o.new_per_address_per_s = 0;
+  start_server(o);
+  idle_connections(2, "127.0.0.2");
+  ASSERT_EQ(server->tls_states(), 2U);
+  const size_t first_queued = clients.size();
+  queued_connections(200, "127.0.0.2");
+  for (size_t i = first_queued; i < clients.size(); ++i) clients[i]->close_socket();
+  clients[0]->close_socket();
+  clients[1]->close_socket();
+
+  auto failed = [this] {
+    const pb::lan::HandshakeFailures f = server->handshake_failures();
+    return f.unknown_identity + f.wrong_key + f.tls + f.timeout + f.hello + f.disconnected;
+  };
+  uint64_t before = failed();
+  uint64_t most_in_one_turn = 0;
+  long most_held_by_closed = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server->queued_count() + server->handshake_count() > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    io.restart();
+    io.run_one_for(10ms);  // one handler at a time
+    const uint64_t now_failed = failed();
+    most_in_one_turn = std::max(most_in_one_turn, now_failed - before);
+    before = now_failed;
+    most_held_by_closed = std::max(most_held_by_closed, static_cast<long>(server->tls_states()) -
+                                                            static_cast<long>(server->session_count()));
+  }
+  ASSERT_EQ(server->queued_count(), 0U);
+  ASSERT_EQ(server->handshake_count(), 0U);
+  EXPECT_EQ(failed(), 202U);
+  EXPECT_LE(most_in_one_turn, 64U) << "one turn of the loop started the whole line";
+  EXPECT_EQ(most_held_by_closed, 0) << "closed connections kept their TLS state until destroyed";
+  EXPECT_EQ(server->tls_states(), 0U);
+}
+
 TEST_F(LanServerTest, NewConnectionsPerAddressAreRateLimited) {
   ServerOptions o;
   o.handshake_timeout = 30s;
