@@ -39,6 +39,7 @@
 #include "plugbridge/cli/control_client.hpp"
 #include "plugbridge/energy/accountant.hpp"
 #include "plugbridge/store/store.hpp"
+#include "support/lan_flood.hpp"
 #include "support/testsupport.hpp"
 
 namespace {
@@ -95,6 +96,11 @@ struct Options {
   bool overload = false;
   uint32_t fast_interval_ms = 50;  // plugsim's shortest reading interval
   size_t sim_procs = 2;            // plugsim processes for each N sockets of --ceiling and --overload
+  // The LAN attack: this many idle connections against a plugbridged of its own with the default
+  // lan: limits, from one address and then from 50, each held for lan_attack_s (0 = none).
+  size_t lan_attack = 0;
+  double lan_attack_s = 60;
+  double lan_attack_reopen_per_s = 1000;  // the attacker reopens what the daemon closed
 };
 
 void progress(const std::string& msg) {
@@ -938,6 +944,99 @@ struct Phase {
   uint64_t sim_dropped = 0, sim_coarsened = 0;
 };
 
+// The LAN attack (--lan-attack N): a plugbridged of its own, with the default lan: limits (the
+// main run lifts the per-address ones, its sockets all coming from 127.0.0.1) and one roster socket.
+// A host opens N connections that never send a byte, reopening those the daemon closes at up to
+// --lan-attack-reopen a second, first from one address (127.0.0.2), then from 50 (127.0.1.1-50);
+// meanwhile a plugsim runs the roster socket. Figures: how much later its session is up than
+// without the attack, and the daemon's lan: log lines a minute while the attack lasts.
+struct LanAttack {
+  struct Shape {
+    std::string sources;
+    double connect_s = -1;  // plugsim start -> its session_up, under the attack
+    uint64_t attacker_connects = 0;
+    size_t lines = 0;  // the daemon's lan: log lines while the attack lasted
+    double seconds = 0;
+    double lines_per_min() const { return seconds > 0 ? static_cast<double>(lines) * 60.0 / seconds : 0; }
+  };
+  bool ran = false;
+  double clean_s = -1;  // the same without an attack
+  std::vector<Shape> shapes;
+};
+
+LanAttack run_lan_attack(const Options& o, std::mt19937_64& rng) {
+  LanAttack r;
+  test::TempDir dir;
+  const auto config = dir.path() / "attack.yaml";
+  const uint16_t port = test::free_tcp_port();
+  std::ofstream(config) << "gateway_id: gw-attack\n"
+                        << "uplinks: []\n"
+                        << "lan:\n  listen_address: 127.0.0.1\n  port: " << port << "\n"
+                        << "database: " << (dir.path() / "attack.db").string() << "\n"
+                        << "control_socket: \"\"\n"
+                        << "sockets:\n  - cid: attack-probe\n    product_id: pbbenchpid\n    secret: "
+                        << random_hex(rng, 16) << "\n";
+  test::Process daemon({test::binary("plugbridged").string(), "--config", config.string()});
+  if (!daemon.wait_for_stderr(std::regex("listening for sockets"), 30s))
+    throw std::runtime_error("plugbridged (LAN attack) did not start:\n" + daemon.describe());
+  // Seconds from plugsim's start until its socket's session is up (-1: not within 30 s).
+  const auto probe = [&] {
+    std::vector<std::string> argv{test::binary("plugsim").string(),
+                                  "--config",
+                                  config.string(),
+                                  "--gateway",
+                                  "127.0.0.1:" + std::to_string(port),
+                                  "--count",
+                                  "1",
+                                  "--no-ack-events",
+                                  "--log-level",
+                                  "warning"};
+    if (!o.sim_link.empty()) argv.insert(argv.end(), {"--link", o.sim_link});
+    const auto t0 = Clock::now();
+    test::Process sim(argv);
+    const bool up = sim.wait_for_stdout_line(
+        [](const std::string& line) { return line.find(R"("ev":"session_up")") != std::string::npos; }, 30s);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    sim.signal(SIGTERM);
+    sim.wait_exit(10s);
+    return up ? s : -1.0;
+  };
+  const auto lan_lines = [&](size_t from) {
+    const auto lines = daemon.stderr_lines();
+    size_t n = 0;
+    for (size_t i = from; i < lines.size(); ++i) n += lines[i].find("lan:") != std::string::npos;
+    return n;
+  };
+  progress("LAN attack: the socket alone");
+  r.clean_s = probe();
+  std::vector<std::string> fifty;
+  for (int i = 1; i <= 50; ++i) fifty.push_back("127.0.1." + std::to_string(i));
+  for (const auto& sources : {std::vector<std::string>{"127.0.0.2"}, fifty}) {
+    LanAttack::Shape sh;
+    sh.sources = sources.size() == 1 ? "1 address" : std::to_string(sources.size()) + " addresses";
+    progress("LAN attack: " + std::to_string(o.lan_attack) + " idle connections from " + sh.sources +
+             " for " + fmt("%.0f", o.lan_attack_s) + " s, the socket connecting meanwhile");
+    const size_t lines_before = daemon.stderr_lines().size();
+    const auto a0 = Clock::now();
+    test::LanFlood flood(port, sources, o.lan_attack, o.lan_attack_reopen_per_s);
+    // The attack is in place once the attacker has opened as many connections as it holds.
+    test::wait_until([&] { return flood.connects() >= o.lan_attack; }, 30s);
+    sh.connect_s = probe();
+    std::this_thread::sleep_until(a0 +
+                                  std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(o.lan_attack_s)));  // the attack's length
+    sh.seconds = std::chrono::duration<double>(Clock::now() - a0).count();
+    sh.attacker_connects = flood.connects();
+    sh.lines = lan_lines(lines_before);
+    flood.stop();
+    r.shapes.push_back(sh);
+  }
+  daemon.signal(SIGTERM);
+  daemon.wait_exit(30s);
+  r.ran = true;
+  return r;
+}
+
 int run(const Options& o) {
   std::mt19937_64 rng{std::random_device{}()};
   test::TempDir dir;
@@ -1408,6 +1507,9 @@ int run(const Options& o) {
   const bool rolled_in_window = mark_after != mark_before;
   const RollUp roll = rolled_in_window ? RollUp{0, 0} : measure_roll_up(db_path, roll_period_ms);
 
+  LanAttack attack;
+  if (o.lan_attack > 0) attack = run_lan_attack(o, rng);
+
   // The mosquitto TLS-PSK baseline, with plugbridged, plugsim and the emulator idle or gone: the
   // same identities and keys, one Paho client per socket (up to the cap), a reading frame per
   // reading interval, then (with --ceiling) as fast as mosquitto acks.
@@ -1571,6 +1673,15 @@ int run(const Options& o) {
   if (o.handshake_storm)
     rows.push_back(
         {"handshake storm: all sessions back after a restart (s)", fmt("%.1f", storm_s), "-", true});
+  for (const auto& sh : attack.shapes) {
+    const double delay = sh.connect_s - attack.clean_s;
+    rows.push_back(
+        {"LAN attack, " + std::to_string(o.lan_attack) + " idle from " + sh.sources + ": delay (s)",
+         sh.connect_s < 0 ? "not up" : fmt("%.2f", delay), "< 2",
+         sh.connect_s >= 0 && attack.clean_s >= 0 && delay < 2.0});
+    rows.push_back(
+        {"  lan log lines a minute", fmt("%.0f", sh.lines_per_min()), "< 100", sh.lines_per_min() < 100});
+  }
   // Daemon readings committed/s against mosquitto's PUBACKs/s from as many clients.
   const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
   const double paced_ratio = ratio(readings_per_s, base.paced_acked_per_s);
@@ -1635,6 +1746,18 @@ int run(const Options& o) {
         without, scrape_phases[0].cpu_pct, scrape_phases[2].cpu_pct, with.cpu_pct, o.scrape_s,
         with.cpu_pct - without, without > 0 ? with.cpu_pct / without : 0.0, with.scrapes, with.bytes,
         with.mean_ms, with.max_ms);
+  }
+  if (attack.ran) {
+    std::printf(
+        "\nLAN attack (a plugbridged of its own, default lan: limits, one socket): the socket's session "
+        "up %.2f s after plugsim started without an attack;\n",
+        attack.clean_s);
+    for (const auto& sh : attack.shapes)
+      std::printf(
+          "         from %s: up after %.2f s, the attacker connected %llu times in %.0f s, %zu lan log "
+          "lines\n",
+          sh.sources.c_str(), sh.connect_s, static_cast<unsigned long long>(sh.attacker_connects), sh.seconds,
+          sh.lines);
   }
   if (!base.error.empty()) std::printf("\nmosquitto baseline failed: %s\n", base.error.c_str());
   if (base.ran || peak.ran) {
@@ -1792,6 +1915,17 @@ int run(const Options& o) {
       j["ceiling"]["reading_interval_ms"] = o.fast_interval_ms;
       j["ceiling"]["mosquitto_ratio"] = ceiling_ratio;
     }
+    if (attack.ran) {
+      j["lan_attack"] = {
+          {"connections", o.lan_attack}, {"clean_connect_s", attack.clean_s}, {"shapes", json::array()}};
+      for (const auto& sh : attack.shapes)
+        j["lan_attack"]["shapes"].push_back({{"sources", sh.sources},
+                                             {"connect_s", sh.connect_s},
+                                             {"attacker_connects", sh.attacker_connects},
+                                             {"seconds", sh.seconds},
+                                             {"lan_log_lines", sh.lines},
+                                             {"lan_log_lines_per_min", sh.lines_per_min()}});
+    }
     if (over.ran) {
       j["overload"] = phase_json(over);
       j["overload"]["pct_of_peak"] = overload_pct;
@@ -1801,10 +1935,12 @@ int run(const Options& o) {
 
   // Broken benchmark (nothing measured) always fails; missed targets only with --strict.
   if (readings_after <= readings_before || end.value("acked", 0ull) == 0 ||
-      (all_cmd.sent > 0 && all_cmd.ok == 0) || daemon_rc != 0) {
-    std::fprintf(stderr,
-                 "[bench] FAILED: no readings, acks or command answers measured, or daemon exit != 0\n%s\n",
-                 (restarted ? *restarted : daemon).describe().c_str());
+      (all_cmd.sent > 0 && all_cmd.ok == 0) || daemon_rc != 0 || (attack.ran && attack.clean_s < 0)) {
+    std::fprintf(
+        stderr,
+        "[bench] FAILED: no readings, acks or command answers measured, daemon exit != 0, or the LAN "
+        "attack's socket never came up\n%s\n",
+        (restarted ? *restarted : daemon).describe().c_str());
     return 1;
   }
   return (o.strict && !all_pass) ? 3 : 0;
@@ -1892,6 +2028,18 @@ int main(int argc, char** argv) {
                  "start on a database with this many days of samples, buckets and hours per socket "
                  "(the page layout of a database in use)")
       ->check(CLI::Range(0.0, 400.0));
+  app.add_option("--lan-attack", o.lan_attack,
+                 "after the rest: N idle connections (from one address, then from 50) against a plugbridged "
+                 "of its own with the default lan: limits, timing a socket's connection (0 = none)")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--lan-attack-seconds", o.lan_attack_s,
+                 "how long each LAN attack lasts (log lines a minute)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 600.0));
+  app.add_option("--lan-attack-reopen", o.lan_attack_reopen_per_s,
+                 "connections a second the attacker reopens when the daemon closes them")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100000.0));
   app.add_option("--max-handshakes", o.max_handshakes, "plugbridged's lan.max_handshakes (0: its default)");
   app.add_option("--daemon-yaml", o.daemon_yaml,
                  "top-level YAML for plugbridged's configuration, e.g. 'clock: {max_wait_s: 0}' (not "
