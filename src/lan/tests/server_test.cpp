@@ -256,6 +256,20 @@ class LanServerTest : public ::testing::Test {
     ASSERT_TRUE(run_until([&] { return taken() >= before + n; })) << taken() << " of " << before + n;
   }
 
+  // A table of 2 places taken by idle connections from 127.0.0.2, a line of max_queued behind it,
+  // no per-address limits.
+  void start_with_a_full_table(size_t max_queued) {
+    ServerOptions o;
+    o.handshake_timeout = 30s;
+    o.max_handshakes = 2;
+    o.max_queued = max_queued;
+    o.max_handshakes_per_address = 0;
+    o.new_per_address_per_s = 0;
+    start_server(o);
+    idle_connections(2, "127.0.0.2");
+    ASSERT_EQ(server->handshake_count(), 2U);
+  }
+
   // Connects, handshakes and says Hello; waits for on_hello.
   TestClient& connect_hello(const std::string& cid, const std::function<void(SSL*)>& configure = {}) {
     size_t before = hellos.size();
@@ -705,15 +719,7 @@ TEST_F(LanServerTest, AFullHandshakeTableMakesRoomForAnAddressHoldingLess) {
 }
 
 TEST_F(LanServerTest, ConnectionsBeyondTheTableWaitInLineAndStartInOrder) {
-  ServerOptions o;
-  o.handshake_timeout = 30s;
-  o.max_handshakes = 2;
-  o.max_queued = 3;
-  o.max_handshakes_per_address = 0;
-  o.new_per_address_per_s = 0;
-  start_server(o);
-  idle_connections(2, "127.0.0.2");
-  ASSERT_EQ(server->handshake_count(), 2U);
+  start_with_a_full_table(3);
   // Three sockets from the same address: in line, not refused (they would back off).
   std::vector<TestClient*> line;
   for (const char* cid : {"sock-a", "sock-b", "sock-c"}) {
@@ -739,14 +745,7 @@ TEST_F(LanServerTest, ConnectionsBeyondTheTableWaitInLineAndStartInOrder) {
 // After a reconnect storm most of the line are peers that gave up long ago: each fails its handshake
 // as soon as it starts, and frees its place for the next one.
 TEST_F(LanServerTest, ALineOfPeersThatGaveUpIsWorkedOffInBoundedTurnsHoldingNoTlsState) {
-  ServerOptions o;
-  o.handshake_timeout = 30s;
-  o.max_handshakes = 2;
-  o.max_queued = 300;
-  o.max_handshakes_per_address = 0;
-  o.new_per_address_per_s = 0;
-  start_server(o);
-  idle_connections(2, "127.0.0.2");
+  start_with_a_full_table(300);
   ASSERT_EQ(server->tls_states(), 2U);
   const size_t first_queued = clients.size();
   queued_connections(200, "127.0.0.2");
