@@ -5,9 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
-#include <iostream>
 #include <map>
 #include <string>
 
@@ -426,9 +424,9 @@ TEST(AccountantSamples, SamplesHaveTheConfiguredWidth) {
   EXPECT_EQ(buckets[900'000], buckets[60'000]);
 }
 
-TEST(AccountantPerf, ThousandSocketBatchWithSamplesIsFast) {
+TEST(AccountantBatch, AThousandSocketBatchCommitsTwiceIntoOneSamplePerSocket) {
   // The daemon's worst batch: one reading from each of 1 000 sockets (1 000 sample UPSERTs and
-  // 1 000 state rows in the commit).
+  // 1 000 state rows in the commit). Its speed is pb-bench-load's to measure.
   TempDb db;
   store::Store s(db.path(), store::StoreOptions{.synchronous = "OFF"});
   Accountant acc;
@@ -443,14 +441,9 @@ TEST(AccountantPerf, ThousandSocketBatchWithSamplesIsFast) {
   };
   for (uint32_t seq = 1; seq <= 2; ++seq) {  // the first batch creates the rows
     const auto rows = batch(seq);
-    const auto t0 = std::chrono::steady_clock::now();
     Prepared p = acc.prepare(rows);
     s.commit(p.events, p.update);
     acc.committed(p);
-    const auto us =
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
-    std::cout << "1000 readings accounted and committed in " << us.count() << " us\n";
-    EXPECT_LT(us.count(), 1'000'000);  // a few ms natively; loose for sanitizers and busy CI
   }
   EXPECT_EQ(acc.total_mwh("sock-7"), 100);
   EXPECT_EQ(s.count_samples(), 1000u);  // both batches in the same minute: one sample per socket

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <string>
 
 #include "support/small_disk.hpp"
@@ -506,7 +505,8 @@ TEST_F(StoreTest, InvalidSynchronousModeRejected) {
   EXPECT_THROW(Store(db_, o), StoreError);
 }
 
-TEST_F(StoreTest, ThousandSocketsSamplesPerCommitIsFast) {
+TEST_F(StoreTest, AThousandSocketsSamplesGoInOneCommit) {
+  // The daemon's worst commit of samples; its speed is pb-bench-load's to measure.
   Store s(db_);
   auto batch = [](int64_t start) {
     EnergyUpdate u;
@@ -515,15 +515,9 @@ TEST_F(StoreTest, ThousandSocketsSamplesPerCommitIsFast) {
     return u;
   };
   s.commit({}, batch(kT0));  // the first batch adds the socket ids
-  const auto t0 = std::chrono::steady_clock::now();
   const CommitResult r = s.commit({}, batch(kT0 + kMinute));
-  const auto elapsed = std::chrono::steady_clock::now() - t0;
   EXPECT_EQ(r.samples_written, 1000u);
   EXPECT_EQ(s.count_samples(), 2000u);
-  // Target is a few ms on a Pi; the bound is loose for sanitizer builds and slow CI disks.
-  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), 500);
-  std::cout << "1000 samples committed in "
-            << std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count() << " us\n";
 }
 
 TEST_F(StoreTest, EnergyUpdateRollsBackAsAWhole) {
