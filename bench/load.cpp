@@ -944,6 +944,19 @@ struct Phase {
   uint64_t sim_dropped = 0, sim_coarsened = 0;
 };
 
+// plugsim running the first `count` sockets of a configuration against the daemon on port.
+std::vector<std::string> plugsim_argv(const Options& o, const std::filesystem::path& config, uint16_t port,
+                                      size_t count, uint32_t interval_ms) {
+  std::vector<std::string> argv{test::binary("plugsim").string(), "--config", config.string(), "--gateway",
+                                "127.0.0.1:" + std::to_string(port), "--count", std::to_string(count),
+                                "--reading-interval-ms", std::to_string(interval_ms), "--no-ack-events",
+                                // Loads under the default 5 A limit: a switched-on socket that
+                                // tripped at once would add two events to every third command.
+                                "--watts", "60,800,5", "--log-level", "warning"};
+  if (!o.sim_link.empty()) argv.insert(argv.end(), {"--link", o.sim_link});
+  return argv;
+}
+
 // The LAN attack (--lan-attack N): a plugbridged of its own, with the default lan: limits (the
 // main run lifts the per-address ones, its sockets all coming from 127.0.0.1) and one roster socket.
 // A host opens N connections that never send a byte, reopening those the daemon closes at up to
@@ -981,31 +994,14 @@ LanAttack run_lan_attack(const Options& o, std::mt19937_64& rng) {
     throw std::runtime_error("plugbridged (LAN attack) did not start:\n" + daemon.describe());
   // Seconds from plugsim's start until its socket's session is up (-1: not within 30 s).
   const auto probe = [&] {
-    std::vector<std::string> argv{test::binary("plugsim").string(),
-                                  "--config",
-                                  config.string(),
-                                  "--gateway",
-                                  "127.0.0.1:" + std::to_string(port),
-                                  "--count",
-                                  "1",
-                                  "--no-ack-events",
-                                  "--log-level",
-                                  "warning"};
-    if (!o.sim_link.empty()) argv.insert(argv.end(), {"--link", o.sim_link});
     const auto t0 = Clock::now();
-    test::Process sim(argv);
+    test::Process sim(plugsim_argv(o, config, port, 1, 1000));
     const bool up = sim.wait_for_stdout_line(
         [](const std::string& line) { return line.find(R"("ev":"session_up")") != std::string::npos; }, 30s);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     sim.signal(SIGTERM);
     sim.wait_exit(10s);
     return up ? s : -1.0;
-  };
-  const auto lan_lines = [&](size_t from) {
-    const auto lines = daemon.stderr_lines();
-    size_t n = 0;
-    for (size_t i = from; i < lines.size(); ++i) n += lines[i].find("lan:") != std::string::npos;
-    return n;
   };
   progress("LAN attack: the socket alone");
   r.clean_s = probe();
@@ -1027,7 +1023,7 @@ LanAttack run_lan_attack(const Options& o, std::mt19937_64& rng) {
                                       std::chrono::duration<double>(o.lan_attack_s)));  // the attack's length
     sh.seconds = std::chrono::duration<double>(Clock::now() - a0).count();
     sh.attacker_connects = flood.connects();
-    sh.lines = lan_lines(lines_before);
+    sh.lines = daemon.count_stderr_lines("lan:", lines_before);
     flood.stop();
     r.shapes.push_back(sh);
   }
@@ -1133,17 +1129,7 @@ int run(const Options& o) {
   Commander commander(broker, kGatewayId);
 
   progress("starting plugsim");
-  const auto sim_argv = [&](const std::filesystem::path& config, size_t count, uint32_t interval_ms) {
-    std::vector<std::string> argv{test::binary("plugsim").string(), "--config", config.string(), "--gateway",
-                                  "127.0.0.1:" + std::to_string(lan_port), "--count", std::to_string(count),
-                                  "--reading-interval-ms", std::to_string(interval_ms), "--no-ack-events",
-                                  // Loads under the default 5 A limit: a switched-on socket that
-                                  // tripped at once would add two events to every third command.
-                                  "--watts", "60,800,5", "--log-level", "warning"};
-    if (!o.sim_link.empty()) argv.insert(argv.end(), {"--link", o.sim_link});
-    return argv;
-  };
-  test::Process sim(sim_argv(config_path, o.sockets, o.reading_interval_ms));
+  test::Process sim(plugsim_argv(o, config_path, lan_port, o.sockets, o.reading_interval_ms));
   SimStats stats(sim);
   const auto sessions_start = Clock::now();
   json st;
@@ -1372,7 +1358,8 @@ int run(const Options& o) {
         const size_t a = first + (last - first) * i / k, b = first + (last - first) * (i + 1) / k;
         const auto path = dir.path() / (name + "-" + std::to_string(i) + ".yaml");
         write_config(path, a, b);
-        fast_sims.push_back(std::make_unique<test::Process>(sim_argv(path, b - a, o.fast_interval_ms)));
+        fast_sims.push_back(
+            std::make_unique<test::Process>(plugsim_argv(o, path, lan_port, b - a, o.fast_interval_ms)));
         groups.push_back({fast_sims.back().get(), a, b});
         fst.push_back(std::make_unique<SimStats>(*fast_sims.back()));
       }

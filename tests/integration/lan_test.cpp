@@ -15,13 +15,6 @@
 namespace pb::itest {
 namespace {
 
-size_t lan_lines(const test::Process& daemon, size_t from) {
-  const auto lines = daemon.stderr_lines();
-  size_t n = 0;
-  for (size_t i = from; i < lines.size(); ++i) n += lines[i].find("lan:") != std::string::npos;
-  return n;
-}
-
 TEST(LanAbuse, ThousandsOfIdleConnectionsKeepNoSocketOut) {
   rlimit lim{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
@@ -50,7 +43,7 @@ TEST(LanAbuse, ThousandsOfIdleConnectionsKeepNoSocketOut) {
   std::cout << "socket up " << delay << " s after it started, behind " << one.connects() + fifty.connects()
             << " idle connections from 51 addresses\n";
 
-  const size_t lines = lan_lines(sc.daemon(), lines_before);
+  const size_t lines = sc.daemon().count_stderr_lines("lan:", lines_before);
   std::cout << lines << " lan log lines\n";
   EXPECT_LT(lines, 20U) << sc.daemon().describe();
 }

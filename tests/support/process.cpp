@@ -293,6 +293,13 @@ std::vector<std::string> Process::stderr_lines() const {
   return err_->lines;
 }
 
+size_t Process::count_stderr_lines(const std::string& text, size_t from) const {
+  std::lock_guard lock(err_->mutex);
+  size_t n = 0;
+  for (size_t i = from; i < err_->lines.size(); ++i) n += err_->lines[i].find(text) != std::string::npos;
+  return n;
+}
+
 std::filesystem::path Process::stdout_path() const {
   return out_->file_path;
 }

@@ -84,6 +84,8 @@ class Process {
                             std::chrono::milliseconds deadline);
   std::vector<std::string> stdout_lines() const;
   std::vector<std::string> stderr_lines() const;
+  // stderr lines from the from-th on that contain `text`.
+  size_t count_stderr_lines(const std::string& text, size_t from = 0) const;
   std::filesystem::path stdout_path() const;
   std::filesystem::path stderr_path() const;
   // The command line and the last lines of both streams, for assertion messages.
